@@ -1,0 +1,229 @@
+//! Checking manifests against a policy: workload extraction, the engine, and locating each
+//! finding. Pure: the text of a source comes in, a report goes out.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::policy::eval::{self, Context, Status};
+use crate::policy::{Level, Policy, RuleId};
+use crate::report::{
+    CheckedObject, Exempted, ExemptionRef, Finding, InputError, Location, PolicyInfo, Report,
+};
+use crate::workload;
+use crate::yaml::{self, Positions, Record};
+
+/// How a check runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The namespace of objects that do not name one.
+    pub default_namespace: String,
+    /// The clock, for exemption expiry.
+    pub now: Timestamp,
+    /// The lowest level reported: `Warn` for checks and admission, `Audit` for audits.
+    pub min_level: Level,
+}
+
+impl Options {
+    /// Options for `check` and `ci`: deny and warn findings, audit-only ones left out.
+    pub fn enforce(default_namespace: impl Into<String>, now: Timestamp) -> Self {
+        Options {
+            default_namespace: default_namespace.into(),
+            now,
+            min_level: Level::Warn,
+        }
+    }
+}
+
+/// Where the document being checked came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The file name shown in findings (`-` input is shown as `<stdin>`).
+    pub file: Option<&'a str>,
+    pub positions: Option<&'a Positions>,
+    /// The document's first line, used when a field has no recorded position.
+    pub start_line: Option<u32>,
+}
+
+impl Source<'_> {
+    fn locate(&self, pointer: &str) -> Location {
+        let pos = self.positions.and_then(|p| p.get(pointer));
+        Location {
+            file: self.file.map(str::to_owned),
+            line: pos.map(|p| p.line).or(self.start_line),
+            column: pos.map(|p| p.column),
+            pointer: Some(pointer.to_owned()),
+        }
+    }
+}
+
+/// Check one document (a manifest object, a List, or anything else, which is skipped).
+pub fn check_document(
+    policy: &Policy,
+    doc: &Value,
+    source: Source<'_>,
+    opts: &Options,
+    report: &mut Report,
+) {
+    let w = workload::extract(doc);
+    let mut image_counts = vec![0usize; w.objects.len()];
+    for use_ in &w.images {
+        image_counts[use_.object] += 1;
+        let (object, _) = &w.objects[use_.object];
+        let namespace = object
+            .namespace
+            .as_deref()
+            .unwrap_or(&opts.default_namespace);
+        let verdict = eval::evaluate_image(
+            policy,
+            &use_.image,
+            Context {
+                namespace,
+                now: opts.now,
+            },
+        );
+        for outcome in verdict.outcomes {
+            let Status::Fail(violation) = outcome.status else {
+                continue;
+            };
+            if outcome.level < opts.min_level {
+                continue;
+            }
+            let mut finding = Finding {
+                rule_id: outcome.rule,
+                level: outcome.level,
+                message: violation.message,
+                hint: violation.hint,
+                location: source.locate(&use_.pointer),
+                object: Some(object.clone()),
+                container: Some(use_.container.clone()),
+                image: Some(use_.image.clone()),
+            };
+            match outcome.exemption {
+                Some(e) if !e.expired => {
+                    report.exempted.push(Exempted {
+                        exemption: exemption_ref(policy, e.index),
+                        finding,
+                    });
+                }
+                Some(e) => {
+                    let ex = &policy.exemptions()[e.index];
+                    let expired = ex
+                        .expires()
+                        .map(|x| x.written.to_string())
+                        .unwrap_or_default();
+                    finding.hint.push_str(&format!(
+                        " (the exemption at {}:{} expired on {expired}; renew it or fix the image)",
+                        policy.origin(),
+                        ex.pos().line
+                    ));
+                    report.findings.push(finding);
+                }
+                None => report.findings.push(finding),
+            }
+        }
+    }
+    for m in &w.malformed {
+        let level = policy.level(RuleId::ImageMissing);
+        if level < opts.min_level {
+            continue;
+        }
+        let (object, _) = &w.objects[m.object];
+        report.findings.push(Finding {
+            rule_id: RuleId::ImageMissing,
+            level,
+            message: m.message.clone(),
+            hint: "give every container an image as a string: image: registry/repository:tag@sha256:<digest>".into(),
+            location: source.locate(&m.pointer),
+            object: Some(object.clone()),
+            container: m.container.clone(),
+            image: None,
+        });
+    }
+    for (i, (object, pointer)) in w.objects.into_iter().enumerate() {
+        let mut location = source.locate(&pointer);
+        location.column = None;
+        report.objects.push(CheckedObject {
+            object,
+            location,
+            images: image_counts[i],
+        });
+    }
+}
+
+fn exemption_ref(policy: &Policy, index: usize) -> ExemptionRef {
+    let e = &policy.exemptions()[index];
+    ExemptionRef {
+        reason: e.reason().to_owned(),
+        expires: e.expires().map(|x| x.written.to_string()),
+        source: format!("{}:{}", policy.origin(), e.pos().line),
+    }
+}
+
+/// Check every document of a YAML or JSON source. Documents that do not parse become input
+/// errors with their line and column; the others are checked.
+pub fn check_text(policy: &Policy, file: &str, text: &str, opts: &Options) -> Report {
+    let mut report = Report::new(policy_info(policy));
+    report.files = 1;
+    for doc in yaml::load_all(text, Record::ImageFields) {
+        match doc {
+            Ok(doc) => {
+                let source = Source {
+                    file: Some(file),
+                    positions: Some(&doc.positions),
+                    start_line: Some(doc.start.line),
+                };
+                check_document(policy, &doc.value, source, opts, &mut report);
+            }
+            Err(e) => report.errors.push(InputError {
+                file: file.to_owned(),
+                line: Some(e.pos.line),
+                column: Some(e.pos.column),
+                message: format!("not valid YAML: {}", e.message),
+            }),
+        }
+    }
+    report
+}
+
+/// Findings about the policy itself: exemptions that have expired.
+pub fn policy_findings(policy: &Policy, opts: &Options) -> Vec<Finding> {
+    let level = policy.level(RuleId::ExemptionExpired);
+    if level < opts.min_level {
+        return Vec::new();
+    }
+    policy
+        .exemptions()
+        .iter()
+        .filter(|e| e.is_expired(opts.now))
+        .map(|e| Finding {
+            rule_id: RuleId::ExemptionExpired,
+            level,
+            message: format!(
+                "the exemption for {} (reason: {}) expired on {} and no longer exempts anything",
+                e.selector(),
+                e.reason(),
+                e.expires()
+                    .map(|x| x.written.to_string())
+                    .unwrap_or_default()
+            ),
+            hint: "renew it with a new `expires` date if it is still needed, or remove it".into(),
+            location: Location {
+                file: Some(policy.origin().to_owned()),
+                line: Some(e.pos().line),
+                column: Some(e.pos().column),
+                pointer: None,
+            },
+            object: None,
+            container: None,
+            image: None,
+        })
+        .collect()
+}
+
+/// The report header for `policy`.
+pub fn policy_info(policy: &Policy) -> PolicyInfo {
+    PolicyInfo {
+        name: policy.name().to_owned(),
+        origin: policy.origin().to_owned(),
+    }
+}

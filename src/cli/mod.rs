@@ -1,0 +1,146 @@
+//! Command-line parsing and the subcommands. Each subcommand is a thin adapter: read inputs,
+//! call the library, render, and return an [`Exit`] code.
+
+mod check;
+mod explain;
+mod policy;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tollgate::policy::Policy;
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  no deny-level finding (warnings alone give 0 unless --fail-on-warn)
+  1  deny-level findings (policy violations)
+  2  usage error, unreadable or unparsable input, invalid policy, or runtime error
+     (an input error wins over findings: the check is incomplete)";
+
+/// The exit code contract, documented in `--help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Clean = 0,
+    Violations = 1,
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Keep broken or non-compliant container images out of Kubernetes.",
+    after_help = EXIT_CODES_HELP,
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Log format on stderr (logs are filtered by RUST_LOG, default `warn`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check Kubernetes manifests (files, directories, or - for stdin) against the policy.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(check::CheckArgs),
+    /// Show how tollgate reads image references and which rules they pass or fail.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Explain(explain::ExplainArgs),
+    /// Validate or print policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org).
+    fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+pub fn init_tracing(global: &Global) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    match args.command {
+        Command::Check(a) => check::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Policy(c) => policy::run(c),
+    }
+}
+
+/// The policy from `--policy`, or the embedded default.
+fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    let Some(path) = path else {
+        return Ok(tollgate::policy::default_policy());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    let policy = tollgate::policy::parse_policy(&text, &path.display().to_string())?;
+    tracing::debug!(
+        policy = policy.name(),
+        origin = policy.origin(),
+        "policy loaded"
+    );
+    Ok(policy)
+}
+
+/// Write to stdout; a closed pipe surfaces as an `io::Error` that `main` treats as success.
+fn print(s: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The current time: the one clock read, at the edge.
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}

@@ -1,0 +1,380 @@
+//! The policy engine: one image reference against one policy, every rule, synchronously.
+//!
+//! The engine reports an [`Outcome`] per rule, pass or fail, so that `explain` can show why an
+//! image passes, and checks can turn failures into findings. It never touches the network:
+//! rules that need the registry are reported as not evaluated here.
+
+use jiff::Timestamp;
+
+use super::{Level, Policy, RuleId};
+use crate::reference::{ImageRef, ReferenceError};
+
+/// Everything the engine needs besides the policy and the image.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The namespace the image will run in.
+    pub namespace: &'a str,
+    /// The clock, for exemption expiry.
+    pub now: Timestamp,
+}
+
+/// A rule violation: what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub message: String,
+    pub hint: String,
+}
+
+/// What a rule concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail(Violation),
+    /// The rule was not evaluated: it is off, it needs the registry, or the reference is invalid.
+    NotEvaluated(&'static str),
+}
+
+/// An exemption that matched a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExemptionUse {
+    /// Index into [`Policy::exemptions`].
+    pub index: usize,
+    /// An expired exemption matched but no longer exempts.
+    pub expired: bool,
+}
+
+/// One rule's outcome for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub rule: RuleId,
+    pub level: Level,
+    pub status: Status,
+    /// Set on failures that an exemption covers (expired or not).
+    pub exemption: Option<ExemptionUse>,
+}
+
+impl Outcome {
+    /// A failure that no live exemption covers.
+    pub fn is_enforced_failure(&self) -> bool {
+        matches!(self.status, Status::Fail(_)) && !self.exemption.is_some_and(|e| !e.expired)
+    }
+}
+
+/// An image's verdict: how it parsed and every rule's outcome.
+#[derive(Debug, Clone)]
+pub struct ImageVerdict {
+    pub reference: Result<ImageRef, ReferenceError>,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The rules evaluated on a parsed reference, in report order.
+const IMAGE_RULES: &[RuleId] = &[
+    RuleId::RegistryNotApproved,
+    RuleId::RepositoryNotDeployable,
+    RuleId::TagMissing,
+    RuleId::TagLatest,
+    RuleId::TagForbidden,
+    RuleId::DigestMissing,
+    RuleId::DigestUntagged,
+    RuleId::BaseNotApproved,
+];
+
+/// Evaluate `image` (as written in a pod spec) against every rule of `policy`.
+pub fn evaluate_image(policy: &Policy, image: &str, ctx: Context<'_>) -> ImageVerdict {
+    let reference = image.parse::<ImageRef>();
+    let mut outcomes = Vec::with_capacity(IMAGE_RULES.len() + 1);
+    match &reference {
+        Err(e) => {
+            let violation = Violation {
+                message: format!("invalid image reference {image:?}: {e}"),
+                hint: "write the reference as [registry[:port]/]repository[:tag][@sha256:digest], \
+                       e.g. docker-registry.wikimedia.org/app:1.2.3@sha256:<digest>"
+                    .to_owned(),
+            };
+            outcomes.push(outcome(
+                policy,
+                RuleId::ReferenceInvalid,
+                Status::Fail(violation),
+                ctx,
+                None,
+            ));
+            for &rule in IMAGE_RULES {
+                outcomes.push(Outcome {
+                    rule,
+                    level: policy.level(rule),
+                    status: Status::NotEvaluated("the reference is invalid"),
+                    exemption: None,
+                });
+            }
+        }
+        Ok(r) => {
+            outcomes.push(outcome(
+                policy,
+                RuleId::ReferenceInvalid,
+                Status::Pass,
+                ctx,
+                None,
+            ));
+            let canonical = policy.canonical_name(r);
+            for &rule in IMAGE_RULES {
+                let status = if policy.level(rule) == Level::Off {
+                    Status::NotEvaluated("the rule is off in this policy")
+                } else {
+                    check_rule(policy, rule, r, &canonical)
+                };
+                outcomes.push(outcome(policy, rule, status, ctx, Some(&canonical)));
+            }
+        }
+    }
+    ImageVerdict {
+        reference,
+        outcomes,
+    }
+}
+
+fn outcome(
+    policy: &Policy,
+    rule: RuleId,
+    status: Status,
+    ctx: Context<'_>,
+    canonical: Option<&str>,
+) -> Outcome {
+    let exemption = match status {
+        Status::Fail(_) => find_exemption(policy, rule, ctx, canonical),
+        _ => None,
+    };
+    Outcome {
+        rule,
+        level: policy.level(rule),
+        status,
+        exemption,
+    }
+}
+
+/// The first live exemption covering the failure; failing that, the first expired one (so the
+/// report can say an exemption would have applied had it not expired).
+fn find_exemption(
+    policy: &Policy,
+    rule: RuleId,
+    ctx: Context<'_>,
+    canonical: Option<&str>,
+) -> Option<ExemptionUse> {
+    let mut expired = None;
+    for (index, e) in policy.exemptions().iter().enumerate() {
+        if e.covers(rule, ctx.namespace, canonical) {
+            if !e.is_expired(ctx.now) {
+                return Some(ExemptionUse {
+                    index,
+                    expired: false,
+                });
+            }
+            expired.get_or_insert(ExemptionUse {
+                index,
+                expired: true,
+            });
+        }
+    }
+    expired
+}
+
+fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> Status {
+    let fail = |message: String, hint: String| Status::Fail(Violation { message, hint });
+    let shown = r.familiar();
+    let pin_hint = |tag: &str| {
+        format!(
+            "pin it by digest: {}:{tag}@sha256:<digest> (`crane digest {}:{tag}` or \
+             `skopeo inspect docker://{}:{tag}` prints the digest)",
+            familiar_name(r),
+            r.name(),
+            r.name()
+        )
+    };
+    match rule {
+        RuleId::RegistryNotApproved => {
+            if policy.approved_registry(r).is_some() {
+                return Status::Pass;
+            }
+            let same_host: Vec<String> = policy
+                .registries()
+                .iter()
+                .filter(|a| a.host() == r.registry() || a.aliases().contains(r.registry()))
+                .map(|a| a.prefix() + "/")
+                .collect();
+            if !same_host.is_empty() {
+                return fail(
+                    format!(
+                        "{} is outside the approved path of registry {}",
+                        r.name(),
+                        r.registry()
+                    ),
+                    format!(
+                        "images from {} must be under {}",
+                        r.registry(),
+                        same_host.join(" or ")
+                    ),
+                );
+            }
+            fail(
+                format!("registry {} is not approved", r.registry()),
+                format!(
+                    "push the image to an approved registry and reference it from there; approved: {}",
+                    approved_list(policy)
+                ),
+            )
+        }
+        RuleId::RepositoryNotDeployable => {
+            match policy.not_deployable.iter().find(|p| p.is_match(canonical)) {
+                None => Status::Pass,
+                Some(p) => {
+                    let is_base = policy.bases().iter().any(|b| b.name() == canonical);
+                    let (what, hint) = if is_base {
+                        (
+                            "is a base image and must never be deployed directly",
+                            "deploy a production or service image built FROM it instead",
+                        )
+                    } else {
+                        (
+                            "must never be deployed",
+                            "deploy an image built for this service instead",
+                        )
+                    };
+                    fail(
+                        format!("{canonical} {what} (policy pattern {:?})", p.as_str()),
+                        hint.to_owned(),
+                    )
+                }
+            }
+        }
+        RuleId::TagMissing => {
+            if r.tag().is_some() || r.digest().is_some() {
+                return Status::Pass;
+            }
+            fail(
+                format!("{shown} has no tag and no digest, so the runtime pulls `latest`"),
+                format!(
+                    "name a version and pin its digest: {}:<version>@sha256:<digest>",
+                    familiar_name(r)
+                ),
+            )
+        }
+        RuleId::TagLatest => match r.tag() {
+            Some(t) if t.as_str() == "latest" => {
+                let also = if r.digest().is_some() {
+                    " Even with a digest, `latest` moves on the next push and leaves the digest untagged, \
+                     and delete-untagged garbage collection then removes it."
+                } else {
+                    ""
+                };
+                fail(
+                    format!("{shown} uses the tag `latest`, which moves with every push.{also}"),
+                    format!(
+                        "use a version tag and pin its digest: {}:<version>@sha256:<digest>",
+                        familiar_name(r)
+                    ),
+                )
+            }
+            _ => Status::Pass,
+        },
+        RuleId::TagForbidden => {
+            let Some(tag) = r.tag() else {
+                return Status::Pass;
+            };
+            match policy
+                .forbidden_tags
+                .iter()
+                .find(|p| p.is_match(tag.as_str()))
+            {
+                None => Status::Pass,
+                Some(p) => fail(
+                    format!(
+                        "tag `{tag}` of {} matches the forbidden tag pattern {:?}",
+                        r.name(),
+                        p.as_str()
+                    ),
+                    "deploy a release tag that the policy allows".to_owned(),
+                ),
+            }
+        }
+        RuleId::DigestMissing => {
+            if r.digest().is_some() {
+                return Status::Pass;
+            }
+            let tag = r.tag().map_or("<version>", |t| t.as_str());
+            fail(format!("{shown} is not pinned by digest"), pin_hint(tag))
+        }
+        RuleId::DigestUntagged => match (r.tag(), r.digest()) {
+            (None, Some(d)) => fail(
+                format!("{shown} is pinned by digest but names no tag"),
+                format!(
+                    "keep the tag with the digest, {}:<tag>@{d}, and keep that tag in the registry: \
+                     delete-untagged garbage collection removes a digest no tag points at",
+                    familiar_name(r)
+                ),
+            ),
+            _ => Status::Pass,
+        },
+        RuleId::BaseNotApproved => Status::NotEvaluated(
+            "needs the registry (image config and layers); not evaluated offline",
+        ),
+        RuleId::ReferenceInvalid | RuleId::ImageMissing | RuleId::ExemptionExpired => Status::Pass,
+    }
+}
+
+/// The familiar name without tag or digest.
+fn familiar_name(r: &ImageRef) -> String {
+    let f = r.familiar();
+    let end = f.find('@').unwrap_or(f.len());
+    let f = &f[..end];
+    let last_slash = f.rfind('/').map_or(0, |i| i + 1);
+    match f[last_slash..].find(':') {
+        Some(i) => f[..last_slash + i].to_owned(),
+        None => f.to_owned(),
+    }
+}
+
+fn approved_list(policy: &Policy) -> String {
+    policy
+        .registries()
+        .iter()
+        .map(|a| {
+            if a.aliases().is_empty() {
+                format!("{}/", a.prefix())
+            } else {
+                let aliases: Vec<String> = a.aliases().iter().map(ToString::to_string).collect();
+                format!("{}/ (also reachable as {})", a.prefix(), aliases.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a passing rule passed, for `explain`.
+pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
+    match rule {
+        RuleId::ReferenceInvalid => "the reference is valid".to_owned(),
+        RuleId::RegistryNotApproved => match policy.approved_registry(r) {
+            Some(a) if a.host() != r.registry() => {
+                format!(
+                    "{} is an alias of approved registry {}",
+                    r.registry(),
+                    a.prefix()
+                )
+            }
+            Some(a) => format!("{} is under approved registry {}", r.name(), a.prefix()),
+            None => String::new(),
+        },
+        RuleId::RepositoryNotDeployable => "the repository is deployable".to_owned(),
+        RuleId::TagMissing => "the reference names a tag or a digest".to_owned(),
+        RuleId::TagLatest => "the tag is not `latest`".to_owned(),
+        RuleId::TagForbidden => match r.tag() {
+            Some(t) => format!("tag `{t}` matches no forbidden tag pattern"),
+            None => "no tag to check".to_owned(),
+        },
+        RuleId::DigestMissing => "pinned by digest".to_owned(),
+        RuleId::DigestUntagged => match (r.tag(), r.digest()) {
+            (Some(_), Some(_)) => "the digest is reachable from a tag".to_owned(),
+            _ => "no digest without a tag".to_owned(),
+        },
+        RuleId::BaseNotApproved | RuleId::ImageMissing | RuleId::ExemptionExpired => String::new(),
+    }
+}

@@ -1,0 +1,651 @@
+//! Reading a policy file: deserialize, then validate, reporting every problem at once with its
+//! file and line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use globset::GlobBuilder;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use super::{
+    ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, Pattern, Policy, RuleId,
+};
+use crate::reference::{ImageRef, RegistryHost};
+use crate::yaml::{self, Pos, Positions, Record};
+
+/// The policy format version this build reads.
+pub const API_VERSION: &str = "tollgate.dev/v1alpha1";
+/// The policy document kind.
+pub const KIND: &str = "Policy";
+/// The embedded default policy (`policies/default.yaml`): the production realm of seed 003.
+pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.yaml");
+
+/// One thing wrong with a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub pos: Option<Pos>,
+    /// JSON pointer of the offending field (`/spec/registries/0/prefix`).
+    pub pointer: String,
+    pub message: String,
+}
+
+/// A policy file that cannot be used, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "policy {} is invalid ({n} problem{}):",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            match p.pos {
+                Some(pos) => write!(
+                    f,
+                    "\n  {}:{}:{}: {}",
+                    self.origin, pos.line, pos.column, p.message
+                )?,
+                None => write!(f, "\n  {}: {}", self.origin, p.message)?,
+            }
+            if !p.pointer.is_empty() {
+                write!(f, " (at {})", p.pointer)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The embedded default policy.
+pub fn default_policy() -> Policy {
+    parse_policy(DEFAULT_POLICY, "<embedded default>")
+        .expect("the embedded default policy is valid (tested)")
+}
+
+/// Parse and validate a policy from `text`; `origin` names it in messages (usually the path).
+pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let fail = |problems| PolicyError {
+        origin: origin.to_owned(),
+        problems,
+    };
+    let doc = yaml::load_one(text, Record::All).map_err(|e| {
+        fail(vec![Problem {
+            pos: Some(e.pos),
+            pointer: String::new(),
+            message: e.message,
+        }])
+    })?;
+    let mut problems = Vec::new();
+
+    // Unknown keys are collected rather than refused one at a time, so that a policy with
+    // three typos gets three messages in one run.
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_pointer(&path));
+    let de = serde_ignored::Deserializer::new(&doc.value, &mut on_unknown);
+    let file: Result<PolicyFile, _> = serde_path_to_error::deserialize(de);
+    for pointer in unknown {
+        let key = pointer.rsplit('/').next().unwrap_or_default().to_owned();
+        problems.push(Problem {
+            pos: doc.positions.nearest(&pointer),
+            message: format!("unknown key {key:?}{}", suggest_key(&pointer)),
+            pointer,
+        });
+    }
+    let file = match file {
+        Ok(file) => file,
+        Err(e) => {
+            let pointer = error_pointer(e.path());
+            problems.push(Problem {
+                pos: doc.positions.nearest(&pointer),
+                message: e.into_inner().to_string(),
+                pointer,
+            });
+            problems.sort_by_key(|p| p.pos);
+            return Err(fail(problems));
+        }
+    };
+
+    let mut v = Validator {
+        positions: &doc.positions,
+        problems,
+    };
+    let policy = v.policy(file, origin);
+    if v.problems.is_empty() {
+        Ok(policy)
+    } else {
+        v.problems.sort_by_key(|p| p.pos);
+        Err(fail(v.problems))
+    }
+}
+
+// ---- the file format -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyFile {
+    api_version: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Spec,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(default)]
+    rules: BTreeMap<String, Level>,
+    #[serde(default)]
+    registries: Vec<RegistrySpec>,
+    #[serde(default)]
+    tags: TagsSpec,
+    #[serde(default)]
+    bases: BasesSpec,
+    #[serde(default)]
+    not_deployable: Vec<String>,
+    #[serde(default)]
+    exemptions: Vec<ExemptionSpec>,
+}
+
+#[derive(Deserialize)]
+struct RegistrySpec {
+    prefix: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct TagsSpec {
+    #[serde(default)]
+    forbidden: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct BasesSpec {
+    #[serde(default)]
+    debian: Vec<BaseSpec>,
+    #[serde(default)]
+    distroless: Vec<BaseSpec>,
+    /// Whether the bases themselves may be deployed; seed 003: never.
+    #[serde(default)]
+    deployable: bool,
+}
+
+#[derive(Deserialize)]
+struct BaseSpec {
+    repository: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ExemptionSpec {
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    rules: Vec<String>,
+    reason: Option<String>,
+    expires: Option<String>,
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+struct Validator<'a> {
+    positions: &'a Positions,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, pointer: String, message: impl Into<String>) {
+        self.problems.push(Problem {
+            pos: self.positions.nearest(&pointer),
+            pointer,
+            message: message.into(),
+        });
+    }
+
+    fn policy(&mut self, file: PolicyFile, origin: &str) -> Policy {
+        match file.api_version.as_deref() {
+            Some(API_VERSION) => {}
+            Some(other) => self.problem(
+                "/apiVersion".into(),
+                format!("unsupported apiVersion {other:?}; this tollgate reads {API_VERSION:?}"),
+            ),
+            None => self.problem(
+                String::new(),
+                format!("apiVersion is missing; write `apiVersion: {API_VERSION}`"),
+            ),
+        }
+        match file.kind.as_deref() {
+            Some(KIND) => {}
+            Some(other) => self.problem(
+                "/kind".into(),
+                format!("kind must be {KIND:?}, not {other:?}"),
+            ),
+            None => self.problem(
+                String::new(),
+                format!("kind is missing; write `kind: {KIND}`"),
+            ),
+        }
+        let name = match file.metadata.name {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => {
+                self.problem("/metadata".into(), "metadata.name is missing or empty");
+                String::new()
+            }
+        };
+        let spec = file.spec;
+
+        let mut levels: Vec<Level> = RuleId::ALL.iter().map(|r| r.default_level()).collect();
+        for (id, level) in &spec.rules {
+            match id.parse::<RuleId>() {
+                Ok(rule) => levels[rule as usize] = *level,
+                Err(_) => self.problem(
+                    format!("/spec/rules/{id}"),
+                    format!(
+                        "unknown rule id {id:?}; the rules are: {}",
+                        RuleId::ALL
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
+        }
+
+        let listed_registries = spec.registries.len();
+        let registries: Vec<ApprovedRegistry> = spec
+            .registries
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.registry(i, r))
+            .collect();
+        if listed_registries == 0 && levels[RuleId::RegistryNotApproved as usize] != Level::Off {
+            self.problem(
+                "/spec/registries".into(),
+                "no approved registry: list at least one under spec.registries, or set rule registry-not-approved to off",
+            );
+        }
+        for (i, r) in registries.iter().enumerate() {
+            if registries[..i].iter().any(|o| o.prefix() == r.prefix()) {
+                self.problem(
+                    format!("/spec/registries/{i}"),
+                    format!("registry {} is listed twice", r.prefix()),
+                );
+            }
+        }
+
+        let forbidden_tags = self.patterns("/spec/tags/forbidden", spec.tags.forbidden, false);
+        let mut bases = Vec::new();
+        for (family, list, field) in [
+            (BaseFamily::Debian, spec.bases.debian, "debian"),
+            (BaseFamily::Distroless, spec.bases.distroless, "distroless"),
+        ] {
+            for (i, b) in list.into_iter().enumerate() {
+                let pointer = format!("/spec/bases/{field}/{i}");
+                if let Some(base) = self.base(&pointer, family, b, &registries) {
+                    bases.push(base);
+                }
+            }
+        }
+        let mut not_deployable = self.patterns("/spec/notDeployable", spec.not_deployable, true);
+        if !spec.bases.deployable {
+            // The bases themselves are never deployed (seed 003); the rule covers them without
+            // the policy having to list them twice.
+            for b in &bases {
+                if let Ok(p) = compile(b.name.clone(), true, None) {
+                    not_deployable.push(p);
+                }
+            }
+        }
+
+        let exemptions = spec
+            .exemptions
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, e)| self.exemption(i, e))
+            .collect();
+
+        Policy {
+            name,
+            description: file.metadata.description,
+            origin: origin.to_owned(),
+            levels,
+            registries,
+            forbidden_tags,
+            bases,
+            not_deployable,
+            exemptions,
+        }
+    }
+
+    fn registry(&mut self, i: usize, spec: RegistrySpec) -> Option<ApprovedRegistry> {
+        let pointer = format!("/spec/registries/{i}/prefix");
+        if spec.prefix.contains("://") {
+            self.problem(
+                pointer,
+                format!(
+                    "{:?} is a URL; write the registry as host[:port][/path], without a scheme",
+                    spec.prefix
+                ),
+            );
+            return None;
+        }
+        let trimmed = spec.prefix.trim_end_matches('/');
+        let (host, path) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        let host = match host.parse::<RegistryHost>() {
+            Ok(h) => h,
+            Err(e) => {
+                self.problem(pointer, format!("registry {:?}: {e}", spec.prefix));
+                return None;
+            }
+        };
+        let path: Vec<String> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split('/').map(str::to_owned).collect()
+        };
+        // The path must be a valid repository prefix; reuse the reference parser to check it.
+        if !path.is_empty()
+            && let Err(e) = format!("{host}/{}", path.join("/")).parse::<ImageRef>()
+        {
+            self.problem(pointer, format!("registry path {:?}: {e}", spec.prefix));
+            return None;
+        }
+        let mut aliases = Vec::new();
+        for (j, a) in spec.aliases.iter().enumerate() {
+            let alias_pointer = format!("/spec/registries/{i}/aliases/{j}");
+            if a.contains('/') {
+                self.problem(
+                    alias_pointer,
+                    format!("alias {a:?} must be a host[:port] without a path"),
+                );
+                continue;
+            }
+            match a.parse::<RegistryHost>() {
+                Ok(h) => aliases.push(h),
+                Err(e) => self.problem(alias_pointer, format!("alias {a:?}: {e}")),
+            }
+        }
+        Some(ApprovedRegistry {
+            host,
+            aliases,
+            path,
+            insecure: spec.insecure,
+        })
+    }
+
+    fn base(
+        &mut self,
+        pointer: &str,
+        family: BaseFamily,
+        spec: BaseSpec,
+        registries: &[ApprovedRegistry],
+    ) -> Option<BaseImage> {
+        let repo_pointer = format!("{pointer}/repository");
+        let image = match spec.repository.parse::<ImageRef>() {
+            Ok(r) => r,
+            Err(e) => {
+                self.problem(
+                    repo_pointer,
+                    format!("base repository {:?}: {e}", spec.repository),
+                );
+                return None;
+            }
+        };
+        if image.tag().is_some() || image.digest().is_some() {
+            self.problem(
+                repo_pointer,
+                format!("base repository {:?} must not have a tag or digest; list allowed tags under `tags`", spec.repository),
+            );
+            return None;
+        }
+        if !spec.repository.starts_with(&image.registry().to_string()) {
+            self.problem(
+                repo_pointer,
+                format!(
+                    "base repository {:?} must be fully qualified ({})",
+                    spec.repository,
+                    image.name()
+                ),
+            );
+            return None;
+        }
+        if !registries.iter().any(|r| r.matches(&image)) {
+            // Resolving the base means contacting its registry, and tollgate never contacts a
+            // registry the policy does not approve.
+            self.problem(
+                repo_pointer,
+                format!(
+                    "base repository {} is not in an approved registry",
+                    image.name()
+                ),
+            );
+            return None;
+        }
+        let tags = self.patterns(&format!("{pointer}/tags"), spec.tags, false);
+        Some(BaseImage {
+            family,
+            name: image.name(),
+            tags,
+        })
+    }
+
+    fn exemption(&mut self, i: usize, spec: ExemptionSpec) -> Option<Exemption> {
+        let pointer = format!("/spec/exemptions/{i}");
+        let pos = self
+            .positions
+            .nearest(&pointer)
+            .unwrap_or(Pos { line: 1, column: 1 });
+        let mut ok = true;
+        let reason = match spec.reason {
+            Some(r) if !r.trim().is_empty() => r,
+            _ => {
+                self.problem(pointer.clone(), "an exemption needs a non-empty `reason`");
+                ok = false;
+                String::new()
+            }
+        };
+        if spec.namespaces.is_empty() && spec.images.is_empty() {
+            self.problem(
+                pointer.clone(),
+                "an exemption needs `namespaces` or `images` (or both) to say what it exempts",
+            );
+            ok = false;
+        }
+        let mut rules = Vec::new();
+        for (j, r) in spec.rules.iter().enumerate() {
+            match r.parse::<RuleId>() {
+                Ok(rule) => rules.push(rule),
+                Err(e) => {
+                    self.problem(format!("{pointer}/rules/{j}"), e.to_string());
+                    ok = false;
+                }
+            }
+        }
+        let expires = match spec.expires {
+            None => None,
+            Some(text) => match parse_expiry(&text) {
+                Some(e) => Some(e),
+                None => {
+                    self.problem(
+                        format!("{pointer}/expires"),
+                        format!("expires {text:?} is not a date (2026-12-31) or an RFC 3339 timestamp (2026-12-31T18:00:00Z)"),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
+        let before = self.problems.len();
+        let namespaces = self.patterns(&format!("{pointer}/namespaces"), spec.namespaces, false);
+        let images = self.patterns(&format!("{pointer}/images"), spec.images, true);
+        ok &= self.problems.len() == before;
+        ok.then_some(Exemption {
+            namespaces,
+            images,
+            rules,
+            reason,
+            expires,
+            pos,
+        })
+    }
+
+    /// Compile globs; `image_names` ones must be fully-qualified `registry/repository` globs.
+    fn patterns(&mut self, pointer: &str, globs: Vec<String>, image_names: bool) -> Vec<Pattern> {
+        let mut out = Vec::new();
+        for (i, g) in globs.into_iter().enumerate() {
+            let p = format!("{pointer}/{i}");
+            if image_names {
+                let first = g.split('/').next().unwrap_or_default();
+                let host_like =
+                    first.contains(['.', ':']) || first == "localhost" || first.contains('*');
+                if !host_like || !g.contains('/') {
+                    self.problem(
+                        p,
+                        format!("image pattern {g:?} must be a fully-qualified name, e.g. docker.io/library/{g} or registry.example.org/team/**"),
+                    );
+                    continue;
+                }
+                if g.contains(['@']) || g.rsplit('/').next().is_some_and(|last| last.contains(':'))
+                {
+                    self.problem(p, format!("image pattern {g:?} matches repository names; leave out the tag and digest"));
+                    continue;
+                }
+            }
+            let pos = self.positions.get(&p);
+            match compile(g, image_names, pos) {
+                Ok(pattern) => out.push(pattern),
+                Err(e) => self.problem(p, e),
+            }
+        }
+        out
+    }
+}
+
+fn compile(text: String, literal_separator: bool, pos: Option<Pos>) -> Result<Pattern, String> {
+    // In image names `*` stays within one path segment and `**` crosses them, as in a path.
+    let glob = GlobBuilder::new(&text)
+        .literal_separator(literal_separator)
+        .build()
+        .map_err(|e| format!("invalid pattern {text:?}: {}", e.kind()))?;
+    Ok(Pattern {
+        matcher: glob.compile_matcher(),
+        text,
+        pos,
+    })
+}
+
+/// A date means "valid through that day (UTC)"; a timestamp is exact.
+fn parse_expiry(text: &str) -> Option<Expiry> {
+    if let Ok(date) = text.parse::<Date>() {
+        let at = date
+            .tomorrow()
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp();
+        return Some(Expiry { at, written: date });
+    }
+    let at = text.parse::<Timestamp>().ok()?;
+    Some(Expiry {
+        at,
+        written: at.to_zoned(jiff::tz::TimeZone::UTC).date(),
+    })
+}
+
+fn ignored_pointer(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}/{index}", ignored_pointer(parent)),
+        P::Map { parent, key } => {
+            let mut s = ignored_pointer(parent);
+            s.push('/');
+            yaml::push_escaped(&mut s, key);
+            s
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_pointer(parent)
+        }
+    }
+}
+
+fn error_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut s = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => s.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                s.push('/');
+                yaml::push_escaped(&mut s, key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    s
+}
+
+/// "did you mean" for a misspelt key: the closest key the format has, if it is close.
+fn suggest_key(pointer: &str) -> String {
+    const KEYS: &[&str] = &[
+        "apiVersion",
+        "kind",
+        "metadata",
+        "spec",
+        "name",
+        "description",
+        "rules",
+        "registries",
+        "prefix",
+        "aliases",
+        "insecure",
+        "tags",
+        "forbidden",
+        "bases",
+        "debian",
+        "distroless",
+        "deployable",
+        "repository",
+        "notDeployable",
+        "exemptions",
+        "namespaces",
+        "images",
+        "reason",
+        "expires",
+    ];
+    let key = pointer.rsplit('/').next().unwrap_or_default();
+    KEYS.iter()
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                k,
+            )
+        })
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default()
+}

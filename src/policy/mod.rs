@@ -1,0 +1,280 @@
+//! The policy: what is approved, what is forbidden, and how hard each rule bites.
+//!
+//! [`load`] turns a policy file into a validated [`Policy`]; [`eval`] evaluates an image against
+//! it. Both are pure: the caller reads the file and passes the clock in.
+
+pub mod eval;
+mod load;
+pub mod rules;
+
+pub use load::{
+    API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, default_policy, parse_policy,
+};
+pub use rules::{Level, RuleId};
+
+use globset::GlobMatcher;
+use jiff::Timestamp;
+
+use crate::reference::{ImageRef, RegistryHost};
+use crate::yaml::Pos;
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    name: String,
+    description: Option<String>,
+    /// Where it came from, for reports: a file path or `<embedded default>`.
+    origin: String,
+    levels: Vec<Level>,
+    registries: Vec<ApprovedRegistry>,
+    forbidden_tags: Vec<Pattern>,
+    bases: Vec<BaseImage>,
+    not_deployable: Vec<Pattern>,
+    exemptions: Vec<Exemption>,
+}
+
+impl Policy {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `metadata.description`.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Where the policy was read from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The level the policy gives `rule`.
+    pub fn level(&self, rule: RuleId) -> Level {
+        self.levels[rule as usize]
+    }
+
+    /// The approved registries.
+    pub fn registries(&self) -> &[ApprovedRegistry] {
+        &self.registries
+    }
+
+    /// The approved Debian and distroless base images.
+    pub fn bases(&self) -> &[BaseImage] {
+        &self.bases
+    }
+
+    /// The exemptions, in file order.
+    pub fn exemptions(&self) -> &[Exemption] {
+        &self.exemptions
+    }
+
+    /// The approved registry entry `image` falls under, if any.
+    pub fn approved_registry(&self, image: &ImageRef) -> Option<&ApprovedRegistry> {
+        self.registries.iter().find(|r| r.matches(image))
+    }
+
+    /// `image`'s name with an alias host replaced by the registry's primary host, so that one
+    /// pattern covers every name of a registry.
+    pub fn canonical_name(&self, image: &ImageRef) -> String {
+        match self
+            .registries
+            .iter()
+            .find(|r| r.aliases.contains(image.registry()))
+        {
+            Some(r) => format!("{}/{}", r.host, image.repository()),
+            None => image.name(),
+        }
+    }
+}
+
+/// One approved registry: a host with its aliases, optionally narrowed to a path.
+#[derive(Debug, Clone)]
+pub struct ApprovedRegistry {
+    host: RegistryHost,
+    aliases: Vec<RegistryHost>,
+    /// Whole path segments an image's repository must start with; empty for the whole registry.
+    path: Vec<String>,
+    insecure: bool,
+}
+
+impl ApprovedRegistry {
+    /// Whether `image` is in this registry, under its path. Compared by exact host[:port] and
+    /// whole path segments: `registry.example.org/team` does not approve
+    /// `registry.example.org/teamx/app`, and no string prefix of the host counts.
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        let host = image.registry();
+        (self.host == *host || self.aliases.contains(host)) && {
+            let mut components = image.repository().components();
+            // The repository needs at least one component below the approved path.
+            self.path
+                .iter()
+                .all(|seg| components.next() == Some(seg.as_str()))
+                && components.next().is_some()
+        }
+    }
+
+    /// `host[/path]` as written in the policy.
+    pub fn prefix(&self) -> String {
+        if self.path.is_empty() {
+            self.host.to_string()
+        } else {
+            format!("{}/{}", self.host, self.path.join("/"))
+        }
+    }
+
+    /// The primary host.
+    pub fn host(&self) -> &RegistryHost {
+        &self.host
+    }
+
+    /// Other names of the same registry.
+    pub fn aliases(&self) -> &[RegistryHost] {
+        &self.aliases
+    }
+
+    /// Whether the registry is reached over plain HTTP (a loopback test registry only).
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+}
+
+/// A glob as written in the policy, compiled, with where it was written.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+    pos: Option<Pos>,
+}
+
+impl Pattern {
+    /// The glob as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `s` matches.
+    pub fn is_match(&self, s: &str) -> bool {
+        self.matcher.is_match(s)
+    }
+
+    /// Where in the policy file it was written.
+    pub fn pos(&self) -> Option<Pos> {
+        self.pos
+    }
+}
+
+/// Which family of base image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseFamily {
+    Debian,
+    Distroless,
+}
+
+/// An approved base image repository, optionally limited to some tags.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    family: BaseFamily,
+    /// `registry/repository`, fully qualified.
+    name: String,
+    /// Empty: every tag.
+    tags: Vec<Pattern>,
+}
+
+impl BaseImage {
+    pub fn family(&self) -> BaseFamily {
+        self.family
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tags(&self) -> &[Pattern] {
+        &self.tags
+    }
+}
+
+/// When an exemption stops exempting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The instant from which the exemption no longer applies.
+    pub at: Timestamp,
+    /// As written (a date or a timestamp), for messages.
+    pub written: jiff::civil::Date,
+}
+
+/// An exemption: some rules (or all) do not apply to some namespaces and/or images.
+#[derive(Debug, Clone)]
+pub struct Exemption {
+    namespaces: Vec<Pattern>,
+    images: Vec<Pattern>,
+    /// Empty: every rule.
+    rules: Vec<RuleId>,
+    reason: String,
+    expires: Option<Expiry>,
+    pos: Pos,
+}
+
+impl Exemption {
+    /// Why the exemption exists (mandatory in the policy).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// When it expires, if it does.
+    pub fn expires(&self) -> Option<Expiry> {
+        self.expires
+    }
+
+    /// Where in the policy file it is.
+    pub fn pos(&self) -> Pos {
+        self.pos
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|e| now >= e.at)
+    }
+
+    /// Whether it covers `rule` for an image named `canonical_name` in `namespace`, ignoring
+    /// expiry. Every selector given must match.
+    pub fn covers(&self, rule: RuleId, namespace: &str, canonical_name: Option<&str>) -> bool {
+        (self.rules.is_empty() || self.rules.contains(&rule))
+            && (self.namespaces.is_empty() || self.namespaces.iter().any(|p| p.is_match(namespace)))
+            && (self.images.is_empty()
+                || canonical_name.is_some_and(|n| self.images.iter().any(|p| p.is_match(n))))
+    }
+
+    /// A short description for reports: `namespaces kube-system; images docker.io/**`.
+    pub fn selector(&self) -> String {
+        let join = |ps: &[Pattern]| {
+            ps.iter()
+                .map(Pattern::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.namespaces.is_empty() {
+            parts.push(format!("namespaces {}", join(&self.namespaces)));
+        }
+        if !self.images.is_empty() {
+            parts.push(format!("images {}", join(&self.images)));
+        }
+        if !self.rules.is_empty() {
+            parts.push(format!(
+                "rules {}",
+                self.rules
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! The rule catalogue: every rule's stable id, default level and documentation, in one place,
+//! so the engine, the SARIF rule metadata, `explain` and `policies/README.md` agree.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What happens when a rule is violated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not evaluated.
+    Off,
+    /// Reported only in audit reports (`tollgate audit`), never in checks or at admission.
+    Audit,
+    /// Reported; does not fail a check or deny admission (an admission warning).
+    Warn,
+    /// Fails the check (exit code 1) and denies admission.
+    Deny,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Audit => "audit",
+            Level::Warn => "warn",
+            Level::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! rules {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $level:ident, $summary:literal; )*) => {
+        /// A rule's stable identifier. The kebab-case id is a contract: it appears in reports,
+        /// SARIF, exemptions and policy files, and never changes meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RuleId { $( $(#[$doc])* $variant, )* }
+
+        impl RuleId {
+            /// Every rule, in catalogue order.
+            pub const ALL: &'static [RuleId] = &[ $( RuleId::$variant, )* ];
+
+            /// The stable kebab-case id.
+            pub fn as_str(self) -> &'static str {
+                match self { $( RuleId::$variant => $id, )* }
+            }
+
+            /// The level a policy gets when it does not set one.
+            pub fn default_level(self) -> Level {
+                match self { $( RuleId::$variant => Level::$level, )* }
+            }
+
+            /// One line on what the rule enforces.
+            pub fn summary(self) -> &'static str {
+                match self { $( RuleId::$variant => $summary, )* }
+            }
+        }
+    };
+}
+
+rules! {
+    /// The image reference does not parse.
+    ReferenceInvalid = "reference-invalid", Deny,
+        "The image reference must be valid (distribution reference grammar).";
+    /// A container of a pod-bearing object has no image, or a non-string one.
+    ImageMissing = "image-missing", Deny,
+        "Every container of a workload must name its image as a string.";
+    /// The image is not in an approved registry (host[:port] and path segments).
+    RegistryNotApproved = "registry-not-approved", Deny,
+        "Images must come from an approved registry, matched by exact host[:port] and whole path segments.";
+    /// The tag is `latest`.
+    TagLatest = "tag-latest", Deny,
+        "The tag must not be `latest`: it moves, so what runs is not what was reviewed.";
+    /// No tag and no digest: the runtime pulls `latest` implicitly.
+    TagMissing = "tag-missing", Deny,
+        "An image must have a tag or a digest; without both the runtime pulls `latest`.";
+    /// The tag matches one of the policy's forbidden tag patterns.
+    TagForbidden = "tag-forbidden", Deny,
+        "The tag must not match the policy's forbidden tag patterns.";
+    /// The reference has no digest.
+    DigestMissing = "digest-missing", Warn,
+        "The image must be pinned by digest (`@sha256:…`).";
+    /// The reference has a digest but no tag.
+    DigestUntagged = "digest-untagged", Off,
+        "A pinned image must keep its tag (`name:tag@sha256:…`): an untagged digest is removed by delete-untagged garbage collection.";
+    /// The repository is one that must never be deployed (a base image).
+    RepositoryNotDeployable = "repository-not-deployable", Deny,
+        "Base images (and other repositories the policy lists) must never be deployed directly.";
+    /// The image is not built on an approved Debian or distroless base.
+    BaseNotApproved = "base-not-approved", Deny,
+        "The image must be built on an approved Debian or distroless base (needs the registry).";
+    /// An exemption in the policy has expired.
+    ExemptionExpired = "exemption-expired", Warn,
+        "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.";
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The id is not one of [`RuleId::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rule id {0:?}")]
+pub struct UnknownRule(pub String);
+
+impl FromStr for RuleId {
+    type Err = UnknownRule;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RuleId::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRule(s.to_owned()))
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RuleId::ALL {
+            assert!(seen.insert(r.as_str()));
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+            );
+            assert_eq!(r.as_str().parse::<RuleId>().unwrap(), *r);
+        }
+    }
+}

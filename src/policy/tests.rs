@@ -1,0 +1,331 @@
+use jiff::Timestamp;
+use rstest::rstest;
+
+use super::eval::{Context, Status, evaluate_image};
+use super::*;
+
+const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn policy(spec: &str) -> Policy {
+    let text =
+        format!("apiVersion: {API_VERSION}\nkind: Policy\nmetadata:\n  name: t\nspec:\n{spec}");
+    parse_policy(&text, "p.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn now() -> Timestamp {
+    "2026-11-21T12:00:00Z".parse().unwrap()
+}
+
+/// The rules `image` fails (and that are not exempted) under `p` in namespace `ns`.
+fn failures_in(p: &Policy, image: &str, ns: &str) -> Vec<RuleId> {
+    evaluate_image(
+        p,
+        image,
+        Context {
+            namespace: ns,
+            now: now(),
+        },
+    )
+    .outcomes
+    .into_iter()
+    .filter(|o| o.is_enforced_failure())
+    .map(|o| o.rule)
+    .collect()
+}
+
+fn failures(p: &Policy, image: &str) -> Vec<RuleId> {
+    failures_in(p, image, "default")
+}
+
+#[test]
+fn the_embedded_default_policy_is_valid() {
+    let p = default_policy();
+    assert_eq!(p.name(), "wikimedia-production");
+    assert_eq!(p.level(RuleId::DigestMissing), Level::Warn);
+    assert_eq!(p.level(RuleId::TagLatest), Level::Deny);
+}
+
+#[rstest]
+#[case::shipped_default("../../policies/default.yaml")]
+#[case::toolforge_example("../../policies/toolforge.yaml")]
+#[case::team_example("../../policies/team-path.yaml")]
+fn every_shipped_policy_is_valid(#[case] path: &str) {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/policy")
+        .join(path);
+    let text = std::fs::read_to_string(&full).unwrap();
+    parse_policy(&text, path).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[rstest]
+#[case::approved_host(&format!("docker-registry.wikimedia.org/app:1@{D}"), vec![])]
+#[case::alias_host(&format!("docker-registry.discovery.wmnet/app:1@{D}"), vec![])]
+#[case::uppercase_host(&format!("Docker-Registry.Wikimedia.org/app:1@{D}"), vec![])]
+#[case::suffix_look_alike(&format!("docker-registry.wikimedia.org.evil.com/x:1@{D}"), vec![RuleId::RegistryNotApproved])]
+#[case::dash_look_alike(&format!("docker-registry.wikimedia.org-x/y:1@{D}"), vec![RuleId::RegistryNotApproved])]
+#[case::other_port(&format!("docker-registry.wikimedia.org:5000/x:1@{D}"), vec![RuleId::RegistryNotApproved])]
+#[case::host_in_path(&format!("evil.com/docker-registry.wikimedia.org/x:1@{D}"), vec![RuleId::RegistryNotApproved])]
+#[case::docker_hub(&format!("nginx:1.25@{D}"), vec![RuleId::RegistryNotApproved])]
+#[case::latest(&format!("docker-registry.wikimedia.org/app:latest@{D}"), vec![RuleId::TagLatest])]
+#[case::implicit_latest("docker-registry.wikimedia.org/app", vec![RuleId::TagMissing, RuleId::DigestMissing])]
+#[case::unpinned("docker-registry.wikimedia.org/app:1.0", vec![RuleId::DigestMissing])]
+#[case::digest_only(&format!("docker-registry.wikimedia.org/app@{D}"), vec![RuleId::DigestUntagged])]
+#[case::base_image(&format!("docker-registry.wikimedia.org/bookworm:20240101@{D}"), vec![RuleId::RepositoryNotDeployable])]
+#[case::base_via_alias(&format!("docker-registry.discovery.wmnet/bookworm:20240101@{D}"), vec![RuleId::RepositoryNotDeployable])]
+#[case::distroless_base(&format!("docker-registry.wikimedia.org/distroless/static:1@{D}"), vec![RuleId::RepositoryNotDeployable])]
+#[case::base_name_as_prefix_is_fine(&format!("docker-registry.wikimedia.org/bookworm-tools:1@{D}"), vec![])]
+#[case::invalid("docker-registry.wikimedia.org/App:1", vec![RuleId::ReferenceInvalid])]
+fn default_policy_rules(#[case] image: &str, #[case] expected: Vec<RuleId>) {
+    assert_eq!(failures(&default_policy(), image), expected);
+}
+
+#[rstest]
+#[case::under_path("registry.example.org/team/app:1", true)]
+#[case::nested_under_path("registry.example.org/team/sub/app:1", true)]
+#[case::segment_prefix_is_not_a_segment("registry.example.org/teamx/app:1", false)]
+#[case::the_path_itself_is_no_repository("registry.example.org/team:1", false)]
+#[case::other_path("registry.example.org/other/app:1", false)]
+fn registry_paths_match_whole_segments(#[case] image: &str, #[case] approved: bool) {
+    let p = policy("  registries:\n    - prefix: registry.example.org/team/\n");
+    assert_eq!(
+        !failures(&p, image).contains(&RuleId::RegistryNotApproved),
+        approved
+    );
+}
+
+#[test]
+fn outside_the_approved_path_says_which_path() {
+    let p = policy("  registries:\n    - prefix: registry.example.org/team\n");
+    let v = evaluate_image(
+        &p,
+        "registry.example.org/other/app:1",
+        Context {
+            namespace: "d",
+            now: now(),
+        },
+    );
+    let Status::Fail(f) = &v
+        .outcomes
+        .iter()
+        .find(|o| o.rule == RuleId::RegistryNotApproved)
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    assert_eq!(
+        f.message,
+        "registry.example.org/other/app is outside the approved path of registry registry.example.org"
+    );
+    assert_eq!(
+        f.hint,
+        "images from registry.example.org must be under registry.example.org/team/"
+    );
+}
+
+#[rstest]
+#[case::dev_suffix("r.example.org/app:1.0-dev", true)]
+#[case::nightly("r.example.org/app:nightly-2026", true)]
+#[case::release("r.example.org/app:1.0", false)]
+#[case::digest_only_has_no_tag(&format!("r.example.org/app@{D}"), false)]
+fn forbidden_tag_patterns(#[case] image: &str, #[case] forbidden: bool) {
+    let p = policy(
+        "  registries: [{prefix: r.example.org}]\n  tags:\n    forbidden: ['*-dev', 'nightly*']\n",
+    );
+    assert_eq!(
+        failures(&p, image).contains(&RuleId::TagForbidden),
+        forbidden
+    );
+}
+
+#[rstest]
+#[case::deny(Level::Deny)]
+#[case::warn(Level::Warn)]
+#[case::audit(Level::Audit)]
+fn levels_are_configurable_per_rule(#[case] level: Level) {
+    let p = policy(&format!(
+        "  rules:\n    tag-latest: {level}\n  registries: [{{prefix: r.example.org}}]\n"
+    ));
+    let v = evaluate_image(
+        &p,
+        "r.example.org/a:latest",
+        Context {
+            namespace: "d",
+            now: now(),
+        },
+    );
+    let o = v
+        .outcomes
+        .iter()
+        .find(|o| o.rule == RuleId::TagLatest)
+        .unwrap();
+    assert_eq!(o.level, level);
+    assert!(matches!(o.status, Status::Fail(_)));
+}
+
+#[test]
+fn a_rule_that_is_off_is_not_evaluated() {
+    let p = policy("  rules:\n    tag-latest: 'off'\n  registries: [{prefix: r.example.org}]\n");
+    assert!(!failures(&p, "r.example.org/a:latest").contains(&RuleId::TagLatest));
+}
+
+const EXEMPTIONS: &str = "  registries: [{prefix: r.example.org}]
+  exemptions:
+    - namespaces: [kube-system]
+      reason: control plane
+    - images: [docker.io/library/*]
+      rules: [registry-not-approved]
+      reason: official images during migration
+      expires: 2026-12-31
+    - namespaces: [legacy-*]
+      images: [r.example.org/old/**]
+      reason: legacy
+      expires: 2026-01-01
+";
+
+#[rstest]
+#[case::namespace_exempts_everything("kube-system", "nginx", vec![])]
+#[case::image_exempts_only_its_rules("default", "nginx:1", vec![RuleId::DigestMissing])]
+#[case::single_star_stays_in_one_segment("default", "bitnami/redis:1", vec![RuleId::RegistryNotApproved, RuleId::DigestMissing])]
+#[case::expired_exemption_no_longer_exempts("legacy-app", "r.example.org/old/x/y:latest", vec![RuleId::TagLatest, RuleId::DigestMissing])]
+#[case::both_selectors_must_match("default", "r.example.org/old/x:latest", vec![RuleId::TagLatest, RuleId::DigestMissing])]
+fn exemptions(#[case] ns: &str, #[case] image: &str, #[case] expected: Vec<RuleId>) {
+    assert_eq!(failures_in(&policy(EXEMPTIONS), image, ns), expected);
+}
+
+#[test]
+fn exemption_with_a_date_is_valid_through_that_day() {
+    let p = policy(EXEMPTIONS);
+    let e = &p.exemptions()[1];
+    assert!(!e.is_expired("2026-12-31T23:59:59Z".parse().unwrap()));
+    assert!(e.is_expired("2027-01-01T00:00:00Z".parse().unwrap()));
+}
+
+#[test]
+fn an_expired_exemption_is_marked_on_the_outcome() {
+    let p = policy(EXEMPTIONS);
+    let v = evaluate_image(
+        &p,
+        "r.example.org/old/x:latest",
+        Context {
+            namespace: "legacy-a",
+            now: now(),
+        },
+    );
+    let o = v
+        .outcomes
+        .iter()
+        .find(|o| o.rule == RuleId::TagLatest)
+        .unwrap();
+    assert_eq!(o.exemption.map(|e| (e.index, e.expired)), Some((2, true)));
+}
+
+fn problems(text: &str) -> Vec<(Option<u32>, String)> {
+    let e = parse_policy(text, "p.yaml").unwrap_err();
+    e.problems
+        .into_iter()
+        .map(|p| (p.pos.map(|p| p.line), p.message))
+        .collect()
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_line() {
+    let text = "\
+apiVersion: tollgate.dev/v1alpha1
+kind: Policy
+metadata:
+  name: t
+  colour: blue
+spec:
+  rules:
+    tag-lastest: deny
+  registries:
+    - prefix: https://r.example.org
+    - prefix: r.example.org
+      aliasses: [x]
+  bases:
+    debian:
+      - repository: docker.io/library/debian
+      - repository: r.example.org/debian:12
+  notDeployable: [debian]
+  exemptions:
+    - namespaces: [a]
+    - images: ['r.example.org/[']
+      reason: x
+      expires: next week
+";
+    let got = problems(text);
+    let expected: Vec<(Option<u32>, &str)> = vec![
+        (Some(5), "unknown key \"colour\""),
+        (Some(8), "unknown rule id \"tag-lastest\""),
+        (Some(10), "\"https://r.example.org\" is a URL"),
+        (
+            Some(12),
+            "unknown key \"aliasses\" (did you mean \"aliases\"?)",
+        ),
+        (
+            Some(15),
+            "base repository docker.io/library/debian is not in an approved registry",
+        ),
+        (Some(16), "must not have a tag or digest"),
+        (
+            Some(17),
+            "image pattern \"debian\" must be a fully-qualified name",
+        ),
+        (Some(19), "an exemption needs a non-empty `reason`"),
+        (Some(20), "invalid pattern \"r.example.org/[\""),
+        (Some(22), "expires \"next week\" is not a date"),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for ((line, msg), (eline, emsg)) in got.iter().zip(&expected) {
+        assert_eq!(line, eline, "{msg}");
+        assert!(msg.contains(emsg), "{msg:?} should contain {emsg:?}");
+    }
+}
+
+#[rstest]
+#[case::wrong_api_version(
+    "apiVersion: tollgate.dev/v9\nkind: Policy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}]}\n",
+    "unsupported apiVersion"
+)]
+#[case::wrong_kind(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}]}\n",
+    "kind must be \"Policy\""
+)]
+#[case::no_registry(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {}\n",
+    "no approved registry"
+)]
+#[case::wrong_type(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {registries: {prefix: r.io}}\n",
+    "invalid type: map, expected a sequence"
+)]
+#[case::bad_level(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {rules: {tag-latest: block}}\n",
+    "unknown variant `block`"
+)]
+#[case::not_yaml("apiVersion: [\n", "")]
+#[case::two_documents("a: 1\n---\nb: 2\n", "expected a single YAML document")]
+#[case::missing_reason(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}], exemptions: [{namespaces: [x], reason: ' '}]}\n",
+    "non-empty `reason`"
+)]
+fn invalid_policies_are_refused_with_a_reason(#[case] text: &str, #[case] expected: &str) {
+    let got = problems(text);
+    assert!(
+        got.iter()
+            .any(|(line, m)| line.is_some() && m.contains(expected)),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn policy_error_display_lists_file_line_and_pointer() {
+    let e = parse_policy("apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  registries: [{prefix: 'a b'}]\n", "p.yaml").unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.starts_with("policy p.yaml is invalid (1 problem):\n  p.yaml:5:"),
+        "{s}"
+    );
+    assert!(s.ends_with("(at /spec/registries/0/prefix)"), "{s}");
+}

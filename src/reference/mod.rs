@@ -1,0 +1,517 @@
+//! Container image references, parsed and normalised exactly as the distribution reference
+//! library (`github.com/distribution/reference`) does, because that is what Docker, containerd
+//! and the kubelet do with the string in a Pod spec. Parsing is the only place that looks at the
+//! string; everything downstream works on the typed [`ImageRef`].
+//!
+//! Grammar (from the distribution library):
+//!
+//! ```text
+//! reference        := name [ ":" tag ] [ "@" digest ]
+//! name             := [domain '/'] path-component ['/' path-component]*
+//! domain           := host [':' port-number]
+//! host             := domain-name | IPv4address | '[' IPv6address ']'
+//! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
+//! path-component   := alpha-numeric [separator alpha-numeric]*
+//! alpha-numeric    := [a-z0-9]+
+//! separator        := [_.] | '__' | [-]+
+//! tag              := [\w][\w.-]{0,127}
+//! digest           := algorithm ':' hex
+//! ```
+
+mod digest;
+
+pub use digest::{Digest, DigestAlgorithm};
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The registry Docker Hub references normalise to.
+pub const DOCKER_HUB: &str = "docker.io";
+/// Docker Hub's legacy name; normalised to [`DOCKER_HUB`].
+const DOCKER_HUB_LEGACY: &str = "index.docker.io";
+/// The namespace one-component Docker Hub names live in (`nginx` is `library/nginx`).
+const DOCKER_HUB_OFFICIAL: &str = "library";
+/// `NameTotalLengthMax` in the distribution library: domain and path together.
+pub const NAME_MAX_LEN: usize = 255;
+/// A tag is one word character followed by at most 127 more.
+pub const TAG_MAX_LEN: usize = 128;
+
+/// Why a string is not a valid image reference. Each variant says precisely what is wrong so
+/// that a denial can tell the engineer what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("the image reference is empty")]
+    Empty,
+    #[error("the image reference has leading or trailing whitespace")]
+    Whitespace,
+    #[error("character {ch:?} at position {position} is not allowed in an image reference")]
+    InvalidCharacter { ch: char, position: usize },
+    #[error("the repository name is empty")]
+    EmptyRepository,
+    #[error("repository path component {index} is empty (a doubled or trailing '/')")]
+    EmptyPathComponent { index: usize },
+    #[error("repository name must be lowercase: {component:?}")]
+    Uppercase { component: String },
+    #[error(
+        "repository path component {component:?} is invalid: it must be lowercase letters and \
+         digits, separated by '.', '_', '__' or dashes, and start and end with a letter or digit"
+    )]
+    InvalidPathComponent { component: String },
+    #[error("registry host {host:?} is invalid: {reason}")]
+    InvalidHost { host: String, reason: &'static str },
+    #[error("registry port {port:?} is not a number between 1 and 65535")]
+    InvalidPort { port: String },
+    #[error("the name is {len} characters long; at most {NAME_MAX_LEN} are allowed")]
+    NameTooLong { len: usize },
+    #[error("the tag is empty")]
+    EmptyTag,
+    #[error("the tag is {len} characters long; at most {TAG_MAX_LEN} are allowed")]
+    TagTooLong { len: usize },
+    #[error(
+        "tag {tag:?} is invalid: it must start with a letter, digit or '_' and contain only \
+         letters, digits, '_', '.' and '-'"
+    )]
+    InvalidTag { tag: String },
+    #[error(
+        "repository name {name:?} cannot be a 64-character hexadecimal string (it looks like an image id)"
+    )]
+    HexRepository { name: String },
+    #[error(transparent)]
+    Digest(#[from] digest::DigestError),
+}
+
+/// A registry host with an optional port, as written in a reference (`docker.io`,
+/// `registry.example.org:5000`, `[::1]:5000`, `localhost`). Host names compare
+/// case-insensitively (DNS), so equality uses the lowercased host; the host is printed as
+/// written, because an uppercase first component is what marks `Registry/app` as a registry.
+#[derive(Debug, Clone)]
+pub struct RegistryHost {
+    host: String,
+    written: String,
+    port: Option<u16>,
+}
+
+impl PartialEq for RegistryHost {
+    fn eq(&self, other: &Self) -> bool {
+        self.host == other.host && self.port == other.port
+    }
+}
+
+impl Eq for RegistryHost {}
+
+impl std::hash::Hash for RegistryHost {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.host.hash(state);
+        self.port.hash(state);
+    }
+}
+
+impl RegistryHost {
+    /// The host part without the port, lowercased (IPv6 literals keep their brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, when one was given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether this is Docker Hub (after normalisation of `index.docker.io`).
+    pub fn is_docker_hub(&self) -> bool {
+        self.port.is_none() && self.host == DOCKER_HUB
+    }
+
+    fn docker_hub() -> Self {
+        RegistryHost {
+            host: DOCKER_HUB.to_owned(),
+            written: DOCKER_HUB.to_owned(),
+            port: None,
+        }
+    }
+}
+
+impl fmt::Display for RegistryHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.written),
+            None => f.write_str(&self.written),
+        }
+    }
+}
+
+impl FromStr for RegistryHost {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, port) = split_port(s)?;
+        validate_host(host)?;
+        let lower = host.to_ascii_lowercase();
+        // `index.docker.io` is an alias kept for compatibility; the distribution library
+        // rewrites it to `docker.io` and so must we, or a policy on one would miss the other.
+        if (lower == DOCKER_HUB_LEGACY || lower == DOCKER_HUB) && port.is_none() {
+            return Ok(RegistryHost::docker_hub());
+        }
+        Ok(RegistryHost {
+            host: lower,
+            written: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// A repository path inside a registry: one or more `/`-separated path components.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Repository(String);
+
+impl Repository {
+    /// The path as a string (`library/nginx`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path components (`["library", "nginx"]`).
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(String);
+
+impl Tag {
+    /// The tag as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Tag {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        validate_tag(s)?;
+        Ok(Tag(s.to_owned()))
+    }
+}
+
+/// A parsed, normalised image reference.
+///
+/// Normalisation follows the distribution library: a name without a registry is on Docker Hub
+/// (`docker.io`), a one-component Docker Hub name is in `library/`, and `index.docker.io` is
+/// `docker.io`. A reference may carry a tag, a digest, both or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    registry: RegistryHost,
+    repository: Repository,
+    tag: Option<Tag>,
+    digest: Option<Digest>,
+}
+
+impl ImageRef {
+    /// The registry the image is pulled from.
+    pub fn registry(&self) -> &RegistryHost {
+        &self.registry
+    }
+
+    /// The repository path inside the registry.
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// The tag, if the reference has one.
+    pub fn tag(&self) -> Option<&Tag> {
+        self.tag.as_ref()
+    }
+
+    /// The digest, if the reference has one.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The short form Docker prints: `nginx:1.25` rather than `docker.io/library/nginx:1.25`.
+    pub fn familiar(&self) -> String {
+        let mut out = if self.registry.is_docker_hub() {
+            match self.repository.0.strip_prefix("library/") {
+                Some(rest) if !rest.contains('/') => rest.to_owned(),
+                _ => self.repository.0.clone(),
+            }
+        } else {
+            self.name()
+        };
+        self.push_suffix(&mut out);
+        out
+    }
+
+    /// The same image with the given digest and this reference's tag: the `name:tag@digest`
+    /// form that pins the content while keeping it reachable from a tag.
+    pub fn with_digest(&self, digest: Digest) -> ImageRef {
+        ImageRef {
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    fn push_suffix(&self, out: &mut String) {
+        if let Some(tag) = &self.tag {
+            out.push(':');
+            out.push_str(&tag.0);
+        }
+        if let Some(digest) = &self.digest {
+            out.push('@');
+            out.push_str(&digest.to_string());
+        }
+    }
+}
+
+/// The fully-qualified form: `docker.io/library/nginx:1.25@sha256:…`.
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = self.name();
+        self.push_suffix(&mut out);
+        f.write_str(&out)
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
+}
+
+fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
+    if input.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if input.trim() != input {
+        return Err(ReferenceError::Whitespace);
+    }
+    if let Some((position, ch)) = input.char_indices().find(|&(_, c)| !(c.is_ascii_graphic())) {
+        return Err(ReferenceError::InvalidCharacter { ch, position });
+    }
+
+    // The distribution library refuses a bare 64-hex string: it is an image id, and treating
+    // it as `docker.io/library/<hex>` would pull something else entirely.
+    if input.len() == 64
+        && input
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(ReferenceError::HexRepository {
+            name: input.to_owned(),
+        });
+    }
+
+    let (name_and_tag, digest) = match input.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest.parse::<Digest>()?)),
+        None => (input, None),
+    };
+
+    // The tag is after the last ':' that follows the last '/'; a ':' before it belongs to
+    // the registry's port.
+    let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
+        Some(i) => {
+            let at = last_slash + i;
+            (
+                &name_and_tag[..at],
+                Some(name_and_tag[at + 1..].parse::<Tag>()?),
+            )
+        }
+        None => (name_and_tag, None),
+    };
+    if name.is_empty() {
+        return Err(ReferenceError::EmptyRepository);
+    }
+    if name.len() > NAME_MAX_LEN {
+        return Err(ReferenceError::NameTooLong { len: name.len() });
+    }
+
+    let (registry, path) = split_domain(name)?;
+    validate_path(path)?;
+    let repository = if registry.is_docker_hub() && !path.contains('/') {
+        format!("{DOCKER_HUB_OFFICIAL}/{path}")
+    } else {
+        path.to_owned()
+    };
+    Ok(ImageRef {
+        registry,
+        repository: Repository(repository),
+        tag,
+        digest,
+    })
+}
+
+/// `splitDockerDomain`: the first component is a registry only if it looks like one (has a
+/// '.' or ':', is `localhost`, or has uppercase letters, which a path cannot have).
+fn split_domain(name: &str) -> Result<(RegistryHost, &str), ReferenceError> {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.starts_with('[')
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
+            Ok((first.parse()?, rest))
+        }
+        _ => Ok((RegistryHost::docker_hub(), name)),
+    }
+}
+
+fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
+    // An IPv6 literal's own colons are inside the brackets.
+    let port_sep = if s.starts_with('[') {
+        s.find(']')
+            .and_then(|end| s[end..].find(':').map(|i| end + i))
+    } else {
+        s.find(':')
+    };
+    match port_sep {
+        None => Ok((s, None)),
+        Some(i) => {
+            let port = &s[i + 1..];
+            let valid =
+                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+            match port.parse::<u16>() {
+                Ok(p) if valid && p != 0 => Ok((&s[..i], Some(p))),
+                _ => Err(ReferenceError::InvalidPort {
+                    port: port.to_owned(),
+                }),
+            }
+        }
+    }
+}
+
+fn validate_host(host: &str) -> Result<(), ReferenceError> {
+    let invalid = |reason| {
+        Err(ReferenceError::InvalidHost {
+            host: host.to_owned(),
+            reason,
+        })
+    };
+    if host.is_empty() {
+        return invalid("it is empty");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let Some(addr) = inner.strip_suffix(']') else {
+            return invalid("an IPv6 address must be enclosed in '[' and ']'");
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return invalid("the text in brackets is not an IPv6 address");
+        }
+        return Ok(());
+    }
+    for component in host.split('.') {
+        if component.is_empty() {
+            return invalid("it has an empty label (a leading, trailing or doubled '.')");
+        }
+        if !component
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return invalid("a label may contain only letters, digits and '-'");
+        }
+        if component.starts_with('-') || component.ends_with('-') {
+            return invalid("a label may not start or end with '-'");
+        }
+    }
+    Ok(())
+}
+
+fn validate_path(path: &str) -> Result<(), ReferenceError> {
+    if path.is_empty() {
+        return Err(ReferenceError::EmptyRepository);
+    }
+    for (index, component) in path.split('/').enumerate() {
+        if component.is_empty() {
+            return Err(ReferenceError::EmptyPathComponent { index });
+        }
+        if component.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ReferenceError::Uppercase {
+                component: component.to_owned(),
+            });
+        }
+        if !valid_path_component(component.as_bytes()) {
+            return Err(ReferenceError::InvalidPathComponent {
+                component: component.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `alpha-numeric [separator alpha-numeric]*` with separator `[_.] | __ | -+`.
+fn valid_path_component(c: &[u8]) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !c.first().copied().is_some_and(alnum) || !c.last().copied().is_some_and(alnum) {
+        return false;
+    }
+    let mut i = 0;
+    while i < c.len() {
+        if alnum(c[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        match c[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if c.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while c.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        // A separator must be followed by an alpha-numeric character.
+        if i == start || !c.get(i).copied().is_some_and(alnum) {
+            return false;
+        }
+    }
+    true
+}
+
+fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
+    if tag.is_empty() {
+        return Err(ReferenceError::EmptyTag);
+    }
+    if tag.len() > TAG_MAX_LEN {
+        return Err(ReferenceError::TagTooLong { len: tag.len() });
+    }
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = tag.as_bytes();
+    if !word(bytes[0]) || !bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-') {
+        return Err(ReferenceError::InvalidTag {
+            tag: tag.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

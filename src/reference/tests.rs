@@ -1,0 +1,207 @@
+use super::*;
+use proptest::prelude::*;
+use rstest::rstest;
+
+const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[rstest]
+#[case::official_image("nginx", "docker.io", "library/nginx", None, false)]
+#[case::official_with_tag("nginx:1.25", "docker.io", "library/nginx", Some("1.25"), false)]
+#[case::hub_user_repo("bitnami/redis:7", "docker.io", "bitnami/redis", Some("7"), false)]
+#[case::legacy_hub_alias("index.docker.io/nginx", "docker.io", "library/nginx", None, false)]
+#[case::explicit_hub(
+    "docker.io/library/nginx:latest",
+    "docker.io",
+    "library/nginx",
+    Some("latest"),
+    false
+)]
+#[case::wikimedia(
+    "docker-registry.wikimedia.org/wikimedia/mediawiki:2024-01-01-1",
+    "docker-registry.wikimedia.org",
+    "wikimedia/mediawiki",
+    Some("2024-01-01-1"),
+    false
+)]
+#[case::host_with_port(
+    "registry.example.org:5000/team/app:v1",
+    "registry.example.org:5000",
+    "team/app",
+    Some("v1"),
+    false
+)]
+#[case::localhost("localhost/app", "localhost", "app", None, false)]
+#[case::localhost_port("localhost:5000/app:1", "localhost:5000", "app", Some("1"), false)]
+#[case::ipv4("10.0.0.1:5000/app", "10.0.0.1:5000", "app", None, false)]
+#[case::ipv6_port("[::1]:5000/app:1", "[::1]:5000", "app", Some("1"), false)]
+#[case::ipv6_no_port("[2001:db8::1]/app", "[2001:db8::1]", "app", None, false)]
+#[case::uppercase_host_is_registry(
+    "Registry.Example.org/app",
+    "Registry.Example.org",
+    "app",
+    None,
+    false
+)]
+#[case::digest_only(
+    "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "docker.io",
+    "library/nginx",
+    None,
+    true
+)]
+#[case::tag_and_digest(
+    "docker-registry.wikimedia.org/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "docker-registry.wikimedia.org",
+    "app",
+    Some("1.0"),
+    true
+)]
+#[case::separators(
+    "example.org/a.b_c__d-e---f/g:tag",
+    "example.org",
+    "a.b_c__d-e---f/g",
+    Some("tag"),
+    false
+)]
+#[case::max_tag_len(&format!("app:{}", "a".repeat(128)), "docker.io", "library/app", Some(&*"a".repeat(128)), false)]
+fn parses_valid_references(
+    #[case] input: &str,
+    #[case] registry: &str,
+    #[case] repository: &str,
+    #[case] tag: Option<&str>,
+    #[case] has_digest: bool,
+) {
+    let r: ImageRef = input.parse().unwrap();
+    assert_eq!(r.registry().to_string(), registry);
+    assert_eq!(r.repository().as_str(), repository);
+    assert_eq!(r.tag().map(Tag::as_str), tag);
+    assert_eq!(r.digest().is_some(), has_digest);
+}
+
+#[rstest]
+#[case::empty("", ReferenceError::Empty)]
+#[case::whitespace(" nginx", ReferenceError::Whitespace)]
+#[case::inner_space("ng inx", ReferenceError::InvalidCharacter { ch: ' ', position: 2 })]
+#[case::uppercase_repo("docker-registry.wikimedia.org/Foo", ReferenceError::Uppercase { component: "Foo".into() })]
+#[case::uppercase_hub_repo("library/Nginx", ReferenceError::Uppercase { component: "Nginx".into() })]
+#[case::double_slash("example.org//app", ReferenceError::EmptyPathComponent { index: 0 })]
+#[case::trailing_slash("example.org/app/", ReferenceError::EmptyPathComponent { index: 1 })]
+#[case::leading_separator("example.org/-app", ReferenceError::InvalidPathComponent { component: "-app".into() })]
+#[case::triple_underscore("example.org/a___b", ReferenceError::InvalidPathComponent { component: "a___b".into() })]
+#[case::dot_dash("example.org/a.-b", ReferenceError::InvalidPathComponent { component: "a.-b".into() })]
+#[case::tag_too_long(&format!("app:{}", "a".repeat(129)), ReferenceError::TagTooLong { len: 129 })]
+#[case::tag_leading_dot("app:.x", ReferenceError::InvalidTag { tag: ".x".into() })]
+#[case::empty_tag("app:", ReferenceError::EmptyTag)]
+#[case::bad_port("example.org:99999/app", ReferenceError::InvalidPort { port: "99999".into() })]
+#[case::port_zero("example.org:0/app", ReferenceError::InvalidPort { port: "0".into() })]
+#[case::trailing_dot_host("docker-registry.wikimedia.org./x", ReferenceError::InvalidHost { host: "docker-registry.wikimedia.org.".into(), reason: "it has an empty label (a leading, trailing or doubled '.')" })]
+#[case::bad_ipv6("[::g]:5000/app", ReferenceError::InvalidHost { host: "[::g]".into(), reason: "the text in brackets is not an IPv6 address" })]
+#[case::hex_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ReferenceError::HexRepository { name: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() })]
+#[case::name_too_long(&format!("example.org/{}", "a".repeat(250)), ReferenceError::NameTooLong { len: 262 })]
+#[case::short_sha256("app@sha256:abc", ReferenceError::Digest(digest::DigestError::Length { algorithm: DigestAlgorithm::Sha256, expected: 64, actual: 3 }))]
+#[case::sha512_with_sha256_length(&format!("app@sha512:{}", "a".repeat(64)), ReferenceError::Digest(digest::DigestError::Length { algorithm: DigestAlgorithm::Sha512, expected: 128, actual: 64 }))]
+#[case::uppercase_hex(&format!("app@sha256:{}", "A".repeat(64)), ReferenceError::Digest(digest::DigestError::NotHex { ch: 'A' }))]
+#[case::unknown_algorithm(&format!("app@md5:{}", "a".repeat(32)), ReferenceError::Digest(digest::DigestError::UnsupportedAlgorithm { algorithm: "md5".into() }))]
+#[case::digest_without_colon("app@sha256", ReferenceError::Digest(digest::DigestError::MissingSeparator { digest: "sha256".into() }))]
+#[case::only_tag(":latest", ReferenceError::EmptyRepository)]
+fn rejects_invalid_references_with_precise_reason(
+    #[case] input: &str,
+    #[case] expected: ReferenceError,
+) {
+    assert_eq!(input.parse::<ImageRef>().unwrap_err(), expected);
+}
+
+/// Look-alike registries must not be mistaken for the approved one: the host is compared
+/// whole, so these parse to hosts other than docker-registry.wikimedia.org.
+#[rstest]
+#[case::suffix_domain(
+    "docker-registry.wikimedia.org.evil.com/x",
+    "docker-registry.wikimedia.org.evil.com"
+)]
+#[case::dash_suffix("docker-registry.wikimedia.org-x/y", "docker-registry.wikimedia.org-x")]
+#[case::port_differs(
+    "docker-registry.wikimedia.org:8443/x",
+    "docker-registry.wikimedia.org:8443"
+)]
+#[case::userinfo_is_not_a_host_part("evil.com/docker-registry.wikimedia.org/x", "evil.com")]
+fn look_alike_hosts_parse_as_their_real_host(#[case] input: &str, #[case] host: &str) {
+    let r: ImageRef = input.parse().unwrap();
+    assert_eq!(r.registry().to_string(), host);
+}
+
+#[test]
+fn hosts_compare_case_insensitively_but_print_as_written() {
+    let upper: ImageRef = "Registry.Example.org/app".parse().unwrap();
+    let lower: ImageRef = "registry.example.org/app".parse().unwrap();
+    assert_eq!(upper.registry(), lower.registry());
+    assert_eq!(upper.registry().host(), "registry.example.org");
+    // Printing it lowercased would turn a registry into a Docker Hub path on re-parse.
+    let single: ImageRef = "A/b".parse().unwrap();
+    assert_eq!(single.to_string().parse::<ImageRef>().unwrap(), single);
+}
+
+#[test]
+fn userinfo_in_reference_is_invalid() {
+    // `user@host/x` would be a URL trick; in a reference '@' starts a digest.
+    assert!(
+        "docker-registry.wikimedia.org@evil.com/x"
+            .parse::<ImageRef>()
+            .is_err()
+    );
+}
+
+#[rstest]
+#[case::official("nginx:1.25", "nginx:1.25", "docker.io/library/nginx:1.25")]
+#[case::hub_user("bitnami/redis", "bitnami/redis", "docker.io/bitnami/redis")]
+#[case::hub_nested_library("library/a/b", "library/a/b", "docker.io/library/a/b")]
+#[case::other_registry("quay.io/org/app:1", "quay.io/org/app:1", "quay.io/org/app:1")]
+#[case::digest(&format!("app:1@{D256}"), &format!("app:1@{D256}"), &format!("docker.io/library/app:1@{D256}"))]
+fn familiar_and_fully_qualified_forms(
+    #[case] input: &str,
+    #[case] familiar: &str,
+    #[case] full: &str,
+) {
+    let r: ImageRef = input.parse().unwrap();
+    assert_eq!(r.familiar(), familiar);
+    assert_eq!(r.to_string(), full);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn parser_never_panics_on_any_string(s in "\\PC*") {
+        let _ = s.parse::<ImageRef>();
+    }
+
+    #[test]
+    fn parser_never_panics_on_reference_shaped_strings(s in "[a-zA-Z0-9.:/@_\\[\\]-]{0,80}") {
+        let _ = s.parse::<ImageRef>();
+    }
+
+    #[test]
+    fn printed_reference_parses_to_the_same_reference(
+        host in prop::option::of("[a-z][a-z0-9-]{0,10}[a-z0-9]\\.[a-z]{2,5}(:[1-9][0-9]{0,3})?"),
+        path in "[a-z0-9]{1,8}([._-][a-z0-9]{1,8}){0,2}(/[a-z0-9]{1,8}){0,3}",
+        tag in prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+        digest in prop::option::of("[0-9a-f]{64}"),
+    ) {
+        let mut s = match host { Some(h) => format!("{h}/{path}"), None => path };
+        if let Some(t) = tag { s.push(':'); s.push_str(&t); }
+        if let Some(d) = digest { s.push_str("@sha256:"); s.push_str(&d); }
+        if let Ok(first) = s.parse::<ImageRef>() {
+            let again: ImageRef = first.to_string().parse().unwrap();
+            prop_assert_eq!(&again, &first);
+            let familiar: ImageRef = first.familiar().parse().unwrap();
+            prop_assert_eq!(familiar, first);
+        }
+    }
+
+    #[test]
+    fn any_parsed_reference_round_trips(s in "[a-zA-Z0-9.:/@_\\[\\]-]{0,80}") {
+        if let Ok(first) = s.parse::<ImageRef>() {
+            let again: ImageRef = first.to_string().parse().unwrap();
+            prop_assert_eq!(again, first);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The report for people: findings grouped by file, then a one-line summary. Colour only when
+//! the caller says so (the CLI enables it on a terminal).
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use super::{Finding, Report};
+use crate::policy::Level;
+
+/// Render `report` as text; `color` adds ANSI styles.
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = |style: Style, s: &str| {
+        if color {
+            format!("{}{s}{}", style.render(), style.render_reset())
+        } else {
+            s.to_owned()
+        }
+    };
+    let bold = Style::new().bold();
+    let dim = Style::new().dimmed();
+    let level_style = |l: Level| match l {
+        Level::Deny => AnsiColor::Red.on_default().bold(),
+        Level::Warn => AnsiColor::Yellow.on_default().bold(),
+        Level::Audit | Level::Off => AnsiColor::Cyan.on_default(),
+    };
+
+    let mut out = String::new();
+    let mut current_file: Option<Option<&str>> = None;
+    for f in &report.findings {
+        let file = f.location.file.as_deref();
+        if current_file != Some(file) {
+            if current_file.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", paint(bold, file.unwrap_or("<input>")));
+            current_file = Some(file);
+        }
+        write_finding(
+            &mut out,
+            f,
+            &paint(level_style(f.level), &format!("{:<4}", f.level.as_str())),
+            &|s| paint(dim, s),
+        );
+    }
+    if !report.exempted.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{}", paint(bold, "exempted"));
+        for e in &report.exempted {
+            let f = &e.finding;
+            let at = f.location.file_line().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {at}  {}  {}: exempted by {} ({}{})",
+                f.rule_id,
+                f.image.as_deref().unwrap_or(""),
+                e.exemption.source,
+                e.exemption.reason,
+                e.exemption
+                    .expires
+                    .as_deref()
+                    .map(|d| format!(", until {d}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if !report.errors.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        for e in &report.errors {
+            let at = match (e.line, e.column) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", e.file),
+                (Some(l), None) => format!("{}:{l}", e.file),
+                _ => e.file.clone(),
+            };
+            let _ = writeln!(
+                out,
+                "{} {at}: {}",
+                paint(level_style(Level::Deny), "error:"),
+                e.message
+            );
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let s = report.summary();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "{}, {} in {} with {} ({}); policy {} ({})",
+        plural(s.deny, "denial", "denials"),
+        plural(s.warn, "warning", "warnings"),
+        plural(s.objects, "object", "objects"),
+        plural(s.images, "image", "images"),
+        plural(s.files, "file", "files"),
+        report.policy.name,
+        report.policy.origin
+    );
+    if s.exempted > 0 {
+        line.push_str(&format!("; {} exempted", s.exempted));
+    }
+    if s.errors > 0 {
+        line.push_str(&format!(
+            "; {}",
+            plural(s.errors, "input error", "input errors")
+        ));
+    }
+    let verdict = if s.errors > 0 || s.deny > 0 {
+        level_style(Level::Deny)
+    } else {
+        AnsiColor::Green.on_default().bold()
+    };
+    let mark = if s.errors > 0 {
+        "error"
+    } else if s.deny > 0 {
+        "fail"
+    } else {
+        "pass"
+    };
+    let _ = writeln!(out, "{} {line}", paint(verdict, mark));
+    out
+}
+
+fn write_finding(out: &mut String, f: &Finding, level: &str, dim: &dyn Fn(&str) -> String) {
+    let at = match (f.location.line, f.location.column) {
+        (Some(l), Some(c)) => format!("{l}:{c}"),
+        (Some(l), None) => format!("{l}"),
+        _ => String::new(),
+    };
+    let mut subject = String::new();
+    if let Some(o) = &f.object {
+        subject.push_str(&o.to_string());
+    }
+    if let Some(c) = &f.container {
+        let _ = write!(subject, ", {} {}", c.kind, c.name);
+    }
+    let _ = writeln!(out, "  {at:>7}  {level}  {}  {subject}", f.rule_id);
+    if let Some(image) = &f.image {
+        let _ = writeln!(out, "           image: {image}");
+    }
+    let _ = writeln!(out, "           {}", f.message);
+    let _ = writeln!(out, "           {}", dim(&format!("fix: {}", f.hint)));
+}

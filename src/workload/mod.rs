@@ -1,0 +1,263 @@
+//! Finding every container image in Kubernetes objects.
+//!
+//! Pure: takes a `serde_json::Value` (a manifest document or an AdmissionReview object) and
+//! returns each image with the identity of the object that carries it and the JSON pointer of
+//! its field. Objects without a pod spec are skipped silently.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Which Kubernetes object an image belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    /// `None` when the manifest does not say; the caller's default namespace applies.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// The three container lists of a pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerKind {
+    Container,
+    InitContainer,
+    EphemeralContainer,
+}
+
+impl ContainerKind {
+    const ALL: [(ContainerKind, &'static str); 3] = [
+        (ContainerKind::InitContainer, "initContainers"),
+        (ContainerKind::Container, "containers"),
+        (ContainerKind::EphemeralContainer, "ephemeralContainers"),
+    ];
+
+    /// The pod spec field that holds this list.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerKind::Container => "containers",
+            ContainerKind::InitContainer => "initContainers",
+            ContainerKind::EphemeralContainer => "ephemeralContainers",
+        }
+    }
+}
+
+impl fmt::Display for ContainerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContainerKind::Container => "container",
+            ContainerKind::InitContainer => "init container",
+            ContainerKind::EphemeralContainer => "ephemeral container",
+        })
+    }
+}
+
+/// A container of a pod-bearing object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRef {
+    pub name: String,
+    pub kind: ContainerKind,
+}
+
+/// An image as written in a container, not yet parsed (parsing is the policy's first rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    pub object: usize,
+    pub container: ContainerRef,
+    /// JSON pointer of the `image` field, e.g. `/spec/template/spec/initContainers/0/image`.
+    pub pointer: String,
+    pub image: String,
+}
+
+/// A pod-bearing object whose containers cannot be read: a missing or non-string image, a
+/// container list that is not a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub object: usize,
+    pub container: Option<ContainerRef>,
+    pub pointer: String,
+    pub message: String,
+}
+
+/// What a document holds: its pod-bearing objects, their images and what could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workloads {
+    /// Pod-bearing objects, each with the pointer of the object within the document.
+    pub objects: Vec<(ObjectRef, String)>,
+    pub images: Vec<ImageUse>,
+    pub malformed: Vec<Malformed>,
+}
+
+/// Where the pod spec of a kind is, for the API groups that really define that kind. A custom
+/// resource that reuses a kind name in another group is not a workload.
+fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match (group, kind) {
+        ("", "Pod") => Some(&["spec"]),
+        ("", "PodTemplate") => Some(&["template", "spec"]),
+        ("", "ReplicationController") => Some(&["spec", "template", "spec"]),
+        ("apps" | "extensions", "Deployment" | "ReplicaSet" | "DaemonSet") => {
+            Some(&["spec", "template", "spec"])
+        }
+        ("apps", "StatefulSet") => Some(&["spec", "template", "spec"]),
+        ("batch", "Job") => Some(&["spec", "template", "spec"]),
+        ("batch", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        _ => None,
+    }
+}
+
+/// Extract every image of every pod-bearing object in `doc`, including the items of `List`
+/// and `*List` objects (nested lists too).
+pub fn extract(doc: &Value) -> Workloads {
+    let mut out = Workloads::default();
+    // An explicit stack rather than recursion: a List nested in a List is legal, and a hostile
+    // input nesting them deeply must not exhaust the stack.
+    let mut pending: Vec<(&Value, String, Option<(&str, &str)>)> = vec![(doc, String::new(), None)];
+    while let Some((value, pointer, inherited)) = pending.pop() {
+        let Some(obj) = value.as_object() else {
+            continue;
+        };
+        let str_field = |k: &str| obj.get(k).and_then(Value::as_str);
+        let (api_version, kind) = match (str_field("apiVersion"), str_field("kind"), inherited) {
+            (Some(a), Some(k), _) => (a, k),
+            // Items of a typed list (`PodList` from the API) carry no apiVersion/kind.
+            (a, k, Some((la, lk))) => (a.unwrap_or(la), k.unwrap_or(lk)),
+            _ => continue,
+        };
+        if kind == "List" || (kind.ends_with("List") && kind.len() > 4) {
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+            if let Some(items) = obj.get("items").and_then(Value::as_array) {
+                for (i, item) in items.iter().enumerate().rev() {
+                    let inherit = item_kind.map(|k| (api_version, k));
+                    pending.push((item, format!("{pointer}/items/{i}"), inherit));
+                }
+            }
+            continue;
+        }
+        let Some(path) = pod_spec_path(api_version, kind) else {
+            continue;
+        };
+        let meta = obj.get("metadata");
+        let meta_str = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let name = meta_str("name")
+            .map(str::to_owned)
+            .or_else(|| meta_str("generateName").map(|g| format!("{g}*")))
+            .unwrap_or_else(|| "<unnamed>".to_owned());
+        let object = ObjectRef {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: meta_str("namespace").map(str::to_owned),
+            name,
+        };
+        let index = out.objects.len();
+        out.objects.push((object, pointer.clone()));
+        let mut spec_pointer = pointer;
+        let mut spec = Some(value);
+        for seg in path {
+            spec = spec.and_then(|v| v.get(seg));
+            spec_pointer.push('/');
+            spec_pointer.push_str(seg);
+        }
+        match spec {
+            Some(Value::Object(spec)) => containers(spec, &spec_pointer, index, &mut out),
+            _ => out.malformed.push(Malformed {
+                object: index,
+                container: None,
+                pointer: spec_pointer,
+                message: format!(
+                    "a {kind} needs a pod spec here, and it is missing or not a mapping"
+                ),
+            }),
+        }
+    }
+    out
+}
+
+fn containers(
+    spec: &serde_json::Map<String, Value>,
+    spec_pointer: &str,
+    object: usize,
+    out: &mut Workloads,
+) {
+    for (kind, field) in ContainerKind::ALL {
+        let list_pointer = format!("{spec_pointer}/{field}");
+        let list = match spec.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(list)) => list,
+            Some(_) => {
+                out.malformed.push(Malformed {
+                    object,
+                    container: None,
+                    pointer: list_pointer,
+                    message: format!("{field} must be a list of containers"),
+                });
+                continue;
+            }
+        };
+        for (i, c) in list.iter().enumerate() {
+            let pointer = format!("{list_pointer}/{i}");
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("#{i}"), str::to_owned);
+            let container = ContainerRef { name, kind };
+            match c.get("image") {
+                Some(Value::String(image)) => out.images.push(ImageUse {
+                    object,
+                    pointer: format!("{pointer}/image"),
+                    image: image.clone(),
+                    container,
+                }),
+                None | Some(Value::Null) if c.is_object() => out.malformed.push(Malformed {
+                    object,
+                    pointer: format!("{pointer}/image"),
+                    message: format!("{kind} {:?} has no image", container.name),
+                    container: Some(container),
+                }),
+                Some(other) => out.malformed.push(Malformed {
+                    object,
+                    container: Some(container),
+                    pointer: format!("{pointer}/image"),
+                    message: format!("image must be a string, found {}", json_type(other)),
+                }),
+                None => out.malformed.push(Malformed {
+                    object,
+                    container: None,
+                    pointer,
+                    message: format!(
+                        "each entry of {field} must be a mapping, found {}",
+                        json_type(c)
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests;

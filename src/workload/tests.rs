@@ -1,0 +1,180 @@
+use super::*;
+use rstest::rstest;
+use serde_json::json;
+
+fn images(doc: Value) -> Vec<(String, String, String)> {
+    let w = extract(&doc);
+    w.images
+        .iter()
+        .map(|i| {
+            (
+                w.objects[i.object].0.kind.clone(),
+                i.pointer.clone(),
+                i.image.clone(),
+            )
+        })
+        .collect()
+}
+
+fn pod_spec(image: &str) -> Value {
+    json!({"containers": [{"name": "app", "image": image}]})
+}
+
+#[rstest]
+#[case::pod("v1", "Pod", json!({"spec": pod_spec("a")}), "/spec/containers/0/image")]
+#[case::pod_template("v1", "PodTemplate", json!({"template": {"spec": pod_spec("a")}}), "/template/spec/containers/0/image")]
+#[case::replication_controller("v1", "ReplicationController", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::deployment("apps/v1", "Deployment", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::legacy_deployment("extensions/v1beta1", "Deployment", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::replica_set("apps/v1", "ReplicaSet", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::stateful_set("apps/v1", "StatefulSet", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::daemon_set("apps/v1", "DaemonSet", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::job("batch/v1", "Job", json!({"spec": {"template": {"spec": pod_spec("a")}}}), "/spec/template/spec/containers/0/image")]
+#[case::cron_job("batch/v1", "CronJob", json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec("a")}}}}}), "/spec/jobTemplate/spec/template/spec/containers/0/image")]
+fn extracts_the_image_of_each_workload_kind(
+    #[case] api_version: &str,
+    #[case] kind: &str,
+    #[case] body: Value,
+    #[case] pointer: &str,
+) {
+    let mut doc = body;
+    doc["apiVersion"] = json!(api_version);
+    doc["kind"] = json!(kind);
+    doc["metadata"] = json!({"name": "x", "namespace": "ns"});
+    let w = extract(&doc);
+    assert_eq!(w.objects.len(), 1);
+    assert_eq!(
+        w.objects[0].0,
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some("ns".into()),
+            name: "x".into()
+        }
+    );
+    assert_eq!(w.images.len(), 1, "{w:?}");
+    assert_eq!(w.images[0].pointer, pointer);
+    assert!(w.malformed.is_empty());
+}
+
+#[test]
+fn all_three_container_lists_are_read() {
+    let doc = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "a", "image": "a"}, {"name": "b", "image": "b"}],
+        "initContainers": [{"name": "i", "image": "i"}],
+        "ephemeralContainers": [{"name": "e", "image": "e"}],
+    }});
+    let w = extract(&doc);
+    let got: Vec<_> = w
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.container.kind,
+                i.container.name.as_str(),
+                i.pointer.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                ContainerKind::InitContainer,
+                "i",
+                "/spec/initContainers/0/image"
+            ),
+            (ContainerKind::Container, "a", "/spec/containers/0/image"),
+            (ContainerKind::Container, "b", "/spec/containers/1/image"),
+            (
+                ContainerKind::EphemeralContainer,
+                "e",
+                "/spec/ephemeralContainers/0/image"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn list_items_and_typed_lists_are_walked() {
+    let doc = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod_spec("a")},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+        {"apiVersion": "v1", "kind": "PodList", "items": [
+            // An API server's PodList items carry no kind.
+            {"metadata": {"name": "q"}, "spec": pod_spec("b")}
+        ]},
+    ]});
+    assert_eq!(
+        images(doc),
+        vec![
+            (
+                "Pod".into(),
+                "/items/0/spec/containers/0/image".into(),
+                "a".into()
+            ),
+            (
+                "Pod".into(),
+                "/items/2/items/0/spec/containers/0/image".into(),
+                "b".into()
+            ),
+        ]
+    );
+}
+
+#[rstest]
+#[case::config_map(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"image": "x"}}))]
+#[case::custom_resource_reusing_a_kind(json!({"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "spec": {"template": {"spec": pod_spec("a")}}}))]
+#[case::no_kind(json!({"spec": pod_spec("a")}))]
+#[case::scalar(json!("just text"))]
+#[case::null(Value::Null)]
+fn objects_without_a_pod_spec_are_skipped_silently(#[case] doc: Value) {
+    assert_eq!(extract(&doc), Workloads::default());
+}
+
+#[rstest]
+#[case::missing_image(json!({"containers": [{"name": "app"}]}), "/spec/containers/0/image", "container \"app\" has no image")]
+#[case::null_image(json!({"containers": [{"name": "app", "image": null}]}), "/spec/containers/0/image", "container \"app\" has no image")]
+#[case::number_image(json!({"containers": [{"name": "app", "image": 1.1}]}), "/spec/containers/0/image", "image must be a string, found a number")]
+#[case::list_image(json!({"containers": [{"name": "app", "image": ["a"]}]}), "/spec/containers/0/image", "image must be a string, found a list")]
+#[case::containers_not_list(json!({"containers": {"name": "app"}}), "/spec/containers", "containers must be a list of containers")]
+#[case::container_not_mapping(json!({"containers": ["nginx"]}), "/spec/containers/0", "each entry of containers must be a mapping, found a string")]
+fn unreadable_images_are_reported(
+    #[case] spec: Value,
+    #[case] pointer: &str,
+    #[case] message: &str,
+) {
+    let doc = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
+    let w = extract(&doc);
+    assert_eq!(w.malformed.len(), 1, "{w:?}");
+    assert_eq!(w.malformed[0].pointer, pointer);
+    assert_eq!(w.malformed[0].message, message);
+}
+
+#[test]
+fn a_workload_without_pod_spec_is_reported() {
+    let doc = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}});
+    let w = extract(&doc);
+    assert_eq!(w.malformed[0].pointer, "/spec/template/spec");
+}
+
+#[test]
+fn generate_name_stands_in_for_a_missing_name() {
+    let doc = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "migrate-"}, "spec": {"template": {"spec": pod_spec("a")}}});
+    assert_eq!(extract(&doc).objects[0].0.name, "migrate-*");
+}
+
+#[test]
+fn deeply_nested_lists_do_not_overflow_the_stack() {
+    let mut doc = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod_spec("deep")});
+    for _ in 0..10_000 {
+        let mut list = serde_json::Map::new();
+        list.insert("apiVersion".into(), json!("v1"));
+        list.insert("kind".into(), json!("List"));
+        list.insert("items".into(), Value::Array(vec![doc]));
+        doc = Value::Object(list);
+    }
+    assert_eq!(extract(&doc).images.len(), 1);
+    // Dropping a 10,000-deep serde_json::Value recurses; leak it instead in this test.
+    std::mem::forget(doc);
+}

@@ -1,0 +1,721 @@
+//! A YAML (and JSON) loader that keeps source positions.
+//!
+//! Findings must point at a file and line, so the loader turns yaml-rust2's marked event stream
+//! into a `serde_json::Value` (the shape Kubernetes objects have on the wire and in an
+//! AdmissionReview) together with a [`Positions`] index from JSON pointer to line and column.
+//!
+//! Decisions that differ from a plain `from_str`:
+//! - A stream is split into documents at `---` / `...` lines first. YAML forbids those markers
+//!   at column 0 inside any content (`c-forbidden`), so the split is exact, and a syntax error
+//!   in one document does not hide the documents after it.
+//! - Duplicate mapping keys are an error. Tools disagree on which duplicate wins; if tollgate
+//!   read the first `image:` and the API server the last, a bad image would pass the check.
+//! - Plain scalars resolve like Kubernetes' YAML library (YAML 1.1 core types: `yes`/`no`/`on`/
+//!   `off` are booleans), so that `image: 1.10` is a number here as it is for `kubectl`.
+//! - Aliases are expanded, `<<` merge keys applied, and the expansion is capped so an alias
+//!   bomb is an error rather than an out-of-memory kill.
+//! - The builder is iterative: arbitrarily deep nesting cannot overflow the stack.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// The most values one document may expand to through aliases before it is refused.
+pub const MAX_NODES: usize = 1_000_000;
+/// The deepest nesting accepted; deeper input is refused, not recursed into by later stages.
+pub const MAX_DEPTH: usize = 256;
+
+/// A line and column in a source, both 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// Why a document could not be loaded, with where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pos}: {message}")]
+pub struct YamlError {
+    /// Where, in the whole source (not relative to the document).
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Which positions to record while loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Every node (policy files: any field may need a position for an error).
+    All,
+    /// Only the values of `image` keys (manifests: the only field findings point into).
+    ImageFields,
+}
+
+/// JSON pointer → position of the value at that pointer.
+#[derive(Debug, Clone, Default)]
+pub struct Positions(HashMap<String, Pos>);
+
+impl Positions {
+    /// The position of the value at `pointer`, if recorded.
+    pub fn get(&self, pointer: &str) -> Option<Pos> {
+        self.0.get(pointer).copied()
+    }
+
+    /// The position of the value at `pointer`, or of its nearest recorded ancestor.
+    pub fn nearest(&self, pointer: &str) -> Option<Pos> {
+        let mut p = pointer;
+        loop {
+            if let Some(pos) = self.0.get(p) {
+                return Some(*pos);
+            }
+            p = &p[..p.rfind('/')?];
+        }
+    }
+}
+
+/// One document of a stream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The value; `Null` for an empty document.
+    pub value: Value,
+    /// Where the document starts (its first line of content, or its `---`).
+    pub start: Pos,
+    /// Positions of recorded nodes.
+    pub positions: Positions,
+}
+
+/// Load every document of `source`. A document that fails to load is an `Err` in its slot; the
+/// others are still loaded. Empty documents (only comments, or nothing between two `---`) are
+/// left out.
+pub fn load_all(source: &str, record: Record) -> Vec<Result<Document, YamlError>> {
+    split_documents(source)
+        .into_iter()
+        .filter_map(|chunk| {
+            let doc = load_chunk(chunk.text, chunk.first_line, record);
+            match doc {
+                Ok(d) if d.value.is_null() && chunk.is_blank => None,
+                other => Some(other),
+            }
+        })
+        .collect()
+}
+
+/// Load a single-document source (a policy file). More than one document is an error.
+pub fn load_one(source: &str, record: Record) -> Result<Document, YamlError> {
+    let mut docs = load_all(source, record).into_iter();
+    let first = docs.next().unwrap_or_else(|| {
+        Ok(Document {
+            value: Value::Null,
+            start: Pos { line: 1, column: 1 },
+            positions: Positions::default(),
+        })
+    })?;
+    if let Some(second) = docs.next() {
+        let pos = match second {
+            Ok(d) => d.start,
+            Err(e) => e.pos,
+        };
+        return Err(YamlError {
+            pos,
+            message: "expected a single YAML document, found another one here".into(),
+        });
+    }
+    Ok(first)
+}
+
+struct Chunk<'a> {
+    text: &'a str,
+    /// 1-based line of `text`'s first line in the whole source.
+    first_line: u32,
+    /// Only blank lines, comments and markers: skipped silently, unlike an explicit `null`.
+    is_blank: bool,
+}
+
+fn split_documents(source: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1u32;
+    let mut offset = 0usize;
+    let mut line_no = 1u32;
+    for line in source.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\n', '\r']);
+        let is_marker = |m: &str| {
+            content
+                .strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        };
+        if is_marker("---") && offset > start {
+            chunks.push(chunk(&source[start..offset], start_line));
+            start = offset;
+            start_line = line_no;
+        } else if is_marker("...") {
+            // `...` ends a document; what follows starts the next one.
+            let end = offset + line.len();
+            chunks.push(chunk(&source[start..end], start_line));
+            start = end;
+            start_line = line_no + 1;
+        }
+        offset += line.len();
+        line_no += 1;
+    }
+    if start < source.len() || chunks.is_empty() {
+        chunks.push(chunk(&source[start..], start_line));
+    }
+    chunks
+}
+
+fn chunk(text: &str, first_line: u32) -> Chunk<'_> {
+    let is_blank = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with("--- #")
+    });
+    Chunk {
+        text,
+        first_line,
+        is_blank,
+    }
+}
+
+fn load_chunk(text: &str, first_line: u32, record: Record) -> Result<Document, YamlError> {
+    let to_pos = |m: &Marker| Pos {
+        line: first_line + m.line().saturating_sub(1) as u32,
+        column: m.col() as u32 + 1,
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder::new(record);
+    // A document's line is that of its first node; an explicit `---` counts only for an empty
+    // document.
+    let mut start = None;
+    let mut doc_marker = None;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| YamlError {
+            pos: to_pos(e.marker()),
+            message: e.info().to_owned(),
+        })?;
+        match event {
+            Event::StreamEnd => break,
+            Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                if builder.finished() {
+                    return Err(YamlError {
+                        pos: to_pos(&mark),
+                        message: "a second document starts here without a '---' line".into(),
+                    });
+                }
+                doc_marker.get_or_insert(to_pos(&mark));
+            }
+            event => {
+                start.get_or_insert(to_pos(&mark));
+                builder
+                    .event(event, to_pos(&mark))
+                    .map_err(|message| YamlError {
+                        pos: to_pos(&mark),
+                        message,
+                    })?;
+            }
+        }
+    }
+    let start = start.or(doc_marker).unwrap_or(Pos {
+        line: first_line,
+        column: 1,
+    });
+    Ok(Document {
+        value: builder.root.unwrap_or(Value::Null),
+        start,
+        positions: builder.positions,
+    })
+}
+
+/// A collection under construction.
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        pointer_len: usize,
+    },
+    Map {
+        map: Map<String, Value>,
+        /// Keys and where they were first seen, for the duplicate-key error.
+        seen: HashMap<String, Pos>,
+        /// The key whose value comes next; `None` when a key comes next.
+        key: Option<String>,
+        merges: Vec<Value>,
+        anchor: usize,
+        pointer_len: usize,
+    },
+}
+
+struct Builder {
+    record: Record,
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    /// Anchored values and how many nodes each expands to.
+    anchors: HashMap<usize, (Value, usize)>,
+    nodes: usize,
+    /// The JSON pointer of the node being built.
+    pointer: String,
+    positions: Positions,
+}
+
+impl Builder {
+    fn new(record: Record) -> Self {
+        Builder {
+            record,
+            stack: Vec::new(),
+            root: None,
+            anchors: HashMap::new(),
+            nodes: 0,
+            pointer: String::new(),
+            positions: Positions::default(),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.root.is_some()
+    }
+
+    /// Extend the pointer for the node about to start; returns the previous length so the
+    /// caller can truncate back. Also records the node's position when asked to.
+    fn enter(&mut self, pos: Pos) -> usize {
+        let len = self.pointer.len();
+        match self.stack.last() {
+            Some(Frame::Seq { items, .. }) => {
+                self.pointer.push('/');
+                self.pointer.push_str(&items.len().to_string());
+            }
+            Some(Frame::Map { key: Some(k), .. }) => {
+                self.pointer.push('/');
+                push_escaped(&mut self.pointer, k);
+            }
+            _ => {}
+        }
+        let wanted = match self.record {
+            Record::All => true,
+            Record::ImageFields => self.pointer.ends_with("/image") || self.pointer.is_empty(),
+        };
+        if wanted {
+            self.positions.0.entry(self.pointer.clone()).or_insert(pos);
+        }
+        len
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+
+    fn event(&mut self, event: Event, pos: Pos) -> Result<(), String> {
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                if self.expecting_key() {
+                    return self.key(text, pos);
+                }
+                let len = self.enter(pos);
+                self.pointer.truncate(len);
+                let value = resolve_scalar(text, style, tag.as_ref())?;
+                self.value(value, anchor, 1)
+            }
+            Event::Alias(id) => {
+                let Some((value, size)) = self.anchors.get(&id).cloned() else {
+                    return Err("alias refers to an unknown anchor".into());
+                };
+                if self.expecting_key() {
+                    return match value {
+                        Value::String(s) => self.key(s, pos),
+                        _ => Err("only a string alias can be used as a mapping key".into()),
+                    };
+                }
+                let len = self.enter(pos);
+                self.pointer.truncate(len);
+                self.value(value, 0, size)
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.expecting_key() {
+                    return Err(
+                        "complex mapping keys (a list or mapping used as a key) are not supported"
+                            .into(),
+                    );
+                }
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
+                }
+                let pointer_len = self.enter(pos);
+                self.stack
+                    .push(if matches!(event, Event::SequenceStart(..)) {
+                        Frame::Seq {
+                            items: Vec::new(),
+                            anchor,
+                            pointer_len,
+                        }
+                    } else {
+                        Frame::Map {
+                            map: Map::new(),
+                            seen: HashMap::new(),
+                            key: None,
+                            merges: Vec::new(),
+                            anchor,
+                            pointer_len,
+                        }
+                    });
+                Ok(())
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (value, anchor, pointer_len) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        pointer_len,
+                    }) => (Value::Array(items), anchor, pointer_len),
+                    Some(Frame::Map {
+                        mut map,
+                        merges,
+                        anchor,
+                        pointer_len,
+                        ..
+                    }) => {
+                        apply_merges(&mut map, merges)?;
+                        (Value::Object(map), anchor, pointer_len)
+                    }
+                    None => return Err("unbalanced end of collection".into()),
+                };
+                self.pointer.truncate(pointer_len);
+                self.nodes += 1;
+                self.finish(value, anchor)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn key(&mut self, text: String, pos: Pos) -> Result<(), String> {
+        let Some(Frame::Map { seen, key, .. }) = self.stack.last_mut() else {
+            unreachable!()
+        };
+        if text != "<<" {
+            if let Some(first) = seen.get(&text) {
+                return Err(format!(
+                    "duplicate key {text:?} (first defined at line {})",
+                    first.line
+                ));
+            }
+            seen.insert(text.clone(), pos);
+        }
+        *key = Some(text);
+        Ok(())
+    }
+
+    fn value(&mut self, value: Value, anchor: usize, size: usize) -> Result<(), String> {
+        self.nodes += size;
+        if self.nodes > MAX_NODES {
+            return Err(format!(
+                "the document expands to more than {MAX_NODES} values through aliases"
+            ));
+        }
+        self.finish(value, anchor)
+    }
+
+    /// Store a completed value in its parent (or as the root), and under its anchor.
+    fn finish(&mut self, value: Value, anchor: usize) -> Result<(), String> {
+        if anchor != 0 {
+            let size = count_nodes(&value);
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map {
+                map, key, merges, ..
+            }) => {
+                let k = key.take().expect("a value follows its key");
+                if k == "<<" {
+                    merges.push(value);
+                } else {
+                    map.insert(k, value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<<` merge keys (YAML 1.1 merge type): keys already present win; with a list of mappings,
+/// earlier mappings win over later ones.
+fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Value>) -> Result<(), String> {
+    for merge in merges {
+        let sources = match merge {
+            Value::Object(m) => vec![m],
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(m),
+                    _ => Err("a '<<' merge list may contain only mappings".to_owned()),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err("a '<<' merge key needs a mapping or a list of mappings".into()),
+        };
+        for source in sources {
+            for (k, v) in source {
+                map.entry(k).or_insert(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// RFC 6901: `~` is `~0` and `/` is `~1` inside a reference token.
+pub fn push_escaped(out: &mut String, token: &str) {
+    for c in token.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    if let Some(tag) = tag {
+        // `!!str 1.0` and friends: the standard tags force a type.
+        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
+            return match tag.suffix.as_str() {
+                "str" | "binary" | "timestamp" => Ok(Value::String(text)),
+                "null" => Ok(Value::Null),
+                "bool" => resolve_plain(&text)
+                    .filter(Value::is_boolean)
+                    .ok_or_else(|| format!("{text:?} is not a !!bool")),
+                "int" => resolve_plain(&text)
+                    .filter(|v| v.is_i64() || v.is_u64())
+                    .ok_or_else(|| format!("{text:?} is not an !!int")),
+                "float" => resolve_plain(&text)
+                    .filter(Value::is_number)
+                    .ok_or_else(|| format!("{text:?} is not a !!float")),
+                other => Err(format!("unsupported tag !!{other}")),
+            };
+        }
+        return Ok(Value::String(text));
+    }
+    if style != TScalarStyle::Plain {
+        return Ok(Value::String(text));
+    }
+    Ok(resolve_plain(&text).unwrap_or(Value::String(text)))
+}
+
+/// Resolution of plain scalars as in go-yaml v2, which Kubernetes' `sigs.k8s.io/yaml` uses.
+fn resolve_plain(s: &str) -> Option<Value> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
+            return Some(Value::Bool(true));
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n" | "N" => {
+            return Some(Value::Bool(false));
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => {
+            // JSON has no infinities; Kubernetes rejects them in objects too. Keep the text.
+            return Some(Value::String(s.to_owned()));
+        }
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return None;
+    }
+    let plain = s.replace('_', "");
+    let (neg, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    let radix = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .iter()
+        .find_map(|(p, r)| digits.strip_prefix(p).map(|d| (d, *r)));
+    let int = match radix {
+        Some((d, r)) => i128::from_str_radix(d, r).ok(),
+        // go-yaml v2 reads a leading 0 as octal (YAML 1.1).
+        None if digits.len() > 1
+            && digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            i128::from_str_radix(&digits[1..], 8).ok()
+        }
+        None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            digits.parse::<i128>().ok()
+        }
+        None => None,
+    };
+    if let Some(i) = int {
+        let i = if neg { -i } else { i };
+        if let Ok(v) = i64::try_from(i) {
+            return Some(Value::Number(v.into()));
+        }
+        if let Ok(v) = u64::try_from(i) {
+            return Some(Value::Number(v.into()));
+        }
+    }
+    let is_float = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if is_float && let Ok(f) = plain.parse::<f64>() {
+        return Number::from_f64(f).map(Value::Number);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+    use serde_json::json;
+
+    fn one(s: &str) -> Document {
+        load_one(s, Record::All).unwrap()
+    }
+
+    #[rstest]
+    #[case::string("a: hello", json!({"a": "hello"}))]
+    #[case::int("a: 10", json!({"a": 10}))]
+    #[case::float_tag_like("a: 1.10", json!({"a": 1.1}))]
+    #[case::quoted_number("a: '1.10'", json!({"a": "1.10"}))]
+    #[case::yaml11_bool("a: yes", json!({"a": true}))]
+    #[case::null_tilde("a: ~", json!({"a": null}))]
+    #[case::empty_value("a:", json!({"a": null}))]
+    #[case::hex("a: 0x1F", json!({"a": 31}))]
+    #[case::octal_11("a: 010", json!({"a": 8}))]
+    #[case::str_tag("a: !!str 10", json!({"a": "10"}))]
+    #[case::flow("{a: [1, x, {b: c}]}", json!({"a": [1, "x", {"b": "c"}]}))]
+    #[case::json("{\"a\": {\"b\": [true, null]}}", json!({"a": {"b": [true, null]}}))]
+    #[case::anchor_alias("a: &x {k: v}\nb: *x", json!({"a": {"k": "v"}, "b": {"k": "v"}}))]
+    #[case::merge_key("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3", json!({"base": {"x": 1, "y": 2}, "m": {"x": 1, "y": 3}}))]
+    #[case::merge_list("a: &a {x: 1}\nb: &b {x: 2, z: 3}\nm: {<<: [*a, *b]}", json!({"a": {"x": 1}, "b": {"x": 2, "z": 3}, "m": {"x": 1, "z": 3}}))]
+    #[case::block_literal("a: |\n  line1\n  line2\n", json!({"a": "line1\nline2\n"}))]
+    #[case::version_string("a: v1.2.3", json!({"a": "v1.2.3"}))]
+    #[case::date_like("a: 2024-01-01", json!({"a": "2024-01-01"}))]
+    fn loads_values_as_kubernetes_reads_them(#[case] src: &str, #[case] expected: Value) {
+        assert_eq!(one(src).value, expected);
+    }
+
+    #[test]
+    fn splits_documents_and_keeps_their_lines() {
+        let src = "# leading comment\na: 1\n---\nb: 2\n---\n# empty\n---\nc:\n  image: x\n...\n";
+        let docs: Vec<_> = load_all(src, Record::ImageFields)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].start.line, 2);
+        assert_eq!(docs[1].start.line, 4);
+        assert_eq!(docs[2].start.line, 8);
+        assert_eq!(
+            docs[2].positions.get("/c/image"),
+            Some(Pos {
+                line: 9,
+                column: 10
+            })
+        );
+    }
+
+    #[test]
+    fn a_broken_document_does_not_hide_the_next_one() {
+        let src = "a: [1, 2\n---\nb: 2\n";
+        let docs = load_all(src, Record::All);
+        assert_eq!(docs.len(), 2);
+        let err = docs[0].as_ref().unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert_eq!(docs[1].as_ref().unwrap().value, json!({"b": 2}));
+    }
+
+    #[test]
+    fn error_lines_are_relative_to_the_whole_file() {
+        let src = "a: 1\n---\nb: 2\nc: [\n";
+        let docs = load_all(src, Record::All);
+        let err = docs[1].as_ref().unwrap_err();
+        assert!(err.pos.line >= 4, "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_both_lines() {
+        let err = load_one("spec:\n  image: a\n  image: b\n", Record::All).unwrap_err();
+        assert_eq!(err.pos.line, 3);
+        assert!(
+            err.message
+                .contains("duplicate key \"image\" (first defined at line 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            src.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = load_one(&src, Record::All).unwrap_err();
+        assert!(err.message.contains("expands to more than"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed() {
+        let src = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        // yaml-rust2's own limit (or ours, whichever is lower) turns it into an error.
+        let err = load_one(&src, Record::All).unwrap_err();
+        assert!(
+            err.message.contains("nesting deeper") || err.message.contains("recursion limit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn positions_point_at_values_and_nearest_ancestor() {
+        let d = one("spec:\n  containers:\n    - name: a\n      image: nginx\n");
+        assert_eq!(
+            d.positions.get("/spec/containers/0/image"),
+            Some(Pos {
+                line: 4,
+                column: 14
+            })
+        );
+        assert_eq!(
+            d.positions
+                .nearest("/spec/containers/0/missing")
+                .map(|p| p.line),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn pointer_tokens_are_escaped() {
+        let d = one("a/b:\n  c~d: 1\n");
+        assert!(d.positions.get("/a~1b/c~0d").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn loader_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let s = String::from_utf8_lossy(&bytes);
+            let _ = load_all(&s, Record::All);
+        }
+
+        #[test]
+        fn loader_never_panics_on_yaml_shaped_text(s in "([ a-z:\\-\\[\\]{},&*!|>'\"#\\n<]|---\\n|\\.\\.\\.\\n){0,200}") {
+            let _ = load_all(&s, Record::All);
+            let _ = load_all(&s, Record::ImageFields);
+        }
+    }
+}
