@@ -46,7 +46,8 @@ pub struct Source<'a> {
 
 impl Source<'_> {
     fn locate(&self, pointer: &str) -> Location {
-        let pos = self.positions.and_then(|p| p.get(pointer));
+        // The field itself where it exists, else its container entry (a missing image).
+        let pos = self.positions.and_then(|p| p.nearest(pointer));
         Location {
             file: self.file.map(str::to_owned),
             line: pos.map(|p| p.line).or(self.start_line),

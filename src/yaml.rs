@@ -55,7 +55,8 @@ pub struct YamlError {
 pub enum Record {
     /// Every node (policy files: any field may need a position for an error).
     All,
-    /// Only the values of `image` keys (manifests: the only field findings point into).
+    /// Only the values of `image` keys and the entries of container lists (manifests: the
+    /// fields findings point into).
     ImageFields,
 }
 
@@ -299,7 +300,11 @@ impl Builder {
         }
         let wanted = match self.record {
             Record::All => true,
-            Record::ImageFields => self.pointer.ends_with("/image") || self.pointer.is_empty(),
+            Record::ImageFields => {
+                self.pointer.is_empty()
+                    || self.pointer.ends_with("/image")
+                    || is_container_entry(&self.pointer)
+            }
         };
         if wanted {
             self.positions.0.entry(self.pointer.clone()).or_insert(pos);
@@ -442,6 +447,23 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// A container of a pod spec, or an item of a `List`: where findings about a missing field
+/// and about a List's objects point.
+fn is_container_entry(pointer: &str) -> bool {
+    let Some((parent, index)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    index.bytes().all(|b| b.is_ascii_digit())
+        && [
+            "/containers",
+            "/initContainers",
+            "/ephemeralContainers",
+            "/items",
+        ]
+        .iter()
+        .any(|l| parent.ends_with(l))
 }
 
 /// `<<` merge keys (YAML 1.1 merge type): keys already present win; with a list of mappings,

@@ -182,11 +182,8 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
     let shown = r.familiar();
     let pin_hint = |tag: &str| {
         format!(
-            "pin it by digest: {}:{tag}@sha256:<digest> (`crane digest {}:{tag}` or \
-             `skopeo inspect docker://{}:{tag}` prints the digest)",
-            familiar_name(r),
-            r.name(),
-            r.name()
+            "pin it by digest: {name}:{tag}@sha256:<digest> (`crane digest {name}:{tag}` prints it)",
+            name = familiar_name(r)
         )
     };
     match rule {

@@ -8,6 +8,7 @@ use globset::GlobBuilder;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, Pattern, Policy, RuleId,
@@ -148,8 +149,10 @@ struct Metadata {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Spec {
+    /// Rule id -> level. Values are validated here rather than by serde so that a bad level
+    /// does not hide the other problems of the file.
     #[serde(default)]
-    rules: BTreeMap<String, Level>,
+    rules: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     registries: Vec<RegistrySpec>,
     #[serde(default)]
@@ -258,10 +261,24 @@ impl Validator<'_> {
 
         let mut levels: Vec<Level> = RuleId::ALL.iter().map(|r| r.default_level()).collect();
         for (id, level) in &spec.rules {
+            let pointer = format!("/spec/rules/{id}");
+            let parsed = match level {
+                Value::String(s) => serde_json::from_value::<Level>(Value::String(s.clone())).ok(),
+                // YAML 1.1 reads a bare `off` as the boolean false.
+                Value::Bool(false) => Some(Level::Off),
+                _ => None,
+            };
+            let Some(parsed) = parsed else {
+                self.problem(
+                    pointer,
+                    format!("level {level} is not one of deny, warn, audit, off"),
+                );
+                continue;
+            };
             match id.parse::<RuleId>() {
-                Ok(rule) => levels[rule as usize] = *level,
+                Ok(rule) => levels[rule as usize] = parsed,
                 Err(_) => self.problem(
-                    format!("/spec/rules/{id}"),
+                    pointer,
                     format!(
                         "unknown rule id {id:?}; the rules are: {}",
                         RuleId::ALL

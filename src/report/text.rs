@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Finding, Report};
+use super::{Finding, Location, Report};
 use crate::policy::Level;
 
 /// Render `report` as text; `color` adds ANSI styles.
@@ -27,6 +27,7 @@ pub fn render(report: &Report, color: bool) -> String {
 
     let mut out = String::new();
     let mut current_file: Option<Option<&str>> = None;
+    let mut current_subject: Option<(&Location, &str)> = None;
     for f in &report.findings {
         let file = f.location.file.as_deref();
         if current_file != Some(file) {
@@ -35,12 +36,20 @@ pub fn render(report: &Report, color: bool) -> String {
             }
             let _ = writeln!(out, "{}", paint(bold, file.unwrap_or("<input>")));
             current_file = Some(file);
+            current_subject = None;
         }
-        write_finding(
-            &mut out,
-            f,
-            &paint(level_style(f.level), &format!("{:<4}", f.level.as_str())),
-            &|s| paint(dim, s),
+        // Findings of one image share a heading: where, which object and container, the image.
+        let image = f.image.as_deref().unwrap_or("");
+        if current_subject != Some((&f.location, image)) {
+            write_subject(&mut out, f);
+            current_subject = Some((&f.location, image));
+        }
+        let level = paint(level_style(f.level), &format!("{:<4}", f.level.as_str()));
+        let _ = writeln!(out, "      {level}  {}  {}", f.rule_id, f.message);
+        let _ = writeln!(
+            out,
+            "            {}",
+            paint(dim, &format!("fix: {}", f.hint))
         );
     }
     if !report.exempted.is_empty() {
@@ -125,7 +134,7 @@ pub fn render(report: &Report, color: bool) -> String {
     out
 }
 
-fn write_finding(out: &mut String, f: &Finding, level: &str, dim: &dyn Fn(&str) -> String) {
+fn write_subject(out: &mut String, f: &Finding) {
     let at = match (f.location.line, f.location.column) {
         (Some(l), Some(c)) => format!("{l}:{c}"),
         (Some(l), None) => format!("{l}"),
@@ -138,10 +147,8 @@ fn write_finding(out: &mut String, f: &Finding, level: &str, dim: &dyn Fn(&str) 
     if let Some(c) = &f.container {
         let _ = write!(subject, ", {} {}", c.kind, c.name);
     }
-    let _ = writeln!(out, "  {at:>7}  {level}  {}  {subject}", f.rule_id);
     if let Some(image) = &f.image {
-        let _ = writeln!(out, "           image: {image}");
+        let _ = write!(subject, ": {image}");
     }
-    let _ = writeln!(out, "           {}", f.message);
-    let _ = writeln!(out, "           {}", dim(&format!("fix: {}", f.hint)));
+    let _ = writeln!(out, "  {at:<8}{subject}");
 }
