@@ -145,8 +145,7 @@ fn split_documents(source: &str) -> Vec<Chunk<'_>> {
     let mut start = 0usize;
     let mut start_line = 1u32;
     let mut offset = 0usize;
-    let mut line_no = 1u32;
-    for line in source.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(source.split_inclusive('\n')) {
         let content = line.trim_end_matches(['\n', '\r']);
         let is_marker = |m: &str| {
             content
@@ -165,7 +164,6 @@ fn split_documents(source: &str) -> Vec<Chunk<'_>> {
             start_line = line_no + 1;
         }
         offset += line.len();
-        line_no += 1;
     }
     if start < source.len() || chunks.is_empty() {
         chunks.push(chunk(&source[start..], start_line));

@@ -74,3 +74,64 @@ pub fn exit_code(report: &Report, fail_on_warn: bool) -> Exit {
         Exit::Clean
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+    use tollgate::policy::{Level, RuleId};
+    use tollgate::report::{Finding, InputError, Location, PolicyInfo, Report};
+
+    use super::*;
+
+    fn report(levels: &[Level], errors: usize) -> Report {
+        let mut r = Report::new(PolicyInfo {
+            name: "p".into(),
+            origin: "p.yaml".into(),
+        });
+        for &level in levels {
+            r.findings.push(Finding {
+                rule_id: RuleId::TagLatest,
+                level,
+                message: String::new(),
+                hint: String::new(),
+                location: Location::default(),
+                object: None,
+                container: None,
+                image: None,
+            });
+        }
+        for _ in 0..errors {
+            r.errors.push(InputError {
+                file: "f".into(),
+                line: None,
+                column: None,
+                message: String::new(),
+            });
+        }
+        r
+    }
+
+    #[rstest]
+    #[case::nothing(&[], 0, false, Exit::Clean)]
+    #[case::warnings_pass(&[Level::Warn], 0, false, Exit::Clean)]
+    #[case::warnings_fail_when_asked(&[Level::Warn], 0, true, Exit::Violations)]
+    #[case::denial(&[Level::Deny, Level::Warn], 0, false, Exit::Violations)]
+    #[case::input_error_alone(&[], 1, false, Exit::Error)]
+    #[case::input_error_wins_over_denials(&[Level::Deny], 1, false, Exit::Error)]
+    fn exit_code_mapping(
+        #[case] levels: &[Level],
+        #[case] errors: usize,
+        #[case] fail_on_warn: bool,
+        #[case] expected: Exit,
+    ) {
+        assert_eq!(exit_code(&report(levels, errors), fail_on_warn), expected);
+    }
+
+    #[test]
+    fn exit_codes_are_the_documented_numbers() {
+        assert_eq!(
+            [Exit::Clean as u8, Exit::Violations as u8, Exit::Error as u8],
+            [0, 1, 2]
+        );
+    }
+}

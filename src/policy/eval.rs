@@ -56,7 +56,7 @@ pub struct Outcome {
 impl Outcome {
     /// A failure that no live exemption covers.
     pub fn is_enforced_failure(&self) -> bool {
-        matches!(self.status, Status::Fail(_)) && !self.exemption.is_some_and(|e| !e.expired)
+        matches!(self.status, Status::Fail(_)) && self.exemption.is_none_or(|e| e.expired)
     }
 }
 

@@ -302,7 +302,7 @@ spec:
 )]
 #[case::bad_level(
     "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {rules: {tag-latest: block}}\n",
-    "unknown variant `block`"
+    "level \"block\" is not one of deny, warn, audit, off"
 )]
 #[case::not_yaml("apiVersion: [\n", "")]
 #[case::two_documents("a: 1\n---\nb: 2\n", "expected a single YAML document")]

@@ -126,7 +126,9 @@ pub fn extract(doc: &Value) -> Workloads {
     let mut out = Workloads::default();
     // An explicit stack rather than recursion: a List nested in a List is legal, and a hostile
     // input nesting them deeply must not exhaust the stack.
-    let mut pending: Vec<(&Value, String, Option<(&str, &str)>)> = vec![(doc, String::new(), None)];
+    // (value, its pointer, the apiVersion and kind its list gives items that carry none)
+    type Pending<'a> = (&'a Value, String, Option<(&'a str, &'a str)>);
+    let mut pending: Vec<Pending<'_>> = vec![(doc, String::new(), None)];
     while let Some((value, pointer, inherited)) = pending.pop() {
         let Some(obj) = value.as_object() else {
             continue;
