@@ -228,3 +228,73 @@ pub fn policy_info(policy: &Policy) -> PolicyInfo {
         origin: policy.origin().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::policy::default_policy;
+
+    fn opts() -> Options {
+        Options::enforce("default", Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn findings_point_at_the_image_field_and_documents_keep_their_lines() {
+        let text = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: a\n      image: nginx:latest\n";
+        let r = check_text(&default_policy(), "f.yaml", text, &opts());
+        assert_eq!(r.objects.len(), 1);
+        assert_eq!(r.objects[0].location.line, Some(4));
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule_id == RuleId::TagLatest)
+            .unwrap();
+        assert_eq!((f.location.line, f.location.column), (Some(10), Some(14)));
+        assert_eq!(
+            f.location.pointer.as_deref(),
+            Some("/spec/containers/0/image")
+        );
+    }
+
+    #[test]
+    fn audit_level_findings_are_left_out_of_checks_but_kept_in_audits() {
+        let p = crate::policy::parse_policy(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  rules: {digest-missing: audit}\n  registries: [{prefix: r.example.org}]\n",
+            "p.yaml",
+        )
+        .unwrap();
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: 'r.example.org/a:1'}]}\n";
+        assert!(check_text(&p, "f", text, &opts()).findings.is_empty());
+        let audit = Options {
+            min_level: Level::Audit,
+            ..opts()
+        };
+        let r = check_text(&p, "f", text, &audit);
+        assert_eq!(
+            r.findings
+                .iter()
+                .map(|f| (f.rule_id, f.level))
+                .collect::<Vec<_>>(),
+            vec![(RuleId::DigestMissing, Level::Audit)]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn checking_never_panics_on_any_text(s in "\\PC{0,400}") {
+            let _ = check_text(&default_policy(), "f", &s, &opts());
+        }
+
+        #[test]
+        fn checking_never_panics_on_manifest_shaped_text(
+            kind in prop::sample::select(vec!["Pod", "Deployment", "CronJob", "List", "PodList", "Job"]),
+            body in "([ a-z:\\-\\[\\]{},&*!|>'\"\\n]|image: |containers:\\n|spec:\\n|template:\\n|items:\\n){0,120}",
+        ) {
+            let api = if kind == "Deployment" { "apps/v1" } else if kind.contains("Job") { "batch/v1" } else { "v1" };
+            let text = format!("apiVersion: {api}\nkind: {kind}\n{body}");
+            let _ = check_text(&default_policy(), "f", &text, &opts());
+        }
+    }
+}

@@ -179,7 +179,8 @@ fn find_exemption(
 
 fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> Status {
     let fail = |message: String, hint: String| Status::Fail(Violation { message, hint });
-    let shown = r.familiar();
+    // Only failures need the printed form; passing rules must stay allocation-free.
+    let shown = || r.familiar();
     let pin_hint = |tag: &str| {
         format!(
             "pin it by digest: {name}:{tag}@sha256:<digest> (`crane digest {name}:{tag}` prints it)",
@@ -247,7 +248,10 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
                 return Status::Pass;
             }
             fail(
-                format!("{shown} has no tag and no digest, so the runtime pulls `latest`"),
+                format!(
+                    "{} has no tag and no digest, so the runtime pulls `latest`",
+                    shown()
+                ),
                 format!(
                     "name a version and pin its digest: {}:<version>@sha256:<digest>",
                     familiar_name(r)
@@ -263,7 +267,10 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
                     ""
                 };
                 fail(
-                    format!("{shown} uses the tag `latest`, which moves with every push.{also}"),
+                    format!(
+                        "{} uses the tag `latest`, which moves with every push.{also}",
+                        shown()
+                    ),
                     format!(
                         "use a version tag and pin its digest: {}:<version>@sha256:<digest>",
                         familiar_name(r)
@@ -297,11 +304,14 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
                 return Status::Pass;
             }
             let tag = r.tag().map_or("<version>", |t| t.as_str());
-            fail(format!("{shown} is not pinned by digest"), pin_hint(tag))
+            fail(
+                format!("{} is not pinned by digest", shown()),
+                pin_hint(tag),
+            )
         }
         RuleId::DigestUntagged => match (r.tag(), r.digest()) {
             (None, Some(d)) => fail(
-                format!("{shown} is pinned by digest but names no tag"),
+                format!("{} is pinned by digest but names no tag", shown()),
                 format!(
                     "keep the tag with the digest, {}:<tag>@{d}, and keep that tag in the registry: \
                      delete-untagged garbage collection removes a digest no tag points at",
