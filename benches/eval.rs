@@ -1,0 +1,269 @@
+//! Target: evaluating one ~10 KB Deployment against the embedded default policy costs at most
+//! 20 µs. Run with `cargo bench --bench eval`; results are recorded in docs/BENCHMARKS.md.
+//! Timings are never asserted: a shared CI machine is too noisy for that.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::sync::LazyLock;
+
+use divan::Bencher;
+use serde_json::Value;
+use tollgate::check::{self, Options, Source};
+use tollgate::policy::{self, Policy};
+use tollgate::report::Report;
+use tollgate::yaml::{self, Record};
+
+fn main() {
+    let f = &*FIXTURE;
+    eprintln!(
+        "fixture: {} bytes of YAML, {} images, {} findings",
+        f.yaml.len(),
+        images().len(),
+        check::check_text(&f.policy, "bench.yaml", &f.yaml, &f.opts)
+            .findings
+            .len()
+    );
+    divan::main();
+}
+
+const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// Images of the containers, in order: approved (pinned by tag and digest) mixed with
+/// violations (another registry, `latest`, no tag, a base image), so the engine produces
+/// findings of several rules, as a real repository would.
+fn images() -> Vec<String> {
+    let wmf = "docker-registry.wikimedia.org";
+    vec![
+        format!("{wmf}/wikimedia/mediawiki-multiversion:2026-11-20-101500-publish@{DIGEST}"),
+        format!("{wmf}/envoy:1.31.2-3@{DIGEST}"),
+        "docker.io/library/nginx:latest".into(),
+        format!("{wmf}/prometheus-statsd-exporter:0.26.1-2@{DIGEST}"),
+        "docker.io/bitnami/redis".into(),
+        // init containers
+        format!("{wmf}/bookworm:20261115"),
+        "quay.io/prometheus/busybox:latest".into(),
+    ]
+}
+
+/// A realistic production Deployment (MediaWiki-on-Kubernetes style): 5 containers and 2 init
+/// containers, each with env, ports, probes, resources and volume mounts.
+fn deployment_yaml() -> String {
+    let mut y = String::from(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mediawiki-main-web
+  namespace: mw-web
+  labels:
+    app: mediawiki
+    chart: mediawiki-0.9.12
+    release: main
+    heritage: Helm
+    app.kubernetes.io/component: web
+  annotations:
+    checksum/configuration: 3c1b1e4e2f0d8e58b0b4a3b5d4f2c1e0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4
+    checksum/secrets: 0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9
+    deployment.kubernetes.io/revision: \"42\"
+spec:
+  replicas: 8
+  revisionHistoryLimit: 10
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 10%
+  selector:
+    matchLabels:
+      app: mediawiki
+      release: main
+  template:
+    metadata:
+      labels:
+        app: mediawiki
+        release: main
+        routed_via: main
+      annotations:
+        prometheus.io/scrape: \"true\"
+        prometheus.io/port: \"9102\"
+        container.apparmor.security.beta.kubernetes.io/mediawiki-main-app: localhost/wikifunctions-orchestrator
+    spec:
+      serviceAccountName: mediawiki-main
+      terminationGracePeriodSeconds: 30
+      securityContext:
+        fsGroup: 65534
+        runAsNonRoot: true
+        seccompProfile:
+          type: RuntimeDefault
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm:
+                topologyKey: kubernetes.io/hostname
+                labelSelector:
+                  matchLabels:
+                    app: mediawiki
+",
+    );
+    let images = images();
+    let (containers, inits) = images.split_at(5);
+    for (section, list, prefix) in [
+        ("initContainers", inits, "init"),
+        ("containers", containers, "main"),
+    ] {
+        writeln!(y, "      {section}:").unwrap();
+        for (i, image) in list.iter().enumerate() {
+            container(&mut y, &format!("mediawiki-{prefix}-{i}"), image, i);
+        }
+    }
+    y.push_str(
+        "      volumes:
+        - name: php-config
+          configMap:
+            name: mediawiki-main-php-config
+        - name: httpd-sites
+          configMap:
+            name: mediawiki-main-httpd-sites-config
+        - name: shared-socket
+          emptyDir:
+            medium: Memory
+        - name: tls-certs
+          secret:
+            secretName: mediawiki-main-tls-proxy-certs
+",
+    );
+    y
+}
+
+/// One container block, about 1 KB.
+fn container(y: &mut String, name: &str, image: &str, i: usize) {
+    write!(
+        y,
+        "        - name: {name}
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          env:
+            - name: SERVERGROUP
+              value: kube-mw-web
+            - name: PHP__opcache__memory_consumption
+              value: \"1024\"
+            - name: FCGI_URL
+              value: unix:///run/shared/fpm-www.sock
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+          ports:
+            - name: port-{i}
+              containerPort: {port}
+              protocol: TCP
+          livenessProbe:
+            tcpSocket:
+              port: {port}
+            initialDelaySeconds: 10
+            periodSeconds: 5
+          resources:
+            requests:
+              cpu: 500m
+              memory: 600Mi
+            limits:
+              cpu: \"2\"
+              memory: 1400Mi
+          volumeMounts:
+            - name: php-config
+              mountPath: /etc/php/8.1/fpm/conf.d/FF-wmf.ini
+              subPath: FF-wmf.ini
+            - name: shared-socket
+              mountPath: /run/shared
+",
+        port = 8080 + i
+    )
+    .unwrap();
+}
+
+struct Fixture {
+    policy: Policy,
+    opts: Options,
+    yaml: String,
+    json: String,
+    value: Value,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let yaml = deployment_yaml();
+    assert!(
+        (9 * 1024..=11 * 1024).contains(&yaml.len()),
+        "the Deployment should be ~10 KB, is {} bytes",
+        yaml.len()
+    );
+    let policy = policy::default_policy();
+    let opts = Options::enforce("default", jiff::Timestamp::UNIX_EPOCH);
+    // Sanity: the fixture must exercise the engine (7 images, some findings), or the bench
+    // would measure an early exit.
+    let report = check::check_text(&policy, "bench.yaml", &yaml, &opts);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.objects.len(), 1);
+    assert_eq!(report.objects[0].images, 7);
+    assert!(
+        report.findings.len() >= 5,
+        "{} findings",
+        report.findings.len()
+    );
+    let value = yaml::load_one(&yaml, Record::ImageFields)
+        .expect("the fixture is valid YAML")
+        .value;
+    // The admission webhook receives the object as JSON inside an AdmissionReview.
+    let json = serde_json::to_string(&value).expect("a Value serializes");
+    Fixture {
+        policy,
+        opts,
+        yaml,
+        json,
+        value,
+    }
+});
+
+/// Extraction + policy evaluation of an already-parsed document. The empty report is made
+/// outside the timed region (`with_inputs`); it is dropped after timing as well.
+#[divan::bench(sample_count = 1000)]
+fn evaluate_only(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher
+        .with_inputs(|| Report::new(check::policy_info(&f.policy)))
+        .bench_local_refs(|report| {
+            let source = Source {
+                file: Some("bench.yaml"),
+                positions: None,
+                start_line: Some(1),
+            };
+            check::check_document(&f.policy, black_box(&f.value), source, &f.opts, report);
+        });
+}
+
+/// What `tollgate check` does per file: parse with positions, then evaluate.
+#[divan::bench(sample_count = 1000)]
+fn parse_and_evaluate(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench_local(|| check::check_text(&f.policy, "bench.yaml", black_box(&f.yaml), &f.opts));
+}
+
+/// Parsing alone (YAML events -> serde_json::Value + image positions).
+#[divan::bench(sample_count = 1000)]
+fn parse_only(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench_local(|| yaml::load_all(black_box(&f.yaml), Record::ImageFields));
+}
+
+/// The admission path: the object arrives as JSON (no positions needed), parsed with
+/// serde_json, then evaluated.
+#[divan::bench(sample_count = 1000)]
+fn json_parse_and_evaluate(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench_local(|| {
+        let value: Value = serde_json::from_str(black_box(&f.json)).expect("valid JSON");
+        let mut report = Report::new(check::policy_info(&f.policy));
+        let source = Source { file: None, positions: None, start_line: None };
+        check::check_document(&f.policy, &value, source, &f.opts, &mut report);
+        report
+    });
+}
