@@ -8,6 +8,7 @@ pub mod check;
 pub mod manifest;
 pub mod policy;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod workload;
 pub mod yaml;

@@ -1,0 +1,260 @@
+//! Registry credentials (docker `config.json`) and `WWW-Authenticate` challenges. Credentials
+//! never reach a log or a report: their `Debug` is redacted, and they have no `Display`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+/// A user name and password (or token) for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Credentials by registry host[:port].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CredentialStore {
+    by_host: HashMap<String, Credentials>,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut hosts: Vec<&String> = self.by_host.keys().collect();
+        hosts.sort();
+        f.debug_struct("CredentialStore")
+            .field("hosts", &hosts)
+            .finish()
+    }
+}
+
+/// Why a docker config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read registry config {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry config {path} is not valid JSON: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("registry config {path}: the `auth` of {host} is not base64 of user:password")]
+    Auth { path: PathBuf, host: String },
+}
+
+#[derive(Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+}
+
+#[derive(Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+impl CredentialStore {
+    /// No credentials: anonymous access everywhere.
+    pub fn anonymous() -> Self {
+        CredentialStore::default()
+    }
+
+    /// Add credentials for `host` (host[:port]).
+    pub fn insert(&mut self, host: &str, credentials: Credentials) {
+        self.by_host.insert(normalize_key(host), credentials);
+    }
+
+    /// The credentials for `host`, if any.
+    pub fn get(&self, host: &str) -> Option<&Credentials> {
+        self.by_host.get(&host.to_ascii_lowercase())
+    }
+
+    /// Read a docker `config.json`. Entries are keyed by host, with or without a scheme and
+    /// path (`https://index.docker.io/v1/` is Docker Hub).
+    pub fn from_docker_config(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: DockerConfig = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut store = CredentialStore::default();
+        for (key, entry) in config.auths {
+            let creds = match (entry.auth, entry.username, entry.password) {
+                (Some(auth), _, _) if !auth.is_empty() => {
+                    let decoded = STANDARD
+                        .decode(auth.trim())
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
+                    let Some((username, password)) = decoded else {
+                        return Err(ConfigError::Auth {
+                            path: path.to_owned(),
+                            host: key,
+                        });
+                    };
+                    Credentials { username, password }
+                }
+                (_, Some(username), Some(password)) => Credentials { username, password },
+                // Entries written by credential helpers hold no secret here.
+                _ => continue,
+            };
+            store.insert(&key, creds);
+        }
+        Ok(store)
+    }
+
+    /// The config file docker would read: `--registry-config`, else `$DOCKER_CONFIG/config.json`,
+    /// else `~/.docker/config.json`. `None` when there is none (anonymous access).
+    pub fn default_path(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return Some(p.to_owned());
+        }
+        let candidate = match std::env::var_os("DOCKER_CONFIG") {
+            Some(dir) => PathBuf::from(dir).join("config.json"),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
+        };
+        candidate.exists().then_some(candidate)
+    }
+}
+
+fn normalize_key(key: &str) -> String {
+    let k = key.trim();
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
+    let k = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
+    match k.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        _ => k,
+    }
+}
+
+/// What a registry asked for in `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parse a `WWW-Authenticate` header value (RFC 7235 auth-params, quoted or not).
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut s = rest.trim();
+    while !s.is_empty() {
+        let (key, after) = s.split_once('=')?;
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        params.insert(key, value.to_owned());
+        s = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge::Bearer {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+        scope: params.remove("scope"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::docker_hub(
+        r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), scope: Some("repository:library/nginx:pull".into()) })
+    )]
+    #[case::unquoted_and_spaced("Bearer realm=https://r/token, service=r", Some(Challenge::Bearer { realm: "https://r/token".into(), service: Some("r".into()), scope: None }))]
+    #[case::basic(r#"Basic realm="Registry""#, Some(Challenge::Basic))]
+    #[case::bearer_without_realm("Bearer service=x", None)]
+    #[case::unknown_scheme("Negotiate abc", None)]
+    fn parses_challenges(#[case] header: &str, #[case] expected: Option<Challenge>) {
+        assert_eq!(parse_challenge(header), expected);
+    }
+
+    #[test]
+    fn reads_docker_config_and_never_prints_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = STANDARD.encode("robot:s3cret-token");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"Registry.Example.org:5000":{{"username":"u","password":"p4ss"}},"helper.example.org":{{}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let store = CredentialStore::from_docker_config(&path).unwrap();
+        assert_eq!(store.get("docker.io").unwrap().password, "s3cret-token");
+        assert_eq!(
+            store.get("registry.example.org:5000").unwrap().username,
+            "u"
+        );
+        assert!(store.get("helper.example.org").is_none());
+        let debug = format!("{store:?} {:?}", store.get("docker.io").unwrap());
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("p4ss"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn a_bad_auth_field_is_an_error_naming_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"auths":{"r.example.org":{"auth":"!!!"}}}"#).unwrap();
+        let e = CredentialStore::from_docker_config(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("r.example.org") && e.contains("not base64"),
+            "{e}"
+        );
+    }
+}
