@@ -1,6 +1,9 @@
-//! Running the real `tollgate` binary from integration tests.
+//! Running the real `tollgate` binary from integration tests, and the real peers it talks to.
 
 #![allow(dead_code)]
+
+pub mod oci;
+pub mod registry;
 
 use std::io::Write;
 use std::path::Path;

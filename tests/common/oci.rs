@@ -1,0 +1,231 @@
+//! Building and pushing real images from test code: gzip tar layers, configs with diff_ids,
+//! OCI manifests and indexes (with an attestation child), and deleting them again, all through
+//! the registry's HTTP API.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+
+use super::registry::sha256;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// A built layer.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub gz: Vec<u8>,
+    pub digest: String,
+    pub diff_id: String,
+}
+
+/// A gzip tar layer holding `files` (path, content).
+pub fn layer(files: &[(&str, &[u8])]) -> Layer {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, *content).unwrap();
+    }
+    let raw = tar.into_inner().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    Layer {
+        digest: sha256(&gz),
+        diff_id: sha256(&raw),
+        gz,
+    }
+}
+
+/// A pushed image manifest.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub digest: String,
+    pub size: u64,
+    pub config: String,
+    pub layers: Vec<String>,
+}
+
+/// Pushes to one registry over plain HTTP (it is on loopback).
+pub struct Pusher {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Pusher {
+    pub fn new(base_url: String) -> Self {
+        // tollgate passes its own rustls config to reqwest; this plain test client needs the
+        // process-wide provider instead (installing it twice is harmless).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Pusher {
+            base: base_url,
+            http: reqwest::Client::builder().build().unwrap(),
+        }
+    }
+
+    /// Upload a blob (monolithic: POST then PUT with the digest).
+    pub async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let r = self
+            .http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "start upload");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let r = self
+            .http
+            .put(format!("{url}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            201,
+            "finish upload: {}",
+            r.text().await.unwrap()
+        );
+        digest
+    }
+
+    /// Put a manifest under a tag or digest; returns its digest.
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
+        let r = self
+            .http
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("content-type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            201,
+            "put manifest: {}",
+            r.text().await.unwrap()
+        );
+        sha256(body)
+    }
+
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) {
+        let r = self
+            .http
+            .delete(format!("{}/v2/{repo}/manifests/{digest}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "delete manifest {digest}");
+    }
+
+    pub async fn delete_blob(&self, repo: &str, digest: &str) {
+        let r = self
+            .http
+            .delete(format!("{}/v2/{repo}/blobs/{digest}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "delete blob {digest}");
+    }
+
+    /// Build and push an image of `layers` for `platform` (`linux/amd64`), tagged if `tag`.
+    pub async fn image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        layers: &[Layer],
+        platform: &str,
+    ) -> Pushed {
+        let (os, arch) = platform.split_once('/').unwrap();
+        let config = json!({
+            "architecture": arch, "os": os,
+            "config": {"Labels": {"org.opencontainers.image.base.name": "claimed-by-label"}},
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
+        });
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        let config_digest = self.blob(repo, &config_bytes).await;
+        let mut layer_descs = Vec::new();
+        for l in layers {
+            self.blob(repo, &l.gz).await;
+            layer_descs
+                .push(json!({"mediaType": OCI_LAYER_GZIP, "digest": l.digest, "size": l.gz.len()}));
+        }
+        let manifest = json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
+            "layers": layer_descs,
+        });
+        let body = serde_json::to_vec(&manifest).unwrap();
+        let reference = tag.map(str::to_owned).unwrap_or_else(|| sha256(&body));
+        let digest = self.manifest(repo, &reference, OCI_MANIFEST, &body).await;
+        Pushed {
+            digest,
+            size: body.len() as u64,
+            config: config_digest,
+            layers: layers.iter().map(|l| l.digest.clone()).collect(),
+        }
+    }
+
+    /// Push an index of `children` (with their platforms), plus an attestation child when
+    /// `attestation`, tagged `tag`. Returns the index digest.
+    pub async fn index(
+        &self,
+        repo: &str,
+        tag: &str,
+        children: &[(&Pushed, &str)],
+        attestation: bool,
+    ) -> String {
+        let mut manifests: Vec<Value> = children
+            .iter()
+            .map(|(p, platform)| {
+                let (os, arch) = platform.split_once('/').unwrap();
+                json!({"mediaType": OCI_MANIFEST, "digest": p.digest, "size": p.size, "platform": {"os": os, "architecture": arch}})
+            })
+            .collect();
+        if attestation {
+            let att = self
+                .image(
+                    repo,
+                    None,
+                    &[layer(&[("provenance.json", b"{}")])],
+                    "unknown/unknown",
+                )
+                .await;
+            manifests.push(json!({
+                "mediaType": OCI_MANIFEST, "digest": att.digest, "size": att.size,
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": children[0].0.digest},
+            }));
+        }
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        self.manifest(repo, tag, OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+            .await
+    }
+}
+
+/// An os-release file.
+pub fn os_release(id: &str) -> Vec<u8> {
+    format!("PRETTY_NAME=\"test\"\nID={id}\nVERSION_ID=\"12\"\n").into_bytes()
+}

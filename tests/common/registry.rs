@@ -1,0 +1,206 @@
+//! A real OCI registry for tests: Debian's `docker-registry` package (the CNCF distribution
+//! registry) on a free loopback port, with temporary storage and deletes enabled. It is
+//! killed when the handle drops, and runs under `timeout` so that it stops by itself even if
+//! the test process dies.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+/// The longest a test registry may live.
+const MAX_LIFETIME_SECS: u32 = 600;
+
+fn binary() -> PathBuf {
+    for candidate in ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "the registry tests need Debian's docker-registry package (the CNCF distribution registry), \
+         which is not installed: run `apt-get install docker-registry`, or tests/run.sh, which installs it"
+    );
+}
+
+/// A running registry.
+pub struct TestRegistry {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestRegistry {
+    /// Start a registry on a port the OS picks.
+    pub fn start() -> TestRegistry {
+        // The registry takes its address from its config, so ask the OS for a free port and
+        // hand it over; another process could take it in between, hence the retries.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut reg = TestRegistry {
+                port,
+                dir: tempfile::tempdir().expect("temp dir"),
+                child: None,
+            };
+            reg.write_config();
+            if reg.spawn() {
+                return reg;
+            }
+        }
+        panic!("the test registry did not start on a free loopback port in 5 attempts");
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    fn write_config(&self) {
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: tollgate-tests\n",
+            self.dir.path().join("data").display(),
+            self.port
+        );
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// Start the process and wait until `/v2/` answers.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("timeout")
+            .arg(MAX_LIFETIME_SECS.to_string())
+            .arg(binary())
+            .arg("serve")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.child.as_mut().unwrap().try_wait().unwrap().is_some() {
+                // Exited: most likely the port was taken.
+                self.child = None;
+                return false;
+            }
+            if http_status(self.port, "GET", "/v2/") == Some(200) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        false
+    }
+
+    /// `host:port` as written in image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stop the registry (a registry that went away mid-run).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM, not SIGKILL: `timeout` passes TERM on to the registry and exits, while a
+            // killed `timeout` would leave the registry running.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+            let start = Instant::now();
+            while http_status(self.port, "GET", "/v2/").is_some()
+                && start.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Start it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.spawn(),
+            "the test registry did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// Run the registry's own garbage collector, as an operator would during maintenance
+    /// (the registry must not serve writes meanwhile, so it is stopped and restarted).
+    pub fn garbage_collect(&mut self, delete_untagged: bool) {
+        self.stop();
+        let mut cmd = Command::new(binary());
+        cmd.arg("garbage-collect");
+        if delete_untagged {
+            cmd.arg("--delete-untagged");
+        }
+        let out = cmd
+            .arg(self.config_path())
+            .output()
+            .expect("run garbage-collect");
+        assert!(
+            out.status.success(),
+            "garbage-collect failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.restart();
+    }
+
+    /// A policy file approving this registry (plain HTTP: it is on loopback).
+    pub fn policy(&self, extra_spec: &str) -> String {
+        format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: test-registry\nspec:\n  registries:\n    - prefix: {}\n      insecure: true\n{extra_spec}",
+            self.host()
+        )
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.host())
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A minimal HTTP/1.1 request over a socket, for readiness checks without an async runtime.
+pub fn http_status(port: u16, method: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `sha256:<hex>` of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    tollgate_hex(&Sha256::digest(bytes))
+}
+
+fn tollgate_hex(b: &[u8]) -> String {
+    format!("sha256:{}", tollgate::registry::resolve::hex(b))
+}
