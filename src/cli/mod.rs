@@ -4,6 +4,7 @@
 mod check;
 mod explain;
 mod policy;
+mod verify;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -19,6 +20,12 @@ Exit codes:
   1  deny-level findings (policy violations)
   2  usage error, unreadable or unparsable input, invalid policy, or runtime error
      (an input error wins over findings: the check is incomplete)";
+
+pub const VERIFY_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  every image resolves end to end and passes the policy (warnings allowed)
+  1  an image is broken (something behind it is missing or corrupt) or violates the policy
+  2  usage error, invalid policy, or a registry that could not answer (timeout, refused, TLS)";
 
 /// The exit code contract, documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +76,10 @@ pub enum Command {
     /// Show how tollgate reads image references and which rules they pass or fail.
     #[command(after_help = EXIT_CODES_HELP)]
     Explain(explain::ExplainArgs),
+    /// Walk images end to end in the registry (index, every child manifest, config, every layer)
+    /// and evaluate every policy rule, including the registry-backed ones.
+    #[command(after_help = VERIFY_EXIT_CODES_HELP)]
+    Verify(verify::VerifyArgs),
     /// Validate or print policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -112,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.command {
         Command::Check(a) => check::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Policy(c) => policy::run(c),
     }
 }

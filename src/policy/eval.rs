@@ -76,6 +76,15 @@ const IMAGE_RULES: &[RuleId] = &[
     RuleId::TagForbidden,
     RuleId::DigestMissing,
     RuleId::DigestUntagged,
+    RuleId::ImageUnavailable,
+    RuleId::TagMoved,
+    RuleId::BaseNotApproved,
+];
+
+/// Rules decided by the registry: offline they are reported as not evaluated.
+pub const REGISTRY_RULES: &[RuleId] = &[
+    RuleId::ImageUnavailable,
+    RuleId::TagMoved,
     RuleId::BaseNotApproved,
 ];
 
@@ -320,9 +329,11 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
             ),
             _ => Status::Pass,
         },
-        RuleId::BaseNotApproved => Status::NotEvaluated(
-            "needs the registry (image config and layers); not evaluated offline",
-        ),
+        RuleId::ImageUnavailable | RuleId::TagMoved | RuleId::BaseNotApproved => {
+            Status::NotEvaluated(
+                "needs the registry; not evaluated offline (`tollgate verify` evaluates it)",
+            )
+        }
         RuleId::ReferenceInvalid | RuleId::ImageMissing | RuleId::ExemptionExpired => Status::Pass,
     }
 }
@@ -382,6 +393,26 @@ pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
             (Some(_), Some(_)) => "the digest is reachable from a tag".to_owned(),
             _ => "no digest without a tag".to_owned(),
         },
+        RuleId::ImageUnavailable => "resolves end to end in the registry".to_owned(),
+        RuleId::TagMoved => "the tag still points at the digest".to_owned(),
         RuleId::BaseNotApproved | RuleId::ImageMissing | RuleId::ExemptionExpired => String::new(),
     }
+}
+
+/// The outcome of a registry-decided rule, with the policy's level and exemptions applied
+/// exactly as for the offline rules.
+pub fn registry_outcome(
+    policy: &Policy,
+    rule: RuleId,
+    status: Status,
+    r: &ImageRef,
+    ctx: Context<'_>,
+) -> Outcome {
+    let status = if policy.level(rule) == Level::Off {
+        Status::NotEvaluated("the rule is off in this policy")
+    } else {
+        status
+    };
+    let canonical = policy.canonical_name(r);
+    outcome(policy, rule, status, ctx, Some(&canonical))
 }

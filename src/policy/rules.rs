@@ -94,6 +94,12 @@ rules! {
     /// The repository is one that must never be deployed (a base image).
     RepositoryNotDeployable = "repository-not-deployable", Deny,
         "Base images (and other repositories the policy lists) must never be deployed directly.";
+    /// The image does not resolve end to end in the registry.
+    ImageUnavailable = "image-unavailable", Deny,
+        "The image must resolve end to end in the registry: index, every child manifest, config and every layer blob (needs the registry).";
+    /// A `name:tag@digest` whose tag no longer points at the digest.
+    TagMoved = "tag-moved", Warn,
+        "For name:tag@digest the tag must still point at the digest; otherwise nothing keeps the digest alive (needs the registry).";
     /// The image is not built on an approved Debian or distroless base.
     BaseNotApproved = "base-not-approved", Deny,
         "The image must be built on an approved Debian or distroless base (needs the registry).";

@@ -1,0 +1,404 @@
+//! `tollgate verify IMAGE...`: the end-to-end walk of each image in the registry (the post-push
+//! integrity step of seed 004), plus every policy rule.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use tollgate::policy::eval::{self, Context, Outcome, Status, Violation};
+use tollgate::policy::{Level, Policy, RuleId};
+use tollgate::reference::ImageRef;
+use tollgate::registry::auth::CredentialStore;
+use tollgate::registry::{
+    ClientOptions, Node, NodeStatus, RegistryClient, Resolution, ResolveOptions, Resolver, TagState,
+};
+use tollgate::report::json::SCHEMA_VERSION;
+
+use super::{Exit, load_policy, now, print};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Image references to walk in the registry.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Policy file (default: the embedded policy). Only its approved registries are contacted.
+    #[arg(long, env = "TOLLGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The namespace the image would run in (exemptions depend on it).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Registry access options shared by the registry-backed commands.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, then
+    /// ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// Extra CA certificates (PEM), trusted besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Walk only these platforms of an index (os/arch[/variant]; repeatable; default all).
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// Deadline for one image's whole walk, in seconds.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub deadline: f64,
+    /// Images walked at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+}
+
+impl RegistryArgs {
+    /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
+    pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
+        let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
+            Some(path) => CredentialStore::from_docker_config(&path)?,
+            None => CredentialStore::anonymous(),
+        };
+        let mut client = ClientOptions {
+            credentials,
+            ..ClientOptions::default()
+        };
+        if let Some(ca) = &self.ca_file {
+            client = client.with_extra_ca_file(ca)?;
+        }
+        if !(self.deadline.is_finite() && self.deadline > 0.0) {
+            anyhow::bail!("--deadline must be a positive number of seconds");
+        }
+        let opts = ResolveOptions {
+            platforms: self.platforms.clone(),
+            deadline: Duration::from_secs_f64(self.deadline),
+            ..ResolveOptions::default()
+        };
+        Ok(Resolver::new(
+            Arc::new(RegistryClient::new(client)?),
+            policy,
+            opts,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `verify --format json` (schema in docs/json-report.md).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyReport {
+    schema_version: u32,
+    policy: tollgate::report::PolicyInfo,
+    images: Vec<ImageReport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageReport {
+    input: String,
+    /// `pullable`, `broken`, `refused` (static policy), `error` (registry could not answer).
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolution: Option<Resolution>,
+    /// Failed rules (offline and registry-backed), with levels after exemptions.
+    findings: Vec<RuleFinding>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleFinding {
+    rule_id: RuleId,
+    level: Level,
+    message: String,
+    hint: String,
+    exempted: bool,
+}
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
+    let policy = Arc::new(load_policy(args.policy.as_deref())?);
+    let resolver = args.registry.resolver(policy.clone())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let now = now();
+    let jobs = args.registry.jobs.max(1);
+    let reports: Vec<ImageReport> = runtime.block_on(
+        futures_util::stream::iter(args.images.iter())
+            .map(|input| verify_one(&policy, &resolver, input, &args.namespace, now))
+            .buffered(jobs)
+            .collect(),
+    );
+    let doc = VerifyReport {
+        schema_version: SCHEMA_VERSION,
+        policy: tollgate::check::policy_info(&policy),
+        images: reports,
+    };
+    match args.format {
+        Format::Json => print(&(serde_json::to_string_pretty(&doc)? + "\n"))?,
+        Format::Text => print(&render_text(&doc))?,
+    }
+    let error = doc.images.iter().any(|i| i.verdict == "error");
+    let failed = doc.images.iter().any(|i| {
+        i.verdict == "broken"
+            || i.findings
+                .iter()
+                .any(|f| f.level == Level::Deny && !f.exempted)
+    });
+    Ok(if error {
+        Exit::Error
+    } else if failed {
+        Exit::Violations
+    } else {
+        Exit::Clean
+    })
+}
+
+async fn verify_one(
+    policy: &Policy,
+    resolver: &Resolver,
+    input: &str,
+    namespace: &str,
+    now: jiff::Timestamp,
+) -> ImageReport {
+    let ctx = Context { namespace, now };
+    let verdict = eval::evaluate_image(policy, input, ctx);
+    let mut outcomes: Vec<Outcome> = verdict.outcomes;
+    let mut report = ImageReport {
+        input: input.to_owned(),
+        verdict: "pullable",
+        error: None,
+        resolution: None,
+        findings: Vec::new(),
+    };
+    let reference: ImageRef = match verdict.reference {
+        Ok(r) => r,
+        Err(_) => {
+            report.verdict = "refused";
+            report.findings = findings(&outcomes);
+            return report;
+        }
+    };
+    // An unapproved registry is a policy violation, and is never contacted.
+    let approved = outcomes
+        .iter()
+        .all(|o| o.rule != RuleId::RegistryNotApproved || matches!(o.status, Status::Pass));
+    if !approved {
+        report.verdict = "refused";
+        report.findings = findings(&outcomes);
+        return report;
+    }
+    match resolver.resolve(&reference).await {
+        Ok(res) => {
+            let unavailable = if res.is_pullable() {
+                Status::Pass
+            } else {
+                let detail = res.unresolved.clone().unwrap_or_else(|| {
+                    let mut s = res
+                        .problems
+                        .iter()
+                        .map(|p| p.path.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if res.orphan_index {
+                        s = format!("orphan index (every child manifest is gone): {s}");
+                    }
+                    s
+                });
+                Status::Fail(Violation {
+                    message: format!("{} cannot be pulled: {detail}", reference.familiar()),
+                    hint: "push the image again (every platform), and check the registry's garbage collection and retention rules".into(),
+                })
+            };
+            let moved = match &res.tag {
+                TagState::Moved { current } => Status::Fail(Violation {
+                    message: format!("tag {} now points at {current}, not at the pinned digest", tag_of(&reference)),
+                    hint: "pin the tag's current digest, or re-tag the pinned digest so a tag keeps it alive".into(),
+                }),
+                TagState::Gone => Status::Fail(Violation {
+                    message: format!("tag {} no longer exists; nothing keeps the pinned digest alive", tag_of(&reference)),
+                    hint: "push the tag again for this digest, or deploy a tag that exists".into(),
+                }),
+                _ => Status::Pass,
+            };
+            // The registry told us the digest: the fix can name it exactly.
+            if let (Some(digest), None) = (res.digest.as_deref(), reference.digest())
+                && let Ok(d) = digest.parse()
+            {
+                let pinned = reference.with_digest(d).familiar();
+                for o in &mut outcomes {
+                    if let (RuleId::DigestMissing, Status::Fail(v)) = (o.rule, &mut o.status) {
+                        v.hint = format!("pin it by digest: {pinned}");
+                    }
+                }
+            }
+            outcomes.retain(|o| o.rule != RuleId::ImageUnavailable && o.rule != RuleId::TagMoved);
+            outcomes.push(eval::registry_outcome(
+                policy,
+                RuleId::ImageUnavailable,
+                unavailable,
+                &reference,
+                ctx,
+            ));
+            outcomes.push(eval::registry_outcome(
+                policy,
+                RuleId::TagMoved,
+                moved,
+                &reference,
+                ctx,
+            ));
+            report.verdict = if res.is_pullable() {
+                "pullable"
+            } else {
+                "broken"
+            };
+            report.resolution = Some(res);
+        }
+        Err(e) => {
+            report.verdict = "error";
+            report.error = Some(e.to_string());
+        }
+    }
+    report.findings = findings(&outcomes);
+    report
+}
+
+fn tag_of(r: &ImageRef) -> String {
+    r.tag().map(|t| t.to_string()).unwrap_or_default()
+}
+
+fn findings(outcomes: &[Outcome]) -> Vec<RuleFinding> {
+    outcomes
+        .iter()
+        .filter(|o| o.level > Level::Audit)
+        .filter_map(|o| match &o.status {
+            Status::Fail(v) => Some(RuleFinding {
+                rule_id: o.rule,
+                level: o.level,
+                message: v.message.clone(),
+                hint: v.hint.clone(),
+                exempted: o.exemption.is_some_and(|e| !e.expired),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn render_text(doc: &VerifyReport) -> String {
+    let mut out = String::new();
+    for (i, img) in doc.images.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{}: {}", img.input, img.verdict);
+        if let Some(e) = &img.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        if let Some(res) = &img.resolution {
+            if let Some(d) = &res.digest {
+                let _ = writeln!(out, "  digest {d} ({} requests)", res.requests);
+            }
+            let tag = match &res.tag {
+                TagState::Ok => "the tag points at the pinned digest".to_owned(),
+                TagState::Moved { current } => format!("the tag moved to {current}"),
+                TagState::Gone => "the tag is gone".to_owned(),
+                TagState::Untagged => {
+                    "digest without tag: delete-untagged garbage collection removes it".to_owned()
+                }
+                TagState::NotPinned => "not pinned by digest".to_owned(),
+            };
+            let _ = writeln!(out, "  tag: {tag}");
+            if let Some(u) = &res.unresolved {
+                let _ = writeln!(out, "  not found: {u}");
+            }
+            if let Some(root) = &res.root {
+                write_tree(&mut out, root, 1);
+            }
+            if res.orphan_index {
+                let _ = writeln!(
+                    out,
+                    "  ORPHAN INDEX: the index answers, but every child manifest is gone"
+                );
+            }
+            for p in &res.problems {
+                let _ = writeln!(out, "  missing: {}", p.path);
+            }
+        }
+        for f in &img.findings {
+            let state = if f.exempted { " (exempted)" } else { "" };
+            let _ = writeln!(out, "  {} {}{state}: {}", f.level, f.rule_id, f.message);
+            let _ = writeln!(out, "      fix: {}", f.hint);
+        }
+    }
+    out
+}
+
+/// The tree, one line per manifest; configs and layers summarised unless one is broken.
+fn write_tree(out: &mut String, node: &Node, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let short = node.digest.get(..19).unwrap_or(&node.digest);
+    let platform = node
+        .platform
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let status = match &node.status {
+        NodeStatus::Ok => "ok".to_owned(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v["state"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    };
+    let blobs: Vec<&Node> = node
+        .children
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                tollgate::registry::NodeKind::Config | tollgate::registry::NodeKind::Layer
+            )
+        })
+        .collect();
+    let bad_blobs = blobs.iter().filter(|b| b.status.is_failure()).count();
+    let summary = if blobs.is_empty() {
+        String::new()
+    } else {
+        let layers = blobs.len().saturating_sub(1);
+        format!(
+            ", config + {layers} layers: {}",
+            if bad_blobs == 0 {
+                "ok".to_owned()
+            } else {
+                format!("{bad_blobs} broken")
+            }
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{pad}{} {short}…{platform} {status}{summary}",
+        node.kind
+    );
+    for c in node.children.iter().filter(|c| {
+        matches!(
+            c.kind,
+            tollgate::registry::NodeKind::Index | tollgate::registry::NodeKind::Manifest
+        )
+    }) {
+        write_tree(out, c, depth + 1);
+    }
+}
