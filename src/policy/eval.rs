@@ -329,11 +329,12 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
             ),
             _ => Status::Pass,
         },
-        RuleId::ImageUnavailable | RuleId::TagMoved | RuleId::BaseNotApproved => {
-            Status::NotEvaluated(
-                "needs the registry; not evaluated offline (`tollgate verify` evaluates it)",
-            )
-        }
+        RuleId::ImageUnavailable | RuleId::TagMoved => Status::NotEvaluated(
+            "needs the registry; not evaluated offline (`tollgate verify` evaluates it)",
+        ),
+        RuleId::BaseNotApproved => Status::NotEvaluated(
+            "needs the image's config and layers from the registry; the base-image check is not implemented yet",
+        ),
         RuleId::ReferenceInvalid | RuleId::ImageMissing | RuleId::ExemptionExpired => Status::Pass,
     }
 }
