@@ -14,6 +14,7 @@ use tollgate::policy::eval::{self, Context, Outcome, Status, Violation};
 use tollgate::policy::{Level, Policy, RuleId};
 use tollgate::reference::ImageRef;
 use tollgate::registry::auth::CredentialStore;
+use tollgate::registry::base::{BaseChecker, BaseVerdict};
 use tollgate::registry::{
     ClientOptions, Node, NodeStatus, RegistryClient, Resolution, ResolveOptions, Resolver, TagState,
 };
@@ -115,6 +116,9 @@ struct ImageReport {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resolution: Option<Resolution>,
+    /// The base-image verdict of each platform (when the rule is evaluated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bases: Vec<BaseVerdict>,
     /// Failed rules (offline and registry-backed), with levels after exemptions.
     findings: Vec<RuleFinding>,
 }
@@ -131,7 +135,8 @@ struct RuleFinding {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
-    let resolver = args.registry.resolver(policy.clone())?;
+    let resolver = Arc::new(args.registry.resolver(policy.clone())?);
+    let bases = BaseChecker::new(resolver.clone(), policy.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,7 +145,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let jobs = args.registry.jobs.max(1);
     let reports: Vec<ImageReport> = runtime.block_on(
         futures_util::stream::iter(args.images.iter())
-            .map(|input| verify_one(&policy, &resolver, input, &args.namespace, now))
+            .map(|input| verify_one(&policy, &resolver, &bases, input, &args.namespace, now))
             .buffered(jobs)
             .collect(),
     );
@@ -172,6 +177,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
 async fn verify_one(
     policy: &Policy,
     resolver: &Resolver,
+    bases: &BaseChecker,
     input: &str,
     namespace: &str,
     now: jiff::Timestamp,
@@ -184,6 +190,7 @@ async fn verify_one(
         verdict: "pullable",
         error: None,
         resolution: None,
+        bases: Vec::new(),
         findings: Vec::new(),
     };
     let reference: ImageRef = match verdict.reference {
@@ -247,21 +254,29 @@ async fn verify_one(
                     }
                 }
             }
-            outcomes.retain(|o| o.rule != RuleId::ImageUnavailable && o.rule != RuleId::TagMoved);
-            outcomes.push(eval::registry_outcome(
-                policy,
-                RuleId::ImageUnavailable,
-                unavailable,
-                &reference,
-                ctx,
-            ));
-            outcomes.push(eval::registry_outcome(
-                policy,
-                RuleId::TagMoved,
-                moved,
-                &reference,
-                ctx,
-            ));
+            let base = match (
+                &res.root,
+                policy.level(RuleId::BaseNotApproved),
+                policy.bases().is_empty(),
+            ) {
+                (_, Level::Off, _) => Status::NotEvaluated("the rule is off in this policy"),
+                (_, _, true) => Status::NotEvaluated("the policy lists no approved base images"),
+                (None, _, _) => Status::NotEvaluated("the image does not resolve"),
+                (Some(root), _, _) => {
+                    report.bases = bases.check(&reference, root).await;
+                    base_status(&report.bases)
+                }
+            };
+            outcomes.retain(|o| !eval::REGISTRY_RULES.contains(&o.rule));
+            for (rule, status) in [
+                (RuleId::ImageUnavailable, unavailable),
+                (RuleId::TagMoved, moved),
+                (RuleId::BaseNotApproved, base),
+            ] {
+                outcomes.push(eval::registry_outcome(
+                    policy, rule, status, &reference, ctx,
+                ));
+            }
             report.verdict = if res.is_pullable() {
                 "pullable"
             } else {
@@ -276,6 +291,32 @@ async fn verify_one(
     }
     report.findings = findings(&outcomes);
     report
+}
+
+/// The rule fails when any platform is not on an approved base.
+fn base_status(verdicts: &[BaseVerdict]) -> Status {
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.approved)
+        .map(|v| match &v.platform {
+            Some(p) => format!("{p}: {}", v.detail),
+            None => v.detail.clone(),
+        })
+        .collect();
+    if verdicts.is_empty() {
+        return Status::NotEvaluated("no runnable image manifest to check");
+    }
+    if failed.is_empty() {
+        return Status::Pass;
+    }
+    let claimed = verdicts.iter().find_map(|v| v.label_hint.clone());
+    let claim = claimed
+        .map(|c| format!(" (its label claims base {c}, which is not evidence)"))
+        .unwrap_or_default();
+    Status::Fail(Violation {
+        message: format!("not built on an approved Debian or distroless base{claim}: {}", failed.join("; ")),
+        hint: "rebuild the image FROM one of the policy's approved bases (`tollgate policy default` lists them)".into(),
+    })
 }
 
 fn tag_of(r: &ImageRef) -> String {
@@ -338,6 +379,23 @@ fn render_text(doc: &VerifyReport) -> String {
             for p in &res.problems {
                 let _ = writeln!(out, "  missing: {}", p.path);
             }
+        }
+        for b in &img.bases {
+            let platform = b
+                .platform
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
+            let verdict = if b.approved {
+                "approved"
+            } else {
+                "NOT APPROVED"
+            };
+            let method = serde_json::to_value(b.method)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  base{platform}: {verdict} by {method}: {}", b.detail);
         }
         for f in &img.findings {
             let state = if f.exempted { " (exempted)" } else { "" };

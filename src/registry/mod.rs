@@ -3,6 +3,7 @@
 //! around the pure core; `manifest` holds the pure format parsing.
 
 pub mod auth;
+pub mod base;
 pub mod http;
 pub mod manifest;
 pub mod resolve;

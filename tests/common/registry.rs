@@ -204,3 +204,12 @@ pub fn sha256(bytes: &[u8]) -> String {
 fn tollgate_hex(b: &[u8]) -> String {
     format!("sha256:{}", tollgate::registry::resolve::hex(b))
 }
+
+/// A policy file on disk (kept alive by the returned directory).
+pub fn policy_file(reg: &TestRegistry, extra_spec: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, reg.policy(extra_spec)).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
