@@ -10,11 +10,12 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use tollgate::policy::eval::{self, Context, Outcome, Status, Violation};
+use tollgate::policy::eval::{self, Context, Outcome, Status};
 use tollgate::policy::{Level, Policy, RuleId};
 use tollgate::reference::ImageRef;
 use tollgate::registry::auth::CredentialStore;
 use tollgate::registry::base::{BaseChecker, BaseVerdict};
+use tollgate::registry::rules;
 use tollgate::registry::{
     ClientOptions, Node, NodeStatus, RegistryClient, Resolution, ResolveOptions, Resolver, TagState,
 };
@@ -210,79 +211,29 @@ async fn verify_one(
         report.findings = findings(&outcomes);
         return report;
     }
-    match resolver.resolve(&reference).await {
-        Ok(res) => {
-            let unavailable = if res.is_pullable() {
-                Status::Pass
-            } else {
-                let detail = res.unresolved.clone().unwrap_or_else(|| {
-                    let mut s = res
-                        .problems
-                        .iter()
-                        .map(|p| p.path.clone())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    if res.orphan_index {
-                        s = format!("orphan index (every child manifest is gone): {s}");
-                    }
-                    s
-                });
-                Status::Fail(Violation {
-                    message: format!("{} cannot be pulled: {detail}", reference.familiar()),
-                    hint: "push the image again (every platform), and check the registry's garbage collection and retention rules".into(),
-                })
-            };
-            let moved = match &res.tag {
-                TagState::Moved { current } => Status::Fail(Violation {
-                    message: format!("tag {} now points at {current}, not at the pinned digest", tag_of(&reference)),
-                    hint: "pin the tag's current digest, or re-tag the pinned digest so a tag keeps it alive".into(),
-                }),
-                TagState::Gone => Status::Fail(Violation {
-                    message: format!("tag {} no longer exists; nothing keeps the pinned digest alive", tag_of(&reference)),
-                    hint: "push the tag again for this digest, or deploy a tag that exists".into(),
-                }),
-                _ => Status::Pass,
-            };
+    match rules::evaluate(policy, resolver, bases, &reference).await {
+        Ok(facts) => {
             // The registry told us the digest: the fix can name it exactly.
-            if let (Some(digest), None) = (res.digest.as_deref(), reference.digest())
-                && let Ok(d) = digest.parse()
-            {
-                let pinned = reference.with_digest(d).familiar();
+            if let Some(pinned) = facts.pinned_form(&reference) {
                 for o in &mut outcomes {
                     if let (RuleId::DigestMissing, Status::Fail(v)) = (o.rule, &mut o.status) {
                         v.hint = format!("pin it by digest: {pinned}");
                     }
                 }
             }
-            let base = match (
-                &res.root,
-                policy.level(RuleId::BaseNotApproved),
-                policy.bases().is_empty(),
-            ) {
-                (_, Level::Off, _) => Status::NotEvaluated("the rule is off in this policy"),
-                (_, _, true) => Status::NotEvaluated("the policy lists no approved base images"),
-                (None, _, _) => Status::NotEvaluated("the image does not resolve"),
-                (Some(root), _, _) => {
-                    report.bases = bases.check(&reference, root).await;
-                    base_status(&report.bases)
-                }
-            };
             outcomes.retain(|o| !eval::REGISTRY_RULES.contains(&o.rule));
-            for (rule, status) in [
-                (RuleId::ImageUnavailable, unavailable),
-                (RuleId::TagMoved, moved),
-                (RuleId::BaseNotApproved, base),
-            ] {
+            for (rule, status) in facts.statuses {
                 outcomes.push(eval::registry_outcome(
                     policy, rule, status, &reference, ctx,
                 ));
             }
-            report.verdict = if res.is_pullable() {
+            report.verdict = if facts.resolution.is_pullable() {
                 "pullable"
             } else {
                 "broken"
             };
-            report.resolution = Some(res);
+            report.resolution = Some(facts.resolution);
+            report.bases = facts.bases;
         }
         Err(e) => {
             report.verdict = "error";
@@ -291,36 +242,6 @@ async fn verify_one(
     }
     report.findings = findings(&outcomes);
     report
-}
-
-/// The rule fails when any platform is not on an approved base.
-fn base_status(verdicts: &[BaseVerdict]) -> Status {
-    let failed: Vec<String> = verdicts
-        .iter()
-        .filter(|v| !v.approved)
-        .map(|v| match &v.platform {
-            Some(p) => format!("{p}: {}", v.detail),
-            None => v.detail.clone(),
-        })
-        .collect();
-    if verdicts.is_empty() {
-        return Status::NotEvaluated("no runnable image manifest to check");
-    }
-    if failed.is_empty() {
-        return Status::Pass;
-    }
-    let claimed = verdicts.iter().find_map(|v| v.label_hint.clone());
-    let claim = claimed
-        .map(|c| format!(" (its label claims base {c}, which is not evidence)"))
-        .unwrap_or_default();
-    Status::Fail(Violation {
-        message: format!("not built on an approved Debian or distroless base{claim}: {}", failed.join("; ")),
-        hint: "rebuild the image FROM one of the policy's approved bases (`tollgate policy default` lists them)".into(),
-    })
-}
-
-fn tag_of(r: &ImageRef) -> String {
-    r.tag().map(|t| t.to_string()).unwrap_or_default()
 }
 
 fn findings(outcomes: &[Outcome]) -> Vec<RuleFinding> {

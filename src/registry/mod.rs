@@ -7,6 +7,7 @@ pub mod base;
 pub mod http;
 pub mod manifest;
 pub mod resolve;
+pub mod rules;
 
 pub use http::{ClientOptions, Endpoint, RegistryClient};
 pub use resolve::{

@@ -1,0 +1,132 @@
+//! The registry-backed rules (`image-unavailable`, `tag-moved`, `base-not-approved`): one
+//! resolution of an image turned into rule statuses, shared by `verify`, `check --resolve` and
+//! (later) admission. Levels and exemptions are applied by the caller per namespace, through
+//! [`crate::policy::eval::registry_outcome`], exactly as for the offline rules.
+
+use serde::Serialize;
+
+use super::RegistryError;
+use super::base::{BaseChecker, BaseVerdict};
+use super::resolve::{Resolution, Resolver, TagState};
+use crate::policy::eval::{Status, Violation};
+use crate::policy::{Level, Policy, RuleId};
+use crate::reference::ImageRef;
+
+/// What the registry says about one image.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryFacts {
+    pub resolution: Resolution,
+    /// Per-platform base verdicts, when the rule was evaluated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseVerdict>,
+    /// The status of each registry-backed rule.
+    #[serde(skip)]
+    pub statuses: Vec<(RuleId, Status)>,
+}
+
+impl RegistryFacts {
+    /// The `name:tag@digest` the registry resolved `reference` to, when it was not pinned.
+    pub fn pinned_form(&self, reference: &ImageRef) -> Option<String> {
+        if reference.digest().is_some() {
+            return None;
+        }
+        let digest = self.resolution.digest.as_deref()?.parse().ok()?;
+        Some(reference.with_digest(digest).familiar())
+    }
+}
+
+/// Resolve `reference` and evaluate the registry-backed rules. The caller has checked that the
+/// registry is approved (the resolver refuses otherwise, without network IO).
+pub async fn evaluate(
+    policy: &Policy,
+    resolver: &Resolver,
+    bases: &BaseChecker,
+    reference: &ImageRef,
+) -> Result<RegistryFacts, RegistryError> {
+    let res = resolver.resolve(reference).await?;
+    let unavailable = if res.is_pullable() {
+        Status::Pass
+    } else {
+        let detail = res.unresolved.clone().unwrap_or_else(|| {
+            let paths = res
+                .problems
+                .iter()
+                .map(|p| p.path.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            if res.orphan_index {
+                format!("orphan index (every child manifest is gone): {paths}")
+            } else {
+                paths
+            }
+        });
+        Status::Fail(Violation {
+            message: format!("{} cannot be pulled: {detail}", reference.familiar()),
+            hint: "push the image again (every platform), and check the registry's garbage collection and retention rules"
+                .into(),
+        })
+    };
+    let tag = reference.tag().map(|t| t.to_string()).unwrap_or_default();
+    let moved = match &res.tag {
+        TagState::Moved { current } => Status::Fail(Violation {
+            message: format!("tag {tag} now points at {current}, not at the pinned digest"),
+            hint: "pin the tag's current digest, or re-tag the pinned digest so that a tag keeps it alive".into(),
+        }),
+        TagState::Gone => Status::Fail(Violation {
+            message: format!("tag {tag} no longer exists; nothing keeps the pinned digest alive"),
+            hint: "push the tag again for this digest, or deploy a tag that exists".into(),
+        }),
+        _ => Status::Pass,
+    };
+    let mut verdicts = Vec::new();
+    let base = match (
+        &res.root,
+        policy.level(RuleId::BaseNotApproved),
+        policy.bases().is_empty(),
+    ) {
+        (_, Level::Off, _) => Status::NotEvaluated("the rule is off in this policy"),
+        (_, _, true) => Status::NotEvaluated("the policy lists no approved base images"),
+        (None, _, _) => Status::NotEvaluated("the image does not resolve"),
+        (Some(root), _, _) => {
+            verdicts = bases.check(reference, root).await;
+            base_status(&verdicts)
+        }
+    };
+    Ok(RegistryFacts {
+        resolution: res,
+        bases: verdicts,
+        statuses: vec![
+            (RuleId::ImageUnavailable, unavailable),
+            (RuleId::TagMoved, moved),
+            (RuleId::BaseNotApproved, base),
+        ],
+    })
+}
+
+/// The rule fails when any platform is not on an approved base.
+fn base_status(verdicts: &[BaseVerdict]) -> Status {
+    if verdicts.is_empty() {
+        return Status::NotEvaluated("no runnable image manifest to check");
+    }
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.approved)
+        .map(|v| match &v.platform {
+            Some(p) => format!("{p}: {}", v.detail),
+            None => v.detail.clone(),
+        })
+        .collect();
+    if failed.is_empty() {
+        return Status::Pass;
+    }
+    let claim = verdicts
+        .iter()
+        .find_map(|v| v.label_hint.clone())
+        .map(|c| format!(" (its label claims base {c}, which is not evidence)"))
+        .unwrap_or_default();
+    Status::Fail(Violation {
+        message: format!("not built on an approved Debian or distroless base{claim}: {}", failed.join("; ")),
+        hint: "rebuild the image FROM one of the policy's approved bases (`tollgate policy default` lists them)".into(),
+    })
+}
