@@ -4,10 +4,11 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::policy::eval::{self, Context, Status};
+use crate::policy::eval::{self, Context, Outcome, Status};
 use crate::policy::{Level, Policy, RuleId};
 use crate::report::{
-    CheckedObject, Exempted, ExemptionRef, Finding, InputError, Location, PolicyInfo, Report,
+    CheckedObject, Exempted, ExemptionRef, Finding, ImageSite, InputError, Location, PolicyInfo,
+    Report,
 };
 use crate::workload;
 use crate::yaml::{self, Positions, Record};
@@ -21,6 +22,8 @@ pub struct Options {
     pub now: Timestamp,
     /// The lowest level reported: `Warn` for checks and admission, `Audit` for audits.
     pub min_level: Level,
+    /// Keep every image use in [`Report::sites`] (for registry-backed rules afterwards).
+    pub collect_sites: bool,
 }
 
 impl Options {
@@ -30,6 +33,7 @@ impl Options {
             default_namespace: default_namespace.into(),
             now,
             min_level: Level::Warn,
+            collect_sites: false,
         }
     }
 }
@@ -82,45 +86,24 @@ pub fn check_document(
                 now: opts.now,
             },
         );
+        // Most images pass: build the site (several clones) only when something will use it.
+        let reported =
+            |o: &Outcome| matches!(o.status, Status::Fail(_)) && o.level >= opts.min_level;
+        if !opts.collect_sites && !verdict.outcomes.iter().any(reported) {
+            continue;
+        }
+        let site = ImageSite {
+            image: use_.image.clone(),
+            namespace: namespace.to_owned(),
+            location: source.locate(&use_.pointer),
+            object: object.clone(),
+            container: use_.container.clone(),
+        };
         for outcome in verdict.outcomes {
-            let Status::Fail(violation) = outcome.status else {
-                continue;
-            };
-            if outcome.level < opts.min_level {
-                continue;
-            }
-            let mut finding = Finding {
-                rule_id: outcome.rule,
-                level: outcome.level,
-                message: violation.message,
-                hint: violation.hint,
-                location: source.locate(&use_.pointer),
-                object: Some(object.clone()),
-                container: Some(use_.container.clone()),
-                image: Some(use_.image.clone()),
-            };
-            match outcome.exemption {
-                Some(e) if !e.expired => {
-                    report.exempted.push(Exempted {
-                        exemption: exemption_ref(policy, e.index),
-                        finding,
-                    });
-                }
-                Some(e) => {
-                    let ex = &policy.exemptions()[e.index];
-                    let expired = ex
-                        .expires()
-                        .map(|x| x.written.to_string())
-                        .unwrap_or_default();
-                    finding.hint.push_str(&format!(
-                        " (the exemption at {}:{} expired on {expired}; renew it or fix the image)",
-                        policy.origin(),
-                        ex.pos().line
-                    ));
-                    report.findings.push(finding);
-                }
-                None => report.findings.push(finding),
-            }
+            record_outcome(policy, outcome, &site, opts, report);
+        }
+        if opts.collect_sites {
+            report.sites.push(site);
         }
     }
     for m in &w.malformed {
@@ -148,6 +131,55 @@ pub fn check_document(
             location,
             images: image_counts[i],
         });
+    }
+}
+
+/// Turn a failed outcome at `site` into a finding, or an exempted finding, as the policy says.
+/// Passing and not-evaluated outcomes, and levels below `opts.min_level`, record nothing.
+pub fn record_outcome(
+    policy: &Policy,
+    outcome: Outcome,
+    site: &ImageSite,
+    opts: &Options,
+    report: &mut Report,
+) {
+    let Status::Fail(violation) = outcome.status else {
+        return;
+    };
+    if outcome.level < opts.min_level {
+        return;
+    }
+    let mut finding = Finding {
+        rule_id: outcome.rule,
+        level: outcome.level,
+        message: violation.message,
+        hint: violation.hint,
+        location: site.location.clone(),
+        object: Some(site.object.clone()),
+        container: Some(site.container.clone()),
+        image: Some(site.image.clone()),
+    };
+    match outcome.exemption {
+        Some(e) if !e.expired => {
+            report.exempted.push(Exempted {
+                exemption: exemption_ref(policy, e.index),
+                finding,
+            });
+        }
+        Some(e) => {
+            let ex = &policy.exemptions()[e.index];
+            let expired = ex
+                .expires()
+                .map(|x| x.written.to_string())
+                .unwrap_or_default();
+            finding.hint.push_str(&format!(
+                " (the exemption at {}:{} expired on {expired}; renew it or fix the image)",
+                policy.origin(),
+                ex.pos().line
+            ));
+            report.findings.push(finding);
+        }
+        None => report.findings.push(finding),
     }
 }
 

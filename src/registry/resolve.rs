@@ -244,6 +244,8 @@ impl Resolution {
 struct Document {
     content_type: Option<String>,
     body: Arc<Vec<u8>>,
+    /// Set when the body does not hash to its digest: such an answer is never cached.
+    mismatch: Option<String>,
 }
 
 /// A fetch outcome worth caching: found content, or not found (with the registry's words).
@@ -459,16 +461,23 @@ impl Resolver {
                     return Ok(Fetched::NotFound(r.error_text()));
                 }
                 check_status(&r, ep, repo, digest)?;
+                // Verified before it is cached: content keyed by digest must be that content.
+                let mismatch = hash_mismatch(digest, &r.body);
                 Ok(Fetched::Found(Document {
                     content_type: r.content_type,
                     body: Arc::new(r.body),
+                    mismatch,
                 }))
             })
             .await
             .map_err(|e: Arc<RegistryError>| (*e).clone())?;
-        if let Fetched::NotFound(answer) = &fetched {
-            self.documents.invalidate(&key).await;
-            self.not_found.insert(key, answer.clone()).await;
+        match &fetched {
+            Fetched::NotFound(answer) => {
+                self.documents.invalidate(&key).await;
+                self.not_found.insert(key, answer.clone()).await;
+            }
+            Fetched::Found(doc) if doc.mismatch.is_some() => self.documents.invalidate(&key).await,
+            Fetched::Found(_) => {}
         }
         Ok(fetched)
     }
@@ -536,7 +545,7 @@ impl Resolver {
                     return node;
                 }
             };
-            if let Some(status) = verify_content(digest, &doc.body, declared.map(|d| d.size)) {
+            if let Some(status) = content_status(&doc, declared.map(|d| d.size)) {
                 node.status = status;
                 return node;
             }
@@ -614,7 +623,7 @@ impl Resolver {
             return node;
         }
         node.status = match self.document(ep, repo, &d.digest, false).await {
-            Ok(Fetched::Found(doc)) => match verify_content(&d.digest, &doc.body, Some(d.size)) {
+            Ok(Fetched::Found(doc)) => match content_status(&doc, Some(d.size)) {
                 Some(bad) => bad,
                 None => match manifest::parse_config(&doc.body) {
                     Ok(_) => NodeStatus::Ok,
@@ -650,6 +659,12 @@ impl Resolver {
                 message: e.to_string(),
             },
         };
+        if matches!(node.status, NodeStatus::SizeMismatch { .. }) {
+            // A wrong size is a failure: ask again next time rather than keep it for the TTL.
+            self.blobs
+                .invalidate(&(ep.clone(), repo.to_owned(), d.digest.clone()))
+                .await;
+        }
         node
     }
 
@@ -665,7 +680,7 @@ impl Resolver {
             .get(&(ep.clone(), repo.to_owned(), digest.to_owned()))
             .await
         {
-            Some(Fetched::Found(d)) => Some(d.body),
+            Some(Fetched::Found(d)) if d.mismatch.is_none() => Some(d.body),
             _ => None,
         }
     }
@@ -695,31 +710,33 @@ fn check_status(r: &Response, ep: &Endpoint, repo: &str, what: &str) -> Result<(
     }
 }
 
-/// Compare content with its digest (and declared size); `None` when it matches.
-fn verify_content(digest: &str, body: &[u8], declared_size: Option<u64>) -> Option<NodeStatus> {
-    let parsed = match digest.parse::<Digest>() {
-        Ok(d) => d,
-        Err(e) => {
-            return Some(NodeStatus::Invalid {
-                message: e.to_string(),
-            });
-        }
+/// A fetched document's hash and size against its descriptor; `None` when both match.
+fn content_status(doc: &Document, declared_size: Option<u64>) -> Option<NodeStatus> {
+    if let Some(actual) = &doc.mismatch {
+        return Some(NodeStatus::DigestMismatch {
+            actual: actual.clone(),
+        });
+    }
+    match declared_size {
+        Some(declared) if declared != doc.body.len() as u64 => Some(NodeStatus::SizeMismatch {
+            declared,
+            actual: doc.body.len() as u64,
+        }),
+        _ => None,
+    }
+}
+
+/// The actual digest of `body` when it is not `digest`; `None` when it matches.
+fn hash_mismatch(digest: &str, body: &[u8]) -> Option<String> {
+    let Ok(parsed) = digest.parse::<Digest>() else {
+        return Some(format!("an unparsable digest {digest:?}"));
     };
     let actual = match parsed.algorithm() {
         DigestAlgorithm::Sha256 => format!("sha256:{}", hex(&Sha256::digest(body))),
         DigestAlgorithm::Sha384 => format!("sha384:{}", hex(&sha2::Sha384::digest(body))),
         DigestAlgorithm::Sha512 => format!("sha512:{}", hex(&Sha512::digest(body))),
     };
-    if actual != digest {
-        return Some(NodeStatus::DigestMismatch { actual });
-    }
-    match declared_size {
-        Some(declared) if declared != body.len() as u64 => Some(NodeStatus::SizeMismatch {
-            declared,
-            actual: body.len() as u64,
-        }),
-        _ => None,
-    }
+    (actual != digest).then_some(actual)
 }
 
 /// Lowercase hex of bytes.
@@ -814,17 +831,24 @@ mod tests {
     fn content_is_checked_against_its_digest_and_size() {
         let body = b"{}";
         let digest = format!("sha256:{}", hex(&Sha256::digest(body)));
-        assert_eq!(verify_content(&digest, body, Some(2)), None);
-        assert!(matches!(
-            verify_content(&digest, b"{ }", None),
-            Some(NodeStatus::DigestMismatch { .. })
-        ));
+        assert_eq!(hash_mismatch(&digest, body), None);
+        assert!(hash_mismatch(&digest, b"{ }").is_some_and(|a| a.starts_with("sha256:")));
+        let doc = |mismatch| Document {
+            content_type: None,
+            body: Arc::new(body.to_vec()),
+            mismatch,
+        };
+        assert_eq!(content_status(&doc(None), Some(2)), None);
         assert_eq!(
-            verify_content(&digest, body, Some(3)),
+            content_status(&doc(None), Some(3)),
             Some(NodeStatus::SizeMismatch {
                 declared: 3,
                 actual: 2
             })
         );
+        assert!(matches!(
+            content_status(&doc(Some("sha256:x".into())), Some(2)),
+            Some(NodeStatus::DigestMismatch { .. })
+        ));
     }
 }

@@ -101,6 +101,19 @@ pub struct CheckedObject {
     pub images: usize,
 }
 
+/// Where an image is used: kept (when asked for) so that registry-backed rules, which run after
+/// the offline check, can place their findings at every use of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSite {
+    /// The image as written.
+    pub image: String,
+    /// The namespace it runs in (the object's, or the default).
+    pub namespace: String,
+    pub location: Location,
+    pub object: ObjectRef,
+    pub container: ContainerRef,
+}
+
 /// The policy a report was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyInfo {
@@ -117,6 +130,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub exempted: Vec<Exempted>,
     pub errors: Vec<InputError>,
+    /// Every image use, when the check was asked to collect them (not rendered).
+    pub sites: Vec<ImageSite>,
 }
 
 /// Counts for summaries.
@@ -143,6 +158,7 @@ impl Report {
             findings: Vec::new(),
             exempted: Vec::new(),
             errors: Vec::new(),
+            sites: Vec::new(),
         }
     }
 
@@ -153,6 +169,7 @@ impl Report {
         self.findings.extend(other.findings);
         self.exempted.extend(other.exempted);
         self.errors.extend(other.errors);
+        self.sites.extend(other.sites);
     }
 
     /// Order everything by location, so output is stable whatever order inputs were read in.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oci;
+pub mod proxy;
 pub mod registry;
 
 use std::io::Write;

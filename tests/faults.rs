@@ -1,0 +1,636 @@
+//! The resolver against a misbehaving registry: Debian's real docker-registry behind a
+//! fault-injecting proxy (tests/common/proxy.rs) that answers slowly, fails with 500 or 429,
+//! serves bytes that do not hash to their digest, or announces a wrong blob size. Each test
+//! asserts what the walk reports and, through the proxy's request log, how many requests it
+//! took: retries where the client retries, nothing repeated where it should not.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::oci::{OCI_MANIFEST, Pushed, Pusher, layer, os_release};
+use common::proxy::{Fault, FaultProxy, Times, corrupt};
+use common::registry::{TestRegistry, sha256};
+use tollgate::policy::parse_policy;
+use tollgate::reference::ImageRef;
+use tollgate::registry::{
+    ClientOptions, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution, ResolveOptions,
+    Resolver,
+};
+
+/// A registry, the proxy in front of it, and a pusher that talks to the registry directly (so
+/// pushes never show in the proxy's log).
+struct Rig {
+    reg: TestRegistry,
+    proxy: FaultProxy,
+    pusher: Pusher,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        let reg = TestRegistry::start();
+        let proxy = FaultProxy::start(&reg.base_url());
+        let pusher = Pusher::new(reg.base_url());
+        Rig { reg, proxy, pusher }
+    }
+
+    /// A resolver that reaches the registry only through the proxy.
+    fn resolver(&self, client: ClientOptions, opts: ResolveOptions) -> Resolver {
+        let policy = parse_policy(&self.proxy.policy(""), "fault-policy.yaml").unwrap();
+        Resolver::new(
+            Arc::new(RegistryClient::new(client).unwrap()),
+            Arc::new(policy),
+            opts,
+        )
+    }
+
+    /// `127.0.0.1:<proxy port>/<rest>`.
+    fn image(&self, rest: &str) -> ImageRef {
+        format!("{}/{rest}", self.proxy.host()).parse().unwrap()
+    }
+
+    /// One image, `team/app:1`, with two layers: 5 requests to resolve (tag HEAD, manifest
+    /// GET, config GET, 2 layer HEADs).
+    async fn push_app(&self) -> (Pushed, Vec<common::oci::Layer>) {
+        let layers = vec![
+            layer(&[("etc/os-release", &os_release("debian"))]),
+            layer(&[("app/bin", b"binary")]),
+        ];
+        let pushed = self
+            .pusher
+            .image("team/app", Some("1"), &layers, "linux/amd64")
+            .await;
+        (pushed, layers)
+    }
+
+    /// Bytes the registry itself serves for `path`, bypassing the proxy.
+    async fn upstream_bytes(&self, path: &str) -> Vec<u8> {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.reg.base_url()))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET {path} from the registry");
+        r.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// Small limits so every fault costs milliseconds, not seconds.
+fn fast_client() -> ClientOptions {
+    ClientOptions {
+        retries: 1,
+        backoff: Duration::from_millis(10),
+        request_timeout: Duration::from_secs(2),
+        max_retry_after: Duration::from_secs(2),
+        ..ClientOptions::default()
+    }
+}
+
+fn fast_resolve() -> ResolveOptions {
+    ResolveOptions {
+        deadline: Duration::from_secs(5),
+        ..ResolveOptions::default()
+    }
+}
+
+async fn resolve(r: &Resolver, image: &ImageRef) -> Resolution {
+    r.resolve(image)
+        .await
+        .unwrap_or_else(|e| panic!("resolve {image}: {e}"))
+}
+
+fn manifest_path(digest: &str) -> String {
+    format!("/v2/team/app/manifests/{digest}")
+}
+
+fn blob_path(digest: &str) -> String {
+    format!("/v2/team/app/blobs/{digest}")
+}
+
+const TAG_PATH: &str = "/v2/team/app/manifests/1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_faults_the_proxy_is_transparent_and_nothing_is_asked_twice() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(res.is_pullable(), "{:#?}", res.problems);
+    assert_eq!(res.digest.as_deref(), Some(pushed.digest.as_str()));
+    assert_eq!(res.requests, 5);
+    assert_eq!(rig.proxy.total(), 5, "{:#?}", rig.proxy.seen());
+    assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 1);
+    assert_eq!(rig.proxy.count("GET", &manifest_path(&pushed.digest)), 1);
+    assert_eq!(rig.proxy.count("GET", &blob_path(&pushed.config)), 1);
+    for l in &pushed.layers {
+        assert_eq!(rig.proxy.count("HEAD", &blob_path(l)), 1);
+    }
+    assert!(
+        rig.proxy.repeated().is_empty(),
+        "{:?}",
+        rig.proxy.repeated()
+    );
+    assert_eq!(rig.proxy.faults_injected(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_answer_past_the_deadline_is_a_deadline_error_and_is_not_cached() {
+    let rig = Rig::start();
+    rig.push_app().await;
+    rig.proxy.inject(
+        "HEAD",
+        TAG_PATH,
+        Fault::Delay(Duration::from_secs(2)),
+        Times::First(1),
+    );
+    let r = rig.resolver(
+        ClientOptions {
+            request_timeout: Duration::from_secs(5),
+            ..fast_client()
+        },
+        ResolveOptions {
+            deadline: Duration::from_millis(300),
+            ..ResolveOptions::default()
+        },
+    );
+    let img = rig.image("team/app:1");
+    let err = r.resolve(&img).await.unwrap_err();
+    assert_eq!(err, RegistryError::Deadline { millis: 300 });
+    assert_eq!(
+        rig.proxy.total(),
+        1,
+        "the walk stopped at the slow tag HEAD: {:#?}",
+        rig.proxy.seen()
+    );
+    // The cancelled lookup left nothing behind: the next resolution asks again and succeeds.
+    let res = resolve(&r, &img).await;
+    assert!(res.is_pullable(), "{:#?}", res.problems);
+    assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_backoff_does_not_outlive_the_deadline() {
+    let rig = Rig::start();
+    rig.push_app().await;
+    rig.proxy
+        .inject("HEAD", TAG_PATH, Fault::Status(503), Times::Always);
+    let r = rig.resolver(
+        ClientOptions {
+            retries: 3,
+            backoff: Duration::from_secs(5),
+            ..fast_client()
+        },
+        ResolveOptions {
+            deadline: Duration::from_millis(300),
+            ..ResolveOptions::default()
+        },
+    );
+    let err = r.resolve(&rig.image("team/app:1")).await.unwrap_err();
+    assert_eq!(err, RegistryError::Deadline { millis: 300 });
+    assert_eq!(
+        rig.proxy.count("HEAD", TAG_PATH),
+        1,
+        "cut off during the first backoff"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_answer_past_the_request_timeout_is_retried_and_succeeds() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let manifest = manifest_path(&pushed.digest);
+    rig.proxy.inject(
+        "GET",
+        &manifest,
+        Fault::Delay(Duration::from_millis(1500)),
+        Times::First(1),
+    );
+    let r = rig.resolver(
+        ClientOptions {
+            request_timeout: Duration::from_millis(500),
+            retries: 1,
+            ..fast_client()
+        },
+        fast_resolve(),
+    );
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(res.is_pullable(), "{:#?}", res.problems);
+    assert_eq!(
+        rig.proxy.count("GET", &manifest),
+        2,
+        "timed out once, then retried"
+    );
+    assert_eq!(rig.proxy.total(), 6, "{:#?}", rig.proxy.seen());
+    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
+    assert_eq!(res.requests, 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_on_the_first_manifest_get_is_retried_exactly_once() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let manifest = manifest_path(&pushed.digest);
+    rig.proxy
+        .inject("GET", &manifest, Fault::Status(500), Times::First(1));
+    let r = rig.resolver(
+        ClientOptions {
+            retries: 3,
+            ..fast_client()
+        },
+        fast_resolve(),
+    );
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(res.is_pullable(), "{:#?}", res.problems);
+    assert_eq!(rig.proxy.faults_injected(), 1);
+    assert_eq!(
+        rig.proxy.repeated(),
+        vec![("GET".to_owned(), manifest, 2)],
+        "one retry of the failed request, nothing else repeated"
+    );
+    assert_eq!(rig.proxy.total(), 6);
+    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persistent_500_on_the_tag_fails_the_resolution_after_every_retry() {
+    let rig = Rig::start();
+    rig.push_app().await;
+    rig.proxy
+        .inject("HEAD", TAG_PATH, Fault::Status(500), Times::Always);
+    let r = rig.resolver(
+        ClientOptions {
+            retries: 2,
+            ..fast_client()
+        },
+        fast_resolve(),
+    );
+    let err = r.resolve(&rig.image("team/app:1")).await.unwrap_err();
+    match &err {
+        RegistryError::Status { url, status, .. } => {
+            assert_eq!(*status, 500);
+            assert!(url.ends_with(TAG_PATH), "{url}");
+        }
+        other => panic!("expected a 500 status error, got {other:?}"),
+    }
+    assert_eq!(
+        rig.proxy.count("HEAD", TAG_PATH),
+        3,
+        "1 attempt + 2 retries"
+    );
+    assert_eq!(rig.proxy.total(), 3, "nothing else was asked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persistent_500_on_the_config_blob_is_an_error_node_after_every_retry() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let config = blob_path(&pushed.config);
+    rig.proxy
+        .inject("GET", &config, Fault::Status(500), Times::Always);
+    let r = rig.resolver(
+        ClientOptions {
+            retries: 2,
+            ..fast_client()
+        },
+        fast_resolve(),
+    );
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(!res.is_pullable());
+    assert_eq!(res.unresolved, None);
+    let root = res.root.as_ref().unwrap();
+    assert_eq!(root.status, NodeStatus::Ok);
+    let config_node = &root.children[0];
+    assert_eq!(config_node.kind, NodeKind::Config);
+    match &config_node.status {
+        NodeStatus::Error { message } => {
+            assert!(message.contains("(HTTP 500)"), "{message}");
+            assert!(
+                message.contains("fault injected by the test proxy"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an error node, got {other:?}"),
+    }
+    assert!(
+        root.children[1..]
+            .iter()
+            .all(|l| l.status == NodeStatus::Ok),
+        "the layers are still checked: {:#?}",
+        root.children
+    );
+    assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
+    assert_eq!(res.problems[0].kind, NodeKind::Config);
+    assert_eq!(res.problems[0].digest, pushed.config);
+    assert_eq!(rig.proxy.count("GET", &config), 3, "1 attempt + 2 retries");
+    assert_eq!(rig.proxy.total(), 4 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
+    let rig = Rig::start();
+    rig.push_app().await;
+    rig.proxy.inject(
+        "HEAD",
+        TAG_PATH,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        Times::First(1),
+    );
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(res.is_pullable(), "{:#?}", res.problems);
+    assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 2);
+    assert_eq!(rig.proxy.total(), 6);
+    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_asking_for_longer_than_max_retry_after_is_an_error_at_once() {
+    let rig = Rig::start();
+    rig.push_app().await;
+    rig.proxy.inject(
+        "HEAD",
+        TAG_PATH,
+        Fault::TooManyRequests {
+            retry_after_secs: 30,
+        },
+        Times::Always,
+    );
+    let r = rig.resolver(
+        ClientOptions {
+            retries: 3,
+            max_retry_after: Duration::from_secs(1),
+            ..fast_client()
+        },
+        fast_resolve(),
+    );
+    let err = r.resolve(&rig.image("team/app:1")).await.unwrap_err();
+    match &err {
+        RegistryError::Status {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 429);
+            assert!(
+                message.contains("retry after 30s, longer than tollgate waits"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a 429 status error, got {other:?}"),
+    }
+    assert_eq!(
+        rig.proxy.count("HEAD", TAG_PATH),
+        1,
+        "no retry: the wait asked for is refused"
+    );
+    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_manifest_that_does_not_hash_to_its_digest_is_a_digest_mismatch() {
+    let rig = Rig::start();
+    let p = &rig.pusher;
+    let amd = p
+        .image(
+            "team/app",
+            None,
+            &[layer(&[("app/amd64", b"bin-amd64")])],
+            "linux/amd64",
+        )
+        .await;
+    let arm = p
+        .image(
+            "team/app",
+            None,
+            &[layer(&[("app/arm64", b"bin-arm64")])],
+            "linux/arm64",
+        )
+        .await;
+    let index = p
+        .index(
+            "team/app",
+            "1",
+            &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
+            false,
+        )
+        .await;
+    let served = corrupt(&rig.upstream_bytes(&manifest_path(&arm.digest)).await);
+    rig.proxy.inject(
+        "GET",
+        &manifest_path(&arm.digest),
+        Fault::CorruptBody,
+        Times::Always,
+    );
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(!res.is_pullable());
+    assert_eq!(res.digest.as_deref(), Some(index.as_str()));
+    let root = res.root.as_ref().unwrap();
+    assert_eq!(root.kind, NodeKind::Index);
+    assert_eq!(root.status, NodeStatus::Ok);
+    assert_eq!(root.children[0].status, NodeStatus::Ok);
+    let bad = &root.children[1];
+    assert_eq!(bad.digest, arm.digest);
+    assert_eq!(bad.platform.as_deref(), Some("linux/arm64"));
+    assert_eq!(
+        bad.status,
+        NodeStatus::DigestMismatch {
+            actual: sha256(&served)
+        }
+    );
+    assert!(
+        bad.children.is_empty(),
+        "content that fails its digest is not walked"
+    );
+    assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
+    assert_eq!(res.problems[0].kind, NodeKind::Manifest);
+    assert!(
+        res.problems[0].message.contains("not to its digest"),
+        "{}",
+        res.problems[0].message
+    );
+    assert!(
+        rig.proxy.repeated().is_empty(),
+        "a bad hash is not retried: {:?}",
+        rig.proxy.repeated()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_blob_that_does_not_hash_to_its_digest_is_a_digest_mismatch() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let config = blob_path(&pushed.config);
+    let served = corrupt(&rig.upstream_bytes(&config).await);
+    rig.proxy
+        .inject("GET", &config, Fault::CorruptBody, Times::Always);
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(!res.is_pullable());
+    let root = res.root.as_ref().unwrap();
+    assert_eq!(root.status, NodeStatus::Ok);
+    assert_eq!(root.children[0].kind, NodeKind::Config);
+    assert_eq!(
+        root.children[0].status,
+        NodeStatus::DigestMismatch {
+            actual: sha256(&served)
+        }
+    );
+    assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
+    assert_eq!(res.problems[0].digest, pushed.config);
+    assert_eq!(rig.proxy.count("GET", &config), 1);
+    assert_eq!(rig.proxy.total(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layer_head_with_a_wrong_content_length_is_a_size_mismatch() {
+    let rig = Rig::start();
+    let (pushed, layers) = rig.push_app().await;
+    let head = blob_path(&pushed.layers[1]);
+    rig.proxy.inject(
+        "HEAD",
+        &head,
+        Fault::WrongContentLength { add: 1 },
+        Times::Always,
+    );
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let res = resolve(&r, &rig.image("team/app:1")).await;
+    assert!(!res.is_pullable());
+    let root = res.root.as_ref().unwrap();
+    let declared = layers[1].gz.len() as u64;
+    assert_eq!(root.children[1].status, NodeStatus::Ok, "the other layer");
+    assert_eq!(root.children[2].kind, NodeKind::Layer);
+    assert_eq!(root.children[2].digest, pushed.layers[1]);
+    assert_eq!(
+        root.children[2].status,
+        NodeStatus::SizeMismatch {
+            declared,
+            actual: declared + 1
+        }
+    );
+    assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
+    assert!(
+        res.problems[0].message.starts_with(&format!(
+            "{} bytes, the manifest declares {declared}",
+            declared + 1
+        )),
+        "{}",
+        res.problems[0].message
+    );
+    assert_eq!(rig.proxy.count("HEAD", &head), 1);
+    assert_eq!(rig.proxy.total(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_answers_are_not_cached_and_a_fresh_resolve_succeeds_once_they_clear() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let config = blob_path(&pushed.config);
+    let layer = blob_path(&pushed.layers[0]);
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let img = rig.image("team/app:1");
+
+    // The tag itself fails: the whole resolution is an error.
+    rig.proxy
+        .inject("HEAD", TAG_PATH, Fault::Status(502), Times::Always);
+    let err = r.resolve(&img).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Status { status: 502, .. }),
+        "{err}"
+    );
+    rig.proxy.clear_faults();
+
+    // The tag answers now, but the config and a layer fail: error nodes.
+    rig.proxy
+        .inject("GET", &config, Fault::Status(500), Times::Always);
+    rig.proxy
+        .inject("HEAD", &layer, Fault::Status(503), Times::Always);
+    let broken = resolve(&r, &img).await;
+    assert!(!broken.is_pullable());
+    let kinds: Vec<NodeKind> = broken.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, vec![NodeKind::Config, NodeKind::Layer]);
+    assert!(
+        broken
+            .root
+            .as_ref()
+            .unwrap()
+            .children
+            .iter()
+            .take(2)
+            .all(|n| matches!(n.status, NodeStatus::Error { .. })),
+        "{:#?}",
+        broken.root
+    );
+    rig.proxy.clear_faults();
+    rig.proxy.reset_counts();
+
+    // Everything answers: the same resolver asks again for what failed, and only that.
+    let healed = resolve(&r, &img).await;
+    assert!(healed.is_pullable(), "{:#?}", healed.problems);
+    let mut asked: Vec<(String, String)> = rig
+        .proxy
+        .seen()
+        .into_iter()
+        .map(|s| (s.method, s.path))
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![("GET".to_owned(), config), ("HEAD".to_owned(), layer)],
+        "the tag, the manifest and the healthy layer come from the cache"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_manifest_is_not_cached_and_a_fresh_resolve_succeeds_once_it_clears() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let manifest = manifest_path(&pushed.digest);
+    rig.proxy
+        .inject("GET", &manifest, Fault::CorruptBody, Times::First(1));
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let img = rig.image("team/app:1");
+    let first = resolve(&r, &img).await;
+    assert!(
+        matches!(
+            first.root.as_ref().unwrap().status,
+            NodeStatus::DigestMismatch { .. }
+        ),
+        "{:#?}",
+        first.root
+    );
+    // The registry serves the right bytes again (the fault was for the first GET only).
+    let second = resolve(&r, &img).await;
+    assert!(
+        second.is_pullable(),
+        "content that failed its digest must not be cached as the content of that digest: {:#?}",
+        second.problems
+    );
+    assert_eq!(rig.proxy.count("GET", &manifest), 2, "asked again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_config_is_not_cached_and_a_fresh_resolve_succeeds_once_it_clears() {
+    let rig = Rig::start();
+    let (pushed, _) = rig.push_app().await;
+    let config = blob_path(&pushed.config);
+    rig.proxy
+        .inject("GET", &config, Fault::CorruptBody, Times::First(1));
+    let r = rig.resolver(fast_client(), fast_resolve());
+    let img = rig.image("team/app:1");
+    let first = resolve(&r, &img).await;
+    assert!(
+        matches!(
+            first.root.as_ref().unwrap().children[0].status,
+            NodeStatus::DigestMismatch { .. }
+        ),
+        "{:#?}",
+        first.root
+    );
+    let second = resolve(&r, &img).await;
+    assert!(second.is_pullable(), "{:#?}", second.problems);
+    assert_eq!(rig.proxy.count("GET", &config), 2, "asked again");
+}
