@@ -3,10 +3,21 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use tollgate::check::Options;
-use tollgate::manifest;
-use tollgate::report::{self, Report};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use tollgate::check::{self, Options};
+use tollgate::manifest;
+use tollgate::policy::eval::{self, Context};
+use tollgate::policy::{Policy, RuleId};
+use tollgate::reference::ImageRef;
+use tollgate::registry::base::BaseChecker;
+use tollgate::registry::rules;
+use tollgate::report::{self, ImageSite, InputError, Report};
+
+use super::verify::RegistryArgs;
 use super::{ColorChoice, Exit, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +40,13 @@ pub struct CheckArgs {
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Also evaluate the registry-backed rules (image-unavailable, tag-moved,
+    /// base-not-approved): each distinct image of an approved registry is walked end to end once.
+    #[arg(long)]
+    pub resolve: bool,
+    /// Registry access, with --resolve.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `--format` of `check`.
@@ -44,13 +62,89 @@ pub enum Format {
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let policy = load_policy(args.policy.as_deref())?;
     let (inputs, input_errors) = manifest::collect_inputs(&args.paths);
-    let opts = Options::enforce(args.namespace, now());
+    let mut opts = Options::enforce(args.namespace, now());
+    opts.collect_sites = args.resolve;
     let mut report = manifest::check_inputs(&policy, &inputs, &opts);
     report.files += input_errors.len();
     report.errors.extend(input_errors);
+    if args.resolve {
+        resolve_sites(&policy, &args.registry, &opts, &mut report)?;
+    }
     report.sort();
     print(&render(&report, args.format, args.color.enabled()))?;
     Ok(exit_code(&report, args.fail_on_warn))
+}
+
+/// Walk each distinct image once and place the registry-backed findings at every use of it.
+/// Images that do not parse or whose registry is not approved already have their findings, and
+/// are never contacted.
+fn resolve_sites(
+    policy: &Policy,
+    registry: &RegistryArgs,
+    opts: &Options,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let policy = Arc::new(policy.clone());
+    let resolver = Arc::new(registry.resolver(policy.clone())?);
+    let bases = BaseChecker::new(resolver.clone(), policy.clone());
+    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
+    for site in std::mem::take(&mut report.sites) {
+        by_image.entry(site.image.clone()).or_default().push(site);
+    }
+    let todo: Vec<(ImageRef, Vec<ImageSite>)> = by_image
+        .into_values()
+        .filter_map(|sites| {
+            let r = sites[0].image.parse::<ImageRef>().ok()?;
+            policy.approved_registry(&r)?;
+            Some((r, sites))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let results = runtime.block_on(
+        futures_util::stream::iter(todo.iter())
+            .map(|(r, _)| rules::evaluate(&policy, &resolver, &bases, r))
+            .buffered(registry.jobs.max(1))
+            .collect::<Vec<_>>(),
+    );
+    for ((reference, sites), result) in todo.iter().zip(results) {
+        let facts = match result {
+            Ok(facts) => facts,
+            Err(e) => {
+                let first = &sites[0];
+                report.errors.push(InputError {
+                    file: first.location.file.clone().unwrap_or_default(),
+                    line: first.location.line,
+                    column: first.location.column,
+                    message: format!("cannot check {} in the registry: {e}", first.image),
+                });
+                continue;
+            }
+        };
+        if let Some(pinned) = facts.pinned_form(reference) {
+            for f in &mut report.findings {
+                if f.rule_id == RuleId::DigestMissing
+                    && f.image.as_deref() == Some(sites[0].image.as_str())
+                {
+                    f.hint = format!("pin it by digest: {pinned}");
+                }
+            }
+        }
+        for site in sites {
+            let ctx = Context {
+                namespace: &site.namespace,
+                now: opts.now,
+            };
+            for (rule, status) in &facts.statuses {
+                let outcome =
+                    eval::registry_outcome(&policy, *rule, status.clone(), reference, ctx);
+                check::record_outcome(&policy, outcome, site, opts, report);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn render(report: &Report, format: Format, color: bool) -> String {
