@@ -4,6 +4,7 @@
 mod check;
 mod explain;
 mod policy;
+mod registry;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -83,6 +84,9 @@ pub enum Command {
     /// Validate or print policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Whole-registry operations.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 /// `--color`.
@@ -125,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Command::Explain(a) => explain::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Policy(c) => policy::run(c),
+        Command::Registry(c) => registry::run(c),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// Longest `Retry-After` honoured; a registry asking for more is an error now.
     pub max_retry_after: Duration,
+    /// Entries asked for per page of the catalog and tag lists (`?n=`).
+    pub page_size: usize,
 }
 
 impl Default for ClientOptions {
@@ -55,6 +57,7 @@ impl Default for ClientOptions {
             retries: 3,
             backoff: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(5),
+            page_size: 1000,
         }
     }
 }
@@ -288,7 +291,11 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let mut url = format!("{}/v2/{repo}/tags/list?n=1000", ep.base());
+        let mut url = format!(
+            "{}/v2/{repo}/tags/list?n={}",
+            ep.base(),
+            self.opts.page_size
+        );
         let mut all = Vec::new();
         loop {
             let r = self
@@ -322,7 +329,7 @@ impl RegistryClient {
             #[serde(default)]
             repositories: Vec<String>,
         }
-        let mut url = format!("{}/v2/_catalog?n=1000", ep.base());
+        let mut url = format!("{}/v2/_catalog?n={}", ep.base(), self.opts.page_size);
         let mut all = Vec::new();
         loop {
             let r = self

@@ -8,6 +8,7 @@ pub mod http;
 pub mod manifest;
 pub mod resolve;
 pub mod rules;
+pub mod scan;
 
 pub use http::{ClientOptions, Endpoint, RegistryClient};
 pub use resolve::{

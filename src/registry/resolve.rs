@@ -22,7 +22,7 @@ use super::RegistryError;
 use super::http::{Endpoint, RegistryClient, Response};
 use super::manifest::{self, Descriptor, Manifest};
 use crate::policy::Policy;
-use crate::reference::{Digest, DigestAlgorithm, ImageRef};
+use crate::reference::{Digest, DigestAlgorithm, ImageRef, RegistryHost};
 
 /// How the walk behaves.
 #[derive(Debug, Clone)]
@@ -315,6 +315,22 @@ impl Resolver {
                 registry: image.registry().to_string(),
             }),
         }
+    }
+
+    /// The endpoint for a whole registry (catalog scans): approved when the host, or an alias of
+    /// it, is approved for at least one path.
+    pub fn endpoint_for_host(&self, host: &RegistryHost) -> Result<Endpoint, RegistryError> {
+        self.policy
+            .registries()
+            .iter()
+            .find(|r| r.host() == host || r.aliases().contains(host))
+            .map(|r| Endpoint {
+                host: host.clone(),
+                insecure: r.insecure(),
+            })
+            .ok_or_else(|| RegistryError::NotApproved {
+                registry: host.to_string(),
+            })
     }
 
     /// Resolve `image` end to end under the deadline.
