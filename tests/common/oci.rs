@@ -58,6 +58,7 @@ pub struct Pushed {
 pub struct Pusher {
     base: String,
     http: reqwest::Client,
+    auth: Option<(String, String)>,
 }
 
 impl Pusher {
@@ -68,6 +69,30 @@ impl Pusher {
         Pusher {
             base: base_url,
             http: reqwest::Client::builder().build().unwrap(),
+            auth: None,
+        }
+    }
+
+    /// A pusher for a registry with TLS (trusting `ca_pem`) and basic auth.
+    pub fn secured(base_url: String, ca_pem: &str, user: &str, password: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_merge([ca])
+            .build()
+            .unwrap();
+        Pusher {
+            base: base_url,
+            http,
+            auth: Some((user.to_owned(), password.to_owned())),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, url);
+        match &self.auth {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
         }
     }
 
@@ -75,8 +100,10 @@ impl Pusher {
     pub async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
         let r = self
-            .http
-            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .req(
+                reqwest::Method::POST,
+                format!("{}/v2/{repo}/blobs/uploads/", self.base),
+            )
             .send()
             .await
             .unwrap();
@@ -89,8 +116,7 @@ impl Pusher {
         };
         let sep = if url.contains('?') { '&' } else { '?' };
         let r = self
-            .http
-            .put(format!("{url}{sep}digest={digest}"))
+            .req(reqwest::Method::PUT, format!("{url}{sep}digest={digest}"))
             .header("content-type", "application/octet-stream")
             .body(bytes.to_vec())
             .send()
@@ -114,8 +140,10 @@ impl Pusher {
         body: &[u8],
     ) -> String {
         let r = self
-            .http
-            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .req(
+                reqwest::Method::PUT,
+                format!("{}/v2/{repo}/manifests/{reference}", self.base),
+            )
             .header("content-type", media_type)
             .body(body.to_vec())
             .send()
@@ -132,8 +160,10 @@ impl Pusher {
 
     pub async fn delete_manifest(&self, repo: &str, digest: &str) {
         let r = self
-            .http
-            .delete(format!("{}/v2/{repo}/manifests/{digest}", self.base))
+            .req(
+                reqwest::Method::DELETE,
+                format!("{}/v2/{repo}/manifests/{digest}", self.base),
+            )
             .send()
             .await
             .unwrap();
@@ -142,8 +172,10 @@ impl Pusher {
 
     pub async fn delete_blob(&self, repo: &str, digest: &str) {
         let r = self
-            .http
-            .delete(format!("{}/v2/{repo}/blobs/{digest}", self.base))
+            .req(
+                reqwest::Method::DELETE,
+                format!("{}/v2/{repo}/blobs/{digest}", self.base),
+            )
             .send()
             .await
             .unwrap();

@@ -26,16 +26,31 @@ fn binary() -> PathBuf {
     );
 }
 
+/// TLS and authentication for a test registry.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// Serving certificate and key (PEM).
+    pub tls: Option<(String, String)>,
+    /// An htpasswd file's content (bcrypt): basic authentication.
+    pub htpasswd: Option<String>,
+}
+
 /// A running registry.
 pub struct TestRegistry {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    security: Security,
 }
 
 impl TestRegistry {
     /// Start a registry on a port the OS picks.
     pub fn start() -> TestRegistry {
+        TestRegistry::start_with(Security::default())
+    }
+
+    /// Start a registry serving HTTPS and/or asking for credentials.
+    pub fn start_with(security: Security) -> TestRegistry {
         // The registry takes its address from its config, so ask the OS for a free port and
         // hand it over; another process could take it in between, hence the retries.
         for _ in 0..5 {
@@ -48,6 +63,7 @@ impl TestRegistry {
                 port,
                 dir: tempfile::tempdir().expect("temp dir"),
                 child: None,
+                security: security.clone(),
             };
             reg.write_config();
             if reg.spawn() {
@@ -62,8 +78,35 @@ impl TestRegistry {
     }
 
     fn write_config(&self) {
+        let mut extra = String::new();
+        if let Some((cert, key)) = &self.security.tls {
+            let (c, k) = (
+                self.dir.path().join("cert.pem"),
+                self.dir.path().join("key.pem"),
+            );
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            extra.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            ));
+        }
+        if let Some(htpasswd) = &self.security.htpasswd {
+            let h = self.dir.path().join("htpasswd");
+            std::fs::write(&h, htpasswd).unwrap();
+            extra.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: tollgate-tests\n    path: {}\n",
+                h.display()
+            ));
+        }
+        // `http.tls` must sit under `http:`, `auth:` at the top level: split the extra text.
+        let (tls, auth) = match extra.find("auth:") {
+            Some(i) => (extra[..i].to_owned(), extra[i..].to_owned()),
+            None => (extra, String::new()),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: tollgate-tests\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: tollgate-tests\n{tls}{auth}",
             self.dir.path().join("data").display(),
             self.port
         );
@@ -90,7 +133,8 @@ impl TestRegistry {
                 self.child = None;
                 return false;
             }
-            if http_status(self.port, "GET", "/v2/") == Some(200) {
+            // Any HTTP answer means it listens (401 with auth, 400 to plain HTTP on a TLS port).
+            if http_status(self.port, "GET", "/v2/").is_some() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -154,16 +198,22 @@ impl TestRegistry {
         self.restart();
     }
 
-    /// A policy file approving this registry (plain HTTP: it is on loopback).
+    /// A policy approving this registry (plain HTTP unless it serves TLS: it is on loopback).
     pub fn policy(&self, extra_spec: &str) -> String {
         format!(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: test-registry\nspec:\n  registries:\n    - prefix: {}\n      insecure: true\n{extra_spec}",
-            self.host()
+            "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: test-registry\nspec:\n  registries:\n    - prefix: {}\n      insecure: {}\n{extra_spec}",
+            self.host(),
+            self.security.tls.is_none()
         )
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.security.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
     }
 }
 
