@@ -634,3 +634,106 @@ async fn a_corrupted_config_is_not_cached_and_a_fresh_resolve_succeeds_once_it_c
     assert!(second.is_pullable(), "{:#?}", second.problems);
     assert_eq!(rig.proxy.count("GET", &config), 2, "asked again");
 }
+
+/// Token authentication (Docker Hub, Harbor): the registry answers 401 with a Bearer challenge,
+/// tollgate fetches a token from the realm with the config's basic credentials, once per scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_auth_is_answered_with_the_configured_credentials_once() {
+    use tollgate::registry::auth::{CredentialStore, Credentials};
+    let reg = TestRegistry::start();
+    let push = Pusher::new(reg.base_url());
+    push.image(
+        "team/app",
+        Some("1"),
+        &[layer(&[("a", b"1")])],
+        "linux/amd64",
+    )
+    .await;
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.require_bearer("robot", "t0ken-pass");
+    let policy = Arc::new(parse_policy(&proxy.policy(""), "p.yaml").unwrap());
+    let image: ImageRef = format!("{}/team/app:1", proxy.host()).parse().unwrap();
+
+    let anonymous = Resolver::new(
+        Arc::new(RegistryClient::new(ClientOptions::default()).unwrap()),
+        policy.clone(),
+        ResolveOptions::default(),
+    );
+    let err = anonymous.resolve(&image).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
+    proxy.reset_counts();
+
+    let mut creds = CredentialStore::anonymous();
+    creds.insert(
+        &proxy.host(),
+        Credentials {
+            username: "robot".into(),
+            password: "t0ken-pass".into(),
+        },
+    );
+    let client = RegistryClient::new(ClientOptions {
+        credentials: creds,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let r = Resolver::new(Arc::new(client), policy, ResolveOptions::default());
+    let res = r.resolve(&image).await.unwrap();
+    assert!(res.is_pullable(), "{:?}", res.problems);
+    assert_eq!(
+        proxy.count("GET", "/token"),
+        1,
+        "one token for the repository's pull scope, reused"
+    );
+    assert_eq!(
+        r.client()
+            .stats
+            .token_requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// Regression: requests that got the 401 at the same time each fetched a token; now they wait
+/// for the first one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_first_requests_share_one_bearer_token() {
+    use tollgate::registry::auth::{CredentialStore, Credentials};
+    let reg = TestRegistry::start();
+    let push = Pusher::new(reg.base_url());
+    for tag in ["1", "2", "3", "4"] {
+        push.image(
+            "team/app",
+            Some(tag),
+            &[layer(&[("a", tag.as_bytes())])],
+            "linux/amd64",
+        )
+        .await;
+    }
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.require_bearer("robot", "t0ken-pass");
+    let policy = Arc::new(parse_policy(&proxy.policy(""), "p.yaml").unwrap());
+    let mut creds = CredentialStore::anonymous();
+    creds.insert(
+        &proxy.host(),
+        Credentials {
+            username: "robot".into(),
+            password: "t0ken-pass".into(),
+        },
+    );
+    let client = RegistryClient::new(ClientOptions {
+        credentials: creds,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let r = Resolver::new(Arc::new(client), policy, ResolveOptions::default());
+    let images: Vec<ImageRef> = ["1", "2", "3", "4"]
+        .iter()
+        .map(|t| format!("{}/team/app:{t}", proxy.host()).parse().unwrap())
+        .collect();
+    let all = futures_util::future::join_all(images.iter().map(|i| r.resolve(i))).await;
+    assert!(all.iter().all(|res| res.as_ref().unwrap().is_pullable()));
+    assert_eq!(proxy.count("GET", "/token"), 1);
+}

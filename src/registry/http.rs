@@ -105,6 +105,8 @@ pub struct Response {
     pub body: Vec<u8>,
     retry_after_secs: Option<u64>,
     challenge: Option<String>,
+    /// The Authorization header this request carried (to tell a stale token from a new one).
+    sent_auth: Option<String>,
 }
 
 impl Response {
@@ -158,6 +160,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     opts: ClientOptions,
     tokens: Mutex<HashMap<(RegistryHost, String), String>>,
+    auth_locks: std::sync::Mutex<HashMap<(RegistryHost, String), Arc<Mutex<()>>>>,
     limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
     pub stats: Stats,
 }
@@ -218,6 +221,7 @@ impl RegistryClient {
             http,
             opts,
             tokens: Mutex::new(HashMap::new()),
+            auth_locks: Default::default(),
             limits: Default::default(),
             stats: Stats::default(),
         })
@@ -452,7 +456,7 @@ impl RegistryClient {
             .await
             .get(&(ep.host.clone(), scope.to_owned()))
             .cloned();
-        if let Some(t) = token {
+        if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -493,9 +497,11 @@ impl RegistryClient {
             body,
             retry_after_secs: None,
             challenge: None,
+            sent_auth: None,
         }
         .with_retry_after(header_str(&headers, RETRY_AFTER.as_str()))
-        .with_challenge(header_str(&headers, WWW_AUTHENTICATE.as_str())))
+        .with_challenge(header_str(&headers, WWW_AUTHENTICATE.as_str()))
+        .with_sent_auth(token))
     }
 
     /// Answer a 401: a bearer token from the realm (with basic credentials if we have them),
@@ -506,6 +512,18 @@ impl RegistryClient {
         scope: &str,
         unauthorized: &Response,
     ) -> Result<(), RegistryError> {
+        let key = (ep.host.clone(), scope.to_owned());
+        // One token request per scope, however many requests got the 401 at once: the others
+        // wait here, then find the token the first one stored.
+        let lock = {
+            let mut locks = self.auth_locks.lock().expect("auth locks");
+            locks.entry(key.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        let current = self.tokens.lock().await.get(&key).cloned();
+        if current.is_some() && current != unauthorized.sent_auth {
+            return Ok(());
+        }
         let creds = self.opts.credentials.get(&ep.host.to_string()).cloned();
         let challenge = unauthorized.challenge.as_deref().and_then(parse_challenge);
         let header = match challenge {
@@ -573,10 +591,8 @@ impl RegistryClient {
                 });
             }
         };
-        self.tokens
-            .lock()
-            .await
-            .insert((ep.host.clone(), scope.to_owned()), header);
+        // Stored under the scope tollgate looks it up by, whatever words the registry used.
+        self.tokens.lock().await.insert(key, header);
         Ok(())
     }
 }
@@ -584,6 +600,11 @@ impl RegistryClient {
 impl Response {
     fn with_retry_after(mut self, v: Option<&str>) -> Self {
         self.retry_after_secs = v.and_then(|s| s.trim().parse::<u64>().ok());
+        self
+    }
+
+    fn with_sent_auth(mut self, v: Option<String>) -> Self {
+        self.sent_auth = v;
         self
     }
 

@@ -83,6 +83,17 @@ struct ActiveRule {
 struct State {
     rules: Vec<ActiveRule>,
     seen: Vec<Seen>,
+    bearer: Option<Bearer>,
+}
+
+/// Token authentication as Docker Hub and Harbor do it: a 401 with a `Bearer` challenge that
+/// names a token endpoint, which hands out a token for basic credentials.
+#[derive(Clone)]
+struct Bearer {
+    realm: String,
+    user: String,
+    password: String,
+    token: String,
 }
 
 impl State {
@@ -144,6 +155,17 @@ impl FaultProxy {
         let upstream = upstream.trim_end_matches('/').to_owned();
         let task = tokio::spawn(serve(listener, upstream, http, state.clone()));
         FaultProxy { addr, state, task }
+    }
+
+    /// Require a bearer token for every registry request, handed out by the proxy's `/token`
+    /// endpoint for these basic credentials.
+    pub fn require_bearer(&self, user: &str, password: &str) {
+        self.state.lock().unwrap().bearer = Some(Bearer {
+            realm: format!("{}/token", self.base_url()),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            token: "tok-0123456789".to_owned(),
+        });
     }
 
     pub fn port(&self) -> u16 {
@@ -331,6 +353,13 @@ async fn handle(
         return;
     };
     let fault = state.lock().unwrap().admit(&req.method, &req.path);
+    let bearer = state.lock().unwrap().bearer.clone();
+    if let Some(b) = bearer
+        && let Some(answer) = bearer_gate(&b, &req)
+    {
+        let _ = write_answer(&mut stream, &req.method, answer).await;
+        return;
+    }
     let answer = match &fault {
         Some(Fault::Status(code)) => error_answer(*code, Vec::new()),
         Some(Fault::TooManyRequests { retry_after_secs }) => error_answer(
@@ -357,6 +386,52 @@ async fn handle(
         None => forward(&http, &upstream, &req).await,
     };
     let _ = write_answer(&mut stream, &req.method, answer).await;
+}
+
+/// The token endpoint, or a 401 challenge for a request without the token; `None` lets the
+/// request through.
+fn bearer_gate(b: &Bearer, req: &Request) -> Option<Answer> {
+    use base64::Engine as _;
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if req.path.starts_with("/token") {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", b.user, b.password))
+        );
+        if header("authorization") != Some(expected.as_str()) {
+            return Some(error_answer(401, Vec::new()));
+        }
+        let body = format!(r#"{{"token":"{}"}}"#, b.token).into_bytes();
+        let headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        return Some(Answer {
+            status: 200,
+            headers,
+            content_length: body.len() as u64,
+            body,
+        });
+    }
+    if header("authorization") == Some(format!("Bearer {}", b.token).as_str()) {
+        return None;
+    }
+    let repo = req
+        .path
+        .strip_prefix("/v2/")
+        .and_then(|p| p.split("/manifests/").next())
+        .and_then(|p| p.split("/blobs/").next())
+        .unwrap_or("");
+    let challenge = format!(
+        r#"Bearer realm="{}",service="tollgate-test",scope="repository:{repo}:pull""#,
+        b.realm
+    );
+    Some(error_answer(
+        401,
+        vec![("WWW-Authenticate".to_owned(), challenge)],
+    ))
 }
 
 /// Read the request head (and a body, if one is announced). `None` on EOF, oversize or junk.
