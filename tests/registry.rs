@@ -428,3 +428,40 @@ async fn a_deadline_bounds_the_whole_resolution() {
     let err = r.resolve(&image(&reg, "team/app:1.0")).await.unwrap_err();
     assert!(matches!(err, RegistryError::Deadline { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_tag_deleted_from_storage_leaves_its_digest_pinned_but_unprotected() {
+    let reg = TestRegistry::start();
+    let p = Pusher::new(reg.base_url());
+    let img = p
+        .image(
+            "infra/ci",
+            Some("2026-04-19"),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+    reg.delete_tag_on_disk("infra/ci", "2026-04-19");
+    let r = resolver(&reg, ResolveOptions::default());
+    let by_tag = resolve(&r, &image(&reg, "infra/ci:2026-04-19")).await;
+    assert!(
+        by_tag
+            .unresolved
+            .as_deref()
+            .unwrap()
+            .starts_with("tag 2026-04-19 not found"),
+        "{:?}",
+        by_tag.unresolved
+    );
+    let pinned = resolve(
+        &r,
+        &image(&reg, &format!("infra/ci:2026-04-19@{}", img.digest)),
+    )
+    .await;
+    assert!(pinned.is_pullable(), "the manifest is still there");
+    assert_eq!(
+        pinned.tag,
+        TagState::Gone,
+        "but no tag keeps it alive any more"
+    );
+}

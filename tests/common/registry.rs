@@ -263,3 +263,18 @@ pub fn policy_file(reg: &TestRegistry, extra_spec: &str) -> (tempfile::TempDir, 
     let path = path.to_str().unwrap().to_owned();
     (dir, path)
 }
+
+impl TestRegistry {
+    /// Remove a tag the way seed 004's cleanup-tags.sh did: delete its directory in the
+    /// registry's storage (the API cannot delete a tag alone). The manifest stays.
+    pub fn delete_tag_on_disk(&self, repo: &str, tag: &str) {
+        let dir = self
+            .dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repo)
+            .join("_manifests/tags")
+            .join(tag);
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("remove {}: {e}", dir.display()));
+    }
+}
