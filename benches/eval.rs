@@ -262,7 +262,11 @@ fn json_parse_and_evaluate(bencher: Bencher) {
     bencher.bench_local(|| {
         let value: Value = serde_json::from_str(black_box(&f.json)).expect("valid JSON");
         let mut report = Report::new(check::policy_info(&f.policy));
-        let source = Source { file: None, positions: None, start_line: None };
+        let source = Source {
+            file: None,
+            positions: None,
+            start_line: None,
+        };
         check::check_document(&f.policy, &value, source, &f.opts, &mut report);
         report
     });

@@ -155,12 +155,17 @@ pub struct Stats {
     pub token_requests: AtomicU64,
 }
 
+/// A registry and an auth scope (`repository:team/app:pull`).
+type ScopeKey = (RegistryHost, String);
+
 /// A distribution API client shared by every walk.
 pub struct RegistryClient {
     http: reqwest::Client,
     opts: ClientOptions,
-    tokens: Mutex<HashMap<(RegistryHost, String), String>>,
-    auth_locks: std::sync::Mutex<HashMap<(RegistryHost, String), Arc<Mutex<()>>>>,
+    /// Authorization header by (registry, scope).
+    tokens: Mutex<HashMap<ScopeKey, String>>,
+    /// Held while a scope's token is fetched, so concurrent 401s fetch it once.
+    auth_locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
     limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
     pub stats: Stats,
 }
