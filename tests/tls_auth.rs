@@ -172,3 +172,86 @@ async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prin
     assert_eq!(r.code, 2);
     assert!(!r.stdout.contains("wrong-passw0rd-xyz") && !r.stderr.contains("wrong-passw0rd-xyz"));
 }
+
+/// Credential helpers (`credsStore`, `credHelpers`) are asked for the approved registry only.
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_helpers_are_asked_about_approved_registries_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let pki = pki();
+    let htpasswd = format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 4).unwrap());
+    let reg = TestRegistry::start_with(Security {
+        tls: Some((pki.cert_pem.clone(), pki.key_pem.clone())),
+        htpasswd: Some(htpasswd),
+    });
+    let p = Pusher::secured(reg.base_url(), &pki.ca_pem, USER, PASSWORD);
+    p.image(
+        "team/app",
+        Some("1.0"),
+        &[layer(&[("a", b"1")])],
+        "linux/amd64",
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let asked = dir.path().join("asked.log");
+    let helper = dir.path().join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\necho \"$1 $host\" >> {}\nif [ \"$host\" = \"{}\" ]; then printf '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'; else echo 'credentials not found in native keychain'; exit 1; fi\n",
+            asked.display(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"credsStore":"fake","credHelpers":{"other.example.org":"fake"}}"#,
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy("")).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let image = format!("{}/team/app:1.0", reg.host());
+    let out = common::tollgate(&[
+        "verify",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--registry-config",
+        config.to_str().unwrap(),
+        &image,
+        "other.example.org/x:1",
+    ])
+    .env("PATH", path)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{image}: pullable")),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("other.example.org/x:1: refused"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD));
+    let log = std::fs::read_to_string(&asked).unwrap();
+    assert_eq!(
+        log,
+        format!("get {}\n", reg.host()),
+        "only the approved registry was named to the helper"
+    );
+}

@@ -66,7 +66,16 @@ impl RegistryArgs {
     /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
     pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
         let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
-            Some(path) => CredentialStore::from_docker_config(&path)?,
+            Some(path) => {
+                // Credential helpers are asked about the approved registries only.
+                let hosts: Vec<String> = policy
+                    .registries()
+                    .iter()
+                    .flat_map(|r| std::iter::once(r.host()).chain(r.aliases()))
+                    .map(ToString::to_string)
+                    .collect();
+                CredentialStore::from_docker_config_for(&path, &hosts)?
+            }
             None => CredentialStore::anonymous(),
         };
         let mut client = ClientOptions {

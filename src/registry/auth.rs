@@ -54,12 +54,21 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("registry config {path}: the `auth` of {host} is not base64 of user:password")]
     Auth { path: PathBuf, host: String },
+    #[error("credential helper {helper}: {message}")]
+    Helper { helper: String, message: String },
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DockerConfig {
     #[serde(default)]
     auths: HashMap<String, AuthEntry>,
+    /// The default credential helper (`docker-credential-<name>`).
+    #[serde(default)]
+    creds_store: Option<String>,
+    /// Credential helpers per registry.
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +100,13 @@ impl CredentialStore {
     /// Read a docker `config.json`. Entries are keyed by host, with or without a scheme and
     /// path (`https://index.docker.io/v1/` is Docker Hub).
     pub fn from_docker_config(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_docker_config_for(path, &[])
+    }
+
+    /// Read a docker `config.json`, and ask its credential helpers (`credHelpers`, `credsStore`)
+    /// for the credentials of `hosts` only: the registries the policy approves. A host the
+    /// policy does not approve is never named to a helper.
+    pub fn from_docker_config_for(path: &Path, hosts: &[String]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -122,6 +138,23 @@ impl CredentialStore {
             };
             store.insert(&key, creds);
         }
+        for host in hosts {
+            let key = normalize_key(host);
+            if store.by_host.contains_key(&key) {
+                continue;
+            }
+            let helper = config
+                .cred_helpers
+                .iter()
+                .find(|(k, _)| normalize_key(k) == key)
+                .map(|(_, v)| v)
+                .or(config.creds_store.as_ref());
+            if let Some(helper) = helper
+                && let Some(creds) = run_helper(helper, host)?
+            {
+                store.by_host.insert(key, creds);
+            }
+        }
         Ok(store)
     }
 
@@ -137,6 +170,65 @@ impl CredentialStore {
         };
         candidate.exists().then_some(candidate)
     }
+}
+
+/// `docker-credential-<helper> get`, with the server on stdin, as docker runs it. "Not found"
+/// (a non-zero exit) means anonymous access; a helper that cannot be run is an error.
+fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ConfigError> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let fail = |message: String| ConfigError::Helper {
+        helper: program.clone(),
+        message,
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(host.as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        tracing::debug!(
+            helper = program,
+            host,
+            "credential helper has no credentials for this registry"
+        );
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct HelperAnswer {
+        #[serde(rename = "Username")]
+        username: String,
+        #[serde(rename = "Secret")]
+        secret: String,
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|e| {
+        fail(format!(
+            "its answer for {host} is not the expected JSON: {e}"
+        ))
+    })?;
+    if answer.username == "<token>" {
+        // An identity token needs the OAuth2 refresh flow, which tollgate does not do.
+        tracing::warn!(
+            helper = program,
+            host,
+            "credential helper returned an identity token, which is not supported; trying anonymous access"
+        );
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: answer.username,
+        password: answer.secret,
+    }))
 }
 
 fn normalize_key(key: &str) -> String {
