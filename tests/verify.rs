@@ -169,9 +169,9 @@ fn a_registry_that_does_not_answer_is_exit_2_and_the_other_images_are_still_veri
     );
 }
 
-/// Prints the text report of a broken image for review (`cargo test --test verify demo -- --nocapture`).
+/// The text report of a broken image names the path to the missing layer and the exact pinned fix.
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_text_report_of_a_deleted_layer() {
+async fn text_report_names_the_path_to_a_deleted_layer_and_the_pinned_fix() {
     let s = setup("");
     let p = Pusher::new(s.reg.base_url());
     let amd = p
