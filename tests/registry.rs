@@ -465,3 +465,30 @@ async fn a_tag_deleted_from_storage_leaves_its_digest_pinned_but_unprotected() {
         "but no tag keeps it alive any more"
     );
 }
+
+/// Regression: a walk's request count was a delta of the client's shared counter, so walks
+/// running at the same time counted each other's requests.
+#[tokio::test]
+async fn concurrent_walks_of_different_images_each_count_only_their_own_requests() {
+    let reg = TestRegistry::start();
+    let p = Pusher::new(reg.base_url());
+    for repo in ["team/a", "team/b", "team/c", "team/d"] {
+        p.image(
+            repo,
+            Some("1"),
+            &[layer(&[("x", repo.as_bytes())]), layer(&[("y", b"y")])],
+            "linux/amd64",
+        )
+        .await;
+    }
+    let r = resolver(&reg, ResolveOptions::default());
+    let images: Vec<ImageRef> = ["team/a:1", "team/b:1", "team/c:1", "team/d:1"]
+        .iter()
+        .map(|i| image(&reg, i))
+        .collect();
+    let all = futures_util::future::join_all(images.iter().map(|i| r.resolve(i))).await;
+    // Each: tag HEAD, manifest GET, config GET, 2 layer HEADs.
+    let counts: Vec<u64> = all.into_iter().map(|res| res.unwrap().requests).collect();
+    assert_eq!(counts, vec![5, 5, 5, 5]);
+    assert_eq!(r.client().request_count(), 20);
+}

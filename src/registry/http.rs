@@ -155,6 +155,19 @@ pub struct Stats {
     pub token_requests: AtomicU64,
 }
 
+tokio::task_local! {
+    /// The request counter of the walk running in this task. Walks share one client and run
+    /// concurrently, so a delta of the client's total would count other walks' requests.
+    static WALK_REQUESTS: Arc<AtomicU64>;
+}
+
+/// Run `fut` with its own request counter; returns its output and the requests it sent.
+pub async fn counting_requests<F: std::future::Future>(fut: F) -> (F::Output, u64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let out = WALK_REQUESTS.scope(counter.clone(), fut).await;
+    (out, counter.load(Ordering::Relaxed))
+}
+
 /// A registry and an auth scope (`repository:team/app:pull`).
 type ScopeKey = (RegistryHost, String);
 
@@ -235,6 +248,12 @@ impl RegistryClient {
     /// Requests sent so far (including retries and token requests).
     pub fn request_count(&self) -> u64 {
         self.stats.requests.load(Ordering::Relaxed)
+    }
+
+    /// Count one request: in the client's total, and in the walk it was sent for.
+    fn count_request(&self) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let _ = WALK_REQUESTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
     }
 
     fn limit(&self, host: &RegistryHost) -> Arc<Semaphore> {
@@ -464,7 +483,7 @@ impl RegistryClient {
         if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.count_request();
         let transport = |e: reqwest::Error| RegistryError::Transport {
             url: url.to_owned(),
             message: error_chain(&e),
@@ -554,7 +573,7 @@ impl RegistryClient {
                 if let Some(c) = &creds {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
-                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.count_request();
                 self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
                 // The realm URL is the registry's; its error text may echo the request, never
                 // our credentials, which travel only in the Authorization header.

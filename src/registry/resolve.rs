@@ -336,14 +336,16 @@ impl Resolver {
     /// Resolve `image` end to end under the deadline.
     pub async fn resolve(&self, image: &ImageRef) -> Result<Resolution, RegistryError> {
         let ep = self.endpoint(image)?;
-        let before = self.client.request_count();
         let deadline = self.opts.deadline;
-        let mut resolution = tokio::time::timeout(deadline, self.resolve_inner(&ep, image))
-            .await
-            .map_err(|_| RegistryError::Deadline {
-                millis: deadline.as_millis() as u64,
-            })??;
-        resolution.requests = self.client.request_count().saturating_sub(before);
+        let (outcome, requests) = super::http::counting_requests(tokio::time::timeout(
+            deadline,
+            self.resolve_inner(&ep, image),
+        ))
+        .await;
+        let mut resolution = outcome.map_err(|_| RegistryError::Deadline {
+            millis: deadline.as_millis() as u64,
+        })??;
+        resolution.requests = requests;
         Ok(resolution)
     }
 
