@@ -6,7 +6,6 @@ use clap::ValueEnum;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use tollgate::check::{self, Options};
 use tollgate::manifest;
@@ -17,7 +16,7 @@ use tollgate::registry::base::BaseChecker;
 use tollgate::registry::rules;
 use tollgate::report::{self, ImageSite, InputError, Report};
 
-use super::verify::RegistryArgs;
+use super::RegistryArgs;
 use super::{ColorChoice, Exit, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
@@ -99,10 +98,7 @@ fn resolve_sites(
             Some((r, sites))
         })
         .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let results = runtime.block_on(
         futures_util::stream::iter(todo.iter())
             .map(|(r, _)| rules::evaluate(&policy, &resolver, &bases, r))

@@ -8,12 +8,16 @@ mod registry;
 mod verify;
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate::policy::Policy;
+use tollgate::registry::auth::CredentialStore;
+use tollgate::registry::{ClientOptions, RegistryClient, ResolveOptions, Resolver};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -160,4 +164,72 @@ fn print(s: &str) -> anyhow::Result<()> {
 /// The current time: the one clock read, at the edge.
 fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
+}
+
+/// Registry access options shared by the registry-backed commands.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, then
+    /// ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// Extra CA certificates (PEM), trusted besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Walk only these platforms of an index (os/arch[/variant]; repeatable; default all).
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// Deadline for one image's whole walk, in seconds.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub deadline: f64,
+    /// Images walked at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+}
+
+impl RegistryArgs {
+    /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
+    pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
+        let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
+            Some(path) => {
+                // Credential helpers are asked about the approved registries only.
+                let hosts: Vec<String> = policy
+                    .registries()
+                    .iter()
+                    .flat_map(|r| std::iter::once(r.host()).chain(r.aliases()))
+                    .map(ToString::to_string)
+                    .collect();
+                CredentialStore::from_docker_config_for(&path, &hosts)?
+            }
+            None => CredentialStore::anonymous(),
+        };
+        let mut client = ClientOptions {
+            credentials,
+            ..ClientOptions::default()
+        };
+        if let Some(ca) = &self.ca_file {
+            client = client.with_extra_ca_file(ca)?;
+        }
+        if !(self.deadline.is_finite() && self.deadline > 0.0) {
+            anyhow::bail!("--deadline must be a positive number of seconds");
+        }
+        let opts = ResolveOptions {
+            platforms: self.platforms.clone(),
+            deadline: Duration::from_secs_f64(self.deadline),
+            ..ResolveOptions::default()
+        };
+        Ok(Resolver::new(
+            Arc::new(RegistryClient::new(client)?),
+            policy,
+            opts,
+        ))
+    }
+}
+
+/// The async runtime for the registry-backed commands (the offline ones never start one).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }

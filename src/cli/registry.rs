@@ -13,7 +13,7 @@ use tollgate::reference::RegistryHost;
 use tollgate::registry::scan::{self, Progress, ScanReport};
 use tollgate::report::json::SCHEMA_VERSION;
 
-use super::verify::RegistryArgs;
+use super::RegistryArgs;
 use super::{Exit, load_policy, print};
 
 #[derive(Debug, Subcommand)]
@@ -95,10 +95,7 @@ pub fn run(cmd: RegistryCommand) -> anyhow::Result<Exit> {
         ProgressStyle::with_template("{spinner} {pos}/{len} tags checked {wide_bar} {eta}")
             .expect("valid template"),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let report = runtime.block_on(scan::scan(
         &resolver,
         &host,

@@ -4,24 +4,19 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::ValueEnum;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use tollgate::policy::eval::{self, Context, Outcome, Status};
 use tollgate::policy::{Level, Policy, RuleId};
 use tollgate::reference::ImageRef;
-use tollgate::registry::auth::CredentialStore;
 use tollgate::registry::base::{BaseChecker, BaseVerdict};
 use tollgate::registry::rules;
-use tollgate::registry::{
-    ClientOptions, Node, NodeStatus, RegistryClient, Resolution, ResolveOptions, Resolver, TagState,
-};
+use tollgate::registry::{Node, Resolution, Resolver, TagState};
 use tollgate::report::json::SCHEMA_VERSION;
 
-use super::{Exit, load_policy, now, print};
+use super::{Exit, RegistryArgs, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -39,66 +34,6 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-}
-
-/// Registry access options shared by the registry-backed commands.
-#[derive(Debug, clap::Args)]
-pub struct RegistryArgs {
-    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, then
-    /// ~/.docker/config.json).
-    #[arg(long, value_name = "FILE")]
-    pub registry_config: Option<PathBuf>,
-    /// Extra CA certificates (PEM), trusted besides the system roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Walk only these platforms of an index (os/arch[/variant]; repeatable; default all).
-    #[arg(long = "platform", value_name = "PLATFORM")]
-    pub platforms: Vec<String>,
-    /// Deadline for one image's whole walk, in seconds.
-    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
-    pub deadline: f64,
-    /// Images walked at the same time.
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
-}
-
-impl RegistryArgs {
-    /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
-    pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
-        let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
-            Some(path) => {
-                // Credential helpers are asked about the approved registries only.
-                let hosts: Vec<String> = policy
-                    .registries()
-                    .iter()
-                    .flat_map(|r| std::iter::once(r.host()).chain(r.aliases()))
-                    .map(ToString::to_string)
-                    .collect();
-                CredentialStore::from_docker_config_for(&path, &hosts)?
-            }
-            None => CredentialStore::anonymous(),
-        };
-        let mut client = ClientOptions {
-            credentials,
-            ..ClientOptions::default()
-        };
-        if let Some(ca) = &self.ca_file {
-            client = client.with_extra_ca_file(ca)?;
-        }
-        if !(self.deadline.is_finite() && self.deadline > 0.0) {
-            anyhow::bail!("--deadline must be a positive number of seconds");
-        }
-        let opts = ResolveOptions {
-            platforms: self.platforms.clone(),
-            deadline: Duration::from_secs_f64(self.deadline),
-            ..ResolveOptions::default()
-        };
-        Ok(Resolver::new(
-            Arc::new(RegistryClient::new(client)?),
-            policy,
-            opts,
-        ))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,10 +82,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     let resolver = Arc::new(args.registry.resolver(policy.clone())?);
     let bases = BaseChecker::new(resolver.clone(), policy.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let now = now();
     let jobs = args.registry.jobs.max(1);
     let reports: Vec<ImageReport> = runtime.block_on(
@@ -321,10 +253,7 @@ fn render_text(doc: &VerifyReport) -> String {
             } else {
                 "NOT APPROVED"
             };
-            let method = serde_json::to_value(b.method)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let method = b.method.as_str();
             let _ = writeln!(out, "  base{platform}: {verdict} by {method}: {}", b.detail);
         }
         for f in &img.findings {
@@ -345,13 +274,7 @@ fn write_tree(out: &mut String, node: &Node, depth: usize) {
         .as_deref()
         .map(|p| format!(" ({p})"))
         .unwrap_or_default();
-    let status = match &node.status {
-        NodeStatus::Ok => "ok".to_owned(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v["state"].as_str().map(str::to_owned))
-            .unwrap_or_default(),
-    };
+    let status = node.status.as_str();
     let blobs: Vec<&Node> = node
         .children
         .iter()

@@ -38,6 +38,17 @@ pub enum Method {
     Undecided,
 }
 
+impl Method {
+    /// The method's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Lineage => "lineage",
+            Method::OsRelease => "os-release",
+            Method::Undecided => "undecided",
+        }
+    }
+}
+
 /// The base-image verdict for one image manifest (one platform).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -231,12 +242,6 @@ impl BaseChecker {
             layer_cap: DEFAULT_LAYER_CAP,
             bases: Mutex::new(None),
         }
-    }
-
-    /// Set the largest layer downloaded for the os-release fallback.
-    pub fn with_layer_cap(mut self, bytes: u64) -> Self {
-        self.layer_cap = bytes;
-        self
     }
 
     /// Verdicts for every runnable image manifest under `root` (one per platform).

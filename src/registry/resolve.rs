@@ -113,6 +113,21 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    /// The state's name, as in JSON (`missing`, `digest-mismatch`…).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeStatus::Ok => "ok",
+            NodeStatus::Missing { .. } => "missing",
+            NodeStatus::DigestMismatch { .. } => "digest-mismatch",
+            NodeStatus::SizeMismatch { .. } => "size-mismatch",
+            NodeStatus::Foreign => "foreign",
+            NodeStatus::Attestation => "attestation",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Invalid { .. } => "invalid",
+            NodeStatus::Error { .. } => "error",
+        }
+    }
+
     /// A status that makes the image unpullable.
     pub fn is_failure(&self) -> bool {
         matches!(
@@ -797,6 +812,37 @@ mod tests {
             platform: None,
             status,
             children,
+        }
+    }
+
+    #[test]
+    fn state_names_are_the_json_tags() {
+        for status in [
+            NodeStatus::Ok,
+            NodeStatus::Missing {
+                answer: String::new(),
+            },
+            NodeStatus::DigestMismatch {
+                actual: String::new(),
+            },
+            NodeStatus::SizeMismatch {
+                declared: 1,
+                actual: 2,
+            },
+            NodeStatus::Foreign,
+            NodeStatus::Attestation,
+            NodeStatus::Skipped,
+            NodeStatus::Invalid {
+                message: String::new(),
+            },
+            NodeStatus::Error {
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(
+                serde_json::to_value(&status).unwrap()["state"],
+                status.as_str()
+            );
         }
     }
 
