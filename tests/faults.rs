@@ -635,11 +635,32 @@ async fn a_corrupted_config_is_not_cached_and_a_fresh_resolve_succeeds_once_it_c
     assert_eq!(rig.proxy.count("GET", &config), 2, "asked again");
 }
 
+/// A resolver holding the credentials the proxy's token endpoint accepts.
+fn resolver_with_credentials(
+    proxy: &FaultProxy,
+    policy: Arc<tollgate::policy::Policy>,
+) -> Resolver {
+    use tollgate::registry::auth::{CredentialStore, Credentials};
+    let mut creds = CredentialStore::anonymous();
+    creds.insert(
+        &proxy.host(),
+        Credentials {
+            username: "robot".into(),
+            password: "t0ken-pass".into(),
+        },
+    );
+    let client = RegistryClient::new(ClientOptions {
+        credentials: creds,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    Resolver::new(Arc::new(client), policy, ResolveOptions::default())
+}
+
 /// Token authentication (Docker Hub, Harbor): the registry answers 401 with a Bearer challenge,
 /// tollgate fetches a token from the realm with the config's basic credentials, once per scope.
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_token_auth_is_answered_with_the_configured_credentials_once() {
-    use tollgate::registry::auth::{CredentialStore, Credentials};
     let reg = TestRegistry::start();
     let push = Pusher::new(reg.base_url());
     push.image(
@@ -666,20 +687,7 @@ async fn bearer_token_auth_is_answered_with_the_configured_credentials_once() {
     );
     proxy.reset_counts();
 
-    let mut creds = CredentialStore::anonymous();
-    creds.insert(
-        &proxy.host(),
-        Credentials {
-            username: "robot".into(),
-            password: "t0ken-pass".into(),
-        },
-    );
-    let client = RegistryClient::new(ClientOptions {
-        credentials: creds,
-        ..ClientOptions::default()
-    })
-    .unwrap();
-    let r = Resolver::new(Arc::new(client), policy, ResolveOptions::default());
+    let r = resolver_with_credentials(&proxy, policy);
     let res = r.resolve(&image).await.unwrap();
     assert!(res.is_pullable(), "{:?}", res.problems);
     assert_eq!(
@@ -700,7 +708,6 @@ async fn bearer_token_auth_is_answered_with_the_configured_credentials_once() {
 /// for the first one's.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_first_requests_share_one_bearer_token() {
-    use tollgate::registry::auth::{CredentialStore, Credentials};
     let reg = TestRegistry::start();
     let push = Pusher::new(reg.base_url());
     for tag in ["1", "2", "3", "4"] {
@@ -715,20 +722,7 @@ async fn concurrent_first_requests_share_one_bearer_token() {
     let proxy = FaultProxy::start(&reg.base_url());
     proxy.require_bearer("robot", "t0ken-pass");
     let policy = Arc::new(parse_policy(&proxy.policy(""), "p.yaml").unwrap());
-    let mut creds = CredentialStore::anonymous();
-    creds.insert(
-        &proxy.host(),
-        Credentials {
-            username: "robot".into(),
-            password: "t0ken-pass".into(),
-        },
-    );
-    let client = RegistryClient::new(ClientOptions {
-        credentials: creds,
-        ..ClientOptions::default()
-    })
-    .unwrap();
-    let r = Resolver::new(Arc::new(client), policy, ResolveOptions::default());
+    let r = resolver_with_credentials(&proxy, policy);
     let images: Vec<ImageRef> = ["1", "2", "3", "4"]
         .iter()
         .map(|t| format!("{}/team/app:{t}", proxy.host()).parse().unwrap())

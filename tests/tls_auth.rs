@@ -38,8 +38,9 @@ fn pki() -> Pki {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prints_them() {
+/// A registry serving HTTPS with a certificate from `pki()`'s CA and asking for USER/PASSWORD,
+/// holding `team/app:1.0`.
+async fn secured_registry_with_image() -> (Pki, TestRegistry) {
     let pki = pki();
     let htpasswd = format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 4).unwrap());
     let reg = TestRegistry::start_with(Security {
@@ -54,6 +55,12 @@ async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prin
         "linux/amd64",
     )
     .await;
+    (pki, reg)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prints_them() {
+    let (pki, reg) = secured_registry_with_image().await;
 
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
@@ -177,20 +184,7 @@ async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prin
 #[tokio::test(flavor = "multi_thread")]
 async fn credential_helpers_are_asked_about_approved_registries_only() {
     use std::os::unix::fs::PermissionsExt as _;
-    let pki = pki();
-    let htpasswd = format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 4).unwrap());
-    let reg = TestRegistry::start_with(Security {
-        tls: Some((pki.cert_pem.clone(), pki.key_pem.clone())),
-        htpasswd: Some(htpasswd),
-    });
-    let p = Pusher::secured(reg.base_url(), &pki.ca_pem, USER, PASSWORD);
-    p.image(
-        "team/app",
-        Some("1.0"),
-        &[layer(&[("a", b"1")])],
-        "linux/amd64",
-    )
-    .await;
+    let (pki, reg) = secured_registry_with_image().await;
 
     let dir = tempfile::tempdir().unwrap();
     let asked = dir.path().join("asked.log");

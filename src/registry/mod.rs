@@ -38,7 +38,10 @@ pub enum RegistryError {
     },
     #[error("{url}: the response is larger than {limit} bytes; not downloaded")]
     TooLarge { url: String, limit: u64 },
-    #[error("the registry did not answer within the {millis} ms deadline")]
+    #[error(
+        "the registry did not answer within the {millis} ms deadline; if it is slow but healthy, \
+         raise --deadline"
+    )]
     Deadline { millis: u64 },
     #[error("registry protocol error: {0}")]
     Protocol(String),

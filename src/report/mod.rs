@@ -205,8 +205,3 @@ impl Report {
         })
     }
 }
-
-/// The rules a report can mention, for renderers that list rule metadata (SARIF).
-pub fn rule_catalogue() -> &'static [RuleId] {
-    RuleId::ALL
-}
