@@ -4,11 +4,15 @@
 //! (reading manifest files). Every subcommand of the `tollgate` binary is an adapter over it, so
 //! a rule behaves the same in the pre-push hook, in CI, at admission and in the audit.
 
+pub mod admission;
+pub mod certs;
 pub mod check;
+pub mod git;
 pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod repo;
 pub mod report;
 pub mod workload;
 pub mod yaml;

@@ -1,10 +1,14 @@
 //! Command-line parsing and the subcommands. Each subcommand is a thin adapter: read inputs,
 //! call the library, render, and return an [`Exit`] code.
 
+mod certs;
 mod check;
+mod ci;
 mod explain;
+mod hook;
 mod policy;
 mod registry;
+mod serve;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -91,6 +95,18 @@ pub enum Command {
     /// Whole-registry operations.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Check what a change to the deploy repository touches, between a base and a head revision
+    /// (the pre-merge check).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Ci(ci::CiArgs),
+    /// Git hooks for the deploy repository.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
+    /// Run the validating (and optional mutating) admission webhook over HTTPS.
+    Serve(serve::ServeArgs),
+    /// Certificates for the admission webhook.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 /// `--color`.
@@ -134,6 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Command::Verify(a) => verify::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Registry(c) => registry::run(c),
+        Command::Ci(a) => ci::run(a),
+        Command::Hook(c) => hook::run(c),
+        Command::Serve(a) => serve::run(a),
+        Command::Certs(c) => certs::run(c),
     }
 }
 

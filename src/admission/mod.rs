@@ -1,0 +1,1 @@
+//! The admission webhook: AdmissionReview in, decision out (issue 4).

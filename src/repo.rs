@@ -1,0 +1,1 @@
+//! The deploy repository's own configuration, `.tollgate.yaml`.
