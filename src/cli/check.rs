@@ -3,18 +3,13 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures_util::StreamExt as _;
-use tollgate::check::{self, Options};
+use tollgate::check::Options;
 use tollgate::manifest;
-use tollgate::policy::eval::{self, Context};
-use tollgate::policy::{Policy, RuleId};
-use tollgate::reference::ImageRef;
-use tollgate::registry::base::BaseChecker;
-use tollgate::registry::rules;
-use tollgate::report::{self, ImageSite, InputError, Report};
+use tollgate::policy::Policy;
+use tollgate::registry::sites;
+use tollgate::report::{self, Report};
 
 use super::RegistryArgs;
 use super::{ColorChoice, Exit, load_policy, now, print};
@@ -74,9 +69,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     Ok(exit_code(&report, args.fail_on_warn))
 }
 
-/// Walk each distinct image once and place the registry-backed findings at every use of it.
-/// Images that do not parse or whose registry is not approved already have their findings, and
-/// are never contacted.
+/// The registry-backed rules, through the one shared implementation.
 fn resolve_sites(
     policy: &Policy,
     registry: &RegistryArgs,
@@ -85,61 +78,13 @@ fn resolve_sites(
 ) -> anyhow::Result<()> {
     let policy = Arc::new(policy.clone());
     let resolver = Arc::new(registry.resolver(policy.clone())?);
-    let bases = BaseChecker::new(resolver.clone(), policy.clone());
-    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
-    for site in std::mem::take(&mut report.sites) {
-        by_image.entry(site.image.clone()).or_default().push(site);
-    }
-    let todo: Vec<(ImageRef, Vec<ImageSite>)> = by_image
-        .into_values()
-        .filter_map(|sites| {
-            let r = sites[0].image.parse::<ImageRef>().ok()?;
-            policy.approved_registry(&r)?;
-            Some((r, sites))
-        })
-        .collect();
-    let runtime = super::runtime()?;
-    let results = runtime.block_on(
-        futures_util::stream::iter(todo.iter())
-            .map(|(r, _)| rules::evaluate(&policy, &resolver, &bases, r))
-            .buffered(registry.jobs.max(1))
-            .collect::<Vec<_>>(),
-    );
-    for ((reference, sites), result) in todo.iter().zip(results) {
-        let facts = match result {
-            Ok(facts) => facts,
-            Err(e) => {
-                let first = &sites[0];
-                report.errors.push(InputError {
-                    file: first.location.file.clone().unwrap_or_default(),
-                    line: first.location.line,
-                    column: first.location.column,
-                    message: format!("cannot check {} in the registry: {e}", first.image),
-                });
-                continue;
-            }
-        };
-        if let Some(pinned) = facts.pinned_form(reference) {
-            for f in &mut report.findings {
-                if f.rule_id == RuleId::DigestMissing
-                    && f.image.as_deref() == Some(sites[0].image.as_str())
-                {
-                    f.hint = format!("pin it by digest: {pinned}");
-                }
-            }
-        }
-        for site in sites {
-            let ctx = Context {
-                namespace: &site.namespace,
-                now: opts.now,
-            };
-            for (rule, status) in &facts.statuses {
-                let outcome =
-                    eval::registry_outcome(&policy, *rule, status.clone(), reference, ctx);
-                check::record_outcome(&policy, outcome, site, opts, report);
-            }
-        }
-    }
+    super::runtime()?.block_on(sites::apply(
+        &policy,
+        &resolver,
+        registry.jobs,
+        opts,
+        report,
+    ));
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod resolve;
 pub mod rules;
 pub mod scan;
+pub mod sites;
 
 pub use http::{ClientOptions, Endpoint, RegistryClient};
 pub use resolve::{

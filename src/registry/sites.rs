@@ -1,0 +1,83 @@
+//! The registry-backed rules applied to a report: every distinct image of an approved registry is
+//! walked once, and its findings are placed at every site that uses it. `check --resolve`, the
+//! git hooks and the webhook all go through here, so a registry-backed finding reads the same
+//! everywhere.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+
+use crate::check::{self, Options};
+use crate::policy::eval::{self, Context};
+use crate::policy::{Policy, RuleId};
+use crate::reference::ImageRef;
+use crate::report::{ImageSite, InputError, Report};
+
+use super::base::BaseChecker;
+use super::{Resolver, rules};
+
+/// Walk each distinct image of `report.sites` once (at most `jobs` at a time) and record the
+/// registry-backed outcomes at each site. Images that do not parse or whose registry is not
+/// approved already have their static findings and are never contacted. A registry that cannot
+/// answer becomes an [`InputError`] at the image's first site: the check is incomplete, not clean.
+pub async fn apply(
+    policy: &Arc<Policy>,
+    resolver: &Arc<Resolver>,
+    jobs: usize,
+    opts: &Options,
+    report: &mut Report,
+) {
+    let bases = BaseChecker::new(resolver.clone(), policy.clone());
+    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
+    for site in std::mem::take(&mut report.sites) {
+        by_image.entry(site.image.clone()).or_default().push(site);
+    }
+    let todo: Vec<(ImageRef, Vec<ImageSite>)> = by_image
+        .into_values()
+        .filter_map(|sites| {
+            let r = sites[0].image.parse::<ImageRef>().ok()?;
+            policy.approved_registry(&r)?;
+            Some((r, sites))
+        })
+        .collect();
+    let results = futures_util::stream::iter(todo.iter())
+        .map(|(r, _)| rules::evaluate(policy, resolver, &bases, r))
+        .buffered(jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    for ((reference, sites), result) in todo.iter().zip(results) {
+        let facts = match result {
+            Ok(facts) => facts,
+            Err(e) => {
+                let first = &sites[0];
+                report.errors.push(InputError {
+                    file: first.location.file.clone().unwrap_or_default(),
+                    line: first.location.line,
+                    column: first.location.column,
+                    message: format!("cannot check {} in the registry: {e}", first.image),
+                });
+                continue;
+            }
+        };
+        if let Some(pinned) = facts.pinned_form(reference) {
+            for f in &mut report.findings {
+                if f.rule_id == RuleId::DigestMissing
+                    && f.image.as_deref() == Some(sites[0].image.as_str())
+                {
+                    f.hint = format!("pin it by digest: {pinned}");
+                }
+            }
+        }
+        for site in sites {
+            let ctx = Context {
+                namespace: &site.namespace,
+                now: opts.now,
+            };
+            for (rule, status) in &facts.statuses {
+                let outcome = eval::registry_outcome(policy, *rule, status.clone(), reference, ctx);
+                check::record_outcome(policy, outcome, site, opts, report);
+            }
+        }
+    }
+}
