@@ -7,12 +7,14 @@
 pub mod admission;
 pub mod certs;
 pub mod check;
+pub mod config;
 pub mod git;
 pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod repo;
+pub mod values;
 pub mod report;
 pub mod workload;
 pub mod yaml;

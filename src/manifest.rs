@@ -97,11 +97,17 @@ fn read_input(input: &Input) -> Result<String, InputError> {
             buf
         }
     };
+    utf8_text(&input.display_name(), bytes)
+}
+
+/// The text of a manifest read as bytes; text that is not UTF-8 is an input error at the line
+/// of the first bad byte.
+pub fn utf8_text(name: &str, bytes: Vec<u8>) -> Result<String, InputError> {
     String::from_utf8(bytes).map_err(|e| {
         let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
         InputError {
-            file: input.display_name(),
+            file: name.to_owned(),
             line: Some(line),
             column: None,
             message: "not UTF-8 text (Kubernetes manifests are UTF-8)".into(),
@@ -112,29 +118,38 @@ fn read_input(input: &Input) -> Result<String, InputError> {
 /// Read and check every input, spreading files over the machine's cores. The report is sorted,
 /// so the output does not depend on which thread finished first.
 pub fn check_inputs(policy: &Policy, inputs: &[Input], opts: &Options) -> Report {
+    let mut report = in_parallel(policy, inputs, |input| match read_input(input) {
+        Ok(text) => check::check_text(policy, &input.display_name(), &text, opts),
+        Err(e) => {
+            let mut r = Report::new(check::policy_info(policy));
+            r.files = 1;
+            r.errors.push(e);
+            r
+        }
+    });
+    report.findings.extend(check::policy_findings(policy, opts));
+    report.sort();
+    report
+}
+
+/// Run `check` on every item, spread over the machine's cores, and merge the reports (unsorted).
+pub fn in_parallel<T: Sync>(
+    policy: &Policy,
+    items: &[T],
+    f: impl Fn(&T) -> Report + Sync,
+) -> Report {
     let mut report = Report::new(check::policy_info(policy));
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(inputs.len()));
+    let results = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(inputs.len().max(1));
+        .min(items.len().max(1));
     let work = || {
         let mut local = Report::new(check::policy_info(policy));
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(input) = inputs.get(i) else { break };
-            match read_input(input) {
-                Ok(text) => local.merge(check::check_text(
-                    policy,
-                    &input.display_name(),
-                    &text,
-                    opts,
-                )),
-                Err(e) => {
-                    local.files += 1;
-                    local.errors.push(e);
-                }
-            }
+            let Some(item) = items.get(i) else { break };
+            local.merge(f(item));
         }
         results
             .lock()
@@ -153,7 +168,5 @@ pub fn check_inputs(policy: &Policy, inputs: &[Input], opts: &Options) -> Report
     for r in results.into_inner().expect("workers finished") {
         report.merge(r);
     }
-    report.findings.extend(check::policy_findings(policy, opts));
-    report.sort();
     report
 }

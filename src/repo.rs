@@ -1,1 +1,621 @@
-//! The deploy repository's own configuration, `.tollgate.yaml`.
+//! The deploy repository's own configuration, `.tollgate.yaml` at the repository's root: which
+//! policy applies, which files hold Kubernetes manifests, which hold Helm values and how images
+//! are written in them, and whether the git gates use the registry. Every field is optional; an
+//! absent file means the defaults. Unknown keys are errors, reported with their line.
+//!
+//! Pure: the text comes in, a validated [`RepoConfig`] goes out. The git gates read the file from
+//! the commit being checked, not from the working tree.
+
+use std::fmt;
+use std::time::Duration;
+
+use globset::{GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::config::{self, Problem};
+use crate::yaml::{self, Positions, Record};
+
+/// The file name, at the repository's root.
+pub const FILE_NAME: &str = ".tollgate.yaml";
+/// The format version this build reads.
+pub const API_VERSION: &str = "tollgate.dev/v1alpha1";
+/// The document kind.
+pub const KIND: &str = "RepoConfig";
+
+/// Manifest files when the config does not say.
+const DEFAULT_MANIFESTS: &[&str] = &["**/*.yaml", "**/*.yml", "**/*.json"];
+/// Never manifests by default: Helm chart templates are Go templates, not YAML, and CI and tool
+/// configs are not Kubernetes objects (checking them would only produce parse noise).
+const DEFAULT_EXCLUDE: &[&str] = &[
+    "**/templates/**",
+    "**/*.gotmpl",
+    ".github/**",
+    ".gitlab-ci.yml",
+    ".gitlab/**",
+    ".pre-commit-config.yaml",
+    ".pre-commit-hooks.yaml",
+    ".tollgate.yaml",
+];
+/// Helm values files when the config does not say: the chart convention (`values.yaml`,
+/// `values-prod.yaml`, `values.prod.yaml`) and a `values/` folder of per-environment files.
+const DEFAULT_VALUES: &[&str] = &[
+    "**/values.yaml",
+    "**/values.yml",
+    "**/values-*.yaml",
+    "**/values.*.yaml",
+    "**/values/**/*.yaml",
+    "**/values/**/*.yml",
+];
+/// Where images are in Helm values when the config does not say: any key named `image`.
+const DEFAULT_IMAGE_PATH: &str = "**.image";
+
+/// A validated `.tollgate.yaml`.
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    origin: String,
+    policy: Option<String>,
+    namespace: Option<String>,
+    manifests: GlobSet,
+    exclude: GlobSet,
+    values: Vec<ValuesSpec>,
+    registry: RegistryGate,
+}
+
+/// One group of Helm values files and how images are written in them.
+#[derive(Debug, Clone)]
+pub struct ValuesSpec {
+    files: GlobSet,
+    /// The namespace the release runs in, for namespace-scoped exemptions.
+    pub namespace: Option<String>,
+    pub images: Vec<ImagePath>,
+}
+
+/// Where an image is in a values file, and the names of its parts when it is a mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePath {
+    /// Dotted key path; `*` is one key or list index, `**` any number of them.
+    pub segments: Vec<Segment>,
+    pub written: String,
+    pub keys: ImageKeys,
+}
+
+/// One segment of an [`ImagePath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    /// `*`: any one key or list index.
+    Any,
+    /// `**`: any number of keys or list indexes, including none.
+    AnyDepth,
+}
+
+/// The keys of an image written as a mapping (`image: {repository, tag, digest}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKeys {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+impl Default for ImageKeys {
+    fn default() -> Self {
+        ImageKeys {
+            registry: "registry".into(),
+            repository: "repository".into(),
+            tag: "tag".into(),
+            digest: "digest".into(),
+        }
+    }
+}
+
+/// Whether and how the git gates use the registry-backed rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryGate {
+    /// Walk images in the registry (image-unavailable, tag-moved, base-not-approved).
+    pub resolve: bool,
+    /// For the whole registry part of one run.
+    pub deadline: Duration,
+    /// Whether a registry that cannot answer in time blocks (exit 2) or only warns.
+    pub block_when_unreachable: bool,
+}
+
+impl Default for RegistryGate {
+    fn default() -> Self {
+        RegistryGate {
+            resolve: false,
+            deadline: Duration::from_secs(30),
+            block_when_unreachable: false,
+        }
+    }
+}
+
+/// What a repository path holds.
+#[derive(Debug, Clone, Copy)]
+pub enum FileKind<'a> {
+    Manifest,
+    Values(&'a ValuesSpec),
+    /// Neither: not checked.
+    Other,
+}
+
+/// A `.tollgate.yaml` that cannot be used, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RepoConfigError {
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for RepoConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "repository config {} is invalid ({n} problem{}):",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        config::fmt_problems(f, &self.origin, &self.problems)
+    }
+}
+
+impl Default for RepoConfig {
+    fn default() -> Self {
+        RepoConfig::parse("{}", "<defaults>").expect("the defaults are valid (tested)")
+    }
+}
+
+impl RepoConfig {
+    /// Parse and validate `.tollgate.yaml`; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<RepoConfig, RepoConfigError> {
+        let fail = |problems| RepoConfigError {
+            origin: origin.to_owned(),
+            problems,
+        };
+        let doc = yaml::load_one(text, Record::All).map_err(|e| {
+            fail(vec![Problem {
+                pos: Some(e.pos),
+                pointer: String::new(),
+                message: e.message,
+            }])
+        })?;
+        let doc = if doc.value.is_null() {
+            yaml::load_one("{}", Record::All).expect("an empty mapping loads")
+        } else {
+            doc
+        };
+        let (file, mut problems) = config::deserialize_strict::<File>(&doc, KEYS);
+        let Some(file) = file else {
+            return Err(fail(problems));
+        };
+        let mut v = Validator {
+            positions: &doc.positions,
+            problems: &mut problems,
+        };
+        let config = v.config(file, origin);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            problems.sort_by_key(|p| p.pos);
+            Err(fail(problems))
+        }
+    }
+
+    /// Where the config came from (`.tollgate.yaml`, or `<defaults>`).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The policy file, relative to the repository's root; `None` for the embedded default.
+    pub fn policy(&self) -> Option<&str> {
+        self.policy.as_deref()
+    }
+
+    /// The namespace of objects that do not name one.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    pub fn registry(&self) -> RegistryGate {
+        self.registry
+    }
+
+    /// What `path` (relative to the repository's root, `/`-separated) holds. A Helm values
+    /// pattern wins over the manifest patterns: a values file is not a Kubernetes object.
+    pub fn classify(&self, path: &str) -> FileKind<'_> {
+        if let Some(spec) = self.values.iter().find(|s| s.files.is_match(path)) {
+            return FileKind::Values(spec);
+        }
+        if self.manifests.is_match(path) && !self.exclude.is_match(path) {
+            FileKind::Manifest
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+// ---- the file format -------------------------------------------------------------------------
+
+const KEYS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "policy",
+    "namespace",
+    "manifests",
+    "include",
+    "exclude",
+    "helmValues",
+    "files",
+    "images",
+    "path",
+    "keys",
+    "registry",
+    "repository",
+    "tag",
+    "digest",
+    "resolve",
+    "deadline",
+    "blockWhenUnreachable",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct File {
+    api_version: Option<String>,
+    kind: Option<String>,
+    policy: Option<String>,
+    namespace: Option<String>,
+    #[serde(default)]
+    manifests: ManifestsSpec,
+    helm_values: Option<Vec<ValuesFileSpec>>,
+    #[serde(default)]
+    registry: RegistrySpec,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ManifestsSpec {
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ValuesFileSpec {
+    files: Vec<String>,
+    namespace: Option<String>,
+    images: Option<Vec<ImagePathSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImagePathSpec {
+    path: String,
+    #[serde(default)]
+    keys: KeysSpec,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct KeysSpec {
+    registry: Option<String>,
+    repository: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RegistrySpec {
+    resolve: Option<bool>,
+    deadline: Option<String>,
+    block_when_unreachable: Option<bool>,
+}
+
+struct Validator<'a> {
+    positions: &'a Positions,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, pointer: String, message: impl Into<String>) {
+        self.problems.push(Problem {
+            pos: self.positions.nearest(&pointer),
+            pointer,
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, file: File, origin: &str) -> RepoConfig {
+        if let Some(v) = &file.api_version
+            && v != API_VERSION
+        {
+            self.problem(
+                "/apiVersion".into(),
+                format!("apiVersion must be {API_VERSION:?}, not {v:?}"),
+            );
+        }
+        if let Some(k) = &file.kind
+            && k != KIND
+        {
+            self.problem("/kind".into(), format!("kind must be {KIND:?}, not {k:?}"));
+        }
+        if let Some(p) = &file.policy
+            && (p.is_empty() || p.starts_with('/') || p.split('/').any(|s| s == ".."))
+        {
+            self.problem(
+                "/policy".into(),
+                "policy must be a path inside the repository, relative to its root \
+                 (no leading /, no ..)",
+            );
+        }
+        let include = file
+            .manifests
+            .include
+            .unwrap_or_else(|| to_strings(DEFAULT_MANIFESTS));
+        let exclude = file
+            .manifests
+            .exclude
+            .unwrap_or_else(|| to_strings(DEFAULT_EXCLUDE));
+        let manifests = self.globs("/manifests/include", &include);
+        let exclude = self.globs("/manifests/exclude", &exclude);
+        let values = match file.helm_values {
+            Some(specs) => specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| self.values(i, s))
+                .collect(),
+            None => vec![ValuesSpec {
+                files: self.globs("", &to_strings(DEFAULT_VALUES)),
+                namespace: None,
+                images: vec![parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
+                    .expect("the default image path is valid")],
+            }],
+        };
+        let deadline = match file.registry.deadline {
+            None => RegistryGate::default().deadline,
+            Some(text) => match parse_duration(&text) {
+                Some(d) => d,
+                None => {
+                    self.problem(
+                        "/registry/deadline".into(),
+                        format!("deadline {text:?} is not a duration like \"30s\" or \"2m\""),
+                    );
+                    RegistryGate::default().deadline
+                }
+            },
+        };
+        RepoConfig {
+            origin: origin.to_owned(),
+            policy: file.policy,
+            namespace: file.namespace,
+            manifests,
+            exclude,
+            values,
+            registry: RegistryGate {
+                resolve: file.registry.resolve.unwrap_or(false),
+                deadline,
+                block_when_unreachable: file.registry.block_when_unreachable.unwrap_or(false),
+            },
+        }
+    }
+
+    fn values(&mut self, i: usize, spec: ValuesFileSpec) -> ValuesSpec {
+        let at = format!("/helmValues/{i}");
+        if spec.files.is_empty() {
+            self.problem(format!("{at}/files"), "files must list at least one glob");
+        }
+        let files = self.globs(&format!("{at}/files"), &spec.files);
+        let images = match spec.images {
+            None => vec![
+                parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
+                    .expect("the default image path is valid"),
+            ],
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, p)| {
+                    let d = ImageKeys::default();
+                    let keys = ImageKeys {
+                        registry: p.keys.registry.unwrap_or(d.registry),
+                        repository: p.keys.repository.unwrap_or(d.repository),
+                        tag: p.keys.tag.unwrap_or(d.tag),
+                        digest: p.keys.digest.unwrap_or(d.digest),
+                    };
+                    match parse_image_path(&p.path, keys) {
+                        Ok(path) => Some(path),
+                        Err(message) => {
+                            self.problem(format!("{at}/images/{j}/path"), message);
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        };
+        ValuesSpec {
+            files,
+            namespace: spec.namespace,
+            images,
+        }
+    }
+
+    fn globs(&mut self, pointer: &str, globs: &[String]) -> GlobSet {
+        let mut b = GlobSetBuilder::new();
+        for (i, g) in globs.iter().enumerate() {
+            // `*` stays within one path segment, as in .gitignore; `**` crosses them.
+            match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                Ok(glob) => {
+                    b.add(glob);
+                }
+                Err(e) => self.problem(format!("{pointer}/{i}"), format!("bad glob {g:?}: {e}")),
+            }
+        }
+        b.build().unwrap_or_else(|_| {
+            GlobSetBuilder::new()
+                .build()
+                .expect("an empty set builds")
+        })
+    }
+}
+
+fn to_strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Parse a dotted key path (`**.image`, `api.image`, `sidecars.*.image`).
+fn parse_image_path(text: &str, keys: ImageKeys) -> Result<ImagePath, String> {
+    if text.trim().is_empty() {
+        return Err("path must not be empty".into());
+    }
+    let mut segments = Vec::new();
+    for s in text.split('.') {
+        segments.push(match s {
+            "" => return Err(format!("path {text:?} has an empty segment")),
+            "*" => Segment::Any,
+            "**" => Segment::AnyDepth,
+            k if k.contains('*') => {
+                return Err(format!(
+                    "path {text:?}: `*` and `**` must be whole segments (a.*.b, **.image)"
+                ));
+            }
+            k => Segment::Key(k.to_owned()),
+        });
+    }
+    if matches!(segments.last(), Some(Segment::AnyDepth)) {
+        return Err(format!("path {text:?} must end with a key, not **"));
+    }
+    Ok(ImagePath {
+        segments,
+        written: text.to_owned(),
+        keys,
+    })
+}
+
+/// `30s`, `2m`, `1h`, `1500ms`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: f64 = num.trim().parse().ok()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::plain_manifest("apps/api/deployment.yaml", "manifest")]
+    #[case::json_manifest("apps/api/pod.json", "manifest")]
+    #[case::chart_template("charts/api/templates/deployment.yaml", "other")]
+    #[case::chart_values("charts/api/values.yaml", "values")]
+    #[case::env_values("helmfile.d/services/api/values-production.yaml", "values")]
+    #[case::values_folder("components/builds-api/values/tools.yaml", "values")]
+    #[case::ci_config(".gitlab-ci.yml", "other")]
+    #[case::github_workflow(".github/workflows/ci.yaml", "other")]
+    #[case::readme("README.md", "other")]
+    #[case::the_config_itself(".tollgate.yaml", "other")]
+    fn default_classification(#[case] path: &str, #[case] expected: &str) {
+        let c = RepoConfig::default();
+        let got = match c.classify(path) {
+            FileKind::Manifest => "manifest",
+            FileKind::Values(_) => "values",
+            FileKind::Other => "other",
+        };
+        assert_eq!(got, expected, "{path}");
+    }
+
+    #[test]
+    fn a_full_config_is_read() {
+        let c = RepoConfig::parse(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: RepoConfig\npolicy: policy/prod.yaml\nnamespace: tools\nmanifests:\n  include: ['k8s/**/*.yaml']\n  exclude: ['k8s/test/**']\nhelmValues:\n  - files: ['components/*/values/*.yaml']\n    namespace: builds\n    images:\n      - path: api.container\n        keys: {repository: name, tag: version}\nregistry:\n  resolve: true\n  deadline: 2m\n  blockWhenUnreachable: true\n",
+            ".tollgate.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.policy(), Some("policy/prod.yaml"));
+        assert_eq!(c.namespace(), Some("tools"));
+        assert!(matches!(c.classify("k8s/a/b.yaml"), FileKind::Manifest));
+        assert!(matches!(c.classify("k8s/test/b.yaml"), FileKind::Other));
+        assert!(matches!(c.classify("other/b.yaml"), FileKind::Other));
+        let FileKind::Values(spec) = c.classify("components/api/values/prod.yaml") else {
+            panic!("values expected");
+        };
+        assert_eq!(spec.namespace.as_deref(), Some("builds"));
+        assert_eq!(
+            spec.images[0].segments,
+            vec![Segment::Key("api".into()), Segment::Key("container".into())]
+        );
+        assert_eq!(spec.images[0].keys.repository, "name");
+        assert_eq!(spec.images[0].keys.tag, "version");
+        assert_eq!(spec.images[0].keys.digest, "digest");
+        assert_eq!(
+            c.registry(),
+            RegistryGate {
+                resolve: true,
+                deadline: Duration::from_secs(120),
+                block_when_unreachable: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        let c = RepoConfig::parse("# nothing yet\n", ".tollgate.yaml").unwrap();
+        assert_eq!(c.policy(), None);
+        assert_eq!(c.registry(), RegistryGate::default());
+        assert!(matches!(c.classify("a/deploy.yaml"), FileKind::Manifest));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_line() {
+        let e = RepoConfig::parse(
+            "kind: RepoConfig\npolicyy: x.yaml\nmanifests:\n  includes: ['*.yaml']\nhelmValues:\n  - files: []\n    images:\n      - path: 'a.b*'\nregistry:\n  deadline: soon\n",
+            ".tollgate.yaml",
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(".tollgate.yaml:2:10: unknown key \"policyy\" (did you mean \"policy\"?)"), "{text}");
+        assert!(text.contains(".tollgate.yaml:4:13: unknown key \"includes\" (did you mean \"include\"?)"), "{text}");
+        assert!(text.contains(":6:12: files must list at least one glob"), "{text}");
+        assert!(text.contains(":8:15: path \"a.b*\""), "{text}");
+        assert!(text.contains(":10:13: deadline \"soon\""), "{text}");
+        assert_eq!(e.problems.len(), 5, "{text}");
+    }
+
+    #[rstest]
+    #[case::wrong_kind("kind: Policy\n", "kind must be \"RepoConfig\"")]
+    #[case::wrong_version("apiVersion: v1\n", "apiVersion must be")]
+    #[case::escaping_policy_path("policy: ../p.yaml\n", "inside the repository")]
+    #[case::absolute_policy_path("policy: /etc/p.yaml\n", "inside the repository")]
+    #[case::wrong_type("registry: {resolve: maybe}\n", "invalid type")]
+    #[case::trailing_any_depth("helmValues: [{files: ['*.yaml'], images: [{path: 'a.**'}]}]\n", "must end with a key")]
+    #[case::bad_glob("manifests: {include: ['a/[b']}\n", "bad glob")]
+    #[case::not_yaml("policy: [\n", "")]
+    fn invalid_configs_are_refused(#[case] text: &str, #[case] message: &str) {
+        let e = RepoConfig::parse(text, ".tollgate.yaml").unwrap_err();
+        assert!(e.to_string().contains(message), "{e}");
+    }
+
+    #[rstest]
+    #[case("30s", Some(30.0))]
+    #[case("2m", Some(120.0))]
+    #[case("1h", Some(3600.0))]
+    #[case("1500ms", Some(1.5))]
+    #[case("10", Some(10.0))]
+    #[case("0s", None)]
+    #[case("-1s", None)]
+    #[case("10 parsecs", None)]
+    fn durations(#[case] text: &str, #[case] secs: Option<f64>) {
+        assert_eq!(parse_duration(text).map(|d| d.as_secs_f64()), secs);
+    }
+}

@@ -1,10 +1,79 @@
-//! `tollgate ci` (placeholder).
+//! `tollgate ci`: the pre-merge check of a merge request or pull request. It checks the files
+//! that changed between the merge base of `--base` and `--head`, and `--head`, as they are at
+//! `--head`, exactly as `check` would check them.
 
-use super::Exit;
+use std::path::PathBuf;
+
+use tollgate::git::DeployRepo;
+
+use super::check::{self as check_cmd, Format};
+use super::gate::{self, GateOptions, Target};
+use super::{ColorChoice, Exit, RegistryArgs, load_policy, print};
 
 #[derive(Debug, clap::Args)]
-pub struct CiArgs {}
+pub struct CiArgs {
+    /// The branch the change will be merged into (e.g. origin/main, $CI_MERGE_REQUEST_DIFF_BASE_SHA).
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The change's head.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
+    /// The deploy repository (any path inside it).
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub repo: PathBuf,
+    /// Policy file, instead of the one .tollgate.yaml names (read from the head commit) or the
+    /// embedded default. Pass a policy from outside the change when the change must not be able to
+    /// loosen its own policy.
+    #[arg(long, env = "TOLLGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 1 on warn-level findings too.
+    #[arg(long)]
+    pub fail_on_warn: bool,
+    /// Colour the text output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Evaluate the registry-backed rules even if .tollgate.yaml does not enable them.
+    #[arg(long)]
+    pub resolve: bool,
+    /// Registry access, when the registry-backed rules run.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
 
-pub fn run(_args: CiArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("`tollgate ci` is not implemented yet")
+pub fn run(args: CiArgs) -> anyhow::Result<Exit> {
+    let repo = DeployRepo::discover(&args.repo)?;
+    let head = repo.commit(&args.head)?;
+    let base = repo.commit(&args.base)?;
+    let merge_base = repo.merge_base(base, head, &args.base, &args.head)?;
+    tracing::debug!(%base, %head, %merge_base, "ci range");
+    let policy = args
+        .policy
+        .as_deref()
+        .map(|p| load_policy(Some(p)))
+        .transpose()?;
+    let outcome = gate::check(
+        &repo,
+        &[Target {
+            label: args.head.clone(),
+            head,
+            base: Some(merge_base),
+        }],
+        &GateOptions {
+            policy: policy.as_ref(),
+            resolve: args.resolve,
+            registry: &args.registry,
+        },
+    )?;
+    for w in &outcome.warnings {
+        eprintln!("tollgate: warning: {w}");
+    }
+    print(&check_cmd::render(
+        &outcome.report,
+        args.format,
+        args.color.enabled(),
+    ))?;
+    Ok(check_cmd::exit_code(&outcome.report, args.fail_on_warn))
 }

@@ -5,6 +5,7 @@ mod certs;
 mod check;
 mod ci;
 mod explain;
+mod gate;
 mod hook;
 mod policy;
 mod registry;
@@ -129,6 +130,17 @@ impl ColorChoice {
             }
         }
     }
+
+    /// [`Self::enabled`], for output written to stderr.
+    fn enabled_on_stderr(self) -> bool {
+        match self {
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+            other => other.enabled(),
+        }
+    }
 }
 
 pub fn init_tracing(global: &Global) {
@@ -199,9 +211,10 @@ pub struct RegistryArgs {
     /// Walk only these platforms of an index (os/arch[/variant]; repeatable; default all).
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,
-    /// Deadline for one image's whole walk, in seconds.
-    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
-    pub deadline: f64,
+    /// Deadline for one image's whole walk, in seconds [default: 20; for `ci` and `hook`, the
+    /// repository config's registry.deadline].
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline: Option<f64>,
     /// Images walked at the same time.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
@@ -210,6 +223,17 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
     pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
+        let client = RegistryClient::new(self.client_options(&policy)?)?;
+        Ok(Resolver::new(
+            Arc::new(client),
+            policy,
+            self.resolve_options()?,
+        ))
+    }
+
+    /// The HTTP client's options: credentials for the registries `policy` approves (and only
+    /// those) and the extra CA bundle.
+    pub fn client_options(&self, policy: &Policy) -> anyhow::Result<ClientOptions> {
         let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
             Some(path) => {
                 // Credential helpers are asked about the approved registries only.
@@ -230,19 +254,29 @@ impl RegistryArgs {
         if let Some(ca) = &self.ca_file {
             client = client.with_extra_ca_file(ca)?;
         }
-        if !(self.deadline.is_finite() && self.deadline > 0.0) {
-            anyhow::bail!("--deadline must be a positive number of seconds");
-        }
-        let opts = ResolveOptions {
-            platforms: self.platforms.clone(),
-            deadline: Duration::from_secs_f64(self.deadline),
-            ..ResolveOptions::default()
+        Ok(client)
+    }
+
+    /// The walk's options: platforms and the per-image deadline.
+    pub fn resolve_options(&self) -> anyhow::Result<ResolveOptions> {
+        self.resolve_options_with(Duration::from_secs(20))
+    }
+
+    /// [`Self::resolve_options`], with `default_deadline` unless `--deadline` is given.
+    pub fn resolve_options_with(
+        &self,
+        default_deadline: Duration,
+    ) -> anyhow::Result<ResolveOptions> {
+        let deadline = match self.deadline {
+            None => default_deadline,
+            Some(d) if d.is_finite() && d > 0.0 => Duration::from_secs_f64(d),
+            Some(_) => anyhow::bail!("--deadline must be a positive number of seconds"),
         };
-        Ok(Resolver::new(
-            Arc::new(RegistryClient::new(client)?),
-            policy,
-            opts,
-        ))
+        Ok(ResolveOptions {
+            platforms: self.platforms.clone(),
+            deadline,
+            ..ResolveOptions::default()
+        })
     }
 }
 

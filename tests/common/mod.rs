@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 pub mod oci;
 pub mod proxy;
 pub mod registry;

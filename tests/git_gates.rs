@@ -1,0 +1,563 @@
+//! The deploy repository's gates: the pre-push hook installed by `tollgate hook install` and
+//! run by a real `git push` to a local bare remote, and `tollgate ci` on real histories
+//! (including shallow clones).
+
+mod common;
+
+use common::git::{BAD, GOOD, GitRepo, GitRun, WARN_ONLY, deployment};
+use common::run;
+use serde_json::Value;
+
+/// A working repository with one clean manifest on `main`, pushed (before any hook) to a bare
+/// remote whose default branch is known from the remote-tracking refs, with the hook installed.
+struct Setup {
+    remote: GitRepo,
+    work: GitRepo,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup::with_files(&[("apps/api.yaml", &deployment("api", GOOD))])
+    }
+
+    /// `files` are committed and pushed unchecked (already on the remote before the hook).
+    fn with_files(files: &[(&str, &str)]) -> Setup {
+        let remote = GitRepo::bare();
+        let work = GitRepo::init();
+        for (path, content) in files {
+            work.write(path, content);
+        }
+        work.commit("initial");
+        work.git(&["remote", "add", "origin", remote.path.to_str().unwrap()]);
+        work.git(&["push", "-q", "origin", "main"]);
+        work.git(&["remote", "set-head", "origin", "main"]);
+        let s = Setup { remote, work };
+        s.install();
+        s
+    }
+
+    fn install(&self) {
+        let r = run(&[
+            "hook",
+            "install",
+            "--repo",
+            self.work.path.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+
+    fn push(&self, args: &[&str]) -> GitRun {
+        let mut all = vec!["push", "origin"];
+        all.extend_from_slice(args);
+        self.work.try_git(&all)
+    }
+
+    /// The remote's sha for `rev`, if it has it.
+    fn remote_rev(&self, rev: &str) -> Option<String> {
+        let r = self.remote.try_git(&["rev-parse", "--verify", "-q", rev]);
+        r.ok.then(|| r.stdout.trim().to_owned())
+    }
+}
+
+fn assert_blocked(out: &GitRun, expect: &[&str]) {
+    assert!(!out.ok, "the push went through:\n{}", out.stderr);
+    for e in expect {
+        assert!(out.stderr.contains(e), "{e:?} not in:\n{}", out.stderr);
+    }
+}
+
+fn assert_pushed(out: &GitRun) {
+    assert!(out.ok, "the push was blocked:\n{}", out.stderr);
+}
+
+// ---- hook installation -------------------------------------------------------------------
+
+#[test]
+fn install_writes_an_executable_hook_that_install_may_rewrite() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Setup::new();
+    let hook = s.work.path.join(".git/hooks/pre-push");
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(text.starts_with("#!/bin/sh\n# tollgate-managed pre-push hook"));
+    assert!(text.contains(env!("CARGO_BIN_EXE_tollgate")));
+    assert_eq!(
+        std::fs::metadata(&hook).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    // Its own hook is rewritten without --force.
+    s.install();
+}
+
+#[test]
+fn install_honours_core_hooks_path() {
+    let s = Setup::new();
+    s.work.git(&["config", "core.hooksPath", ".githooks"]);
+    s.install();
+    assert!(s.work.path.join(".githooks/pre-push").exists());
+    // And git runs it from there.
+    s.work.write("apps/bad.yaml", &deployment("bad", BAD));
+    s.work.commit("bad");
+    assert_blocked(&s.push(&["main"]), &["registry-not-approved"]);
+}
+
+#[test]
+fn install_leaves_a_foreign_hook_alone_unless_forced() {
+    let work = GitRepo::init();
+    let hook = work.path.join(".git/hooks/pre-push");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    let repo = work.path.to_str().unwrap();
+
+    let r = run(&["hook", "install", "--repo", repo]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("was not written by tollgate"), "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), "#!/bin/sh\nexit 0\n");
+
+    let r = run(&["hook", "uninstall", "--repo", repo]);
+    assert_eq!(r.code, 2, "uninstall must not remove a foreign hook");
+    assert!(hook.exists());
+
+    let r = run(&["hook", "install", "--repo", repo, "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&hook).unwrap().contains("tollgate-managed"));
+    assert_eq!(
+        std::fs::read_to_string(work.path.join(".git/hooks/pre-push.tollgate-backup")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+
+    let r = run(&["hook", "uninstall", "--repo", repo]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!hook.exists());
+}
+
+// ---- what a push checks --------------------------------------------------------------------
+
+#[test]
+fn fast_forward_with_a_denied_image_is_blocked_with_file_and_line() {
+    let s = Setup::new();
+    let before = s.remote_rev("main");
+    s.work.write("apps/web.yaml", &deployment("web", BAD));
+    s.work.commit("add web");
+    let out = s.push(&["main"]);
+    assert_blocked(
+        &out,
+        &[
+            "apps/web.yaml",
+            "11:18",
+            "registry-not-approved",
+            "push blocked",
+            "--no-verify",
+        ],
+    );
+    assert_eq!(s.remote_rev("main"), before, "the remote must not move");
+}
+
+#[test]
+fn fast_forward_with_warnings_only_goes_through_and_shows_them() {
+    let s = Setup::new();
+    s.work.write("apps/web.yaml", &deployment("web", WARN_ONLY));
+    let head = s.work.commit("add web");
+    let out = s.push(&["main"]);
+    assert_pushed(&out);
+    assert!(out.stderr.contains("digest-missing"), "{}", out.stderr);
+    assert_eq!(s.remote_rev("main"), Some(head));
+}
+
+#[test]
+fn only_the_files_a_push_changes_are_checked() {
+    // A legacy violation already on the remote does not block unrelated work.
+    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    s.work.write("apps/web.yaml", &deployment("web", GOOD));
+    s.work.commit("add web");
+    let out = s.push(&["main"]);
+    assert_pushed(&out);
+    assert!(!out.stderr.contains("legacy/old.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn the_pushed_commits_are_checked_not_the_working_tree() {
+    let s = Setup::new();
+    s.work.write("apps/web.yaml", &deployment("web", BAD));
+    s.work.commit("add web");
+    // Fixed on disk but not committed: the push still carries the bad commit.
+    s.work.write("apps/web.yaml", &deployment("web", GOOD));
+    assert_blocked(&s.push(&["main"]), &["apps/web.yaml", "registry-not-approved"]);
+}
+
+#[test]
+fn a_new_branch_is_compared_with_the_remote_default_branch() {
+    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    s.work.git(&["checkout", "-q", "-b", "feature"]);
+    s.work.write("apps/web.yaml", &deployment("web", GOOD));
+    s.work.commit("good web");
+    assert_pushed(&s.push(&["feature"]));
+
+    s.work.git(&["checkout", "-q", "-b", "feature2"]);
+    s.work.write("apps/db.yaml", &deployment("db", BAD));
+    s.work.commit("bad db");
+    let out = s.push(&["feature2"]);
+    assert_blocked(&out, &["apps/db.yaml"]);
+    // Only what the branch adds over main: not the legacy file, not the other branch's file.
+    assert!(!out.stderr.contains("legacy/old.yaml"), "{}", out.stderr);
+    assert!(out.stderr.contains("1 file"), "{}", out.stderr);
+}
+
+#[test]
+fn a_new_branch_with_no_remote_tracking_refs_checks_the_whole_tree() {
+    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    let empty = GitRepo::bare();
+    s.work.git(&["remote", "add", "fresh", empty.path.to_str().unwrap()]);
+    let out = s.work.try_git(&["push", "fresh", "main"]);
+    assert_blocked(&out, &["legacy/old.yaml", "registry-not-approved"]);
+}
+
+#[test]
+fn a_force_push_checks_what_replaces_the_remote_history() {
+    let s = Setup::new();
+    s.work.write("apps/web.yaml", &deployment("web", GOOD));
+    s.work.commit("web");
+    assert_pushed(&s.push(&["main"]));
+    // Rewrite: drop the last commit and put a bad one in its place.
+    s.work.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    s.work.write("apps/other.yaml", &deployment("other", BAD));
+    s.work.commit("rewritten");
+    let out = s.push(&["--force", "main"]);
+    assert_blocked(&out, &["apps/other.yaml"]);
+    // The rewrite's good version goes through.
+    s.work.write("apps/other.yaml", &deployment("other", GOOD));
+    s.work.commit("fixed");
+    assert_pushed(&s.push(&["--force", "main"]));
+}
+
+#[test]
+fn deleting_a_branch_is_not_checked() {
+    let s = Setup::new();
+    s.work.git(&["checkout", "-q", "-b", "old-feature"]);
+    s.work.write("apps/bad.yaml", &deployment("bad", BAD));
+    s.work.commit("bad");
+    assert_pushed(&s.push(&["--no-verify", "old-feature"]));
+    let out = s.push(&["--delete", "old-feature"]);
+    assert_pushed(&out);
+    assert!(out.stderr.contains("is deleted: nothing to check"), "{}", out.stderr);
+    assert_eq!(s.remote_rev("old-feature"), None);
+}
+
+#[test]
+fn a_tag_is_checked_for_what_it_adds_over_the_default_branch() {
+    let s = Setup::new();
+    s.work.write("apps/web.yaml", &deployment("web", BAD));
+    s.work.commit("bad web");
+    s.work.git(&["tag", "-a", "-m", "release", "v1.0"]);
+    assert_blocked(&s.push(&["v1.0"]), &["apps/web.yaml", "registry-not-approved"]);
+    s.work.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    s.work.git(&["tag", "v0.9"]);
+    assert_pushed(&s.push(&["v0.9"]));
+    assert!(s.remote_rev("v0.9").is_some());
+}
+
+#[test]
+fn a_renamed_manifest_is_checked_under_its_new_name() {
+    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    std::fs::create_dir_all(s.work.path.join("apps")).unwrap();
+    s.work.git(&["mv", "legacy/old.yaml", "apps/old.yaml"]);
+    s.work.commit("move");
+    let out = s.push(&["main"]);
+    assert_blocked(&out, &["apps/old.yaml"]);
+    assert!(!out.stderr.contains("legacy/old.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn several_refs_in_one_push_are_each_checked() {
+    let s = Setup::new();
+    s.work.git(&["checkout", "-q", "-b", "a"]);
+    s.work.write("apps/a.yaml", &deployment("a", GOOD));
+    s.work.commit("a");
+    s.work.git(&["checkout", "-q", "main"]);
+    s.work.git(&["checkout", "-q", "-b", "b"]);
+    s.work.write("apps/b.yaml", &deployment("b", BAD));
+    s.work.commit("b");
+    let out = s.push(&["a", "b"]);
+    assert_blocked(&out, &["apps/b.yaml"]);
+    assert!(s.remote_rev("a").is_none(), "a blocked push moves no ref");
+    s.work.write("apps/b.yaml", &deployment("b", GOOD));
+    s.work.commit("b fixed");
+    let out = s.push(&["a", "b"]);
+    assert_pushed(&out);
+    assert!(out.stderr.contains("2 files"), "{}", out.stderr);
+}
+
+#[test]
+fn the_same_file_at_different_versions_on_two_refs_is_shown_per_ref() {
+    let s = Setup::new();
+    s.work.git(&["checkout", "-q", "-b", "a"]);
+    s.work.write("apps/x.yaml", &deployment("x", GOOD));
+    s.work.commit("a");
+    s.work.git(&["checkout", "-q", "main"]);
+    s.work.git(&["checkout", "-q", "-b", "b"]);
+    s.work.write("apps/x.yaml", &deployment("x", BAD));
+    s.work.commit("b");
+    let out = s.push(&["a", "b"]);
+    assert_blocked(&out, &["b:apps/x.yaml"]);
+}
+
+#[test]
+fn a_merge_commit_brings_the_merged_changes_into_the_check() {
+    let s = Setup::new();
+    s.work.git(&["checkout", "-q", "-b", "topic"]);
+    s.work.write("apps/topic.yaml", &deployment("topic", BAD));
+    s.work.commit("topic");
+    s.work.git(&["checkout", "-q", "main"]);
+    s.work.write("apps/main.yaml", &deployment("main", GOOD));
+    s.work.commit("main work");
+    s.work.git(&["merge", "-q", "--no-ff", "-m", "merge topic", "topic"]);
+    assert_blocked(&s.push(&["main"]), &["apps/topic.yaml"]);
+}
+
+#[test]
+fn files_that_are_not_manifests_are_left_alone() {
+    let s = Setup::new();
+    s.work.write("README.md", "image: docker.io/library/nginx:latest\n");
+    s.work.write("scripts/deploy.sh", "#!/bin/sh\nkubectl apply -f .\n");
+    s.work.write("charts/web/templates/deployment.yaml", "{{- if .Values.enabled }}\nimage: {{ .Values.image }}\n{{- end }}\n");
+    s.work.write("config/settings.yaml", "retries: 3\nimage_pull: never\n");
+    s.work.commit("docs and scripts");
+    let out = s.push(&["main"]);
+    assert_pushed(&out);
+}
+
+#[test]
+fn a_manifest_that_does_not_parse_blocks_with_its_line() {
+    let s = Setup::new();
+    s.work.write("apps/broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n");
+    s.work.write("apps/web.yaml", &deployment("web", BAD));
+    s.work.commit("broken");
+    let out = s.push(&["main"]);
+    assert_blocked(&out, &["apps/broken.yaml:", "not valid YAML", "some files could not be checked"]);
+    // The rest of the work is still done.
+    assert!(out.stderr.contains("apps/web.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn helm_values_files_are_checked_where_the_image_is_written() {
+    let s = Setup::new();
+    s.work.write(
+        "components/builds-api/values.yaml",
+        "replicas: 2\nimage:\n  repository: docker.io/library/nginx\n  tag: latest\n",
+    );
+    s.work.commit("values");
+    let out = s.push(&["main"]);
+    assert_blocked(
+        &out,
+        &["components/builds-api/values.yaml:4", "tag-latest", "registry-not-approved", "HelmValues"],
+    );
+}
+
+#[test]
+fn the_repository_config_chooses_the_policy_and_the_image_keys() {
+    let s = Setup::new();
+    s.work.write(
+        ".tollgate.yaml",
+        "policy: policy/tollgate.yaml\nhelmValues:\n  - files: ['deploy/*.yaml']\n    images:\n      - path: app.container\n        keys: {repository: name, tag: version}\n",
+    );
+    s.work.write(
+        "policy/tollgate.yaml",
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: team}\nspec:\n  rules: {digest-missing: off}\n  registries: [{prefix: registry.team.example}]\n",
+    );
+    s.work.write(
+        "deploy/prod.yaml",
+        "app:\n  container: {name: registry.team.example/app, version: '1.2'}\n",
+    );
+    s.work.commit("team config");
+    let out = s.push(&["main"]);
+    assert_pushed(&out);
+    assert!(out.stderr.contains("policy team"), "{}", out.stderr);
+
+    s.work.write(
+        "deploy/prod.yaml",
+        "app:\n  container: {name: docker-registry.wikimedia.org/app, version: '1.3'}\n",
+    );
+    s.work.commit("wrong registry for this team");
+    assert_blocked(&s.push(&["main"]), &["deploy/prod.yaml:2", "registry-not-approved"]);
+}
+
+#[test]
+fn a_broken_repository_config_blocks_with_its_line() {
+    let s = Setup::new();
+    s.work.write(".tollgate.yaml", "manifests:\n  includes: ['**/*.yaml']\n");
+    s.work.commit("typo");
+    assert_blocked(
+        &s.push(&["main"]),
+        &[".tollgate.yaml:2", "unknown key \"includes\" (did you mean \"include\"?)"],
+    );
+}
+
+#[test]
+fn a_policy_named_by_the_config_but_missing_blocks() {
+    let s = Setup::new();
+    s.work.write(".tollgate.yaml", "policy: policy/missing.yaml\n");
+    s.work.commit("missing policy");
+    assert_blocked(&s.push(&["main"]), &["policy/missing.yaml, which is not in commit"]);
+}
+
+#[test]
+fn pre_push_input_that_is_not_git_s_is_an_error() {
+    let work = GitRepo::init();
+    work.write("a.yaml", &deployment("a", GOOD));
+    work.commit("a");
+    let r = common::run_stdin(
+        &["hook", "pre-push", "origin", "--repo", work.path.to_str().unwrap()],
+        "refs/heads/main 123\n",
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("pre-push input line 1: expected 4 fields"), "{}", r.stderr);
+}
+
+// ---- tollgate ci ------------------------------------------------------------------------------
+
+/// A merge-request-shaped history: `main` moves on after `feature` branches off it.
+fn merge_request_history() -> GitRepo {
+    let work = GitRepo::init();
+    work.write("apps/api.yaml", &deployment("api", GOOD));
+    work.commit("initial");
+    work.git(&["checkout", "-q", "-b", "feature"]);
+    work.write("apps/web.yaml", &deployment("web", BAD));
+    work.commit("feature: web");
+    work.write("apps/api.yaml", &deployment("api", WARN_ONLY));
+    work.commit("feature: api unpinned");
+    work.git(&["checkout", "-q", "main"]);
+    // main's own later changes are not the merge request's.
+    work.write("apps/legacy.yaml", &deployment("legacy", BAD));
+    work.commit("main: legacy");
+    work.git(&["checkout", "-q", "feature"]);
+    work
+}
+
+#[test]
+fn ci_checks_the_merge_request_changes_since_the_merge_base() {
+    let work = merge_request_history();
+    let r = run(&[
+        "ci",
+        "--base",
+        "main",
+        "--repo",
+        work.path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut files: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["location"]["file"].as_str().unwrap(),
+                f["ruleId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(
+        files,
+        vec![
+            ("apps/api.yaml", "digest-missing"),
+            ("apps/web.yaml", "digest-missing"),
+            ("apps/web.yaml", "registry-not-approved"),
+        ]
+    );
+    assert_eq!(v["summary"]["files"], 2);
+}
+
+#[test]
+fn ci_formats_and_a_clean_change() {
+    let work = merge_request_history();
+    let repo = work.path.to_str().unwrap();
+    let r = run(&["ci", "--base", "main", "--repo", repo, "--format", "github"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("::error file=apps/web.yaml,line=11"), "{}", r.stdout);
+    let r = run(&["ci", "--base", "main", "--repo", repo, "--format", "sarif"]);
+    assert_eq!(r.code, 1);
+    let _: serde_sarif::sarif::Sarif = serde_json::from_str(&r.stdout).unwrap();
+    // From main to main: nothing changed, nothing to deny.
+    let r = run(&["ci", "--base", "main", "--head", "main", "--repo", repo]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn ci_warnings_fail_only_when_asked() {
+    let work = GitRepo::init();
+    work.write("apps/api.yaml", &deployment("api", GOOD));
+    work.commit("initial");
+    work.write("apps/api.yaml", &deployment("api", WARN_ONLY));
+    work.commit("unpinned");
+    let repo = work.path.to_str().unwrap();
+    assert_eq!(run(&["ci", "--base", "HEAD~1", "--repo", repo]).code, 0);
+    assert_eq!(
+        run(&["ci", "--base", "HEAD~1", "--repo", repo, "--fail-on-warn"]).code,
+        1
+    );
+}
+
+#[test]
+fn ci_in_a_shallow_clone_without_the_base_says_how_to_fetch_it() {
+    let origin = merge_request_history();
+    let clone = GitRepo::clone_from(
+        &origin.url(),
+        &["--depth", "1", "--branch", "feature", "--single-branch"],
+    );
+    let r = run(&[
+        "ci",
+        "--base",
+        "origin/main",
+        "--repo",
+        clone.path.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("shallow clone"), "{}", r.stderr);
+    assert!(r.stderr.contains("git fetch"), "{}", r.stderr);
+    assert!(r.stderr.contains("fetch-depth: 0"), "{}", r.stderr);
+}
+
+#[test]
+fn ci_in_a_shallow_clone_cut_above_the_merge_base_says_how_to_deepen() {
+    let origin = merge_request_history();
+    let clone = GitRepo::clone_from(&origin.url(), &["--depth", "1", "--no-single-branch"]);
+    let r = run(&[
+        "ci",
+        "--base",
+        "origin/main",
+        "--head",
+        "origin/feature",
+        "--repo",
+        clone.path.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("no common ancestor in this shallow clone"), "{}", r.stderr);
+    assert!(r.stderr.contains("--unshallow"), "{}", r.stderr);
+    // Deepened, the same check works.
+    clone.git(&["fetch", "-q", "--unshallow", "origin"]);
+    let r = run(&[
+        "ci",
+        "--base",
+        "origin/main",
+        "--head",
+        "origin/feature",
+        "--repo",
+        clone.path.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn ci_with_an_unknown_base_or_outside_a_repository_is_an_input_error() {
+    let work = merge_request_history();
+    let r = run(&["ci", "--base", "nope", "--repo", work.path.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("revision \"nope\" is not in this repository"), "{}", r.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&["ci", "--base", "main", "--repo", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not in a git repository"), "{}", r.stderr);
+}
