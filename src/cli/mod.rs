@@ -143,9 +143,15 @@ impl ColorChoice {
     }
 }
 
-pub fn init_tracing(global: &Global) {
+/// Logs on stderr, filtered by RUST_LOG; without it, warnings and errors only, except for
+/// `serve`, whose one line per admission decision is its access log.
+pub fn init_tracing(global: &Global, command: &Command) {
+    let default = match command {
+        Command::Serve(_) => "warn,tollgate=info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

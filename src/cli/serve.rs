@@ -1,10 +1,174 @@
-//! `tollgate serve` (placeholder, filled in by issue 4).
+//! `tollgate serve`: the validating (and optional mutating) admission webhook.
 
-use super::Exit;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use tollgate::admission::decide::{Settings, UnchangedImages};
+use tollgate::admission::server::{Config, ResolverFactory, Server};
+use tollgate::registry::{RegistryClient, Resolver};
+
+use super::{Exit, RegistryArgs, load_policy};
+
+/// How often the certificate, key and policy files are read for changes.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+#[command(after_help = "\
+The registry flags: --registry-config, --ca-file and --platform as for `verify`; --jobs is the
+number of images walked at once for one request; --deadline bounds each image's walk, which
+goes on in the background after --registry-deadline has passed, so that a retry finds the
+answer cached. See docs/webhook.md.
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("`tollgate serve` is not implemented yet")
+Exit codes:
+  0  stopped by SIGTERM or SIGINT after draining in-flight requests
+  2  cannot start: unreadable or invalid certificate, key or policy, address in use")]
+pub struct ServeArgs {
+    /// Serving certificate chain (PEM, leaf first); reloaded when the file changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// Private key of the serving certificate (PEM); reloaded when the file changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// Policy file (default: the embedded policy); reloaded when it changes, and a new policy
+    /// that does not validate is rejected (the previous one stays in force).
+    #[arg(long, env = "TOLLGATE_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// HTTPS address for /validate, /mutate, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address for /metrics (Prometheus).
+    #[arg(long, default_value = "0.0.0.0:9090", value_name = "ADDR")]
+    pub metrics_listen: SocketAddr,
+    /// Namespace whose requests are admitted without evaluation (repeatable; giving it replaces
+    /// the default).
+    #[arg(long = "exempt-namespace", value_name = "NS", default_values_t = [String::from("kube-system")])]
+    pub exempt_namespaces: Vec<String>,
+    /// tollgate's own namespace, exempt too (so that tollgate can always be redeployed).
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NS")]
+    pub own_namespace: Option<String>,
+    /// Time the registry-backed rules may take, from the request's arrival; keep it below the
+    /// webhook's timeoutSeconds. What happens past it is the policy's spec.registryUnavailable.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub registry_deadline: f64,
+    /// Static rules only: never ask a registry.
+    #[arg(long)]
+    pub no_resolve: bool,
+    /// On UPDATE, images unchanged from oldObject: `warn` turns their denials into warnings,
+    /// `enforce` denies them like new ones.
+    #[arg(long, value_enum, default_value_t = Unchanged::Warn, value_name = "MODE")]
+    pub unchanged_images: Unchanged,
+    /// Serve POST /mutate: pin tag references to tag@digest (without it, /mutate is 404).
+    #[arg(long)]
+    pub mutate: bool,
+    /// Kinds /mutate pins (repeatable; giving it replaces the default).
+    #[arg(long = "mutate-kind", value_name = "KIND", default_values_t = [String::from("Pod")])]
+    pub mutate_kinds: Vec<String>,
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, default_value_t = 4 << 20, value_name = "N")]
+    pub max_body_bytes: usize,
+    /// After SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub shutdown_grace: f64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `--unchanged-images`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unchanged {
+    Warn,
+    Enforce,
+}
+
+fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
+        anyhow::bail!("{flag} must be a positive number of seconds, not {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Bind, print the addresses, serve until SIGTERM or SIGINT, drain, exit 0.
+pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
+    let registry_deadline = seconds("--registry-deadline", args.registry_deadline, false)?;
+    let shutdown_grace = seconds("--shutdown-grace", args.shutdown_grace, true)?;
+    if args.mutate && args.no_resolve {
+        anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
+    }
+    if args.max_body_bytes == 0 {
+        anyhow::bail!("--max-body-bytes must be at least 1");
+    }
+    let policy = load_policy(args.policy.as_deref())?;
+    let jobs = args.registry.jobs.max(1);
+    let resolvers: Option<ResolverFactory> = if args.no_resolve {
+        None
+    } else {
+        // Checked now, so that a bad --deadline or CA file stops the start, not a reload.
+        args.registry.resolve_options()?;
+        let registry = Arc::new(args.registry);
+        let factory: ResolverFactory = Arc::new(move |policy, observer| {
+            let client = RegistryClient::new(registry.client_options(&policy)?)?;
+            Ok(Resolver::new(
+                Arc::new(client.with_observer(observer)),
+                policy,
+                registry.resolve_options()?,
+            ))
+        });
+        Some(factory)
+    };
+    let mut exempt = args.exempt_namespaces;
+    exempt.extend(args.own_namespace.filter(|ns| !ns.is_empty()));
+    let config = Config {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        policy,
+        policy_path: args.policy,
+        settings: Settings {
+            exempt_namespaces: exempt,
+            unchanged_images: match args.unchanged_images {
+                Unchanged::Warn => UnchangedImages::Warn,
+                Unchanged::Enforce => UnchangedImages::Enforce,
+            },
+        },
+        resolvers,
+        registry_deadline,
+        jobs,
+        mutate_kinds: args.mutate.then_some(args.mutate_kinds),
+        max_body_bytes: args.max_body_bytes,
+        shutdown_grace,
+        reload_interval: RELOAD_INTERVAL,
+    };
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        eprintln!(
+            "tollgate serve: listening on https://{}, metrics on http://{}",
+            server.local_addr(),
+            server.metrics_addr()
+        );
+        server.run(shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    Ok(Exit::Clean)
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
 }

@@ -10,8 +10,10 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::eval::REGISTRY_RULES;
 use super::{
-    ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, Pattern, Policy, RuleId,
+    ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, OnUnavailable, Pattern,
+    Policy, RuleId,
 };
 use crate::reference::{ImageRef, RegistryHost};
 use crate::yaml::{self, Pos, Positions, Record};
@@ -163,6 +165,9 @@ struct Spec {
     not_deployable: Vec<String>,
     #[serde(default)]
     exemptions: Vec<ExemptionSpec>,
+    /// Registry-backed rule id -> `allow` | `deny`, validated like `rules`.
+    #[serde(default)]
+    registry_unavailable: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -291,6 +296,8 @@ impl Validator<'_> {
             }
         }
 
+        let on_unavailable = self.on_unavailable(&spec.registry_unavailable);
+
         let listed_registries = spec.registries.len();
         let registries: Vec<ApprovedRegistry> = spec
             .registries
@@ -354,7 +361,52 @@ impl Validator<'_> {
             bases,
             not_deployable,
             exemptions,
+            on_unavailable,
         }
+    }
+
+    /// `spec.registryUnavailable`: only the registry-backed rules, each `allow` or `deny`.
+    fn on_unavailable(&mut self, spec: &BTreeMap<String, Value>) -> Vec<OnUnavailable> {
+        let mut out = vec![OnUnavailable::Allow; RuleId::ALL.len()];
+        let registry_rules = || {
+            REGISTRY_RULES
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (id, value) in spec {
+            let pointer = format!("/spec/registryUnavailable/{id}");
+            let rule = match id.parse::<RuleId>() {
+                Ok(rule) if REGISTRY_RULES.contains(&rule) => rule,
+                Ok(_) => {
+                    self.problem(
+                        pointer,
+                        format!(
+                            "rule {id} does not use the registry; registryUnavailable applies to {}",
+                            registry_rules()
+                        ),
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    self.problem(
+                        pointer,
+                        format!(
+                            "unknown rule id {id:?}; registryUnavailable applies to {}",
+                            registry_rules()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match value.as_str() {
+                Some("allow") => out[rule as usize] = OnUnavailable::Allow,
+                Some("deny") => out[rule as usize] = OnUnavailable::Deny,
+                _ => self.problem(pointer, format!("{value} is not one of allow, deny")),
+            }
+        }
+        out
     }
 
     fn registry(&mut self, i: usize, spec: RegistrySpec) -> Option<ApprovedRegistry> {
@@ -648,6 +700,7 @@ fn suggest_key(pointer: &str) -> String {
         "repository",
         "notDeployable",
         "exemptions",
+        "registryUnavailable",
         "namespaces",
         "images",
         "reason",

@@ -31,6 +31,8 @@ pub struct Policy {
     bases: Vec<BaseImage>,
     not_deployable: Vec<Pattern>,
     exemptions: Vec<Exemption>,
+    /// Per rule (indexed like `levels`): what admission does when the registry cannot answer.
+    on_unavailable: Vec<OnUnavailable>,
 }
 
 impl Policy {
@@ -69,6 +71,12 @@ impl Policy {
         &self.exemptions
     }
 
+    /// What admission does when `rule` needs the registry and the registry did not answer in
+    /// time (`spec.registryUnavailable`; `allow` unless the policy says otherwise).
+    pub fn on_registry_unavailable(&self, rule: RuleId) -> OnUnavailable {
+        self.on_unavailable[rule as usize]
+    }
+
     /// The approved registry entry `image` falls under, if any.
     pub fn approved_registry(&self, image: &ImageRef) -> Option<&ApprovedRegistry> {
         self.registries.iter().find(|r| r.matches(image))
@@ -84,6 +92,25 @@ impl Policy {
         {
             Some(r) => format!("{}/{}", r.host, image.repository()),
             None => image.name(),
+        }
+    }
+}
+
+/// What admission does with a registry-backed rule that could not be evaluated because the
+/// registry did not answer before the webhook's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnUnavailable {
+    /// Admit, with a warning that the rule could not be checked.
+    Allow,
+    /// Deny, as if the rule had failed (a rule whose level is `warn` only warns).
+    Deny,
+}
+
+impl OnUnavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Allow => "allow",
+            OnUnavailable::Deny => "deny",
         }
     }
 }

@@ -304,6 +304,18 @@ spec:
     "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {rules: {tag-latest: block}}\n",
     "level \"block\" is not one of deny, warn, audit, off"
 )]
+#[case::registry_unavailable_for_a_static_rule(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}], registryUnavailable: {tag-latest: deny}}\n",
+    "rule tag-latest does not use the registry"
+)]
+#[case::registry_unavailable_unknown_rule(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}], registryUnavailable: {image-gone: deny}}\n",
+    "unknown rule id \"image-gone\"; registryUnavailable applies to image-unavailable, tag-moved, base-not-approved"
+)]
+#[case::registry_unavailable_bad_value(
+    "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec: {registries: [{prefix: r.io}], registryUnavailable: {tag-moved: warn}}\n",
+    "\"warn\" is not one of allow, deny"
+)]
 #[case::not_yaml("apiVersion: [\n", "")]
 #[case::two_documents("a: 1\n---\nb: 2\n", "expected a single YAML document")]
 #[case::missing_reason(
@@ -328,4 +340,27 @@ fn policy_error_display_lists_file_line_and_pointer() {
         "{s}"
     );
     assert!(s.ends_with("(at /spec/registries/0/prefix)"), "{s}");
+}
+
+#[test]
+fn registry_unavailable_defaults_to_allow_and_is_set_per_rule() {
+    let p = policy(
+        "  registries: [{prefix: r.example.org}]\n  registryUnavailable:\n    image-unavailable: deny\n    tag-moved: allow\n",
+    );
+    assert_eq!(
+        p.on_registry_unavailable(RuleId::ImageUnavailable),
+        OnUnavailable::Deny
+    );
+    assert_eq!(
+        p.on_registry_unavailable(RuleId::TagMoved),
+        OnUnavailable::Allow
+    );
+    assert_eq!(
+        p.on_registry_unavailable(RuleId::BaseNotApproved),
+        OnUnavailable::Allow
+    );
+    assert_eq!(
+        default_policy().on_registry_unavailable(RuleId::ImageUnavailable),
+        OnUnavailable::Allow
+    );
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LINK, RETRY_AFTER,
@@ -168,6 +168,13 @@ pub async fn counting_requests<F: std::future::Future>(fut: F) -> (F::Output, u6
     (out, counter.load(Ordering::Relaxed))
 }
 
+/// Told about every registry request the client sends (the webhook's metrics): the registry,
+/// how long the request took (headers and body), and the HTTP status, or `None` when no answer
+/// came (connection refused, timeout, TLS error).
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, registry: &RegistryHost, elapsed: Duration, status: Option<u16>);
+}
+
 /// A registry and an auth scope (`repository:team/app:pull`).
 type ScopeKey = (RegistryHost, String);
 
@@ -181,6 +188,7 @@ pub struct RegistryClient {
     auth_locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
     limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
     pub stats: Stats,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -242,7 +250,14 @@ impl RegistryClient {
             auth_locks: Default::default(),
             limits: Default::default(),
             stats: Stats::default(),
+            observer: None,
         })
+    }
+
+    /// Report every request to `observer` as well.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Requests sent so far (including retries and token requests).
@@ -462,6 +477,29 @@ impl RegistryClient {
     }
 
     async fn send_once(
+        &self,
+        ep: &Endpoint,
+        scope: &str,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        max_body: Option<u64>,
+    ) -> Result<Response, RegistryError> {
+        let started = Instant::now();
+        let result = self
+            .send_once_unobserved(ep, scope, method, url, accept, max_body)
+            .await;
+        if let Some(o) = &self.observer {
+            let status = match &result {
+                Ok(r) => Some(r.status.as_u16()),
+                Err(_) => None,
+            };
+            o.observe(&ep.host, started.elapsed(), status);
+        }
+        result
+    }
+
+    async fn send_once_unobserved(
         &self,
         ep: &Endpoint,
         scope: &str,

@@ -15,6 +15,7 @@ use crate::reference::ImageRef;
 use crate::report::{ImageSite, InputError, Report};
 
 use super::base::BaseChecker;
+use super::rules::RegistryFacts;
 use super::{Resolver, rules};
 
 /// Walk each distinct image of `report.sites` once (at most `jobs` at a time) and record the
@@ -29,26 +30,15 @@ pub async fn apply(
     report: &mut Report,
 ) {
     let bases = BaseChecker::new(resolver.clone(), policy.clone());
-    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
-    for site in std::mem::take(&mut report.sites) {
-        by_image.entry(site.image.clone()).or_default().push(site);
-    }
-    let todo: Vec<(ImageRef, Vec<ImageSite>)> = by_image
-        .into_values()
-        .filter_map(|sites| {
-            let r = sites[0].image.parse::<ImageRef>().ok()?;
-            policy.approved_registry(&r)?;
-            Some((r, sites))
-        })
-        .collect();
+    let todo = group(policy, std::mem::take(&mut report.sites));
     let results = futures_util::stream::iter(todo.iter())
         .map(|(r, _)| rules::evaluate(policy, resolver, &bases, r))
         .buffered(jobs.max(1))
         .collect::<Vec<_>>()
         .await;
     for ((reference, sites), result) in todo.iter().zip(results) {
-        let facts = match result {
-            Ok(facts) => facts,
+        match result {
+            Ok(facts) => record(policy, reference, sites, &facts, opts, report),
             Err(e) => {
                 let first = &sites[0];
                 report.errors.push(InputError {
@@ -57,27 +47,57 @@ pub async fn apply(
                     column: first.location.column,
                     message: format!("cannot check {} in the registry: {e}", first.image),
                 });
-                continue;
-            }
-        };
-        if let Some(pinned) = facts.pinned_form(reference) {
-            for f in &mut report.findings {
-                if f.rule_id == RuleId::DigestMissing
-                    && f.image.as_deref() == Some(sites[0].image.as_str())
-                {
-                    f.hint = format!("pin it by digest: {pinned}");
-                }
             }
         }
-        for site in sites {
-            let ctx = Context {
-                namespace: &site.namespace,
-                now: opts.now,
-            };
-            for (rule, status) in &facts.statuses {
-                let outcome = eval::registry_outcome(policy, *rule, status.clone(), reference, ctx);
-                check::record_outcome(policy, outcome, site, opts, report);
+    }
+}
+
+/// The distinct images of `sites` that the registry may be asked about, each with every site
+/// that uses it, in image order. Images that do not parse or whose registry the policy does not
+/// approve are left out: they have their static findings, and are never contacted.
+pub fn group(policy: &Policy, sites: Vec<ImageSite>) -> Vec<(ImageRef, Vec<ImageSite>)> {
+    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
+    for site in sites {
+        by_image.entry(site.image.clone()).or_default().push(site);
+    }
+    by_image
+        .into_values()
+        .filter_map(|sites| {
+            let r = sites[0].image.parse::<ImageRef>().ok()?;
+            policy.approved_registry(&r)?;
+            Some((r, sites))
+        })
+        .collect()
+}
+
+/// Record what the registry said about `reference` at each of its `sites`, with the policy's
+/// levels and exemptions for each site's namespace; a `digest-missing` hint names the digest
+/// the registry resolved.
+pub fn record(
+    policy: &Policy,
+    reference: &ImageRef,
+    sites: &[ImageSite],
+    facts: &RegistryFacts,
+    opts: &Options,
+    report: &mut Report,
+) {
+    if let Some(pinned) = facts.pinned_form(reference) {
+        for f in &mut report.findings {
+            if f.rule_id == RuleId::DigestMissing
+                && f.image.as_deref() == Some(sites[0].image.as_str())
+            {
+                f.hint = format!("pin it by digest: {pinned}");
             }
+        }
+    }
+    for site in sites {
+        let ctx = Context {
+            namespace: &site.namespace,
+            now: opts.now,
+        };
+        for (rule, status) in &facts.statuses {
+            let outcome = eval::registry_outcome(policy, *rule, status.clone(), reference, ctx);
+            check::record_outcome(policy, outcome, site, opts, report);
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod git;
 pub mod oci;
 pub mod proxy;
 pub mod registry;
+pub mod webhook;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Target (issue 4): `tollgate serve` answering a 10 KB Pod AdmissionReview with static rules over
+# 64 concurrent keep-alive TLS connections: p99 at most 2 ms, throughput at least 60% of a no-op
+# axum+rustls server returning a canned response (run side by side), resident memory under load
+# at most 64 MiB; with registry rules and a warm cache, p99 at most 3 ms. Results:
+# docs/BENCHMARKS.md.
+#
+# Everything on loopback; every run is bounded in time and in requests. The load client, the
+# no-op server, the certificates and the test registry are roles of the `webhook_load` bench
+# binary (benches/webhook_load.rs).
+#
+# 1. Static rules (--no-resolve), the fixture tests/fixtures/admission/pod-create.json
+#    (10,208 bytes compact): for each of ROUNDS rounds, a closed loop (maximum throughput) on the
+#    no-op server and on tollgate, in alternating order; then open loops at each of RATES
+#    requests per second (latency at a given load) on both.
+# 2. Registry rules with a warm cache: a real registry (Debian's docker-registry) holding a base
+#    image and three images built on it; the same Pod with its three containers running those
+#    images (tag@digest); tollgate resolves every image end to end and checks the base lineage.
+#    A closed loop, then the open loops.
+# After each part: tollgate's peak resident memory (VmHWM) and its registry/cache counters.
+#
+# Usage: bash benches/webhook.sh
+#   DURATION=10 WARMUP=2 ROUNDS=2 RATES="1000 4000" CONNECTIONS=64 (the defaults)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-2}
+RATES=${RATES:-"1000 4000"}
+CONNECTIONS=${CONNECTIONS:-64}
+
+missing=()
+[[ -x /usr/bin/docker-registry || -x /usr/sbin/docker-registry ]] || missing+=(docker-registry)
+[[ -x /usr/bin/time ]] || missing+=(time)
+command -v curl > /dev/null || missing+=(curl)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}"
+  apt-get install -y "${missing[@]}"
+fi
+
+cargo build --release --locked
+bin=$PWD/target/release/tollgate
+load=$(cargo bench --locked --bench webhook_load --no-run --message-format=json 2> /dev/null \
+  | grep '"kind":\["bench"\]' | grep '"name":"webhook_load"' \
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+[[ -x "$load" ]] || { echo "could not find the webhook_load bench binary" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  exec 3>&- 2> /dev/null || true
+  for p in "${pids[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$load" certs "$tmp/certs"
+body=tests/fixtures/admission/pod-create.json
+
+# Wait for "<prefix>ADDR" in a file; print ADDR.
+await_addr() {
+  local file=$1 prefix=$2
+  for _ in $(seq 300); do
+    if addr=$(grep -m1 -o "${prefix}[0-9.]*:[0-9]*" "$file" 2> /dev/null); then
+      echo "${addr#"$prefix"}"
+      return
+    fi
+    sleep 0.05
+  done
+  echo "no address in $file:" >&2
+  cat "$file" >&2
+  exit 1
+}
+
+# start_tollgate NAME ARGS...: sets tg_pid, tg_addr, tg_metrics.
+start_tollgate() {
+  local name=$1
+  shift
+  timeout 1800 "$bin" --log-format json serve \
+    --tls-cert "$tmp/certs/tls.crt" --tls-key "$tmp/certs/tls.key" \
+    --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 "$@" 2> "$tmp/$name.log" &
+  tg_pid=$!
+  pids+=("$tg_pid")
+  tg_addr=$(await_addr "$tmp/$name.log" "listening on https://")
+  tg_metrics=$(await_addr "$tmp/$name.log" "metrics on http://")
+  # `timeout` is the parent: the server is its child.
+  tg_server=$(pgrep -P "$tg_pid" -x tollgate || echo "$tg_pid")
+}
+
+# run_load LABEL SERVER_PID ADDR BODY [--rate R]: the load line, then where the CPU went during
+# the run (server, load client, everything else on the machine) in cores.
+run_load() {
+  local label=$1 pid=$2 addr=$3 file=$4 out s0 s1 t0 t1 w0 w1
+  shift 4
+  s0=$(proc_cpu "$pid"); t0=$(busy); w0=$(date +%s.%N)
+  out=$(/usr/bin/time -f "client-cpu %U %S" "$load" load --addr "$addr" --ca "$tmp/certs/ca.pem" \
+    --body "$file" --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
+    --max-requests 2000000 --label "$label" "$@" 2>&1)
+  s1=$(proc_cpu "$pid"); t1=$(busy); w1=$(date +%s.%N)
+  echo "$out" | grep -v '^client-cpu'
+  echo "$out" | awk -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$hz" '
+    /^client-cpu/ { c = $2 + $3 }
+    END {
+      w = w1 - w0; s = (s1 - s0) / hz; all = (t1 - t0) / hz
+      printf "    cpu (cores): server %.2f, load client %.2f, other processes %.2f\n", s / w, c / w, (all - s - c) / w
+    }'
+}
+
+hz=$(getconf CLK_TCK)
+proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+memory() { # PID LABEL
+  awk -v l="$2" '/^VmHWM|^VmRSS/ { printf "%s %s %s %s\n", l, $1, $2, $3 }' "/proc/$1/status"
+}
+
+counters() { # METRICS_ADDR
+  curl -s "http://$1/metrics" \
+    | grep -E '^tollgate_(registry_cache_total|registry_requests_total|registry_unavailable_total|admission_requests_total)' || true
+}
+
+timeout 1800 "$load" noop "$tmp/certs/tls.crt" "$tmp/certs/tls.key" > "$tmp/noop.out" &
+noop_pid=$!
+pids+=("$noop_pid")
+noop_addr=$(await_addr "$tmp/noop.out" "listening on https://")
+noop_server=$(pgrep -P "$noop_pid" || echo "$noop_pid")
+
+echo "== 1. static rules, $CONNECTIONS keep-alive TLS connections, ${DURATION}s per run after ${WARMUP}s warm-up"
+start_tollgate static --no-resolve
+for round in $(seq "$ROUNDS"); do
+  if ((round % 2)); then
+    run_load "noop     round $round" "$noop_server" "$noop_addr" "$body"
+    run_load "tollgate round $round" "$tg_server" "$tg_addr" "$body"
+  else
+    run_load "tollgate round $round" "$tg_server" "$tg_addr" "$body"
+    run_load "noop     round $round" "$noop_server" "$noop_addr" "$body"
+  fi
+done
+for rate in $RATES; do
+  run_load "noop    " "$noop_server" "$noop_addr" "$body" --rate "$rate"
+  run_load "tollgate" "$tg_server" "$tg_addr" "$body" --rate "$rate"
+done
+memory "$tg_server" "tollgate (static)"
+memory "$noop_server" "noop"
+counters "$tg_metrics"
+echo "decision log lines: $(grep -c '"admission decision"' "$tmp/static.log")"
+kill -TERM "$tg_pid"
+
+echo
+echo "== 2. registry rules, warm cache (loopback docker-registry, 3 images + base lineage)"
+mkfifo "$tmp/reg.in"
+timeout 1800 "$load" registry "$tmp/reg" < "$tmp/reg.in" > "$tmp/reg.out" &
+pids+=("$!")
+exec 3> "$tmp/reg.in"
+for _ in $(seq 300); do grep -q READY "$tmp/reg.out" 2> /dev/null && break; sleep 0.1; done
+grep -q READY "$tmp/reg.out" || { echo "the registry did not start" >&2; exit 1; }
+start_tollgate registry --policy "$tmp/reg/policy.yaml" --registry-deadline 3
+run_load "tollgate registry, closed loop" "$tg_server" "$tg_addr" "$tmp/reg/review.json"
+for rate in $RATES; do
+  run_load "tollgate registry" "$tg_server" "$tg_addr" "$tmp/reg/review.json" --rate "$rate"
+done
+memory "$tg_server" "tollgate (registry)"
+counters "$tg_metrics"
+kill -TERM "$tg_pid"

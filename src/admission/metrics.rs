@@ -1,0 +1,400 @@
+//! The webhook's Prometheus metrics (OpenMetrics text on the plain-HTTP metrics port).
+//!
+//! Names end in `_total`, `_seconds` or `_bytes`; labels take values from small fixed sets
+//! (operations, kinds, decisions, rule ids) or from the policy (approved registries), never from
+//! the request (names, namespaces, images).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::reference::RegistryHost;
+use crate::registry::http::RequestObserver;
+
+/// Latency buckets, from 0.5 ms (the webhook's own work) to 10 s (past any sane deadline).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Kinds reported as themselves; anything else is `other`, so a stray request cannot create
+/// label values.
+const KINDS: &[&str] = &[
+    "Pod",
+    "PodTemplate",
+    "ReplicationController",
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "EphemeralContainers",
+];
+
+/// The kind label for a request's kind.
+pub fn kind_label(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .unwrap_or("other")
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    webhook: &'static str,
+    operation: &'static str,
+    kind: &'static str,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    webhook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    rule: &'static str,
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExemptionLabels {
+    source: &'static str,
+    rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabels {
+    registry: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Every metric of the webhook, and the registry they are encoded from.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<WebhookLabels, Histogram>,
+    invalid: Family<ReasonLabels, Counter>,
+    findings: Family<FindingLabels, Counter>,
+    exemptions: Family<ExemptionLabels, Counter>,
+    registry_requests: Family<RegistryLabels, Counter>,
+    registry_errors: Family<RegistryLabels, Counter>,
+    registry_duration: Family<RegistryLabels, Histogram>,
+    cache: Family<ResultLabels, Counter>,
+    unavailable: Family<ReasonLabels, Counter>,
+    policy_reloads: Family<ResultLabels, Counter>,
+    certificate_reloads: Family<ResultLabels, Counter>,
+    certificate_expiry: Gauge<f64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn latency() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Metrics {
+    /// Every metric registered, the fixed-label series at 0.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        registry.register(
+            "tollgate_admission_requests",
+            "AdmissionReview requests answered, by webhook, operation, kind and decision",
+            requests.clone(),
+        );
+        let duration = Family::new_with_constructor(latency as fn() -> Histogram);
+        registry.register_with_unit(
+            "tollgate_admission_duration",
+            "Time from the request's arrival to its answer, registry walks included",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let invalid = Family::default();
+        registry.register(
+            "tollgate_admission_invalid_requests",
+            "Requests answered with an HTTP error because they are not AdmissionReviews, by reason",
+            invalid.clone(),
+        );
+        let findings = Family::default();
+        registry.register(
+            "tollgate_findings",
+            "Findings reported at admission (denials and warnings), by rule and level",
+            findings.clone(),
+        );
+        let exemptions = Family::default();
+        registry.register(
+            "tollgate_exemptions_used",
+            "Exemptions used: exempt namespaces (rule \"all\") and policy exemptions, by rule",
+            exemptions.clone(),
+        );
+        let registry_requests = Family::default();
+        registry.register(
+            "tollgate_registry_requests",
+            "HTTP requests sent to registries",
+            registry_requests.clone(),
+        );
+        let registry_errors = Family::default();
+        registry.register(
+            "tollgate_registry_errors",
+            "Registry requests that got no answer, or a 429 or 5xx answer",
+            registry_errors.clone(),
+        );
+        let registry_duration = Family::new_with_constructor(latency as fn() -> Histogram);
+        registry.register_with_unit(
+            "tollgate_registry_request_duration",
+            "Registry request latency (headers and body)",
+            Unit::Seconds,
+            registry_duration.clone(),
+        );
+        let cache = Family::default();
+        registry.register(
+            "tollgate_registry_cache",
+            "Image walks answered entirely from the resolver's cache (hit) or not (miss)",
+            cache.clone(),
+        );
+        let unavailable = Family::default();
+        registry.register(
+            "tollgate_registry_unavailable",
+            "Images whose registry-backed rules could not be evaluated, by reason (timeout, error)",
+            unavailable.clone(),
+        );
+        let policy_reloads = Family::default();
+        registry.register(
+            "tollgate_policy_reloads",
+            "Policy file reloads, by result (success, failure: the previous policy stays)",
+            policy_reloads.clone(),
+        );
+        let certificate_reloads = Family::default();
+        registry.register(
+            "tollgate_certificate_reloads",
+            "Serving certificate reloads, by result (success, failure: the previous one stays)",
+            certificate_reloads.clone(),
+        );
+        let certificate_expiry = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "tollgate_certificate_expiry",
+            "Time until the serving certificate expires (negative once it has)",
+            Unit::Seconds,
+            certificate_expiry.clone(),
+        );
+        // Series with fixed label values start at 0, so that rate() and alerts on them work
+        // before the first event.
+        for result in ["hit", "miss"] {
+            let _ = cache.get_or_create(&ResultLabels { result });
+        }
+        for result in ["success", "failure"] {
+            let _ = policy_reloads.get_or_create(&ResultLabels { result });
+            let _ = certificate_reloads.get_or_create(&ResultLabels { result });
+        }
+        for reason in ["timeout", "error"] {
+            let _ = unavailable.get_or_create(&ReasonLabels { reason });
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            invalid,
+            findings,
+            exemptions,
+            registry_requests,
+            registry_errors,
+            registry_duration,
+            cache,
+            unavailable,
+            policy_reloads,
+            certificate_reloads,
+            certificate_expiry,
+        }
+    }
+
+    /// One answered AdmissionReview.
+    pub fn request(
+        &self,
+        webhook: &'static str,
+        operation: &'static str,
+        kind: &'static str,
+        decision: &'static str,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                webhook,
+                operation,
+                kind,
+                decision,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&WebhookLabels { webhook })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A request answered with an HTTP error.
+    pub fn invalid(&self, reason: &'static str) {
+        self.invalid.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A finding reported by `/validate`.
+    pub fn finding(&self, rule: &'static str, level: &'static str) {
+        self.findings
+            .get_or_create(&FindingLabels { rule, level })
+            .inc();
+    }
+
+    /// `source` is `namespace` or `policy`; `rule` a rule id, or `all`.
+    pub fn exemption(&self, source: &'static str, rule: &'static str) {
+        self.exemptions
+            .get_or_create(&ExemptionLabels { source, rule })
+            .inc();
+    }
+
+    /// An image walk: `hit` when it sent no request.
+    pub fn cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// An image whose registry-backed rules could not be evaluated.
+    pub fn unavailable(&self, reason: &'static str) {
+        self.unavailable
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A policy reload, applied (`ok`) or rejected.
+    pub fn policy_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// A certificate reload, applied (`ok`) or rejected.
+    pub fn certificate_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.certificate_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// The OpenMetrics text, with the certificate's remaining life as of `expires_in`.
+    pub fn encode(&self, expires_in: f64) -> String {
+        self.certificate_expiry.set(expires_in);
+        let mut out = String::with_capacity(8 << 10);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The registry client's requests, counted into [`Metrics`].
+pub struct RegistryObserver(pub Arc<Metrics>);
+
+impl RequestObserver for RegistryObserver {
+    fn observe(&self, registry: &RegistryHost, elapsed: Duration, status: Option<u16>) {
+        let labels = RegistryLabels {
+            registry: registry.to_string(),
+        };
+        let m = &self.0;
+        m.registry_requests.get_or_create(&labels).inc();
+        if status.is_none_or(|s| s == 429 || s >= 500) {
+            m.registry_errors.get_or_create(&labels).inc();
+        }
+        m.registry_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_end_in_total_seconds_or_bytes() {
+        let m = Metrics::new();
+        m.request(
+            "validate",
+            "CREATE",
+            "Pod",
+            "allow",
+            Duration::from_micros(300),
+        );
+        m.invalid("not-json");
+        m.finding("tag-latest", "deny");
+        m.exemption("namespace", "all");
+        m.cache(true);
+        m.unavailable("timeout");
+        m.policy_reload(false);
+        m.certificate_reload(true);
+        RegistryObserver(Arc::new(Metrics::new())).observe(
+            &"r.example.org".parse().unwrap(),
+            Duration::from_millis(3),
+            None,
+        );
+        let text = m.encode(3600.0);
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_count")
+                .trim_end_matches("_sum");
+            assert!(
+                base.ends_with("_total") || base.ends_with("_seconds") || base.ends_with("_bytes"),
+                "{line}"
+            );
+        }
+        assert!(
+            text.contains(
+                "tollgate_admission_duration_seconds_bucket{le=\"0.0005\",webhook=\"validate\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tollgate_certificate_expiry_seconds 3600.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tollgate_policy_reloads_total{result=\"failure\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_do_not_become_label_values() {
+        assert_eq!(kind_label("Deployment"), "Deployment");
+        assert_eq!(kind_label("Anything-an-attacker-sends"), "other");
+    }
+}

@@ -1,0 +1,105 @@
+//! The registry-backed rules at admission: each distinct image of an approved registry walked
+//! once, under the webhook's deadline.
+//!
+//! The walks run in a task of their own. When the deadline comes first, the decision is made
+//! without the images not yet answered for (the policy says what that means), and the walks go
+//! on in the background, bounded by the resolver's own deadline, so that the API server's retry
+//! finds the answers in the cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::policy::Policy;
+use crate::reference::ImageRef;
+use crate::registry::base::BaseChecker;
+use crate::registry::rules::{self, RegistryFacts};
+use crate::registry::{RegistryError, Resolver, sites};
+use crate::report::ImageSite;
+
+/// The registry side of the server: one resolver for the server's lifetime (its caches are the
+/// point), and the base checker of the current policy.
+pub struct RegistryEngine {
+    pub resolver: Arc<Resolver>,
+    pub bases: Arc<BaseChecker>,
+}
+
+/// What became of one image.
+#[derive(Debug)]
+pub enum Answer {
+    Facts(Box<RegistryFacts>),
+    /// The registry answered, but not usefully (refused, 5xx after retries, unreachable).
+    Failed(RegistryError),
+    /// No answer before the deadline.
+    TimedOut(Duration),
+}
+
+/// One distinct image, every site that uses it, and what the registry said.
+#[derive(Debug)]
+pub struct Walked {
+    pub reference: ImageRef,
+    pub sites: Vec<ImageSite>,
+    pub answer: Answer,
+}
+
+/// Walk the distinct images of `sites` (at most `jobs` at a time) until `deadline`.
+pub async fn walk(
+    policy: &Arc<Policy>,
+    engine: &RegistryEngine,
+    sites: Vec<ImageSite>,
+    jobs: usize,
+    started: Instant,
+    deadline: Duration,
+) -> Vec<Walked> {
+    let todo = sites::group(policy, sites);
+    if todo.is_empty() {
+        return Vec::new();
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let references: Vec<ImageRef> = todo.iter().map(|(r, _)| r.clone()).collect();
+    let (policy, resolver, bases) = (
+        policy.clone(),
+        engine.resolver.clone(),
+        engine.bases.clone(),
+    );
+    tokio::spawn(async move {
+        futures_util::stream::iter(references.into_iter().enumerate())
+            .map(|(i, r)| {
+                let (policy, resolver, bases) = (&policy, &resolver, &bases);
+                async move { (i, rules::evaluate(policy, resolver, bases, &r).await) }
+            })
+            .buffer_unordered(jobs.max(1))
+            .for_each(|answer| {
+                // The receiver is gone once the decision was made: the answer still warmed
+                // the cache.
+                let _ = tx.send(answer);
+                std::future::ready(())
+            })
+            .await;
+    });
+    let mut answers: Vec<Option<Answer>> = todo.iter().map(|_| None).collect();
+    let mut pending = todo.len();
+    while pending > 0 {
+        match tokio::time::timeout_at(started + deadline, rx.recv()).await {
+            Ok(Some((i, result))) => {
+                answers[i] = Some(match result {
+                    Ok(facts) => Answer::Facts(Box::new(facts)),
+                    Err(e) => Answer::Failed(e),
+                });
+                pending -= 1;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    todo.into_iter()
+        .zip(answers)
+        .map(|((reference, sites), answer)| Walked {
+            reference,
+            sites,
+            answer: answer.unwrap_or(Answer::TimedOut(deadline)),
+        })
+        .collect()
+}
