@@ -67,13 +67,13 @@ pub fn load_settings(
         (Some(p), _) => (p.clone(), None),
         (None, None) => (policy::default_policy(), None),
         (None, Some(path)) => {
-            let blob =
-                repo.file_at(commit, path)?
-                    .ok_or_else(|| GateError::MissingPolicy {
-                        config: repo::FILE_NAME.to_owned(),
-                        path: path.to_owned(),
-                        commit: short.clone(),
-                    })?;
+            let blob = repo
+                .file_at(commit, path)?
+                .ok_or_else(|| GateError::MissingPolicy {
+                    config: repo::FILE_NAME.to_owned(),
+                    path: path.to_owned(),
+                    commit: short.clone(),
+                })?;
             let text = text(repo, blob, path, &short)?;
             let policy = policy::parse_policy(&text, path)
                 .map_err(|e| GateError::Policy(e, short.clone()))?;
@@ -152,9 +152,7 @@ pub fn check_files(
     let policy = &settings.policy;
     let mut report = manifest::in_parallel(policy, &work, |w| match w {
         Work::Manifest(name, text) => check::check_text(policy, name, text, opts),
-        Work::Values(name, text, spec) => {
-            values::check_values_text(policy, name, text, spec, opts)
-        }
+        Work::Values(name, text, spec) => values::check_values_text(policy, name, text, spec, opts),
         Work::Failed(e) => {
             let mut r = Report::new(check::policy_info(policy));
             r.files = 1;

@@ -136,7 +136,9 @@ impl DeployRepo {
                     GitError::NoMergeBase { base, head }
                 })
             }
-            Err(e) => Err(git(format!("cannot find the merge base of {base} and {head}"))(e)),
+            Err(e) => Err(git(format!(
+                "cannot find the merge base of {base} and {head}"
+            ))(e)),
         }
     }
 
@@ -171,7 +173,11 @@ impl DeployRepo {
     /// The files a change adds, modifies, renames or copies, at `head`, compared with `base`
     /// (every file of `head` when `base` is `None`). Deleted files, symlinks and submodules are
     /// left out: there is nothing of them to check.
-    pub fn changed_files(&self, base: Option<Oid>, head: Oid) -> Result<Vec<ChangedFile>, GitError> {
+    pub fn changed_files(
+        &self,
+        base: Option<Oid>,
+        head: Oid,
+    ) -> Result<Vec<ChangedFile>, GitError> {
         let head_tree = self
             .repo
             .find_commit(head)
@@ -211,7 +217,13 @@ impl DeployRepo {
                 continue;
             };
             let renamed_from = (delta.status() == Delta::Renamed)
-                .then(|| delta.old_file().path().and_then(Path::to_str).map(str::to_owned))
+                .then(|| {
+                    delta
+                        .old_file()
+                        .path()
+                        .and_then(Path::to_str)
+                        .map(str::to_owned)
+                })
                 .flatten();
             files.push(ChangedFile {
                 path: path.to_owned(),
