@@ -14,6 +14,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod repo;
+pub mod retention;
 pub mod values;
 pub mod report;
 pub mod workload;
