@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod certs;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod git;
 pub mod manifest;
