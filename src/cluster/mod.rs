@@ -6,6 +6,8 @@
 //! reference in its spec: a tag may have moved since the pull, and the node keeps running the
 //! old content from its cache (seeds 000 and 001).
 
+pub mod kube;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
