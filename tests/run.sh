@@ -7,7 +7,10 @@
 # - git;
 # - Debian's docker-registry package: the CNCF distribution registry the registry tests start
 #   on a loopback port (tests/common/registry.rs);
-# - coreutils' `timeout`, which bounds every test registry's lifetime.
+# - coreutils' `timeout`, which bounds every test registry's lifetime;
+# - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
+#   no helm binary, no Go), which tests/chart.rs drives through tests/helm/render.py to lint and
+#   render charts/tollgate with real Helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,8 @@ missing=()
 need git || missing+=(git)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 need timeout || missing+=(coreutils)
+need python3 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then
@@ -29,6 +34,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import helm_python' >/dev/null 2>&1; then
+  echo "tests/run.sh: installing helm-python-sdk (the Helm v4 SDK)" >&2
+  # A Debian python3 refuses installs outside a virtualenv (PEP 668); this wheel has no
+  # dependencies, so it cannot break the system's packages. Older pips ignore the variable.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet helm-python-sdk
+  if ! python3 -c 'import helm_python' >/dev/null 2>&1; then
+    echo "tests/run.sh: helm-python-sdk is installed but python3 cannot import helm_python" >&2
+    exit 2
+  fi
 fi
 
 # One build shared by every test target; --locked so CI builds exactly Cargo.lock.

@@ -1,0 +1,826 @@
+//! The Helm chart `charts/tollgate`, linted and rendered by real Helm (the Helm v4 SDK from
+//! PyPI, `helm-python-sdk`, through tests/helm/render.py), and its rendered Deployment checked by
+//! the real `tollgate check`.
+//!
+//! Helm is a prerequisite like the test registry: tests/run.sh installs it, and without it these
+//! tests fail with a message that says how to install it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use common::run;
+use rstest::rstest;
+use serde_json::{Value, json};
+use tollgate::yaml::{Record, load_all, load_one};
+
+const CHART: &str = "charts/tollgate";
+const RELEASE: &str = "tollgate";
+const NAMESPACE: &str = "tollgate-system";
+
+/// What Helm made of the chart with some values.
+struct Helm {
+    /// `helm lint` messages of severity warning (2) or error (3), and its errors.
+    lint_problems: Vec<String>,
+    schema_error: Option<String>,
+    render_error: Option<String>,
+    /// Template path → rendered YAML (what `helm template` prints).
+    manifests: BTreeMap<String, String>,
+}
+
+impl Helm {
+    /// Every rendered object.
+    fn objects(&self) -> Vec<Value> {
+        self.manifests
+            .iter()
+            .filter(|(path, _)| path.ends_with(".yaml"))
+            .flat_map(|(path, text)| {
+                load_all(text, Record::ImageFields)
+                    .into_iter()
+                    .map(move |doc| doc.unwrap_or_else(|e| panic!("{path}: {e}\n{text}")).value)
+            })
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+
+    /// The objects of `kind`.
+    fn all(&self, kind: &str) -> Vec<Value> {
+        self.objects()
+            .into_iter()
+            .filter(|o| o["kind"] == kind)
+            .collect()
+    }
+
+    /// The one object of `kind`.
+    fn one(&self, kind: &str) -> Value {
+        let mut found = self.all(kind);
+        assert_eq!(found.len(), 1, "exactly one {kind}: {found:#?}");
+        found.remove(0)
+    }
+
+    /// The rendered stream, as `helm template` prints it.
+    fn stream(&self) -> String {
+        self.manifests
+            .iter()
+            .filter(|(path, _)| path.ends_with(".yaml"))
+            .map(|(path, text)| format!("---\n# Source: {path}\n{text}\n"))
+            .collect()
+    }
+
+    /// Lint and render passed, with nothing worse than an info message.
+    fn assert_clean(&self) {
+        assert!(self.lint_problems.is_empty(), "{:#?}", self.lint_problems);
+        assert_eq!(self.schema_error, None);
+        assert_eq!(self.render_error, None);
+    }
+}
+
+/// Lint and render the chart as release RELEASE in NAMESPACE with `values`.
+fn helm(values: &Value) -> Helm {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("python3")
+        .arg(Path::new(root).join("tests/helm/render.py"))
+        .arg(Path::new(root).join(CHART))
+        .args([RELEASE, NAMESPACE, &values.to_string()])
+        .current_dir(root)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run python3 ({e}): install Python 3 and the Helm v4 SDK \
+                 (`apt-get install python3 python3-pip && python3 -m pip install \
+                 helm-python-sdk`), or run tests/run.sh, which installs both"
+            )
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "tests/helm/render.py failed ({}):\n{stderr}",
+        out.status
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("render.py printed no JSON ({e}):\n{stderr}"));
+    let lint = &report["lint"];
+    let mut lint_problems: Vec<String> = lint["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["severity"].as_u64().unwrap() >= 2)
+        .map(|m| format!("{}: {}", m["path"], m["error"]))
+        .collect();
+    lint_problems.extend(
+        lint["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_owned()),
+    );
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    Helm {
+        lint_problems,
+        schema_error: text(&report["schema_error"]),
+        render_error: text(&report["render_error"]),
+        manifests: serde_json::from_value(report["manifests"].clone()).unwrap(),
+    }
+}
+
+/// Render with `values`, asserting that lint and render pass.
+fn rendered(values: Value) -> Helm {
+    let h = helm(&values);
+    h.assert_clean();
+    h
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+/// The value of `--flag=` in the server's arguments.
+fn arg<'a>(deployment: &'a Value, flag: &str) -> Option<&'a str> {
+    let prefix = format!("{flag}=");
+    strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+        .into_iter()
+        .find_map(|a| a.strip_prefix(prefix.as_str()))
+}
+
+fn args(deployment: &Value) -> Vec<&str> {
+    strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lint and schema.
+
+#[rstest]
+#[case::defaults(json!({}))]
+#[case::mutating_on(json!({"mutating": {"enabled": true}}))]
+#[case::mutating_on_more_kinds(json!({"mutating": {"enabled": true, "kinds": ["Pod", "Job"], "failurePolicy": "Fail", "timeoutSeconds": 3}}))]
+#[case::existing_secret(json!({"certificates": {"mode": "secret", "existingSecret": "tollgate-certs", "caBundle": "LS0tLS1CRUdJTg=="}}))]
+#[case::own_cluster_issuer(json!({"certificates": {"certManager": {"issuerRef": {"kind": "ClusterIssuer", "name": "internal-ca"}}}}))]
+#[case::monitoring_and_network_policy(json!({"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}, "prometheusRule": {"enabled": true, "alertLabels": {"team": "sre"}}, "networkPolicy": {"enabled": true}}))]
+#[case::ignore_and_a_longer_timeout(json!({"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10}}))]
+#[case::shortest_timeout(json!({"webhook": {"timeoutSeconds": 1}}))]
+#[case::static_rules_only(json!({"registry": {"resolve": false}}))]
+#[case::registry_credentials_and_ca(json!({"registry": {"credentialsSecret": "regcred", "ca": {"configMap": "registry-ca", "key": "ca.pem"}, "deadlineSeconds": 2.5}}))]
+#[case::existing_policy(json!({"policy": {"existingConfigMap": "my-policy", "key": "prod.yaml"}}))]
+#[case::one_replica_and_no_pdb(json!({"replicaCount": 1, "podDisruptionBudget": {"enabled": false}}))]
+#[case::pinned_image(json!({"image": {"digest": format!("sha256:{}", "a".repeat(64))}}))]
+#[case::scheduling(json!({"priorityClassName": "system-cluster-critical", "nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": [{"operator": "Exists"}], "topologySpreadConstraints": []}))]
+#[case::server_tuning(json!({"server": {"maxBodyBytes": 1048576, "unchangedImages": "enforce", "logFormat": "text", "shutdownGraceSeconds": 5, "exemptNamespaces": ["kube-system", "cert-manager"], "env": [{"name": "RUST_LOG", "value": "info"}], "extraArgs": ["--ca-file=/x"]}}))]
+fn lint_and_render_pass(#[case] values: Value) {
+    let h = rendered(values);
+    assert!(!h.objects().is_empty());
+}
+
+#[rstest]
+#[case::replicas_as_a_word(json!({"replicaCount": "two"}), "/replicaCount")]
+#[case::zero_replicas(json!({"replicaCount": 0}), "/replicaCount")]
+#[case::unknown_top_level_key(json!({"replicas": 2}), "additional properties 'replicas'")]
+#[case::unknown_nested_key(json!({"image": {"tagg": "1.0"}}), "additional properties 'tagg'")]
+#[case::failure_policy_misspelt(json!({"webhook": {"failurePolicy": "fail"}}), "/webhook/failurePolicy")]
+#[case::timeout_over_the_api_servers_limit(json!({"webhook": {"timeoutSeconds": 31}}), "/webhook/timeoutSeconds")]
+#[case::mutating_a_kind_that_has_no_pods(json!({"mutating": {"enabled": true, "kinds": ["Service"]}}), "/mutating/kinds/0")]
+#[case::short_digest(json!({"image": {"digest": "sha256:abc"}}), "/image/digest")]
+#[case::secret_mode_without_a_secret(json!({"certificates": {"mode": "secret"}}), "/certificates/existingSecret")]
+#[case::secret_mode_without_a_ca_bundle(json!({"certificates": {"mode": "secret", "existingSecret": "s"}}), "/certificates/caBundle")]
+#[case::unknown_certificate_mode(json!({"certificates": {"mode": "vault"}}), "/certificates/mode")]
+#[case::log_format(json!({"server": {"logFormat": "xml"}}), "/server/logFormat")]
+fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
+    let h = helm(&values);
+    let schema = h.schema_error.as_deref().expect("the schema rejects it");
+    assert!(schema.contains(message), "{schema}");
+    // `helm lint` and `helm template` refuse it too.
+    assert!(
+        h.lint_problems.iter().any(|p| p.contains(message)),
+        "{:#?}",
+        h.lint_problems
+    );
+    assert!(h.render_error.is_some());
+}
+
+#[rstest]
+#[case::deadline_not_below_the_timeout(
+    json!({"registry": {"deadlineSeconds": 5}}),
+    "must be above 0 and below webhook.timeoutSeconds"
+)]
+#[case::grace_not_longer_than_the_drain(
+    json!({"terminationGracePeriodSeconds": 20, "server": {"shutdownGraceSeconds": 20}}),
+    "must be longer than server.shutdownGraceSeconds"
+)]
+fn render_refuses_inconsistent_values(#[case] values: Value, #[case] message: &str) {
+    let h = helm(&values);
+    assert_eq!(h.schema_error, None);
+    let e = h.render_error.expect("render fails");
+    assert!(e.contains(message), "{e}");
+}
+
+#[test]
+fn the_schema_covers_every_default_value() {
+    // Every key of values.yaml is declared, at every level where the schema is closed; a new
+    // value without a schema entry fails here (and the chart's additionalProperties: false
+    // would refuse it).
+    let text = std::fs::read_to_string(Path::new(CHART).join("values.yaml")).unwrap();
+    let values = load_one(&text, Record::ImageFields).unwrap().value;
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(CHART).join("values.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    fn walk(value: &Value, schema: &Value, path: &str) {
+        let Some(map) = value.as_object() else { return };
+        if schema["additionalProperties"] != false {
+            return;
+        }
+        for (key, v) in map {
+            let sub = &schema["properties"][key];
+            assert!(!sub.is_null(), "{path}/{key} has no schema");
+            assert!(
+                sub.get("type").is_some() || sub.get("enum").is_some(),
+                "{path}/{key} has no type"
+            );
+            walk(v, sub, &format!("{path}/{key}"));
+        }
+    }
+    walk(&values, &schema, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the default values render.
+
+#[test]
+fn the_deployment_is_hardened_and_probed() {
+    let h = rendered(json!({}));
+    let d = h.one("Deployment");
+    assert_eq!(d["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path);
+        assert_eq!(get["scheme"], "HTTPS");
+        assert_eq!(get["port"], "https");
+    }
+    let ports: BTreeMap<&str, u64> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, BTreeMap::from([("https", 8443), ("metrics", 9090)]));
+
+    let env = &c["env"][0];
+    assert_eq!(env["name"], "POD_NAMESPACE");
+    assert_eq!(
+        env["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+
+    // The server's command line: exactly the flags of `tollgate serve`.
+    assert_eq!(args(&d)[0], "serve");
+    assert_eq!(arg(&d, "--tls-cert"), Some("/etc/tollgate/tls/tls.crt"));
+    assert_eq!(arg(&d, "--tls-key"), Some("/etc/tollgate/tls/tls.key"));
+    assert_eq!(
+        arg(&d, "--policy"),
+        Some("/etc/tollgate/policy/policy.yaml")
+    );
+    assert_eq!(arg(&d, "--listen"), Some("0.0.0.0:8443"));
+    assert_eq!(arg(&d, "--metrics-listen"), Some("0.0.0.0:9090"));
+    assert_eq!(arg(&d, "--unchanged-images"), Some("warn"));
+    assert_eq!(arg(&d, "--log-format"), Some("json"));
+    assert!(!args(&d).contains(&"--mutate"));
+    assert!(!args(&d).contains(&"--no-resolve"));
+    let exempt: Vec<&str> = args(&d)
+        .into_iter()
+        .filter_map(|a| a.strip_prefix("--exempt-namespace="))
+        .collect();
+    assert_eq!(exempt, ["kube-system", NAMESPACE]);
+
+    // The kubelet waits longer than the server drains.
+    let grace: f64 = arg(&d, "--shutdown-grace").unwrap().parse().unwrap();
+    assert!(pod["terminationGracePeriodSeconds"].as_f64().unwrap() > grace);
+
+    // The registry deadline is below the webhook's timeout.
+    let deadline: f64 = arg(&d, "--registry-deadline").unwrap().parse().unwrap();
+    let timeout = h.one("ValidatingWebhookConfiguration")["webhooks"][0]["timeoutSeconds"]
+        .as_f64()
+        .unwrap();
+    assert!(0.0 < deadline && deadline < timeout, "{deadline} {timeout}");
+
+    // Mounted as whole directories: a subPath mount would never see a renewed certificate or
+    // an edited policy.
+    for m in c["volumeMounts"].as_array().unwrap() {
+        assert!(m.get("subPath").is_none(), "{m}");
+    }
+    let spread = pod["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(spread.len(), 2);
+    for s in spread {
+        assert_eq!(
+            s["labelSelector"]["matchLabels"],
+            d["spec"]["selector"]["matchLabels"]
+        );
+    }
+}
+
+#[test]
+fn the_service_and_the_disruption_budget_select_the_pods() {
+    let h = rendered(json!({}));
+    let d = h.one("Deployment");
+    let labels = &d["spec"]["template"]["metadata"]["labels"];
+    let selector = d["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    for (k, v) in selector {
+        assert_eq!(&labels[k], v);
+    }
+
+    let svc = h.one("Service");
+    assert_eq!(svc["metadata"]["name"], RELEASE);
+    assert_eq!(
+        svc["spec"]["selector"],
+        d["spec"]["selector"]["matchLabels"]
+    );
+    let ports: BTreeSet<(u64, &str)> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap(),
+                p["targetPort"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, BTreeSet::from([(443, "https"), (9090, "metrics")]));
+
+    let pdb = h.one("PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["selector"], d["spec"]["selector"]);
+
+    let sa = h.one("ServiceAccount");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
+}
+
+#[test]
+fn the_validating_webhook_covers_every_pod_bearing_kind_and_leaves_out_kube_system() {
+    let h = rendered(json!({}));
+    let vwc = h.one("ValidatingWebhookConfiguration");
+    let hooks = vwc["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    let w = &hooks[0];
+    assert_eq!(w["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(w["sideEffects"], "None");
+    assert_eq!(w["matchPolicy"], "Equivalent");
+    assert_eq!(w["failurePolicy"], "Fail");
+    assert_eq!(w["timeoutSeconds"], 5);
+    assert_eq!(
+        w["clientConfig"]["service"],
+        json!({"name": RELEASE, "namespace": NAMESPACE, "path": "/validate", "port": 443})
+    );
+    assert!(w["clientConfig"].get("caBundle").is_none());
+
+    let exprs = w["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap();
+    let name_rule = exprs
+        .iter()
+        .find(|e| e["key"] == "kubernetes.io/metadata.name")
+        .unwrap();
+    assert_eq!(name_rule["operator"], "NotIn");
+    assert_eq!(strings(&name_rule["values"]), ["kube-system", NAMESPACE]);
+
+    let mut covered = BTreeSet::new();
+    for rule in w["rules"].as_array().unwrap() {
+        assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"]);
+        assert_eq!(strings(&rule["apiVersions"]), ["v1"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                covered.insert(format!("{group}/{resource}"));
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "/pods",
+        "/pods/ephemeralcontainers",
+        "/replicationcontrollers",
+        "apps/deployments",
+        "apps/replicasets",
+        "apps/statefulsets",
+        "apps/daemonsets",
+        "batch/jobs",
+        "batch/cronjobs",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(covered, expected);
+
+    assert!(h.all("MutatingWebhookConfiguration").is_empty());
+}
+
+#[test]
+fn cert_manager_issues_the_serving_certificate_from_the_charts_ca_and_injects_it() {
+    let h = rendered(json!({}));
+    let issuers = h.all("Issuer");
+    let certs = h.all("Certificate");
+    let by_name = |objs: &[Value], name: &str| -> Value {
+        objs.iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {objs:#?}"))
+            .clone()
+    };
+    assert_eq!(issuers.len(), 2);
+    assert_eq!(certs.len(), 2);
+
+    let selfsigned = by_name(&issuers, "tollgate-selfsigned");
+    assert_eq!(selfsigned["spec"]["selfSigned"], json!({}));
+    let ca = by_name(&certs, "tollgate-ca");
+    assert_eq!(ca["spec"]["isCA"], true);
+    assert_eq!(ca["spec"]["issuerRef"]["name"], "tollgate-selfsigned");
+    let ca_issuer = by_name(&issuers, "tollgate-ca");
+    assert_eq!(
+        ca_issuer["spec"]["ca"]["secretName"],
+        ca["spec"]["secretName"]
+    );
+
+    let serving = by_name(&certs, "tollgate-tls");
+    assert_eq!(serving["spec"]["issuerRef"]["name"], "tollgate-ca");
+    assert_eq!(serving["spec"]["issuerRef"]["kind"], "Issuer");
+    assert!(strings(&serving["spec"]["usages"]).contains(&"server auth"));
+    // The same names `tollgate certs generate` puts in its certificate.
+    let req = tollgate::certs::Request::new(RELEASE, NAMESPACE, 1, 1).unwrap();
+    assert_eq!(strings(&serving["spec"]["dnsNames"]), req.dns_names());
+
+    // The Deployment mounts the Secret the serving Certificate fills.
+    let d = h.one("Deployment");
+    let tls = d["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .unwrap()
+        .clone();
+    assert_eq!(tls["secret"]["secretName"], serving["spec"]["secretName"]);
+
+    // cainjector fills the caBundle from that Certificate.
+    let vwc = h.one("ValidatingWebhookConfiguration");
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{NAMESPACE}/tollgate-tls")
+    );
+}
+
+#[test]
+fn an_own_issuer_replaces_the_charts_ca() {
+    let h = rendered(json!({"certificates": {"certManager": {
+        "issuerRef": {"kind": "ClusterIssuer", "name": "internal-ca"}}}}));
+    assert!(h.all("Issuer").is_empty());
+    let serving = h.one("Certificate");
+    assert_eq!(
+        serving["spec"]["issuerRef"],
+        json!({"kind": "ClusterIssuer", "name": "internal-ca"})
+    );
+    let vwc = h.one("ValidatingWebhookConfiguration");
+    assert!(vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].is_string());
+}
+
+#[test]
+fn generated_certificates_go_into_a_secret_and_the_ca_bundle_value() {
+    // The flow of webhook-certs/README.md: `tollgate certs generate` for the chart's Service,
+    // then the chart with mode secret and the printed caBundle.
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "certs",
+        "generate",
+        "--service",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle = r.stdout.trim();
+    let h = rendered(json!({
+        "mutating": {"enabled": true},
+        "certificates": {"mode": "secret", "existingSecret": "tollgate-certs", "caBundle": bundle},
+    }));
+    assert!(h.all("Certificate").is_empty());
+    assert!(h.all("Issuer").is_empty());
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let wc = h.one(kind);
+        assert_eq!(
+            wc["webhooks"][0]["clientConfig"]["caBundle"], bundle,
+            "{kind}"
+        );
+        assert!(
+            wc["metadata"]
+                .get("annotations")
+                .is_none_or(|a| a.get("cert-manager.io/inject-ca-from").is_none()),
+            "{kind}"
+        );
+    }
+    let d = h.one("Deployment");
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let tls = volumes.iter().find(|v| v["name"] == "tls").unwrap();
+    assert_eq!(tls["secret"]["secretName"], "tollgate-certs");
+}
+
+#[test]
+fn the_mutating_webhook_is_off_by_default_and_on_pods_only_when_on() {
+    let h = rendered(json!({"mutating": {"enabled": true}}));
+    let mwc = h.one("MutatingWebhookConfiguration");
+    let w = &mwc["webhooks"][0];
+    assert_eq!(w["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(w["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(w["sideEffects"], "None");
+    assert_eq!(w["matchPolicy"], "Equivalent");
+    assert_eq!(
+        w["rules"],
+        json!([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}])
+    );
+    assert_eq!(
+        w["namespaceSelector"],
+        h.one("ValidatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    );
+    let d = h.one("Deployment");
+    assert!(args(&d).contains(&"--mutate"));
+    assert_eq!(arg(&d, "--mutate-kind"), Some("Pod"));
+
+    let more = rendered(json!({"mutating": {"enabled": true, "kinds": ["Pod", "Deployment"]}}));
+    let resources: Vec<Value> = more.one("MutatingWebhookConfiguration")["webhooks"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!([r["apiGroups"][0], r["resources"][0]]))
+        .collect();
+    assert_eq!(
+        resources,
+        [json!(["", "pods"]), json!(["apps", "deployments"])]
+    );
+}
+
+#[rstest]
+#[case::fail_5(json!({}), "Fail", 5, Some("3"))]
+#[case::ignore_10(json!({"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10}}), "Ignore", 10, Some("8"))]
+#[case::timeout_2(json!({"webhook": {"timeoutSeconds": 2}}), "Fail", 2, Some("1"))]
+#[case::timeout_1(json!({"webhook": {"timeoutSeconds": 1}}), "Fail", 1, Some("0.5"))]
+#[case::explicit_deadline(json!({"webhook": {"timeoutSeconds": 10}, "registry": {"deadlineSeconds": 4}}), "Fail", 10, Some("4"))]
+#[case::no_resolve(json!({"registry": {"resolve": false}}), "Fail", 5, None)]
+fn failure_policy_timeout_and_registry_deadline(
+    #[case] values: Value,
+    #[case] policy: &str,
+    #[case] timeout: u64,
+    #[case] deadline: Option<&str>,
+) {
+    let h = rendered(values);
+    let w = &h.one("ValidatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(w["failurePolicy"], policy);
+    assert_eq!(w["timeoutSeconds"], timeout);
+    let d = h.one("Deployment");
+    assert_eq!(arg(&d, "--registry-deadline"), deadline);
+    assert_eq!(args(&d).contains(&"--no-resolve"), deadline.is_none());
+}
+
+#[test]
+fn the_policy_configmap_holds_the_default_policy_and_is_passed_with_policy() {
+    let h = rendered(json!({}));
+    let cm = h.one("ConfigMap");
+    assert_eq!(cm["data"]["policy.yaml"], tollgate::policy::DEFAULT_POLICY);
+    let d = h.one("Deployment");
+    let spec = &d["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "policy")
+        .unwrap()
+        .clone();
+    assert_eq!(volume["configMap"]["name"], cm["metadata"]["name"]);
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "policy")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        arg(&d, "--policy").unwrap(),
+        format!("{}/policy.yaml", mount["mountPath"].as_str().unwrap())
+    );
+
+    let own = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: mine\n";
+    let h = rendered(json!({"policy": {"content": own}}));
+    assert_eq!(h.one("ConfigMap")["data"]["policy.yaml"], own);
+
+    let h = rendered(json!({"policy": {"existingConfigMap": "prod-policy", "key": "prod.yaml"}}));
+    assert!(h.all("ConfigMap").is_empty());
+    let d = h.one("Deployment");
+    assert_eq!(arg(&d, "--policy"), Some("/etc/tollgate/policy/prod.yaml"));
+}
+
+#[test]
+fn the_charts_policy_copy_is_byte_identical_to_policies_default_yaml() {
+    // Helm reads files inside the chart only, so the chart carries a copy; this keeps it from
+    // drifting. Fix with: cp policies/default.yaml charts/tollgate/files/policy.yaml
+    let copy = std::fs::read(Path::new(CHART).join("files/policy.yaml")).unwrap();
+    let original = std::fs::read("policies/default.yaml").unwrap();
+    assert!(
+        copy == original,
+        "charts/tollgate/files/policy.yaml differs from policies/default.yaml; \
+         run: cp policies/default.yaml charts/tollgate/files/policy.yaml"
+    );
+    assert_eq!(copy, tollgate::policy::DEFAULT_POLICY.as_bytes());
+}
+
+#[test]
+fn monitoring_and_network_policy_are_off_by_default() {
+    let h = rendered(json!({}));
+    for kind in ["ServiceMonitor", "PrometheusRule", "NetworkPolicy"] {
+        assert!(h.all(kind).is_empty(), "{kind}");
+    }
+}
+
+#[test]
+fn the_service_monitor_scrapes_the_plain_http_metrics_port() {
+    let h = rendered(json!({"serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}}));
+    let sm = h.one("ServiceMonitor");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prom");
+    let ep = &sm["spec"]["endpoints"][0];
+    assert_eq!(ep["port"], "metrics");
+    assert_eq!(ep["path"], "/metrics");
+    assert_eq!(ep["scheme"], "http");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        h.one("Deployment")["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn the_alerts_use_the_metric_names_from_values() {
+    let h = rendered(json!({"prometheusRule": {"enabled": true}}));
+    let rule = h.one("PrometheusRule");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
+    let alerts: BTreeMap<&str, &str> = rules
+        .iter()
+        .map(|r| (r["alert"].as_str().unwrap(), r["expr"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        alerts.keys().copied().collect::<Vec<_>>(),
+        [
+            "TollgateCertificateExpiringSoon",
+            "TollgatePolicyReloadFailed",
+            "TollgateWebhookDown",
+            "TollgateWebhookErrors",
+            "TollgateWebhookSlow"
+        ]
+    );
+    assert!(alerts["TollgateWebhookErrors"].contains("tollgate_admission_requests_total{"));
+    assert!(alerts["TollgateWebhookSlow"].contains("tollgate_admission_duration_seconds_bucket{"));
+    assert!(
+        alerts["TollgateCertificateExpiringSoon"].contains("tollgate_certificate_expiry_seconds{")
+    );
+    assert!(alerts["TollgateCertificateExpiringSoon"].contains(&(14 * 86_400).to_string()));
+    assert!(alerts["TollgatePolicyReloadFailed"].contains("tollgate_policy_reloads_total{"));
+    for (alert, expr) in &alerts {
+        assert!(
+            expr.contains(&format!("namespace=\"{NAMESPACE}\",service=\"{RELEASE}\"")),
+            "{alert}: {expr}"
+        );
+    }
+
+    let renamed = rendered(json!({"prometheusRule": {"enabled": true},
+        "metrics": {"names": {"requests": "tg_requests_total"}}}));
+    let rule = renamed.one("PrometheusRule");
+    let errors = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "TollgateWebhookErrors")
+        .unwrap()["expr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(errors.contains("tg_requests_total{"), "{errors}");
+    assert!(
+        !errors.contains("tollgate_admission_requests_total"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn the_network_policy_opens_the_webhook_port_to_all_and_metrics_to_the_selector() {
+    let h = rendered(json!({"networkPolicy": {"enabled": true}}));
+    let np = h.one("NetworkPolicy");
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress"]);
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        h.one("Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    let ingress = np["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 2);
+    assert!(ingress[0].get("from").is_none());
+    assert_eq!(ingress[0]["ports"][0]["port"], "https");
+    assert_eq!(ingress[1]["ports"][0]["port"], "metrics");
+    assert_eq!(
+        ingress[1]["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart against tollgate's own policy.
+
+/// `tollgate check` on the whole rendered chart.
+fn check_rendered(values: Value) -> (common::Run, Value) {
+    let h = rendered(values);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tollgate.yaml");
+    std::fs::write(&file, h.stream()).unwrap();
+    let r = run(&["check", "--format", "json", file.to_str().unwrap()]);
+    let report: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+    (r, report)
+}
+
+fn rule_ids(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["ruleId"].as_str().unwrap().to_owned(),
+                f["level"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[rstest]
+#[case::default_image(json!({}), vec![("digest-missing", "warn")])]
+#[case::through_the_registry_alias(json!({"image": {"registry": "docker-registry.discovery.wmnet"}}), vec![("digest-missing", "warn")])]
+#[case::pinned_by_digest(json!({"image": {"tag": "0.1.0", "digest": format!("sha256:{}", "b".repeat(64))}}), vec![])]
+fn the_rendered_chart_passes_tollgate_check_with_an_approved_image(
+    #[case] values: Value,
+    #[case] findings: Vec<(&str, &str)>,
+) {
+    let (r, report) = check_rendered(values);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The Deployment was read and its image checked.
+    assert_eq!(report["summary"]["images"], 1, "{report:#}");
+    let expected: Vec<(String, String)> = findings
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    assert_eq!(rule_ids(&report), expected);
+}
+
+#[rstest]
+#[case::another_registry(json!({"image": {"registry": "ghcr.io", "repository": "tollgate-dev/tollgate"}}), "registry-not-approved")]
+#[case::a_look_alike_host(json!({"image": {"registry": "docker-registry.wikimedia.org.evil.com"}}), "registry-not-approved")]
+#[case::docker_hub(json!({"image": {"registry": "", "repository": "tollgate"}}), "registry-not-approved")]
+#[case::a_base_image(json!({"image": {"repository": "bookworm", "tag": "20250101"}}), "repository-not-deployable")]
+#[case::latest(json!({"image": {"tag": "latest"}}), "tag-latest")]
+fn the_rendered_chart_fails_tollgate_check_with_another_image(
+    #[case] values: Value,
+    #[case] rule: &str,
+) {
+    let (r, report) = check_rendered(values);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        rule_ids(&report).contains(&(rule.to_owned(), "deny".to_owned())),
+        "{report:#}"
+    );
+}
