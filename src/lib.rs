@@ -5,6 +5,7 @@
 //! a rule behaves the same in the pre-push hook, in CI, at admission and in the audit.
 
 pub mod admission;
+pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cluster;

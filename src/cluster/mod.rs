@@ -133,13 +133,26 @@ impl LiveState {
             .ok_or_else(|| format!("a {kind} without metadata.name"))?
             .to_owned();
         let owner = controller_owner(&meta);
+        // Workload extraction matches kinds by API group, so fill in what list items leave out.
+        let mut doc = item.clone();
+        if doc.get("kind").is_none() {
+            doc["kind"] = Value::String(kind.to_owned());
+        }
+        if doc.get("apiVersion").is_none() {
+            let api_version = match kind {
+                "Pod" | "ReplicationController" => "v1",
+                "Job" | "CronJob" => "batch/v1",
+                _ => "apps/v1",
+            };
+            doc["apiVersion"] = Value::String(api_version.to_owned());
+        }
         match kind {
             "Pod" => {
                 self.pods.push(Pod {
                     namespace,
                     name,
                     owner,
-                    containers: running_containers(item),
+                    containers: running_containers(&doc),
                 });
                 Ok(())
             }
@@ -150,10 +163,6 @@ impl LiveState {
             | "Job"
             | "CronJob"
             | "ReplicationController" => {
-                let mut doc = item.clone();
-                if doc.get("kind").is_none() {
-                    doc["kind"] = Value::String(kind.to_owned());
-                }
                 let w = workload::extract(&doc);
                 let Some((object, _)) = w.objects.first() else {
                     return Err(format!("{kind} {namespace}/{name} has no pod template"));
