@@ -58,6 +58,11 @@ impl AuditImage {
     }
 }
 
+/// (image as written, running `repository@digest`).
+type ImageKey = (String, Option<String>);
+/// (role, namespace, workload, container).
+type UsageKey = (Role, String, String, String);
+
 /// Every distinct image of the live state, with its usages, sorted by image.
 pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
     let owners: BTreeMap<(&str, &str, &str), &Owner> = state
@@ -85,10 +90,7 @@ pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
         }
         format!("{}/{}", o.kind, o.name)
     };
-    let mut images: BTreeMap<
-        (String, Option<String>),
-        BTreeMap<(Role, String, String, String), usize>,
-    > = BTreeMap::new();
+    let mut images: BTreeMap<ImageKey, BTreeMap<UsageKey, usize>> = BTreeMap::new();
     let mut running_workloads = std::collections::BTreeSet::new();
     for pod in &state.pods {
         let workload = match &pod.owner {
