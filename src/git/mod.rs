@@ -82,6 +82,24 @@ impl DeployRepo {
             })
     }
 
+    /// The git directory (`.git`, a linked worktree's own git directory, or a bare repository),
+    /// for [`DeployRepo::open_git_dir`].
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// Open the repository at its git directory again: a second handle, for reading objects on
+    /// another thread (a git2 `Repository` can move between threads but not be shared by them;
+    /// libgit2 keeps one copy of each open pack file for all handles).
+    pub fn open_git_dir(git_dir: &Path) -> Result<DeployRepo, GitError> {
+        Repository::open(git_dir)
+            .map(|repo| DeployRepo { repo })
+            .map_err(|source| GitError::NotARepository {
+                path: git_dir.to_owned(),
+                source,
+            })
+    }
+
     /// The working tree's root (the git directory for a bare repository).
     pub fn root(&self) -> &Path {
         self.repo.workdir().unwrap_or_else(|| self.repo.path())
