@@ -5,8 +5,10 @@
 //! a rule behaves the same in the pre-push hook, in CI, at admission and in the audit.
 
 pub mod admission;
+pub mod audit;
 pub mod certs;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod git;
 pub mod manifest;
@@ -14,6 +16,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod repo;
+pub mod retention;
 pub mod values;
 pub mod report;
 pub mod workload;

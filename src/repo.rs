@@ -368,8 +368,10 @@ impl Validator<'_> {
             None => vec![ValuesSpec {
                 files: self.globs("", &to_strings(DEFAULT_VALUES)),
                 namespace: None,
-                images: vec![parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
-                    .expect("the default image path is valid")],
+                images: vec![
+                    parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
+                        .expect("the default image path is valid"),
+                ],
             }],
         };
         let deadline = match file.registry.deadline {
@@ -450,11 +452,8 @@ impl Validator<'_> {
                 Err(e) => self.problem(format!("{pointer}/{i}"), format!("bad glob {g:?}: {e}")),
             }
         }
-        b.build().unwrap_or_else(|_| {
-            GlobSetBuilder::new()
-                .build()
-                .expect("an empty set builds")
-        })
+        b.build()
+            .unwrap_or_else(|_| GlobSetBuilder::new().build().expect("an empty set builds"))
     }
 }
 
@@ -584,9 +583,22 @@ mod tests {
         )
         .unwrap_err();
         let text = e.to_string();
-        assert!(text.contains(".tollgate.yaml:2:10: unknown key \"policyy\" (did you mean \"policy\"?)"), "{text}");
-        assert!(text.contains(".tollgate.yaml:4:13: unknown key \"includes\" (did you mean \"include\"?)"), "{text}");
-        assert!(text.contains(":6:12: files must list at least one glob"), "{text}");
+        assert!(
+            text.contains(
+                ".tollgate.yaml:2:10: unknown key \"policyy\" (did you mean \"policy\"?)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                ".tollgate.yaml:4:13: unknown key \"includes\" (did you mean \"include\"?)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(":6:12: files must list at least one glob"),
+            "{text}"
+        );
         assert!(text.contains(":8:15: path \"a.b*\""), "{text}");
         assert!(text.contains(":10:13: deadline \"soon\""), "{text}");
         assert_eq!(e.problems.len(), 5, "{text}");
@@ -598,7 +610,10 @@ mod tests {
     #[case::escaping_policy_path("policy: ../p.yaml\n", "inside the repository")]
     #[case::absolute_policy_path("policy: /etc/p.yaml\n", "inside the repository")]
     #[case::wrong_type("registry: {resolve: maybe}\n", "invalid type")]
-    #[case::trailing_any_depth("helmValues: [{files: ['*.yaml'], images: [{path: 'a.**'}]}]\n", "must end with a key")]
+    #[case::trailing_any_depth(
+        "helmValues: [{files: ['*.yaml'], images: [{path: 'a.**'}]}]\n",
+        "must end with a key"
+    )]
     #[case::bad_glob("manifests: {include: ['a/[b']}\n", "bad glob")]
     #[case::not_yaml("policy: [\n", "")]
     fn invalid_configs_are_refused(#[case] text: &str, #[case] message: &str) {

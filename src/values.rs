@@ -107,10 +107,7 @@ fn read_image<'a>(value: &Value, keys: &'a ImageKeys) -> Read<'a> {
                     // `tag: 1.10` is a number in YAML; Helm renders it as 1.1, and so do we, so
                     // that the finding shows what the cluster would be asked to pull.
                     Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                    Some(other) => Err(format!(
-                        "`{k}` must be a string, not {}",
-                        json_type(other)
-                    )),
+                    Some(other) => Err(format!("`{k}` must be a string, not {}", json_type(other))),
                 }
             };
             let parts = (
@@ -472,9 +469,8 @@ mod tests {
     #[case::any_one_not_two(&["workers", "x", "y", "ref"], "workers.*.ref", false)]
     #[case::different_key(&["a", "img"], "**.image", false)]
     fn key_path_matching(#[case] keys: &[&str], #[case] pattern: &str, #[case] expected: bool) {
-        let config = format!(
-            "helmValues: [{{files: ['values.yaml'], images: [{{path: '{pattern}'}}]}}]\n"
-        );
+        let config =
+            format!("helmValues: [{{files: ['values.yaml'], images: [{{path: '{pattern}'}}]}}]\n");
         let s = spec(&config);
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         assert_eq!(matches(&s.images[0].segments, &keys), expected);

@@ -109,9 +109,16 @@ fn install_leaves_a_foreign_hook_alone_unless_forced() {
 
     let r = run(&["hook", "install", "--repo", repo]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("was not written by tollgate"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("was not written by tollgate"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), "#!/bin/sh\nexit 0\n");
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
 
     let r = run(&["hook", "uninstall", "--repo", repo]);
     assert_eq!(r.code, 2, "uninstall must not remove a foreign hook");
@@ -119,7 +126,11 @@ fn install_leaves_a_foreign_hook_alone_unless_forced() {
 
     let r = run(&["hook", "install", "--repo", repo, "--force"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(std::fs::read_to_string(&hook).unwrap().contains("tollgate-managed"));
+    assert!(
+        std::fs::read_to_string(&hook)
+            .unwrap()
+            .contains("tollgate-managed")
+    );
     assert_eq!(
         std::fs::read_to_string(work.path.join(".git/hooks/pre-push.tollgate-backup")).unwrap(),
         "#!/bin/sh\nexit 0\n"
@@ -142,8 +153,7 @@ fn fast_forward_with_a_denied_image_is_blocked_with_file_and_line() {
     assert_blocked(
         &out,
         &[
-            "apps/web.yaml",
-            "11:18",
+            "apps/web.yaml\n  11:18 ",
             "registry-not-approved",
             "push blocked",
             "--no-verify",
@@ -181,7 +191,10 @@ fn the_pushed_commits_are_checked_not_the_working_tree() {
     s.work.commit("add web");
     // Fixed on disk but not committed: the push still carries the bad commit.
     s.work.write("apps/web.yaml", &deployment("web", GOOD));
-    assert_blocked(&s.push(&["main"]), &["apps/web.yaml", "registry-not-approved"]);
+    assert_blocked(
+        &s.push(&["main"]),
+        &["apps/web.yaml", "registry-not-approved"],
+    );
 }
 
 #[test]
@@ -192,7 +205,7 @@ fn a_new_branch_is_compared_with_the_remote_default_branch() {
     s.work.commit("good web");
     assert_pushed(&s.push(&["feature"]));
 
-    s.work.git(&["checkout", "-q", "-b", "feature2"]);
+    s.work.git(&["checkout", "-q", "-b", "feature2", "main"]);
     s.work.write("apps/db.yaml", &deployment("db", BAD));
     s.work.commit("bad db");
     let out = s.push(&["feature2"]);
@@ -206,7 +219,8 @@ fn a_new_branch_is_compared_with_the_remote_default_branch() {
 fn a_new_branch_with_no_remote_tracking_refs_checks_the_whole_tree() {
     let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
     let empty = GitRepo::bare();
-    s.work.git(&["remote", "add", "fresh", empty.path.to_str().unwrap()]);
+    s.work
+        .git(&["remote", "add", "fresh", empty.path.to_str().unwrap()]);
     let out = s.work.try_git(&["push", "fresh", "main"]);
     assert_blocked(&out, &["legacy/old.yaml", "registry-not-approved"]);
 }
@@ -238,7 +252,11 @@ fn deleting_a_branch_is_not_checked() {
     assert_pushed(&s.push(&["--no-verify", "old-feature"]));
     let out = s.push(&["--delete", "old-feature"]);
     assert_pushed(&out);
-    assert!(out.stderr.contains("is deleted: nothing to check"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is deleted: nothing to check"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(s.remote_rev("old-feature"), None);
 }
 
@@ -248,7 +266,10 @@ fn a_tag_is_checked_for_what_it_adds_over_the_default_branch() {
     s.work.write("apps/web.yaml", &deployment("web", BAD));
     s.work.commit("bad web");
     s.work.git(&["tag", "-a", "-m", "release", "v1.0"]);
-    assert_blocked(&s.push(&["v1.0"]), &["apps/web.yaml", "registry-not-approved"]);
+    assert_blocked(
+        &s.push(&["v1.0"]),
+        &["apps/web.yaml", "registry-not-approved"],
+    );
     s.work.git(&["reset", "-q", "--hard", "HEAD~1"]);
     s.work.git(&["tag", "v0.9"]);
     assert_pushed(&s.push(&["v0.9"]));
@@ -309,17 +330,24 @@ fn a_merge_commit_brings_the_merged_changes_into_the_check() {
     s.work.git(&["checkout", "-q", "main"]);
     s.work.write("apps/main.yaml", &deployment("main", GOOD));
     s.work.commit("main work");
-    s.work.git(&["merge", "-q", "--no-ff", "-m", "merge topic", "topic"]);
+    s.work
+        .git(&["merge", "-q", "--no-ff", "-m", "merge topic", "topic"]);
     assert_blocked(&s.push(&["main"]), &["apps/topic.yaml"]);
 }
 
 #[test]
 fn files_that_are_not_manifests_are_left_alone() {
     let s = Setup::new();
-    s.work.write("README.md", "image: docker.io/library/nginx:latest\n");
-    s.work.write("scripts/deploy.sh", "#!/bin/sh\nkubectl apply -f .\n");
-    s.work.write("charts/web/templates/deployment.yaml", "{{- if .Values.enabled }}\nimage: {{ .Values.image }}\n{{- end }}\n");
-    s.work.write("config/settings.yaml", "retries: 3\nimage_pull: never\n");
+    s.work
+        .write("README.md", "image: docker.io/library/nginx:latest\n");
+    s.work
+        .write("scripts/deploy.sh", "#!/bin/sh\nkubectl apply -f .\n");
+    s.work.write(
+        "charts/web/templates/deployment.yaml",
+        "{{- if .Values.enabled }}\nimage: {{ .Values.image }}\n{{- end }}\n",
+    );
+    s.work
+        .write("config/settings.yaml", "retries: 3\nimage_pull: never\n");
     s.work.commit("docs and scripts");
     let out = s.push(&["main"]);
     assert_pushed(&out);
@@ -328,11 +356,21 @@ fn files_that_are_not_manifests_are_left_alone() {
 #[test]
 fn a_manifest_that_does_not_parse_blocks_with_its_line() {
     let s = Setup::new();
-    s.work.write("apps/broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n");
+    s.work.write(
+        "apps/broken.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n",
+    );
     s.work.write("apps/web.yaml", &deployment("web", BAD));
     s.work.commit("broken");
     let out = s.push(&["main"]);
-    assert_blocked(&out, &["apps/broken.yaml:", "not valid YAML", "some files could not be checked"]);
+    assert_blocked(
+        &out,
+        &[
+            "apps/broken.yaml:",
+            "not valid YAML",
+            "some files could not be checked",
+        ],
+    );
     // The rest of the work is still done.
     assert!(out.stderr.contains("apps/web.yaml"), "{}", out.stderr);
 }
@@ -348,7 +386,12 @@ fn helm_values_files_are_checked_where_the_image_is_written() {
     let out = s.push(&["main"]);
     assert_blocked(
         &out,
-        &["components/builds-api/values.yaml:4", "tag-latest", "registry-not-approved", "HelmValues"],
+        &[
+            "components/builds-api/values.yaml\n  4:8 ",
+            "tag-latest",
+            "registry-not-approved",
+            "HelmValues",
+        ],
     );
 }
 
@@ -377,26 +420,37 @@ fn the_repository_config_chooses_the_policy_and_the_image_keys() {
         "app:\n  container: {name: docker-registry.wikimedia.org/app, version: '1.3'}\n",
     );
     s.work.commit("wrong registry for this team");
-    assert_blocked(&s.push(&["main"]), &["deploy/prod.yaml:2", "registry-not-approved"]);
+    assert_blocked(
+        &s.push(&["main"]),
+        &["deploy/prod.yaml\n  2:", "registry-not-approved"],
+    );
 }
 
 #[test]
 fn a_broken_repository_config_blocks_with_its_line() {
     let s = Setup::new();
-    s.work.write(".tollgate.yaml", "manifests:\n  includes: ['**/*.yaml']\n");
+    s.work
+        .write(".tollgate.yaml", "manifests:\n  includes: ['**/*.yaml']\n");
     s.work.commit("typo");
     assert_blocked(
         &s.push(&["main"]),
-        &[".tollgate.yaml:2", "unknown key \"includes\" (did you mean \"include\"?)"],
+        &[
+            ".tollgate.yaml:2",
+            "unknown key \"includes\" (did you mean \"include\"?)",
+        ],
     );
 }
 
 #[test]
 fn a_policy_named_by_the_config_but_missing_blocks() {
     let s = Setup::new();
-    s.work.write(".tollgate.yaml", "policy: policy/missing.yaml\n");
+    s.work
+        .write(".tollgate.yaml", "policy: policy/missing.yaml\n");
     s.work.commit("missing policy");
-    assert_blocked(&s.push(&["main"]), &["policy/missing.yaml, which is not in commit"]);
+    assert_blocked(
+        &s.push(&["main"]),
+        &["policy/missing.yaml, which is not in commit"],
+    );
 }
 
 #[test]
@@ -405,11 +459,22 @@ fn pre_push_input_that_is_not_git_s_is_an_error() {
     work.write("a.yaml", &deployment("a", GOOD));
     work.commit("a");
     let r = common::run_stdin(
-        &["hook", "pre-push", "origin", "--repo", work.path.to_str().unwrap()],
+        &[
+            "hook",
+            "pre-push",
+            "origin",
+            "--repo",
+            work.path.to_str().unwrap(),
+        ],
         "refs/heads/main 123\n",
     );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("pre-push input line 1: expected 4 fields"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("pre-push input line 1: expected 4 fields"),
+        "{}",
+        r.stderr
+    );
 }
 
 // ---- tollgate ci ------------------------------------------------------------------------------
@@ -476,7 +541,11 @@ fn ci_formats_and_a_clean_change() {
     let repo = work.path.to_str().unwrap();
     let r = run(&["ci", "--base", "main", "--repo", repo, "--format", "github"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("::error file=apps/web.yaml,line=11"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("::error file=apps/web.yaml,line=11"),
+        "{}",
+        r.stdout
+    );
     let r = run(&["ci", "--base", "main", "--repo", repo, "--format", "sarif"]);
     assert_eq!(r.code, 1);
     let _: serde_sarif::sarif::Sarif = serde_json::from_str(&r.stdout).unwrap();
@@ -534,7 +603,12 @@ fn ci_in_a_shallow_clone_cut_above_the_merge_base_says_how_to_deepen() {
         clone.path.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stderr.contains("no common ancestor in this shallow clone"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("no common ancestor in this shallow clone"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("--unshallow"), "{}", r.stderr);
     // Deepened, the same check works.
     clone.git(&["fetch", "-q", "--unshallow", "origin"]);
@@ -553,11 +627,153 @@ fn ci_in_a_shallow_clone_cut_above_the_merge_base_says_how_to_deepen() {
 #[test]
 fn ci_with_an_unknown_base_or_outside_a_repository_is_an_input_error() {
     let work = merge_request_history();
-    let r = run(&["ci", "--base", "nope", "--repo", work.path.to_str().unwrap()]);
+    let r = run(&[
+        "ci",
+        "--base",
+        "nope",
+        "--repo",
+        work.path.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("revision \"nope\" is not in this repository"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("revision \"nope\" is not in this repository"),
+        "{}",
+        r.stderr
+    );
     let dir = tempfile::tempdir().unwrap();
-    let r = run(&["ci", "--base", "main", "--repo", dir.path().to_str().unwrap()]);
+    let r = run(&[
+        "ci",
+        "--base",
+        "main",
+        "--repo",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("is not in a git repository"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not in a git repository"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---- registry-backed rules in the hook -------------------------------------------------------
+
+/// A deploy repository whose config turns the registry-backed rules on, with a policy that
+/// approves the test registry; `block` sets registry.blockWhenUnreachable.
+fn registry_setup(reg: &common::registry::TestRegistry, block: bool) -> Setup {
+    Setup::with_files(&[
+        (
+            ".tollgate.yaml",
+            &format!(
+                "policy: policy.yaml\nregistry:\n  resolve: true\n  deadline: 5s\n  blockWhenUnreachable: {block}\n"
+            ),
+        ),
+        (
+            "policy.yaml",
+            &reg.policy("  rules: {digest-missing: off}\n"),
+        ),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_rules_block_an_image_the_registry_cannot_serve() {
+    let reg = common::registry::TestRegistry::start();
+    let host = reg.host();
+    let p = common::oci::Pusher::new(reg.base_url());
+    p.image(
+        "svc/api",
+        Some("1.0"),
+        &[common::oci::layer(&[("a", b"1")])],
+        "linux/amd64",
+    )
+    .await;
+    let s = registry_setup(&reg, false);
+    s.work.write(
+        "apps/api.yaml",
+        &deployment("api", &format!("{host}/svc/api:1.0")),
+    );
+    s.work.commit("api 1.0");
+    let out = tokio::task::spawn_blocking(move || (s.push(&["main"]), s))
+        .await
+        .unwrap();
+    assert_pushed(&out.0);
+    let s = out.1;
+    // A tag that was never pushed (seed 001: the version the repo names is not in the registry).
+    s.work.write(
+        "apps/api.yaml",
+        &deployment("api", &format!("{host}/svc/api:1.1")),
+    );
+    s.work.commit("api 1.1");
+    let out = tokio::task::spawn_blocking(move || s.push(&["main"]))
+        .await
+        .unwrap();
+    assert_blocked(&out, &["apps/api.yaml", "image-unavailable"]);
+}
+
+#[test]
+fn an_unreachable_registry_warns_and_does_not_block_unless_the_config_says_so() {
+    let mut reg = common::registry::TestRegistry::start();
+    let host = reg.host();
+    let s = registry_setup(&reg, false);
+    reg.stop();
+    s.work.write(
+        "apps/api.yaml",
+        &deployment("api", &format!("{host}/svc/api:1.0")),
+    );
+    s.work.commit("api");
+    let out = s.push(&["main"]);
+    assert_pushed(&out);
+    assert!(
+        out.stderr.contains("warning: apps/api.yaml: cannot check")
+            && out.stderr.contains("not blocking"),
+        "{}",
+        out.stderr
+    );
+
+    let blocking = registry_setup(&reg, true);
+    blocking.work.write(
+        "apps/api.yaml",
+        &deployment("api", &format!("{host}/svc/api:1.0")),
+    );
+    blocking.work.commit("api");
+    assert_blocked(
+        &blocking.push(&["main"]),
+        &["cannot check", "some files could not be checked"],
+    );
+}
+
+// ---- the pre-commit framework ------------------------------------------------------------------
+
+#[test]
+fn the_pre_commit_hook_definition_runs_the_hook_with_the_pre_commit_range() {
+    // The shipped definition: a pre-push stage hook whose entry is `tollgate hook pre-push`.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.pre-commit-hooks.yaml"
+    ))
+    .unwrap();
+    let doc = tollgate::yaml::load_one(&text, tollgate::yaml::Record::All).unwrap();
+    let hook = &doc.value[0];
+    assert_eq!(hook["id"], "tollgate-pre-push");
+    assert_eq!(hook["entry"], "tollgate hook pre-push");
+    assert_eq!(hook["stages"], serde_json::json!(["pre-push"]));
+    assert_eq!(hook["pass_filenames"], false);
+
+    // pre-commit runs the entry with no stdin and the range in its environment.
+    let s = Setup::new();
+    let from = s.work.head();
+    s.work.write("apps/web.yaml", &deployment("web", BAD));
+    let to = s.work.commit("bad");
+    let out = common::tollgate(&["hook", "pre-push"])
+        .current_dir(&s.work.path)
+        .env("PRE_COMMIT_FROM_REF", &from)
+        .env("PRE_COMMIT_TO_REF", &to)
+        .env("PRE_COMMIT_REMOTE_NAME", "origin")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("apps/web.yaml"), "{stderr}");
 }

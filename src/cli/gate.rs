@@ -144,10 +144,13 @@ fn registry_rules(
     // ones already there.
     let before = report.errors.len();
     // Each walk has the deadline; the whole stage gets a little more, as a safety net.
-    let result = runtime.block_on(tokio::time::timeout(
-        deadline + Duration::from_secs(2),
-        sites::apply(&policy, &resolver, args.jobs, opts, report),
-    ));
+    let result = runtime.block_on(async {
+        tokio::time::timeout(
+            deadline + Duration::from_secs(2),
+            sites::apply(&policy, &resolver, args.jobs, opts, report),
+        )
+        .await
+    });
     let unanswered = report.errors.split_off(before.min(report.errors.len()));
     Ok(result.map(|()| unanswered).unwrap_or_else(|_| {
         let at = first_site.unwrap_or_default();

@@ -120,8 +120,7 @@ fn install(args: InstallArgs) -> anyhow::Result<Exit> {
         eprintln!("tollgate: kept the previous hook as {}", backup.display());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let script = format!(
         "#!/bin/sh\n{MARKER} (written by `tollgate hook install`;\n# \
@@ -131,7 +130,10 @@ fn install(args: InstallArgs) -> anyhow::Result<Exit> {
     );
     std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
     make_executable(&path)?;
-    eprintln!("tollgate: installed the pre-push hook at {}", path.display());
+    eprintln!(
+        "tollgate: installed the pre-push hook at {}",
+        path.display()
+    );
     Ok(Exit::Clean)
 }
 
@@ -186,14 +188,18 @@ fn pre_push(args: PrePushArgs) -> anyhow::Result<Exit> {
             .context("cannot read git's pre-push input from stdin")?;
         pushed = push::parse(&input)?;
     }
+    let mut remote = args.remote.clone();
     if pushed.is_empty()
         && let Some(p) = push::from_pre_commit_env(|k| std::env::var(k).ok())
     {
         pushed.push(p);
+        if let Ok(r) = std::env::var("PRE_COMMIT_REMOTE_NAME") {
+            remote = r;
+        }
     }
     let mut targets = Vec::new();
     for p in &pushed {
-        match push::plan(&repo, &args.remote, p)? {
+        match push::plan(&repo, &remote, p)? {
             Plan::Skip { reason } => eprintln!("tollgate: {reason}: nothing to check"),
             Plan::Check {
                 label,

@@ -2,6 +2,8 @@
 //! commit carries (`.tollgate.yaml` and the policy it names), and the check of the files a
 //! change touches, each read whole from the commit so that findings keep their file:line.
 
+use std::sync::Mutex;
+
 use git2::Oid;
 
 use crate::check::{self, Options};
@@ -67,13 +69,13 @@ pub fn load_settings(
         (Some(p), _) => (p.clone(), None),
         (None, None) => (policy::default_policy(), None),
         (None, Some(path)) => {
-            let blob =
-                repo.file_at(commit, path)?
-                    .ok_or_else(|| GateError::MissingPolicy {
-                        config: repo::FILE_NAME.to_owned(),
-                        path: path.to_owned(),
-                        commit: short.clone(),
-                    })?;
+            let blob = repo
+                .file_at(commit, path)?
+                .ok_or_else(|| GateError::MissingPolicy {
+                    config: repo::FILE_NAME.to_owned(),
+                    path: path.to_owned(),
+                    commit: short.clone(),
+                })?;
             let text = text(repo, blob, path, &short)?;
             let policy = policy::parse_policy(&text, path)
                 .map_err(|e| GateError::Policy(e, short.clone()))?;
@@ -114,9 +116,11 @@ impl From<&ChangedFile> for FileToCheck {
 }
 
 /// Check `files` under `settings`: manifests whole (every document), Helm values files for
-/// their images, other files not at all. Blobs are read here, one at a time (a git2 repository
-/// is not shared between threads), then checked on every core. `report.files` counts the files
-/// checked; the policy's own findings (expired exemptions) are added once.
+/// their images, other files not at all. Each file is read from the commit and checked on
+/// every core: a git2 repository cannot be shared between threads, so each worker reads blobs
+/// through its own handle on the repository (reading 500 blobs one by one before checking
+/// them took about a fifth of the hook's time). `report.files` counts the files checked; the
+/// policy's own findings (expired exemptions) are added once.
 pub fn check_files(
     repo: &DeployRepo,
     settings: &Settings,
@@ -124,46 +128,63 @@ pub fn check_files(
     opts: &Options,
 ) -> Report {
     enum Work<'a> {
-        Manifest(String, String),
-        Values(String, String, &'a repo::ValuesSpec),
-        Failed(InputError),
+        Manifest(&'a FileToCheck),
+        Values(&'a FileToCheck, &'a repo::ValuesSpec),
     }
-    let mut work = Vec::new();
-    for f in files {
-        let kind = settings.config.classify(&f.path);
-        if matches!(kind, FileKind::Other) {
-            continue;
-        }
-        let text = repo
-            .blob(f.blob)
-            .map_err(|e| InputError {
-                file: f.display.clone(),
-                line: None,
-                column: None,
-                message: e.to_string(),
-            })
-            .and_then(|bytes| manifest::utf8_text(&f.display, bytes));
-        work.push(match (text, kind) {
-            (Err(e), _) => Work::Failed(e),
-            (Ok(t), FileKind::Values(spec)) => Work::Values(f.display.clone(), t, spec),
-            (Ok(t), _) => Work::Manifest(f.display.clone(), t),
-        });
-    }
+    let work: Vec<Work<'_>> = files
+        .iter()
+        .filter_map(|f| match settings.config.classify(&f.path) {
+            FileKind::Other => None,
+            FileKind::Values(spec) => Some(Work::Values(f, spec)),
+            FileKind::Manifest => Some(Work::Manifest(f)),
+        })
+        .collect();
+    let git_dir = repo.git_dir().to_owned();
+    // Handles not in use; a worker takes one (or opens one) per file and puts it back.
+    let handles: Mutex<Vec<DeployRepo>> = Mutex::new(Vec::new());
+    let read = |f: &FileToCheck| -> Result<String, InputError> {
+        let idle = handles
+            .lock()
+            .expect("no panic while holding the lock")
+            .pop();
+        let handle = match idle {
+            Some(h) => h,
+            None => DeployRepo::open_git_dir(&git_dir).map_err(|e| input_error(f, e))?,
+        };
+        let bytes = handle.blob(f.blob).map_err(|e| input_error(f, e));
+        handles
+            .lock()
+            .expect("no panic while holding the lock")
+            .push(handle);
+        manifest::utf8_text(&f.display, bytes?)
+    };
     let policy = &settings.policy;
-    let mut report = manifest::in_parallel(policy, &work, |w| match w {
-        Work::Manifest(name, text) => check::check_text(policy, name, text, opts),
-        Work::Values(name, text, spec) => {
-            values::check_values_text(policy, name, text, spec, opts)
-        }
-        Work::Failed(e) => {
-            let mut r = Report::new(check::policy_info(policy));
-            r.files = 1;
-            r.errors.push(e.clone());
-            r
+    let mut report = manifest::in_parallel(policy, &work, |w| {
+        let (Work::Manifest(f) | Work::Values(f, _)) = w;
+        match (read(f), w) {
+            (Err(e), _) => {
+                let mut r = Report::new(check::policy_info(policy));
+                r.files = 1;
+                r.errors.push(e);
+                r
+            }
+            (Ok(text), Work::Manifest(_)) => check::check_text(policy, &f.display, &text, opts),
+            (Ok(text), Work::Values(_, spec)) => {
+                values::check_values_text(policy, &f.display, &text, spec, opts)
+            }
         }
     });
     report.findings.extend(check::policy_findings(policy, opts));
     report
+}
+
+fn input_error(f: &FileToCheck, e: GitError) -> InputError {
+    InputError {
+        file: f.display.clone(),
+        line: None,
+        column: None,
+        message: e.to_string(),
+    }
 }
 
 /// The check options for a commit's settings.

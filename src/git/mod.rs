@@ -82,6 +82,24 @@ impl DeployRepo {
             })
     }
 
+    /// The git directory (`.git`, a linked worktree's own git directory, or a bare repository),
+    /// for [`DeployRepo::open_git_dir`].
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// Open the repository at its git directory again: a second handle, for reading objects on
+    /// another thread (a git2 `Repository` can move between threads but not be shared by them;
+    /// libgit2 keeps one copy of each open pack file for all handles).
+    pub fn open_git_dir(git_dir: &Path) -> Result<DeployRepo, GitError> {
+        Repository::open(git_dir)
+            .map(|repo| DeployRepo { repo })
+            .map_err(|source| GitError::NotARepository {
+                path: git_dir.to_owned(),
+                source,
+            })
+    }
+
     /// The working tree's root (the git directory for a bare repository).
     pub fn root(&self) -> &Path {
         self.repo.workdir().unwrap_or_else(|| self.repo.path())
@@ -136,7 +154,9 @@ impl DeployRepo {
                     GitError::NoMergeBase { base, head }
                 })
             }
-            Err(e) => Err(git(format!("cannot find the merge base of {base} and {head}"))(e)),
+            Err(e) => Err(git(format!(
+                "cannot find the merge base of {base} and {head}"
+            ))(e)),
         }
     }
 
@@ -171,7 +191,11 @@ impl DeployRepo {
     /// The files a change adds, modifies, renames or copies, at `head`, compared with `base`
     /// (every file of `head` when `base` is `None`). Deleted files, symlinks and submodules are
     /// left out: there is nothing of them to check.
-    pub fn changed_files(&self, base: Option<Oid>, head: Oid) -> Result<Vec<ChangedFile>, GitError> {
+    pub fn changed_files(
+        &self,
+        base: Option<Oid>,
+        head: Oid,
+    ) -> Result<Vec<ChangedFile>, GitError> {
         let head_tree = self
             .repo
             .find_commit(head)
@@ -211,7 +235,13 @@ impl DeployRepo {
                 continue;
             };
             let renamed_from = (delta.status() == Delta::Renamed)
-                .then(|| delta.old_file().path().and_then(Path::to_str).map(str::to_owned))
+                .then(|| {
+                    delta
+                        .old_file()
+                        .path()
+                        .and_then(Path::to_str)
+                        .map(str::to_owned)
+                })
                 .flatten();
             files.push(ChangedFile {
                 path: path.to_owned(),

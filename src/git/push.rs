@@ -19,7 +19,9 @@ pub struct PushedRef {
 
 /// A line of pre-push input that is not four fields with two object names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("pre-push input line {line}: {message} (git sends `<local ref> <local sha> <remote ref> <remote sha>`)")]
+#[error(
+    "pre-push input line {line}: {message} (git sends `<local ref> <local sha> <remote ref> <remote sha>`)"
+)]
 pub struct PushInputError {
     pub line: usize,
     pub message: String,
@@ -171,9 +173,8 @@ mod tests {
 
     #[test]
     fn several_refs_and_blank_lines() {
-        let input = format!(
-            "refs/heads/a {A} refs/heads/a {B}\n\nrefs/tags/v1 {B} refs/tags/v1 {Z}\n"
-        );
+        let input =
+            format!("refs/heads/a {A} refs/heads/a {B}\n\nrefs/tags/v1 {B} refs/tags/v1 {Z}\n");
         let refs = parse(&input).unwrap();
         assert_eq!(refs.len(), 2);
         assert_eq!(short_ref(&refs[1].local_ref), "v1");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod git;
+pub mod kube_api;
 pub mod oci;
 pub mod proxy;
 pub mod registry;

@@ -1,0 +1,174 @@
+//! Listing live state from the API server through kube: in-cluster config or a kubeconfig and
+//! context, every pod and pod controller in all namespaces (or a selection), page by page. The
+//! listed objects are the same JSON the file input reads, so both feed [`super::LiveState`].
+
+use std::path::Path;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+
+/// The kinds the reports need: what runs (Pods) and what declares it (their controllers).
+pub const KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Pod", "pods"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+];
+
+/// How many times a listing starts over after its continue token expired (HTTP 410).
+const RESTARTS: usize = 3;
+
+/// Why live state could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no cluster configuration (no kubeconfig, not in a cluster): {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    #[error("cannot build the API client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot list {resource}: {source}")]
+    List {
+        resource: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "cannot list {resource}: the continue token kept expiring ({RESTARTS} restarts); the \
+         list changes faster than it can be paged, try a larger --page-size"
+    )]
+    KeptExpiring { resource: String },
+}
+
+/// A connection to the API server.
+pub struct Cluster {
+    client: Client,
+}
+
+impl Cluster {
+    /// Connect with `kubeconfig` (else $KUBECONFIG / ~/.kube/config, else the in-cluster service
+    /// account) and `context` (else the current context).
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<Cluster, ClusterError> {
+        let options = KubeConfigOptions {
+            context: context.map(str::to_owned),
+            ..KubeConfigOptions::default()
+        };
+        let config = match kubeconfig {
+            Some(path) => {
+                let err = |source| ClusterError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                };
+                let kc = Kubeconfig::read_from(path).map_err(err)?;
+                Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(err)?
+            }
+            None if context.is_some() => {
+                Config::from_kubeconfig(&options).await.map_err(|source| {
+                    ClusterError::Kubeconfig {
+                        path: "$KUBECONFIG or ~/.kube/config".into(),
+                        source,
+                    }
+                })?
+            }
+            None => Config::infer().await.map_err(ClusterError::Infer)?,
+        };
+        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        Ok(Cluster { client })
+    }
+
+    /// Every object of [`KINDS`] in `namespaces` (all when empty), `page_size` per request. Each
+    /// object gets its `kind` and `apiVersion` (list items come without them).
+    pub async fn list(
+        &self,
+        namespaces: &[String],
+        page_size: u32,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let mut out = Vec::new();
+        for &(group, version, kind, plural) in KINDS {
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+            let apis: Vec<(String, Api<DynamicObject>)> = if namespaces.is_empty() {
+                vec![(plural.to_owned(), Api::all_with(self.client.clone(), &ar))]
+            } else {
+                namespaces
+                    .iter()
+                    .map(|ns| {
+                        (
+                            format!("{plural} in {ns}"),
+                            Api::namespaced_with(self.client.clone(), ns, &ar),
+                        )
+                    })
+                    .collect()
+            };
+            for (resource, api) in apis {
+                for mut v in list_pages(&api, &resource, page_size).await? {
+                    v["kind"] = Value::String(kind.to_owned());
+                    v["apiVersion"] = Value::String(gvk.api_version());
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One resource, page by page. A continue token expires when the list is paged slower than
+/// the API server compacts its history (HTTP 410 Gone); the listing then starts over, because
+/// the pages already read may be inconsistent with the rest.
+async fn list_pages(
+    api: &Api<DynamicObject>,
+    resource: &str,
+    page_size: u32,
+) -> Result<Vec<Value>, ClusterError> {
+    'restart: for attempt in 0..=RESTARTS {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().limit(page_size);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = match api.list(&lp).await {
+                Ok(page) => page,
+                Err(kube::Error::Api(status)) if status.code == 410 && token.is_some() => {
+                    tracing::warn!(
+                        resource,
+                        attempt,
+                        "continue token expired (410 Gone); listing again from the start"
+                    );
+                    continue 'restart;
+                }
+                Err(source) => {
+                    return Err(ClusterError::List {
+                        resource: resource.to_owned(),
+                        source,
+                    });
+                }
+            };
+            for item in page.items {
+                items.push(serde_json::to_value(item).expect("an API object serializes"));
+            }
+            match page.metadata.continue_.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(items),
+            }
+        }
+    }
+    Err(ClusterError::KeptExpiring {
+        resource: resource.to_owned(),
+    })
+}
