@@ -235,6 +235,21 @@ impl Webhook {
             .collect()
     }
 
+    /// The decision log lines, once there are at least `n` of them. The server writes a
+    /// decision's log line after it has sent the answer, so a test that has its answer may
+    /// look before the line is there; this waits for it (at most 10 s, then returns what
+    /// there is and the caller's assertion says what is missing).
+    pub fn decisions_at_least(&self, n: usize) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let d = self.decisions();
+            if d.len() >= n || start.elapsed() > Duration::from_secs(10) {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The decision log lines so far.
     pub fn decisions(&self) -> Vec<Value> {
         self.log_lines()
