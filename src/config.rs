@@ -17,8 +17,20 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Every problem of a file, rendered one per line as `origin:line:column: message (at pointer)`.
-pub fn fmt_problems(f: &mut fmt::Formatter<'_>, origin: &str, problems: &[Problem]) -> fmt::Result {
+/// `{what} {origin} is invalid (N problems):` and every problem of the file, one per line as
+/// `origin:line:column: message (at pointer)`.
+pub fn fmt_invalid(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    origin: &str,
+    problems: &[Problem],
+) -> fmt::Result {
+    let n = problems.len();
+    write!(
+        f,
+        "{what} {origin} is invalid ({n} problem{}):",
+        if n == 1 { "" } else { "s" }
+    )?;
     for p in problems {
         match p.pos {
             Some(pos) => write!(f, "\n  {origin}:{}:{}: {}", pos.line, pos.column, p.message)?,

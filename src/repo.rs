@@ -148,14 +148,7 @@ pub struct RepoConfigError {
 
 impl fmt::Display for RepoConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "repository config {} is invalid ({n} problem{}):",
-            self.origin,
-            if n == 1 { "" } else { "s" }
-        )?;
-        config::fmt_problems(f, &self.origin, &self.problems)
+        config::fmt_invalid(f, "repository config", &self.origin, &self.problems)
     }
 }
 

@@ -15,6 +15,7 @@ use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, OnUnavailable, Pattern,
     Policy, RuleId,
 };
+use crate::config;
 use crate::reference::{ImageRef, RegistryHost};
 use crate::yaml::{self, Pos, Positions, Record};
 
@@ -25,14 +26,7 @@ pub const KIND: &str = "Policy";
 /// The embedded default policy (`policies/default.yaml`): the production realm of seed 003.
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.yaml");
 
-/// One thing wrong with a policy file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub pos: Option<Pos>,
-    /// JSON pointer of the offending field (`/spec/registries/0/prefix`).
-    pub pointer: String,
-    pub message: String,
-}
+pub use crate::config::Problem;
 
 /// A policy file that cannot be used, with every problem found in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,27 +37,7 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "policy {} is invalid ({n} problem{}):",
-            self.origin,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            match p.pos {
-                Some(pos) => write!(
-                    f,
-                    "\n  {}:{}:{}: {}",
-                    self.origin, pos.line, pos.column, p.message
-                )?,
-                None => write!(f, "\n  {}: {}", self.origin, p.message)?,
-            }
-            if !p.pointer.is_empty() {
-                write!(f, " (at {})", p.pointer)?;
-            }
-        }
-        Ok(())
+        config::fmt_invalid(f, "policy", &self.origin, &self.problems)
     }
 }
 
@@ -86,34 +60,9 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
             message: e.message,
         }])
     })?;
-    let mut problems = Vec::new();
-
-    // Unknown keys are collected rather than refused one at a time, so that a policy with
-    // three typos gets three messages in one run.
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_pointer(&path));
-    let de = serde_ignored::Deserializer::new(&doc.value, &mut on_unknown);
-    let file: Result<PolicyFile, _> = serde_path_to_error::deserialize(de);
-    for pointer in unknown {
-        let key = pointer.rsplit('/').next().unwrap_or_default().to_owned();
-        problems.push(Problem {
-            pos: doc.positions.nearest(&pointer),
-            message: format!("unknown key {key:?}{}", suggest_key(&pointer)),
-            pointer,
-        });
-    }
-    let file = match file {
-        Ok(file) => file,
-        Err(e) => {
-            let pointer = error_pointer(e.path());
-            problems.push(Problem {
-                pos: doc.positions.nearest(&pointer),
-                message: e.into_inner().to_string(),
-                pointer,
-            });
-            problems.sort_by_key(|p| p.pos);
-            return Err(fail(problems));
-        }
+    let (file, problems) = config::deserialize_strict::<PolicyFile>(&doc, KEYS);
+    let Some(file) = file else {
+        return Err(fail(problems));
     };
 
     let mut v = Validator {
@@ -644,78 +593,31 @@ fn parse_expiry(text: &str) -> Option<Expiry> {
     })
 }
 
-fn ignored_pointer(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}/{index}", ignored_pointer(parent)),
-        P::Map { parent, key } => {
-            let mut s = ignored_pointer(parent);
-            s.push('/');
-            yaml::push_escaped(&mut s, key);
-            s
-        }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_pointer(parent)
-        }
-    }
-}
-
-fn error_pointer(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut s = String::new();
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => s.push_str(&format!("/{index}")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                s.push('/');
-                yaml::push_escaped(&mut s, key);
-            }
-            Segment::Unknown => {}
-        }
-    }
-    s
-}
-
-/// "did you mean" for a misspelt key: the closest key the format has, if it is close.
-fn suggest_key(pointer: &str) -> String {
-    const KEYS: &[&str] = &[
-        "apiVersion",
-        "kind",
-        "metadata",
-        "spec",
-        "name",
-        "description",
-        "rules",
-        "registries",
-        "prefix",
-        "aliases",
-        "insecure",
-        "tags",
-        "forbidden",
-        "bases",
-        "debian",
-        "distroless",
-        "deployable",
-        "repository",
-        "notDeployable",
-        "exemptions",
-        "registryUnavailable",
-        "namespaces",
-        "images",
-        "reason",
-        "expires",
-    ];
-    let key = pointer.rsplit('/').next().unwrap_or_default();
-    KEYS.iter()
-        .map(|k| {
-            (
-                strsim::jaro_winkler(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
-                k,
-            )
-        })
-        .filter(|(score, _)| *score > 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
-        .unwrap_or_default()
-}
+/// Every key of the format, for "did you mean".
+const KEYS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+    "name",
+    "description",
+    "rules",
+    "registries",
+    "prefix",
+    "aliases",
+    "insecure",
+    "tags",
+    "forbidden",
+    "bases",
+    "debian",
+    "distroless",
+    "deployable",
+    "repository",
+    "notDeployable",
+    "exemptions",
+    "registryUnavailable",
+    "namespaces",
+    "images",
+    "reason",
+    "expires",
+];
