@@ -25,15 +25,8 @@ pub struct CheckArgs {
     /// Namespace of objects that do not set metadata.namespace.
     #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Exit 1 on warn-level findings too.
-    #[arg(long)]
-    pub fail_on_warn: bool,
-    /// Colour the text output.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub output: ReportArgs,
     /// Also evaluate the registry-backed rules (image-unavailable, tag-moved,
     /// base-not-approved): each distinct image of an approved registry is walked end to end once.
     #[arg(long)]
@@ -41,6 +34,20 @@ pub struct CheckArgs {
     /// Registry access, with --resolve.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// How a report is shown, and whether warnings fail: shared by `check`, `ci` and `hook pre-push`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 1 on warn-level findings too (for the hook: block the push on warnings).
+    #[arg(long)]
+    pub fail_on_warn: bool,
+    /// Colour the text output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// `--format` of `check`.
@@ -65,8 +72,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         resolve_sites(&policy, &args.registry, &opts, &mut report)?;
     }
     report.sort();
-    print(&render(&report, args.format, args.color.enabled()))?;
-    Ok(exit_code(&report, args.fail_on_warn))
+    print(&render(
+        &report,
+        args.output.format,
+        args.output.color.enabled(),
+    ))?;
+    Ok(exit_code(&report, args.output.fail_on_warn))
 }
 
 /// The registry-backed rules, through the one shared implementation.

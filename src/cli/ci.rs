@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use tollgate::git::DeployRepo;
 
-use super::check::{self as check_cmd, Format};
+use super::check::{self as check_cmd, ReportArgs};
 use super::gate::{self, GateOptions, Target};
-use super::{ColorChoice, Exit, RegistryArgs, load_policy, print};
+use super::{Exit, RegistryArgs, load_policy, print};
 
 #[derive(Debug, clap::Args)]
 pub struct CiArgs {
@@ -26,15 +26,8 @@ pub struct CiArgs {
     /// loosen its own policy.
     #[arg(long, env = "TOLLGATE_POLICY")]
     pub policy: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Exit 1 on warn-level findings too.
-    #[arg(long)]
-    pub fail_on_warn: bool,
-    /// Colour the text output.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub output: ReportArgs,
     /// Evaluate the registry-backed rules even if .tollgate.yaml does not enable them.
     #[arg(long)]
     pub resolve: bool,
@@ -72,8 +65,11 @@ pub fn run(args: CiArgs) -> anyhow::Result<Exit> {
     }
     print(&check_cmd::render(
         &outcome.report,
-        args.format,
-        args.color.enabled(),
+        args.output.format,
+        args.output.color.enabled(),
     ))?;
-    Ok(check_cmd::exit_code(&outcome.report, args.fail_on_warn))
+    Ok(check_cmd::exit_code(
+        &outcome.report,
+        args.output.fail_on_warn,
+    ))
 }

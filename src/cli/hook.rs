@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use tollgate::git::DeployRepo;
 use tollgate::git::push::{self, Plan};
 
-use super::check::{self as check_cmd, Format};
+use super::check::{self as check_cmd, ReportArgs};
 use super::gate::{self, GateOptions, Target};
-use super::{ColorChoice, Exit, RegistryArgs, load_policy};
+use super::{Exit, RegistryArgs, load_policy};
 
 /// The line that marks a hook as tollgate's own, so that `install` rewrites only hooks it wrote.
 const MARKER: &str = "# tollgate-managed pre-push hook";
@@ -62,12 +62,8 @@ pub struct PrePushArgs {
     /// Policy file, instead of the one .tollgate.yaml names or the embedded default.
     #[arg(long, env = "TOLLGATE_POLICY")]
     pub policy: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Colour the text output.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub output: ReportArgs,
     /// Evaluate the registry-backed rules even if .tollgate.yaml does not enable them.
     #[arg(long)]
     pub resolve: bool,
@@ -233,9 +229,13 @@ fn pre_push(args: PrePushArgs) -> anyhow::Result<Exit> {
     // passes a pre-push hook's stdout through to its own stdout, which scripts may parse).
     eprint!(
         "{}",
-        check_cmd::render(&outcome.report, args.format, args.color.enabled_on_stderr())
+        check_cmd::render(
+            &outcome.report,
+            args.output.format,
+            args.output.color.enabled_on_stderr()
+        )
     );
-    let exit = check_cmd::exit_code(&outcome.report, false);
+    let exit = check_cmd::exit_code(&outcome.report, args.output.fail_on_warn);
     match exit {
         Exit::Violations => eprintln!(
             "tollgate: push blocked: deny-level findings above. Fix them and push again (the \
