@@ -18,6 +18,7 @@ pub mod registry;
 pub mod repo;
 pub mod report;
 pub mod retention;
+pub mod rollout;
 pub mod values;
 pub mod workload;
 pub mod yaml;

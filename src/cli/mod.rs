@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands. Each subcommand is a thin adapter: read inputs,
 //! call the library, render, and return an [`Exit`] code.
 
+mod audit;
 mod certs;
 mod check;
 mod ci;
@@ -9,6 +10,7 @@ mod gate;
 mod hook;
 mod policy;
 mod registry;
+mod rollout;
 mod serve;
 mod verify;
 
@@ -108,6 +110,11 @@ pub enum Command {
     /// Certificates for the admission webhook.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// What the cluster really runs, checked against the policy and the registry.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Audit(audit::AuditArgs),
+    /// Deploy-repo commits that were merged but never rolled out.
+    Rollout(rollout::RolloutArgs),
 }
 
 /// `--color`.
@@ -172,6 +179,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Command::Hook(c) => hook::run(c),
         Command::Serve(a) => serve::run(a),
         Command::Certs(c) => certs::run(c),
+        Command::Audit(a) => audit::run(a),
+        Command::Rollout(a) => rollout::run(a),
     }
 }
 
