@@ -1,0 +1,236 @@
+//! `tollgate audit`: live state (from a kubectl List file, or the API server through kube)
+//! checked against the policy and a real registry. The seeds that no admission check can catch
+//! are replayed end to end.
+
+mod common;
+
+use common::oci::{Pusher, layer};
+use common::registry::{TestRegistry, policy_file};
+use common::run;
+use serde_json::{Value, json};
+
+/// A kubectl-shaped List with one Deployment, its current ReplicaSet running `running` in
+/// `pods` pods (spec image `image`, imageID `running`), and an older ReplicaSet kept for
+/// rollback with `rollback`.
+fn live(image: &str, running: &str, pods: usize, rollback: &str) -> Value {
+    let mut items = vec![
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "svc", "namespace": "prod", "annotations": {"deployment.kubernetes.io/revision": "2"}},
+            "spec": {"replicas": pods, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "svc-2", "namespace": "prod", "annotations": {"deployment.kubernetes.io/revision": "2"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc", "controller": true}]},
+            "spec": {"replicas": pods, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "svc-1", "namespace": "prod", "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc", "controller": true}]},
+            "spec": {"replicas": 0, "template": {"spec": {"containers": [{"name": "app", "image": rollback}]}}}}),
+    ];
+    for i in 0..pods {
+        items.push(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("svc-2-{i}"), "namespace": "prod",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "svc-2", "controller": true}]},
+            "spec": {"containers": [{"name": "app", "image": image}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": image, "imageID": running, "ready": true}]}}));
+    }
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+fn audit(live: &Value, policy: &str, extra: &[&str]) -> (i32, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.json");
+    std::fs::write(&path, serde_json::to_vec(live).unwrap()).unwrap();
+    let mut args = vec![
+        "audit",
+        "--live-file",
+        path.to_str().unwrap(),
+        "--policy",
+        policy,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let r = run(&args);
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    (r.code, v, r.stderr)
+}
+
+fn findings(v: &Value, kind: &str) -> Vec<Value> {
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["findings"].as_array().unwrap().clone())
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_000_a_running_digest_only_image_removed_from_the_registry() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    let (_d, policy) = policy_file(&reg, "  rules: {digest-untagged: audit}\n");
+    let p = Pusher::new(reg.base_url());
+    // Deployed by digest only, as in seed 000; nodes keep running it from their cache.
+    let img = p
+        .image("svc/ores", None, &[layer(&[("a", b"1")])], "linux/amd64")
+        .await;
+    let old = p
+        .image(
+            "svc/ores",
+            Some("1.0"),
+            &[layer(&[("b", b"2")])],
+            "linux/amd64",
+        )
+        .await;
+    let reference = format!("{host}/svc/ores@{}", img.digest);
+    let state = live(&reference, &reference, 3, &format!("{host}/svc/ores:1.0"));
+
+    let (code, v, stderr) = tokio::task::spawn_blocking({
+        let (state, policy) = (state.clone(), policy.clone());
+        move || audit(&state, &policy, &[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{v}\n{stderr}");
+    assert!(findings(&v, "running-unservable").is_empty());
+    // The untagged digest is flagged at audit level: nothing keeps it alive.
+    assert_eq!(findings(&v, "digest-untagged")[0]["level"], "audit");
+
+    // Registry maintenance deletes the untagged manifest.
+    p.delete_manifest("svc/ores", &img.digest).await;
+    let (code, v, _) = tokio::task::spawn_blocking(move || audit(&state, &policy, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{v}");
+    let f = findings(&v, "running-unservable");
+    assert_eq!(f.len(), 1, "{v}");
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(&format!(
+            "the next restart of these 3 pods will fail to pull {reference}"
+        )),
+        "{m}"
+    );
+    assert_eq!(v["summary"]["runningUnservable"], 1);
+    // The rollback target is still there.
+    assert!(findings(&v, "rollback-target-unservable").is_empty());
+    let _ = old;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_004_a_running_index_that_lost_a_childs_blobs() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    let (_d, policy) = policy_file(&reg, "");
+    let p = Pusher::new(reg.base_url());
+    let amd = p
+        .image("svc/api", None, &[layer(&[("a", b"amd")])], "linux/amd64")
+        .await;
+    let arm = p
+        .image("svc/api", None, &[layer(&[("a", b"arm")])], "linux/arm64")
+        .await;
+    let index = p
+        .index(
+            "svc/api",
+            "2.0",
+            &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
+            false,
+        )
+        .await;
+    p.delete_blob("svc/api", &arm.layers[0]).await;
+    let image = format!("{host}/svc/api:2.0");
+    let running = format!("{host}/svc/api@{index}");
+    let state = live(&image, &running, 2, &image);
+    let (code, v, _) = tokio::task::spawn_blocking(move || audit(&state, &policy, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{v}");
+    let f = findings(&v, "running-unservable");
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(m.contains("2 pods"), "{m}");
+    // The path names the platform and the missing layer (digests shortened to 12 hex digits).
+    assert!(
+        m.contains("(linux/arm64) → layer") && m.contains(&arm.layers[0][..19]),
+        "{m}"
+    );
+    assert!(m.contains("404 blob unknown"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_target_the_registry_lost_is_a_warning() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    let (_d, policy) = policy_file(&reg, "");
+    let p = Pusher::new(reg.base_url());
+    let cur = p
+        .image(
+            "svc/web",
+            Some("2"),
+            &[layer(&[("a", b"2")])],
+            "linux/amd64",
+        )
+        .await;
+    let image = format!("{host}/svc/web:2@{}", cur.digest);
+    let running = format!("{host}/svc/web@{}", cur.digest);
+    // Revision 1's tag was pruned by retention.
+    let state = live(&image, &running, 1, &format!("{host}/svc/web:1"));
+    let (code, v, _) = tokio::task::spawn_blocking(move || audit(&state, &policy, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "a lost rollback target warns: {v}");
+    let f = findings(&v, "rollback-target-unservable");
+    assert_eq!(f.len(), 1, "{v}");
+    assert_eq!(f[0]["level"], "warn");
+    assert_eq!(v["summary"]["rollbackTargetsUnservable"], 1);
+    assert!(findings(&v, "running-unservable").is_empty());
+}
+
+#[test]
+fn policy_rules_run_offline_and_images_are_counted_once() {
+    // Three pods of one image, one distinct running digest: one image in the report.
+    let d = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    let image = format!("docker.io/library/nginx:1.25@{d}");
+    let state = live(&image, &format!("docker.io/library/nginx@{d}"), 3, &image);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.yaml");
+    let (code, v, _) = audit(&state, policy, &["--no-resolve"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["summary"]["images"], 2, "{v}");
+    assert_eq!(findings(&v, "registry-not-approved").len(), 2);
+    assert_eq!(v["summary"]["registryRequests"], 0);
+}
+
+#[test]
+fn a_live_file_that_is_not_json_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.json");
+    std::fs::write(&path, "items: [").unwrap();
+    let r = run(&["audit", "--live-file", path.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not JSON"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_state_from_the_api_server_through_kube() {
+    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let kubeconfig = api.kubeconfig.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        run(&[
+            "audit",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--no-resolve",
+            "--format",
+            "json",
+        ])
+    })
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+    assert_eq!(v["summary"]["pods"], 3, "{v}");
+    assert_eq!(v["summary"]["controllers"], 3, "{v}");
+    // The pod spec runs a base image directly: the default policy denies that.
+    assert_eq!(r.code, 1);
+    assert!(!findings(&v, "repository-not-deployable").is_empty(), "{v}");
+}
