@@ -234,3 +234,103 @@ async fn live_state_from_the_api_server_through_kube() {
     assert_eq!(r.code, 1);
     assert!(!findings(&v, "repository-not-deployable").is_empty(), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_001_the_running_version_at_retention_risk_then_pruned() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    // Harbor's rule in seed 001: keep the newest tag of builds-api.
+    let (_d, policy) = policy_file(
+        &reg,
+        &format!(
+            "  rules: {{digest-missing: off}}\n  retention:\n    - repositories: ['{host}/toolforge/**']\n      keep: 1\n      orderBy: version\n"
+        ),
+    );
+    let p = Pusher::new(reg.base_url());
+    let mut pushed = Vec::new();
+    for v in ["0.0.99", "0.0.100", "0.0.130", "0.0.131"] {
+        pushed.push(
+            p.image(
+                "toolforge/builds-api",
+                Some(v),
+                &[layer(&[("version", v.as_bytes())])],
+                "linux/amd64",
+            )
+            .await,
+        );
+    }
+    // The deploy repo is at 0.0.131, but the cluster still runs 0.0.130 (never rolled out).
+    let image = format!("{host}/toolforge/builds-api:0.0.130");
+    let running = format!("{host}/toolforge/builds-api@{}", pushed[2].digest);
+    let state = live(
+        &image,
+        &running,
+        2,
+        &format!("{host}/toolforge/builds-api:0.0.100"),
+    );
+    let (code, v, _) = tokio::task::spawn_blocking({
+        let (state, policy) = (state.clone(), policy.clone());
+        move || audit(&state, &policy, &[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{v}");
+    let risk = findings(&v, "retention-risk");
+    assert_eq!(
+        risk.len(),
+        2,
+        "the running version and the rollback target: {v}"
+    );
+    let running_risk = risk.iter().find(|f| f["level"] == "deny").unwrap();
+    let m = running_risk["message"].as_str().unwrap();
+    // Version order, not string order: 0.0.131 is the newest, 0.0.99 is not.
+    assert!(m.contains("deletes tag 0.0.130"), "{m}");
+    assert!(m.contains("it runs in 2 pods"), "{m}");
+    assert!(m.ends_with("it keeps 0.0.131"), "{m}");
+    assert_eq!(v["summary"]["retentionRisk"], 2);
+    assert!(findings(&v, "running-unservable").is_empty());
+
+    // The rule runs: every tag but the newest is pruned.
+    for (i, _) in ["0.0.99", "0.0.100", "0.0.130"].iter().enumerate() {
+        p.delete_manifest("toolforge/builds-api", &pushed[i].digest)
+            .await;
+    }
+    let (code, v, _) = tokio::task::spawn_blocking(move || audit(&state, &policy, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{v}");
+    let gone = findings(&v, "running-unservable");
+    assert_eq!(gone.len(), 1, "{v}");
+    assert!(
+        gone[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the next restart of these 2 pods will fail to pull"),
+        "{v}"
+    );
+    assert_eq!(findings(&v, "rollback-target-unservable").len(), 1, "{v}");
+}
+
+#[test]
+fn a_retention_rule_that_keeps_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  registries: [{prefix: r.example.org}]\n  retention:\n    - repositories: ['r.example.org/**']\n      keep: 0\n      orderBy: newest\n",
+    )
+    .unwrap();
+    let r = run(&["policy", "validate", path.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(":8:13: keep must be at least 1")
+            || r.stdout.contains("keep must be at least 1"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        (r.stderr.clone() + &r.stdout)
+            .contains("orderBy \"newest\" is not one of version, pushTime")
+    );
+}

@@ -3,6 +3,7 @@
 //! restart, a rollback or the next pod would pull. The walks go through one resolver, whose
 //! caches keep any manifest or blob from being fetched twice in one audit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -14,6 +15,7 @@ use crate::policy::eval::{self, Context, Status};
 use crate::policy::{Level, Policy};
 use crate::reference::ImageRef;
 use crate::registry::{Resolution, Resolver};
+use crate::retention::{self, OrderBy, TagInfo};
 
 /// What the audit found about one image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +55,108 @@ pub struct AuditReport {
 pub const RUNNING_UNSERVABLE: &str = "running-unservable";
 pub const ROLLBACK_UNSERVABLE: &str = "rollback-target-unservable";
 pub const DECLARED_UNSERVABLE: &str = "declared-unservable";
+pub const RETENTION_RISK: &str = "retention-risk";
+
+/// Tag lists of the repositories a retention rule covers, fetched once per repository.
+type TagLists = HashMap<String, Result<Vec<String>, String>>;
+
+/// Fetch the tag list of every repository that a retention rule covers and an image of the
+/// inventory uses with a tag.
+async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage]) -> TagLists {
+    let mut wanted: Vec<(String, ImageRef)> = Vec::new();
+    for image in inventory {
+        let Ok(r) = image.image.parse::<ImageRef>() else {
+            continue;
+        };
+        let canonical = policy.canonical_name(&r);
+        if r.tag().is_some()
+            && policy.retention_for(&canonical).is_some()
+            && policy.approved_registry(&r).is_some()
+            && !wanted.iter().any(|(c, _)| *c == canonical)
+        {
+            wanted.push((canonical, r));
+        }
+    }
+    let mut lists = HashMap::new();
+    for (canonical, r) in wanted {
+        let result = match resolver.endpoint(&r) {
+            Ok(ep) => match resolver
+                .client()
+                .tags(&ep, &r.repository().to_string())
+                .await
+            {
+                Ok(tags) => Ok(tags.unwrap_or_default()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        lists.insert(canonical, result);
+    }
+    lists
+}
+
+/// Whether the retention rule for `image`'s repository deletes its tag on its next run.
+fn retention_finding(
+    policy: &Policy,
+    image: &AuditImage,
+    lists: &TagLists,
+    errors: &mut Vec<String>,
+) -> Option<AuditFinding> {
+    let r: ImageRef = image.image.parse().ok()?;
+    let tag = r.tag()?.to_string();
+    let canonical = policy.canonical_name(&r);
+    let rule = policy.retention_for(&canonical)?;
+    let tags = match lists.get(&canonical)? {
+        Ok(tags) => tags,
+        Err(e) => {
+            errors.push(format!("cannot list the tags of {canonical}: {e}"));
+            return None;
+        }
+    };
+    if rule.order_by == OrderBy::PushTime {
+        // Push times are not in the distribution API; a rule by push time cannot be simulated
+        // from tags alone, so nothing is claimed about it.
+        return None;
+    }
+    let infos: Vec<TagInfo> = tags
+        .iter()
+        .map(|t| TagInfo {
+            tag: t.clone(),
+            pushed: None,
+        })
+        .collect();
+    if !retention::would_delete(&infos, rule.keep, rule.order_by).contains(&tag) {
+        return None;
+    }
+    let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
+    let (level, what) = if roles.contains(&Role::Running) {
+        (
+            Level::Deny,
+            format!(
+                "it runs in {} pod{}",
+                image.running_pods(),
+                if image.running_pods() == 1 { "" } else { "s" }
+            ),
+        )
+    } else if roles.contains(&Role::RollbackTarget) {
+        (Level::Warn, "it is a rollback target".to_owned())
+    } else {
+        (Level::Warn, "a workload declares it".to_owned())
+    };
+    let mut newest: Vec<&str> = tags.iter().map(String::as_str).collect();
+    retention::sort_versions(&mut newest, |t| t);
+    let kept: Vec<&str> = newest.iter().rev().take(rule.keep).copied().collect();
+    Some(AuditFinding {
+        kind: RETENTION_RISK.to_owned(),
+        level,
+        message: format!(
+            "the retention rule for {canonical} (keep the newest {} by version) deletes tag {tag} on its next run, and {what}; it keeps {}",
+            rule.keep,
+            kept.join(", ")
+        ),
+        hint: "roll out the newest version (or roll back deliberately) before the rule runs, or exclude running tags from retention".into(),
+    })
+}
 
 /// Evaluate every image: the policy's rules at audit level, and (with a resolver) the walks.
 /// `progress` is told after each image.
@@ -64,9 +168,17 @@ pub async fn audit(
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> AuditReport {
+    let lists = match resolver {
+        Some(r) => tag_lists(policy, r, &inventory).await,
+        None => TagLists::new(),
+    };
+    let lists = &lists;
     let results: Vec<(ImageResult, Vec<String>)> = futures_util::stream::iter(inventory)
         .map(|image| async move {
-            let out = one(policy, resolver, image, now).await;
+            let mut out = one(policy, resolver, image, now).await;
+            if let Some(f) = retention_finding(policy, &out.0.image, lists, &mut out.1) {
+                out.0.findings.push(f);
+            }
             progress();
             out
         })

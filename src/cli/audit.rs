@@ -160,6 +160,7 @@ fn json(report: &AuditReport, state: &LiveState, policy: &str) -> String {
             "runningUnservable": count(report, run::RUNNING_UNSERVABLE),
             "rollbackTargetsUnservable": count(report, run::ROLLBACK_UNSERVABLE),
             "declaredUnservable": count(report, run::DECLARED_UNSERVABLE),
+            "retentionRisk": count(report, run::RETENTION_RISK),
             "registryRequests": report.registry_requests,
             "errors": report.errors.len(),
         },
@@ -193,6 +194,10 @@ fn text(report: &AuditReport, state: &LiveState, policy: &str) -> String {
         (
             run::DECLARED_UNSERVABLE,
             "Declared images the registry cannot serve (the next pod fails)",
+        ),
+        (
+            run::RETENTION_RISK,
+            "Images the registry's retention rule deletes on its next run",
         ),
     ];
     for (kind, title) in sections {
@@ -229,7 +234,7 @@ fn text(report: &AuditReport, state: &LiveState, policy: &str) -> String {
         .flat_map(|i| {
             i.findings
                 .iter()
-                .filter(|f| !f.kind.ends_with("-unservable"))
+                .filter(|f| !f.kind.ends_with("-unservable") && f.kind != run::RETENTION_RISK)
                 .map(move |f| (i, f))
         })
         .collect();

@@ -10,6 +10,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::RetentionRule;
 use super::eval::REGISTRY_RULES;
 use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, OnUnavailable, Pattern,
@@ -17,6 +18,7 @@ use super::{
 };
 use crate::config;
 use crate::reference::{ImageRef, RegistryHost};
+use crate::retention::OrderBy;
 use crate::yaml::{self, Pos, Positions, Record};
 
 /// The policy format version this build reads.
@@ -117,6 +119,18 @@ struct Spec {
     /// Registry-backed rule id -> `allow` | `deny`, validated like `rules`.
     #[serde(default)]
     registry_unavailable: BTreeMap<String, serde_json::Value>,
+    /// The registry's tag retention rules, for the audit to simulate.
+    #[serde(default)]
+    retention: Vec<RetentionSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionSpec {
+    repositories: Vec<String>,
+    keep: usize,
+    #[serde(default)]
+    order_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -293,6 +307,12 @@ impl Validator<'_> {
             }
         }
 
+        let retention = spec
+            .retention
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.retention(i, r))
+            .collect();
         let exemptions = spec
             .exemptions
             .into_iter()
@@ -311,7 +331,41 @@ impl Validator<'_> {
             not_deployable,
             exemptions,
             on_unavailable,
+            retention,
         }
+    }
+
+    fn retention(&mut self, i: usize, spec: RetentionSpec) -> Option<RetentionRule> {
+        let at = format!("/spec/retention/{i}");
+        if spec.repositories.is_empty() {
+            self.problem(
+                format!("{at}/repositories"),
+                "list the repositories the rule applies to (globs, e.g. registry.example.org/team/**)",
+            );
+        }
+        if spec.keep == 0 {
+            self.problem(
+                format!("{at}/keep"),
+                "keep must be at least 1 (a rule that keeps nothing deletes every tag)",
+            );
+        }
+        let order_by = match spec.order_by.as_deref() {
+            None | Some("version") => OrderBy::Version,
+            Some("pushTime") => OrderBy::PushTime,
+            Some(other) => {
+                self.problem(
+                    format!("{at}/orderBy"),
+                    format!("orderBy {other:?} is not one of version, pushTime"),
+                );
+                OrderBy::Version
+            }
+        };
+        let repositories = self.patterns(&format!("{at}/repositories"), spec.repositories, true);
+        Some(RetentionRule {
+            repositories,
+            keep: spec.keep,
+            order_by,
+        })
     }
 
     /// `spec.registryUnavailable`: only the registry-backed rules, each `allow` or `deny`.

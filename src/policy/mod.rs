@@ -33,6 +33,18 @@ pub struct Policy {
     exemptions: Vec<Exemption>,
     /// Per rule (indexed like `levels`): what admission does when the registry cannot answer.
     on_unavailable: Vec<OnUnavailable>,
+    /// The registry's tag retention rules (`spec.retention`), simulated by the audit.
+    retention: Vec<RetentionRule>,
+}
+
+/// A registry's tag retention rule, as the policy declares it: keep the newest `keep` tags of
+/// each matching repository, ordered by version or push time; the rest are deleted on its next
+/// run (seed 001's Harbor rule).
+#[derive(Debug, Clone)]
+pub struct RetentionRule {
+    pub repositories: Vec<Pattern>,
+    pub keep: usize,
+    pub order_by: crate::retention::OrderBy,
 }
 
 impl Policy {
@@ -75,6 +87,13 @@ impl Policy {
     /// time (`spec.registryUnavailable`; `allow` unless the policy says otherwise).
     pub fn on_registry_unavailable(&self, rule: RuleId) -> OnUnavailable {
         self.on_unavailable[rule as usize]
+    }
+
+    /// The retention rule for the repository `canonical_name` (the first that matches).
+    pub fn retention_for(&self, canonical_name: &str) -> Option<&RetentionRule> {
+        self.retention
+            .iter()
+            .find(|r| r.repositories.iter().any(|p| p.is_match(canonical_name)))
     }
 
     /// The approved registry entry `image` falls under, if any.
