@@ -334,3 +334,37 @@ fn a_retention_rule_that_keeps_nothing_is_refused() {
             .contains("orderBy \"newest\" is not one of version, pushTime")
     );
 }
+
+#[test]
+fn every_format_renders_the_same_audit() {
+    let d = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    let image = format!("docker.io/library/nginx:1.25@{d}");
+    let state = live(&image, &format!("docker.io/library/nginx@{d}"), 2, &image);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.json");
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = |format: &str| {
+        let r = run(&[
+            "audit",
+            "--live-file",
+            path.to_str().unwrap(),
+            "--no-resolve",
+            "--format",
+            format,
+        ]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        r.stdout
+    };
+    let text = out("text");
+    assert!(
+        text.starts_with("tollgate audit: 2 distinct images in 2 pods and 3 controllers"),
+        "{text}"
+    );
+    assert!(text.contains("deny  registry-not-approved"), "{text}");
+    let md = out("markdown");
+    assert!(md.starts_with("# tollgate audit\n"), "{md}");
+    assert!(md.contains("| deny | `registry-not-approved` |"), "{md}");
+    let html = out("html");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</body></html>\n"));
+    assert!(html.contains("<h2>Summary</h2>") && html.contains("registry-not-approved"));
+}

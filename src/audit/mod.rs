@@ -2,6 +2,7 @@
 //! the pure part: the inventory of distinct images (deduplicated by reference and by the digest
 //! that runs) and where each is used. The registry walks and the report come on top of it.
 
+pub mod render;
 pub mod run;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde_json::Value;
 use tollgate::audit::run::{self, AuditReport};
-use tollgate::audit::{self, Role};
+use tollgate::audit::{self, render};
 use tollgate::cluster::LiveState;
 use tollgate::cluster::kube::Cluster;
 use tollgate::policy::Level;
@@ -52,6 +52,10 @@ pub struct AuditArgs {
 pub enum AuditFormat {
     Text,
     Json,
+    Markdown,
+    /// One self-contained page (no external assets): the summary first, a table per finding
+    /// kind.
+    Html,
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
@@ -118,9 +122,17 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let view = render::View {
+        report: &report,
+        pods: state.pods.len(),
+        controllers: state.controllers.len(),
+        policy: policy.name(),
+    };
     let out = match args.format {
-        AuditFormat::Json => json(&report, &state, policy.name()),
-        AuditFormat::Text => text(&report, &state, policy.name()),
+        AuditFormat::Json => render::json(&view),
+        AuditFormat::Text => render::text(&view),
+        AuditFormat::Markdown => render::markdown(&view),
+        AuditFormat::Html => render::html(&view),
     };
     print(&out)?;
     Ok(exit_code(&report))
@@ -138,123 +150,4 @@ fn exit_code(report: &AuditReport) -> Exit {
     } else {
         Exit::Clean
     }
-}
-
-fn count(report: &AuditReport, kind: &str) -> usize {
-    report
-        .images
-        .iter()
-        .filter(|i| i.findings.iter().any(|f| f.kind == kind))
-        .count()
-}
-
-fn json(report: &AuditReport, state: &LiveState, policy: &str) -> String {
-    let v = serde_json::json!({
-        "schemaVersion": 1,
-        "tool": {"name": "tollgate", "version": env!("CARGO_PKG_VERSION")},
-        "policy": policy,
-        "summary": {
-            "pods": state.pods.len(),
-            "controllers": state.controllers.len(),
-            "images": report.images.len(),
-            "runningUnservable": count(report, run::RUNNING_UNSERVABLE),
-            "rollbackTargetsUnservable": count(report, run::ROLLBACK_UNSERVABLE),
-            "declaredUnservable": count(report, run::DECLARED_UNSERVABLE),
-            "retentionRisk": count(report, run::RETENTION_RISK),
-            "registryRequests": report.registry_requests,
-            "errors": report.errors.len(),
-        },
-        "images": report.images,
-        "errors": report.errors,
-    });
-    let mut s = serde_json::to_string_pretty(&v).expect("the report serializes");
-    s.push('\n');
-    s
-}
-
-fn text(report: &AuditReport, state: &LiveState, policy: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "tollgate audit: {} distinct images in {} pods and {} controllers; policy {policy}",
-        report.images.len(),
-        state.pods.len(),
-        state.controllers.len()
-    );
-    let sections = [
-        (
-            run::RUNNING_UNSERVABLE,
-            "Running images the registry can no longer serve (the next restart fails)",
-        ),
-        (
-            run::ROLLBACK_UNSERVABLE,
-            "Rollback targets the registry can no longer serve",
-        ),
-        (
-            run::DECLARED_UNSERVABLE,
-            "Declared images the registry cannot serve (the next pod fails)",
-        ),
-        (
-            run::RETENTION_RISK,
-            "Images the registry's retention rule deletes on its next run",
-        ),
-    ];
-    for (kind, title) in sections {
-        let hits: Vec<_> = report
-            .images
-            .iter()
-            .filter_map(|i| Some((i, i.findings.iter().find(|f| f.kind == kind)?)))
-            .collect();
-        let _ = writeln!(out, "\n{title}: {}", hits.len());
-        for (i, f) in hits {
-            let _ = writeln!(
-                out,
-                "  {}",
-                i.image.running.as_deref().unwrap_or(&i.image.image)
-            );
-            for u in &i.image.usages {
-                let role = match u.role {
-                    Role::Running => format!("{} pods", u.pods),
-                    Role::RollbackTarget => "rollback target".to_owned(),
-                    Role::Declared => "declared".to_owned(),
-                };
-                let _ = writeln!(
-                    out,
-                    "    {}/{} container {} ({role})",
-                    u.namespace, u.workload, u.container
-                );
-            }
-            let _ = writeln!(out, "    {}\n    fix: {}", f.message, f.hint);
-        }
-    }
-    let policy_hits: Vec<_> = report
-        .images
-        .iter()
-        .flat_map(|i| {
-            i.findings
-                .iter()
-                .filter(|f| !f.kind.ends_with("-unservable") && f.kind != run::RETENTION_RISK)
-                .map(move |f| (i, f))
-        })
-        .collect();
-    let _ = writeln!(out, "\nPolicy findings: {}", policy_hits.len());
-    for (i, f) in policy_hits {
-        let _ = writeln!(
-            out,
-            "  {:<5} {:<26} {} ({} use{})",
-            f.level.as_str(),
-            f.kind,
-            i.image.image,
-            i.image.usages.len(),
-            if i.image.usages.len() == 1 { "" } else { "s" }
-        );
-    }
-    if !report.errors.is_empty() {
-        let _ = writeln!(out, "\nCould not be checked: {}", report.errors.len());
-        for e in &report.errors {
-            let _ = writeln!(out, "  {e}");
-        }
-    }
-    out
 }
