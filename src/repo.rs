@@ -68,7 +68,23 @@ pub struct ValuesSpec {
     /// The namespace the release runs in, for namespace-scoped exemptions.
     pub namespace: Option<String>,
     pub images: Vec<ImagePath>,
+    /// The live workload these values deploy (`tollgate rollout` compares its images).
+    pub workload: Option<WorkloadTarget>,
 }
+
+/// The workload a group of Helm values files deploys: the chart renders it, so the values
+/// cannot name it themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadTarget {
+    pub kind: String,
+    /// `None`: the values group's namespace, else the repository's.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The kinds a values group may name as its workload: those whose live pod template the
+/// rollout report can read.
+pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"];
 
 /// Where an image is in a values file, and the names of its parts when it is a mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +265,8 @@ const KEYS: &[&str] = &[
     "resolve",
     "deadline",
     "blockWhenUnreachable",
+    "workload",
+    "name",
 ];
 
 #[derive(Deserialize)]
@@ -278,6 +296,15 @@ struct ValuesFileSpec {
     files: Vec<String>,
     namespace: Option<String>,
     images: Option<Vec<ImagePathSpec>>,
+    workload: Option<WorkloadSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadSpec {
+    kind: String,
+    namespace: Option<String>,
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +392,7 @@ impl Validator<'_> {
                     parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
                         .expect("the default image path is valid"),
                 ],
+                workload: None,
             }],
         };
         let deadline = match file.registry.deadline {
@@ -427,10 +455,41 @@ impl Validator<'_> {
                 })
                 .collect(),
         };
+        let workload = spec.workload.map(|w| {
+            if !WORKLOAD_KINDS.contains(&w.kind.as_str()) {
+                self.problem(
+                    format!("{at}/workload/kind"),
+                    format!(
+                        "workload kind {:?} is not one of {}",
+                        w.kind,
+                        WORKLOAD_KINDS.join(", ")
+                    ),
+                );
+            }
+            for (field, value) in [("name", Some(&w.name)), ("namespace", w.namespace.as_ref())] {
+                if let Some(v) = value
+                    && !is_dns_label_like(v)
+                {
+                    self.problem(
+                        format!("{at}/workload/{field}"),
+                        format!(
+                            "workload {field} {v:?} is not a Kubernetes object name (lower-case \
+                             letters, digits, '-' and '.')"
+                        ),
+                    );
+                }
+            }
+            WorkloadTarget {
+                kind: w.kind,
+                namespace: w.namespace,
+                name: w.name,
+            }
+        });
         ValuesSpec {
             files,
             namespace: spec.namespace,
             images,
+            workload,
         }
     }
 
@@ -448,6 +507,17 @@ impl Validator<'_> {
         b.build()
             .unwrap_or_else(|_| GlobSetBuilder::new().build().expect("an empty set builds"))
     }
+}
+
+/// A DNS-1123 subdomain as Kubernetes requires of object names (and, more strictly, of
+/// namespaces; the API server reports the finer difference).
+fn is_dns_label_like(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 253
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn to_strings(v: &[&str]) -> Vec<String> {
@@ -561,6 +631,26 @@ mod tests {
     }
 
     #[test]
+    fn a_values_group_maps_to_its_workload() {
+        let c = RepoConfig::parse(
+            "namespace: tools\nhelmValues:\n  - files: ['api/values.yaml']\n    workload: {kind: Deployment, namespace: builds-api, name: builds-api}\n",
+            ".tollgate.yaml",
+        )
+        .unwrap();
+        let FileKind::Values(spec) = c.classify("api/values.yaml") else {
+            panic!("values expected");
+        };
+        assert_eq!(
+            spec.workload,
+            Some(WorkloadTarget {
+                kind: "Deployment".into(),
+                namespace: Some("builds-api".into()),
+                name: "builds-api".into()
+            })
+        );
+    }
+
+    #[test]
     fn an_empty_file_means_the_defaults() {
         let c = RepoConfig::parse("# nothing yet\n", ".tollgate.yaml").unwrap();
         assert_eq!(c.policy(), None);
@@ -608,6 +698,18 @@ mod tests {
         "must end with a key"
     )]
     #[case::bad_glob("manifests: {include: ['a/[b']}\n", "bad glob")]
+    #[case::workload_of_unknown_kind(
+        "helmValues: [{files: ['*.yaml'], workload: {kind: Service, name: api}}]\n",
+        "workload kind \"Service\" is not one of"
+    )]
+    #[case::workload_with_a_bad_name(
+        "helmValues: [{files: ['*.yaml'], workload: {kind: Deployment, name: Api_1}}]\n",
+        "workload name \"Api_1\" is not a Kubernetes object name"
+    )]
+    #[case::workload_without_a_name(
+        "helmValues: [{files: ['*.yaml'], workload: {kind: Deployment}}]\n",
+        "missing field `name`"
+    )]
     #[case::not_yaml("policy: [\n", "")]
     fn invalid_configs_are_refused(#[case] text: &str, #[case] message: &str) {
         let e = RepoConfig::parse(text, ".tollgate.yaml").unwrap_err();

@@ -1,1 +1,600 @@
-//! Merged but never rolled out: the deploy repository against live state (issue 6).
+//! Merged but never rolled out: the deploy repository against live state (issue 6, seed 001).
+//!
+//! For each workload the repository declares at a branch's head (in Kubernetes manifests, or in
+//! Helm values files mapped to a workload through `.tollgate.yaml`), the desired images are
+//! compared with the images of the live controller's pod template. Where they differ, one walk
+//! of the branch's first-parent history (newest first, diffing only the files that declare an
+//! out-of-sync workload) finds the commits merged since the deployed revision, the newest
+//! commit whose images match what runs.
+//!
+//! What a file declares and how desired images pair with live ones is pure ([`declared`],
+//! [`pair`]); [`report`] reads git through [`DeployRepo`] and takes `now` from its caller.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::ControlFlow;
+
+use git2::Oid;
+use serde::Serialize;
+
+use crate::cluster::LiveState;
+use crate::git::gate::{self, GateError};
+use crate::git::history::{CommitInfo, FileChange};
+use crate::git::{DeployRepo, GitError};
+use crate::reference::ImageRef;
+use crate::repo::{FileKind, RepoConfig};
+use crate::values;
+use crate::workload;
+use crate::yaml::{self, Record};
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Settings(#[from] GateError),
+}
+
+/// A workload as the cluster names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct WorkloadKey {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One image a workload should run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DesiredImage {
+    /// The container, when the file says (manifests do; Helm values do not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub image: String,
+}
+
+/// The workloads a file declares, with their images. `None` when the file is neither a
+/// manifest nor a mapped values file, or is not YAML: a file that cannot be read declares
+/// nothing (the git gates are what refuse broken files).
+pub fn declared(
+    config: &RepoConfig,
+    path: &str,
+    text: &str,
+) -> Option<BTreeMap<WorkloadKey, Vec<DesiredImage>>> {
+    let default_ns = config.namespace().unwrap_or("default");
+    let mut out: BTreeMap<WorkloadKey, Vec<DesiredImage>> = BTreeMap::new();
+    match config.classify(path) {
+        FileKind::Other => return None,
+        FileKind::Values(spec) => {
+            let target = spec.workload.as_ref()?;
+            let key = WorkloadKey {
+                kind: target.kind.clone(),
+                namespace: target
+                    .namespace
+                    .clone()
+                    .or_else(|| spec.namespace.clone())
+                    .unwrap_or_else(|| default_ns.to_owned()),
+                name: target.name.clone(),
+            };
+            let images = out.entry(key).or_default();
+            for doc in yaml::load_all(text, Record::ImageFields)
+                .into_iter()
+                .flatten()
+            {
+                let (found, _) = values::extract(&doc.value, spec);
+                images.extend(found.into_iter().map(|i| DesiredImage {
+                    container: None,
+                    image: i.image,
+                }));
+            }
+        }
+        FileKind::Manifest => {
+            for doc in yaml::load_all(text, Record::ImageFields)
+                .into_iter()
+                .flatten()
+            {
+                let w = workload::extract(&doc.value);
+                for (i, (object, _)) in w.objects.iter().enumerate() {
+                    let key = WorkloadKey {
+                        kind: object.kind.clone(),
+                        namespace: object
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| default_ns.to_owned()),
+                        name: object.name.clone(),
+                    };
+                    let images = out.entry(key).or_default();
+                    images.extend(w.images.iter().filter(|u| u.object == i).map(|u| {
+                        DesiredImage {
+                            container: Some(u.container.name.clone()),
+                            image: u.image.clone(),
+                        }
+                    }));
+                }
+            }
+        }
+    }
+    for images in out.values_mut() {
+        images.sort();
+        images.dedup();
+    }
+    Some(out)
+}
+
+/// The (container, image) pairs of a live workload's pod template; `None` when it does not run.
+pub fn live_images(live: &LiveState, key: &WorkloadKey) -> Option<Vec<(String, String)>> {
+    if key.kind == "Pod" {
+        let pod = live
+            .pods
+            .iter()
+            .find(|p| p.namespace == key.namespace && p.name == key.name)?;
+        return Some(
+            pod.containers
+                .iter()
+                .map(|c| (c.container.name.clone(), c.image.clone()))
+                .collect(),
+        );
+    }
+    let c = live.controllers.iter().find(|c| {
+        c.object.kind == key.kind
+            && c.object.name == key.name
+            && c.object.namespace.as_deref() == Some(key.namespace.as_str())
+    })?;
+    Some(
+        c.images
+            .iter()
+            .map(|(c, image)| (c.name.clone(), image.clone()))
+            .collect(),
+    )
+}
+
+/// A desired image and the live image of the same container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImagePair {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub desired: String,
+    /// `None`: no live container matches.
+    pub live: Option<String>,
+}
+
+impl ImagePair {
+    pub fn in_sync(&self) -> bool {
+        self.live
+            .as_deref()
+            .is_some_and(|live| same_image(&self.desired, live))
+    }
+}
+
+/// Pair each desired image with a live container: by container name where the file names it,
+/// else by image repository (Helm values say which image, not which container), else the only
+/// container there is.
+pub fn pair(desired: &[DesiredImage], live: &[(String, String)]) -> Vec<ImagePair> {
+    desired
+        .iter()
+        .map(|d| {
+            let by_name = d
+                .container
+                .as_deref()
+                .and_then(|name| live.iter().find(|(c, _)| c == name));
+            let by_repo = || {
+                let want = repository(&d.image)?;
+                live.iter()
+                    .find(|(_, i)| repository(i).as_deref() == Some(want.as_str()))
+            };
+            let only = || (live.len() == 1).then(|| &live[0]);
+            let found = by_name.or_else(by_repo).or_else(only);
+            ImagePair {
+                container: d
+                    .container
+                    .clone()
+                    .or_else(|| found.map(|(c, _)| c.clone())),
+                desired: d.image.clone(),
+                live: found.map(|(_, i)| i.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Whether a set of desired images is what runs (`live` `None`: nothing runs).
+fn matches_live(desired: Option<&[DesiredImage]>, live: Option<&[(String, String)]>) -> bool {
+    match (desired, live) {
+        (None, None) => true,
+        (Some(d), Some(l)) => !d.is_empty() && pair(d, l).iter().all(ImagePair::in_sync),
+        _ => false,
+    }
+}
+
+/// The same image once both are parsed (`nginx:1` is `docker.io/library/nginx:1`); as written
+/// when either does not parse.
+fn same_image(a: &str, b: &str) -> bool {
+    match (a.parse::<ImageRef>(), b.parse::<ImageRef>()) {
+        (Ok(a), Ok(b)) => a.to_string() == b.to_string(),
+        _ => a == b,
+    }
+}
+
+fn repository(image: &str) -> Option<String> {
+    image.parse::<ImageRef>().ok().map(|r| r.name())
+}
+
+/// A commit in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportCommit {
+    pub sha: String,
+    pub subject: String,
+    pub author: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Seconds between the commit and `now` (negative for a commit from the future).
+    pub age_seconds: i64,
+    /// Older than the grace period: it counts as not rolled out.
+    pub overdue: bool,
+}
+
+/// How a workload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The live images are the desired ones.
+    InSync,
+    /// It runs other images than the branch declares.
+    Behind,
+    /// The branch declares it but it does not run.
+    NotLive,
+}
+
+/// One workload's standing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadReport {
+    pub workload: WorkloadKey,
+    pub status: Status,
+    /// The files that declare it at the branch's head.
+    pub files: Vec<String>,
+    pub images: Vec<ImagePair>,
+    /// Commits that changed its images since the deployed revision, newest first.
+    pub not_rolled_out: Vec<ReportCommit>,
+    /// The newest commit whose images match what runs (the one that introduced them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_revision: Option<ReportCommit>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutReport {
+    pub branch: String,
+    pub head: String,
+    pub grace_seconds: u64,
+    pub workloads: Vec<WorkloadReport>,
+}
+
+impl RolloutReport {
+    /// Whether a commit older than the grace period is not rolled out (exit code 1).
+    pub fn has_overdue(&self) -> bool {
+        self.overdue_commits() > 0
+    }
+
+    /// Not-rolled-out commits past the grace period, counted once per workload.
+    pub fn overdue_commits(&self) -> usize {
+        self.workloads
+            .iter()
+            .flat_map(|w| &w.not_rolled_out)
+            .filter(|c| c.overdue)
+            .count()
+    }
+}
+
+/// What to compare.
+pub struct Options<'a> {
+    /// The name shown for the branch.
+    pub branch: String,
+    pub head: Oid,
+    pub now: jiff::Timestamp,
+    pub grace: std::time::Duration,
+    /// Only workloads in these namespaces (all when empty).
+    pub namespaces: &'a [String],
+}
+
+/// Compare the workloads the branch declares at `opts.head` with `live`, and walk history for
+/// those that differ.
+pub fn report(
+    repo: &DeployRepo,
+    live: &LiveState,
+    opts: &Options<'_>,
+) -> Result<RolloutReport, RolloutError> {
+    let settings = gate::load_settings(repo, opts.head, None)?;
+    let config = &settings.config;
+
+    // What the head declares, file by file.
+    let mut files_of: BTreeMap<WorkloadKey, BTreeMap<String, Vec<DesiredImage>>> = BTreeMap::new();
+    for f in repo.changed_files(None, opts.head)? {
+        if matches!(config.classify(&f.path), FileKind::Other) {
+            continue;
+        }
+        let Some(found) = read_declared(repo, config, &f.path, f.blob)? else {
+            continue;
+        };
+        for (key, images) in found {
+            files_of
+                .entry(key)
+                .or_default()
+                .insert(f.path.clone(), images);
+        }
+    }
+    files_of.retain(|k, _| opts.namespaces.is_empty() || opts.namespaces.contains(&k.namespace));
+
+    let mut workloads = Vec::new();
+    // Out-of-sync workloads being traced back: their images as of the commit being visited.
+    let mut tracing: HashMap<WorkloadKey, Trace> = HashMap::new();
+    for (key, files) in &files_of {
+        let desired = combine(files);
+        if desired.as_deref().is_none_or(<[DesiredImage]>::is_empty) {
+            // Only partial overrides (a tag without its repository): nothing to compare.
+            continue;
+        }
+        let desired = desired.unwrap_or_default();
+        let live_images = live_images(live, key);
+        let status = match &live_images {
+            None => Status::NotLive,
+            Some(l) if matches_live(Some(&desired), Some(l)) => Status::InSync,
+            Some(_) => Status::Behind,
+        };
+        if status != Status::InSync {
+            tracing.insert(
+                key.clone(),
+                Trace {
+                    index: workloads.len(),
+                    files: files.clone(),
+                    live: live_images.clone(),
+                    found_live: false,
+                },
+            );
+        }
+        workloads.push(WorkloadReport {
+            workload: key.clone(),
+            status,
+            files: files.keys().cloned().collect(),
+            images: pair(&desired, live_images.as_deref().unwrap_or_default()),
+            not_rolled_out: Vec::new(),
+            deployed_revision: None,
+        });
+    }
+
+    if !tracing.is_empty() {
+        let mut watchers: HashMap<String, Vec<WorkloadKey>> = HashMap::new();
+        for (key, t) in &tracing {
+            for path in t.files.keys() {
+                watchers.entry(path.clone()).or_default().push(key.clone());
+            }
+        }
+        let watched: HashSet<String> = watchers.keys().cloned().collect();
+        let mut parsed: HashMap<Oid, BTreeMap<WorkloadKey, Vec<DesiredImage>>> = HashMap::new();
+        repo.watch_history(opts.head, &watched, |commit, changes| {
+            visit(
+                repo,
+                config,
+                opts,
+                commit,
+                changes,
+                &watchers,
+                &mut tracing,
+                &mut parsed,
+                &mut workloads,
+            )
+        })?;
+    }
+
+    Ok(RolloutReport {
+        branch: opts.branch.clone(),
+        head: opts.head.to_string(),
+        grace_seconds: opts.grace.as_secs(),
+        workloads,
+    })
+}
+
+/// A workload being traced back through history.
+struct Trace {
+    index: usize,
+    /// Its images per declaring file, as of the commit being visited.
+    files: BTreeMap<String, Vec<DesiredImage>>,
+    live: Option<Vec<(String, String)>>,
+    /// Seen a state that matches live: now looking for the commit that introduced it.
+    found_live: bool,
+}
+
+/// The images of a workload across its files; `None` when no file declares it.
+fn combine(files: &BTreeMap<String, Vec<DesiredImage>>) -> Option<Vec<DesiredImage>> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut all: Vec<DesiredImage> = files.values().flatten().cloned().collect();
+    all.sort();
+    all.dedup();
+    Some(all)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    repo: &DeployRepo,
+    config: &RepoConfig,
+    opts: &Options<'_>,
+    commit: &CommitInfo,
+    changes: &[FileChange],
+    watchers: &HashMap<String, Vec<WorkloadKey>>,
+    tracing: &mut HashMap<WorkloadKey, Trace>,
+    parsed: &mut HashMap<Oid, BTreeMap<WorkloadKey, Vec<DesiredImage>>>,
+    workloads: &mut [WorkloadReport],
+) -> Result<ControlFlow<()>, RolloutError> {
+    // Workloads whose files this commit changed, with their images as of this commit.
+    let mut touched: BTreeMap<WorkloadKey, Option<Vec<DesiredImage>>> = BTreeMap::new();
+    for change in changes {
+        let Some(keys) = watchers.get(&change.path) else {
+            continue;
+        };
+        let keys: Vec<&WorkloadKey> = keys.iter().filter(|k| tracing.contains_key(*k)).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        // The file as the first parent had it.
+        let before = match change.old {
+            Some(blob) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = parsed.entry(blob) {
+                    e.insert(read_declared(repo, config, &change.path, blob)?.unwrap_or_default());
+                }
+                parsed.get(&blob)
+            }
+            None => None,
+        };
+        for key in keys {
+            let t = tracing.get_mut(key).expect("filtered above");
+            touched
+                .entry(key.clone())
+                .or_insert_with(|| combine(&t.files));
+            match before.and_then(|b| b.get(key)) {
+                Some(images) => t.files.insert(change.path.clone(), images.clone()),
+                None => t.files.remove(&change.path),
+            };
+        }
+    }
+    for (key, after) in touched {
+        let t = tracing.get_mut(&key).expect("touched keys are traced");
+        let before = combine(&t.files);
+        if before == after {
+            // The file changed, not this workload's images (replicas, another document).
+            continue;
+        }
+        let entry = &mut workloads[t.index];
+        let item = report_commit(commit, opts);
+        if t.found_live {
+            // This commit introduced the images that run.
+            entry.deployed_revision = Some(item);
+            tracing.remove(&key);
+            continue;
+        }
+        entry.not_rolled_out.push(item);
+        if before.is_none() {
+            // The workload did not exist before this commit: nothing of it was ever deployed.
+            tracing.remove(&key);
+        } else if matches_live(before.as_deref(), t.live.as_deref()) {
+            t.found_live = true;
+        }
+    }
+    Ok(if tracing.is_empty() {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    })
+}
+
+fn read_declared(
+    repo: &DeployRepo,
+    config: &RepoConfig,
+    path: &str,
+    blob: Oid,
+) -> Result<Option<BTreeMap<WorkloadKey, Vec<DesiredImage>>>, RolloutError> {
+    let bytes = repo.blob(blob)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(None);
+    };
+    Ok(declared(config, path, text))
+}
+
+fn report_commit(c: &CommitInfo, opts: &Options<'_>) -> ReportCommit {
+    let age = opts.now.as_second() - c.time;
+    ReportCommit {
+        sha: c.oid.to_string(),
+        subject: c.subject.clone(),
+        author: c.author.clone(),
+        time: jiff::Timestamp::from_second(c.time)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        age_seconds: age,
+        overdue: age > 0 && age as u64 > opts.grace.as_secs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn d(container: Option<&str>, image: &str) -> DesiredImage {
+        DesiredImage {
+            container: container.map(str::to_owned),
+            image: image.to_owned(),
+        }
+    }
+
+    fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(c, i)| ((*c).to_owned(), (*i).to_owned()))
+            .collect()
+    }
+
+    #[rstest]
+    #[case::same_container_same_image(d(Some("api"), "r.org/api:1"), &[("api", "r.org/api:1")], true)]
+    #[case::same_container_other_tag(d(Some("api"), "r.org/api:2"), &[("api", "r.org/api:1")], false)]
+    #[case::docker_hub_short_name(d(Some("web"), "nginx:1.25"), &[("web", "docker.io/library/nginx:1.25")], true)]
+    #[case::values_image_by_repository(d(None, "r.org/api:1"), &[("sidecar", "r.org/proxy:3"), ("main", "r.org/api:1")], true)]
+    #[case::values_image_the_only_container(d(None, "r.org/api:2"), &[("main", "r.org/other:2")], false)]
+    #[case::no_live_container(d(Some("api"), "r.org/api:1"), &[("sidecar", "r.org/proxy:3"), ("x", "r.org/y:1")], false)]
+    fn pairing(#[case] desired: DesiredImage, #[case] live: &[(&str, &str)], #[case] ok: bool) {
+        let pairs = pair(std::slice::from_ref(&desired), &l(live));
+        assert_eq!(pairs[0].in_sync(), ok, "{pairs:?}");
+    }
+
+    #[test]
+    fn a_manifest_declares_its_workloads_with_the_default_namespace() {
+        let config = RepoConfig::parse("namespace: tools\n", ".tollgate.yaml").unwrap();
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  template:\n    spec:\n      containers: [{name: api, image: 'r.org/api:1'}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: api}\n";
+        let found = declared(&config, "k8s/api.yaml", text).unwrap();
+        let key = WorkloadKey {
+            kind: "Deployment".into(),
+            namespace: "tools".into(),
+            name: "api".into(),
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[&key], vec![d(Some("api"), "r.org/api:1")]);
+    }
+
+    #[test]
+    fn values_declare_a_workload_only_when_mapped() {
+        let mapped = RepoConfig::parse(
+            "helmValues: [{files: ['api/values.yaml'], namespace: builds, workload: {kind: Deployment, name: builds-api}}]\n",
+            ".tollgate.yaml",
+        )
+        .unwrap();
+        let text = "image: {repository: r.org/builds-api, tag: 0.0.131}\n";
+        let found = declared(&mapped, "api/values.yaml", text).unwrap();
+        let (key, images) = found.iter().next().unwrap();
+        assert_eq!(key.to_string(), "Deployment builds/builds-api");
+        assert_eq!(images, &vec![d(None, "r.org/builds-api:0.0.131")]);
+        assert_eq!(
+            declared(&RepoConfig::default(), "api/values.yaml", text),
+            None
+        );
+    }
+
+    #[rstest]
+    #[case::nothing_runs_and_nothing_declared(None, None, true)]
+    #[case::declared_not_running(Some(vec![d(Some("a"), "r/a:1")]), None, false)]
+    #[case::running_not_declared(None, Some(l(&[("a", "r/a:1")])), false)]
+    #[case::empty_declaration_never_matches(Some(vec![]), Some(l(&[("a", "r/a:1")])), false)]
+    fn matching_live(
+        #[case] desired: Option<Vec<DesiredImage>>,
+        #[case] live: Option<Vec<(String, String)>>,
+        #[case] ok: bool,
+    ) {
+        assert_eq!(matches_live(desired.as_deref(), live.as_deref()), ok);
+    }
+}

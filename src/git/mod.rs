@@ -3,6 +3,7 @@
 //! committed (what is being pushed or merged), not what happens to be on disk.
 
 pub mod gate;
+pub mod history;
 pub mod push;
 
 use std::path::{Path, PathBuf};
