@@ -368,3 +368,78 @@ fn every_format_renders_the_same_audit() {
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</body></html>\n"));
     assert!(html.contains("<h2>Summary</h2>") && html.contains("registry-not-approved"));
 }
+
+#[test]
+fn with_repo_the_audit_includes_commits_merged_but_not_rolled_out() {
+    use common::git::{GitRepo, GitRun, git_command};
+    let repo = GitRepo::init();
+    let manifest = |tag: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: svc, namespace: prod}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: docker-registry.wikimedia.org/svc:{tag}\n"
+        )
+    };
+    let commit_at = |message: &str, hours_ago: i64| {
+        repo.git(&["add", "-A"]);
+        let date = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(hours_ago))
+            .unwrap()
+            .to_string();
+        let out = GitRun::from(
+            git_command(&repo.path)
+                .args(["commit", "-q", "-m", message])
+                .env("GIT_AUTHOR_DATE", &date)
+                .env("GIT_COMMITTER_DATE", &date)
+                .output()
+                .unwrap(),
+        );
+        assert!(out.ok, "{}", out.stderr);
+    };
+    repo.write("prod/svc.yaml", &manifest("0.0.130"));
+    commit_at("svc 0.0.130", 48);
+    repo.write("prod/svc.yaml", &manifest("0.0.131"));
+    commit_at("svc 0.0.131", 3);
+    let image = "docker-registry.wikimedia.org/svc:0.0.130";
+    let state = live(image, image, 2, image);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.json");
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let args = |format: &'static str| {
+        run(&[
+            "audit",
+            "--live-file",
+            path.to_str().unwrap(),
+            "--no-resolve",
+            "--repo",
+            repo.path.to_str().unwrap(),
+            "--branch",
+            "main",
+            "--format",
+            format,
+        ])
+    };
+    let r = args("json");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["summary"]["commitsNotRolledOut"], 1, "{v}");
+    let w = &v["rollout"]["workloads"][0];
+    assert_eq!(w["notRolledOut"][0]["subject"], "svc 0.0.131");
+    assert_eq!(w["deployedRevision"]["subject"], "svc 0.0.130");
+    let text = args("text").stdout;
+    assert!(
+        text.contains("Merged but not rolled out (main at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("not rolled out: ") && text.contains(" svc 0.0.131 (Dev <dev@example.org>, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("deployed revision: ") && text.contains(" svc 0.0.130 ("),
+        "{text}"
+    );
+    let html = args("html").stdout;
+    assert!(
+        html.contains("<h2>Merged but not rolled out (main at <code>"),
+        "{html}"
+    );
+}

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::Role;
 use super::run::{self, AuditReport, ImageResult};
+use crate::rollout::{self, RolloutReport, WorkloadReport};
 
 /// What a renderer needs besides the report.
 pub struct View<'a> {
@@ -13,6 +14,54 @@ pub struct View<'a> {
     pub pods: usize,
     pub controllers: usize,
     pub policy: &'a str,
+    /// The rollout report, with `audit --repo`.
+    pub rollout: Option<&'a RolloutReport>,
+}
+
+/// The workloads of a rollout report that are not in sync, and their commits.
+fn behind(r: Option<&RolloutReport>) -> Vec<&WorkloadReport> {
+    r.map(|r| {
+        r.workloads
+            .iter()
+            .filter(|w| w.status != rollout::Status::InSync)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn commit_line(c: &rollout::ReportCommit) -> String {
+    let hours = c.age_seconds / 3600;
+    format!(
+        "{} {} ({}, {}h {}m ago{})",
+        &c.sha[..c.sha.len().min(12)],
+        c.subject,
+        c.author,
+        hours,
+        (c.age_seconds % 3600) / 60,
+        if c.overdue {
+            ""
+        } else {
+            ", within the grace period"
+        }
+    )
+}
+
+fn images_line(w: &WorkloadReport) -> String {
+    w.images
+        .iter()
+        .map(|p| {
+            format!(
+                "{}{} (live {})",
+                p.container
+                    .as_deref()
+                    .map(|c| format!("{c}: "))
+                    .unwrap_or_default(),
+                p.desired,
+                p.live.as_deref().unwrap_or("none")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The finding kinds with a section of their own, in report order, with their titles.
@@ -77,11 +126,13 @@ pub fn json(v: &View<'_>) -> String {
             "rollbackTargetsUnservable": count(report, run::ROLLBACK_UNSERVABLE),
             "declaredUnservable": count(report, run::DECLARED_UNSERVABLE),
             "retentionRisk": count(report, run::RETENTION_RISK),
+            "commitsNotRolledOut": v.rollout.map(RolloutReport::overdue_commits),
             "registryRequests": report.registry_requests,
             "errors": report.errors.len(),
         },
         "images": report.images,
         "errors": report.errors,
+        "rollout": v.rollout,
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("the report serializes");
     s.push('\n');
@@ -141,6 +192,32 @@ pub fn text(v: &View<'_>) -> String {
             if i.image.usages.len() == 1 { "" } else { "s" }
         );
     }
+    if let Some(r) = v.rollout {
+        let ws = behind(Some(r));
+        let _ = writeln!(
+            out,
+            "\nMerged but not rolled out ({} at {}): {} workloads, {} overdue commits",
+            r.branch,
+            &r.head[..r.head.len().min(12)],
+            ws.len(),
+            r.overdue_commits()
+        );
+        for w in ws {
+            let _ = writeln!(
+                out,
+                "  {} ({})\n    {}",
+                w.workload,
+                w.files.join(", "),
+                images_line(w)
+            );
+            for c in &w.not_rolled_out {
+                let _ = writeln!(out, "    not rolled out: {}", commit_line(c));
+            }
+            if let Some(c) = &w.deployed_revision {
+                let _ = writeln!(out, "    deployed revision: {}", commit_line(c));
+            }
+        }
+    }
     if !report.errors.is_empty() {
         let _ = writeln!(out, "\nCould not be checked: {}", report.errors.len());
         for e in &report.errors {
@@ -168,6 +245,13 @@ pub fn markdown(v: &View<'_>) -> String {
         let _ = writeln!(out, "| {title} | {} |", count(r, kind));
     }
     let _ = writeln!(out, "| Policy findings | {} |", policy_findings(r).len());
+    if let Some(ro) = v.rollout {
+        let _ = writeln!(
+            out,
+            "| Commits merged but not rolled out (overdue) | {} |",
+            ro.overdue_commits()
+        );
+    }
     let _ = writeln!(out, "| Could not be checked | {} |", r.errors.len());
     for &(kind, title) in SECTIONS {
         let hits = hits(r, kind);
@@ -208,6 +292,32 @@ pub fn markdown(v: &View<'_>) -> String {
             );
         }
     }
+    if let Some(ro) = v.rollout {
+        let _ = writeln!(
+            out,
+            "\n## Merged but not rolled out ({} at `{}`)\n\n| workload | images | not rolled out | deployed revision |\n| --- | --- | --- | --- |",
+            md(&ro.branch),
+            &ro.head[..ro.head.len().min(12)]
+        );
+        for w in behind(Some(ro)) {
+            let commits: Vec<String> = w
+                .not_rolled_out
+                .iter()
+                .map(|c| md(&commit_line(c)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                md(&w.workload.to_string()),
+                md(&images_line(w)),
+                commits.join("<br>"),
+                w.deployed_revision
+                    .as_ref()
+                    .map(|c| md(&commit_line(c)))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if !r.errors.is_empty() {
         let _ = writeln!(out, "\n## Could not be checked\n");
         for e in &r.errors {
@@ -242,6 +352,13 @@ pub fn html(v: &View<'_>) -> String {
         row(&mut out, title, count(r, kind));
     }
     row(&mut out, "Policy findings", policy_findings(r).len());
+    if let Some(ro) = v.rollout {
+        row(
+            &mut out,
+            "Commits merged but not rolled out (overdue)",
+            ro.overdue_commits(),
+        );
+    }
     row(&mut out, "Could not be checked", r.errors.len());
     out.push_str("</table>\n");
     for &(kind, title) in SECTIONS {
@@ -280,6 +397,33 @@ pub fn html(v: &View<'_>) -> String {
                 esc(&i.image.image),
                 esc(&f.message),
                 esc(&f.hint)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if let Some(ro) = v.rollout {
+        let _ = writeln!(
+            out,
+            "<h2>Merged but not rolled out ({} at <code>{}</code>)</h2>\n<table><tr><th>workload</th><th>images</th><th>not rolled out</th><th>deployed revision</th></tr>",
+            esc(&ro.branch),
+            esc(&ro.head[..ro.head.len().min(12)])
+        );
+        for w in behind(Some(ro)) {
+            let commits: Vec<String> = w
+                .not_rolled_out
+                .iter()
+                .map(|c| esc(&commit_line(c)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.workload.to_string()),
+                esc(&images_line(w)),
+                commits.join("<br>"),
+                w.deployed_revision
+                    .as_ref()
+                    .map(|c| esc(&commit_line(c)))
+                    .unwrap_or_default()
             );
         }
         out.push_str("</table>\n");
@@ -380,6 +524,7 @@ mod tests {
             pods: 2,
             controllers: 1,
             policy: "p",
+            rollout: None,
         });
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(!page.contains("<script>"), "{page}");
@@ -399,6 +544,7 @@ mod tests {
             pods: 2,
             controllers: 1,
             policy: "p",
+            rollout: None,
         });
         assert!(text.contains("`r.example/a\\|b:1`"), "{text}");
         assert!(text.contains(

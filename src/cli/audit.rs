@@ -11,7 +11,9 @@ use tollgate::audit::run::{self, AuditReport};
 use tollgate::audit::{self, render};
 use tollgate::cluster::LiveState;
 use tollgate::cluster::kube::Cluster;
+use tollgate::git::DeployRepo;
 use tollgate::policy::Level;
+use tollgate::rollout::{self, RolloutReport};
 
 use super::{Exit, RegistryArgs, load_policy, now, print};
 
@@ -39,6 +41,17 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub format: AuditFormat,
+    /// Also compare the deploy repository with live state (`tollgate rollout`) and include
+    /// the commits merged but not rolled out.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// With --repo: the branch that says what should run (default: the remote's default
+    /// branch, else HEAD).
+    #[arg(long, value_name = "REV", requires = "repo")]
+    pub branch: Option<String>,
+    /// With --repo: how long a merged commit may wait for its rollout.
+    #[arg(long, default_value = "1h", requires = "repo")]
+    pub grace: String,
     /// Policy rules only: do not walk images in the registry.
     #[arg(long)]
     pub no_resolve: bool,
@@ -94,6 +107,28 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
                 .is_some_and(|n| args.namespaces.contains(n))
         });
     }
+    let rollout = match &args.repo {
+        Some(path) => {
+            let repo = DeployRepo::discover(path)?;
+            let branch = match &args.branch {
+                Some(b) => b.clone(),
+                None => repo.remote_head("origin").unwrap_or_else(|| "HEAD".into()),
+            };
+            let head = repo.commit(&branch)?;
+            Some(rollout::report(
+                &repo,
+                &state,
+                &rollout::Options {
+                    branch,
+                    head,
+                    now: now(),
+                    grace: super::rollout::parse_grace(&args.grace)?,
+                    namespaces: &args.namespaces,
+                },
+            )?)
+        }
+        None => None,
+    };
     let inventory = audit::inventory(&state);
     let resolver = if args.no_resolve {
         None
@@ -127,6 +162,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
         pods: state.pods.len(),
         controllers: state.controllers.len(),
         policy: policy.name(),
+        rollout: rollout.as_ref(),
     };
     let out = match args.format {
         AuditFormat::Json => render::json(&view),
@@ -135,12 +171,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
         AuditFormat::Html => render::html(&view),
     };
     print(&out)?;
-    Ok(exit_code(&report))
+    Ok(exit_code(&report, rollout.as_ref()))
 }
 
-fn exit_code(report: &AuditReport) -> Exit {
+fn exit_code(report: &AuditReport, rollout: Option<&RolloutReport>) -> Exit {
     if !report.errors.is_empty() {
         Exit::Error
+    } else if rollout.is_some_and(RolloutReport::has_overdue) {
+        Exit::Violations
     } else if report
         .images
         .iter()

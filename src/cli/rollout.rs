@@ -90,7 +90,7 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn parse_grace(text: &str) -> anyhow::Result<std::time::Duration> {
+pub(super) fn parse_grace(text: &str) -> anyhow::Result<std::time::Duration> {
     let d: jiff::SignedDuration = text
         .parse()
         .with_context(|| format!("--grace {text:?} is not a duration like 30m or 1h"))?;
