@@ -177,12 +177,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
 fn exit_code(report: &AuditReport, rollout: Option<&RolloutReport>) -> Exit {
     if !report.errors.is_empty() {
         Exit::Error
-    } else if rollout.is_some_and(RolloutReport::has_overdue) {
-        Exit::Violations
-    } else if report
-        .images
-        .iter()
-        .any(|i| i.findings.iter().any(|f| f.level == Level::Deny))
+    } else if rollout.is_some_and(RolloutReport::has_overdue)
+        || report
+            .images
+            .iter()
+            .any(|i| i.findings.iter().any(|f| f.level == Level::Deny))
     {
         Exit::Violations
     } else {
