@@ -171,6 +171,10 @@ fn args(deployment: &Value) -> Vec<&str> {
 #[case::pinned_image(json!({"image": {"digest": format!("sha256:{}", "a".repeat(64))}}))]
 #[case::scheduling(json!({"priorityClassName": "system-cluster-critical", "nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": [{"operator": "Exists"}], "topologySpreadConstraints": []}))]
 #[case::server_tuning(json!({"server": {"maxBodyBytes": 1048576, "unchangedImages": "enforce", "logFormat": "text", "shutdownGraceSeconds": 5, "exemptNamespaces": ["kube-system", "cert-manager"], "env": [{"name": "RUST_LOG", "value": "info"}], "extraArgs": ["--ca-file=/x"]}}))]
+#[case::audit_cronjob(json!({"audit": {"cronJob": {"enabled": true}}}))]
+#[case::audit_cronjob_in_namespaces(json!({"audit": {"namespaces": ["shop", "payments"], "cronJob": {"enabled": true, "schedule": "@daily", "timeZone": "Europe/Berlin", "args": ["--no-resolve"], "activeDeadlineSeconds": null}}, "registry": {"credentialsSecret": "regcred", "ca": {"configMap": "registry-ca"}}}))]
+#[case::periodic_audit_and_alerts(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 900}}, "prometheusRule": {"enabled": true}}))]
+#[case::periodic_audit_in_namespaces_and_cronjob(json!({"audit": {"namespaces": ["shop"], "periodic": {"enabled": true}, "cronJob": {"enabled": true}}}))]
 fn lint_and_render_pass(#[case] values: Value) {
     let h = rendered(values);
     assert!(!h.objects().is_empty());
@@ -189,6 +193,11 @@ fn lint_and_render_pass(#[case] values: Value) {
 #[case::secret_mode_without_a_ca_bundle(json!({"certificates": {"mode": "secret", "existingSecret": "s"}}), "/certificates/caBundle")]
 #[case::unknown_certificate_mode(json!({"certificates": {"mode": "vault"}}), "/certificates/mode")]
 #[case::log_format(json!({"server": {"logFormat": "xml"}}), "/server/logFormat")]
+#[case::schedule_as_a_number(json!({"audit": {"cronJob": {"enabled": true, "schedule": 5}}}), "/audit/cronJob/schedule")]
+#[case::schedule_with_four_fields(json!({"audit": {"cronJob": {"schedule": "* * * *"}}}), "/audit/cronJob/schedule")]
+#[case::unknown_audit_key(json!({"audit": {"cronJob": {"enabled": true, "verbs": ["delete"]}}}), "additional properties 'verbs'")]
+#[case::audit_interval_too_short(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 0}}}), "/audit/periodic/intervalSeconds")]
+#[case::audit_namespace_not_a_name(json!({"audit": {"namespaces": ["Shop_1"]}}), "/audit/namespaces/0")]
 fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
     let schema = h.schema_error.as_deref().expect("the schema rejects it");
@@ -821,6 +830,405 @@ fn the_rendered_chart_fails_tollgate_check_with_another_image(
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         rule_ids(&report).contains(&(rule.to_owned(), "deny".to_owned())),
+        "{report:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit: CronJob, periodic audit in the server, their read-only RBAC and alerts.
+
+/// What the audit may do, and all it may do: (apiGroup, resource) → verbs.
+fn audit_permissions() -> BTreeMap<(String, String), Vec<String>> {
+    [
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    ]
+    .into_iter()
+    .map(|(g, r)| {
+        (
+            (g.to_owned(), r.to_owned()),
+            vec!["get".to_owned(), "list".to_owned(), "watch".to_owned()],
+        )
+    })
+    .collect()
+}
+
+/// The permissions a (Cluster)Role grants, exactly: every rule's groups × resources, with its
+/// verbs. Fails on anything that is not a plain group/resource/verb rule.
+fn permissions(role: &Value) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out = BTreeMap::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let keys: BTreeSet<&str> = rule
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["apiGroups", "resources", "verbs"]),
+            "no resourceNames, nonResourceURLs or anything else: {rule}"
+        );
+        let mut verbs: Vec<String> = strings(&rule["verbs"])
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        verbs.sort();
+        for g in strings(&rule["apiGroups"]) {
+            for r in strings(&rule["resources"]) {
+                let prev = out.insert((g.to_owned(), r.to_owned()), verbs.clone());
+                assert!(prev.is_none(), "{g}/{r} granted twice");
+            }
+        }
+    }
+    out
+}
+
+fn subjects(binding: &Value) -> Vec<(String, String, String)> {
+    binding["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_owned(),
+                s["name"].as_str().unwrap().to_owned(),
+                s["namespace"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn sa(name: &str) -> (String, String, String) {
+    (
+        "ServiceAccount".to_owned(),
+        name.to_owned(),
+        NAMESPACE.to_owned(),
+    )
+}
+
+fn cronjob_args(cj: &Value) -> Vec<&str> {
+    strings(&cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"])
+}
+
+#[test]
+fn the_audit_is_off_by_default_and_nothing_reads_the_cluster() {
+    let h = rendered(json!({}));
+    for kind in [
+        "CronJob",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ] {
+        assert!(h.all(kind).is_empty(), "{kind}");
+    }
+    let d = h.one("Deployment");
+    assert!(arg(&d, "--audit-interval").is_none());
+    assert!(!args(&d).iter().any(|a| a.starts_with("--audit")));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        false
+    );
+}
+
+#[test]
+fn the_audit_cronjob_runs_tollgate_audit_with_read_only_rbac() {
+    let h = rendered(json!({"audit": {"cronJob": {"enabled": true}}}));
+    let cj = h.one("CronJob");
+    assert_eq!(cj["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(cj["spec"]["schedule"], "17 * * * *");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    let job = &cj["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["backoffLimit"], 0);
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(
+        cronjob_args(&cj),
+        [
+            "audit",
+            "--policy=/etc/tollgate/policy/policy.yaml",
+            "--format=json"
+        ]
+    );
+
+    // The same image, security context and policy as the server.
+    let d = h.one("Deployment");
+    let server = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], server["containers"][0]["image"]);
+    assert_eq!(pod["securityContext"], server["securityContext"]);
+    assert_eq!(
+        c["securityContext"],
+        server["containers"][0]["securityContext"]
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    let volume = |spec: &Value, name: &str| -> Value {
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {spec:#}"))
+            .clone()
+    };
+    assert_eq!(volume(pod, "policy"), volume(server, "policy"));
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "policy")
+        .unwrap();
+    assert_eq!(mount["mountPath"], "/etc/tollgate/policy");
+    assert_eq!(mount["readOnly"], true);
+
+    // A ServiceAccount of its own, whose token only the audit pods mount.
+    assert_eq!(pod["serviceAccountName"], "tollgate-audit");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let accounts = h.all("ServiceAccount");
+    assert_eq!(accounts.len(), 2);
+    assert!(
+        accounts
+            .iter()
+            .any(|a| a["metadata"]["name"] == "tollgate-audit")
+    );
+    // The server still gets no token.
+    assert_eq!(server["automountServiceAccountToken"], false);
+
+    // The audit pods are not webhook endpoints: the Service and the PodDisruptionBudget do
+    // not select them.
+    let labels = job["template"]["metadata"]["labels"].as_object().unwrap();
+    let selector = h.one("Service")["spec"]["selector"].clone();
+    assert!(
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .any(|(k, v)| labels.get(k) != Some(v)),
+        "{selector} selects the audit pods {labels:?}"
+    );
+
+    // Read-only RBAC over all namespaces, bound to the audit's ServiceAccount only.
+    assert!(h.all("Role").is_empty());
+    let role = h.one("ClusterRole");
+    assert_eq!(permissions(&role), audit_permissions());
+    let binding = h.one("ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]})
+    );
+    assert_eq!(subjects(&binding), [sa("tollgate-audit")]);
+}
+
+#[test]
+fn the_audit_in_namespaces_gets_a_role_in_each_and_passes_namespace() {
+    let h = rendered(json!({"audit": {"namespaces": ["shop", "payments"],
+        "cronJob": {"enabled": true, "schedule": "@hourly", "args": ["--page-size=100"]}},
+        "registry": {"credentialsSecret": "regcred"}}));
+    let cj = h.one("CronJob");
+    assert_eq!(cj["spec"]["schedule"], "@hourly");
+    assert_eq!(
+        cronjob_args(&cj),
+        [
+            "audit",
+            "--policy=/etc/tollgate/policy/policy.yaml",
+            "--format=json",
+            "--namespace=shop",
+            "--namespace=payments",
+            "--registry-config=/etc/tollgate/registry/config.json",
+            "--page-size=100"
+        ]
+    );
+    assert!(h.all("ClusterRole").is_empty());
+    assert!(h.all("ClusterRoleBinding").is_empty());
+    let roles = h.all("Role");
+    let bindings = h.all("RoleBinding");
+    let namespaces = |objs: &[Value]| -> Vec<String> {
+        objs.iter()
+            .map(|o| o["metadata"]["namespace"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(namespaces(&roles), ["shop", "payments"]);
+    assert_eq!(namespaces(&bindings), ["shop", "payments"]);
+    for role in &roles {
+        assert_eq!(permissions(role), audit_permissions());
+    }
+    for b in &bindings {
+        assert_eq!(b["roleRef"]["kind"], "Role");
+        assert_eq!(b["roleRef"]["name"], roles[0]["metadata"]["name"]);
+        assert_eq!(subjects(b), [sa("tollgate-audit")]);
+    }
+}
+
+#[test]
+fn the_periodic_audit_adds_audit_interval_and_binds_the_servers_account() {
+    let h = rendered(json!({"audit": {"periodic": {"enabled": true}}}));
+    let d = h.one("Deployment");
+    assert_eq!(arg(&d, "--audit-interval"), Some("3600"));
+    assert!(arg(&d, "--audit-namespace").is_none());
+    // The server now lists workloads: its pods mount the token.
+    assert_eq!(
+        d["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        true
+    );
+    assert!(h.all("CronJob").is_empty());
+    assert_eq!(permissions(&h.one("ClusterRole")), audit_permissions());
+    let server_account = d["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    assert_eq!(server_account, h.one("ServiceAccount")["metadata"]["name"]);
+    assert_eq!(subjects(&h.one("ClusterRoleBinding")), [sa(server_account)]);
+
+    // Both, in namespaces: each Role is bound to both accounts.
+    let h = rendered(json!({"audit": {"namespaces": ["shop", "payments"],
+        "periodic": {"enabled": true, "intervalSeconds": 600}, "cronJob": {"enabled": true}}}));
+    let d = h.one("Deployment");
+    assert_eq!(arg(&d, "--audit-interval"), Some("600"));
+    let audit_ns: Vec<&str> = args(&d)
+        .into_iter()
+        .filter_map(|a| a.strip_prefix("--audit-namespace="))
+        .collect();
+    assert_eq!(audit_ns, ["shop", "payments"]);
+    let bindings = h.all("RoleBinding");
+    assert_eq!(bindings.len(), 2);
+    for b in &bindings {
+        assert_eq!(subjects(b), [sa("tollgate-audit"), sa(RELEASE)]);
+    }
+    for role in h.all("Role") {
+        assert_eq!(permissions(&role), audit_permissions());
+    }
+}
+
+#[test]
+fn the_audit_alerts_come_with_the_periodic_audit() {
+    // Without the periodic audit, no audit gauges and no audit alerts.
+    let h = rendered(
+        json!({"prometheusRule": {"enabled": true}, "audit": {"cronJob": {"enabled": true}}}),
+    );
+    let groups = h.one("PrometheusRule")["spec"]["groups"].clone();
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+
+    let h = rendered(
+        json!({"prometheusRule": {"enabled": true, "alertLabels": {"team": "sre"}},
+        "audit": {"periodic": {"enabled": true, "intervalSeconds": 1800}}}),
+    );
+    let rule = h.one("PrometheusRule");
+    let groups = rule["spec"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["name"], "tollgate.rules");
+    assert_eq!(groups[1]["name"], "tollgate.audit");
+    let rules = groups[1]["rules"].as_array().unwrap();
+    let alerts: BTreeMap<&str, &Value> = rules
+        .iter()
+        .map(|r| (r["alert"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(
+        alerts.keys().copied().collect::<Vec<_>>(),
+        [
+            "TollgateAuditFailing",
+            "TollgateCommitsNotRolledOut",
+            "TollgateImagesAtRetentionRisk",
+            "TollgateRollbackTargetsUnservable",
+            "TollgateRunningImagesUnservable"
+        ]
+    );
+    let sel = format!("namespace=\"{NAMESPACE}\",service=\"{RELEASE}\"");
+    for (alert, metric, severity) in [
+        (
+            "TollgateRunningImagesUnservable",
+            "tollgate_audit_running_unservable_images",
+            "critical",
+        ),
+        (
+            "TollgateRollbackTargetsUnservable",
+            "tollgate_audit_rollback_targets_unservable_images",
+            "warning",
+        ),
+        (
+            "TollgateImagesAtRetentionRisk",
+            "tollgate_audit_retention_risk_images",
+            "warning",
+        ),
+        (
+            "TollgateCommitsNotRolledOut",
+            "tollgate_audit_commits_not_rolled_out",
+            "warning",
+        ),
+    ] {
+        let r = alerts[alert];
+        let expr = r["expr"].as_str().unwrap();
+        assert_eq!(expr, format!("max({metric}{{{sel}}}) > 0"), "{alert}");
+        assert_eq!(r["labels"]["severity"], severity, "{alert}");
+        assert_eq!(r["labels"]["team"], "sre", "{alert}");
+    }
+    let running = alerts["TollgateRunningImagesUnservable"]["annotations"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(running.starts_with("{{ $value }} "), "{running}");
+    assert!(
+        running.contains("the next restart of these pods will fail to pull"),
+        "{running}"
+    );
+
+    let failing = alerts["TollgateAuditFailing"]["expr"].as_str().unwrap();
+    assert!(
+        failing.contains(&format!(
+            "sum(increase(tollgate_audit_runs_total{{{sel},result=\"failure\"}}[7200s])) > 0"
+        )),
+        "{failing}"
+    );
+    assert!(
+        failing.contains(&format!(
+            "time() - max(tollgate_audit_last_success_timestamp_seconds{{{sel}}})) > {}",
+            3 * 1800
+        )),
+        "{failing}"
+    );
+
+    // The names come from metrics.names, and a long interval widens the failure window.
+    let h = rendered(json!({"prometheusRule": {"enabled": true},
+        "audit": {"periodic": {"enabled": true, "intervalSeconds": 21600}},
+        "metrics": {"names": {"auditRunningUnservable": "tg_running_unservable"}}}));
+    let rule = h.one("PrometheusRule");
+    let rules = rule["spec"]["groups"][1]["rules"].as_array().unwrap();
+    let expr = |name: &str| -> String {
+        rules.iter().find(|r| r["alert"] == name).unwrap()["expr"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        expr("TollgateRunningImagesUnservable"),
+        format!("max(tg_running_unservable{{{sel}}}) > 0")
+    );
+    let failing = expr("TollgateAuditFailing");
+    assert!(failing.contains("[43200s]"), "{failing}");
+    assert!(failing.contains(&format!("> {}", 3 * 21600)), "{failing}");
+}
+
+#[test]
+fn the_audit_cronjob_passes_tollgate_check_too() {
+    let (r, report) = check_rendered(json!({
+        "image": {"tag": "0.1.0", "digest": format!("sha256:{}", "b".repeat(64))},
+        "audit": {"cronJob": {"enabled": true}, "periodic": {"enabled": true}},
+    }));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(rule_ids(&report), Vec::<(String, String)>::new());
+    let kinds: BTreeSet<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["object"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["CronJob", "Deployment"]),
         "{report:#}"
     );
 }

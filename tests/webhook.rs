@@ -793,3 +793,156 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
     );
     assert!(std::net::TcpStream::connect(hook.addr).is_err());
 }
+
+/// The periodic audit (`--audit-interval`) against the stand-in API server: gauges on /metrics.
+/// The stand-in's pods run a base image directly, which the default policy denies.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_audit_exports_gauges_on_the_metrics_port() {
+    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let hook = Webhook::start(&[
+        "--no-resolve",
+        "--audit-interval",
+        "1",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+    ]);
+    eventually("a successful audit run", WAIT, || async {
+        hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+    let m = hook.metrics().await;
+    // Four distinct images, none pinned by digest; one of them a base image run directly.
+    for sample in [
+        "tollgate_audit_images 4",
+        "tollgate_audit_findings{rule=\"repository-not-deployable\",level=\"deny\"} 1",
+        "tollgate_audit_findings{rule=\"digest-missing\",level=\"warn\"} 4",
+    ] {
+        assert!(m.contains(sample), "{sample} missing:\n{m}");
+    }
+    for sample in [
+        "tollgate_audit_runs_total{result=\"failure\"} 0",
+        // --no-resolve: nothing is walked, so no registry-backed finding.
+        "tollgate_audit_running_unservable_images 0",
+        "tollgate_audit_rollback_targets_unservable_images 0",
+        "tollgate_audit_declared_unservable_images 0",
+        "tollgate_audit_retention_risk_images 0",
+        "# TYPE tollgate_audit_last_success_timestamp_seconds gauge",
+    ] {
+        assert!(m.contains(sample), "{sample} missing:\n{m}");
+    }
+    let last = hook
+        .metric("tollgate_audit_last_success_timestamp_seconds")
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 120.0, "{last} vs {now}");
+    assert!(
+        api.requests().iter().any(|r| r.contains("/pods")),
+        "{:?}",
+        api.requests()
+    );
+    // Admission is served as before.
+    let response = hook.review("/validate", &fixture("pod-create.json")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+
+    // The API server goes away: runs fail, and the gauges keep the last successful run's values.
+    drop(api);
+    let failures = || async {
+        hook.metric("tollgate_audit_runs_total{result=\"failure\"}")
+            .await
+    };
+    eventually("a failed audit run", WAIT, || async {
+        failures().await >= 1.0
+    })
+    .await;
+    let last = hook
+        .metric("tollgate_audit_last_success_timestamp_seconds")
+        .await;
+    let failed = failures().await;
+    eventually("another failed audit run", WAIT, || async {
+        failures().await > failed
+    })
+    .await;
+    assert_eq!(hook.metric("tollgate_audit_images").await, 4.0);
+    assert_eq!(
+        hook.metric("tollgate_audit_findings{rule=\"repository-not-deployable\",level=\"deny\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        hook.metric("tollgate_audit_last_success_timestamp_seconds")
+            .await,
+        last
+    );
+}
+
+/// Without the periodic audit there are no audit metrics at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_audit_interval_there_are_no_audit_metrics() {
+    let hook = Webhook::start(&["--no-resolve"]);
+    let m = hook.metrics().await;
+    assert!(!m.contains("tollgate_audit"), "{m}");
+}
+
+/// An API server that does not answer: failed runs are counted and logged, the gauges stay
+/// absent of a success, and admission answers all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_periodic_audit_is_counted_and_admission_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: viewer\n  user: {{}}\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: viewer\ncurrent-context: gone\n"
+        ),
+    )
+    .unwrap();
+    let hook = Webhook::start(&[
+        "--no-resolve",
+        "--audit-interval",
+        "1",
+        "--audit-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    eventually("two failed audit runs", WAIT, || async {
+        hook.metric("tollgate_audit_runs_total{result=\"failure\"}")
+            .await
+            >= 2.0
+    })
+    .await;
+    assert_eq!(
+        hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        hook.metric("tollgate_audit_last_success_timestamp_seconds")
+            .await,
+        0.0
+    );
+    let response = hook.review("/validate", &fixture("pod-create.json")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let warnings: Vec<Value> = hook
+        .log_lines()
+        .into_iter()
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("audit run failed"))
+        })
+        .collect();
+    assert!(!warnings.is_empty(), "{}", hook.logs());
+    assert!(
+        warnings.iter().all(|w| w["fields"]["error"].is_string()),
+        "{warnings:?}"
+    );
+}

@@ -1,11 +1,18 @@
 //! The webhook's Prometheus metrics (OpenMetrics text on the plain-HTTP metrics port).
 //!
-//! Names end in `_total`, `_seconds` or `_bytes`; labels take values from small fixed sets
-//! (operations, kinds, decisions, rule ids) or from the policy (approved registries), never from
-//! the request (names, namespaces, images).
+//! Names end in `_total`, `_seconds` or `_bytes`, or name what a gauge counts (`_images`,
+//! `tollgate_audit_findings`); labels take values from small fixed sets (operations, kinds,
+//! decisions, rule ids and audit finding kinds) or from the policy (approved registries), never
+//! from the request or the cluster (names, namespaces, images).
+//!
+//! The `tollgate_audit_*` metrics are registered only when the periodic audit runs
+//! ([`Metrics::with_audit`]), so that a webhook without it does not export gauges at 0 that
+//! would read as "nothing found".
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
+use jiff::Timestamp;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -72,6 +79,12 @@ struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditFindingLabels {
+    rule: String,
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExemptionLabels {
     source: &'static str,
     rule: &'static str,
@@ -103,6 +116,69 @@ pub struct Metrics {
     policy_reloads: Family<ResultLabels, Counter>,
     certificate_reloads: Family<ResultLabels, Counter>,
     certificate_expiry: Gauge<f64, AtomicU64>,
+    audit: Audit,
+}
+
+/// The periodic audit's gauges (see [`crate::admission::audit`]).
+#[derive(Default)]
+struct Audit {
+    running_unservable: Gauge,
+    rollback_unservable: Gauge,
+    declared_unservable: Gauge,
+    retention_risk: Gauge,
+    findings: Family<AuditFindingLabels, Gauge>,
+    images: Gauge,
+    last_success: Gauge<f64, AtomicU64>,
+    runs: Family<ResultLabels, Counter>,
+}
+
+impl Audit {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_audit_running_unservable_images",
+            "Images pods run that the registry can no longer serve end-to-end (the next restart fails to pull)",
+            self.running_unservable.clone(),
+        );
+        registry.register(
+            "tollgate_audit_rollback_targets_unservable_images",
+            "Rollback targets (images of the ReplicaSets a Deployment keeps) the registry can no longer serve",
+            self.rollback_unservable.clone(),
+        );
+        registry.register(
+            "tollgate_audit_declared_unservable_images",
+            "Images controllers declare but no pod runs now that the registry can no longer serve",
+            self.declared_unservable.clone(),
+        );
+        registry.register(
+            "tollgate_audit_retention_risk_images",
+            "Running or rollback-target images the policy's retention rule deletes on its next run",
+            self.retention_risk.clone(),
+        );
+        registry.register(
+            "tollgate_audit_findings",
+            "Images with a finding of each rule (policy rule id or audit finding kind) and level, as of the last successful audit",
+            self.findings.clone(),
+        );
+        registry.register(
+            "tollgate_audit_images",
+            "Distinct images the last successful audit checked",
+            self.images.clone(),
+        );
+        registry.register_with_unit(
+            "tollgate_audit_last_success_timestamp",
+            "When the last successful audit finished (Unix time)",
+            Unit::Seconds,
+            self.last_success.clone(),
+        );
+        registry.register(
+            "tollgate_audit_runs",
+            "Audit runs, by result (failure: the API server or a registry did not answer; the gauges keep their values)",
+            self.runs.clone(),
+        );
+        for result in ["success", "failure"] {
+            let _ = self.runs.get_or_create(&ResultLabels { result });
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,8 +198,13 @@ fn latency() -> Histogram {
 }
 
 impl Metrics {
-    /// Every metric registered, the fixed-label series at 0.
+    /// Every metric but the audit's registered, the fixed-label series at 0.
     pub fn new() -> Self {
+        Self::with_audit(false)
+    }
+
+    /// Every metric registered, the audit's too when `audit`.
+    pub fn with_audit(audit: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::default();
         registry.register(
@@ -218,6 +299,10 @@ impl Metrics {
         for reason in ["timeout", "error"] {
             let _ = unavailable.get_or_create(&ReasonLabels { reason });
         }
+        let audit_metrics = Audit::default();
+        if audit {
+            audit_metrics.register(&mut registry);
+        }
         Metrics {
             registry,
             requests,
@@ -233,7 +318,41 @@ impl Metrics {
             policy_reloads,
             certificate_reloads,
             certificate_expiry,
+            audit: audit_metrics,
         }
+    }
+
+    /// A successful audit run: the gauges take its values (finding series it no longer has
+    /// are dropped).
+    pub fn audit_success(&self, s: &crate::admission::audit::AuditSummary, finished: Timestamp) {
+        let a = &self.audit;
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        a.running_unservable.set(n(s.running_unservable));
+        a.rollback_unservable.set(n(s.rollback_unservable));
+        a.declared_unservable.set(n(s.declared_unservable));
+        a.retention_risk.set(n(s.retention_risk));
+        a.images.set(n(s.images));
+        a.findings.clear();
+        for ((rule, level), count) in &s.findings {
+            a.findings
+                .get_or_create(&AuditFindingLabels {
+                    rule: rule.clone(),
+                    level,
+                })
+                .set(n(*count));
+        }
+        a.last_success.set(finished.as_millisecond() as f64 / 1e3);
+        a.runs
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+    }
+
+    /// A failed audit run: counted; the gauges keep the previous run's values.
+    pub fn audit_failure(&self) {
+        self.audit
+            .runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
     }
 
     /// One answered AdmissionReview.
@@ -341,7 +460,17 @@ mod tests {
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
-        let m = Metrics::new();
+        let m = Metrics::with_audit(true);
+        let mut summary = crate::admission::audit::AuditSummary {
+            images: 2,
+            running_unservable: 1,
+            ..Default::default()
+        };
+        summary
+            .findings
+            .insert(("running-unservable".into(), "deny"), 1);
+        m.audit_success(&summary, Timestamp::from_second(1_700_000_000).unwrap());
+        m.audit_failure();
         m.request(
             "validate",
             "CREATE",
@@ -372,7 +501,11 @@ mod tests {
                 .trim_end_matches("_count")
                 .trim_end_matches("_sum");
             assert!(
-                base.ends_with("_total") || base.ends_with("_seconds") || base.ends_with("_bytes"),
+                base.ends_with("_total")
+                    || base.ends_with("_seconds")
+                    || base.ends_with("_bytes")
+                    || base.ends_with("_images")
+                    || base == "tollgate_audit_findings",
                 "{line}"
             );
         }
@@ -390,6 +523,17 @@ mod tests {
             text.contains("tollgate_policy_reloads_total{result=\"failure\"} 1"),
             "{text}"
         );
+        for sample in [
+            "tollgate_audit_running_unservable_images 1",
+            "tollgate_audit_images 2",
+            "tollgate_audit_findings{rule=\"running-unservable\",level=\"deny\"} 1",
+            "tollgate_audit_last_success_timestamp_seconds 1700000000.0",
+            "tollgate_audit_runs_total{result=\"success\"} 1",
+            "tollgate_audit_runs_total{result=\"failure\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample} missing:\n{text}");
+        }
+        assert!(!Metrics::new().encode(0.0).contains("tollgate_audit"));
     }
 
     #[test]

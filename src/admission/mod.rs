@@ -9,8 +9,10 @@
 //!   resolver and its caches;
 //! - [`patch`]: the mutating webhook's `tag` → `tag@digest` JSON patch;
 //! - [`tls`], [`metrics`], [`server`]: HTTPS with certificate reload, Prometheus metrics, the
-//!   HTTP endpoints, policy reload and graceful shutdown.
+//!   HTTP endpoints, policy reload and graceful shutdown;
+//! - [`audit`]: the periodic audit of `serve --audit-interval`, exported as gauges.
 
+pub mod audit;
 pub mod decide;
 pub mod metrics;
 pub mod patch;

@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::audit::{self, AuditConfig};
 use super::decide::{self, Decision, Plan, Settings, Verdict};
 use super::metrics::{Metrics, RegistryObserver, kind_label};
 use super::tls::{self, ReloadingCert, ServingCert, TlsError};
@@ -86,6 +87,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How often the certificate, key and policy files are read for changes.
     pub reload_interval: Duration,
+    /// The periodic audit (`None`: off).
+    pub audit: Option<AuditConfig>,
 }
 
 /// Why the server cannot start.
@@ -197,6 +200,7 @@ pub struct Server {
     reloader: Reloader,
     shutdown_grace: Duration,
     reload_interval: Duration,
+    audit: Option<AuditConfig>,
 }
 
 impl Server {
@@ -219,7 +223,7 @@ impl Server {
         let certs = Arc::new(ReloadingCert::new(serving));
         let tls = tls::server_config(provider.clone(), certs.clone()).map_err(cert_error)?;
 
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_audit(config.audit.is_some()));
         let observer: Arc<dyn RequestObserver> = Arc::new(RegistryObserver(metrics.clone()));
         let policy_hash = match &config.policy_path {
             Some(p) => Some(hash(&[&read(p.clone()).await?])),
@@ -277,6 +281,7 @@ impl Server {
             },
             shutdown_grace: config.shutdown_grace,
             reload_interval: config.reload_interval,
+            audit: config.audit,
         })
     }
 
@@ -306,9 +311,13 @@ impl Server {
             reloader,
             shutdown_grace,
             reload_interval,
+            audit,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let reload = tokio::spawn(reloader.run(state.clone(), stop_rx.clone(), reload_interval));
+        // On its own task: admission requests never wait for it; it shares the resolver.
+        let auditor =
+            audit.map(|config| tokio::spawn(audit_loop(state.clone(), config, stop_rx.clone())));
         let metrics_router = Router::new()
             .route("/metrics", get(metrics))
             .with_state(state.clone());
@@ -377,6 +386,9 @@ impl Server {
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), metrics_server).await;
         reload.abort();
+        if let Some(a) = auditor {
+            a.abort();
+        }
         tracing::info!("stopped");
     }
 }
@@ -809,6 +821,34 @@ async fn read_body(
     tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .unwrap_or_else(|_| Err(AdmissionError::Body("timed out".into())))
+}
+
+// ---- the periodic audit ---------------------------------------------------------------------
+
+/// Audit every interval (the first run at once) with the policy and the resolver in force when
+/// the run starts; stops at shutdown, in the middle of a run too.
+async fn audit_loop(state: Arc<AppState>, config: AuditConfig, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let engine = state.engine();
+        let resolver = engine.registry.as_ref().map(|r| r.resolver.clone());
+        let run = audit::run_and_record(
+            &config,
+            &engine.policy,
+            resolver.as_ref(),
+            state.jobs,
+            &state.metrics,
+        );
+        tokio::select! {
+            () = run => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 // ---- reloading --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use tollgate::admission::audit::AuditConfig;
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::registry::{RegistryClient, Resolver};
@@ -14,6 +15,8 @@ use super::{Exit, RegistryArgs, load_policy};
 
 /// How often the certificate, key and policy files are read for changes.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest one periodic audit may take, at least (a longer interval allows as long).
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -21,6 +24,10 @@ The registry flags: --registry-config, --ca-file and --platform as for `verify`;
 number of images walked at once for one request; --deadline bounds each image's walk, which
 goes on in the background after --registry-deadline has passed, so that a retry finds the
 answer cached. See docs/webhook.md.
+
+With --audit-interval, the audit of `tollgate audit` runs in the background every interval
+(live state through --audit-kubeconfig/--audit-context, else in-cluster or $KUBECONFIG) and its
+results are gauges on the metrics port (tollgate_audit_*); admission never waits for it.
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT after draining in-flight requests
@@ -72,6 +79,20 @@ pub struct ServeArgs {
     /// After SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     pub shutdown_grace: f64,
+    /// Run the audit every this many seconds and export its results on /metrics
+    /// (tollgate_audit_*); 0 turns it off.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub audit_interval: f64,
+    /// Kubeconfig for the periodic audit (default: $KUBECONFIG, ~/.kube/config, else the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub audit_kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for the periodic audit (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    pub audit_context: Option<String>,
+    /// Namespace the periodic audit lists (repeatable; default all).
+    #[arg(long = "audit-namespace", value_name = "NS")]
+    pub audit_namespaces: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -94,6 +115,14 @@ fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
 pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     let registry_deadline = seconds("--registry-deadline", args.registry_deadline, false)?;
     let shutdown_grace = seconds("--shutdown-grace", args.shutdown_grace, true)?;
+    let audit_interval = seconds("--audit-interval", args.audit_interval, true)?;
+    let audit = (!audit_interval.is_zero()).then(|| AuditConfig {
+        interval: audit_interval,
+        kubeconfig: args.audit_kubeconfig.clone(),
+        context: args.audit_context.clone(),
+        namespaces: args.audit_namespaces.clone(),
+        timeout: audit_interval.max(AUDIT_TIMEOUT),
+    });
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }
@@ -141,6 +170,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         max_body_bytes: args.max_body_bytes,
         shutdown_grace,
         reload_interval: RELOAD_INTERVAL,
+        audit,
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {

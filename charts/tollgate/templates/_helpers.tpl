@@ -176,3 +176,63 @@ argument is a kind; the output one YAML mapping.
   operations: ["CREATE", "UPDATE"]
   scope: Namespaced
 {{- end }}
+
+{{/*
+The audit's names and labels. The audit pods get a name label of their own: with the server's
+selector labels, the Service would send admission requests to them and the PodDisruptionBudget
+would count them. CronJob names are kept to 52 characters (the Job controller appends a suffix).
+*/}}
+{{- define "tollgate.auditName" -}}
+{{- printf "%s-audit" (include "tollgate.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tollgate.auditSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-audit" (include "tollgate.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tollgate.auditLabels" -}}
+helm.sh/chart: {{ include "tollgate.chart" . }}
+{{ include "tollgate.auditSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: audit
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Whether anything reads the cluster: the audit CronJob or the server's periodic audit. */}}
+{{- define "tollgate.auditReadsCluster" -}}
+{{- if or .Values.audit.cronJob.enabled .Values.audit.periodic.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The subjects of the audit's read-only RBAC: the CronJob's ServiceAccount and, with the periodic
+audit, the server's.
+*/}}
+{{- define "tollgate.auditSubjects" -}}
+{{- if .Values.audit.cronJob.enabled }}
+- kind: ServiceAccount
+  name: {{ include "tollgate.auditName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+{{- if .Values.audit.periodic.enabled }}
+- kind: ServiceAccount
+  name: {{ include "tollgate.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the audit reads, and nothing else: get, list and watch on the pod-bearing kinds. No
+Secrets, no write verbs.
+*/}}
+{{- define "tollgate.auditRules" -}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["batch"]
+  resources: ["jobs", "cronjobs"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
