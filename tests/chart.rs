@@ -1157,7 +1157,7 @@ fn the_audit_alerts_come_with_the_periodic_audit() {
         ),
         (
             "TollgateCommitsNotRolledOut",
-            "tollgate_audit_commits_not_rolled_out",
+            "tollgate_audit_not_rolled_out_commits",
             "warning",
         ),
     ] {

@@ -946,3 +946,61 @@ async fn a_failing_periodic_audit_is_counted_and_admission_still_answers() {
         "{warnings:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() {
+    use common::git::{GitRepo, GitRun, git_command};
+    // The stand-in cluster runs builds-api 0.0.130; the deploy repo says 0.0.131 since 3 h.
+    let repo = GitRepo::init();
+    let manifest = |tag: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: builds-api, namespace: builds-api}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          image: docker-registry.wikimedia.org/toolforge/builds-api:{tag}\n"
+        )
+    };
+    for (tag, hours) in [("0.0.130", 48i64), ("0.0.131", 3)] {
+        repo.write("builds-api.yaml", &manifest(tag));
+        repo.git(&["add", "-A"]);
+        let date = format!(
+            "@{} +0000",
+            jiff::Timestamp::now().as_second() - hours * 3600
+        );
+        let out = GitRun::from(
+            git_command(&repo.path)
+                .args(["commit", "-q", "-m", &format!("builds-api {tag}")])
+                .env("GIT_AUTHOR_DATE", &date)
+                .env("GIT_COMMITTER_DATE", &date)
+                .output()
+                .unwrap(),
+        );
+        assert!(out.ok, "{}", out.stderr);
+    }
+    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let hook = Webhook::start(&[
+        "--no-resolve",
+        "--audit-interval",
+        "1",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+        "--audit-repo",
+        repo.path.to_str().unwrap(),
+        "--audit-branch",
+        "main",
+    ]);
+    eventually("a successful audit run", WAIT, || async {
+        hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+    assert_eq!(
+        hook.metric("tollgate_audit_not_rolled_out_commits").await,
+        1.0
+    );
+    let age = hook
+        .metric("tollgate_audit_oldest_not_rolled_out_age_seconds")
+        .await;
+    assert!(
+        (3.0 * 3600.0 - 120.0..3.0 * 3600.0 + 120.0).contains(&age),
+        "{age}"
+    );
+}

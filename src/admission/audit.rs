@@ -39,6 +39,19 @@ pub struct AuditConfig {
     pub namespaces: Vec<String>,
     /// Longest one run may take before it counts as failed.
     pub timeout: Duration,
+    /// The deploy repository to compare with live state (`tollgate rollout`), for the
+    /// not-rolled-out gauges; `None`: those gauges are not exported.
+    pub repo: Option<RolloutSource>,
+}
+
+/// Where the periodic rollout report reads the deploy repository (a checkout kept current
+/// beside the server, e.g. by a git-sync sidecar).
+#[derive(Debug, Clone)]
+pub struct RolloutSource {
+    pub path: PathBuf,
+    /// `None`: the remote's default branch, else HEAD.
+    pub branch: Option<String>,
+    pub grace: Duration,
 }
 
 /// What the gauges show of one successful run.
@@ -52,6 +65,9 @@ pub struct AuditSummary {
     pub retention_risk: usize,
     /// Images with at least one finding of each (kind, level).
     pub findings: BTreeMap<(String, &'static str), usize>,
+    /// With a repository: commits merged but not rolled out past the grace period, and the
+    /// age in seconds of the oldest of them (0 when there is none).
+    pub rollout: Option<(usize, i64)>,
 }
 
 impl AuditSummary {
@@ -88,6 +104,43 @@ pub enum AuditRunError {
     Incomplete(Vec<String>),
     #[error("the run took longer than {} s", .0.as_secs_f64())]
     TimedOut(Duration),
+    #[error("rollout report: {0}")]
+    Rollout(String),
+}
+
+/// The rollout report's numbers for the gauges: overdue commits, and the oldest one's age.
+fn rollout_numbers(
+    source: &RolloutSource,
+    state: &LiveState,
+    namespaces: &[String],
+) -> Result<(usize, i64), String> {
+    let repo = crate::git::DeployRepo::discover(&source.path).map_err(|e| e.to_string())?;
+    let branch = match &source.branch {
+        Some(b) => b.clone(),
+        None => repo.remote_head("origin").unwrap_or_else(|| "HEAD".into()),
+    };
+    let head = repo.commit(&branch).map_err(|e| e.to_string())?;
+    let report = crate::rollout::report(
+        &repo,
+        state,
+        &crate::rollout::Options {
+            branch,
+            head,
+            now: Timestamp::now(),
+            grace: source.grace,
+            namespaces,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let oldest = report
+        .workloads
+        .iter()
+        .flat_map(|w| &w.not_rolled_out)
+        .filter(|c| c.overdue)
+        .map(|c| c.age_seconds)
+        .max()
+        .unwrap_or(0);
+    Ok((report.overdue_commits(), oldest))
 }
 
 /// One audit: live state, inventory, checks. `Err` when the API server could not be listed or
@@ -107,6 +160,20 @@ pub async fn run_once(
             "audit: objects skipped from live state"
         );
     }
+    // git2 and the history walk are blocking work: off the async threads.
+    let rollout = match &config.repo {
+        Some(source) => {
+            let (source, state, namespaces) =
+                (source.clone(), state.clone(), config.namespaces.clone());
+            Some(
+                tokio::task::spawn_blocking(move || rollout_numbers(&source, &state, &namespaces))
+                    .await
+                    .map_err(|e| AuditRunError::Rollout(e.to_string()))?
+                    .map_err(AuditRunError::Rollout)?,
+            )
+        }
+        None => None,
+    };
     let inventory = crate::audit::inventory(&state);
     let report = run::audit(
         policy,
@@ -120,7 +187,9 @@ pub async fn run_once(
     if !report.errors.is_empty() {
         return Err(AuditRunError::Incomplete(report.errors));
     }
-    Ok(AuditSummary::of(&report))
+    let mut summary = AuditSummary::of(&report);
+    summary.rollout = rollout;
+    Ok(summary)
 }
 
 /// One run with its timeout, recorded into the metrics and the log.
@@ -143,6 +212,7 @@ pub async fn run_and_record(
                 rollback_targets_unservable = summary.rollback_unservable,
                 declared_unservable = summary.declared_unservable,
                 retention_risk = summary.retention_risk,
+                commits_not_rolled_out = summary.rollout.map(|r| r.0),
                 duration_ms = started.elapsed().as_secs_f64() * 1e3,
                 "audit run"
             );

@@ -130,6 +130,8 @@ struct Audit {
     images: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     runs: Family<ResultLabels, Counter>,
+    commits_not_rolled_out: Gauge,
+    oldest_not_rolled_out: Gauge,
 }
 
 impl Audit {
@@ -179,6 +181,21 @@ impl Audit {
             let _ = self.runs.get_or_create(&ResultLabels { result });
         }
     }
+
+    /// The rollout gauges, only when the audit compares a deploy repository.
+    fn register_rollout(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_audit_not_rolled_out_commits",
+            "Deploy-repo commits merged but not rolled out, past the grace period (tollgate rollout)",
+            self.commits_not_rolled_out.clone(),
+        );
+        registry.register_with_unit(
+            "tollgate_audit_oldest_not_rolled_out_age",
+            "Age of the oldest deploy-repo commit merged but not rolled out (0 when there is none)",
+            Unit::Seconds,
+            self.oldest_not_rolled_out.clone(),
+        );
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -200,11 +217,11 @@ fn latency() -> Histogram {
 impl Metrics {
     /// Every metric but the audit's registered, the fixed-label series at 0.
     pub fn new() -> Self {
-        Self::with_audit(false)
+        Self::with_audit(false, false)
     }
 
     /// Every metric registered, the audit's too when `audit`.
-    pub fn with_audit(audit: bool) -> Self {
+    pub fn with_audit(audit: bool, rollout: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::default();
         registry.register(
@@ -303,6 +320,9 @@ impl Metrics {
         if audit {
             audit_metrics.register(&mut registry);
         }
+        if rollout {
+            audit_metrics.register_rollout(&mut registry);
+        }
         Metrics {
             registry,
             requests,
@@ -340,6 +360,10 @@ impl Metrics {
                     level,
                 })
                 .set(n(*count));
+        }
+        if let Some((commits, oldest)) = s.rollout {
+            a.commits_not_rolled_out.set(n(commits));
+            a.oldest_not_rolled_out.set(oldest.max(0));
         }
         a.last_success.set(finished.as_millisecond() as f64 / 1e3);
         a.runs
@@ -460,7 +484,7 @@ mod tests {
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
-        let m = Metrics::with_audit(true);
+        let m = Metrics::with_audit(true, true);
         let mut summary = crate::admission::audit::AuditSummary {
             images: 2,
             running_unservable: 1,
@@ -505,6 +529,7 @@ mod tests {
                     || base.ends_with("_seconds")
                     || base.ends_with("_bytes")
                     || base.ends_with("_images")
+                    || base.ends_with("_commits")
                     || base == "tollgate_audit_findings",
                 "{line}"
             );

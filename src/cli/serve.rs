@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use tollgate::admission::audit::AuditConfig;
+use tollgate::admission::audit::{AuditConfig, RolloutSource};
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::registry::{RegistryClient, Resolver};
@@ -93,6 +93,18 @@ pub struct ServeArgs {
     /// Namespace the periodic audit lists (repeatable; default all).
     #[arg(long = "audit-namespace", value_name = "NS")]
     pub audit_namespaces: Vec<String>,
+    /// With --audit-interval: a checkout of the deploy repository (kept current beside the
+    /// server, e.g. by git-sync) to compare with live state, exporting
+    /// tollgate_audit_not_rolled_out_commits and tollgate_audit_oldest_not_rolled_out_age_seconds.
+    #[arg(long, value_name = "PATH")]
+    pub audit_repo: Option<PathBuf>,
+    /// With --audit-repo: the branch that says what should run (default: the remote's default
+    /// branch, else HEAD).
+    #[arg(long, value_name = "REV", requires = "audit_repo")]
+    pub audit_branch: Option<String>,
+    /// With --audit-repo: how long a merged commit may wait for its rollout, in seconds.
+    #[arg(long, default_value_t = 3600.0, value_name = "SECONDS")]
+    pub audit_grace: f64,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -116,12 +128,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     let registry_deadline = seconds("--registry-deadline", args.registry_deadline, false)?;
     let shutdown_grace = seconds("--shutdown-grace", args.shutdown_grace, true)?;
     let audit_interval = seconds("--audit-interval", args.audit_interval, true)?;
+    let audit_grace = seconds("--audit-grace", args.audit_grace, true)?;
     let audit = (!audit_interval.is_zero()).then(|| AuditConfig {
         interval: audit_interval,
         kubeconfig: args.audit_kubeconfig.clone(),
         context: args.audit_context.clone(),
         namespaces: args.audit_namespaces.clone(),
         timeout: audit_interval.max(AUDIT_TIMEOUT),
+        repo: args.audit_repo.clone().map(|path| RolloutSource {
+            path,
+            branch: args.audit_branch.clone(),
+            grace: audit_grace,
+        }),
     });
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
