@@ -56,6 +56,36 @@ fn audit(live: &Value, policy: &str, extra: &[&str]) -> (i32, Value, String) {
     (r.code, v, r.stderr)
 }
 
+/// A deploy repository declaring Deployment prod/svc (container app), one commit per image,
+/// each dated `hours_ago`; the subjects are `svc IMAGE`.
+fn deploy_repo(images: &[(&str, i64)]) -> common::git::GitRepo {
+    use common::git::{GitRepo, GitRun, git_command};
+    let repo = GitRepo::init();
+    for (image, hours_ago) in images {
+        repo.write(
+            "prod/svc.yaml",
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: svc, namespace: prod}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}\n"
+            ),
+        );
+        repo.git(&["add", "-A"]);
+        let date = format!(
+            "@{} +0000",
+            jiff::Timestamp::now().as_second() - hours_ago * 3600
+        );
+        let out = GitRun::from(
+            git_command(&repo.path)
+                .args(["commit", "-q", "-m", &format!("svc {image}")])
+                .env("GIT_AUTHOR_DATE", &date)
+                .env("GIT_COMMITTER_DATE", &date)
+                .output()
+                .unwrap(),
+        );
+        assert!(out.ok, "{}", out.stderr);
+    }
+    repo
+}
+
 fn findings(v: &Value, kind: &str) -> Vec<Value> {
     v["images"]
         .as_array()
@@ -268,13 +298,29 @@ async fn seed_001_the_running_version_at_retention_risk_then_pruned() {
         2,
         &format!("{host}/toolforge/builds-api:0.0.100"),
     );
+    // The deploy repository: 0.0.130, then 0.0.131 merged 5 hours ago and never rolled out.
+    let repo = deploy_repo(&[
+        (&format!("{host}/toolforge/builds-api:0.0.130"), 72),
+        (&format!("{host}/toolforge/builds-api:0.0.131"), 5),
+    ]);
+    let repo_path = repo.path.to_str().unwrap().to_owned();
     let (code, v, _) = tokio::task::spawn_blocking({
-        let (state, policy) = (state.clone(), policy.clone());
-        move || audit(&state, &policy, &[])
+        let (state, policy, repo_path) = (state.clone(), policy.clone(), repo_path.clone());
+        move || audit(&state, &policy, &["--repo", &repo_path, "--branch", "main"])
     })
     .await
     .unwrap();
     assert_eq!(code, 1, "{v}");
+    // One report: the commit not rolled out, with its age...
+    let w = &v["rollout"]["workloads"][0];
+    assert_eq!(
+        w["notRolledOut"][0]["subject"],
+        format!("svc {host}/toolforge/builds-api:0.0.131")
+    );
+    let age = w["notRolledOut"][0]["ageSeconds"].as_i64().unwrap();
+    assert!((5 * 3600 - 120..5 * 3600 + 120).contains(&age), "{age}");
+    assert_eq!(v["summary"]["commitsNotRolledOut"], 1);
+    // ...and the running image at retention risk.
     let risk = findings(&v, "retention-risk");
     assert_eq!(
         risk.len(),
@@ -371,33 +417,10 @@ fn every_format_renders_the_same_audit() {
 
 #[test]
 fn with_repo_the_audit_includes_commits_merged_but_not_rolled_out() {
-    use common::git::{GitRepo, GitRun, git_command};
-    let repo = GitRepo::init();
-    let manifest = |tag: &str| {
-        format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: svc, namespace: prod}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: docker-registry.wikimedia.org/svc:{tag}\n"
-        )
-    };
-    let commit_at = |message: &str, hours_ago: i64| {
-        repo.git(&["add", "-A"]);
-        let date = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::from_hours(hours_ago))
-            .unwrap()
-            .to_string();
-        let out = GitRun::from(
-            git_command(&repo.path)
-                .args(["commit", "-q", "-m", message])
-                .env("GIT_AUTHOR_DATE", &date)
-                .env("GIT_COMMITTER_DATE", &date)
-                .output()
-                .unwrap(),
-        );
-        assert!(out.ok, "{}", out.stderr);
-    };
-    repo.write("prod/svc.yaml", &manifest("0.0.130"));
-    commit_at("svc 0.0.130", 48);
-    repo.write("prod/svc.yaml", &manifest("0.0.131"));
-    commit_at("svc 0.0.131", 3);
+    let repo = deploy_repo(&[
+        ("docker-registry.wikimedia.org/svc:0.0.130", 48),
+        ("docker-registry.wikimedia.org/svc:0.0.131", 3),
+    ]);
     let image = "docker-registry.wikimedia.org/svc:0.0.130";
     let state = live(image, image, 2, image);
     let dir = tempfile::tempdir().unwrap();
@@ -422,19 +445,29 @@ fn with_repo_the_audit_includes_commits_merged_but_not_rolled_out() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["summary"]["commitsNotRolledOut"], 1, "{v}");
     let w = &v["rollout"]["workloads"][0];
-    assert_eq!(w["notRolledOut"][0]["subject"], "svc 0.0.131");
-    assert_eq!(w["deployedRevision"]["subject"], "svc 0.0.130");
+    assert_eq!(
+        w["notRolledOut"][0]["subject"],
+        "svc docker-registry.wikimedia.org/svc:0.0.131"
+    );
+    assert_eq!(
+        w["deployedRevision"]["subject"],
+        "svc docker-registry.wikimedia.org/svc:0.0.130"
+    );
     let text = args("text").stdout;
     assert!(
         text.contains("Merged but not rolled out (main at "),
         "{text}"
     );
     assert!(
-        text.contains("not rolled out: ") && text.contains(" svc 0.0.131 (Dev <dev@example.org>, "),
+        text.contains("not rolled out: ")
+            && text.contains(
+                " svc docker-registry.wikimedia.org/svc:0.0.131 (Dev <dev@example.org>, "
+            ),
         "{text}"
     );
     assert!(
-        text.contains("deployed revision: ") && text.contains(" svc 0.0.130 ("),
+        text.contains("deployed revision: ")
+            && text.contains(" svc docker-registry.wikimedia.org/svc:0.0.130 ("),
         "{text}"
     );
     let html = args("html").stdout;
