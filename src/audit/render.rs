@@ -18,22 +18,23 @@ pub struct View<'a> {
     pub rollout: Option<&'a RolloutReport>,
 }
 
-/// The workloads of a rollout report that are not in sync, and their commits.
-fn behind(r: Option<&RolloutReport>) -> Vec<&WorkloadReport> {
-    r.map(|r| {
-        r.workloads
-            .iter()
-            .filter(|w| w.status != rollout::Status::InSync)
-            .collect()
-    })
-    .unwrap_or_default()
+/// The workloads of a rollout report that are not in sync.
+fn behind(r: &RolloutReport) -> Vec<&WorkloadReport> {
+    r.workloads
+        .iter()
+        .filter(|w| w.status != rollout::Status::InSync)
+        .collect()
+}
+
+fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
 }
 
 fn commit_line(c: &rollout::ReportCommit) -> String {
     let hours = c.age_seconds / 3600;
     format!(
         "{} {} ({}, {}h {}m ago{})",
-        &c.sha[..c.sha.len().min(12)],
+        short_sha(&c.sha),
         c.subject,
         c.author,
         hours,
@@ -140,46 +141,28 @@ pub fn json(v: &View<'_>) -> String {
 }
 
 pub fn text(v: &View<'_>) -> String {
-    let (report, policy) = (v.report, v.policy);
-    use std::fmt::Write as _;
+    let report = v.report;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "tollgate audit: {} distinct images in {} pods and {} controllers; policy {policy}",
+        "tollgate audit: {} distinct images in {} pods and {} controllers; policy {}",
         report.images.len(),
         v.pods,
-        v.controllers
+        v.controllers,
+        v.policy
     );
-    let sections = SECTIONS;
-    for &(kind, title) in sections {
-        let hits: Vec<_> = report
-            .images
-            .iter()
-            .filter_map(|i| Some((i, i.findings.iter().find(|f| f.kind == kind)?)))
-            .collect();
+    for &(kind, title) in SECTIONS {
+        let hits = hits(report, kind);
         let _ = writeln!(out, "\n{title}: {}", hits.len());
         for (i, f) in hits {
-            let _ = writeln!(
-                out,
-                "  {}",
-                i.image.running.as_deref().unwrap_or(&i.image.image)
-            );
+            let _ = writeln!(out, "  {}", shown(i));
             for u in &i.image.usages {
                 let _ = writeln!(out, "    {}", usage_line(u));
             }
             let _ = writeln!(out, "    {}\n    fix: {}", f.message, f.hint);
         }
     }
-    let policy_hits: Vec<_> = report
-        .images
-        .iter()
-        .flat_map(|i| {
-            i.findings
-                .iter()
-                .filter(|f| is_policy_kind(&f.kind))
-                .map(move |f| (i, f))
-        })
-        .collect();
+    let policy_hits = policy_findings(report);
     let _ = writeln!(out, "\nPolicy findings: {}", policy_hits.len());
     for (i, f) in policy_hits {
         let _ = writeln!(
@@ -193,12 +176,12 @@ pub fn text(v: &View<'_>) -> String {
         );
     }
     if let Some(r) = v.rollout {
-        let ws = behind(Some(r));
+        let ws = behind(r);
         let _ = writeln!(
             out,
             "\nMerged but not rolled out ({} at {}): {} workloads, {} overdue commits",
             r.branch,
-            &r.head[..r.head.len().min(12)],
+            short_sha(&r.head),
             ws.len(),
             r.overdue_commits()
         );
@@ -227,100 +210,147 @@ pub fn text(v: &View<'_>) -> String {
     out
 }
 
-/// Markdown: a summary table, then one table per finding kind.
-pub fn markdown(v: &View<'_>) -> String {
-    let mut out = String::new();
+/// One cell of the Markdown and HTML tables.
+enum Cell {
+    Text(String),
+    Code(String),
+    /// Several lines in one cell.
+    Lines(Vec<String>),
+    /// Text with an HTML class (a level, or ok/deny in the summary); plain text in Markdown.
+    Styled(&'static str, String),
+}
+
+/// A section of the Markdown and HTML reports: a heading and a table.
+struct Table {
+    heading: Vec<Cell>,
+    header: &'static [&'static str],
+    rows: Vec<Vec<Cell>>,
+}
+
+/// What the Markdown and HTML reports show, built once for both: the summary, a table per
+/// finding kind that has findings, the policy findings, and the rollout report.
+fn tables(v: &View<'_>) -> Vec<Table> {
     let r = v.report;
-    let _ = writeln!(out, "# tollgate audit\n");
-    let _ = writeln!(
-        out,
-        "{} distinct images in {} pods and {} controllers; policy `{}`.\n",
-        r.images.len(),
-        v.pods,
-        v.controllers,
-        md(v.policy)
-    );
-    let _ = writeln!(out, "| finding | images |\n| --- | --- |");
-    for &(kind, title) in SECTIONS {
-        let _ = writeln!(out, "| {title} | {} |", count(r, kind));
-    }
-    let _ = writeln!(out, "| Policy findings | {} |", policy_findings(r).len());
+    let summary_row = |title: &str, n: usize| {
+        vec![
+            Cell::Text(title.to_owned()),
+            Cell::Styled(if n == 0 { "ok" } else { "deny" }, n.to_string()),
+        ]
+    };
+    let mut summary: Vec<Vec<Cell>> = SECTIONS
+        .iter()
+        .map(|&(kind, title)| summary_row(title, count(r, kind)))
+        .collect();
+    let policy = policy_findings(r);
+    summary.push(summary_row("Policy findings", policy.len()));
     if let Some(ro) = v.rollout {
-        let _ = writeln!(
-            out,
-            "| Commits merged but not rolled out (overdue) | {} |",
-            ro.overdue_commits()
-        );
+        summary.push(summary_row(
+            "Commits merged but not rolled out (overdue)",
+            ro.overdue_commits(),
+        ));
     }
-    let _ = writeln!(out, "| Could not be checked | {} |", r.errors.len());
+    summary.push(summary_row("Could not be checked", r.errors.len()));
+    let mut tables = vec![Table {
+        heading: vec![Cell::Text("Summary".into())],
+        header: &["finding", "images"],
+        rows: summary,
+    }];
     for &(kind, title) in SECTIONS {
         let hits = hits(r, kind);
         if hits.is_empty() {
             continue;
         }
-        let _ = writeln!(
-            out,
-            "\n## {title}\n\n| image | used by | finding | fix |\n| --- | --- | --- | --- |"
-        );
-        for (i, f) in hits {
-            let uses: Vec<String> = i.image.usages.iter().map(|u| md(&usage_line(u))).collect();
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} |",
-                md(shown(i)),
-                uses.join("<br>"),
-                md(&f.message),
-                md(&f.hint)
-            );
-        }
+        tables.push(Table {
+            heading: vec![Cell::Text(title.to_owned())],
+            header: &["image", "used by", "finding", "fix"],
+            rows: hits
+                .into_iter()
+                .map(|(i, f)| {
+                    vec![
+                        Cell::Code(shown(i).to_owned()),
+                        Cell::Lines(i.image.usages.iter().map(usage_line).collect()),
+                        Cell::Styled(f.level.as_str(), f.message.clone()),
+                        Cell::Text(f.hint.clone()),
+                    ]
+                })
+                .collect(),
+        });
     }
-    let policy = policy_findings(r);
     if !policy.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n## Policy findings\n\n| level | rule | image | finding | fix |\n| --- | --- | --- | --- | --- |"
-        );
-        for (i, f) in policy {
-            let _ = writeln!(
-                out,
-                "| {} | `{}` | `{}` | {} | {} |",
-                f.level.as_str(),
-                f.kind,
-                md(&i.image.image),
-                md(&f.message),
-                md(&f.hint)
-            );
-        }
+        tables.push(Table {
+            heading: vec![Cell::Text("Policy findings".into())],
+            header: &["level", "rule", "image", "finding", "fix"],
+            rows: policy
+                .into_iter()
+                .map(|(i, f)| {
+                    vec![
+                        Cell::Styled(f.level.as_str(), f.level.as_str().to_owned()),
+                        Cell::Code(f.kind.clone()),
+                        Cell::Code(i.image.image.clone()),
+                        Cell::Text(f.message.clone()),
+                        Cell::Text(f.hint.clone()),
+                    ]
+                })
+                .collect(),
+        });
     }
     if let Some(ro) = v.rollout {
-        let _ = writeln!(
-            out,
-            "\n## Merged but not rolled out ({} at `{}`)\n\n| workload | images | not rolled out | deployed revision |\n| --- | --- | --- | --- |",
-            md(&ro.branch),
-            &ro.head[..ro.head.len().min(12)]
-        );
-        for w in behind(Some(ro)) {
-            let commits: Vec<String> = w
-                .not_rolled_out
-                .iter()
-                .map(|c| md(&commit_line(c)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                md(&w.workload.to_string()),
-                md(&images_line(w)),
-                commits.join("<br>"),
-                w.deployed_revision
-                    .as_ref()
-                    .map(|c| md(&commit_line(c)))
-                    .unwrap_or_default()
-            );
+        tables.push(Table {
+            heading: vec![
+                Cell::Text(format!("Merged but not rolled out ({} at ", ro.branch)),
+                Cell::Code(short_sha(&ro.head).to_owned()),
+                Cell::Text(")".into()),
+            ],
+            header: &["workload", "images", "not rolled out", "deployed revision"],
+            rows: behind(ro)
+                .into_iter()
+                .map(|w| {
+                    vec![
+                        Cell::Text(w.workload.to_string()),
+                        Cell::Text(images_line(w)),
+                        Cell::Lines(w.not_rolled_out.iter().map(commit_line).collect()),
+                        Cell::Text(
+                            w.deployed_revision
+                                .as_ref()
+                                .map(commit_line)
+                                .unwrap_or_default(),
+                        ),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    tables
+}
+
+/// Markdown: a summary table, then one table per finding kind.
+pub fn markdown(v: &View<'_>) -> String {
+    let cell = |c: &Cell| match c {
+        Cell::Text(s) | Cell::Styled(_, s) => md(s),
+        Cell::Code(s) => format!("`{}`", md(s)),
+        Cell::Lines(l) => l.iter().map(|s| md(s)).collect::<Vec<_>>().join("<br>"),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# tollgate audit\n\n{} distinct images in {} pods and {} controllers; policy `{}`.",
+        v.report.images.len(),
+        v.pods,
+        v.controllers,
+        md(v.policy)
+    );
+    for t in tables(v) {
+        let heading: String = t.heading.iter().map(cell).collect();
+        let _ = writeln!(out, "\n## {heading}\n\n| {} |", t.header.join(" | "));
+        let _ = writeln!(out, "|{}", " --- |".repeat(t.header.len()));
+        for row in &t.rows {
+            let cells: Vec<String> = row.iter().map(cell).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
     }
-    if !r.errors.is_empty() {
+    if !v.report.errors.is_empty() {
         let _ = writeln!(out, "\n## Could not be checked\n");
-        for e in &r.errors {
+        for e in &v.report.errors {
             let _ = writeln!(out, "- {}", md(e));
         }
     }
@@ -330,107 +360,46 @@ pub fn markdown(v: &View<'_>) -> String {
 /// One self-contained HTML page: inline style, no script, no external asset; every string from
 /// the cluster or the registry is escaped (image references are untrusted input).
 pub fn html(v: &View<'_>) -> String {
-    let r = v.report;
+    let content = |c: &Cell| match c {
+        Cell::Text(s) | Cell::Styled(_, s) => esc(s),
+        Cell::Code(s) => format!("<code>{}</code>", esc(s)),
+        Cell::Lines(l) => l.iter().map(|s| esc(s)).collect::<Vec<_>>().join("<br>"),
+    };
     let mut out = String::new();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tollgate audit</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}code{{font-size:.9em}}.deny{{color:#b00020;font-weight:bold}}.warn{{color:#a05a00}}.ok{{color:#1b5e20}}</style></head><body>\n<h1>tollgate audit</h1>\n<p>{} distinct images in {} pods and {} controllers; policy <code>{}</code>.</p>\n<h2>Summary</h2>\n<table><tr><th>finding</th><th>images</th></tr>\n",
-        r.images.len(),
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tollgate audit</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}code{{font-size:.9em}}.deny{{color:#b00020;font-weight:bold}}.warn{{color:#a05a00}}.ok{{color:#1b5e20}}</style></head><body>\n<h1>tollgate audit</h1>\n<p>{} distinct images in {} pods and {} controllers; policy <code>{}</code>.</p>",
+        v.report.images.len(),
         v.pods,
         v.controllers,
         esc(v.policy)
     );
-    let row = |out: &mut String, title: &str, n: usize| {
-        let class = if n == 0 { "ok" } else { "deny" };
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"{class}\">{n}</td></tr>",
-            esc(title)
-        );
-    };
-    for &(kind, title) in SECTIONS {
-        row(&mut out, title, count(r, kind));
-    }
-    row(&mut out, "Policy findings", policy_findings(r).len());
-    if let Some(ro) = v.rollout {
-        row(
-            &mut out,
-            "Commits merged but not rolled out (overdue)",
-            ro.overdue_commits(),
-        );
-    }
-    row(&mut out, "Could not be checked", r.errors.len());
-    out.push_str("</table>\n");
-    for &(kind, title) in SECTIONS {
-        let hits = hits(r, kind);
-        if hits.is_empty() {
-            continue;
+    for t in tables(v) {
+        let heading: String = t.heading.iter().map(content).collect();
+        let _ = write!(out, "<h2>{heading}</h2>\n<table><tr>");
+        for h in t.header {
+            let _ = write!(out, "<th>{h}</th>");
         }
-        let _ = writeln!(
-            out,
-            "<h2>{}</h2>\n<table><tr><th>image</th><th>used by</th><th>finding</th><th>fix</th></tr>",
-            esc(title)
-        );
-        for (i, f) in hits {
-            let uses: Vec<String> = i.image.usages.iter().map(|u| esc(&usage_line(u))).collect();
-            let _ = writeln!(
-                out,
-                "<tr><td><code>{}</code></td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                esc(shown(i)),
-                uses.join("<br>"),
-                f.level.as_str(),
-                esc(&f.message),
-                esc(&f.hint)
-            );
+        out.push_str("</tr>\n");
+        for row in &t.rows {
+            out.push_str("<tr>");
+            for c in row {
+                match c {
+                    Cell::Styled(class, _) => {
+                        let _ = write!(out, "<td class=\"{class}\">{}</td>", content(c));
+                    }
+                    _ => {
+                        let _ = write!(out, "<td>{}</td>", content(c));
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
         }
         out.push_str("</table>\n");
     }
-    let policy = policy_findings(r);
-    if !policy.is_empty() {
-        out.push_str("<h2>Policy findings</h2>\n<table><tr><th>level</th><th>rule</th><th>image</th><th>finding</th><th>fix</th></tr>\n");
-        for (i, f) in policy {
-            let _ = writeln!(
-                out,
-                "<tr><td class=\"{0}\">{0}</td><td><code>{1}</code></td><td><code>{2}</code></td><td>{3}</td><td>{4}</td></tr>",
-                f.level.as_str(),
-                esc(&f.kind),
-                esc(&i.image.image),
-                esc(&f.message),
-                esc(&f.hint)
-            );
-        }
-        out.push_str("</table>\n");
-    }
-    if let Some(ro) = v.rollout {
-        let _ = writeln!(
-            out,
-            "<h2>Merged but not rolled out ({} at <code>{}</code>)</h2>\n<table><tr><th>workload</th><th>images</th><th>not rolled out</th><th>deployed revision</th></tr>",
-            esc(&ro.branch),
-            esc(&ro.head[..ro.head.len().min(12)])
-        );
-        for w in behind(Some(ro)) {
-            let commits: Vec<String> = w
-                .not_rolled_out
-                .iter()
-                .map(|c| esc(&commit_line(c)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&w.workload.to_string()),
-                esc(&images_line(w)),
-                commits.join("<br>"),
-                w.deployed_revision
-                    .as_ref()
-                    .map(|c| esc(&commit_line(c)))
-                    .unwrap_or_default()
-            );
-        }
-        out.push_str("</table>\n");
-    }
-    if !r.errors.is_empty() {
+    if !v.report.errors.is_empty() {
         out.push_str("<h2>Could not be checked</h2>\n<ul>\n");
-        for e in &r.errors {
+        for e in &v.report.errors {
             let _ = writeln!(out, "<li>{}</li>", esc(e));
         }
         out.push_str("</ul>\n");
