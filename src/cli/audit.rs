@@ -4,37 +4,20 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::ValueEnum;
-use serde_json::Value;
 use tollgate::audit::run::{self, AuditReport};
 use tollgate::audit::{self, render};
-use tollgate::cluster::LiveState;
-use tollgate::cluster::kube::Cluster;
 use tollgate::git::DeployRepo;
 use tollgate::policy::Level;
 use tollgate::rollout::{self, RolloutReport};
 
+use super::live::LiveArgs;
 use super::{Exit, RegistryArgs, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// Live state from a file: the JSON of `kubectl get pods,deployments,replicasets,
-    /// statefulsets,daemonsets,jobs,cronjobs -A -o json` (a List), for offline and CI use.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
-    pub live_file: Option<PathBuf>,
-    /// Kubeconfig (default: $KUBECONFIG, ~/.kube/config, else the in-cluster service account).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current one).
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Only these namespaces (repeatable; default all).
-    #[arg(long = "namespace", value_name = "NS")]
-    pub namespaces: Vec<String>,
-    /// Objects per page when listing from the API server.
-    #[arg(long, default_value_t = 500)]
-    pub page_size: u32,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Policy file (default: the embedded policy).
     #[arg(long, env = "TOLLGATE_POLICY")]
     pub policy: Option<PathBuf>,
@@ -74,39 +57,7 @@ pub enum AuditFormat {
 pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     let runtime = super::runtime()?;
-    let objects: Vec<Value> = match &args.live_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let v: Value = serde_json::from_str(&text).with_context(|| {
-                format!("{} is not JSON (`kubectl get ... -o json`)", path.display())
-            })?;
-            vec![v]
-        }
-        None => runtime.block_on(async {
-            let cluster =
-                Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-            anyhow::Ok(cluster.list(&args.namespaces, args.page_size).await?)
-        })?,
-    };
-    let (mut state, skipped) = LiveState::from_objects(&objects);
-    for s in &skipped {
-        eprintln!(
-            "tollgate: warning: object {} skipped: {}",
-            s.index, s.reason
-        );
-    }
-    if args.live_file.is_some() && !args.namespaces.is_empty() {
-        state
-            .pods
-            .retain(|p| args.namespaces.contains(&p.namespace));
-        state.controllers.retain(|c| {
-            c.object
-                .namespace
-                .as_ref()
-                .is_some_and(|n| args.namespaces.contains(n))
-        });
-    }
+    let state = args.live.load()?;
     let rollout = match &args.repo {
         Some(path) => {
             let repo = DeployRepo::discover(path)?;
@@ -123,7 +74,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
                     head,
                     now: now(),
                     grace: super::rollout::parse_grace(&args.grace)?,
-                    namespaces: &args.namespaces,
+                    namespaces: &args.live.namespaces,
                 },
             )?)
         }

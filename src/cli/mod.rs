@@ -8,6 +8,7 @@ mod ci;
 mod explain;
 mod gate;
 mod hook;
+mod live;
 mod policy;
 mod registry;
 mod rollout;

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use tollgate::cluster::LiveState;
-use tollgate::cluster::kube::Cluster;
 use tollgate::git::DeployRepo;
 use tollgate::rollout::{self, ReportCommit, RolloutReport, Status};
 
 use super::Exit;
+use super::live::LiveArgs;
 
 pub const ROLLOUT_EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -35,26 +34,11 @@ pub struct RolloutArgs {
     /// branch, from refs/remotes/origin/HEAD, else HEAD].
     #[arg(long, value_name = "REV")]
     pub branch: Option<String>,
-    /// Live state from a file: the JSON of `kubectl get pods,deployments,replicasets,
-    /// statefulsets,daemonsets,jobs,cronjobs -A -o json`.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
-    pub live_file: Option<PathBuf>,
-    /// Live state from the API server with this kubeconfig (else $KUBECONFIG, ~/.kube/config or
-    /// the in-cluster service account, when no --live-file is given).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context [default: the current one].
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
-    /// Only workloads in this namespace (repeatable; default all).
-    #[arg(long = "namespace", value_name = "NS")]
-    pub namespaces: Vec<String>,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// How long a merged commit may wait for its rollout before it counts (30m, 1h, 2h30m...).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub grace: String,
-    /// Objects per API list request.
-    #[arg(long, default_value_t = 500)]
-    pub page_size: u32,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -67,7 +51,7 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
         None => repo.remote_head("origin").unwrap_or_else(|| "HEAD".into()),
     };
     let head = repo.commit(&branch)?;
-    let live = load_live(&args)?;
+    let live = args.live.load()?;
     let report = rollout::report(
         &repo,
         &live,
@@ -76,7 +60,7 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
             head,
             now: super::now(),
             grace,
-            namespaces: &args.namespaces,
+            namespaces: &args.live.namespaces,
         },
     )?;
     match args.format {
@@ -97,32 +81,6 @@ pub(super) fn parse_grace(text: &str) -> anyhow::Result<std::time::Duration> {
     std::time::Duration::try_from(d)
         .ok()
         .with_context(|| format!("--grace {text:?} must not be negative"))
-}
-
-fn load_live(args: &RolloutArgs) -> anyhow::Result<LiveState> {
-    let objects = match &args.live_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read live state {}", path.display()))?;
-            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "live state {} is not JSON (kubectl -o json)",
-                    path.display()
-                )
-            })?;
-            vec![value]
-        }
-        None => super::runtime()?.block_on(async {
-            let cluster =
-                Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-            anyhow::Ok(cluster.list(&args.namespaces, args.page_size).await?)
-        })?,
-    };
-    let (state, skipped) = LiveState::from_objects(&objects);
-    for s in skipped {
-        tracing::warn!(index = s.index, reason = s.reason, "live object skipped");
-    }
-    Ok(state)
 }
 
 fn render_text(report: &RolloutReport) -> String {

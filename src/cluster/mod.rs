@@ -192,6 +192,20 @@ impl LiveState {
         }
     }
 
+    /// Keep only what is in `namespaces` (everything when it is empty).
+    pub fn retain_namespaces(&mut self, namespaces: &[String]) {
+        if namespaces.is_empty() {
+            return;
+        }
+        self.pods.retain(|p| namespaces.contains(&p.namespace));
+        self.controllers.retain(|c| {
+            c.object
+                .namespace
+                .as_ref()
+                .is_some_and(|n| namespaces.contains(n))
+        });
+    }
+
     /// The ReplicaSets a Deployment keeps for rollback (every one it owns but the newest
     /// revision), oldest first.
     pub fn rollback_targets(&self, namespace: &str, deployment: &str) -> Vec<&Controller> {
