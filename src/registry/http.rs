@@ -323,7 +323,7 @@ impl RegistryClient {
             .await
     }
 
-    /// Every tag of `repo`, following `Link` pagination.
+    /// Every tag of `repo`, following `Link` pagination; `None` when the repository is unknown.
     pub async fn tags(
         &self,
         ep: &Endpoint,
@@ -334,15 +334,51 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let mut url = format!(
+        let url = format!(
             "{}/v2/{repo}/tags/list?n={}",
             ep.base(),
             self.opts.page_size
         );
+        self.pages(ep, repo, url, 16 << 20, "tag list", |p: Tags| {
+            p.tags.unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`), following pagination.
+    pub async fn catalog(&self, ep: &Endpoint) -> Result<Vec<String>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let url = format!("{}/v2/_catalog?n={}", ep.base(), self.opts.page_size);
+        self.pages(ep, "", url.clone(), 64 << 20, "catalog", |p: Catalog| {
+            p.repositories
+        })
+        .await?
+        .ok_or_else(|| RegistryError::Status {
+            url,
+            status: 404,
+            message: "the registry does not serve the catalog API (/v2/_catalog)".into(),
+        })
+    }
+
+    /// GET `url` and every page its `Link: rel="next"` headers name, each page at most
+    /// `max_bytes`, `items` taking what a page lists. `None` for a 404.
+    async fn pages<P: serde::de::DeserializeOwned, T>(
+        &self,
+        ep: &Endpoint,
+        scope: &str,
+        mut url: String,
+        max_bytes: u64,
+        what: &str,
+        items: impl Fn(P) -> Vec<T>,
+    ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut all = Vec::new();
         loop {
             let r = self
-                .send(ep, repo, Method::GET, &url, None, Some(16 << 20))
+                .send(ep, scope, Method::GET, &url, None, Some(max_bytes))
                 .await?;
             if r.status == StatusCode::NOT_FOUND {
                 return Ok(None);
@@ -354,44 +390,13 @@ impl RegistryClient {
                     message: r.error_text(),
                 });
             }
-            let page: Tags = serde_json::from_slice(&r.body).map_err(|e| {
-                RegistryError::Protocol(format!("{url}: tag list is not valid JSON: {e}"))
+            let page: P = serde_json::from_slice(&r.body).map_err(|e| {
+                RegistryError::Protocol(format!("{url}: {what} is not valid JSON: {e}"))
             })?;
-            all.extend(page.tags.unwrap_or_default());
+            all.extend(items(page));
             match r.link_next {
                 Some(next) => url = join_link(&ep.base(), &next),
                 None => return Ok(Some(all)),
-            }
-        }
-    }
-
-    /// Every repository of the registry (`/v2/_catalog`), following pagination.
-    pub async fn catalog(&self, ep: &Endpoint) -> Result<Vec<String>, RegistryError> {
-        #[derive(Deserialize)]
-        struct Catalog {
-            #[serde(default)]
-            repositories: Vec<String>,
-        }
-        let mut url = format!("{}/v2/_catalog?n={}", ep.base(), self.opts.page_size);
-        let mut all = Vec::new();
-        loop {
-            let r = self
-                .send(ep, "", Method::GET, &url, None, Some(64 << 20))
-                .await?;
-            if !r.status.is_success() {
-                return Err(RegistryError::Status {
-                    url,
-                    status: r.status.as_u16(),
-                    message: r.error_text(),
-                });
-            }
-            let page: Catalog = serde_json::from_slice(&r.body).map_err(|e| {
-                RegistryError::Protocol(format!("{url}: catalog is not valid JSON: {e}"))
-            })?;
-            all.extend(page.repositories);
-            match r.link_next {
-                Some(next) => url = join_link(&ep.base(), &next),
-                None => return Ok(all),
             }
         }
     }
