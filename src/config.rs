@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::yaml::{self, Document, Pos};
+use crate::yaml::{self, Document, Pos, YamlError};
 
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,17 @@ pub struct Problem {
     /// JSON pointer of the offending field (`/spec/registries/0/prefix`).
     pub pointer: String,
     pub message: String,
+}
+
+impl From<YamlError> for Problem {
+    /// A file that is not YAML at all: one problem, at the position the parser stopped.
+    fn from(e: YamlError) -> Self {
+        Problem {
+            pos: Some(e.pos),
+            pointer: String::new(),
+            message: e.message,
+        }
+    }
 }
 
 /// `{what} {origin} is invalid (N problems):` and every problem of the file, one per line as

@@ -181,13 +181,7 @@ impl RepoConfig {
             origin: origin.to_owned(),
             problems,
         };
-        let doc = yaml::load_one(text, Record::All).map_err(|e| {
-            fail(vec![Problem {
-                pos: Some(e.pos),
-                pointer: String::new(),
-                message: e.message,
-            }])
-        })?;
+        let doc = yaml::load_one(text, Record::All).map_err(|e| fail(vec![e.into()]))?;
         let doc = if doc.value.is_null() {
             yaml::load_one("{}", Record::All).expect("an empty mapping loads")
         } else {

@@ -55,13 +55,7 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         origin: origin.to_owned(),
         problems,
     };
-    let doc = yaml::load_one(text, Record::All).map_err(|e| {
-        fail(vec![Problem {
-            pos: Some(e.pos),
-            pointer: String::new(),
-            message: e.message,
-        }])
-    })?;
+    let doc = yaml::load_one(text, Record::All).map_err(|e| fail(vec![e.into()]))?;
     let (file, problems) = config::deserialize_strict::<PolicyFile>(&doc, KEYS);
     let Some(file) = file else {
         return Err(fail(problems));
