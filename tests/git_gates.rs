@@ -46,6 +46,15 @@ impl Setup {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
 
+    /// A new branch `name` off `main` with one commit that writes a Deployment `file` running
+    /// `image`; the branch stays checked out.
+    fn branch(&self, name: &str, file: &str, image: &str) {
+        self.work.git(&["checkout", "-q", "-b", name, "main"]);
+        let app = file.rsplit('/').next().unwrap().trim_end_matches(".yaml");
+        self.work.write(file, &deployment(app, image));
+        self.work.commit(name);
+    }
+
     fn push(&self, args: &[&str]) -> GitRun {
         let mut all = vec!["push", "origin"];
         all.extend_from_slice(args);
@@ -200,14 +209,10 @@ fn the_pushed_commits_are_checked_not_the_working_tree() {
 #[test]
 fn a_new_branch_is_compared_with_the_remote_default_branch() {
     let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
-    s.work.git(&["checkout", "-q", "-b", "feature"]);
-    s.work.write("apps/web.yaml", &deployment("web", GOOD));
-    s.work.commit("good web");
+    s.branch("feature", "apps/web.yaml", GOOD);
     assert_pushed(&s.push(&["feature"]));
 
-    s.work.git(&["checkout", "-q", "-b", "feature2", "main"]);
-    s.work.write("apps/db.yaml", &deployment("db", BAD));
-    s.work.commit("bad db");
+    s.branch("feature2", "apps/db.yaml", BAD);
     let out = s.push(&["feature2"]);
     assert_blocked(&out, &["apps/db.yaml"]);
     // Only what the branch adds over main: not the legacy file, not the other branch's file.
@@ -246,9 +251,7 @@ fn a_force_push_checks_what_replaces_the_remote_history() {
 #[test]
 fn deleting_a_branch_is_not_checked() {
     let s = Setup::new();
-    s.work.git(&["checkout", "-q", "-b", "old-feature"]);
-    s.work.write("apps/bad.yaml", &deployment("bad", BAD));
-    s.work.commit("bad");
+    s.branch("old-feature", "apps/bad.yaml", BAD);
     assert_pushed(&s.push(&["--no-verify", "old-feature"]));
     let out = s.push(&["--delete", "old-feature"]);
     assert_pushed(&out);
@@ -290,13 +293,8 @@ fn a_renamed_manifest_is_checked_under_its_new_name() {
 #[test]
 fn several_refs_in_one_push_are_each_checked() {
     let s = Setup::new();
-    s.work.git(&["checkout", "-q", "-b", "a"]);
-    s.work.write("apps/a.yaml", &deployment("a", GOOD));
-    s.work.commit("a");
-    s.work.git(&["checkout", "-q", "main"]);
-    s.work.git(&["checkout", "-q", "-b", "b"]);
-    s.work.write("apps/b.yaml", &deployment("b", BAD));
-    s.work.commit("b");
+    s.branch("a", "apps/a.yaml", GOOD);
+    s.branch("b", "apps/b.yaml", BAD);
     let out = s.push(&["a", "b"]);
     assert_blocked(&out, &["apps/b.yaml"]);
     assert!(s.remote_rev("a").is_none(), "a blocked push moves no ref");
@@ -310,13 +308,8 @@ fn several_refs_in_one_push_are_each_checked() {
 #[test]
 fn the_same_file_at_different_versions_on_two_refs_is_shown_per_ref() {
     let s = Setup::new();
-    s.work.git(&["checkout", "-q", "-b", "a"]);
-    s.work.write("apps/x.yaml", &deployment("x", GOOD));
-    s.work.commit("a");
-    s.work.git(&["checkout", "-q", "main"]);
-    s.work.git(&["checkout", "-q", "-b", "b"]);
-    s.work.write("apps/x.yaml", &deployment("x", BAD));
-    s.work.commit("b");
+    s.branch("a", "apps/x.yaml", GOOD);
+    s.branch("b", "apps/x.yaml", BAD);
     let out = s.push(&["a", "b"]);
     assert_blocked(&out, &["b:apps/x.yaml"]);
 }
@@ -324,9 +317,7 @@ fn the_same_file_at_different_versions_on_two_refs_is_shown_per_ref() {
 #[test]
 fn a_merge_commit_brings_the_merged_changes_into_the_check() {
     let s = Setup::new();
-    s.work.git(&["checkout", "-q", "-b", "topic"]);
-    s.work.write("apps/topic.yaml", &deployment("topic", BAD));
-    s.work.commit("topic");
+    s.branch("topic", "apps/topic.yaml", BAD);
     s.work.git(&["checkout", "-q", "main"]);
     s.work.write("apps/main.yaml", &deployment("main", GOOD));
     s.work.commit("main work");
