@@ -32,7 +32,10 @@ pub enum ClusterError {
         #[source]
         source: kube::config::KubeconfigError,
     },
-    #[error("no cluster configuration (no kubeconfig, not in a cluster): {0}")]
+    #[error(
+        "no cluster configuration: no kubeconfig and not running in a cluster ({0}); pass a \
+         kubeconfig (--kubeconfig, $KUBECONFIG) or read live state from a file (--live-file)"
+    )]
     Infer(#[source] kube::config::InferConfigError),
     #[error("cannot build the API client: {0}")]
     Client(#[source] kube::Error),
