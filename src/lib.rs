@@ -6,19 +6,14 @@
 
 pub mod admission;
 pub mod audit;
-pub mod certs;
 pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod git;
-pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;
-pub mod repo;
 pub mod report;
-pub mod retention;
 pub mod rollout;
-pub mod values;
 pub mod workload;
 pub mod yaml;

@@ -460,13 +460,13 @@ fn with_repo_the_audit_includes_commits_merged_but_not_rolled_out() {
     assert!(
         text.contains("not rolled out: ")
             && text.contains(
-                " svc docker-registry.wikimedia.org/svc:0.0.131 (Dev <dev@example.org>, "
+                " \"svc docker-registry.wikimedia.org/svc:0.0.131\" by Dev <dev@example.org> at "
             ),
         "{text}"
     );
     assert!(
         text.contains("deployed revision: ")
-            && text.contains(" svc docker-registry.wikimedia.org/svc:0.0.130 ("),
+            && text.contains(" \"svc docker-registry.wikimedia.org/svc:0.0.130\" by "),
         "{text}"
     );
     let html = args("html").stdout;

@@ -484,7 +484,7 @@ fn cert_manager_issues_the_serving_certificate_from_the_charts_ca_and_injects_it
     assert_eq!(serving["spec"]["issuerRef"]["kind"], "Issuer");
     assert!(strings(&serving["spec"]["usages"]).contains(&"server auth"));
     // The same names `tollgate certs generate` puts in its certificate.
-    let req = tollgate::certs::Request::new(RELEASE, NAMESPACE, 1, 1).unwrap();
+    let req = tollgate::admission::certs::Request::new(RELEASE, NAMESPACE, 1, 1).unwrap();
     assert_eq!(strings(&serving["spec"]["dnsNames"]), req.dns_names());
 
     // The Deployment mounts the Secret the serving Certificate fills.

@@ -13,6 +13,7 @@
 //! - [`audit`]: the periodic audit of `serve --audit-interval`, exported as gauges.
 
 pub mod audit;
+pub mod certs;
 pub mod decide;
 pub mod metrics;
 pub mod patch;

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use super::Role;
 use super::run::{self, AuditReport, ImageResult};
-use crate::rollout::{self, RolloutReport, WorkloadReport};
+use crate::rollout::RolloutReport;
+use crate::rollout::render::{self as rollout, behind, short_sha};
 
 /// What a renderer needs besides the report.
 pub struct View<'a> {
@@ -16,53 +17,6 @@ pub struct View<'a> {
     pub policy: &'a str,
     /// The rollout report, with `audit --repo`.
     pub rollout: Option<&'a RolloutReport>,
-}
-
-/// The workloads of a rollout report that are not in sync.
-fn behind(r: &RolloutReport) -> Vec<&WorkloadReport> {
-    r.workloads
-        .iter()
-        .filter(|w| w.status != rollout::Status::InSync)
-        .collect()
-}
-
-fn short_sha(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
-
-fn commit_line(c: &rollout::ReportCommit) -> String {
-    let hours = c.age_seconds / 3600;
-    format!(
-        "{} {} ({}, {}h {}m ago{})",
-        short_sha(&c.sha),
-        c.subject,
-        c.author,
-        hours,
-        (c.age_seconds % 3600) / 60,
-        if c.overdue {
-            ""
-        } else {
-            ", within the grace period"
-        }
-    )
-}
-
-fn images_line(w: &WorkloadReport) -> String {
-    w.images
-        .iter()
-        .map(|p| {
-            format!(
-                "{}{} (live {})",
-                p.container
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                p.desired,
-                p.live.as_deref().unwrap_or("none")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The finding kinds with a section of their own, in report order, with their titles.
@@ -186,19 +140,7 @@ pub fn text(v: &View<'_>) -> String {
             r.overdue_commits()
         );
         for w in ws {
-            let _ = writeln!(
-                out,
-                "  {} ({})\n    {}",
-                w.workload,
-                w.files.join(", "),
-                images_line(w)
-            );
-            for c in &w.not_rolled_out {
-                let _ = writeln!(out, "    not rolled out: {}", commit_line(c));
-            }
-            if let Some(c) = &w.deployed_revision {
-                let _ = writeln!(out, "    deployed revision: {}", commit_line(c));
-            }
+            rollout::write_workload(&mut out, w, &r.branch, "  ");
         }
     }
     if !report.errors.is_empty() {
@@ -306,15 +248,10 @@ fn tables(v: &View<'_>) -> Vec<Table> {
                 .into_iter()
                 .map(|w| {
                     vec![
-                        Cell::Text(w.workload.to_string()),
-                        Cell::Text(images_line(w)),
-                        Cell::Lines(w.not_rolled_out.iter().map(commit_line).collect()),
-                        Cell::Text(
-                            w.deployed_revision
-                                .as_ref()
-                                .map(commit_line)
-                                .unwrap_or_default(),
-                        ),
+                        Cell::Text(format!("{} ({})", w.workload, rollout::state(w))),
+                        Cell::Lines(w.images.iter().map(rollout::pair_line).collect()),
+                        Cell::Lines(w.not_rolled_out.iter().map(rollout::commit_entry).collect()),
+                        Cell::Text(rollout::deployed(w, &ro.branch)),
                     ]
                 })
                 .collect(),

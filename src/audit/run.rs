@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::{AuditImage, Role};
 use crate::policy::eval::{self, Context, Status};
+use crate::policy::retention::{self, OrderBy, TagInfo};
 use crate::policy::{Level, Policy};
 use crate::reference::ImageRef;
 use crate::registry::{Resolution, Resolver};
-use crate::retention::{self, OrderBy, TagInfo};
 
 /// What the audit found about one image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tollgate::certs::{self, File, Request};
+use tollgate::admission::certs::{self, File, Request};
 
 use super::{Exit, now, print};
 

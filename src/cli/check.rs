@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use std::sync::Arc;
 
 use tollgate::check::Options;
-use tollgate::manifest;
+use tollgate::check::files;
 use tollgate::policy::Policy;
 use tollgate::registry::sites;
 use tollgate::report::{self, Report};
@@ -62,10 +62,10 @@ pub enum Format {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let policy = load_policy(args.policy.as_deref())?;
-    let (inputs, input_errors) = manifest::collect_inputs(&args.paths);
+    let (inputs, input_errors) = files::collect_inputs(&args.paths);
     let mut opts = Options::enforce(args.namespace, now());
     opts.collect_sites = args.resolve;
-    let mut report = manifest::check_inputs(&policy, &inputs, &opts);
+    let mut report = files::check_inputs(&policy, &inputs, &opts);
     report.files += input_errors.len();
     report.errors.extend(input_errors);
     if args.resolve {

@@ -1,13 +1,12 @@
 //! `tollgate rollout`: deploy-repo commits merged but not rolled out. Reads the repository and
 //! the live state (a file or the API server) here, at the edge; the comparison is the library's.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
 use tollgate::git::DeployRepo;
-use tollgate::rollout::{self, ReportCommit, RolloutReport, Status};
+use tollgate::rollout;
 
 use super::Exit;
 use super::live::LiveArgs;
@@ -65,7 +64,7 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
     )?;
     match args.format {
         Format::Json => super::print(&(serde_json::to_string_pretty(&report)? + "\n"))?,
-        Format::Text => super::print(&render_text(&report))?,
+        Format::Text => super::print(&rollout::render::text(&report))?,
     }
     Ok(if report.has_overdue() {
         Exit::Violations
@@ -83,106 +82,11 @@ pub(super) fn parse_grace(text: &str) -> anyhow::Result<std::time::Duration> {
         .with_context(|| format!("--grace {text:?} must not be negative"))
 }
 
-fn render_text(report: &RolloutReport) -> String {
-    let mut out = String::new();
-    let short = |sha: &str| sha[..sha.len().min(12)].to_owned();
-    for w in report
-        .workloads
-        .iter()
-        .filter(|w| w.status != Status::InSync)
-    {
-        let state = match w.status {
-            Status::NotLive => "declared but not running",
-            _ => "not rolled out",
-        };
-        let _ = writeln!(out, "{}: {state} ({})", w.workload, w.files.join(", "));
-        for p in &w.images {
-            let _ = writeln!(
-                out,
-                "  {}desired {}, live {}",
-                p.container
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                p.desired,
-                p.live.as_deref().unwrap_or("-"),
-            );
-        }
-        for c in &w.not_rolled_out {
-            let mark = if c.overdue {
-                "not rolled out"
-            } else {
-                "pending (within grace)"
-            };
-            let _ = writeln!(out, "  {mark}: {}", commit_line(c, &short));
-        }
-        match &w.deployed_revision {
-            Some(c) => {
-                let _ = writeln!(out, "  deployed revision: {}", commit_line(c, &short));
-            }
-            None => {
-                let _ = writeln!(out, "  deployed revision: none found on {}", report.branch);
-            }
-        }
-    }
-    let in_sync = report
-        .workloads
-        .iter()
-        .filter(|w| w.status == Status::InSync)
-        .count();
-    let _ = writeln!(
-        out,
-        "{} workloads on {} ({}): {} in sync, {} behind; {} commits not rolled out after the \
-         {:#} grace period",
-        report.workloads.len(),
-        report.branch,
-        short(&report.head),
-        in_sync,
-        report.workloads.len() - in_sync,
-        report.overdue_commits(),
-        jiff::SignedDuration::from_secs(report.grace_seconds as i64),
-    );
-    out
-}
-
-fn commit_line(c: &ReportCommit, short: &impl Fn(&str) -> String) -> String {
-    format!(
-        "{} {:?} by {} at {} ({} ago)",
-        short(&c.sha),
-        c.subject,
-        c.author,
-        c.time,
-        age(c.age_seconds)
-    )
-}
-
-/// A rounded age for people: 3d 4h, 2h 5m, 12m, 40s.
-fn age(secs: i64) -> String {
-    let s = secs.max(0);
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
 
     use super::*;
-
-    #[rstest]
-    #[case::seconds(40, "40s")]
-    #[case::minutes(12 * 60 + 5, "12m")]
-    #[case::hours(2 * 3600 + 5 * 60, "2h 5m")]
-    #[case::days(3 * 86_400 + 4 * 3600 + 59, "3d 4h")]
-    #[case::future_commit(-30, "0s")]
-    fn ages(#[case] secs: i64, #[case] text: &str) {
-        assert_eq!(age(secs), text);
-    }
 
     #[rstest]
     #[case("1h", Some(3600))]

@@ -6,12 +6,12 @@ use std::sync::Mutex;
 
 use git2::Oid;
 
+use crate::check::files;
+use crate::check::values;
 use crate::check::{self, Options};
-use crate::manifest;
+use crate::config::repo::{self, FileKind, RepoConfig, RepoConfigError};
 use crate::policy::{self, Policy, PolicyError};
-use crate::repo::{self, FileKind, RepoConfig, RepoConfigError};
 use crate::report::{InputError, Report};
-use crate::values;
 
 use super::{ChangedFile, DeployRepo, GitError};
 
@@ -156,10 +156,10 @@ pub fn check_files(
             .lock()
             .expect("no panic while holding the lock")
             .push(handle);
-        manifest::utf8_text(&f.display, bytes?)
+        files::utf8_text(&f.display, bytes?)
     };
     let policy = &settings.policy;
-    let mut report = manifest::in_parallel(policy, &work, |w| {
+    let mut report = files::in_parallel(policy, &work, |w| {
         let (Work::Manifest(f) | Work::Values(f, _)) = w;
         match (read(f), w) {
             (Err(e), _) => {

@@ -17,8 +17,8 @@ use super::{
     Policy, RuleId,
 };
 use crate::config;
+use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
-use crate::retention::OrderBy;
 use crate::yaml::{self, Pos, Positions, Record};
 
 /// The policy format version this build reads.

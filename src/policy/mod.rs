@@ -5,6 +5,7 @@
 
 pub mod eval;
 mod load;
+pub mod retention;
 pub mod rules;
 
 pub use load::{
@@ -44,7 +45,7 @@ pub struct Policy {
 pub struct RetentionRule {
     pub repositories: Vec<Pattern>,
     pub keep: usize,
-    pub order_by: crate::retention::OrderBy,
+    pub order_by: crate::policy::retention::OrderBy,
 }
 
 impl Policy {

@@ -6,9 +6,9 @@
 use serde_json::Value;
 
 use crate::check::{self, Options};
+use crate::config::repo::{ImageKeys, Segment, ValuesSpec};
 use crate::policy::eval::{self, Context};
 use crate::policy::{Policy, RuleId};
-use crate::repo::{ImageKeys, Segment, ValuesSpec};
 use crate::report::{CheckedObject, Finding, ImageSite, InputError, Location, Report};
 use crate::workload::{ContainerKind, ContainerRef, ObjectRef};
 use crate::yaml::{self, Positions, Record};
@@ -352,8 +352,8 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+    use crate::config::repo::{FileKind, RepoConfig};
     use crate::policy::default_policy;
-    use crate::repo::{FileKind, RepoConfig};
 
     fn spec(config: &str) -> ValuesSpec {
         let c = RepoConfig::parse(config, ".tollgate.yaml").unwrap();

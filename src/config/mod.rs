@@ -2,6 +2,8 @@
 //! the first type error are reported with their line, all in one run, so that a file with three
 //! typos gets three messages rather than three round trips.
 
+pub mod repo;
+
 use std::fmt;
 
 use serde::de::DeserializeOwned;
