@@ -41,13 +41,13 @@ async fn every_kind_is_listed_page_by_page_into_live_state() {
         exporter
             .containers
             .iter()
-            .any(|c| c.container.name == "setup" && c.digest.is_some())
+            .any(|c| c.container.name == "setup" && c.running.is_some())
     );
     assert!(
         exporter
             .containers
             .iter()
-            .any(|c| c.container.name == "exporter" && c.digest.is_none())
+            .any(|c| c.container.name == "exporter" && c.running.is_none())
     );
     let targets = state.rollback_targets("builds-api", "builds-api");
     assert_eq!(targets.len(), 1);

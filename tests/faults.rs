@@ -119,7 +119,10 @@ async fn without_faults_the_proxy_is_transparent_and_nothing_is_asked_twice() {
     let r = rig.resolver(fast_client(), fast_resolve());
     let res = resolve(&r, &rig.image("team/app:1")).await;
     assert!(res.is_pullable(), "{:#?}", res.problems);
-    assert_eq!(res.digest.as_deref(), Some(pushed.digest.as_str()));
+    assert_eq!(
+        res.digest.map(|d| d.to_string()),
+        Some(pushed.digest.clone())
+    );
     assert_eq!(res.requests, 5);
     assert_eq!(rig.proxy.total(), 5, "{:#?}", rig.proxy.seen());
     assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 1);
@@ -158,7 +161,10 @@ async fn a_slow_answer_past_the_deadline_is_a_deadline_error_and_is_not_cached()
     );
     let img = rig.image("team/app:1");
     let err = r.resolve(&img).await.unwrap_err();
-    assert_eq!(err, RegistryError::Deadline { millis: 300 });
+    assert!(
+        matches!(err, RegistryError::Deadline { millis: 300 }),
+        "{err}"
+    );
     assert_eq!(
         rig.proxy.total(),
         1,
@@ -189,7 +195,10 @@ async fn retry_backoff_does_not_outlive_the_deadline() {
         },
     );
     let err = r.resolve(&rig.image("team/app:1")).await.unwrap_err();
-    assert_eq!(err, RegistryError::Deadline { millis: 300 });
+    assert!(
+        matches!(err, RegistryError::Deadline { millis: 300 }),
+        "{err}"
+    );
     assert_eq!(
         rig.proxy.count("HEAD", TAG_PATH),
         1,
@@ -427,7 +436,7 @@ async fn a_child_manifest_that_does_not_hash_to_its_digest_is_a_digest_mismatch(
     let r = rig.resolver(fast_client(), fast_resolve());
     let res = resolve(&r, &rig.image("team/app:1")).await;
     assert!(!res.is_pullable());
-    assert_eq!(res.digest.as_deref(), Some(index.as_str()));
+    assert_eq!(res.digest.map(|d| d.to_string()), Some(index.clone()));
     let root = res.root.as_ref().unwrap();
     assert_eq!(root.kind, NodeKind::Index);
     assert_eq!(root.status, NodeStatus::Ok);

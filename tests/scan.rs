@@ -74,12 +74,18 @@ async fn a_scan_follows_pagination_and_finds_broken_tags_and_orphan_indexes() {
     assert_eq!(report.repositories, 5);
     assert_eq!(report.tags, 13);
     assert_eq!(report.pullable, 11);
-    let broken: Vec<(&str, bool)> = report
+    let broken: Vec<(String, bool)> = report
         .broken
         .iter()
-        .map(|b| (b.image.rsplit('/').next().unwrap(), b.orphan_index))
+        .map(|b| {
+            let image = b.image.to_string();
+            (image.rsplit('/').next().unwrap().to_owned(), b.orphan_index)
+        })
         .collect();
-    assert_eq!(broken, vec![("b:2", false), ("idx:latest", true)]);
+    assert_eq!(
+        broken,
+        vec![("b:2".to_owned(), false), ("idx:latest".to_owned(), true)]
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::check::{self, Options, Source};
 use crate::policy::eval::{self, Context, REGISTRY_RULES, Status, Violation};
 use crate::policy::{Level, OnUnavailable, Policy, RuleId};
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, WrittenImage};
 use crate::report::{Exempted, Finding, ImageSite, Report};
 use crate::workload::{self, ContainerKind, ContainerRef};
 
@@ -123,18 +123,18 @@ pub struct Checked {
     pub report: Report,
     pub opts: Options,
     /// `(container kind, container name, image)` of every container of the old object.
-    old_images: HashSet<(ContainerKind, String, String)>,
+    old_images: HashSet<(ContainerKind, String, WrittenImage)>,
     /// The ephemeral containers subresource: only ephemeral containers may change.
     pub ephemeral_only: bool,
 }
 
 impl Checked {
     /// Whether the container ran the same image in the old object (UPDATE only).
-    pub fn is_unchanged(&self, container: &ContainerRef, image: &str) -> bool {
+    pub fn is_unchanged(&self, container: &ContainerRef, image: &WrittenImage) -> bool {
         !self.old_images.is_empty()
             && self
                 .old_images
-                .contains(&(container.kind, container.name.clone(), image.to_owned()))
+                .contains(&(container.kind, container.name.clone(), image.clone()))
     }
 
     /// Whether a digest may be written into the image at `site` by the mutating webhook: the

@@ -22,6 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::audit::periodic::{AuditSummary, Recorder};
+use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;
 
@@ -80,7 +82,7 @@ struct FindingLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditFindingLabels {
-    rule: String,
+    rule: &'static str,
     level: &'static str,
 }
 
@@ -119,7 +121,7 @@ pub struct Metrics {
     audit: Audit,
 }
 
-/// The periodic audit's gauges (see [`crate::admission::audit`]).
+/// The periodic audit's gauges (see [`crate::audit::periodic`]).
 #[derive(Default)]
 struct Audit {
     running_unservable: Gauge,
@@ -342,43 +344,6 @@ impl Metrics {
         }
     }
 
-    /// A successful audit run: the gauges take its values (finding series it no longer has
-    /// are dropped).
-    pub fn audit_success(&self, s: &crate::admission::audit::AuditSummary, finished: Timestamp) {
-        let a = &self.audit;
-        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        a.running_unservable.set(n(s.running_unservable));
-        a.rollback_unservable.set(n(s.rollback_unservable));
-        a.declared_unservable.set(n(s.declared_unservable));
-        a.retention_risk.set(n(s.retention_risk));
-        a.images.set(n(s.images));
-        a.findings.clear();
-        for ((rule, level), count) in &s.findings {
-            a.findings
-                .get_or_create(&AuditFindingLabels {
-                    rule: rule.clone(),
-                    level,
-                })
-                .set(n(*count));
-        }
-        if let Some((commits, oldest)) = s.rollout {
-            a.commits_not_rolled_out.set(n(commits));
-            a.oldest_not_rolled_out.set(oldest.max(0));
-        }
-        a.last_success.set(finished.as_millisecond() as f64 / 1e3);
-        a.runs
-            .get_or_create(&ResultLabels { result: "success" })
-            .inc();
-    }
-
-    /// A failed audit run: counted; the gauges keep the previous run's values.
-    pub fn audit_failure(&self) {
-        self.audit
-            .runs
-            .get_or_create(&ResultLabels { result: "failure" })
-            .inc();
-    }
-
     /// One answered AdmissionReview.
     pub fn request(
         &self,
@@ -459,6 +424,47 @@ impl Metrics {
     }
 }
 
+/// The periodic audit's runs: a success sets the gauges (finding series it no longer has are
+/// dropped); a failure is counted and the gauges keep the previous run's values.
+impl Recorder for Metrics {
+    fn success(&self, s: &AuditSummary, finished: Timestamp) {
+        let a = &self.audit;
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        a.running_unservable
+            .set(n(s.count(AuditKind::RunningUnservable)));
+        a.rollback_unservable
+            .set(n(s.count(AuditKind::RollbackTargetUnservable)));
+        a.declared_unservable
+            .set(n(s.count(AuditKind::DeclaredUnservable)));
+        a.retention_risk.set(n(s.count(AuditKind::RetentionRisk)));
+        a.images.set(n(s.images));
+        a.findings.clear();
+        for ((kind, level), count) in &s.findings {
+            a.findings
+                .get_or_create(&AuditFindingLabels {
+                    rule: kind.as_str(),
+                    level: level.as_str(),
+                })
+                .set(n(*count));
+        }
+        if let Some((commits, oldest)) = s.rollout {
+            a.commits_not_rolled_out.set(n(commits));
+            a.oldest_not_rolled_out.set(oldest.max(0));
+        }
+        a.last_success.set(finished.as_millisecond() as f64 / 1e3);
+        a.runs
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+    }
+
+    fn failure(&self) {
+        self.audit
+            .runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+}
+
 /// The registry client's requests, counted into [`Metrics`].
 pub struct RegistryObserver(pub Arc<Metrics>);
 
@@ -481,20 +487,21 @@ impl RequestObserver for RegistryObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Level;
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
         let m = Metrics::with_audit(true, true);
-        let mut summary = crate::admission::audit::AuditSummary {
+        let mut summary = AuditSummary {
             images: 2,
-            running_unservable: 1,
             ..Default::default()
         };
+        summary.kinds.insert(AuditKind::RunningUnservable, 1);
         summary
             .findings
-            .insert(("running-unservable".into(), "deny"), 1);
-        m.audit_success(&summary, Timestamp::from_second(1_700_000_000).unwrap());
-        m.audit_failure();
+            .insert((AuditKind::RunningUnservable.into(), Level::Deny), 1);
+        m.success(&summary, Timestamp::from_second(1_700_000_000).unwrap());
+        m.failure();
         m.request(
             "validate",
             "CREATE",

@@ -9,10 +9,9 @@
 //!   resolver and its caches;
 //! - [`patch`]: the mutating webhook's `tag` → `tag@digest` JSON patch;
 //! - [`tls`], [`metrics`], [`server`]: HTTPS with certificate reload, Prometheus metrics, the
-//!   HTTP endpoints, policy reload and graceful shutdown;
-//! - [`audit`]: the periodic audit of `serve --audit-interval`, exported as gauges.
+//!   HTTP endpoints, policy reload and graceful shutdown (and the periodic audit of
+//!   [`crate::audit::periodic`] on its own task, exported as gauges).
 
-pub mod audit;
 pub mod certs;
 pub mod decide;
 pub mod metrics;

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::decide::Checked;
 use super::walk::{Answer, Walked};
-use crate::reference::Digest;
 use crate::report::ImageSite;
 
 /// Whether the image at `site` is one the mutating webhook would pin (before asking the
@@ -22,8 +21,8 @@ pub fn wants_pin(checked: &Checked, site: &ImageSite, kinds: &[String]) -> bool 
         && checked.may_patch(site)
         && site
             .image
-            .parse::<crate::reference::ImageRef>()
-            .is_ok_and(|r| r.tag().is_some() && r.digest().is_none())
+            .reference()
+            .is_some_and(|r| r.tag().is_some() && r.digest().is_none())
 }
 
 /// The patch pinning every pinnable image the registry resolved; `None` when there is nothing
@@ -34,12 +33,7 @@ pub fn pin_digests(checked: &Checked, walked: &[Walked], kinds: &[String]) -> Op
         let Answer::Facts(facts) = &w.answer else {
             continue;
         };
-        let Some(digest) = facts
-            .resolution
-            .digest
-            .as_deref()
-            .filter(|d| d.parse::<Digest>().is_ok())
-        else {
+        let Some(digest) = &facts.resolution.digest else {
             continue;
         };
         for site in &w.sites {

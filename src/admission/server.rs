@@ -35,12 +35,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::audit::{self, AuditConfig};
 use super::decide::{self, Decision, Plan, Settings, Verdict};
 use super::metrics::{Metrics, RegistryObserver, kind_label};
 use super::tls::{self, ReloadingCert, ServingCert, TlsError};
 use super::walk::{self, Answer, RegistryEngine};
 use super::{AdmissionError, patch, review};
+use crate::audit::periodic::{self, AuditConfig, Recorder};
 use crate::policy::{Policy, parse_policy};
 use crate::registry::base::BaseChecker;
 use crate::registry::http::RequestObserver;
@@ -319,8 +319,23 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let reload = tokio::spawn(reloader.run(state.clone(), stop_rx.clone(), reload_interval));
         // On its own task: admission requests never wait for it; it shares the resolver.
-        let auditor =
-            audit.map(|config| tokio::spawn(audit_loop(state.clone(), config, stop_rx.clone())));
+        let auditor = audit.map(|config| {
+            let current = {
+                let state = state.clone();
+                Arc::new(move || {
+                    let engine = state.engine();
+                    let resolver = engine.registry.as_ref().map(|r| r.resolver.clone());
+                    (engine.policy.clone(), resolver)
+                })
+            };
+            let recorder: Arc<dyn Recorder> = state.metrics.clone();
+            tokio::spawn(periodic::run_periodically(
+                config,
+                current,
+                recorder,
+                stop_rx.clone(),
+            ))
+        });
         let metrics_router = Router::new()
             .route("/metrics", get(metrics))
             .with_state(state.clone());
@@ -824,34 +839,6 @@ async fn read_body(
     tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .unwrap_or_else(|_| Err(AdmissionError::Body("timed out".into())))
-}
-
-// ---- the periodic audit ---------------------------------------------------------------------
-
-/// Audit every interval (the first run at once) with the policy and the resolver in force when
-/// the run starts; stops at shutdown, in the middle of a run too.
-async fn audit_loop(state: Arc<AppState>, config: AuditConfig, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(config.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let engine = state.engine();
-        let resolver = engine.registry.as_ref().map(|r| r.resolver.clone());
-        let run = audit::run_and_record(
-            &config,
-            &engine.policy,
-            resolver.as_ref(),
-            state.jobs,
-            &state.metrics,
-        );
-        tokio::select! {
-            () = run => {}
-            _ = stop.changed() => return,
-        }
-    }
 }
 
 // ---- reloading --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::base::BaseChecker;
-use crate::registry::rules::{self, RegistryFacts};
+use crate::registry::facts::{self, RegistryFacts};
 use crate::registry::{RegistryError, Resolver, sites};
 use crate::report::ImageSite;
 
@@ -69,7 +69,7 @@ pub async fn walk(
         futures_util::stream::iter(references.into_iter().enumerate())
             .map(|(i, r)| {
                 let (policy, resolver, bases) = (&policy, &resolver, &bases);
-                async move { (i, rules::evaluate(policy, resolver, bases, &r).await) }
+                async move { (i, facts::evaluate(policy, resolver, bases, &r).await) }
             })
             .buffer_unordered(jobs.max(1))
             .for_each(|answer| {

@@ -2,6 +2,7 @@
 //! the pure part: the inventory of distinct images (deduplicated by reference and by the digest
 //! that runs) and where each is used. The registry walks and the report come on top of it.
 
+pub mod periodic;
 pub mod render;
 pub mod run;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::cluster::{LiveState, Owner};
+use crate::reference::{ImageRef, WrittenImage};
 
 /// Why an image matters to the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -43,10 +45,11 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditImage {
-    pub image: String,
+    /// The reference as the pod spec or template writes it.
+    pub image: WrittenImage,
     /// `repository@digest` the runtime reports.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub running: Option<String>,
+    pub running: Option<ImageRef>,
     pub usages: Vec<Usage>,
 }
 
@@ -62,7 +65,7 @@ impl AuditImage {
 }
 
 /// (image as written, running `repository@digest`).
-type ImageKey = (String, Option<String>);
+type ImageKey = (WrittenImage, Option<String>);
 /// (role, namespace, workload, container).
 type UsageKey = (Role, String, String, String);
 
@@ -93,7 +96,8 @@ pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
         }
         format!("{}/{}", o.kind, o.name)
     };
-    let mut images: BTreeMap<ImageKey, BTreeMap<UsageKey, usize>> = BTreeMap::new();
+    let mut images: BTreeMap<ImageKey, (Option<ImageRef>, BTreeMap<UsageKey, usize>)> =
+        BTreeMap::new();
     let mut running_workloads = std::collections::BTreeSet::new();
     for pod in &state.pods {
         let workload = match &pod.owner {
@@ -103,8 +107,9 @@ pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
         running_workloads.insert((pod.namespace.clone(), workload.clone()));
         for c in &pod.containers {
             *images
-                .entry((c.image.clone(), c.image_id.clone()))
-                .or_default()
+                .entry((c.image.clone(), c.running.as_ref().map(ToString::to_string)))
+                .or_insert_with(|| (c.running.clone(), BTreeMap::new()))
+                .1
                 .entry((
                     Role::Running,
                     pod.namespace.clone(),
@@ -141,6 +146,7 @@ pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
             images
                 .entry((image.clone(), None))
                 .or_default()
+                .1
                 .entry((
                     role,
                     namespace.clone(),
@@ -152,7 +158,7 @@ pub fn inventory(state: &LiveState) -> Vec<AuditImage> {
     }
     images
         .into_iter()
-        .map(|((image, running), usages)| AuditImage {
+        .map(|((image, _), (running, usages))| AuditImage {
             image,
             running,
             usages: usages
@@ -207,16 +213,21 @@ mod tests {
     #[test]
     fn images_are_deduplicated_and_attributed_to_their_top_controller() {
         let inv = inventory(&state());
-        let images: Vec<(&str, Option<&str>)> = inv
+        let images: Vec<(&str, Option<String>)> = inv
             .iter()
-            .map(|i| (i.image.as_str(), i.running.as_deref()))
+            .map(|i| {
+                (
+                    i.image.as_str(),
+                    i.running.as_ref().map(ToString::to_string),
+                )
+            })
             .collect();
-        let running = format!("r/api@{D}");
+        let running = format!("docker.io/r/api@{D}");
         assert_eq!(
             images,
             vec![
                 ("r/api:1", None),
-                ("r/api:2", Some(running.as_str())),
+                ("r/api:2", Some(running)),
                 ("r/job:5", None),
             ]
         );

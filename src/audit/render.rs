@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::Role;
 use super::run::{self, AuditReport, ImageResult};
+use crate::policy::{AuditKind, FindingKind};
 use crate::rollout::RolloutReport;
 use crate::rollout::render::{self as rollout, behind, short_sha};
 
@@ -20,28 +21,24 @@ pub struct View<'a> {
 }
 
 /// The finding kinds with a section of their own, in report order, with their titles.
-pub const SECTIONS: &[(&str, &str)] = &[
+pub const SECTIONS: &[(AuditKind, &str)] = &[
     (
-        run::RUNNING_UNSERVABLE,
+        AuditKind::RunningUnservable,
         "Running images the registry can no longer serve (the next restart fails)",
     ),
     (
-        run::ROLLBACK_UNSERVABLE,
+        AuditKind::RollbackTargetUnservable,
         "Rollback targets the registry can no longer serve",
     ),
     (
-        run::DECLARED_UNSERVABLE,
+        AuditKind::DeclaredUnservable,
         "Declared images the registry cannot serve (the next pod fails)",
     ),
     (
-        run::RETENTION_RISK,
+        AuditKind::RetentionRisk,
         "Images the registry's retention rule deletes on its next run",
     ),
 ];
-
-fn is_policy_kind(kind: &str) -> bool {
-    !SECTIONS.iter().any(|(k, _)| *k == kind)
-}
 
 fn usage_line(u: &super::Usage) -> String {
     let role = match u.role {
@@ -55,11 +52,17 @@ fn usage_line(u: &super::Usage) -> String {
     )
 }
 
-fn shown(i: &ImageResult) -> &str {
-    i.image.running.as_deref().unwrap_or(&i.image.image)
+/// What a restart pulls: the running `repository@digest`, else the reference as written.
+fn shown(i: &ImageResult) -> String {
+    match &i.image.running {
+        Some(r) => r.to_string(),
+        None => i.image.image.to_string(),
+    }
 }
 
-pub fn count(report: &AuditReport, kind: &str) -> usize {
+/// Images with at least one finding of `kind`.
+pub fn count(report: &AuditReport, kind: impl Into<FindingKind>) -> usize {
+    let kind = kind.into();
     report
         .images
         .iter()
@@ -77,10 +80,10 @@ pub fn json(v: &View<'_>) -> String {
             "pods": v.pods,
             "controllers": v.controllers,
             "images": report.images.len(),
-            "runningUnservable": count(report, run::RUNNING_UNSERVABLE),
-            "rollbackTargetsUnservable": count(report, run::ROLLBACK_UNSERVABLE),
-            "declaredUnservable": count(report, run::DECLARED_UNSERVABLE),
-            "retentionRisk": count(report, run::RETENTION_RISK),
+            "runningUnservable": count(report, AuditKind::RunningUnservable),
+            "rollbackTargetsUnservable": count(report, AuditKind::RollbackTargetUnservable),
+            "declaredUnservable": count(report, AuditKind::DeclaredUnservable),
+            "retentionRisk": count(report, AuditKind::RetentionRisk),
             "commitsNotRolledOut": v.rollout.map(RolloutReport::overdue_commits),
             "registryRequests": report.registry_requests,
             "errors": report.errors.len(),
@@ -209,7 +212,7 @@ fn tables(v: &View<'_>) -> Vec<Table> {
                 .into_iter()
                 .map(|(i, f)| {
                     vec![
-                        Cell::Code(shown(i).to_owned()),
+                        Cell::Code(shown(i)),
                         Cell::Lines(i.image.usages.iter().map(usage_line).collect()),
                         Cell::Styled(f.level.as_str(), f.message.clone()),
                         Cell::Text(f.hint.clone()),
@@ -227,8 +230,8 @@ fn tables(v: &View<'_>) -> Vec<Table> {
                 .map(|(i, f)| {
                     vec![
                         Cell::Styled(f.level.as_str(), f.level.as_str().to_owned()),
-                        Cell::Code(f.kind.clone()),
-                        Cell::Code(i.image.image.clone()),
+                        Cell::Code(f.kind.to_string()),
+                        Cell::Code(i.image.image.to_string()),
                         Cell::Text(f.message.clone()),
                         Cell::Text(f.hint.clone()),
                     ]
@@ -345,7 +348,8 @@ pub fn html(v: &View<'_>) -> String {
     out
 }
 
-fn hits<'a>(r: &'a AuditReport, kind: &str) -> Vec<(&'a ImageResult, &'a run::AuditFinding)> {
+fn hits(r: &AuditReport, kind: AuditKind) -> Vec<(&ImageResult, &run::AuditFinding)> {
+    let kind = FindingKind::Audit(kind);
     r.images
         .iter()
         .filter_map(|i| Some((i, i.findings.iter().find(|f| f.kind == kind)?)))
@@ -358,7 +362,7 @@ fn policy_findings(r: &AuditReport) -> Vec<(&ImageResult, &run::AuditFinding)> {
         .flat_map(|i| {
             i.findings
                 .iter()
-                .filter(|f| is_policy_kind(&f.kind))
+                .filter(|f| matches!(f.kind, FindingKind::Rule(_)))
                 .map(move |f| (i, f))
         })
         .collect()
@@ -394,12 +398,13 @@ mod tests {
     use super::*;
     use crate::audit::{AuditImage, Usage};
     use crate::policy::Level;
+    use crate::reference::WrittenImage;
 
     fn report(image: &str) -> AuditReport {
         AuditReport {
             images: vec![ImageResult {
                 image: AuditImage {
-                    image: image.to_owned(),
+                    image: WrittenImage::new(image),
                     running: None,
                     usages: vec![Usage {
                         role: Role::Running,
@@ -410,7 +415,7 @@ mod tests {
                     }],
                 },
                 findings: vec![run::AuditFinding {
-                    kind: run::RUNNING_UNSERVABLE.into(),
+                    kind: AuditKind::RunningUnservable.into(),
                     level: Level::Deny,
                     message: "the next restart of these 2 pods will fail to pull it".into(),
                     hint: "push it again".into(),

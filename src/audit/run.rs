@@ -13,17 +13,17 @@ use serde::Serialize;
 use super::{AuditImage, Role};
 use crate::policy::eval::{self, Context, Status};
 use crate::policy::retention::{self, OrderBy, TagInfo};
-use crate::policy::{Level, Policy};
+use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::reference::ImageRef;
 use crate::registry::{Resolution, Resolver};
+use crate::report::error_text;
 
 /// What the audit found about one image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditFinding {
-    /// A policy rule id, or one of the audit's own: `running-unservable`,
-    /// `rollback-target-unservable`, `declared-unservable`.
-    pub kind: String,
+    /// A policy rule, or one of the audit's own kinds.
+    pub kind: FindingKind,
     pub level: Level,
     pub message: String,
     pub hint: String,
@@ -51,12 +51,6 @@ pub struct AuditReport {
     pub registry_requests: u64,
 }
 
-/// The audit's own finding kinds.
-pub const RUNNING_UNSERVABLE: &str = "running-unservable";
-pub const ROLLBACK_UNSERVABLE: &str = "rollback-target-unservable";
-pub const DECLARED_UNSERVABLE: &str = "declared-unservable";
-pub const RETENTION_RISK: &str = "retention-risk";
-
 /// Tag lists of the repositories a retention rule covers, fetched once per repository.
 type TagLists = HashMap<String, Result<Vec<String>, String>>;
 
@@ -65,16 +59,16 @@ type TagLists = HashMap<String, Result<Vec<String>, String>>;
 async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage]) -> TagLists {
     let mut wanted: Vec<(String, ImageRef)> = Vec::new();
     for image in inventory {
-        let Ok(r) = image.image.parse::<ImageRef>() else {
+        let Some(r) = image.image.reference() else {
             continue;
         };
-        let canonical = policy.canonical_name(&r);
+        let canonical = policy.canonical_name(r);
         if r.tag().is_some()
             && policy.retention_for(&canonical).is_some()
-            && policy.approved_registry(&r).is_some()
+            && policy.approved_registry(r).is_some()
             && !wanted.iter().any(|(c, _)| *c == canonical)
         {
-            wanted.push((canonical, r));
+            wanted.push((canonical, r.clone()));
         }
     }
     let mut lists = HashMap::new();
@@ -86,9 +80,9 @@ async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage
                 .await
             {
                 Ok(tags) => Ok(tags.unwrap_or_default()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(error_text(&e)),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(error_text(&e)),
         };
         lists.insert(canonical, result);
     }
@@ -102,9 +96,9 @@ fn retention_finding(
     lists: &TagLists,
     errors: &mut Vec<String>,
 ) -> Option<AuditFinding> {
-    let r: ImageRef = image.image.parse().ok()?;
+    let r = image.image.reference()?;
     let tag = r.tag()?.to_string();
-    let canonical = policy.canonical_name(&r);
+    let canonical = policy.canonical_name(r);
     let rule = policy.retention_for(&canonical)?;
     let tags = match lists.get(&canonical)? {
         Ok(tags) => tags,
@@ -147,7 +141,7 @@ fn retention_finding(
     retention::sort_versions(&mut newest, |t| t);
     let kept: Vec<&str> = newest.iter().rev().take(rule.keep).copied().collect();
     Some(AuditFinding {
-        kind: RETENTION_RISK.to_owned(),
+        kind: AuditKind::RetentionRisk.into(),
         level,
         message: format!(
             "the retention rule for {canonical} (keep the newest {} by version) deletes tag {tag} on its next run, and {what}; it keeps {}",
@@ -228,7 +222,7 @@ async fn one(
             && o.exemption.as_ref().is_none_or(|e| e.expired)
         {
             findings.push(AuditFinding {
-                kind: o.rule.as_str().to_owned(),
+                kind: o.rule.into(),
                 level: o.level,
                 message: v.message,
                 hint: v.hint,
@@ -240,23 +234,19 @@ async fn one(
         let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
         // What a restart pulls: the running digest (what the node has cached, and what a pull
         // by digest fetches), else the reference as written.
-        let target = image.running.as_deref().unwrap_or(&image.image);
-        let walk = |reference: &str| {
-            let reference = reference.to_owned();
-            async move {
-                let r: ImageRef = reference.parse().ok()?;
-                policy.approved_registry(&r)?;
-                Some((reference, resolver.resolve(&r).await))
-            }
-        };
-        if let Some((reference, result)) = walk(target).await {
-            match result {
+        let target = image
+            .running
+            .as_ref()
+            .or(image.image.reference())
+            .filter(|r| policy.approved_registry(r).is_some());
+        if let Some(reference) = target {
+            match resolver.resolve(reference).await {
                 Ok(res) => {
                     requests += res.requests;
                     if !res.is_pullable() {
                         let (kind, level, message, hint) = if roles.contains(&Role::Running) {
                             (
-                                RUNNING_UNSERVABLE,
+                                AuditKind::RunningUnservable,
                                 Level::Deny,
                                 format!(
                                     "the next restart of these {pods} pod{} will fail to pull {reference}: {}",
@@ -267,7 +257,7 @@ async fn one(
                             )
                         } else if roles.contains(&Role::RollbackTarget) {
                             (
-                                ROLLBACK_UNSERVABLE,
+                                AuditKind::RollbackTargetUnservable,
                                 Level::Warn,
                                 format!(
                                     "a rollback to {reference} would fail to pull it: {}",
@@ -277,7 +267,7 @@ async fn one(
                             )
                         } else {
                             (
-                                DECLARED_UNSERVABLE,
+                                AuditKind::DeclaredUnservable,
                                 Level::Deny,
                                 format!(
                                     "the next pod would fail to pull {reference}: {}",
@@ -287,14 +277,17 @@ async fn one(
                             )
                         };
                         findings.push(AuditFinding {
-                            kind: kind.to_owned(),
+                            kind: kind.into(),
                             level,
                             message,
                             hint: hint.to_owned(),
                         });
                     }
                 }
-                Err(e) => errors.push(format!("cannot check {reference} in the registry: {e}")),
+                Err(e) => errors.push(format!(
+                    "cannot check {reference} in the registry: {}",
+                    error_text(&e)
+                )),
             }
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`document`]: one parsed document (a manifest object, a List, anything else skipped), and
 //!   the placing of a rule outcome at an image's site; pure;
+//! - [`explain`]: one reference against every rule, with why it passes or fails; pure;
 //! - [`values`]: Helm values files, whose images are keys of a mapping rather than container
 //!   fields; pure;
 //! - [`files`]: the IO edge: files, directories and stdin read, then checked in parallel.
@@ -10,6 +11,7 @@
 //! Everything but [`files`] is pure: text in, a report out; no filesystem, network or clock.
 
 mod document;
+pub mod explain;
 pub mod files;
 pub mod values;
 

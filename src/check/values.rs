@@ -9,6 +9,7 @@ use crate::check::{self, Options};
 use crate::config::repo::{ImageKeys, Segment, ValuesSpec};
 use crate::policy::eval::{self, Context};
 use crate::policy::{Policy, RuleId};
+use crate::reference::WrittenImage;
 use crate::report::{CheckedObject, Finding, ImageSite, InputError, Location, Report};
 use crate::workload::{ContainerKind, ContainerRef, ObjectRef};
 use crate::yaml::{self, Positions, Record};
@@ -24,7 +25,7 @@ pub struct ValuesImage {
     /// JSON pointer of the field a finding points at.
     pub pointer: String,
     /// The reference, composed from its parts when written as a mapping.
-    pub image: String,
+    pub image: WrittenImage,
 }
 
 /// An image field that is there but cannot be read as an image.
@@ -67,7 +68,7 @@ pub fn extract(doc: &Value, spec: &ValuesSpec) -> (Vec<ValuesImage>, Vec<Malform
                     yaml::push_escaped(&mut p, f);
                     p
                 }),
-                image,
+                image: WrittenImage::new(image),
             }),
             Read::Unset => {}
             Read::Malformed(message) => malformed.push(Malformed {
@@ -367,7 +368,10 @@ mod tests {
         let doc = yaml::load_one(values, Record::All).unwrap();
         let (images, malformed) = extract(&doc.value, &spec(config));
         assert!(malformed.is_empty(), "{malformed:?}");
-        images.into_iter().map(|i| (i.key_path, i.image)).collect()
+        images
+            .into_iter()
+            .map(|i| (i.key_path, i.image.to_string()))
+            .collect()
     }
 
     const DEFAULTS: &str = "{}";

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use tollgate::admission::audit::{AuditConfig, RolloutSource};
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
+use tollgate::audit::periodic::{AuditConfig, RolloutSource};
 use tollgate::registry::{RegistryClient, Resolver};
 
 use super::{Exit, RegistryArgs, load_policy};
@@ -140,6 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             branch: args.audit_branch.clone(),
             grace: audit_grace,
         }),
+        jobs: args.registry.jobs.max(1),
     });
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");

@@ -4,7 +4,7 @@
 //!
 //! The image a pod actually runs is the digest in `status.containerStatuses[].imageID`, not the
 //! reference in its spec: a tag may have moved since the pull, and the node keeps running the
-//! old content from its cache (seeds 000 and 001).
+//! old content from its cache, possibly long after the registry deleted it.
 
 pub mod kube;
 
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::reference::{Digest, ImageRef};
+use crate::reference::{ImageRef, WrittenImage};
 use crate::workload::{self, ContainerRef, ObjectRef};
 
 /// One container of a pod as it runs.
@@ -22,14 +22,12 @@ use crate::workload::{self, ContainerRef, ObjectRef};
 pub struct RunningContainer {
     pub container: ContainerRef,
     /// The image as the pod spec writes it.
-    pub image: String,
-    /// The manifest digest the container runs, from `imageID` (when the runtime reports one).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display")]
-    pub digest: Option<Digest>,
-    /// `repository@digest` as the runtime reports it (the repository may be the spec's or, for
-    /// a digest pulled through another name, another one).
+    pub image: WrittenImage,
+    /// `repository@digest` the container runs, from the runtime's `imageID` (when it reports a
+    /// pullable one). The repository may be the spec's or, for a digest pulled through another
+    /// name, another one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
+    pub running: Option<ImageRef>,
 }
 
 /// A pod and what it runs.
@@ -67,7 +65,7 @@ pub struct Controller {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u64>,
     /// (container, image as written) of the pod template.
-    pub images: Vec<(ContainerRef, String)>,
+    pub images: Vec<(ContainerRef, WrittenImage)>,
 }
 
 /// Everything listed.
@@ -239,13 +237,6 @@ impl LiveState {
     }
 }
 
-fn display<S: serde::Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.collect_str(d),
-        None => s.serialize_none(),
-    }
-}
-
 fn is_list(v: &Value) -> bool {
     v.get("kind")
         .and_then(Value::as_str)
@@ -292,18 +283,13 @@ fn running_containers(pod: &Value) -> Vec<RunningContainer> {
     w.images
         .into_iter()
         .map(|u| {
-            let image_id = statuses
+            let running = statuses
                 .get(&(u.container.kind.field(), u.container.name.as_str()))
                 .and_then(|id| running_reference(id));
-            let digest = image_id
-                .as_deref()
-                .and_then(|r| r.parse::<ImageRef>().ok())
-                .and_then(|r| r.digest().cloned());
             RunningContainer {
                 container: u.container,
                 image: u.image,
-                digest,
-                image_id,
+                running,
             }
         })
         .collect()
@@ -312,17 +298,14 @@ fn running_containers(pod: &Value) -> Vec<RunningContainer> {
 /// `repository@digest` from an imageID. Docker reports `docker-pullable://repo@sha256:...`;
 /// containerd and CRI-O report `repo@sha256:...`. A bare `sha256:...` is the image's config
 /// digest (an image ID), not a manifest digest: it cannot be pulled, so it gives nothing.
-pub fn running_reference(image_id: &str) -> Option<String> {
+pub fn running_reference(image_id: &str) -> Option<ImageRef> {
     let id = image_id
         .strip_prefix("docker-pullable://")
         .or_else(|| image_id.strip_prefix("docker://"))
         .unwrap_or(image_id);
-    let (repo, digest) = id.split_once('@')?;
-    if repo.is_empty() {
-        return None;
-    }
-    digest.parse::<Digest>().ok()?;
-    Some(id.to_owned())
+    let r: ImageRef = id.parse().ok()?;
+    // `repository@digest` exactly: the runtime never reports a tag there.
+    (r.digest().is_some() && r.tag().is_none()).then_some(r)
 }
 
 #[cfg(test)]
@@ -382,7 +365,7 @@ mod tests {
         assert_eq!(state.controllers.len(), 3);
         let c = &state.pods[0].containers[0];
         assert_eq!(c.image, "docker-registry.wikimedia.org/builds-api:0.0.130");
-        assert_eq!(c.digest.as_ref().unwrap().to_string(), D);
+        assert_eq!(c.running.as_ref().unwrap().digest().unwrap().to_string(), D);
         assert_eq!(
             state.pods[0].owner,
             Some(Owner {

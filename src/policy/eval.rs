@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 
 use super::{Level, Policy, RuleId};
-use crate::reference::{ImageRef, ReferenceError};
+use crate::reference::{ImageRef, WrittenImage};
 
 /// Everything the engine needs besides the policy and the image.
 #[derive(Debug, Clone, Copy)]
@@ -60,10 +60,9 @@ impl Outcome {
     }
 }
 
-/// An image's verdict: how it parsed and every rule's outcome.
+/// An image's verdict: every rule's outcome.
 #[derive(Debug, Clone)]
 pub struct ImageVerdict {
-    pub reference: Result<ImageRef, ReferenceError>,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -89,10 +88,9 @@ pub const REGISTRY_RULES: &[RuleId] = &[
 ];
 
 /// Evaluate `image` (as written in a pod spec) against every rule of `policy`.
-pub fn evaluate_image(policy: &Policy, image: &str, ctx: Context<'_>) -> ImageVerdict {
-    let reference = image.parse::<ImageRef>();
+pub fn evaluate_image(policy: &Policy, image: &WrittenImage, ctx: Context<'_>) -> ImageVerdict {
     let mut outcomes = Vec::with_capacity(IMAGE_RULES.len() + 1);
-    match &reference {
+    match image.parsed() {
         Err(e) => {
             let violation = Violation {
                 message: format!("invalid image reference {image:?}: {e}"),
@@ -135,10 +133,7 @@ pub fn evaluate_image(policy: &Policy, image: &str, ctx: Context<'_>) -> ImageVe
             }
         }
     }
-    ImageVerdict {
-        reference,
-        outcomes,
-    }
+    ImageVerdict { outcomes }
 }
 
 fn outcome(

@@ -11,7 +11,7 @@ pub mod rules;
 pub use load::{
     API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, default_policy, parse_policy,
 };
-pub use rules::{Level, RuleId};
+pub use rules::{AuditKind, FindingKind, Level, RuleId};
 
 use globset::GlobMatcher;
 use jiff::Timestamp;

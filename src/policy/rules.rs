@@ -137,6 +137,91 @@ impl Serialize for RuleId {
     }
 }
 
+/// What the audit reports besides the policy's rules: images the registry can no longer serve,
+/// by what pulls them next, and images the registry's retention rule deletes on its next run.
+/// Their kebab-case ids are as stable as rule ids (reports, metrics labels, alerts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuditKind {
+    /// Pods run it and the registry cannot serve it: the next restart fails to pull.
+    RunningUnservable,
+    /// A Deployment's rollback target the registry cannot serve.
+    RollbackTargetUnservable,
+    /// A controller declares it, no pod runs it, and the registry cannot serve it.
+    DeclaredUnservable,
+    /// The retention rule deletes its tag on its next run while it runs or is a rollback target.
+    RetentionRisk,
+}
+
+impl AuditKind {
+    /// Every audit kind, in report order.
+    pub const ALL: &'static [AuditKind] = &[
+        AuditKind::RunningUnservable,
+        AuditKind::RollbackTargetUnservable,
+        AuditKind::DeclaredUnservable,
+        AuditKind::RetentionRisk,
+    ];
+
+    /// The stable kebab-case id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::RunningUnservable => "running-unservable",
+            AuditKind::RollbackTargetUnservable => "rollback-target-unservable",
+            AuditKind::DeclaredUnservable => "declared-unservable",
+            AuditKind::RetentionRisk => "retention-risk",
+        }
+    }
+}
+
+impl fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of an audit finding: a policy rule, or one of the audit's own. Serialized as its id;
+/// the two id sets never overlap (tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingKind {
+    /// A policy rule failed.
+    Rule(RuleId),
+    /// One of the audit's own findings.
+    Audit(AuditKind),
+}
+
+impl FindingKind {
+    /// The stable kebab-case id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Rule(r) => r.as_str(),
+            FindingKind::Audit(a) => a.as_str(),
+        }
+    }
+}
+
+impl From<RuleId> for FindingKind {
+    fn from(r: RuleId) -> Self {
+        FindingKind::Rule(r)
+    }
+}
+
+impl From<AuditKind> for FindingKind {
+    fn from(a: AuditKind) -> Self {
+        FindingKind::Audit(a)
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FindingKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +237,25 @@ mod tests {
                     .all(|b| b.is_ascii_lowercase() || b == b'-')
             );
             assert_eq!(r.as_str().parse::<RuleId>().unwrap(), *r);
+        }
+    }
+
+    #[test]
+    fn audit_kinds_are_kebab_case_and_never_a_rule_id() {
+        for a in AuditKind::ALL {
+            assert!(
+                a.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+            );
+            assert!(
+                a.as_str().parse::<RuleId>().is_err(),
+                "{a} is also a rule id"
+            );
+            assert_eq!(
+                serde_json::to_value(FindingKind::from(*a)).unwrap(),
+                a.as_str()
+            );
         }
     }
 }

@@ -3,6 +3,7 @@ use rstest::rstest;
 
 use super::eval::{Context, Status, evaluate_image};
 use super::*;
+use crate::reference::WrittenImage;
 
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -20,7 +21,7 @@ fn now() -> Timestamp {
 fn failures_in(p: &Policy, image: &str, ns: &str) -> Vec<RuleId> {
     evaluate_image(
         p,
-        image,
+        &WrittenImage::new(image),
         Context {
             namespace: ns,
             now: now(),
@@ -98,7 +99,7 @@ fn outside_the_approved_path_says_which_path() {
     let p = policy("  registries:\n    - prefix: registry.example.org/team\n");
     let v = evaluate_image(
         &p,
-        "registry.example.org/other/app:1",
+        &WrittenImage::new("registry.example.org/other/app:1"),
         Context {
             namespace: "d",
             now: now(),
@@ -148,7 +149,7 @@ fn levels_are_configurable_per_rule(#[case] level: Level) {
     ));
     let v = evaluate_image(
         &p,
-        "r.example.org/a:latest",
+        &WrittenImage::new("r.example.org/a:latest"),
         Context {
             namespace: "d",
             now: now(),
@@ -206,7 +207,7 @@ fn an_expired_exemption_is_marked_on_the_outcome() {
     let p = policy(EXEMPTIONS);
     let v = evaluate_image(
         &p,
-        "r.example.org/old/x:latest",
+        &WrittenImage::new("r.example.org/old/x:latest"),
         Context {
             namespace: "legacy-a",
             now: now(),

@@ -84,6 +84,13 @@ impl fmt::Display for Digest {
     }
 }
 
+/// Serialized as `algorithm:hex`.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl FromStr for Digest {
     type Err = DigestError;
 

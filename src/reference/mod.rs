@@ -299,6 +299,116 @@ impl FromStr for ImageRef {
     }
 }
 
+/// An image reference as a manifest, a pod or a command line wrote it, parsed once where it
+/// entered. The written text is what reports show and what a patch rewrites; the parse (or why
+/// it failed) is what every rule and every registry walk uses, so nothing downstream parses the
+/// string again. Ordered, compared and hashed by the written text.
+#[derive(Debug, Clone)]
+pub struct WrittenImage {
+    text: String,
+    parsed: Result<ImageRef, ReferenceError>,
+}
+
+impl WrittenImage {
+    /// Parse `text`; a text that does not parse is kept with its error.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let parsed = parse(&text);
+        WrittenImage { text, parsed }
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed reference, when the text is a valid reference.
+    pub fn reference(&self) -> Option<&ImageRef> {
+        self.parsed.as_ref().ok()
+    }
+
+    /// The parsed reference, or why the text is not one.
+    pub fn parsed(&self) -> Result<&ImageRef, &ReferenceError> {
+        self.parsed.as_ref()
+    }
+
+    /// Whether both name the same image once normalised (`nginx:1` is
+    /// `docker.io/library/nginx:1`); compared as written when either does not parse.
+    pub fn same_image(&self, other: &WrittenImage) -> bool {
+        match (self.reference(), other.reference()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.text == other.text,
+        }
+    }
+}
+
+impl From<ImageRef> for WrittenImage {
+    fn from(r: ImageRef) -> Self {
+        WrittenImage {
+            text: r.to_string(),
+            parsed: Ok(r),
+        }
+    }
+}
+
+impl PartialEq for WrittenImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for WrittenImage {}
+
+impl PartialEq<str> for WrittenImage {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for WrittenImage {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl PartialOrd for WrittenImage {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WrittenImage {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl std::hash::Hash for WrittenImage {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl fmt::Display for WrittenImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Serialized as written.
+impl serde::Serialize for WrittenImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Serialized in the fully-qualified form.
+impl serde::Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     if input.is_empty() {
         return Err(ReferenceError::Empty);

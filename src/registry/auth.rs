@@ -1,18 +1,27 @@
-//! Registry credentials (docker `config.json`) and `WWW-Authenticate` challenges. Credentials
-//! never reach a log or a report: their `Debug` is redacted, and they have no `Display`.
+//! Registry credentials (docker `config.json` and credential helpers), `WWW-Authenticate`
+//! challenges and the token exchange they ask for, and the tokens it yields, cached per scope.
+//! Credentials never reach a log or a report: their `Debug` is redacted, and they have no
+//! `Display`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::RegistryError;
+use crate::reference::RegistryHost;
 
 /// A user name and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The user name (`<token>` for an identity token, which tollgate does not use).
     pub username: String,
+    /// The password or access token.
     pub password: String,
 }
 
@@ -50,12 +59,43 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("registry config {path} is not valid JSON: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The file is not a docker config.
+    #[error("registry config {path} is not valid JSON")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An `auth` entry that is not `base64(user:password)`.
     #[error("registry config {path}: the `auth` of {host} is not base64 of user:password")]
-    Auth { path: PathBuf, host: String },
-    #[error("credential helper {helper}: {message}")]
-    Helper { helper: String, message: String },
+    Auth {
+        /// The file.
+        path: PathBuf,
+        /// The registry of the entry.
+        host: String,
+    },
+    /// A credential helper that could not be run, or did not answer.
+    #[error("credential helper {helper}: cannot run it")]
+    Helper {
+        /// `docker-credential-<name>`.
+        helper: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A credential helper whose answer is not the JSON docker's protocol specifies.
+    #[error("credential helper {helper}: its answer for {host} is not the expected JSON")]
+    HelperAnswer {
+        /// `docker-credential-<name>`.
+        helper: String,
+        /// The registry asked about.
+        host: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Deserialize)]
@@ -111,10 +151,11 @@ impl CredentialStore {
             path: path.to_owned(),
             source,
         })?;
-        let config: DockerConfig = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let config: DockerConfig =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
         let mut store = CredentialStore::default();
         for (key, entry) in config.auths {
             let creds = match (entry.auth, entry.username, entry.password) {
@@ -178,9 +219,9 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ConfigErr
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let program = format!("docker-credential-{helper}");
-    let fail = |message: String| ConfigError::Helper {
+    let fail = |source| ConfigError::Helper {
         helper: program.clone(),
-        message,
+        source,
     };
     let mut child = Command::new(&program)
         .arg("get")
@@ -188,14 +229,14 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ConfigErr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+        .map_err(fail)?;
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(host.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
+    let out = child.wait_with_output().map_err(fail)?;
     if !out.status.success() {
         tracing::debug!(
             helper = program,
@@ -211,11 +252,12 @@ fn run_helper(helper: &str, host: &str) -> Result<Option<Credentials>, ConfigErr
         #[serde(rename = "Secret")]
         secret: String,
     }
-    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|e| {
-        fail(format!(
-            "its answer for {host} is not the expected JSON: {e}"
-        ))
-    })?;
+    let answer: HelperAnswer =
+        serde_json::from_slice(&out.stdout).map_err(|source| ConfigError::HelperAnswer {
+            helper: program.clone(),
+            host: host.to_owned(),
+            source,
+        })?;
     if answer.username == "<token>" {
         // An identity token needs the OAuth2 refresh flow, which tollgate does not do.
         tracing::warn!(
@@ -289,6 +331,129 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         service: params.remove("service"),
         scope: params.remove("scope"),
     })
+}
+
+/// A registry and an auth scope (`repository:team/app:pull`).
+type ScopeKey = (RegistryHost, String);
+
+/// The `Authorization` header to send per registry and scope, got by answering the registry's
+/// 401 challenges. Concurrent 401s for one scope exchange one token: the others wait, then use
+/// the header the first one stored.
+#[derive(Default)]
+pub struct Tokens {
+    headers: Mutex<HashMap<ScopeKey, String>>,
+    /// Held while a scope's token is fetched.
+    locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens").finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// The header to send to `host` for `scope`, if a challenge was answered.
+    pub async fn header(&self, host: &RegistryHost, scope: &str) -> Option<String> {
+        self.headers
+            .lock()
+            .await
+            .get(&(host.clone(), scope.to_owned()))
+            .cloned()
+    }
+
+    /// Answer a 401 from `host` for `scope`: a bearer token from the challenge's realm (sent
+    /// our basic credentials if we have them), or the basic credentials themselves.
+    /// `sent` is the header the refused request carried: when another request has stored a
+    /// different one meanwhile, that one is used and no token is fetched. `on_request` is told
+    /// of each request sent.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn answer(
+        &self,
+        http: &reqwest::Client,
+        credentials: Option<&Credentials>,
+        host: &RegistryHost,
+        scope: &str,
+        challenge: Option<&str>,
+        sent: Option<&str>,
+        on_request: impl Fn(),
+    ) -> Result<(), RegistryError> {
+        let key = (host.clone(), scope.to_owned());
+        let lock = {
+            let mut locks = self.locks.lock().expect("token locks");
+            locks.entry(key.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        let current = self.headers.lock().await.get(&key).cloned();
+        if current.is_some() && current.as_deref() != sent {
+            return Ok(());
+        }
+        let refused = |status| RegistryError::Unauthorized {
+            registry: host.to_string(),
+            status,
+        };
+        let header = match challenge.and_then(parse_challenge) {
+            Some(Challenge::Basic) => {
+                let c = credentials.ok_or_else(|| refused(401))?;
+                basic_header(&c.username, &c.password)
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let scope = asked.unwrap_or_else(|| scope.to_owned());
+                let mut req = http.get(&realm).query(&[("scope", scope.as_str())]);
+                if let Some(s) = &service {
+                    req = req.query(&[("service", s.as_str())]);
+                }
+                if let Some(c) = credentials {
+                    req = req.basic_auth(&c.username, Some(&c.password));
+                }
+                on_request();
+                // The realm URL is the registry's; its error text may echo the request, never
+                // our credentials, which travel only in the Authorization header.
+                let res = req
+                    .send()
+                    .await
+                    .map_err(|e| super::http::transport(&realm, e))?;
+                if !res.status().is_success() {
+                    return Err(refused(res.status().as_u16()));
+                }
+                #[derive(Deserialize)]
+                struct Token {
+                    #[serde(default)]
+                    token: Option<String>,
+                    #[serde(default)]
+                    access_token: Option<String>,
+                }
+                let body = res
+                    .bytes()
+                    .await
+                    .map_err(|e| super::http::transport(&realm, e))?;
+                let t: Token = serde_json::from_slice(&body).map_err(|e| RegistryError::Json {
+                    url: realm.clone(),
+                    what: "token response",
+                    source: Arc::new(e),
+                })?;
+                let token = t
+                    .token
+                    .or(t.access_token)
+                    .ok_or_else(|| RegistryError::NoToken {
+                        realm: realm.clone(),
+                    })?;
+                format!("Bearer {token}")
+            }
+            None => return Err(refused(401)),
+        };
+        // Stored under the scope tollgate looks it up by, whatever words the registry used.
+        self.headers.lock().await.insert(key, header);
+        Ok(())
+    }
+}
+
+fn basic_header(user: &str, pass: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::http::Endpoint;
-use super::manifest::{self, ImageConfig};
-use super::resolve::{Node, NodeKind, NodeStatus, Resolver};
+use super::oci::{self, ImageConfig};
+use super::resolution::{Node, NodeKind, NodeStatus};
+use super::resolve::Resolver;
 use crate::policy::{BaseFamily, BaseImage, Policy};
 use crate::reference::ImageRef;
 
@@ -272,7 +273,7 @@ impl BaseChecker {
         else {
             return undecided(platform, "the image config could not be read".into());
         };
-        let config = match manifest::parse_config(&config_bytes) {
+        let config = match oci::parse_config(&config_bytes) {
             Ok(c) => c,
             Err(e) => return undecided(platform, e),
         };
@@ -473,7 +474,7 @@ impl BaseChecker {
                 else {
                     continue;
                 };
-                if let Ok(c) = manifest::parse_config(&bytes) {
+                if let Ok(c) = oci::parse_config(&bytes) {
                     variants.push((m.platform.clone(), c.rootfs.diff_ids));
                 }
             }

@@ -21,10 +21,10 @@ use reqwest::{Method, StatusCode};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::RegistryError;
-use super::auth::{Challenge, CredentialStore, parse_challenge};
+use super::auth::{CredentialStore, Tokens};
 use crate::reference::RegistryHost;
 
 /// How the client behaves.
@@ -65,8 +65,9 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Read an extra CA bundle from a PEM file.
     pub fn with_extra_ca_file(mut self, path: &Path) -> Result<Self, RegistryError> {
-        let pem = std::fs::read(path).map_err(|e| {
-            RegistryError::Config(format!("cannot read CA bundle {}: {e}", path.display()))
+        let pem = std::fs::read(path).map_err(|e| RegistryError::CaFile {
+            path: path.to_owned(),
+            source: Arc::new(e),
         })?;
         self.extra_ca_pem = Some(pem);
         Ok(self)
@@ -175,17 +176,12 @@ pub trait RequestObserver: Send + Sync {
     fn observe(&self, registry: &RegistryHost, elapsed: Duration, status: Option<u16>);
 }
 
-/// A registry and an auth scope (`repository:team/app:pull`).
-type ScopeKey = (RegistryHost, String);
-
 /// A distribution API client shared by every walk.
 pub struct RegistryClient {
     http: reqwest::Client,
     opts: ClientOptions,
-    /// Authorization header by (registry, scope).
-    tokens: Mutex<HashMap<ScopeKey, String>>,
-    /// Held while a scope's token is fetched, so concurrent 401s fetch it once.
-    auth_locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
+    /// Authorization headers by registry and scope.
+    tokens: Tokens,
     limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
     pub stats: Stats,
     observer: Option<Arc<dyn RequestObserver>>,
@@ -212,21 +208,19 @@ fn tls_config(extra_ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Regis
     if let Some(pem) = extra_ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| RegistryError::Config(format!("CA bundle: {e}")))?;
+            let cert = cert.map_err(|e| RegistryError::CaPem(Arc::new(e)))?;
             roots
                 .add(cert)
-                .map_err(|e| RegistryError::Config(format!("CA bundle: {e}")))?;
+                .map_err(|e| RegistryError::CaCertificate(Arc::new(e)))?;
             added += 1;
         }
         if added == 0 {
-            return Err(RegistryError::Config(
-                "CA bundle holds no PEM certificate".into(),
-            ));
+            return Err(RegistryError::CaEmpty);
         }
     }
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| RegistryError::Config(format!("TLS: {e}")))?
+        .map_err(|e| RegistryError::Tls(Arc::new(e)))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -242,12 +236,11 @@ impl RegistryClient {
             // Registries redirect blob GETs to storage; the walk follows a few.
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
-            .map_err(|e| RegistryError::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| RegistryError::HttpClient(Arc::new(e)))?;
         Ok(RegistryClient {
             http,
             opts,
-            tokens: Mutex::new(HashMap::new()),
-            auth_locks: Default::default(),
+            tokens: Tokens::default(),
             limits: Default::default(),
             stats: Stats::default(),
             observer: None,
@@ -293,7 +286,7 @@ impl RegistryClient {
             repo,
             method,
             &url,
-            Some(super::manifest::ACCEPT_MANIFESTS),
+            Some(super::oci::ACCEPT_MANIFESTS),
             None,
         )
         .await
@@ -372,7 +365,7 @@ impl RegistryClient {
         scope: &str,
         mut url: String,
         max_bytes: u64,
-        what: &str,
+        what: &'static str,
         items: impl Fn(P) -> Vec<T>,
     ) -> Result<Option<Vec<T>>, RegistryError> {
         let mut all = Vec::new();
@@ -390,8 +383,10 @@ impl RegistryClient {
                     message: r.error_text(),
                 });
             }
-            let page: P = serde_json::from_slice(&r.body).map_err(|e| {
-                RegistryError::Protocol(format!("{url}: {what} is not valid JSON: {e}"))
+            let page: P = serde_json::from_slice(&r.body).map_err(|e| RegistryError::Json {
+                url: url.clone(),
+                what,
+                source: Arc::new(e),
             })?;
             all.extend(items(page));
             match r.link_next {
@@ -429,7 +424,22 @@ impl RegistryClient {
             let retry_after = match result {
                 Ok(r) if r.status == StatusCode::UNAUTHORIZED && !authenticated_once => {
                     authenticated_once = true;
-                    self.authenticate(ep, &scope, &r).await?;
+                    let creds = self.opts.credentials.get(&ep.host.to_string());
+                    let on_request = || {
+                        self.count_request();
+                        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+                    };
+                    self.tokens
+                        .answer(
+                            &self.http,
+                            creds,
+                            &ep.host,
+                            &scope,
+                            r.challenge.as_deref(),
+                            r.sent_auth.as_deref(),
+                            on_request,
+                        )
+                        .await?;
                     continue;
                 }
                 Ok(r)
@@ -517,20 +527,12 @@ impl RegistryClient {
         if let Some(a) = accept {
             req = req.header(ACCEPT, a);
         }
-        let token = self
-            .tokens
-            .lock()
-            .await
-            .get(&(ep.host.clone(), scope.to_owned()))
-            .cloned();
+        let token = self.tokens.header(&ep.host, scope).await;
         if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }
         self.count_request();
-        let transport = |e: reqwest::Error| RegistryError::Transport {
-            url: url.to_owned(),
-            message: error_chain(&e),
-        };
+        let transport = |e| transport(url, e);
         let mut res = req.send().await.map_err(transport)?;
         let headers = res.headers().clone();
         let content_length = header_u64(&headers, CONTENT_LENGTH.as_str());
@@ -570,98 +572,6 @@ impl RegistryClient {
         .with_challenge(header_str(&headers, WWW_AUTHENTICATE.as_str()))
         .with_sent_auth(token))
     }
-
-    /// Answer a 401: a bearer token from the realm (with basic credentials if we have them),
-    /// or basic credentials directly.
-    async fn authenticate(
-        &self,
-        ep: &Endpoint,
-        scope: &str,
-        unauthorized: &Response,
-    ) -> Result<(), RegistryError> {
-        let key = (ep.host.clone(), scope.to_owned());
-        // One token request per scope, however many requests got the 401 at once: the others
-        // wait here, then find the token the first one stored.
-        let lock = {
-            let mut locks = self.auth_locks.lock().expect("auth locks");
-            locks.entry(key.clone()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
-        let current = self.tokens.lock().await.get(&key).cloned();
-        if current.is_some() && current != unauthorized.sent_auth {
-            return Ok(());
-        }
-        let creds = self.opts.credentials.get(&ep.host.to_string()).cloned();
-        let challenge = unauthorized.challenge.as_deref().and_then(parse_challenge);
-        let header = match challenge {
-            Some(Challenge::Basic) => {
-                let Some(c) = creds else {
-                    return Err(RegistryError::Unauthorized {
-                        registry: ep.host.to_string(),
-                        status: 401,
-                    });
-                };
-                basic_header(&c.username, &c.password)
-            }
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope: asked,
-            }) => {
-                let scope = asked.unwrap_or_else(|| scope.to_owned());
-                let mut req = self.http.get(&realm).query(&[("scope", scope.as_str())]);
-                if let Some(s) = &service {
-                    req = req.query(&[("service", s.as_str())]);
-                }
-                if let Some(c) = &creds {
-                    req = req.basic_auth(&c.username, Some(&c.password));
-                }
-                self.count_request();
-                self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-                // The realm URL is the registry's; its error text may echo the request, never
-                // our credentials, which travel only in the Authorization header.
-                let res = req.send().await.map_err(|e| RegistryError::Transport {
-                    url: realm.clone(),
-                    message: error_chain(&e),
-                })?;
-                if !res.status().is_success() {
-                    return Err(RegistryError::Unauthorized {
-                        registry: ep.host.to_string(),
-                        status: res.status().as_u16(),
-                    });
-                }
-                #[derive(Deserialize)]
-                struct Token {
-                    #[serde(default)]
-                    token: Option<String>,
-                    #[serde(default)]
-                    access_token: Option<String>,
-                }
-                let body = res.bytes().await.map_err(|e| RegistryError::Transport {
-                    url: realm.clone(),
-                    message: error_chain(&e),
-                })?;
-                let t: Token = serde_json::from_slice(&body).map_err(|e| {
-                    RegistryError::Protocol(format!(
-                        "token response from {realm} is not valid JSON: {e}"
-                    ))
-                })?;
-                let token = t.token.or(t.access_token).ok_or_else(|| {
-                    RegistryError::Protocol(format!("token response from {realm} has no token"))
-                })?;
-                format!("Bearer {token}")
-            }
-            None => {
-                return Err(RegistryError::Unauthorized {
-                    registry: ep.host.to_string(),
-                    status: 401,
-                });
-            }
-        };
-        // Stored under the scope tollgate looks it up by, whatever words the registry used.
-        self.tokens.lock().await.insert(key, header);
-        Ok(())
-    }
 }
 
 impl Response {
@@ -683,14 +593,6 @@ impl Response {
     fn retry_after(&self) -> Option<Duration> {
         self.retry_after_secs.map(Duration::from_secs)
     }
-}
-
-fn basic_header(user: &str, pass: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -720,16 +622,13 @@ fn join_link(base: &str, next: &str) -> String {
     }
 }
 
-/// reqwest's error with its causes ("error sending request: connection refused").
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
+/// No answer from `url`. The client's own message names the URL too; it is left out there so
+/// that the URL is printed once.
+pub(super) fn transport(url: &str, e: reqwest::Error) -> RegistryError {
+    RegistryError::Transport {
+        url: url.to_owned(),
+        source: Arc::new(e.without_url()),
     }
-    s
 }
 
 #[cfg(test)]

@@ -2,27 +2,29 @@
 //!
 //! Nothing the registry says is trusted: every manifest and config is hashed and compared with
 //! its digest, and every layer must answer HEAD with the size its manifest declares. The result
-//! is a tree of what was checked, and for each missing piece the path to it.
+//! ([`super::resolution`]) is a tree of what was checked, and for each broken piece the path to
+//! it.
 //!
-//! Caching: content fetched by digest is immutable and cached (bounded by bytes); tag → digest
-//! answers and blob existence are cached with short TTLs, not-found answers shorter still;
-//! errors are never cached. Concurrent lookups of the same key share one request.
+//! Caching ([`super::cache`]): content fetched by digest is immutable and cached (bounded by
+//! bytes); tag → digest answers and blob existence are cached with short TTLs, not-found answers
+//! shorter still; errors are never cached.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use moka::future::Cache;
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use super::RegistryError;
+use super::cache::{Cached, Fetched, Key, NotFound};
 use super::http::{Endpoint, RegistryClient, Response};
-use super::manifest::{self, Descriptor, Manifest};
+use super::oci::{self, Descriptor, Manifest};
+use super::resolution::{Node, NodeKind, NodeStatus, Resolution, TagState, collect_broken};
 use crate::policy::Policy;
 use crate::reference::{Digest, DigestAlgorithm, ImageRef, RegistryHost};
+use crate::report::error_text;
 
 /// How the walk behaves.
 #[derive(Debug, Clone)]
@@ -57,204 +59,6 @@ impl Default for ResolveOptions {
     }
 }
 
-/// What a node of the tree is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    Index,
-    Manifest,
-    Config,
-    Layer,
-}
-
-impl fmt::Display for NodeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NodeKind::Index => "index",
-            NodeKind::Manifest => "manifest",
-            NodeKind::Config => "config",
-            NodeKind::Layer => "layer",
-        })
-    }
-}
-
-/// What the registry answered for a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "state")]
-pub enum NodeStatus {
-    Ok,
-    /// The registry does not serve it (404 and the registry's error code).
-    Missing {
-        answer: String,
-    },
-    /// The content's hash is not its digest.
-    DigestMismatch {
-        actual: String,
-    },
-    /// The blob's size is not the one its manifest declares.
-    SizeMismatch {
-        declared: u64,
-        actual: u64,
-    },
-    /// A foreign / non-distributable layer: fetched from its URLs, not from the registry.
-    Foreign,
-    /// An attestation or other non-runnable child of an index (not walked, not a failure).
-    Attestation,
-    /// Not in the selected platforms.
-    Skipped,
-    /// The content is not a valid manifest or config.
-    Invalid {
-        message: String,
-    },
-    /// The registry failed to answer (after retries).
-    Error {
-        message: String,
-    },
-}
-
-impl NodeStatus {
-    /// The state's name, as in JSON (`missing`, `digest-mismatch`…).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            NodeStatus::Ok => "ok",
-            NodeStatus::Missing { .. } => "missing",
-            NodeStatus::DigestMismatch { .. } => "digest-mismatch",
-            NodeStatus::SizeMismatch { .. } => "size-mismatch",
-            NodeStatus::Foreign => "foreign",
-            NodeStatus::Attestation => "attestation",
-            NodeStatus::Skipped => "skipped",
-            NodeStatus::Invalid { .. } => "invalid",
-            NodeStatus::Error { .. } => "error",
-        }
-    }
-
-    /// A status that makes the image unpullable.
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            NodeStatus::Missing { .. }
-                | NodeStatus::DigestMismatch { .. }
-                | NodeStatus::SizeMismatch { .. }
-                | NodeStatus::Invalid { .. }
-                | NodeStatus::Error { .. }
-        )
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            NodeStatus::Ok => "ok".into(),
-            NodeStatus::Missing { answer } => answer.clone(),
-            NodeStatus::DigestMismatch { actual } => {
-                format!("content hashes to {actual}, not to its digest")
-            }
-            NodeStatus::SizeMismatch { declared, actual } => {
-                format!("{actual} bytes, the manifest declares {declared}")
-            }
-            NodeStatus::Foreign => "foreign layer (not served by the registry)".into(),
-            NodeStatus::Attestation => "attestation (not runnable)".into(),
-            NodeStatus::Skipped => "platform not selected".into(),
-            NodeStatus::Invalid { message } | NodeStatus::Error { message } => message.clone(),
-        }
-    }
-}
-
-/// One checked piece.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Node {
-    pub kind: NodeKind,
-    pub digest: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub media_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    pub status: NodeStatus,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<Node>,
-}
-
-impl Node {
-    fn label(&self) -> String {
-        let short = self.digest.get(..19).unwrap_or(&self.digest);
-        match &self.platform {
-            Some(p) => format!("{} {short}… ({p})", self.kind),
-            None => format!("{} {short}…", self.kind),
-        }
-    }
-
-    /// An index whose runnable children are all gone: seed 004's orphan index.
-    pub fn is_orphan_index(&self) -> bool {
-        self.kind == NodeKind::Index && {
-            let runnable: Vec<&Node> = self
-                .children
-                .iter()
-                .filter(|c| !matches!(c.status, NodeStatus::Attestation | NodeStatus::Skipped))
-                .collect();
-            !runnable.is_empty()
-                && runnable
-                    .iter()
-                    .all(|c| matches!(c.status, NodeStatus::Missing { .. }))
-        }
-    }
-}
-
-/// State of the tag of a `name:tag@digest` or `name@digest` reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "state")]
-pub enum TagState {
-    /// The tag points at the digest.
-    Ok,
-    /// The tag now points at another digest: nothing keeps the pinned one alive.
-    Moved { current: String },
-    /// The tag no longer exists.
-    Gone,
-    /// A digest with no tag: delete-untagged garbage collection removes it.
-    Untagged,
-    /// A tag without digest: resolved, nothing to compare.
-    NotPinned,
-}
-
-/// A broken piece and the path to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    /// `index sha256:a… → manifest sha256:b… (linux/arm64) → layer sha256:c…: 404 blob unknown`
-    pub path: String,
-    pub digest: String,
-    pub kind: NodeKind,
-    pub message: String,
-}
-
-/// The outcome of one resolution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Resolution {
-    /// The fully-qualified reference.
-    pub reference: String,
-    /// The digest the reference resolves to, if it resolves.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    pub tag: TagState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root: Option<Node>,
-    /// Set when the reference itself does not resolve (tag or digest unknown).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unresolved: Option<String>,
-    pub orphan_index: bool,
-    pub problems: Vec<Problem>,
-    /// HTTP requests this resolution sent (0 when everything came from the cache).
-    pub requests: u64,
-}
-
-impl Resolution {
-    /// Whether everything behind the reference is there and intact.
-    pub fn is_pullable(&self) -> bool {
-        self.unresolved.is_none() && self.problems.is_empty()
-    }
-}
-
 #[derive(Clone)]
 struct Document {
     content_type: Option<String>,
@@ -263,51 +67,34 @@ struct Document {
     mismatch: Option<String>,
 }
 
-/// A fetch outcome worth caching: found content, or not found (with the registry's words).
-#[derive(Clone)]
-enum Fetched<T> {
-    Found(T),
-    NotFound(String),
-}
-
-type RepoKey = (Endpoint, String, String);
-
 /// Resolves images against the registries a policy approves, caching across calls.
 pub struct Resolver {
     client: Arc<RegistryClient>,
     policy: Arc<Policy>,
     opts: ResolveOptions,
-    documents: Cache<RepoKey, Fetched<Document>>,
-    tags: Cache<RepoKey, Fetched<String>>,
-    blobs: Cache<RepoKey, Fetched<Option<u64>>>,
+    documents: Cached<Document>,
+    tags: Cached<Digest>,
+    blobs: Cached<Option<u64>>,
     /// Not-found answers (the registry's words), kept only briefly: a push may be on its way.
-    not_found: Cache<RepoKey, String>,
+    not_found: NotFound,
 }
 
 impl Resolver {
+    /// A resolver for the registries `policy` approves, through `client`.
     pub fn new(client: Arc<RegistryClient>, policy: Arc<Policy>, opts: ResolveOptions) -> Self {
         let documents = Cache::builder()
             .max_capacity(opts.cache_bytes)
-            .weigher(|_k: &RepoKey, v: &Fetched<Document>| match v {
+            .weigher(|_k: &Key, v: &Fetched<Document>| match v {
                 Fetched::Found(d) => u32::try_from(d.body.len()).unwrap_or(u32::MAX).max(1),
                 Fetched::NotFound(_) => 1,
             })
             .time_to_live(Duration::from_secs(24 * 3600))
             .build();
         Resolver {
-            tags: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(opts.tag_ttl)
-                .build(),
-            blobs: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(opts.blob_ttl)
-                .build(),
-            not_found: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(opts.not_found_ttl)
-                .build(),
-            documents,
+            tags: Cached::new(short_lived(opts.tag_ttl)),
+            blobs: Cached::new(short_lived(opts.blob_ttl)),
+            not_found: short_lived(opts.not_found_ttl),
+            documents: Cached::new(documents),
             client,
             policy,
             opts,
@@ -371,7 +158,7 @@ impl Resolver {
     ) -> Result<Resolution, RegistryError> {
         let repo = image.repository().as_str();
         let mut resolution = Resolution {
-            reference: image.to_string(),
+            reference: image.clone(),
             digest: None,
             tag: TagState::NotPinned,
             root: None,
@@ -388,11 +175,11 @@ impl Resolver {
             (Some(pinned), tag) => {
                 resolution.tag = match tag {
                     None => TagState::Untagged,
-                    Some(Fetched::Found(current)) if current == pinned.to_string() => TagState::Ok,
+                    Some(Fetched::Found(current)) if current == *pinned => TagState::Ok,
                     Some(Fetched::Found(current)) => TagState::Moved { current },
                     Some(Fetched::NotFound(_)) => TagState::Gone,
                 };
-                pinned.to_string()
+                pinned.clone()
             }
             (None, Some(Fetched::Found(d))) => d,
             (None, Some(Fetched::NotFound(answer))) => {
@@ -415,7 +202,9 @@ impl Resolver {
             }
         };
         resolution.digest = Some(top.clone());
-        let root = self.walk_manifest(ep, repo, &top, None, None, 0).await;
+        let root = self
+            .walk_manifest(ep, repo, &top.to_string(), None, None, 0)
+            .await;
         if matches!(root.status, NodeStatus::Missing { .. }) && image.digest().is_some() {
             resolution.unresolved = Some(format!(
                 "digest {top} not found: {}",
@@ -423,7 +212,7 @@ impl Resolver {
             ));
         }
         resolution.orphan_index = root.is_orphan_index();
-        collect_problems(&root, &mut Vec::new(), &mut resolution.problems);
+        collect_broken(&root, &mut Vec::new(), &mut resolution.problems);
         resolution.root = Some(root);
         Ok(resolution)
     }
@@ -435,37 +224,27 @@ impl Resolver {
         ep: &Endpoint,
         repo: &str,
         tag: &str,
-    ) -> Result<Fetched<String>, RegistryError> {
+    ) -> Result<Fetched<Digest>, RegistryError> {
         // Tags and digests share the key space of one repository, so mark the tag's key.
         let key = (ep.clone(), repo.to_owned(), format!("tag:{tag}"));
-        if let Some(answer) = self.not_found.get(&key).await {
-            return Ok(Fetched::NotFound(answer));
-        }
-        let fetched = self
-            .tags
-            .try_get_with(key.clone(), async {
-                let head = self.client.manifest(ep, repo, tag, Method::HEAD).await?;
-                if head.status == StatusCode::NOT_FOUND {
-                    return Ok(Fetched::NotFound(head.error_text()));
-                }
-                check_status(&head, ep, repo, tag)?;
-                if let Some(d) = head.docker_digest.filter(|d| d.parse::<Digest>().is_ok()) {
-                    return Ok(Fetched::Found(d));
-                }
-                let get = self.client.manifest(ep, repo, tag, Method::GET).await?;
-                check_status(&get, ep, repo, tag)?;
-                Ok(Fetched::Found(format!(
-                    "sha256:{}",
-                    hex(&Sha256::digest(&get.body))
-                )))
-            })
-            .await
-            .map_err(|e: Arc<RegistryError>| (*e).clone())?;
-        if let Fetched::NotFound(answer) = &fetched {
-            self.tags.invalidate(&key).await;
-            self.not_found.insert(key, answer.clone()).await;
-        }
-        Ok(fetched)
+        let fetch = async {
+            let head = self.client.manifest(ep, repo, tag, Method::HEAD).await?;
+            if head.status == StatusCode::NOT_FOUND {
+                return Ok(Fetched::NotFound(head.error_text()));
+            }
+            check_status(&head, ep, repo, tag)?;
+            if let Some(d) = head.docker_digest.and_then(|d| d.parse::<Digest>().ok()) {
+                return Ok(Fetched::Found(d));
+            }
+            // No usable Docker-Content-Digest: the digest is the hash of the manifest's bytes.
+            let get = self.client.manifest(ep, repo, tag, Method::GET).await?;
+            check_status(&get, ep, repo, tag)?;
+            let sha256 = format!("sha256:{}", hex(&Sha256::digest(&get.body)));
+            Ok(Fetched::Found(
+                sha256.parse().expect("a sha256 digest parses"),
+            ))
+        };
+        self.tags.get(&self.not_found, key, fetch, |_| true).await
     }
 
     /// A manifest or config by digest, hash-checked. Not-found answers are cached briefly;
@@ -478,41 +257,28 @@ impl Resolver {
         is_manifest: bool,
     ) -> Result<Fetched<Document>, RegistryError> {
         let key = (ep.clone(), repo.to_owned(), digest.to_owned());
-        if let Some(answer) = self.not_found.get(&key).await {
-            return Ok(Fetched::NotFound(answer));
-        }
         let max = self.opts.max_document_bytes;
-        let fetched = self
-            .documents
-            .try_get_with(key.clone(), async {
-                let r = if is_manifest {
-                    self.client.manifest(ep, repo, digest, Method::GET).await?
-                } else {
-                    self.client.blob_get(ep, repo, digest, max).await?
-                };
-                if r.status == StatusCode::NOT_FOUND {
-                    return Ok(Fetched::NotFound(r.error_text()));
-                }
-                check_status(&r, ep, repo, digest)?;
-                // Verified before it is cached: content keyed by digest must be that content.
-                let mismatch = hash_mismatch(digest, &r.body);
-                Ok(Fetched::Found(Document {
-                    content_type: r.content_type,
-                    body: Arc::new(r.body),
-                    mismatch,
-                }))
-            })
-            .await
-            .map_err(|e: Arc<RegistryError>| (*e).clone())?;
-        match &fetched {
-            Fetched::NotFound(answer) => {
-                self.documents.invalidate(&key).await;
-                self.not_found.insert(key, answer.clone()).await;
+        let fetch = async {
+            let r = if is_manifest {
+                self.client.manifest(ep, repo, digest, Method::GET).await?
+            } else {
+                self.client.blob_get(ep, repo, digest, max).await?
+            };
+            if r.status == StatusCode::NOT_FOUND {
+                return Ok(Fetched::NotFound(r.error_text()));
             }
-            Fetched::Found(doc) if doc.mismatch.is_some() => self.documents.invalidate(&key).await,
-            Fetched::Found(_) => {}
-        }
-        Ok(fetched)
+            check_status(&r, ep, repo, digest)?;
+            // Verified before it is cached: content keyed by digest must be that content.
+            let mismatch = hash_mismatch(digest, &r.body);
+            Ok(Fetched::Found(Document {
+                content_type: r.content_type,
+                body: Arc::new(r.body),
+                mismatch,
+            }))
+        };
+        self.documents
+            .get(&self.not_found, key, fetch, |doc| doc.mismatch.is_none())
+            .await
     }
 
     /// HEAD a layer: its size, or not found.
@@ -523,27 +289,16 @@ impl Resolver {
         digest: &str,
     ) -> Result<Fetched<Option<u64>>, RegistryError> {
         let key = (ep.clone(), repo.to_owned(), digest.to_owned());
-        if let Some(answer) = self.not_found.get(&key).await {
-            return Ok(Fetched::NotFound(answer));
-        }
-        let fetched = self
-            .blobs
-            .try_get_with(key.clone(), async {
-                let r = self.client.blob_head(ep, repo, digest).await?;
-                if r.status == StatusCode::NOT_FOUND {
-                    // A HEAD has no body: name the registry's usual code.
-                    return Ok(Fetched::NotFound("404 blob unknown".to_owned()));
-                }
-                check_status(&r, ep, repo, digest)?;
-                Ok(Fetched::Found(r.content_length))
-            })
-            .await
-            .map_err(|e: Arc<RegistryError>| (*e).clone())?;
-        if let Fetched::NotFound(answer) = &fetched {
-            self.blobs.invalidate(&key).await;
-            self.not_found.insert(key, answer.clone()).await;
-        }
-        Ok(fetched)
+        let fetch = async {
+            let r = self.client.blob_head(ep, repo, digest).await?;
+            if r.status == StatusCode::NOT_FOUND {
+                // A HEAD has no body: name the registry's usual code.
+                return Ok(Fetched::NotFound("404 blob unknown".to_owned()));
+            }
+            check_status(&r, ep, repo, digest)?;
+            Ok(Fetched::Found(r.content_length))
+        };
+        self.blobs.get(&self.not_found, key, fetch, |_| true).await
     }
 
     fn walk_manifest<'a>(
@@ -573,7 +328,7 @@ impl Resolver {
                 }
                 Err(e) => {
                     node.status = NodeStatus::Error {
-                        message: e.to_string(),
+                        message: error_text(&e),
                     };
                     return node;
                 }
@@ -582,7 +337,7 @@ impl Resolver {
                 node.status = status;
                 return node;
             }
-            let parsed = match manifest::parse(&doc.body, doc.content_type.as_deref()) {
+            let parsed = match oci::parse(&doc.body, doc.content_type.as_deref()) {
                 Ok(m) => m,
                 Err(message) => {
                     node.status = NodeStatus::Invalid { message };
@@ -658,14 +413,14 @@ impl Resolver {
         node.status = match self.document(ep, repo, &d.digest, false).await {
             Ok(Fetched::Found(doc)) => match content_status(&doc, Some(d.size)) {
                 Some(bad) => bad,
-                None => match manifest::parse_config(&doc.body) {
+                None => match oci::parse_config(&doc.body) {
                     Ok(_) => NodeStatus::Ok,
                     Err(message) => NodeStatus::Invalid { message },
                 },
             },
             Ok(Fetched::NotFound(answer)) => NodeStatus::Missing { answer },
             Err(e) => NodeStatus::Error {
-                message: e.to_string(),
+                message: error_text(&e),
             },
         };
         node
@@ -673,7 +428,7 @@ impl Resolver {
 
     async fn walk_layer(&self, ep: &Endpoint, repo: &str, d: &Descriptor) -> Node {
         let mut node = leaf(NodeKind::Layer, d);
-        if manifest::is_foreign_layer(&d.media_type) {
+        if oci::is_foreign_layer(&d.media_type) {
             node.status = NodeStatus::Foreign;
             return node;
         }
@@ -689,13 +444,13 @@ impl Resolver {
             Ok(Fetched::Found(_)) => NodeStatus::Ok,
             Ok(Fetched::NotFound(answer)) => NodeStatus::Missing { answer },
             Err(e) => NodeStatus::Error {
-                message: e.to_string(),
+                message: error_text(&e),
             },
         };
         if matches!(node.status, NodeStatus::SizeMismatch { .. }) {
             // A wrong size is a failure: ask again next time rather than keep it for the TTL.
             self.blobs
-                .invalidate(&(ep.clone(), repo.to_owned(), d.digest.clone()))
+                .forget(&(ep.clone(), repo.to_owned(), d.digest.clone()))
                 .await;
         }
         node
@@ -710,13 +465,21 @@ impl Resolver {
     ) -> Option<Arc<Vec<u8>>> {
         match self
             .documents
-            .get(&(ep.clone(), repo.to_owned(), digest.to_owned()))
+            .peek(&(ep.clone(), repo.to_owned(), digest.to_owned()))
             .await
         {
             Some(Fetched::Found(d)) if d.mismatch.is_none() => Some(d.body),
             _ => None,
         }
     }
+}
+
+/// A cache of small answers (tag digests, blob sizes, not-found texts) kept for `ttl`.
+fn short_lived<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<Key, V> {
+    Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(ttl)
+        .build()
 }
 
 fn leaf(kind: NodeKind, d: &Descriptor) -> Node {
@@ -783,113 +546,9 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn collect_problems(node: &Node, path: &mut Vec<String>, out: &mut Vec<Problem>) {
-    path.push(node.label());
-    if node.status.is_failure() {
-        out.push(Problem {
-            path: format!("{}: {}", path.join(" → "), node.status.describe()),
-            digest: node.digest.clone(),
-            kind: node.kind,
-            message: node.status.describe(),
-        });
-    }
-    for c in &node.children {
-        collect_problems(c, path, out);
-    }
-    path.pop();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(kind: NodeKind, status: NodeStatus, children: Vec<Node>) -> Node {
-        Node {
-            kind,
-            digest: format!("sha256:{}", "a".repeat(64)),
-            media_type: String::new(),
-            size: None,
-            platform: None,
-            status,
-            children,
-        }
-    }
-
-    #[test]
-    fn state_names_are_the_json_tags() {
-        for status in [
-            NodeStatus::Ok,
-            NodeStatus::Missing {
-                answer: String::new(),
-            },
-            NodeStatus::DigestMismatch {
-                actual: String::new(),
-            },
-            NodeStatus::SizeMismatch {
-                declared: 1,
-                actual: 2,
-            },
-            NodeStatus::Foreign,
-            NodeStatus::Attestation,
-            NodeStatus::Skipped,
-            NodeStatus::Invalid {
-                message: String::new(),
-            },
-            NodeStatus::Error {
-                message: String::new(),
-            },
-        ] {
-            assert_eq!(
-                serde_json::to_value(&status).unwrap()["state"],
-                status.as_str()
-            );
-        }
-    }
-
-    #[test]
-    fn problems_carry_the_path_from_the_root() {
-        let missing = NodeStatus::Missing {
-            answer: "404 blob unknown".into(),
-        };
-        let mut manifest = node(
-            NodeKind::Manifest,
-            NodeStatus::Ok,
-            vec![node(NodeKind::Layer, missing, vec![])],
-        );
-        manifest.platform = Some("linux/arm64".into());
-        let root = node(NodeKind::Index, NodeStatus::Ok, vec![manifest]);
-        let mut out = Vec::new();
-        collect_problems(&root, &mut Vec::new(), &mut out);
-        assert_eq!(
-            out[0].path,
-            "index sha256:aaaaaaaaaaaa… → manifest sha256:aaaaaaaaaaaa… (linux/arm64) → layer sha256:aaaaaaaaaaaa…: 404 blob unknown"
-        );
-    }
-
-    #[test]
-    fn an_index_whose_runnable_children_are_gone_is_an_orphan() {
-        let gone = || {
-            node(
-                NodeKind::Manifest,
-                NodeStatus::Missing {
-                    answer: "404".into(),
-                },
-                vec![],
-            )
-        };
-        let attestation = node(NodeKind::Manifest, NodeStatus::Attestation, vec![]);
-        assert!(
-            node(
-                NodeKind::Index,
-                NodeStatus::Ok,
-                vec![gone(), gone(), attestation.clone()]
-            )
-            .is_orphan_index()
-        );
-        let ok = node(NodeKind::Manifest, NodeStatus::Ok, vec![]);
-        assert!(!node(NodeKind::Index, NodeStatus::Ok, vec![gone(), ok]).is_orphan_index());
-        assert!(!node(NodeKind::Index, NodeStatus::Ok, vec![attestation]).is_orphan_index());
-    }
 
     #[test]
     fn content_is_checked_against_its_digest_and_size() {

@@ -9,26 +9,35 @@ use serde::Serialize;
 
 use super::RegistryError;
 use super::http::Endpoint;
-use super::resolve::{Problem, Resolver};
-use crate::reference::{ImageRef, RegistryHost};
+use super::resolution::Broken;
+use super::resolve::Resolver;
+use crate::reference::{Digest, ImageRef, RegistryHost};
+use crate::report::error_text;
 
 /// A tag that does not resolve end to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokenTag {
-    pub image: String,
+    /// `registry/repository:tag`.
+    pub image: ImageRef,
+    /// What the tag resolves to, if it resolves.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
+    /// The index answers but every child manifest is gone.
     pub orphan_index: bool,
+    /// Why the tag itself does not resolve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
-    pub problems: Vec<Problem>,
+    /// Every broken piece, with the path to it.
+    pub problems: Vec<Broken>,
 }
 
 /// Something the scan could not check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScanError {
+    /// The repository or image.
     pub subject: String,
+    /// Why it could not be checked, with its causes.
     pub message: String,
 }
 
@@ -36,11 +45,17 @@ pub struct ScanError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanReport {
+    /// The registry scanned.
     pub registry: String,
+    /// Repositories scanned (in the catalog, matching the patterns, approved by the policy).
     pub repositories: usize,
+    /// Tags walked.
     pub tags: usize,
+    /// Tags that resolve end to end.
     pub pullable: usize,
+    /// Tags that do not.
     pub broken: Vec<BrokenTag>,
+    /// What could not be checked.
     pub errors: Vec<ScanError>,
     /// HTTP requests the scan sent.
     pub requests: u64,
@@ -108,7 +123,7 @@ pub async fn scan(
                         Ok(r) => images.push(r),
                         Err(e) => report.errors.push(ScanError {
                             subject: format!("{repo}:{tag}"),
-                            message: e.to_string(),
+                            message: error_text(&e),
                         }),
                     }
                 }
@@ -116,7 +131,7 @@ pub async fn scan(
             Ok(None) => {}
             Err(e) => report.errors.push(ScanError {
                 subject: repo.clone(),
-                message: e.to_string(),
+                message: error_text(&e),
             }),
         }
     }
@@ -134,7 +149,7 @@ pub async fn scan(
         match result {
             Ok(res) if res.is_pullable() => report.pullable += 1,
             Ok(res) => report.broken.push(BrokenTag {
-                image: image.to_string(),
+                image: image.clone(),
                 digest: res.digest,
                 orphan_index: res.orphan_index,
                 unresolved: res.unresolved,
@@ -142,7 +157,7 @@ pub async fn scan(
             }),
             Err(e) => report.errors.push(ScanError {
                 subject: image.to_string(),
-                message: e.to_string(),
+                message: error_text(&e),
             }),
         }
     }

@@ -11,12 +11,12 @@ use futures_util::StreamExt as _;
 use crate::check::{self, Options};
 use crate::policy::eval::{self, Context};
 use crate::policy::{Policy, RuleId};
-use crate::reference::ImageRef;
-use crate::report::{ImageSite, InputError, Report};
+use crate::reference::{ImageRef, WrittenImage};
+use crate::report::{ImageSite, InputError, Report, error_text};
 
+use super::Resolver;
 use super::base::BaseChecker;
-use super::rules::RegistryFacts;
-use super::{Resolver, rules};
+use super::facts::{self, RegistryFacts};
 
 /// Walk each distinct image of `report.sites` once (at most `jobs` at a time) and record the
 /// registry-backed outcomes at each site. Images that do not parse or whose registry is not
@@ -32,7 +32,7 @@ pub async fn apply(
     let bases = BaseChecker::new(resolver.clone(), policy.clone());
     let todo = group(policy, std::mem::take(&mut report.sites));
     let results = futures_util::stream::iter(todo.iter())
-        .map(|(r, _)| rules::evaluate(policy, resolver, &bases, r))
+        .map(|(r, _)| facts::evaluate(policy, resolver, &bases, r))
         .buffered(jobs.max(1))
         .collect::<Vec<_>>()
         .await;
@@ -45,7 +45,11 @@ pub async fn apply(
                     file: first.location.file.clone().unwrap_or_default(),
                     line: first.location.line,
                     column: first.location.column,
-                    message: format!("cannot check {} in the registry: {e}", first.image),
+                    message: format!(
+                        "cannot check {} in the registry: {}",
+                        first.image,
+                        error_text(&e)
+                    ),
                 });
             }
         }
@@ -56,14 +60,14 @@ pub async fn apply(
 /// that uses it, in image order. Images that do not parse or whose registry the policy does not
 /// approve are left out: they have their static findings, and are never contacted.
 pub fn group(policy: &Policy, sites: Vec<ImageSite>) -> Vec<(ImageRef, Vec<ImageSite>)> {
-    let mut by_image: BTreeMap<String, Vec<ImageSite>> = BTreeMap::new();
+    let mut by_image: BTreeMap<WrittenImage, Vec<ImageSite>> = BTreeMap::new();
     for site in sites {
         by_image.entry(site.image.clone()).or_default().push(site);
     }
     by_image
         .into_values()
         .filter_map(|sites| {
-            let r = sites[0].image.parse::<ImageRef>().ok()?;
+            let r = sites[0].image.reference()?.clone();
             policy.approved_registry(&r)?;
             Some((r, sites))
         })
@@ -83,9 +87,7 @@ pub fn record(
 ) {
     if let Some(pinned) = facts.pinned_form(reference) {
         for f in &mut report.findings {
-            if f.rule_id == RuleId::DigestMissing
-                && f.image.as_deref() == Some(sites[0].image.as_str())
-            {
+            if f.rule_id == RuleId::DigestMissing && f.image.as_ref() == Some(&sites[0].image) {
                 f.hint = format!("pin it by digest: {pinned}");
             }
         }

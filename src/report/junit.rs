@@ -6,6 +6,7 @@ use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, Tes
 
 use super::Report;
 use crate::policy::Level;
+use crate::reference::WrittenImage;
 
 /// Render `report` as a JUnit XML document.
 pub fn render(report: &Report) -> String {
@@ -67,7 +68,8 @@ fn describe(findings: &[&super::Finding]) -> String {
             let at = f.location.file_line().unwrap_or_default();
             let image = f
                 .image
-                .as_deref()
+                .as_ref()
+                .map(WrittenImage::as_str)
                 .map(|i| format!(" image {i}"))
                 .unwrap_or_default();
             format!(

@@ -11,7 +11,21 @@ pub mod text;
 use serde::Serialize;
 
 use crate::policy::{Level, RuleId};
+use crate::reference::WrittenImage;
 use crate::workload::{ContainerRef, ObjectRef};
+
+/// An error and its causes, each once, joined by `: ` (as anyhow's `{:#}` prints them), for
+/// messages that go into a report rather than to stderr.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
 
 /// Where a finding is: a file and line when the input was a file, and the JSON pointer of the
 /// field within the object.
@@ -56,7 +70,7 @@ pub struct Finding {
     pub container: Option<ContainerRef>,
     /// The image as written.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub image: Option<WrittenImage>,
 }
 
 /// The exemption that suppressed a finding.
@@ -105,8 +119,8 @@ pub struct CheckedObject {
 /// the offline check, can place their findings at every use of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSite {
-    /// The image as written.
-    pub image: String,
+    /// The image as written, and its parse.
+    pub image: WrittenImage,
     /// The namespace it runs in (the object's, or the default).
     pub namespace: String,
     pub location: Location,

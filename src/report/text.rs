@@ -7,6 +7,7 @@ use anstyle::{AnsiColor, Style};
 
 use super::{Finding, Location, Report};
 use crate::policy::Level;
+use crate::reference::WrittenImage;
 
 /// Render `report` as text; `color` adds ANSI styles.
 pub fn render(report: &Report, color: bool) -> String {
@@ -39,7 +40,7 @@ pub fn render(report: &Report, color: bool) -> String {
             current_subject = None;
         }
         // Findings of one image share a heading: where, which object and container, the image.
-        let image = f.image.as_deref().unwrap_or("");
+        let image = f.image.as_ref().map(WrittenImage::as_str).unwrap_or("");
         if current_subject != Some((&f.location, image)) {
             write_subject(&mut out, f);
             current_subject = Some((&f.location, image));
@@ -64,7 +65,7 @@ pub fn render(report: &Report, color: bool) -> String {
                 out,
                 "  {at}  {}  {}: exempted by {} ({}{})",
                 f.rule_id,
-                f.image.as_deref().unwrap_or(""),
+                f.image.as_ref().map(WrittenImage::as_str).unwrap_or(""),
                 e.exemption.source,
                 e.exemption.reason,
                 e.exemption

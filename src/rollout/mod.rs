@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::check::values;
 use crate::cluster::LiveState;
 use crate::config::repo::{FileKind, RepoConfig};
-use crate::reference::ImageRef;
+use crate::reference::{RegistryHost, Repository, WrittenImage};
 use crate::workload;
 use crate::yaml::{self, Record};
 
@@ -50,7 +50,7 @@ pub struct DesiredImage {
     /// The container, when the file says (manifests do; Helm values do not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    pub image: String,
+    pub image: WrittenImage,
 }
 
 /// The workloads a file declares, with their images. `None` when the file is neither a
@@ -122,7 +122,7 @@ pub fn declared(
 }
 
 /// The (container, image) pairs of a live workload's pod template; `None` when it does not run.
-pub fn live_images(live: &LiveState, key: &WorkloadKey) -> Option<Vec<(String, String)>> {
+pub fn live_images(live: &LiveState, key: &WorkloadKey) -> Option<Vec<(String, WrittenImage)>> {
     if key.kind == "Pod" {
         let pod = live
             .pods
@@ -153,23 +153,24 @@ pub fn live_images(live: &LiveState, key: &WorkloadKey) -> Option<Vec<(String, S
 pub struct ImagePair {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    pub desired: String,
+    pub desired: WrittenImage,
     /// `None`: no live container matches.
-    pub live: Option<String>,
+    pub live: Option<WrittenImage>,
 }
 
 impl ImagePair {
+    /// Whether the live container runs the desired image.
     pub fn in_sync(&self) -> bool {
         self.live
-            .as_deref()
-            .is_some_and(|live| same_image(&self.desired, live))
+            .as_ref()
+            .is_some_and(|live| self.desired.same_image(live))
     }
 }
 
 /// Pair each desired image with a live container: by container name where the file names it,
 /// else by image repository (Helm values say which image, not which container), else the only
 /// container there is.
-pub fn pair(desired: &[DesiredImage], live: &[(String, String)]) -> Vec<ImagePair> {
+pub fn pair(desired: &[DesiredImage], live: &[(String, WrittenImage)]) -> Vec<ImagePair> {
     desired
         .iter()
         .map(|d| {
@@ -179,8 +180,7 @@ pub fn pair(desired: &[DesiredImage], live: &[(String, String)]) -> Vec<ImagePai
                 .and_then(|name| live.iter().find(|(c, _)| c == name));
             let by_repo = || {
                 let want = repository(&d.image)?;
-                live.iter()
-                    .find(|(_, i)| repository(i).as_deref() == Some(want.as_str()))
+                live.iter().find(|(_, i)| repository(i) == Some(want))
             };
             let only = || (live.len() == 1).then(|| &live[0]);
             let found = by_name.or_else(by_repo).or_else(only);
@@ -197,7 +197,7 @@ pub fn pair(desired: &[DesiredImage], live: &[(String, String)]) -> Vec<ImagePai
 }
 
 /// Whether a set of desired images is what runs (`live` `None`: nothing runs).
-fn matches_live(desired: Option<&[DesiredImage]>, live: Option<&[(String, String)]>) -> bool {
+fn matches_live(desired: Option<&[DesiredImage]>, live: Option<&[(String, WrittenImage)]>) -> bool {
     match (desired, live) {
         (None, None) => true,
         (Some(d), Some(l)) => !d.is_empty() && pair(d, l).iter().all(ImagePair::in_sync),
@@ -205,17 +205,9 @@ fn matches_live(desired: Option<&[DesiredImage]>, live: Option<&[(String, String
     }
 }
 
-/// The same image once both are parsed (`nginx:1` is `docker.io/library/nginx:1`); as written
-/// when either does not parse.
-fn same_image(a: &str, b: &str) -> bool {
-    match (a.parse::<ImageRef>(), b.parse::<ImageRef>()) {
-        (Ok(a), Ok(b)) => a.to_string() == b.to_string(),
-        _ => a == b,
-    }
-}
-
-fn repository(image: &str) -> Option<String> {
-    image.parse::<ImageRef>().ok().map(|r| r.name())
+/// The image's registry and repository, once normalised (`nginx` is `docker.io/library/nginx`).
+fn repository(image: &WrittenImage) -> Option<(&RegistryHost, &Repository)> {
+    image.reference().map(|r| (r.registry(), r.repository()))
 }
 
 /// A commit in the report.
@@ -296,14 +288,14 @@ mod tests {
     fn d(container: Option<&str>, image: &str) -> DesiredImage {
         DesiredImage {
             container: container.map(str::to_owned),
-            image: image.to_owned(),
+            image: WrittenImage::new(image),
         }
     }
 
-    fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn l(pairs: &[(&str, &str)]) -> Vec<(String, WrittenImage)> {
         pairs
             .iter()
-            .map(|(c, i)| ((*c).to_owned(), (*i).to_owned()))
+            .map(|(c, i)| ((*c).to_owned(), WrittenImage::new(*i)))
             .collect()
     }
 
@@ -358,7 +350,7 @@ mod tests {
     #[case::empty_declaration_never_matches(Some(vec![]), Some(l(&[("a", "r/a:1")])), false)]
     fn matching_live(
         #[case] desired: Option<Vec<DesiredImage>>,
-        #[case] live: Option<Vec<(String, String)>>,
+        #[case] live: Option<Vec<(String, WrittenImage)>>,
         #[case] ok: bool,
     ) {
         assert_eq!(matches_live(desired.as_deref(), live.as_deref()), ok);

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::reference::WrittenImage;
+
 use super::{ImagePair, ReportCommit, RolloutReport, Status, WorkloadReport};
 
 /// The whole report: each workload that is not in sync, then a summary line.
@@ -73,7 +75,7 @@ pub fn pair_line(p: &ImagePair) -> String {
             .map(|c| format!("{c}: "))
             .unwrap_or_default(),
         p.desired,
-        p.live.as_deref().unwrap_or("-"),
+        p.live.as_ref().map_or("-", WrittenImage::as_str),
     )
 }
 

@@ -18,6 +18,7 @@ use crate::config::repo::{FileKind, RepoConfig};
 use crate::git::gate::{self, GateError};
 use crate::git::history::{CommitInfo, FileChange};
 use crate::git::{DeployRepo, GitError};
+use crate::reference::WrittenImage;
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +142,7 @@ struct Trace {
     index: usize,
     /// Its images per declaring file, as of the commit being visited.
     files: BTreeMap<String, Vec<DesiredImage>>,
-    live: Option<Vec<(String, String)>>,
+    live: Option<Vec<(String, WrittenImage)>>,
     /// Seen a state that matches live: now looking for the commit that introduced it.
     found_live: bool,
 }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::reference::WrittenImage;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,7 +81,8 @@ pub struct ImageUse {
     pub container: ContainerRef,
     /// JSON pointer of the `image` field, e.g. `/spec/template/spec/initContainers/0/image`.
     pub pointer: String,
-    pub image: String,
+    /// The image as written, parsed once here.
+    pub image: WrittenImage,
 }
 
 /// A pod-bearing object whose containers cannot be read: a missing or non-string image, a
@@ -221,7 +223,7 @@ fn containers(
                 Some(Value::String(image)) => out.images.push(ImageUse {
                     object,
                     pointer: format!("{pointer}/image"),
-                    image: image.clone(),
+                    image: WrittenImage::new(image.as_str()),
                     container,
                 }),
                 None | Some(Value::Null) if c.is_object() => out.malformed.push(Malformed {

@@ -10,7 +10,7 @@ fn images(doc: Value) -> Vec<(String, String, String)> {
             (
                 w.objects[i.object].0.kind.clone(),
                 i.pointer.clone(),
-                i.image.clone(),
+                i.image.to_string(),
             )
         })
         .collect()

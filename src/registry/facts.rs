@@ -1,13 +1,14 @@
 //! The registry-backed rules (`image-unavailable`, `tag-moved`, `base-not-approved`): one
-//! resolution of an image turned into rule statuses, shared by `verify`, `check --resolve` and
-//! (later) admission. Levels and exemptions are applied by the caller per namespace, through
+//! resolution of an image turned into rule statuses, shared by `verify`, `check --resolve`, the
+//! git gates and admission. Levels and exemptions are applied by the caller per namespace, through
 //! [`crate::policy::eval::registry_outcome`], exactly as for the offline rules.
 
 use serde::Serialize;
 
 use super::RegistryError;
 use super::base::{BaseChecker, BaseVerdict};
-use super::resolve::{Resolution, Resolver, TagState};
+use super::resolution::{Resolution, TagState};
+use super::resolve::Resolver;
 use crate::policy::eval::{Status, Violation};
 use crate::policy::{Level, Policy, RuleId};
 use crate::reference::ImageRef;
@@ -31,7 +32,7 @@ impl RegistryFacts {
         if reference.digest().is_some() {
             return None;
         }
-        let digest = self.resolution.digest.as_deref()?.parse().ok()?;
+        let digest = self.resolution.digest.clone()?;
         Some(reference.with_digest(digest).familiar())
     }
 }

@@ -1,0 +1,80 @@
+//! The resolver's caches: one generic cached fetch for tags, documents and blobs.
+//!
+//! - A found answer is kept in its own cache, for that cache's time to live.
+//! - A not-found answer is kept only in the shared, short-lived not-found cache: a push may be
+//!   on its way, and a retry should see it soon.
+//! - Errors are never cached, as success or as a verdict.
+//! - Concurrent lookups of one key share one fetch.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use moka::future::Cache;
+
+use super::RegistryError;
+use super::http::Endpoint;
+
+/// A fetch outcome worth caching: found content, or not found (with the registry's words).
+#[derive(Debug, Clone)]
+pub(super) enum Fetched<T> {
+    /// The registry has it.
+    Found(T),
+    /// The registry does not have it (its error text).
+    NotFound(String),
+}
+
+/// (registry, repository, tag or digest).
+pub(super) type Key = (Endpoint, String, String);
+
+/// The not-found answers of every kind, kept briefly.
+pub(super) type NotFound = Cache<Key, String>;
+
+/// One kind of answer (tag digests, documents, blob sizes), cached by key.
+pub(super) struct Cached<T> {
+    found: Cache<Key, Fetched<T>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Cached<T> {
+    /// A cache over `found`, built by the caller with its capacity, weigher and time to live.
+    pub(super) fn new(found: Cache<Key, Fetched<T>>) -> Self {
+        Cached { found }
+    }
+
+    /// The answer for `key`: from the caches, else from `fetch`. A found answer for which
+    /// `keep` says no (content that failed verification) is returned but not kept.
+    pub(super) async fn get(
+        &self,
+        not_found: &NotFound,
+        key: Key,
+        fetch: impl Future<Output = Result<Fetched<T>, RegistryError>>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Fetched<T>, RegistryError> {
+        if let Some(answer) = not_found.get(&key).await {
+            return Ok(Fetched::NotFound(answer));
+        }
+        let fetched = self
+            .found
+            .try_get_with(key.clone(), fetch)
+            .await
+            .map_err(|e: Arc<RegistryError>| (*e).clone())?;
+        match &fetched {
+            Fetched::NotFound(answer) => {
+                self.found.invalidate(&key).await;
+                not_found.insert(key, answer.clone()).await;
+            }
+            Fetched::Found(v) if !keep(v) => self.found.invalidate(&key).await,
+            Fetched::Found(_) => {}
+        }
+        Ok(fetched)
+    }
+
+    /// The cached answer for `key`, without fetching.
+    pub(super) async fn peek(&self, key: &Key) -> Option<Fetched<T>> {
+        self.found.get(key).await
+    }
+
+    /// Forget `key` (an answer found wrong after the fact: ask again next time).
+    pub(super) async fn forget(&self, key: &Key) {
+        self.found.invalidate(key).await;
+    }
+}

@@ -1,0 +1,110 @@
+//! Why a registry operation could not be done. A missing manifest or blob is not an error: it
+//! is a finding of the walk ([`super::Resolution::problems`]).
+//!
+//! The causes (transport, TLS, JSON) are kept as sources, behind `Arc` so that the error stays
+//! `Clone` (the resolver's caches share one failed fetch between the lookups that waited for
+//! it). Print with `{:#}` (anyhow) or [`crate::report::error_text`] to see each cause once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a registry operation could not be done.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// The policy does not approve the registry; nothing was sent.
+    #[error(
+        "registry {registry} is not approved by the policy, so tollgate did not contact it \
+         (image references are untrusted input)"
+    )]
+    NotApproved {
+        /// The registry as the reference names it.
+        registry: String,
+    },
+    /// The registry refused our credentials, or asked for some we do not have.
+    #[error(
+        "registry {registry} refused access (HTTP {status}); add credentials for it to the registry config (docker config.json)"
+    )]
+    Unauthorized {
+        /// The registry.
+        registry: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// No HTTP answer: connection refused, reset, TLS failure, timeout.
+    #[error("cannot reach {url}")]
+    Transport {
+        /// The request's URL.
+        url: String,
+        /// What the HTTP client saw (its own message leaves the URL out).
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// An answer that is neither success nor not-found, after retries.
+    #[error("{url}: {message} (HTTP {status})")]
+    Status {
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's own error text, or the HTTP reason.
+        message: String,
+    },
+    /// An answer larger than tollgate reads for its kind.
+    #[error("{url}: the response is larger than {limit} bytes; not downloaded")]
+    TooLarge {
+        /// The request's URL.
+        url: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The whole walk of one image took longer than its deadline.
+    #[error(
+        "the registry did not answer within the {millis} ms deadline; if it is slow but healthy, \
+         raise --deadline"
+    )]
+    Deadline {
+        /// The deadline, in milliseconds.
+        millis: u64,
+    },
+    /// An answer that is not the JSON the distribution API specifies.
+    #[error("{url}: the {what} is not valid JSON")]
+    Json {
+        /// The request's URL.
+        url: String,
+        /// What was read (`tag list`, `catalog`, `token response`).
+        what: &'static str,
+        /// The parser's complaint.
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// A token endpoint that answered without a token.
+    #[error("the token response from {realm} has no token")]
+    NoToken {
+        /// The token endpoint.
+        realm: String,
+    },
+    /// The `--ca-file` bundle cannot be read.
+    #[error("cannot read CA bundle {path}")]
+    CaFile {
+        /// The bundle's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The CA bundle is not PEM certificates.
+    #[error("the CA bundle is not valid PEM")]
+    CaPem(#[source] Arc<rustls_pki_types::pem::Error>),
+    /// A certificate of the CA bundle cannot be used as a trust anchor.
+    #[error("a certificate of the CA bundle cannot be trusted")]
+    CaCertificate(#[source] Arc<rustls::Error>),
+    /// The CA bundle holds no certificate at all.
+    #[error("the CA bundle holds no PEM certificate")]
+    CaEmpty,
+    /// The TLS configuration cannot be built.
+    #[error("TLS configuration")]
+    Tls(#[source] Arc<rustls::Error>),
+    /// The HTTP client cannot be built.
+    #[error("HTTP client")]
+    HttpClient(#[source] Arc<reqwest::Error>),
+}

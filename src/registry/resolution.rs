@@ -1,0 +1,321 @@
+//! What a resolution found: the tree of every piece behind a reference (index, child
+//! manifests, config, layers), each with what the registry answered, and the path to each
+//! broken piece. Pure data; the walk that builds it is [`super::resolve`].
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::reference::{Digest, ImageRef};
+
+/// What a node of the tree is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Index,
+    Manifest,
+    Config,
+    Layer,
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeKind::Index => "index",
+            NodeKind::Manifest => "manifest",
+            NodeKind::Config => "config",
+            NodeKind::Layer => "layer",
+        })
+    }
+}
+
+/// What the registry answered for a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum NodeStatus {
+    Ok,
+    /// The registry does not serve it (404 and the registry's error code).
+    Missing {
+        answer: String,
+    },
+    /// The content's hash is not its digest.
+    DigestMismatch {
+        actual: String,
+    },
+    /// The blob's size is not the one its manifest declares.
+    SizeMismatch {
+        declared: u64,
+        actual: u64,
+    },
+    /// A foreign / non-distributable layer: fetched from its URLs, not from the registry.
+    Foreign,
+    /// An attestation or other non-runnable child of an index (not walked, not a failure).
+    Attestation,
+    /// Not in the selected platforms.
+    Skipped,
+    /// The content is not a valid manifest or config.
+    Invalid {
+        message: String,
+    },
+    /// The registry failed to answer (after retries).
+    Error {
+        message: String,
+    },
+}
+
+impl NodeStatus {
+    /// The state's name, as in JSON (`missing`, `digest-mismatch`…).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeStatus::Ok => "ok",
+            NodeStatus::Missing { .. } => "missing",
+            NodeStatus::DigestMismatch { .. } => "digest-mismatch",
+            NodeStatus::SizeMismatch { .. } => "size-mismatch",
+            NodeStatus::Foreign => "foreign",
+            NodeStatus::Attestation => "attestation",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Invalid { .. } => "invalid",
+            NodeStatus::Error { .. } => "error",
+        }
+    }
+
+    /// A status that makes the image unpullable.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            NodeStatus::Missing { .. }
+                | NodeStatus::DigestMismatch { .. }
+                | NodeStatus::SizeMismatch { .. }
+                | NodeStatus::Invalid { .. }
+                | NodeStatus::Error { .. }
+        )
+    }
+
+    pub(super) fn describe(&self) -> String {
+        match self {
+            NodeStatus::Ok => "ok".into(),
+            NodeStatus::Missing { answer } => answer.clone(),
+            NodeStatus::DigestMismatch { actual } => {
+                format!("content hashes to {actual}, not to its digest")
+            }
+            NodeStatus::SizeMismatch { declared, actual } => {
+                format!("{actual} bytes, the manifest declares {declared}")
+            }
+            NodeStatus::Foreign => "foreign layer (not served by the registry)".into(),
+            NodeStatus::Attestation => "attestation (not runnable)".into(),
+            NodeStatus::Skipped => "platform not selected".into(),
+            NodeStatus::Invalid { message } | NodeStatus::Error { message } => message.clone(),
+        }
+    }
+}
+
+/// One checked piece.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub kind: NodeKind,
+    pub digest: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub status: NodeStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    fn label(&self) -> String {
+        let short = self.digest.get(..19).unwrap_or(&self.digest);
+        match &self.platform {
+            Some(p) => format!("{} {short}… ({p})", self.kind),
+            None => format!("{} {short}…", self.kind),
+        }
+    }
+
+    /// An index whose runnable children are all gone: the index still answers, so a pull by
+    /// tag starts, and fails on every platform.
+    pub fn is_orphan_index(&self) -> bool {
+        self.kind == NodeKind::Index && {
+            let runnable: Vec<&Node> = self
+                .children
+                .iter()
+                .filter(|c| !matches!(c.status, NodeStatus::Attestation | NodeStatus::Skipped))
+                .collect();
+            !runnable.is_empty()
+                && runnable
+                    .iter()
+                    .all(|c| matches!(c.status, NodeStatus::Missing { .. }))
+        }
+    }
+}
+
+/// State of the tag of a `name:tag@digest` or `name@digest` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum TagState {
+    /// The tag points at the digest.
+    Ok,
+    /// The tag now points at another digest: nothing keeps the pinned one alive.
+    Moved {
+        /// The digest the tag points at now.
+        current: Digest,
+    },
+    /// The tag no longer exists.
+    Gone,
+    /// A digest with no tag: delete-untagged garbage collection removes it.
+    Untagged,
+    /// A tag without digest: resolved, nothing to compare.
+    NotPinned,
+}
+
+/// A broken piece and the path to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Broken {
+    /// `index sha256:a… → manifest sha256:b… (linux/arm64) → layer sha256:c…: 404 blob unknown`
+    pub path: String,
+    pub digest: String,
+    pub kind: NodeKind,
+    pub message: String,
+}
+
+/// The outcome of one resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    /// The reference, serialized fully qualified.
+    pub reference: ImageRef,
+    /// The digest the reference resolves to, if it resolves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    pub tag: TagState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<Node>,
+    /// Set when the reference itself does not resolve (tag or digest unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
+    pub orphan_index: bool,
+    pub problems: Vec<Broken>,
+    /// HTTP requests this resolution sent (0 when everything came from the cache).
+    pub requests: u64,
+}
+
+impl Resolution {
+    /// Whether everything behind the reference is there and intact.
+    pub fn is_pullable(&self) -> bool {
+        self.unresolved.is_none() && self.problems.is_empty()
+    }
+}
+
+/// Every broken piece under `node`, with the path to it from the root.
+pub(super) fn collect_broken(node: &Node, path: &mut Vec<String>, out: &mut Vec<Broken>) {
+    path.push(node.label());
+    if node.status.is_failure() {
+        out.push(Broken {
+            path: format!("{}: {}", path.join(" → "), node.status.describe()),
+            digest: node.digest.clone(),
+            kind: node.kind,
+            message: node.status.describe(),
+        });
+    }
+    for c in &node.children {
+        collect_broken(c, path, out);
+    }
+    path.pop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: NodeKind, status: NodeStatus, children: Vec<Node>) -> Node {
+        Node {
+            kind,
+            digest: format!("sha256:{}", "a".repeat(64)),
+            media_type: String::new(),
+            size: None,
+            platform: None,
+            status,
+            children,
+        }
+    }
+
+    #[test]
+    fn state_names_are_the_json_tags() {
+        for status in [
+            NodeStatus::Ok,
+            NodeStatus::Missing {
+                answer: String::new(),
+            },
+            NodeStatus::DigestMismatch {
+                actual: String::new(),
+            },
+            NodeStatus::SizeMismatch {
+                declared: 1,
+                actual: 2,
+            },
+            NodeStatus::Foreign,
+            NodeStatus::Attestation,
+            NodeStatus::Skipped,
+            NodeStatus::Invalid {
+                message: String::new(),
+            },
+            NodeStatus::Error {
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(
+                serde_json::to_value(&status).unwrap()["state"],
+                status.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn problems_carry_the_path_from_the_root() {
+        let missing = NodeStatus::Missing {
+            answer: "404 blob unknown".into(),
+        };
+        let mut manifest = node(
+            NodeKind::Manifest,
+            NodeStatus::Ok,
+            vec![node(NodeKind::Layer, missing, vec![])],
+        );
+        manifest.platform = Some("linux/arm64".into());
+        let root = node(NodeKind::Index, NodeStatus::Ok, vec![manifest]);
+        let mut out = Vec::new();
+        collect_broken(&root, &mut Vec::new(), &mut out);
+        assert_eq!(
+            out[0].path,
+            "index sha256:aaaaaaaaaaaa… → manifest sha256:aaaaaaaaaaaa… (linux/arm64) → layer sha256:aaaaaaaaaaaa…: 404 blob unknown"
+        );
+    }
+
+    #[test]
+    fn an_index_whose_runnable_children_are_gone_is_an_orphan() {
+        let gone = || {
+            node(
+                NodeKind::Manifest,
+                NodeStatus::Missing {
+                    answer: "404".into(),
+                },
+                vec![],
+            )
+        };
+        let attestation = node(NodeKind::Manifest, NodeStatus::Attestation, vec![]);
+        assert!(
+            node(
+                NodeKind::Index,
+                NodeStatus::Ok,
+                vec![gone(), gone(), attestation.clone()]
+            )
+            .is_orphan_index()
+        );
+        let ok = node(NodeKind::Manifest, NodeStatus::Ok, vec![]);
+        assert!(!node(NodeKind::Index, NodeStatus::Ok, vec![gone(), ok]).is_orphan_index());
+        assert!(!node(NodeKind::Index, NodeStatus::Ok, vec![attestation]).is_orphan_index());
+    }
+}
