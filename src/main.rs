@@ -26,7 +26,11 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("tollgate: error: {e:#}");
+            // Each cause once, even where a library's error repeats its own source.
+            eprintln!(
+                "tollgate: error: {}",
+                tollgate::report::error_text(e.as_ref())
+            );
             cli::Exit::Error.into()
         }
     }

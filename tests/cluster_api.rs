@@ -105,7 +105,8 @@ async fn a_missing_kubeconfig_or_context_is_a_clear_error() {
     let err = Cluster::connect(Some(&api.kubeconfig), Some("prod"))
         .await
         .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    // The context is named by the cause, printed after the error as `{:#}` prints it.
+    let err = tollgate::report::error_text(&err);
     assert!(err.contains("prod"), "{err}");
 }

@@ -1,9 +1,11 @@
 //! The admission decision, pure: a parsed request, the policy and the clock in; findings and a
-//! verdict out. The static rules run in [`plan`]; the registry-backed ones, when the server asks
-//! the registry, are added to the [`Checked`] plan between [`plan`] and [`decide`].
+//! verdict out. The static rules run in [`plan`]; what the registry answered for each image
+//! (walked by [`super::walk`]) is merged into the [`Checked`] plan by [`merge`], once, for both
+//! webhooks; [`decide`] makes the answer.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube_core::admission::Operation;
@@ -13,7 +15,9 @@ use crate::check::{self, Options, Source};
 use crate::policy::eval::{self, Context, REGISTRY_RULES, Status, Violation};
 use crate::policy::{Level, OnUnavailable, Policy, RuleId};
 use crate::reference::{ImageRef, WrittenImage};
-use crate::report::{Exempted, Finding, ImageSite, Report};
+use crate::registry::facts::RegistryFacts;
+use crate::registry::{RegistryError, sites};
+use crate::report::{Exempted, Finding, ImageSite, Report, error_text};
 use crate::workload::{self, ContainerKind, ContainerRef};
 
 use super::review::Request;
@@ -258,6 +262,87 @@ fn admission_object(mut value: Value, namespace: &str) -> Value {
         }
     }
     value
+}
+
+/// What became of one image's registry walk.
+#[derive(Debug)]
+pub enum Answer {
+    /// The registry answered.
+    Facts(Box<RegistryFacts>),
+    /// The registry answered, but not usefully (refused, 5xx after retries, unreachable).
+    Failed(RegistryError),
+    /// No answer before the deadline.
+    TimedOut(Duration),
+}
+
+/// One distinct image, every site that uses it, and what the registry said.
+#[derive(Debug)]
+pub struct Walked {
+    /// The image.
+    pub reference: ImageRef,
+    /// Every use of it in the object.
+    pub sites: Vec<ImageSite>,
+    /// The registry's answer.
+    pub answer: Answer,
+}
+
+/// How the registry answered for the images of one request, for the metrics and the log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answers {
+    /// Walks answered entirely from the resolver's cache.
+    pub cached: u64,
+    /// Walks that sent requests.
+    pub fetched: u64,
+    /// Images the registry answered for, but not usefully.
+    pub failed: u64,
+    /// Images the registry did not answer for before the deadline.
+    pub timed_out: u64,
+}
+
+impl Answers {
+    /// Images whose registry-backed rules could not be evaluated.
+    pub fn unavailable(&self) -> u64 {
+        self.failed + self.timed_out
+    }
+}
+
+/// Record what the registry said about each walked image at each of its sites: the facts as
+/// findings, and a registry that did not answer as the policy's `registryUnavailable` says.
+pub fn merge(policy: &Policy, checked: &mut Checked, walked: &[Walked]) -> Answers {
+    let mut answers = Answers::default();
+    for w in walked {
+        let reason = match &w.answer {
+            Answer::Facts(facts) => {
+                if facts.resolution.requests == 0 {
+                    answers.cached += 1;
+                } else {
+                    answers.fetched += 1;
+                }
+                sites::record(
+                    policy,
+                    &w.reference,
+                    &w.sites,
+                    facts,
+                    &checked.opts,
+                    &mut checked.report,
+                );
+                continue;
+            }
+            Answer::Failed(e) => {
+                answers.failed += 1;
+                format!("the registry could not answer ({})", error_text(e))
+            }
+            Answer::TimedOut(d) => {
+                answers.timed_out += 1;
+                format!(
+                    "the registry did not answer within {} s (--registry-deadline)",
+                    d.as_secs_f64()
+                )
+            }
+        };
+        record_unavailable(policy, checked, &w.reference, &w.sites, &reason);
+    }
+    answers
 }
 
 /// The registry could not say anything about `reference` in time: each registry-backed rule

@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::decide::Answers;
 use crate::audit::periodic::{AuditSummary, Recorder};
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
@@ -385,17 +386,31 @@ impl Metrics {
             .inc();
     }
 
-    /// An image walk: `hit` when it sent no request.
-    pub fn cache(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.cache.get_or_create(&ResultLabels { result }).inc();
-    }
-
-    /// An image whose registry-backed rules could not be evaluated.
-    pub fn unavailable(&self, reason: &'static str) {
-        self.unavailable
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
+    /// What the registry answered for one request's images: walks answered from the cache
+    /// (`hit`) or not (`miss`), and images it did not answer for usefully (`error`) or in time
+    /// (`timeout`).
+    pub fn registry_answers(&self, a: &Answers) {
+        fn count<L: EncodeLabelSet + Clone + Eq + std::hash::Hash>(
+            family: &Family<L, Counter>,
+            labels: &L,
+            n: u64,
+        ) {
+            if n > 0 {
+                family.get_or_create(labels).inc_by(n);
+            }
+        }
+        count(&self.cache, &ResultLabels { result: "hit" }, a.cached);
+        count(&self.cache, &ResultLabels { result: "miss" }, a.fetched);
+        count(
+            &self.unavailable,
+            &ReasonLabels { reason: "error" },
+            a.failed,
+        );
+        count(
+            &self.unavailable,
+            &ReasonLabels { reason: "timeout" },
+            a.timed_out,
+        );
     }
 
     /// A policy reload, applied (`ok`) or rejected.
@@ -512,8 +527,11 @@ mod tests {
         m.invalid("not-json");
         m.finding("tag-latest", "deny");
         m.exemption("namespace", "all");
-        m.cache(true);
-        m.unavailable("timeout");
+        m.registry_answers(&Answers {
+            cached: 1,
+            timed_out: 1,
+            ..Answers::default()
+        });
         m.policy_reload(false);
         m.certificate_reload(true);
         RegistryObserver(Arc::new(Metrics::new())).observe(

@@ -14,27 +14,63 @@
 
 pub mod certs;
 pub mod decide;
+mod handlers;
 pub mod metrics;
 pub mod patch;
+mod reload;
 pub mod review;
 pub mod server;
+mod state;
 pub mod tls;
 pub mod walk;
 
 /// A request that is not an AdmissionReview this webhook can answer. These are the only
 /// requests answered with an HTTP error; everything else gets an AdmissionReview response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
+    /// Over `--max-body-bytes`.
     #[error("the request body is larger than {limit} bytes (--max-body-bytes)")]
-    TooLarge { limit: usize },
-    #[error("the body is not JSON: {0}")]
-    NotJson(String),
-    #[error("the body is not an AdmissionReview admission.k8s.io/v1: {0}")]
-    NotAdmissionReview(String),
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Not JSON at all.
+    #[error("the body is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not in the AdmissionReview's shape.
+    #[error("the body is not an AdmissionReview admission.k8s.io/v1{}", .at.as_ref().map(|a| format!(": {a}")).unwrap_or_default())]
+    NotAdmissionReview {
+        /// Where in the body the shape is wrong.
+        at: Option<String>,
+        /// What is wrong there.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An AdmissionReview of another version or kind.
+    #[error(
+        "the body is not an AdmissionReview admission.k8s.io/v1: expected apiVersion \
+         {expected_version:?} and kind {expected_kind:?}, got apiVersion {api_version} and kind \
+         {kind} (set admissionReviewVersions: [v1] in the webhook configuration)"
+    )]
+    WrongVersion {
+        /// What this webhook reads.
+        expected_version: &'static str,
+        /// What this webhook reads.
+        expected_kind: &'static str,
+        /// As sent (quoted), or `(none)`.
+        api_version: String,
+        /// As sent (quoted), or `(none)`.
+        kind: String,
+    },
+    /// An AdmissionReview without `request`.
     #[error("the AdmissionReview has no request")]
     NoRequest,
-    #[error("cannot read the request body: {0}")]
-    Body(String),
+    /// The body could not be read.
+    #[error("cannot read the request body")]
+    Body(#[source] axum::Error),
+    /// The body did not arrive in time.
+    #[error("cannot read the request body: it did not arrive within {} s", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
 }
 
 impl AdmissionError {
@@ -51,9 +87,11 @@ impl AdmissionError {
         match self {
             AdmissionError::TooLarge { .. } => "too-large",
             AdmissionError::NotJson(_) => "not-json",
-            AdmissionError::NotAdmissionReview(_) => "not-admission-review",
+            AdmissionError::NotAdmissionReview { .. } | AdmissionError::WrongVersion { .. } => {
+                "not-admission-review"
+            }
             AdmissionError::NoRequest => "no-request",
-            AdmissionError::Body(_) => "body",
+            AdmissionError::Body(_) | AdmissionError::BodyTimeout(_) => "body",
         }
     }
 }

@@ -11,7 +11,7 @@ use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use serde_json::Value;
 
 use super::decide::Checked;
-use super::walk::{Answer, Walked};
+use super::decide::{Answer, Walked};
 use crate::report::ImageSite;
 
 /// Whether the image at `site` is one the mutating webhook would pin (before asking the

@@ -111,12 +111,12 @@ pub fn parse(body: &[u8]) -> Result<Request, AdmissionError> {
     match (envelope.api_version.as_deref(), envelope.kind.as_deref()) {
         (Some(META_API_VERSION_V1), Some(META_KIND)) => {}
         (api_version, kind) => {
-            return Err(AdmissionError::NotAdmissionReview(format!(
-                "expected apiVersion {META_API_VERSION_V1:?} and kind {META_KIND:?}, got apiVersion {} and kind {} \
-                 (set admissionReviewVersions: [v1] in the webhook configuration)",
-                shown(api_version),
-                shown(kind)
-            )));
+            return Err(AdmissionError::WrongVersion {
+                expected_version: META_API_VERSION_V1,
+                expected_kind: META_KIND,
+                api_version: shown(api_version),
+                kind: shown(kind),
+            });
         }
     }
     let mut request = envelope.request.ok_or(AdmissionError::NoRequest)?;
@@ -135,14 +135,20 @@ fn shown(v: Option<&str>) -> String {
 /// of the offending field. The path costs a second parse, paid only for bad input.
 fn describe(body: &[u8], e: serde_json::Error) -> AdmissionError {
     if !matches!(e.classify(), serde_json::error::Category::Data) {
-        return AdmissionError::NotJson(e.to_string());
+        return AdmissionError::NotJson(e);
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, Envelope>(&mut de) {
         Err(e) if !e.path().to_string().is_empty() && e.path().to_string() != "." => {
-            AdmissionError::NotAdmissionReview(format!("{}: {}", e.path(), e.inner()))
+            AdmissionError::NotAdmissionReview {
+                at: Some(e.path().to_string()),
+                source: e.into_inner(),
+            }
         }
-        _ => AdmissionError::NotAdmissionReview(e.to_string()),
+        _ => AdmissionError::NotAdmissionReview {
+            at: None,
+            source: e,
+        },
     }
 }
 
@@ -472,7 +478,7 @@ mod tests {
     #[case::no_uid(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"group":"","version":"v1","kind":"Pod"}}}"#.as_slice(), "missing field `uid`")]
     #[case::bad_operation(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"PATCH","userInfo":{}}}"#.as_slice(), "request.operation: unknown variant `PATCH`")]
     fn bad_bodies_say_what_is_wrong(#[case] body: &[u8], #[case] expected: &str) {
-        let e = parse(body).unwrap_err().to_string();
+        let e = crate::report::error_text(&parse(body).unwrap_err());
         assert!(e.contains(expected), "{e}");
     }
 }

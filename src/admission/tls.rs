@@ -15,20 +15,26 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why a certificate and key cannot be served.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The file has no `CERTIFICATE` block.
     #[error("the certificate file holds no PEM certificate")]
     NoCertificate,
-    #[error("the certificate file is not valid PEM: {0}")]
-    CertificatePem(String),
-    #[error("the key file holds no usable PEM private key: {0}")]
-    Key(String),
-    #[error("the key does not belong to the certificate, or is of an unsupported type: {0}")]
-    Mismatch(String),
+    /// The file is not PEM.
+    #[error("the certificate file is not valid PEM")]
+    CertificatePem(#[source] rustls_pki_types::pem::Error),
+    /// The key file has no key rustls can use.
+    #[error("the key file holds no usable PEM private key")]
+    Key(#[source] rustls_pki_types::pem::Error),
+    /// The key is not the certificate's, or of a type the provider does not support.
+    #[error("the key does not belong to the certificate, or is of an unsupported type")]
+    Mismatch(#[source] rustls::Error),
+    /// The leaf's validity period cannot be read (what is wrong with its DER).
     #[error("cannot read the certificate's validity period: {0}")]
     Validity(String),
-    #[error("TLS configuration: {0}")]
-    Config(String),
+    /// The server configuration cannot be built.
+    #[error("TLS configuration")]
+    Config(#[source] rustls::Error),
 }
 
 /// A certificate chain and key ready to serve, with its leaf's validity period.
@@ -49,13 +55,11 @@ impl ServingCert {
     ) -> Result<Self, TlsError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
             .collect::<Result<_, _>>()
-            .map_err(|e| TlsError::CertificatePem(e.to_string()))?;
+            .map_err(TlsError::CertificatePem)?;
         let leaf = chain.first().ok_or(TlsError::NoCertificate)?;
         let (not_before, not_after) = validity(leaf).map_err(TlsError::Validity)?;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
-        let key = CertifiedKey::from_der(chain, key, provider)
-            .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsError::Key)?;
+        let key = CertifiedKey::from_der(chain, key, provider).map_err(TlsError::Mismatch)?;
         Ok(ServingCert {
             key: Arc::new(key),
             not_before,
@@ -104,7 +108,7 @@ pub fn server_config(
 ) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -250,10 +254,10 @@ mod tests {
             ServingCert::from_pem(c.as_bytes(), other_key.as_bytes(), &provider()),
             Err(TlsError::Mismatch(_))
         ));
-        assert_eq!(
-            ServingCert::from_pem(b"", other_key.as_bytes(), &provider()).unwrap_err(),
-            TlsError::NoCertificate
-        );
+        assert!(matches!(
+            ServingCert::from_pem(b"", other_key.as_bytes(), &provider()),
+            Err(TlsError::NoCertificate)
+        ));
         assert!(validity(b"\x30\x03\x02\x01\x01").is_err());
         assert!(time(UTC_TIME, "a\u{e9}010100000Z".as_bytes()).is_err());
         assert!(time(UTC_TIME, b"2401010000001").is_err());

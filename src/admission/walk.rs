@@ -13,11 +13,12 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::decide::{Answer, Walked};
 use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::base::BaseChecker;
-use crate::registry::facts::{self, RegistryFacts};
-use crate::registry::{RegistryError, Resolver, sites};
+use crate::registry::facts;
+use crate::registry::{Resolver, sites};
 use crate::report::ImageSite;
 
 /// The registry side of the server: one resolver for the server's lifetime (its caches are the
@@ -25,24 +26,6 @@ use crate::report::ImageSite;
 pub struct RegistryEngine {
     pub resolver: Arc<Resolver>,
     pub bases: Arc<BaseChecker>,
-}
-
-/// What became of one image.
-#[derive(Debug)]
-pub enum Answer {
-    Facts(Box<RegistryFacts>),
-    /// The registry answered, but not usefully (refused, 5xx after retries, unreachable).
-    Failed(RegistryError),
-    /// No answer before the deadline.
-    TimedOut(Duration),
-}
-
-/// One distinct image, every site that uses it, and what the registry said.
-#[derive(Debug)]
-pub struct Walked {
-    pub reference: ImageRef,
-    pub sites: Vec<ImageSite>,
-    pub answer: Answer,
 }
 
 /// Walk the distinct images of `sites` (at most `jobs` at a time) until `deadline`.

@@ -21,6 +21,7 @@ use crate::cluster::kube::{Cluster, ClusterError};
 use crate::git::DeployRepo;
 use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::registry::Resolver;
+use crate::report::error_text;
 use crate::rollout::{self, RolloutError};
 
 /// Objects per page when listing from the API server.
@@ -247,7 +248,7 @@ pub async fn run_and_record(
         }
         Err(e) => {
             tracing::warn!(
-                error = format!("{e:#}"),
+                error = %error_text(&e),
                 duration_ms = started.elapsed().as_secs_f64() * 1e3,
                 "audit run failed; the audit gauges keep the previous run's values"
             );

@@ -26,20 +26,23 @@ const RESTARTS: usize = 3;
 /// Why live state could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    /// The kubeconfig cannot be read or has no such context.
+    #[error("cannot read kubeconfig {path}")]
     Kubeconfig {
         path: String,
         #[source]
         source: kube::config::KubeconfigError,
     },
     #[error(
-        "no cluster configuration: no kubeconfig and not running in a cluster ({0}); pass a \
+        "no cluster configuration: no kubeconfig and not running in a cluster; pass a \
          kubeconfig (--kubeconfig, $KUBECONFIG) or read live state from a file (--live-file)"
     )]
     Infer(#[source] kube::config::InferConfigError),
-    #[error("cannot build the API client: {0}")]
+    /// The client cannot be built from the configuration.
+    #[error("cannot build the API client")]
     Client(#[source] kube::Error),
-    #[error("cannot list {resource}: {source}")]
+    /// A listing failed.
+    #[error("cannot list {resource}")]
     List {
         resource: String,
         #[source]

@@ -21,9 +21,9 @@ pub enum GateError {
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("{0} (in commit {1})")]
-    Config(#[source] RepoConfigError, String),
+    Config(RepoConfigError, String),
     #[error("{0} (in commit {1})")]
-    Policy(#[source] PolicyError, String),
+    Policy(PolicyError, String),
     #[error(
         "{config} names the policy {path}, which is not in commit {commit}: add it, or fix \
          `policy:` in {config}"

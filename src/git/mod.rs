@@ -13,7 +13,7 @@ use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository, Tre
 /// Why a git operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("{path} is not in a git repository: {source}")]
+    #[error("{path} is not in a git repository")]
     NotARepository {
         path: PathBuf,
         #[source]
@@ -43,7 +43,7 @@ pub enum GitError {
     ShallowMergeBase { base: String, head: String },
     #[error("{base} and {head} have no common ancestor (unrelated histories)")]
     NoMergeBase { base: String, head: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Git {
         what: String,
         #[source]

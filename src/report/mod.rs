@@ -14,14 +14,20 @@ use crate::policy::{Level, RuleId};
 use crate::reference::WrittenImage;
 use crate::workload::{ContainerRef, ObjectRef};
 
-/// An error and its causes, each once, joined by `: ` (as anyhow's `{:#}` prints them), for
-/// messages that go into a report rather than to stderr.
+/// An error and its causes, each once, joined by `: ` (as anyhow's `{:#}` prints them). A
+/// cause whose text the error above it already shows is left out: tollgate's own errors never
+/// repeat their source, but some of the libraries' errors do (kube's kubeconfig errors).
 pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
+    let mut above = s.clone();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !above.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        above = text;
         source = cause.source();
     }
     s
@@ -217,5 +223,88 @@ impl Report {
         self.findings.iter().filter(move |f| {
             f.object.as_ref() == Some(&o.object) && f.location.file == o.location.file
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::admission::AdmissionError;
+    use crate::audit::periodic::AuditRunError;
+    use crate::cluster::kube::ClusterError;
+    use crate::git::{DeployRepo, GitError};
+    use crate::registry::RegistryError;
+    use crate::registry::auth::{ConfigError, CredentialStore};
+    use crate::rollout::RolloutError;
+
+    /// Every error of `e`'s chain, outermost first.
+    fn chain(e: &(dyn Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut source = e.source();
+        while let Some(s) = source {
+            out.push(s.to_string());
+            source = s.source();
+        }
+        out
+    }
+
+    fn a_git_error() -> GitError {
+        let dir = tempfile::tempdir().unwrap();
+        DeployRepo::discover(dir.path()).err().unwrap()
+    }
+
+    fn a_json_error() -> serde_json::Error {
+        serde_json::from_str::<serde_json::Value>("{").unwrap_err()
+    }
+
+    #[test]
+    fn every_cause_is_printed_once() {
+        let missing = std::path::Path::new("/nonexistent/tollgate/file");
+        let errors: Vec<Box<dyn Error + 'static>> = vec![
+            Box::new(AuditRunError::Rollout(RolloutError::Git(a_git_error()))),
+            Box::new(a_git_error()),
+            Box::new(RegistryError::CaFile {
+                path: missing.into(),
+                source: Arc::new(std::fs::read(missing).unwrap_err()),
+            }),
+            Box::new(RegistryError::Json {
+                url: "https://r.example.org/v2/_catalog".into(),
+                what: "catalog",
+                source: Arc::new(a_json_error()),
+            }),
+            Box::new(CredentialStore::from_docker_config(missing).unwrap_err()),
+            Box::new(ConfigError::Parse {
+                path: missing.into(),
+                source: a_json_error(),
+            }),
+            Box::new(AdmissionError::NotJson(a_json_error())),
+            Box::new(ClusterError::Kubeconfig {
+                path: missing.display().to_string(),
+                source: kube::config::Kubeconfig::read_from(missing).unwrap_err(),
+            }),
+        ];
+        for e in errors {
+            let links = chain(e.as_ref());
+            assert!(links.len() >= 2, "{links:?} has no cause");
+            // tollgate's own error never repeats its cause...
+            assert!(
+                !links[0].contains(links[1].as_str()),
+                "{:?} interpolates its source {:?}",
+                links[0],
+                links[1]
+            );
+            // ...and the text printed names each cause once, a library's repeating ones too.
+            let full = error_text(e.as_ref());
+            for link in &links[1..] {
+                assert_eq!(
+                    full.matches(link.as_str()).count(),
+                    1,
+                    "{link:?} of {links:?} is printed more than once: {full}"
+                );
+            }
+        }
     }
 }
