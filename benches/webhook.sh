@@ -156,7 +156,7 @@ pids+=("$!")
 exec 3> "$tmp/reg.in"
 for _ in $(seq 300); do grep -q READY "$tmp/reg.out" 2> /dev/null && break; sleep 0.1; done
 grep -q READY "$tmp/reg.out" || { echo "the registry did not start" >&2; exit 1; }
-start_tollgate registry --policy "$tmp/reg/policy.yaml" --registry-deadline 3
+start_tollgate registry --policy "$tmp/reg/policy.yaml" --registry-deadline 3s
 run_load "tollgate registry, closed loop" "$tg_server" "$tg_addr" "$tmp/reg/review.json"
 for rate in $RATES; do
   run_load "tollgate registry" "$tg_server" "$tg_addr" "$tmp/reg/review.json" --rate "$rate"

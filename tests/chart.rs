@@ -331,11 +331,21 @@ fn the_deployment_is_hardened_and_probed() {
     assert_eq!(exempt, ["kube-system", NAMESPACE]);
 
     // The kubelet waits longer than the server drains.
-    let grace: f64 = arg(&d, "--shutdown-grace").unwrap().parse().unwrap();
+    let grace: f64 = arg(&d, "--shutdown-grace")
+        .unwrap()
+        .strip_suffix('s')
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(pod["terminationGracePeriodSeconds"].as_f64().unwrap() > grace);
 
     // The registry deadline is below the webhook's timeout.
-    let deadline: f64 = arg(&d, "--registry-deadline").unwrap().parse().unwrap();
+    let deadline: f64 = arg(&d, "--registry-deadline")
+        .unwrap()
+        .strip_suffix('s')
+        .unwrap()
+        .parse()
+        .unwrap();
     let timeout = h.one("ValidatingWebhookConfiguration")["webhooks"][0]["timeoutSeconds"]
         .as_f64()
         .unwrap();
@@ -601,11 +611,11 @@ fn the_mutating_webhook_is_off_by_default_and_on_pods_only_when_on() {
 }
 
 #[rstest]
-#[case::fail_5(json!({}), "Fail", 5, Some("3"))]
-#[case::ignore_10(json!({"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10}}), "Ignore", 10, Some("8"))]
-#[case::timeout_2(json!({"webhook": {"timeoutSeconds": 2}}), "Fail", 2, Some("1"))]
-#[case::timeout_1(json!({"webhook": {"timeoutSeconds": 1}}), "Fail", 1, Some("0.5"))]
-#[case::explicit_deadline(json!({"webhook": {"timeoutSeconds": 10}, "registry": {"deadlineSeconds": 4}}), "Fail", 10, Some("4"))]
+#[case::fail_5(json!({}), "Fail", 5, Some("3s"))]
+#[case::ignore_10(json!({"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10}}), "Ignore", 10, Some("8s"))]
+#[case::timeout_2(json!({"webhook": {"timeoutSeconds": 2}}), "Fail", 2, Some("1s"))]
+#[case::timeout_1(json!({"webhook": {"timeoutSeconds": 1}}), "Fail", 1, Some("0.5s"))]
+#[case::explicit_deadline(json!({"webhook": {"timeoutSeconds": 10}, "registry": {"deadlineSeconds": 4}}), "Fail", 10, Some("4s"))]
 #[case::no_resolve(json!({"registry": {"resolve": false}}), "Fail", 5, None)]
 fn failure_policy_timeout_and_registry_deadline(
     #[case] values: Value,
@@ -1070,7 +1080,7 @@ fn the_audit_in_namespaces_gets_a_role_in_each_and_passes_namespace() {
 fn the_periodic_audit_adds_audit_interval_and_binds_the_servers_account() {
     let h = rendered(json!({"audit": {"periodic": {"enabled": true}}}));
     let d = h.one("Deployment");
-    assert_eq!(arg(&d, "--audit-interval"), Some("3600"));
+    assert_eq!(arg(&d, "--audit-interval"), Some("3600s"));
     assert!(arg(&d, "--audit-namespace").is_none());
     // The server now lists workloads: its pods mount the token.
     assert_eq!(
@@ -1089,7 +1099,7 @@ fn the_periodic_audit_adds_audit_interval_and_binds_the_servers_account() {
     let h = rendered(json!({"audit": {"namespaces": ["shop", "payments"],
         "periodic": {"enabled": true, "intervalSeconds": 600}, "cronJob": {"enabled": true}}}));
     let d = h.one("Deployment");
-    assert_eq!(arg(&d, "--audit-interval"), Some("600"));
+    assert_eq!(arg(&d, "--audit-interval"), Some("600s"));
     let audit_ns: Vec<&str> = args(&d)
         .into_iter()
         .filter_map(|a| a.strip_prefix("--audit-namespace="))

@@ -108,7 +108,7 @@ async fn registry_findings_are_placed_at_every_use_of_the_image() {
         "check",
         "--resolve",
         "--deadline",
-        "5",
+        "5s",
         "--policy",
         &policy,
         "--format",

@@ -345,6 +345,23 @@ fn errors_exit_2() {
     assert_eq!(bad_branch.code, 2, "{}", bad_branch.stderr);
     let bad_grace = rollout(&repo, &live, &["--grace", "soon"]);
     assert_eq!(bad_grace.code, 2, "{}", bad_grace.stderr);
+    assert!(
+        bad_grace
+            .stderr
+            .contains("\"soon\" is not a duration like 250ms, 5s, 1m30s or 1h"),
+        "{}",
+        bad_grace.stderr
+    );
+    // A bare number of seconds still works, and says how to write it now.
+    let bare_grace = rollout(&repo, &live, &["--grace", "3600"]);
+    assert_ne!(bare_grace.code, 2, "{}", bare_grace.stderr);
+    assert!(
+        bare_grace
+            .stderr
+            .contains("warning: a duration without a unit (\"3600\") is deprecated; write 3600s"),
+        "{}",
+        bare_grace.stderr
+    );
     let unreachable = run(&[
         "rollout",
         "--repo",

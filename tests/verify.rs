@@ -33,7 +33,7 @@ fn verify(s: &Setup, images: &[&str], format: &str) -> common::Run {
         "--format",
         format,
         "--deadline",
-        "10",
+        "10s",
     ];
     args.extend_from_slice(images);
     run(&args)

@@ -587,7 +587,7 @@ async fn a_registry_that_stops_answering_gets_a_decision_before_the_deadline() {
     let args = |policy: &std::path::Path| {
         vec![
             "--registry-deadline".to_owned(),
-            "1".to_owned(),
+            "1s".to_owned(),
             "--policy".to_owned(),
             policy.to_str().unwrap().to_owned(),
         ]
@@ -749,7 +749,7 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
     std::fs::write(&policy, proxy.policy("")).unwrap();
     let mut hook = Webhook::start(&[
         "--registry-deadline",
-        "10",
+        "10s",
         "--policy",
         policy.to_str().unwrap(),
     ]);
@@ -802,7 +802,7 @@ async fn the_periodic_audit_exports_gauges_on_the_metrics_port() {
     let hook = Webhook::start(&[
         "--no-resolve",
         "--audit-interval",
-        "1",
+        "1s",
         "--audit-kubeconfig",
         api.kubeconfig.to_str().unwrap(),
     ]);
@@ -908,7 +908,7 @@ async fn a_failing_periodic_audit_is_counted_and_admission_still_answers() {
     let hook = Webhook::start(&[
         "--no-resolve",
         "--audit-interval",
-        "1",
+        "1s",
         "--audit-kubeconfig",
         kubeconfig.to_str().unwrap(),
     ]);
@@ -978,7 +978,7 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
     let hook = Webhook::start(&[
         "--no-resolve",
         "--audit-interval",
-        "1",
+        "1s",
         "--audit-kubeconfig",
         api.kubeconfig.to_str().unwrap(),
         "--audit-repo",

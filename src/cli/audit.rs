@@ -11,7 +11,8 @@ use tollgate::git::DeployRepo;
 use tollgate::policy::Level;
 use tollgate::rollout::{self, RolloutReport};
 
-use super::live::LiveArgs;
+use super::LiveArgs;
+use super::args::any_duration;
 use super::{Exit, RegistryArgs, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
@@ -33,8 +34,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "REV", requires = "repo")]
     pub branch: Option<String>,
     /// With --repo: how long a merged commit may wait for its rollout.
-    #[arg(long, default_value = "1h", requires = "repo")]
-    pub grace: String,
+    #[arg(long, default_value = "1h", requires = "repo", value_name = "DURATION", value_parser = any_duration)]
+    pub grace: std::time::Duration,
     /// Policy rules only: do not walk images in the registry.
     #[arg(long)]
     pub no_resolve: bool,
@@ -58,6 +59,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     let runtime = super::runtime()?;
     let state = args.live.load()?;
+    // One instant for the whole run: the rollout report and the images are judged at once.
+    let now = now();
     let rollout = match &args.repo {
         Some(path) => {
             let repo = DeployRepo::discover(path)?;
@@ -72,8 +75,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
                 &rollout::Options {
                     branch,
                     head,
-                    now: now(),
-                    grace: super::rollout::parse_grace(&args.grace)?,
+                    now,
+                    grace: args.grace,
                     namespaces: &args.live.namespaces,
                 },
             )?)
@@ -101,7 +104,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
         &policy,
         resolver.as_ref(),
         inventory,
-        now(),
+        now,
         args.registry.jobs,
         &tick,
     ));

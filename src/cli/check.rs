@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use clap::ValueEnum;
 use std::sync::Arc;
 
 use tollgate::check::Options;
@@ -12,7 +11,7 @@ use tollgate::registry::sites;
 use tollgate::report::{self, Report};
 
 use super::RegistryArgs;
-use super::{ColorChoice, Exit, load_policy, now, print};
+use super::{Exit, ReportArgs, ReportFormat as Format, load_policy, now, print};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -34,30 +33,6 @@ pub struct CheckArgs {
     /// Registry access, with --resolve.
     #[command(flatten)]
     pub registry: RegistryArgs,
-}
-
-/// How a report is shown, and whether warnings fail: shared by `check`, `ci` and `hook pre-push`.
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Exit 1 on warn-level findings too (for the hook: block the push on warnings).
-    #[arg(long)]
-    pub fail_on_warn: bool,
-    /// Colour the text output.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
-}
-
-/// `--format` of `check`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Sarif,
-    Junit,
-    Github,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use tollgate::git::DeployRepo;
 
-use super::check::{self as check_cmd, ReportArgs};
+use super::ReportArgs;
+use super::check as check_cmd;
 use super::gate::{self, GateOptions, Target};
 use super::{Exit, RegistryArgs, load_policy, print};
 

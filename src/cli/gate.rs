@@ -72,6 +72,12 @@ pub fn check(
     let mut report: Option<Report> = None;
     let mut warnings = Vec::new();
     for (idx, s) in settings.iter().enumerate() {
+        warnings.extend(
+            s.config
+                .notes()
+                .iter()
+                .map(|n| n.located(s.config.origin())),
+        );
         let to_check: Vec<FileToCheck> = files
             .range((idx, String::new())..(idx + 1, String::new()))
             .flat_map(|((_, path), versions)| {

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use tollgate::git::DeployRepo;
 use tollgate::git::push::{self, Plan};
 
-use super::check::{self as check_cmd, ReportArgs};
+use super::ReportArgs;
+use super::check as check_cmd;
 use super::gate::{self, GateOptions, Target};
 use super::{Exit, RegistryArgs, load_policy};
 

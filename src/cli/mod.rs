@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands. Each subcommand is a thin adapter: read inputs,
 //! call the library, render, and return an [`Exit`] code.
 
+mod args;
 mod audit;
 mod certs;
 mod check;
@@ -8,24 +9,19 @@ mod ci;
 mod explain;
 mod gate;
 mod hook;
-mod live;
 mod policy;
 mod registry;
 mod rollout;
 mod serve;
 mod verify;
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use tollgate::policy::Policy;
-use tollgate::registry::auth::CredentialStore;
-use tollgate::registry::{ClientOptions, RegistryClient, ResolveOptions, Resolver};
+
+pub use args::{LiveArgs, RegistryArgs, ReportArgs, ReportFormat, load_policy};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -118,39 +114,6 @@ pub enum Command {
     Rollout(rollout::RolloutArgs),
 }
 
-/// `--color`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColorChoice {
-    /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org).
-    fn enabled(self) -> bool {
-        match self {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        }
-    }
-
-    /// [`Self::enabled`], for output written to stderr.
-    fn enabled_on_stderr(self) -> bool {
-        match self {
-            ColorChoice::Auto => {
-                std::io::stderr().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-            other => other.enabled(),
-        }
-    }
-}
-
 /// Logs on stderr, filtered by RUST_LOG; without it, warnings and errors only, except for
 /// `serve`, whose one line per admission decision is its access log.
 pub fn init_tracing(global: &Global, command: &Command) {
@@ -185,22 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
 }
 
-/// The policy from `--policy`, or the embedded default.
-fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
-    let Some(path) = path else {
-        return Ok(tollgate::policy::default_policy());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
-    let policy = tollgate::policy::parse_policy(&text, &path.display().to_string())?;
-    tracing::debug!(
-        policy = policy.name(),
-        origin = policy.origin(),
-        "policy loaded"
-    );
-    Ok(policy)
-}
-
 /// Write to stdout; a closed pipe surfaces as an `io::Error` that `main` treats as success.
 fn print(s: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -212,88 +159,6 @@ fn print(s: &str) -> anyhow::Result<()> {
 /// The current time: the one clock read, at the edge.
 fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
-}
-
-/// Registry access options shared by the registry-backed commands.
-#[derive(Debug, clap::Args)]
-pub struct RegistryArgs {
-    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, then
-    /// ~/.docker/config.json).
-    #[arg(long, value_name = "FILE")]
-    pub registry_config: Option<PathBuf>,
-    /// Extra CA certificates (PEM), trusted besides the system roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Walk only these platforms of an index (os/arch[/variant]; repeatable; default all).
-    #[arg(long = "platform", value_name = "PLATFORM")]
-    pub platforms: Vec<String>,
-    /// Deadline for one image's whole walk, in seconds [default: 20; for `ci` and `hook`, the
-    /// repository config's registry.deadline].
-    #[arg(long, value_name = "SECONDS")]
-    pub deadline: Option<f64>,
-    /// Images walked at the same time.
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
-}
-
-impl RegistryArgs {
-    /// A resolver for `policy`, with credentials and CA bundle read here, at the edge.
-    pub fn resolver(&self, policy: Arc<Policy>) -> anyhow::Result<Resolver> {
-        let client = RegistryClient::new(self.client_options(&policy)?)?;
-        Ok(Resolver::new(
-            Arc::new(client),
-            policy,
-            self.resolve_options()?,
-        ))
-    }
-
-    /// The HTTP client's options: credentials for the registries `policy` approves (and only
-    /// those) and the extra CA bundle.
-    pub fn client_options(&self, policy: &Policy) -> anyhow::Result<ClientOptions> {
-        let credentials = match CredentialStore::default_path(self.registry_config.as_deref()) {
-            Some(path) => {
-                // Credential helpers are asked about the approved registries only.
-                let hosts: Vec<String> = policy
-                    .registries()
-                    .iter()
-                    .flat_map(|r| std::iter::once(r.host()).chain(r.aliases()))
-                    .map(ToString::to_string)
-                    .collect();
-                CredentialStore::from_docker_config_for(&path, &hosts)?
-            }
-            None => CredentialStore::anonymous(),
-        };
-        let mut client = ClientOptions {
-            credentials,
-            ..ClientOptions::default()
-        };
-        if let Some(ca) = &self.ca_file {
-            client = client.with_extra_ca_file(ca)?;
-        }
-        Ok(client)
-    }
-
-    /// The walk's options: platforms and the per-image deadline.
-    pub fn resolve_options(&self) -> anyhow::Result<ResolveOptions> {
-        self.resolve_options_with(Duration::from_secs(20))
-    }
-
-    /// [`Self::resolve_options`], with `default_deadline` unless `--deadline` is given.
-    pub fn resolve_options_with(
-        &self,
-        default_deadline: Duration,
-    ) -> anyhow::Result<ResolveOptions> {
-        let deadline = match self.deadline {
-            None => default_deadline,
-            Some(d) if d.is_finite() && d > 0.0 => Duration::from_secs_f64(d),
-            Some(_) => anyhow::bail!("--deadline must be a positive number of seconds"),
-        };
-        Ok(ResolveOptions {
-            platforms: self.platforms.clone(),
-            deadline,
-            ..ResolveOptions::default()
-        })
-    }
 }
 
 /// The async runtime for the registry-backed commands (the offline ones never start one).

@@ -2,14 +2,15 @@
 //! the live state (a file or the API server) here, at the edge; the comparison is the library's.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::ValueEnum;
 use tollgate::git::DeployRepo;
 use tollgate::rollout;
 
 use super::Exit;
-use super::live::LiveArgs;
+use super::LiveArgs;
+use super::args::any_duration;
 
 pub const ROLLOUT_EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -36,14 +37,14 @@ pub struct RolloutArgs {
     #[command(flatten)]
     pub live: LiveArgs,
     /// How long a merged commit may wait for its rollout before it counts (30m, 1h, 2h30m...).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = any_duration)]
+    pub grace: Duration,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
-    let grace = parse_grace(&args.grace)?;
+    let grace = args.grace;
     let repo = DeployRepo::discover(&args.repo)?;
     let branch = match &args.branch {
         Some(b) => b.clone(),
@@ -71,30 +72,4 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Clean
     })
-}
-
-pub(super) fn parse_grace(text: &str) -> anyhow::Result<std::time::Duration> {
-    let d: jiff::SignedDuration = text
-        .parse()
-        .with_context(|| format!("--grace {text:?} is not a duration like 30m or 1h"))?;
-    std::time::Duration::try_from(d)
-        .ok()
-        .with_context(|| format!("--grace {text:?} must not be negative"))
-}
-
-#[cfg(test)]
-mod tests {
-    use rstest::rstest;
-
-    use super::*;
-
-    #[rstest]
-    #[case("1h", Some(3600))]
-    #[case("30m", Some(1800))]
-    #[case("2h30m", Some(9000))]
-    #[case("soon", None)]
-    #[case("-1h", None)]
-    fn grace_periods(#[case] text: &str, #[case] secs: Option<u64>) {
-        assert_eq!(parse_grace(text).ok().map(|d| d.as_secs()), secs);
-    }
 }

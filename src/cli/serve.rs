@@ -11,6 +11,7 @@ use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
 use tollgate::registry::{RegistryClient, Resolver};
 
+use super::args::{any_duration, positive_duration};
 use super::{Exit, RegistryArgs, load_policy};
 
 /// How often the certificate, key and policy files are read for changes.
@@ -58,8 +59,8 @@ pub struct ServeArgs {
     pub own_namespace: Option<String>,
     /// Time the registry-backed rules may take, from the request's arrival; keep it below the
     /// webhook's timeoutSeconds. What happens past it is the policy's spec.registryUnavailable.
-    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
-    pub registry_deadline: f64,
+    #[arg(long, default_value = "3s", value_name = "DURATION", value_parser = positive_duration)]
+    pub registry_deadline: Duration,
     /// Static rules only: never ask a registry.
     #[arg(long)]
     pub no_resolve: bool,
@@ -77,12 +78,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4 << 20, value_name = "N")]
     pub max_body_bytes: usize,
     /// After SIGTERM, how long in-flight requests may take to finish.
-    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
-    pub shutdown_grace: f64,
-    /// Run the audit every this many seconds and export its results on /metrics
-    /// (tollgate_audit_*); 0 turns it off.
-    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
-    pub audit_interval: f64,
+    #[arg(long, default_value = "20s", value_name = "DURATION", value_parser = any_duration)]
+    pub shutdown_grace: Duration,
+    /// Run the audit this often (10m, 1h) and export its results on /metrics
+    /// (tollgate_audit_*); 0s turns it off.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = any_duration)]
+    pub audit_interval: Duration,
     /// Kubeconfig for the periodic audit (default: $KUBECONFIG, ~/.kube/config, else the
     /// in-cluster service account).
     #[arg(long, value_name = "FILE")]
@@ -102,9 +103,9 @@ pub struct ServeArgs {
     /// branch, else HEAD).
     #[arg(long, value_name = "REV", requires = "audit_repo")]
     pub audit_branch: Option<String>,
-    /// With --audit-repo: how long a merged commit may wait for its rollout, in seconds.
-    #[arg(long, default_value_t = 3600.0, value_name = "SECONDS")]
-    pub audit_grace: f64,
+    /// With --audit-repo: how long a merged commit may wait for its rollout (30m, 1h).
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = any_duration)]
+    pub audit_grace: Duration,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -116,19 +117,14 @@ pub enum Unchanged {
     Enforce,
 }
 
-fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
-    if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
-        anyhow::bail!("{flag} must be a positive number of seconds, not {v}");
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 /// Bind, print the addresses, serve until SIGTERM or SIGINT, drain, exit 0.
 pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
-    let registry_deadline = seconds("--registry-deadline", args.registry_deadline, false)?;
-    let shutdown_grace = seconds("--shutdown-grace", args.shutdown_grace, true)?;
-    let audit_interval = seconds("--audit-interval", args.audit_interval, true)?;
-    let audit_grace = seconds("--audit-grace", args.audit_grace, true)?;
+    let (registry_deadline, shutdown_grace, audit_interval, audit_grace) = (
+        args.registry_deadline,
+        args.shutdown_grace,
+        args.audit_interval,
+        args.audit_grace,
+    );
     let audit = (!audit_interval.is_zero()).then(|| AuditConfig {
         interval: audit_interval,
         kubeconfig: args.audit_kubeconfig.clone(),

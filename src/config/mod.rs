@@ -1,21 +1,36 @@
-//! Reading tollgate's own YAML files (policies, `.tollgate.yaml`) strictly: every unknown key and
-//! the first type error are reported with their line, all in one run, so that a file with three
-//! typos gets three messages rather than three round trips.
+//! tollgate's own YAML files (policies, `.tollgate.yaml`), read strictly by one reader and one
+//! validator: every unknown key and every invalid value is reported with its line, all in one
+//! run, so that a file with three typos gets three messages rather than three round trips.
+//!
+//! - this module: [`read`] (YAML, then serde with unknown keys collected), the shared
+//!   [`Validator`] the formats' second step reports through, and the error that lists it all;
+//! - [`keys`]: the keys each place accepts, derived from the types (for "did you mean");
+//! - [`duration`]: the one duration syntax of every flag and config field;
+//! - [`repo`]: the deploy repository's `.tollgate.yaml`. The policy format is in
+//!   [`crate::policy`].
+//!
+//! Pure: text in, values or problems out.
 
+pub mod duration;
+pub mod keys;
 pub mod repo;
 
 use std::fmt;
+use std::time::Duration;
 
+use globset::{Glob, GlobBuilder};
 use serde::de::DeserializeOwned;
 
-use crate::yaml::{self, Document, Pos, YamlError};
+use crate::yaml::{self, Pos, Positions, Record, YamlError};
 
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Where it is, when the file says.
     pub pos: Option<Pos>,
     /// JSON pointer of the offending field (`/spec/registries/0/prefix`).
     pub pointer: String,
+    /// What is wrong, and what to write instead where that is known.
     pub message: String,
 }
 
@@ -30,39 +45,63 @@ impl From<YamlError> for Problem {
     }
 }
 
-/// `{what} {origin} is invalid (N problems):` and every problem of the file, one per line as
-/// `origin:line:column: message (at pointer)`.
-pub fn fmt_invalid(
-    f: &mut fmt::Formatter<'_>,
-    what: &str,
-    origin: &str,
-    problems: &[Problem],
-) -> fmt::Result {
-    let n = problems.len();
-    write!(
-        f,
-        "{what} {origin} is invalid ({n} problem{}):",
-        if n == 1 { "" } else { "s" }
-    )?;
-    for p in problems {
-        match p.pos {
-            Some(pos) => write!(f, "\n  {origin}:{}:{}: {}", pos.line, pos.column, p.message)?,
-            None => write!(f, "\n  {origin}: {}", p.message)?,
+impl Problem {
+    /// `origin:line:column: message (at pointer)`.
+    pub fn located(&self, origin: &str) -> String {
+        let mut s = match self.pos {
+            Some(pos) => format!("{origin}:{}:{}: {}", pos.line, pos.column, self.message),
+            None => format!("{origin}: {}", self.message),
+        };
+        if !self.pointer.is_empty() {
+            s.push_str(&format!(" (at {})", self.pointer));
         }
-        if !p.pointer.is_empty() {
-            write!(f, " (at {})", p.pointer)?;
-        }
+        s
     }
-    Ok(())
 }
 
-/// Deserialize `doc` into `T`. Unknown keys are collected as problems (with a "did you mean"
-/// among `known_keys`) rather than failing at the first; a type error ends deserialization and
-/// is the last problem. Returns the value when it deserialized, and the problems either way.
-pub fn deserialize_strict<T: DeserializeOwned>(
-    doc: &Document,
-    known_keys: &[&str],
-) -> (Option<T>, Vec<Problem>) {
+/// A config file that cannot be used, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Invalid {
+    /// What the file is, for the message (`policy`, `repository config`).
+    pub what: &'static str,
+    /// Where it came from (a path, or `<embedded default>`).
+    pub origin: String,
+    /// Every problem, in file order.
+    pub problems: Vec<Problem>,
+}
+
+/// `{what} {origin} is invalid (N problems):` and every problem of the file, one per line as
+/// `origin:line:column: message (at pointer)`.
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{} {} is invalid ({n} problem{}):",
+            self.what,
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {}", p.located(&self.origin))?;
+        }
+        Ok(())
+    }
+}
+
+/// Read `text` as a `T`: YAML first (an empty file is an empty mapping), then serde, with every
+/// unknown key collected as a problem (with a "did you mean" among the keys valid at that
+/// place) rather than failing at the first. A type error ends deserialization and is the last
+/// problem. On success the [`Validator`] carries the positions and the problems found so far,
+/// for the format's own checks.
+pub fn read<T: DeserializeOwned>(text: &str) -> Result<(T, Validator), Vec<Problem>> {
+    let doc = yaml::load_one(text, Record::All).map_err(|e| vec![Problem::from(e)])?;
+    let doc = if doc.value.is_null() {
+        yaml::load_one("{}", Record::All).expect("an empty mapping loads")
+    } else {
+        doc
+    };
+    let keys = keys::of::<T>();
     let mut problems = Vec::new();
     let mut unknown = Vec::new();
     let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_pointer(&path));
@@ -70,14 +109,25 @@ pub fn deserialize_strict<T: DeserializeOwned>(
     let value: Result<T, _> = serde_path_to_error::deserialize(de);
     for pointer in unknown {
         let key = pointer.rsplit('/').next().unwrap_or_default().to_owned();
+        let valid = keys
+            .get(&keys::place_of(&pointer))
+            .copied()
+            .unwrap_or_default();
         problems.push(Problem {
             pos: doc.positions.nearest(&pointer),
-            message: format!("unknown key {key:?}{}", suggest_key(&key, known_keys)),
+            message: format!("unknown key {key:?}{}", suggest_key(&key, valid)),
             pointer,
         });
     }
     match value {
-        Ok(v) => (Some(v), problems),
+        Ok(v) => Ok((
+            v,
+            Validator {
+                positions: doc.positions,
+                problems,
+                notes: Vec::new(),
+            },
+        )),
         Err(e) => {
             let pointer = error_pointer(e.path());
             problems.push(Problem {
@@ -86,7 +136,100 @@ pub fn deserialize_strict<T: DeserializeOwned>(
                 pointer,
             });
             problems.sort_by_key(|p| p.pos);
-            (None, problems)
+            Err(problems)
+        }
+    }
+}
+
+/// The second step of reading a config file, shared by every format: problems and notes placed
+/// at their line, and the checks several formats make (globs, durations).
+#[derive(Debug)]
+pub struct Validator {
+    positions: Positions,
+    problems: Vec<Problem>,
+    notes: Vec<Problem>,
+}
+
+impl Validator {
+    /// Where `pointer` is written (or its nearest written parent).
+    pub fn pos(&self, pointer: &str) -> Option<Pos> {
+        self.positions.nearest(pointer)
+    }
+
+    /// Where exactly `pointer` is written.
+    pub fn exact_pos(&self, pointer: &str) -> Option<Pos> {
+        self.positions.get(pointer)
+    }
+
+    /// Report a problem with the field at `pointer`.
+    pub fn problem(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
+        let pointer = pointer.into();
+        self.problems.push(Problem {
+            pos: self.positions.nearest(&pointer),
+            pointer,
+            message: message.into(),
+        });
+    }
+
+    /// Note something accepted but deprecated at `pointer`: not a problem, told to the user.
+    pub fn note(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
+        let pointer = pointer.into();
+        self.notes.push(Problem {
+            pos: self.positions.nearest(&pointer),
+            pointer,
+            message: message.into(),
+        });
+    }
+
+    /// Problems reported so far.
+    pub fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// A glob at `pointer`; `*` stays within one path segment when `literal_separator`, as in
+    /// a path or an image name, and `**` crosses them. A bad glob is a problem (and `None`).
+    pub fn glob(&mut self, pointer: &str, text: &str, literal_separator: bool) -> Option<Glob> {
+        match GlobBuilder::new(text)
+            .literal_separator(literal_separator)
+            .build()
+        {
+            Ok(g) => Some(g),
+            Err(e) => {
+                self.problem(pointer, format!("invalid pattern {text:?}: {}", e.kind()));
+                None
+            }
+        }
+    }
+
+    /// A duration at `pointer` in the one syntax of [`duration`]; a bare number of seconds is
+    /// accepted with a note. `positive` refuses zero.
+    pub fn duration(&mut self, pointer: &str, text: &str, positive: bool) -> Option<Duration> {
+        match duration::parse(text) {
+            Ok(p) if positive && p.duration.is_zero() => {
+                self.problem(pointer, format!("{text:?} must be longer than zero"));
+                None
+            }
+            Ok(p) => {
+                if p.bare_seconds {
+                    self.note(pointer, duration::deprecation(text));
+                }
+                Some(p.duration)
+            }
+            Err(e) => {
+                self.problem(pointer, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The notes, and every problem in file order: `Err` when there is any problem.
+    pub fn finish(mut self) -> Result<Vec<Problem>, Vec<Problem>> {
+        if self.problems.is_empty() {
+            self.notes.sort_by_key(|p| p.pos);
+            Ok(self.notes)
+        } else {
+            self.problems.sort_by_key(|p| p.pos);
+            Err(self.problems)
         }
     }
 }
@@ -124,10 +267,11 @@ fn error_pointer(path: &serde_path_to_error::Path) -> String {
     s
 }
 
-/// "did you mean" for a misspelt key: the closest key the format has, if it is close.
-pub fn suggest_key(key: &str, known_keys: &[&str]) -> String {
-    known_keys
+/// "did you mean" for a misspelt key: the closest of the keys valid at its place, if close.
+pub fn suggest_key(key: &str, valid: &[&str]) -> String {
+    valid
         .iter()
+        .filter(|k| **k != key)
         .map(|k| {
             (
                 strsim::jaro_winkler(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),

@@ -2,7 +2,6 @@
 //! file and line.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use globset::GlobBuilder;
 use jiff::Timestamp;
@@ -16,32 +15,23 @@ use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, OnUnavailable, Pattern,
     Policy, RuleId,
 };
-use crate::config;
+use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
-use crate::yaml::{self, Pos, Positions, Record};
+use crate::yaml::Pos;
 
 /// The policy format version this build reads.
 pub const API_VERSION: &str = "tollgate.dev/v1alpha1";
 /// The policy document kind.
 pub const KIND: &str = "Policy";
-/// The embedded default policy (`policies/default.yaml`): the production realm of seed 003.
+/// The embedded default policy (`policies/default.yaml`): the production realm (only the
+/// production registry, Debian or approved distroless bases, bases never deployed).
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.yaml");
 
 pub use crate::config::Problem;
 
 /// A policy file that cannot be used, with every problem found in it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct PolicyError {
-    pub origin: String,
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        config::fmt_invalid(f, "policy", &self.origin, &self.problems)
-    }
-}
+pub type PolicyError = config::Invalid;
 
 /// The embedded default policy.
 pub fn default_policy() -> Policy {
@@ -52,26 +42,15 @@ pub fn default_policy() -> Policy {
 /// Parse and validate a policy from `text`; `origin` names it in messages (usually the path).
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let fail = |problems| PolicyError {
+        what: "policy",
         origin: origin.to_owned(),
         problems,
     };
-    let doc = yaml::load_one(text, Record::All).map_err(|e| fail(vec![e.into()]))?;
-    let (file, problems) = config::deserialize_strict::<PolicyFile>(&doc, KEYS);
-    let Some(file) = file else {
-        return Err(fail(problems));
-    };
-
-    let mut v = Validator {
-        positions: &doc.positions,
-        problems,
-    };
-    let policy = v.policy(file, origin);
-    if v.problems.is_empty() {
-        Ok(policy)
-    } else {
-        v.problems.sort_by_key(|p| p.pos);
-        Err(fail(v.problems))
-    }
+    let (file, v) = config::read::<PolicyFile>(text).map_err(fail)?;
+    let mut checker = Checker { v };
+    let policy = checker.policy(file, origin);
+    checker.v.finish().map_err(fail)?;
+    Ok(policy)
 }
 
 // ---- the file format -------------------------------------------------------------------------
@@ -149,7 +128,7 @@ struct BasesSpec {
     debian: Vec<BaseSpec>,
     #[serde(default)]
     distroless: Vec<BaseSpec>,
-    /// Whether the bases themselves may be deployed; seed 003: never.
+    /// Whether the bases themselves may be deployed (the production policy: never).
     #[serde(default)]
     deployable: bool,
 }
@@ -175,18 +154,14 @@ struct ExemptionSpec {
 
 // ---- validation ------------------------------------------------------------------------------
 
-struct Validator<'a> {
-    positions: &'a Positions,
-    problems: Vec<Problem>,
+/// The policy's own checks, reported through the shared validator.
+struct Checker {
+    v: Validator,
 }
 
-impl Validator<'_> {
+impl Checker {
     fn problem(&mut self, pointer: String, message: impl Into<String>) {
-        self.problems.push(Problem {
-            pos: self.positions.nearest(&pointer),
-            pointer,
-            message: message.into(),
-        });
+        self.v.problem(pointer, message);
     }
 
     fn policy(&mut self, file: PolicyFile, origin: &str) -> Policy {
@@ -292,8 +267,8 @@ impl Validator<'_> {
         }
         let mut not_deployable = self.patterns("/spec/notDeployable", spec.not_deployable, true);
         if !spec.bases.deployable {
-            // The bases themselves are never deployed (seed 003); the rule covers them without
-            // the policy having to list them twice.
+            // The bases themselves are never deployed; the rule covers them without the policy
+            // having to list them twice.
             for b in &bases {
                 if let Ok(p) = compile(b.name.clone(), true, None) {
                     not_deployable.push(p);
@@ -520,10 +495,7 @@ impl Validator<'_> {
 
     fn exemption(&mut self, i: usize, spec: ExemptionSpec) -> Option<Exemption> {
         let pointer = format!("/spec/exemptions/{i}");
-        let pos = self
-            .positions
-            .nearest(&pointer)
-            .unwrap_or(Pos { line: 1, column: 1 });
+        let pos = self.v.pos(&pointer).unwrap_or(Pos { line: 1, column: 1 });
         let mut ok = true;
         let reason = match spec.reason {
             Some(r) if !r.trim().is_empty() => r,
@@ -564,10 +536,10 @@ impl Validator<'_> {
                 }
             },
         };
-        let before = self.problems.len();
+        let before = self.v.problem_count();
         let namespaces = self.patterns(&format!("{pointer}/namespaces"), spec.namespaces, false);
         let images = self.patterns(&format!("{pointer}/images"), spec.images, true);
-        ok &= self.problems.len() == before;
+        ok &= self.v.problem_count() == before;
         ok.then_some(Exemption {
             namespaces,
             images,
@@ -600,10 +572,14 @@ impl Validator<'_> {
                     continue;
                 }
             }
-            let pos = self.positions.get(&p);
-            match compile(g, image_names, pos) {
-                Ok(pattern) => out.push(pattern),
-                Err(e) => self.problem(p, e),
+            let pos = self.v.exact_pos(&p);
+            // In image names `*` stays within one path segment and `**` crosses them.
+            if let Some(glob) = self.v.glob(&p, &g, image_names) {
+                out.push(Pattern {
+                    matcher: glob.compile_matcher(),
+                    text: g,
+                    pos,
+                });
             }
         }
         out
@@ -640,32 +616,3 @@ fn parse_expiry(text: &str) -> Option<Expiry> {
         written: at.to_zoned(jiff::tz::TimeZone::UTC).date(),
     })
 }
-
-/// Every key of the format, for "did you mean".
-const KEYS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "metadata",
-    "spec",
-    "name",
-    "description",
-    "rules",
-    "registries",
-    "prefix",
-    "aliases",
-    "insecure",
-    "tags",
-    "forbidden",
-    "bases",
-    "debian",
-    "distroless",
-    "deployable",
-    "repository",
-    "notDeployable",
-    "exemptions",
-    "registryUnavailable",
-    "namespaces",
-    "images",
-    "reason",
-    "expires",
-];

@@ -332,6 +332,63 @@ fn invalid_policies_are_refused_with_a_reason(#[case] text: &str, #[case] expect
     );
 }
 
+/// A key misspelt at one place is told the keys valid there, and only those: every struct field
+/// of the format (derived from the types, so none can be forgotten), never a key of another
+/// place, never the typo itself.
+#[rstest]
+#[case::retention_keep(
+    "retention: [{repositories: ['r.example.org/**'], keeep: 3}]",
+    "keeep",
+    Some("keep")
+)]
+#[case::retention_order_by(
+    "retention: [{repositories: ['r.example.org/**'], keep: 3, ordrBy: version}]",
+    "ordrBy",
+    Some("orderBy")
+)]
+#[case::retention_repositories(
+    "retention: [{repositorys: ['r.example.org/**'], keep: 3}]",
+    "repositorys",
+    Some("repositories")
+)]
+#[case::base_repository(
+    "bases: {debian: [{repositry: r.example.org/debian}]}",
+    "repositry",
+    Some("repository")
+)]
+#[case::a_key_of_another_place(
+    "registries: [{prefix: r.example.org, repository: x}]",
+    "repository",
+    None
+)]
+#[case::a_spec_key_at_the_top(
+    "registries: [{prefix: r.example.org, notDeployable: []}]",
+    "notDeployable",
+    None
+)]
+fn did_you_mean_offers_only_keys_valid_there(
+    #[case] spec_line: &str,
+    #[case] typo: &str,
+    #[case] suggestion: Option<&str>,
+) {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org}}]\n  {spec_line}\n"
+    )
+    .replace("  registries: [{prefix: r.example.org}]\n  registries:", "  registries:");
+    let got = problems(&text);
+    let unknown = got
+        .iter()
+        .find(|(_, m)| m.starts_with(&format!("unknown key {typo:?}")))
+        .unwrap_or_else(|| panic!("no unknown-key problem for {typo}: {got:#?}"));
+    match suggestion {
+        Some(k) => assert!(
+            unknown.1.ends_with(&format!("(did you mean {k:?}?)")),
+            "{unknown:?}"
+        ),
+        None => assert!(!unknown.1.contains("did you mean"), "{unknown:?}"),
+    }
+}
+
 #[test]
 fn policy_error_display_lists_file_line_and_pointer() {
     let e = parse_policy("apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  registries: [{prefix: 'a b'}]\n", "p.yaml").unwrap_err();
