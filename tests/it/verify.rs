@@ -1,11 +1,11 @@
 //! `tollgate verify` through the real binary, against a real registry.
 
-mod common;
-
-use common::oci::{Pusher, layer, os_release};
-use common::registry::TestRegistry;
-use common::run;
 use serde_json::Value;
+
+use crate::support;
+use crate::support::oci::{Pusher, layer, os_release};
+use crate::support::registry::TestRegistry;
+use crate::support::run;
 
 struct Setup {
     reg: TestRegistry,
@@ -25,7 +25,7 @@ fn setup(extra_spec: &str) -> Setup {
     }
 }
 
-fn verify(s: &Setup, images: &[&str], format: &str) -> common::Run {
+fn verify(s: &Setup, images: &[&str], format: &str) -> support::Run {
     let mut args = vec![
         "verify",
         "--policy",

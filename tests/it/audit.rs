@@ -2,12 +2,12 @@
 //! checked against the policy and a real registry. The seeds that no admission check can catch
 //! are replayed end to end.
 
-mod common;
-
-use common::oci::{Pusher, layer};
-use common::registry::{TestRegistry, policy_file};
-use common::run;
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::oci::{Pusher, layer};
+use crate::support::registry::{TestRegistry, policy_file};
+use crate::support::run;
 
 /// A kubectl-shaped List with one Deployment, its current ReplicaSet running `running` in
 /// `pods` pods (spec image `image`, imageID `running`), and an older ReplicaSet kept for
@@ -58,8 +58,8 @@ fn audit(live: &Value, policy: &str, extra: &[&str]) -> (i32, Value, String) {
 
 /// A deploy repository declaring Deployment prod/svc (container app), one commit per image,
 /// each dated `hours_ago`; the subjects are `svc IMAGE`.
-fn deploy_repo(images: &[(&str, i64)]) -> common::git::GitRepo {
-    use common::git::{GitRepo, GitRun, git_command};
+fn deploy_repo(images: &[(&str, i64)]) -> support::git::GitRepo {
+    use crate::support::git::{GitRepo, GitRun, git_command};
     let repo = GitRepo::init();
     for (image, hours_ago) in images {
         repo.write(
@@ -242,7 +242,7 @@ fn a_live_file_that_is_not_json_is_an_input_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_state_from_the_api_server_through_kube() {
-    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let api = support::kube_api::FakeApiServer::start(Default::default()).await;
     let kubeconfig = api.kubeconfig.clone();
     let r = tokio::task::spawn_blocking(move || {
         run(&[

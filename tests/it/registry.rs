@@ -2,19 +2,19 @@
 //! built and pushed by the test code, faults injected through the registry's own API and
 //! process. Each seed incident is replayed as a named test.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::oci::{Pusher, layer, os_release};
-use common::registry::TestRegistry;
 use tollgate::policy::parse_policy;
 use tollgate::reference::ImageRef;
 use tollgate::registry::{
     ClientOptions, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution, ResolveOptions,
     Resolver, TagState,
 };
+
+use crate::support;
+use crate::support::oci::{Pusher, layer, os_release};
+use crate::support::registry::TestRegistry;
 
 fn resolver(reg: &TestRegistry, opts: ResolveOptions) -> Resolver {
     let policy = parse_policy(&reg.policy(""), "test-policy.yaml").unwrap();
@@ -45,7 +45,7 @@ async fn push_multi_platform(
     p: &Pusher,
     repo: &str,
     tag: &str,
-) -> (String, Vec<common::oci::Pushed>) {
+) -> (String, Vec<support::oci::Pushed>) {
     let base = layer(&[("etc/os-release", &os_release("debian"))]);
     let amd = p
         .image(

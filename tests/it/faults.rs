@@ -1,24 +1,24 @@
 //! The resolver against a misbehaving registry: Debian's real docker-registry behind a
-//! fault-injecting proxy (tests/common/proxy.rs) that answers slowly, fails with 500 or 429,
+//! fault-injecting proxy (tests/it/support/proxy.rs) that answers slowly, fails with 500 or 429,
 //! serves bytes that do not hash to their digest, or announces a wrong blob size. Each test
 //! asserts what the walk reports and, through the proxy's request log, how many requests it
 //! took: retries where the client retries, nothing repeated where it should not.
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::oci::{OCI_MANIFEST, Pushed, Pusher, layer, os_release};
-use common::proxy::{Fault, FaultProxy, Times, corrupt};
-use common::registry::{TestRegistry, sha256};
 use tollgate::policy::parse_policy;
 use tollgate::reference::ImageRef;
 use tollgate::registry::{
     ClientOptions, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution, ResolveOptions,
     Resolver,
 };
+
+use crate::support;
+use crate::support::oci::{OCI_MANIFEST, Pushed, Pusher, layer, os_release};
+use crate::support::proxy::{Fault, FaultProxy, Times, corrupt};
+use crate::support::registry::{TestRegistry, sha256};
 
 /// A registry, the proxy in front of it, and a pusher that talks to the registry directly (so
 /// pushes never show in the proxy's log).
@@ -53,7 +53,7 @@ impl Rig {
 
     /// One image, `team/app:1`, with two layers: 5 requests to resolve (tag HEAD, manifest
     /// GET, config GET, 2 layer HEADs).
-    async fn push_app(&self) -> (Pushed, Vec<common::oci::Layer>) {
+    async fn push_app(&self) -> (Pushed, Vec<support::oci::Layer>) {
         let layers = vec![
             layer(&[("etc/os-release", &os_release("debian"))]),
             layer(&[("app/bin", b"binary")]),

@@ -1,10 +1,9 @@
 //! `tollgate check` through the real binary: formats, exit codes, bad input.
 
-mod common;
-
-use common::{run, run_stdin, tollgate};
 use rstest::rstest;
 use serde_json::Value;
+
+use crate::support::{run, run_stdin, tollgate};
 
 #[rstest]
 #[case::violations("tests/fixtures/mixed", 1)]

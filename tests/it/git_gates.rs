@@ -2,11 +2,11 @@
 //! run by a real `git push` to a local bare remote, and `tollgate ci` on real histories
 //! (including shallow clones).
 
-mod common;
-
-use common::git::{BAD, GOOD, GitRepo, GitRun, WARN_ONLY, deployment};
-use common::run;
 use serde_json::Value;
+
+use crate::support;
+use crate::support::git::{BAD, GOOD, GitRepo, GitRun, WARN_ONLY, deployment};
+use crate::support::run;
 
 /// A working repository with one clean manifest on `main`, pushed (before any hook) to a bare
 /// remote whose default branch is known from the remote-tracking refs, with the hook installed.
@@ -449,7 +449,7 @@ fn pre_push_input_that_is_not_git_s_is_an_error() {
     let work = GitRepo::init();
     work.write("a.yaml", &deployment("a", GOOD));
     work.commit("a");
-    let r = common::run_stdin(
+    let r = support::run_stdin(
         &[
             "hook",
             "pre-push",
@@ -652,7 +652,7 @@ fn ci_with_an_unknown_base_or_outside_a_repository_is_an_input_error() {
 
 /// A deploy repository whose config turns the registry-backed rules on, with a policy that
 /// approves the test registry; `block` sets registry.blockWhenUnreachable.
-fn registry_setup(reg: &common::registry::TestRegistry, block: bool) -> Setup {
+fn registry_setup(reg: &support::registry::TestRegistry, block: bool) -> Setup {
     Setup::with_files(&[
         (
             ".tollgate.yaml",
@@ -669,13 +669,13 @@ fn registry_setup(reg: &common::registry::TestRegistry, block: bool) -> Setup {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_rules_block_an_image_the_registry_cannot_serve() {
-    let reg = common::registry::TestRegistry::start();
+    let reg = support::registry::TestRegistry::start();
     let host = reg.host();
-    let p = common::oci::Pusher::new(reg.base_url());
+    let p = support::oci::Pusher::new(reg.base_url());
     p.image(
         "svc/api",
         Some("1.0"),
-        &[common::oci::layer(&[("a", b"1")])],
+        &[support::oci::layer(&[("a", b"1")])],
         "linux/amd64",
     )
     .await;
@@ -704,7 +704,7 @@ async fn registry_rules_block_an_image_the_registry_cannot_serve() {
 
 #[test]
 fn an_unreachable_registry_warns_and_does_not_block_unless_the_config_says_so() {
-    let mut reg = common::registry::TestRegistry::start();
+    let mut reg = support::registry::TestRegistry::start();
     let host = reg.host();
     let s = registry_setup(&reg, false);
     reg.stop();
@@ -756,7 +756,7 @@ fn the_pre_commit_hook_definition_runs_the_hook_with_the_pre_commit_range() {
     let from = s.work.head();
     s.work.write("apps/web.yaml", &deployment("web", BAD));
     let to = s.work.commit("bad");
-    let out = common::tollgate(&["hook", "pre-push"])
+    let out = support::tollgate(&["hook", "pre-push"])
         .current_dir(&s.work.path)
         .env("PRE_COMMIT_FROM_REF", &from)
         .env("PRE_COMMIT_TO_REF", &to)

@@ -1,10 +1,9 @@
 //! `tollgate explain` and `tollgate policy` through the real binary.
 
-mod common;
-
-use common::run;
 use rstest::rstest;
 use serde_json::Value;
+
+use crate::support::run;
 
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

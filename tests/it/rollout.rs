@@ -1,13 +1,13 @@
 //! `tollgate rollout` end to end: real git repositories with dated history, live state from a
 //! `kubectl get ... -o json` file (and once from the stand-in API server), the real binary.
 
-mod common;
-
 use std::path::Path;
 
-use common::git::{GitRepo, GitRun, git_command};
-use common::run;
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::git::{GitRepo, GitRun, git_command};
+use crate::support::run;
 
 const API: &str = "docker-registry.wikimedia.org/toolforge/builds-api";
 
@@ -71,7 +71,7 @@ fn seed_001_repo(last_hours_ago: i64) -> (GitRepo, [String; 3]) {
     (repo, [c129, c130, c131])
 }
 
-fn rollout(repo: &GitRepo, live: &str, extra: &[&str]) -> common::Run {
+fn rollout(repo: &GitRepo, live: &str, extra: &[&str]) -> support::Run {
     let mut args = vec![
         "rollout",
         "--repo",
@@ -357,7 +357,7 @@ fn errors_exit_2() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_state_from_the_api_server() {
-    use common::kube_api::{Behaviour, FakeApiServer};
+    use crate::support::kube_api::{Behaviour, FakeApiServer};
     let api = FakeApiServer::start(Behaviour::default()).await;
     let (repo, [_, c130, c131]) = seed_001_repo(3);
     let kubeconfig = api.kubeconfig.to_str().unwrap().to_owned();

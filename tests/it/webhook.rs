@@ -3,17 +3,17 @@
 //! shaped like the API server's (tests/fixtures/admission), and a real registry where the
 //! registry-backed rules need one.
 
-mod common;
-
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::oci::{Pusher, layer};
-use common::proxy::{Fault, FaultProxy, Times};
-use common::registry::TestRegistry;
-use common::webhook::{Webhook, client_for, eventually, fixture, fixture_text};
 use rstest::rstest;
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::oci::{Pusher, layer};
+use crate::support::proxy::{Fault, FaultProxy, Times};
+use crate::support::registry::TestRegistry;
+use crate::support::webhook::{Webhook, client_for, eventually, fixture, fixture_text};
 
 /// The compliant image the fixtures' first container runs (default policy: approved registry,
 /// tag and digest).
@@ -366,7 +366,7 @@ async fn endpoints_tls_and_metrics() {
             .with_root_certificates(roots)
             .with_no_client_auth()
         })
-        .resolve(common::webhook::SERVICE, hook.addr)
+        .resolve(support::webhook::SERVICE, hook.addr)
         .build()
         .unwrap();
     let r = h1.get(hook.url("/healthz")).send().await.unwrap();
@@ -798,7 +798,7 @@ async fn sigterm_drains_in_flight_requests_before_exiting() {
 /// The stand-in's pods run a base image directly, which the default policy denies.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_periodic_audit_exports_gauges_on_the_metrics_port() {
-    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let api = support::kube_api::FakeApiServer::start(Default::default()).await;
     let hook = Webhook::start(&[
         "--no-resolve",
         "--audit-interval",
@@ -949,7 +949,7 @@ async fn a_failing_periodic_audit_is_counted_and_admission_still_answers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() {
-    use common::git::{GitRepo, GitRun, git_command};
+    use crate::support::git::{GitRepo, GitRun, git_command};
     // The stand-in cluster runs builds-api 0.0.130; the deploy repo says 0.0.131 since 3 h.
     let repo = GitRepo::init();
     let manifest = |tag: &str| {
@@ -974,7 +974,7 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
         );
         assert!(out.ok, "{}", out.stderr);
     }
-    let api = common::kube_api::FakeApiServer::start(Default::default()).await;
+    let api = support::kube_api::FakeApiServer::start(Default::default()).await;
     let hook = Webhook::start(&[
         "--no-resolve",
         "--audit-interval",
