@@ -12,6 +12,9 @@ fn explain_shows_the_parts_and_every_rule() {
     let r = run(&["explain", "nginx:latest"]);
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("explain_nginx_latest", r.stdout);
+    let r = run(&["explain", "--format", "json", "nginx:latest"]);
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!("explain_nginx_latest_json", r.stdout);
 }
 
 #[rstest]

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support;
 use crate::support::git::{GitRepo, GitRun, git_command};
+use crate::support::redact::Redact;
 use crate::support::run;
 
 const API: &str = "docker-registry.wikimedia.org/toolforge/builds-api";
@@ -130,6 +131,12 @@ fn seed_001_builds_api_0_0_131_merged_but_not_rolled_out() {
     assert_eq!(w["notRolledOut"].as_array().unwrap().len(), 1);
     assert_eq!(w["notRolledOut"][0]["sha"], c131.as_str());
     assert_eq!(w["deployedRevision"]["sha"], c130.as_str());
+    let redact = Redact::new()
+        .commit(&c131, "0.0.131 commit")
+        .commit(&c130, "0.0.130 commit")
+        .json_number("ageSeconds");
+    insta::assert_snapshot!("not_rolled_out_text", redact.apply(&r.stdout));
+    insta::assert_snapshot!("not_rolled_out_json", redact.apply(&j.stdout));
 }
 
 #[test]
