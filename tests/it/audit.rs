@@ -1,6 +1,7 @@
 //! `tollgate audit`: live state (from a kubectl List file, or the API server through kube)
-//! checked against the policy and a real registry. The seeds that no admission check can catch
-//! are replayed end to end.
+//! checked against the policy and a real registry. The incidents no admission check can catch
+//! (an image deleted while it runs, an index that lost a child's blobs, the running version
+//! pruned by retention) are replayed end to end.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -117,12 +118,12 @@ fn findings(v: &Value, kind: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_000_a_running_digest_only_image_removed_from_the_registry() {
+async fn a_running_digest_only_image_removed_from_the_registry_is_running_unservable() {
     let reg = TestRegistry::start();
     let host = reg.host();
     let (_d, policy) = policy_file(&reg, "  rules: {digest-untagged: audit}\n");
     let p = Pusher::new(reg.base_url());
-    // Deployed by digest only, as in seed 000; nodes keep running it from their cache.
+    // Deployed by digest only; nodes keep running it from their cache.
     let img = p
         .image("svc/ores", None, &[layer(&[("a", b"1")])], "linux/amd64")
         .await;
@@ -169,7 +170,7 @@ async fn seed_000_a_running_digest_only_image_removed_from_the_registry() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_004_a_running_index_that_lost_a_childs_blobs() {
+async fn a_running_index_that_lost_a_childs_blobs_is_running_unservable() {
     let reg = TestRegistry::start();
     let host = reg.host();
     let (_d, policy) = policy_file(&reg, "");
@@ -302,10 +303,10 @@ async fn live_state_from_the_api_server_through_kube() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_001_the_running_version_at_retention_risk_then_pruned() {
+async fn the_running_version_at_retention_risk_then_pruned() {
     let reg = TestRegistry::start();
     let host = reg.host();
-    // Harbor's rule in seed 001: keep the newest tag of builds-api.
+    // A retention rule as Harbor runs them: keep the newest tag of builds-api.
     let (_d, policy) = policy_file(
         &reg,
         &format!(

@@ -650,7 +650,7 @@ async fn registry_rules_block_an_image_the_registry_cannot_serve() {
         .unwrap();
     assert_pushed(&out.0);
     let s = out.1;
-    // A tag that was never pushed (seed 001: the version the repo names is not in the registry).
+    // A tag that was never pushed: the version the repository names is not in the registry.
     s.work.write(
         "apps/api.yaml",
         &deployment("api", &format!("{host}/svc/api:1.1")),

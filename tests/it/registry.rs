@@ -1,6 +1,6 @@
 //! The resolver against a real registry (Debian's docker-registry on loopback), with images
 //! built and pushed by the test code, faults injected through the registry's own API and
-//! process. Each seed incident is replayed as a named test.
+//! process. Each incident is replayed as a test named for what happened.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +156,7 @@ async fn concurrent_resolutions_of_one_image_share_requests() {
 }
 
 #[tokio::test]
-async fn seed_004_orphan_index_whose_children_were_garbage_collected() {
+async fn an_orphan_index_whose_children_were_garbage_collected_is_not_pullable() {
     let reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let (_, children) = push_multi_platform(&p, "infra/ci", "latest").await;
@@ -240,7 +240,7 @@ async fn platform_selection_walks_only_the_chosen_platforms() {
 }
 
 #[tokio::test]
-async fn seed_001_the_running_version_was_pruned_by_retention() {
+async fn the_running_version_pruned_by_retention_resolves_neither_by_tag_nor_by_digest() {
     let reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let v130 = p
@@ -295,7 +295,7 @@ async fn seed_001_the_running_version_was_pruned_by_retention() {
 }
 
 #[tokio::test]
-async fn seed_000_a_digest_only_image_removed_by_garbage_collection() {
+async fn a_digest_only_image_is_removed_by_delete_untagged_garbage_collection() {
     let mut reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let first = p
