@@ -4,6 +4,7 @@
 //! pruned by retention) are replayed end to end.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -226,7 +227,7 @@ async fn a_rollback_target_the_registry_lost_is_a_warning() {
     let running = format!("{host}/svc/web@{}", cur.digest);
     // Revision 1's tag was pruned by retention.
     let live_file = LiveFile::new(&live(&image, &running, 1, &format!("{host}/svc/web:1")));
-    let outputs = ["json", "text", "markdown", "html"].map(|format| {
+    let outputs = FORMATS.map(|format| {
         let r = run(&[
             "audit",
             "--live-file",
@@ -437,6 +438,19 @@ fn mixed_live() -> Value {
     state
 }
 
+/// The formats in the order the comparison takes them: the reference first.
+const FORMATS: [&str; 4] = ["json", "text", "markdown", "html"];
+
+/// The offline audit of [`mixed_live`] in each of [`FORMATS`], run once for the tests that
+/// read it.
+fn offline_outputs() -> &'static [String; 4] {
+    static OUTPUTS: OnceLock<[String; 4]> = OnceLock::new();
+    OUTPUTS.get_or_init(|| {
+        let live = LiveFile::new(&mixed_live());
+        FORMATS.map(|format| audit_offline(&live, format))
+    })
+}
+
 fn audit_offline(live: &LiveFile, format: &str) -> String {
     let r = run(&[
         "audit",
@@ -456,20 +470,19 @@ fn audit_offline(live: &LiveFile, format: &str) -> String {
 #[case::html("html")]
 #[case::json("json")]
 fn the_offline_audit_renders_in_each_format(#[case] format: &str) {
-    let live = LiveFile::new(&mixed_live());
-    insta::assert_snapshot!(format!("offline_{format}"), audit_offline(&live, format));
+    let i = FORMATS.iter().position(|f| *f == format).unwrap();
+    insta::assert_snapshot!(format!("offline_{format}"), offline_outputs()[i]);
 }
 
 #[test]
 fn every_format_renders_the_same_audit() {
-    let live = LiveFile::new(&mixed_live());
-    let outputs = ["json", "text", "markdown", "html"].map(|f| audit_offline(&live, f));
+    let outputs = offline_outputs();
     let reference = Rendered::json(&outputs[0]);
     // The comparison means something only if there is something to differ in.
     let levels: BTreeSet<_> = reference.findings.iter().map(|f| f.level.clone()).collect();
     let kinds: BTreeSet<_> = reference.findings.iter().map(|f| f.kind.clone()).collect();
     assert!(levels.len() >= 2 && kinds.len() >= 3, "{reference:#?}");
-    assert_every_format_agrees(&outputs);
+    assert_every_format_agrees(outputs);
 }
 
 /// The comparison fails when one format strays from the JSON: a level, an image, a missing
@@ -489,8 +502,7 @@ fn the_format_comparison_notices_a_difference(
     #[case] found: &str,
     #[case] changed: &str,
 ) {
-    let live = LiveFile::new(&mixed_live());
-    let mut outputs = ["json", "text", "markdown", "html"].map(|f| audit_offline(&live, f));
+    let mut outputs = offline_outputs().clone();
     assert!(outputs[format].contains(found), "{}", outputs[format]);
     outputs[format] = outputs[format].replacen(found, changed, 1);
     let compared = std::panic::catch_unwind(|| assert_every_format_agrees(&outputs));
