@@ -265,8 +265,8 @@ pub fn policy_file(reg: &TestRegistry, extra_spec: &str) -> (tempfile::TempDir, 
 }
 
 impl TestRegistry {
-    /// Remove a tag the way seed 004's cleanup-tags.sh did: delete its directory in the
-    /// registry's storage (the API cannot delete a tag alone). The manifest stays.
+    /// Remove a tag the way cleanup scripts do: delete its directory in the registry's storage
+    /// (the API cannot delete a tag alone). The manifest stays.
     pub fn delete_tag_on_disk(&self, repo: &str, tag: &str) {
         let dir = self
             .dir

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lint and render a chart with real Helm (the Helm v4 SDK, helm-python-sdk), for tests/chart.rs.
+"""Lint and render a chart with real Helm (the Helm v4 SDK, helm-python-sdk), for tests/it/chart.rs.
 
     render.py CHART RELEASE NAMESPACE VALUES_JSON
 

@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP proxy for tests: it sits on a loopback port the OS picks, in front of
 //! a [`TestRegistry`](super::registry::TestRegistry), forwards every request to it, and breaks
 //! the answers that a [`Rule`] selects (by method and path substring, for the first N matching
-//! requests or always): a slow answer, a 500, a 429 with `Retry-After`, a body whose bytes are
+//! requests or always): a slow answer, no answer at all, a 500, a 429 with `Retry-After`, a body whose bytes are
 //! not the registry's, or a wrong `Content-Length` on a HEAD.
 //!
 //! It records every request it saw, so tests can assert that a retry happened and that nothing
@@ -34,6 +34,9 @@ const MAX_CONNECTIONS: usize = 100_000;
 pub enum Fault {
     /// Answer normally, but only after this long (nothing is sent before).
     Delay(Duration),
+    /// Never answer: the connection stays open and silent until the proxy drops (or its
+    /// connection limit passes). The client's own timeouts are what end the request.
+    Stall,
     /// Answer with this status and a registry-style JSON error body, without asking upstream.
     Status(u16),
     /// Answer 429 with `Retry-After: <secs>`, without asking upstream.
@@ -370,6 +373,7 @@ async fn handle(
             tokio::time::sleep(*d).await;
             forward(&http, &upstream, &req).await
         }
+        Some(Fault::Stall) => std::future::pending().await,
         Some(Fault::CorruptBody) => {
             let mut a = forward(&http, &upstream, &req).await;
             if req.method != "HEAD" {

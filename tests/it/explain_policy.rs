@@ -1,10 +1,9 @@
 //! `tollgate explain` and `tollgate policy` through the real binary.
 
-mod common;
-
-use common::run;
 use rstest::rstest;
 use serde_json::Value;
+
+use crate::support::run;
 
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -13,6 +12,9 @@ fn explain_shows_the_parts_and_every_rule() {
     let r = run(&["explain", "nginx:latest"]);
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("explain_nginx_latest", r.stdout);
+    let r = run(&["explain", "--format", "json", "nginx:latest"]);
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!("explain_nginx_latest_json", r.stdout);
 }
 
 #[rstest]

@@ -1,11 +1,12 @@
 //! `tollgate verify` through the real binary, against a real registry.
 
-mod common;
-
-use common::oci::{Pusher, layer, os_release};
-use common::registry::TestRegistry;
-use common::run;
 use serde_json::Value;
+
+use crate::support;
+use crate::support::oci::{Pusher, layer, os_release};
+use crate::support::redact::Redact;
+use crate::support::registry::TestRegistry;
+use crate::support::run;
 
 struct Setup {
     reg: TestRegistry,
@@ -25,7 +26,7 @@ fn setup(extra_spec: &str) -> Setup {
     }
 }
 
-fn verify(s: &Setup, images: &[&str], format: &str) -> common::Run {
+fn verify(s: &Setup, images: &[&str], format: &str) -> support::Run {
     let mut args = vec![
         "verify",
         "--policy",
@@ -60,13 +61,14 @@ async fn verify_reports_pullable_broken_and_refused_images_with_exit_codes() {
             "linux/arm64",
         )
         .await;
-    p.index(
-        "team/app",
-        "1.0",
-        &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
-        true,
-    )
-    .await;
+    let index = p
+        .index(
+            "team/app",
+            "1.0",
+            &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
+            true,
+        )
+        .await;
     let host = s.reg.host();
     let good = format!("{host}/team/app:1.0");
 
@@ -88,8 +90,27 @@ async fn verify_reports_pullable_broken_and_refused_images_with_exit_codes() {
         "{}",
         ok.stdout
     );
+    let ok_json = verify(&s, &[&good], "json");
+    assert_eq!(ok_json.code, 0, "{}", ok_json.stderr);
+    let v: Value = serde_json::from_str(&ok_json.stdout).unwrap();
+    let attestation = &v["images"][0]["resolution"]["root"]["children"][2];
+    assert_eq!(attestation["platform"], "unknown/unknown", "{v:#}");
+    let redact = Redact::new()
+        .text(&host, "[registry]")
+        .text(&s.policy, "[policy.yaml]")
+        .digest(&index, "index")
+        .digest(&amd.digest, "amd64 manifest")
+        .digest(&arm.digest, "arm64 manifest")
+        .digest(attestation["digest"].as_str().unwrap(), "attestation")
+        .digest(&amd.config, "amd64 config")
+        .digest(&arm.config, "arm64 config")
+        .digest(&amd.layers[0], "base layer")
+        .digest(&amd.layers[1], "amd64 layer")
+        .digest(&arm.layers[1], "arm64 layer");
+    insta::assert_snapshot!("pullable_text", redact.apply(&ok.stdout));
+    insta::assert_snapshot!("pullable_json", redact.apply(&ok_json.stdout));
 
-    // Seed 004: the children are garbage-collected from under the index.
+    // The children are garbage-collected from under the index.
     p.delete_manifest("team/app", &arm.digest).await;
     p.delete_manifest("team/app", &amd.digest).await;
     let broken = verify(&s, &[&good], "json");
@@ -105,6 +126,10 @@ async fn verify_reports_pullable_broken_and_refused_images_with_exit_codes() {
             .unwrap()
             .contains("orphan index")
     );
+    let broken_text = verify(&s, &[&good], "text");
+    assert_eq!(broken_text.code, 1, "{}", broken_text.stderr);
+    insta::assert_snapshot!("orphan_index_text", redact.apply(&broken_text.stdout));
+    insta::assert_snapshot!("orphan_index_json", redact.apply(&broken.stdout));
 
     // Not approved: refused without contacting it.
     let refused = verify(&s, &["docker.io/library/nginx:1.25"], "json");

@@ -26,7 +26,6 @@ struct Shared {
 }
 
 pub struct FakeApiServer {
-    pub url: String,
     shared: Arc<Mutex<Shared>>,
     task: tokio::task::JoinHandle<()>,
     _kubeconfig_dir: tempfile::TempDir,
@@ -119,7 +118,6 @@ impl FakeApiServer {
         )
         .unwrap();
         FakeApiServer {
-            url,
             shared,
             task,
             _kubeconfig_dir: dir,

@@ -1,24 +1,25 @@
 //! The resolver against a misbehaving registry: Debian's real docker-registry behind a
-//! fault-injecting proxy (tests/common/proxy.rs) that answers slowly, fails with 500 or 429,
+//! fault-injecting proxy (tests/it/support/proxy.rs) that answers slowly, fails with 500 or 429,
 //! serves bytes that do not hash to their digest, or announces a wrong blob size. Each test
 //! asserts what the walk reports and, through the proxy's request log, how many requests it
 //! took: retries where the client retries, nothing repeated where it should not.
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::oci::{OCI_MANIFEST, Pushed, Pusher, layer, os_release};
-use common::proxy::{Fault, FaultProxy, Times, corrupt};
-use common::registry::{TestRegistry, sha256};
+use rstest::rstest;
 use tollgate::policy::parse_policy;
 use tollgate::reference::ImageRef;
 use tollgate::registry::{
-    ClientOptions, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution, ResolveOptions,
-    Resolver,
+    ClientOptions, Node, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution,
+    ResolveOptions, Resolver,
 };
+
+use crate::support;
+use crate::support::oci::{OCI_MANIFEST, Pushed, Pusher, layer, os_release};
+use crate::support::proxy::{Fault, FaultProxy, Times, corrupt};
+use crate::support::registry::{TestRegistry, sha256};
 
 /// A registry, the proxy in front of it, and a pusher that talks to the registry directly (so
 /// pushes never show in the proxy's log).
@@ -53,7 +54,7 @@ impl Rig {
 
     /// One image, `team/app:1`, with two layers: 5 requests to resolve (tag HEAD, manifest
     /// GET, config GET, 2 layer HEADs).
-    async fn push_app(&self) -> (Pushed, Vec<common::oci::Layer>) {
+    async fn push_app(&self) -> (Pushed, Vec<support::oci::Layer>) {
         let layers = vec![
             layer(&[("etc/os-release", &os_release("debian"))]),
             layer(&[("app/bin", b"binary")]),
@@ -78,12 +79,13 @@ impl Rig {
     }
 }
 
-/// Small limits so every fault costs milliseconds, not seconds.
+/// Retries that cost milliseconds, and timeouts a walk on loopback never comes near even on a
+/// loaded machine, so that only an injected fault can trip them.
 fn fast_client() -> ClientOptions {
     ClientOptions {
         retries: 1,
         backoff: Duration::from_millis(10),
-        request_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
         max_retry_after: Duration::from_secs(2),
         ..ClientOptions::default()
     }
@@ -91,10 +93,14 @@ fn fast_client() -> ClientOptions {
 
 fn fast_resolve() -> ResolveOptions {
     ResolveOptions {
-        deadline: Duration::from_secs(5),
+        deadline: Duration::from_secs(30),
         ..ResolveOptions::default()
     }
 }
+
+/// The deadline for the tests that run into it: a fault must outlast it by far, and a walk
+/// without a fault must never come near it.
+const DEADLINE: Duration = Duration::from_secs(2);
 
 async fn resolve(r: &Resolver, image: &ImageRef) -> Resolution {
     r.resolve(image)
@@ -111,6 +117,45 @@ fn blob_path(digest: &str) -> String {
 }
 
 const TAG_PATH: &str = "/v2/team/app/manifests/1";
+
+/// The request of `team/app:1`'s walk that a fault is aimed at.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    TagHead,
+    ManifestGet,
+    ConfigGet,
+    SecondLayerHead,
+}
+
+impl Target {
+    /// Method and path of the request.
+    fn request(self, app: &Pushed) -> (&'static str, String) {
+        match self {
+            Target::TagHead => ("HEAD", TAG_PATH.to_owned()),
+            Target::ManifestGet => ("GET", manifest_path(&app.digest)),
+            Target::ConfigGet => ("GET", blob_path(&app.config)),
+            Target::SecondLayerHead => ("HEAD", blob_path(&app.layers[1])),
+        }
+    }
+
+    /// Where the answer to it sits in the walk's tree: the manifest is the root, its children
+    /// the config and then the layers.
+    fn node(self, root: &Node) -> &Node {
+        match self {
+            Target::TagHead | Target::ManifestGet => root,
+            Target::ConfigGet => &root.children[0],
+            Target::SecondLayerHead => &root.children[2],
+        }
+    }
+
+    fn kind(self) -> NodeKind {
+        match self {
+            Target::TagHead | Target::ManifestGet => NodeKind::Manifest,
+            Target::ConfigGet => NodeKind::Config,
+            Target::SecondLayerHead => NodeKind::Layer,
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_faults_the_proxy_is_transparent_and_nothing_is_asked_twice() {
@@ -139,114 +184,81 @@ async fn without_faults_the_proxy_is_transparent_and_nothing_is_asked_twice() {
     assert_eq!(rig.proxy.faults_injected(), 0);
 }
 
+/// The tag HEAD never gets its answer in time, either because none comes or because the retry
+/// after a 503 would wait longer than the deadline: the deadline ends the resolution, and
+/// what it cut off is not cached.
+#[rstest]
+#[case::an_answer_that_never_comes(Fault::Stall, fast_client())]
+#[case::a_retry_backoff_longer_than_the_deadline(
+    Fault::Status(503),
+    ClientOptions {
+        retries: 3,
+        backoff: Duration::from_secs(60),
+        ..fast_client()
+    }
+)]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slow_answer_past_the_deadline_is_a_deadline_error_and_is_not_cached() {
+async fn a_fault_outlasting_the_deadline_is_a_deadline_error_and_is_not_cached(
+    #[case] fault: Fault,
+    #[case] client: ClientOptions,
+) {
     let rig = Rig::start();
     rig.push_app().await;
-    rig.proxy.inject(
-        "HEAD",
-        TAG_PATH,
-        Fault::Delay(Duration::from_secs(2)),
-        Times::First(1),
-    );
+    rig.proxy.inject("HEAD", TAG_PATH, fault, Times::Always);
     let r = rig.resolver(
-        ClientOptions {
-            request_timeout: Duration::from_secs(5),
-            ..fast_client()
-        },
+        client,
         ResolveOptions {
-            deadline: Duration::from_millis(300),
+            deadline: DEADLINE,
             ..ResolveOptions::default()
         },
     );
     let img = rig.image("team/app:1");
     let err = r.resolve(&img).await.unwrap_err();
     assert!(
-        matches!(err, RegistryError::Deadline { millis: 300 }),
+        matches!(err, RegistryError::Deadline { millis } if millis == DEADLINE.as_millis() as u64),
         "{err}"
     );
     assert_eq!(
         rig.proxy.total(),
         1,
-        "the walk stopped at the slow tag HEAD: {:#?}",
+        "the walk stopped at the tag HEAD, before any retry: {:#?}",
         rig.proxy.seen()
     );
     // The cancelled lookup left nothing behind: the next resolution asks again and succeeds.
+    rig.proxy.clear_faults();
     let res = resolve(&r, &img).await;
     assert!(res.is_pullable(), "{:#?}", res.problems);
     assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 2);
 }
 
+/// One answer fails in a way the client retries; the retry gets the registry's real answer.
+#[rstest]
+#[case::a_500_on_the_manifest_get(Target::ManifestGet, Fault::Status(500), Duration::from_secs(10))]
+#[case::a_429_with_a_retry_after_it_waits_out(
+    Target::TagHead,
+    Fault::TooManyRequests { retry_after_secs: 1 },
+    Duration::from_secs(10)
+)]
+// The request timeout is what ends the stalled request here, so it is the one limit kept short.
+#[case::no_answer_within_the_request_timeout(
+    Target::ManifestGet,
+    Fault::Stall,
+    Duration::from_secs(2)
+)]
 #[tokio::test(flavor = "multi_thread")]
-async fn retry_backoff_does_not_outlive_the_deadline() {
+async fn a_transient_fault_is_retried_exactly_once_and_the_walk_succeeds(
+    #[case] target: Target,
+    #[case] fault: Fault,
+    #[case] request_timeout: Duration,
+) {
     let rig = Rig::start();
-    rig.push_app().await;
-    rig.proxy
-        .inject("HEAD", TAG_PATH, Fault::Status(503), Times::Always);
+    let (pushed, _) = rig.push_app().await;
+    let (method, path) = target.request(&pushed);
+    rig.proxy.inject(method, &path, fault, Times::First(1));
     let r = rig.resolver(
         ClientOptions {
             retries: 3,
-            backoff: Duration::from_secs(5),
-            ..fast_client()
-        },
-        ResolveOptions {
-            deadline: Duration::from_millis(300),
-            ..ResolveOptions::default()
-        },
-    );
-    let err = r.resolve(&rig.image("team/app:1")).await.unwrap_err();
-    assert!(
-        matches!(err, RegistryError::Deadline { millis: 300 }),
-        "{err}"
-    );
-    assert_eq!(
-        rig.proxy.count("HEAD", TAG_PATH),
-        1,
-        "cut off during the first backoff"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_slow_answer_past_the_request_timeout_is_retried_and_succeeds() {
-    let rig = Rig::start();
-    let (pushed, _) = rig.push_app().await;
-    let manifest = manifest_path(&pushed.digest);
-    rig.proxy.inject(
-        "GET",
-        &manifest,
-        Fault::Delay(Duration::from_millis(1500)),
-        Times::First(1),
-    );
-    let r = rig.resolver(
-        ClientOptions {
-            request_timeout: Duration::from_millis(500),
-            retries: 1,
-            ..fast_client()
-        },
-        fast_resolve(),
-    );
-    let res = resolve(&r, &rig.image("team/app:1")).await;
-    assert!(res.is_pullable(), "{:#?}", res.problems);
-    assert_eq!(
-        rig.proxy.count("GET", &manifest),
-        2,
-        "timed out once, then retried"
-    );
-    assert_eq!(rig.proxy.total(), 6, "{:#?}", rig.proxy.seen());
-    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
-    assert_eq!(res.requests, 6);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_500_on_the_first_manifest_get_is_retried_exactly_once() {
-    let rig = Rig::start();
-    let (pushed, _) = rig.push_app().await;
-    let manifest = manifest_path(&pushed.digest);
-    rig.proxy
-        .inject("GET", &manifest, Fault::Status(500), Times::First(1));
-    let r = rig.resolver(
-        ClientOptions {
-            retries: 3,
+            request_timeout,
             ..fast_client()
         },
         fast_resolve(),
@@ -256,11 +268,12 @@ async fn a_500_on_the_first_manifest_get_is_retried_exactly_once() {
     assert_eq!(rig.proxy.faults_injected(), 1);
     assert_eq!(
         rig.proxy.repeated(),
-        vec![("GET".to_owned(), manifest, 2)],
+        vec![(method.to_owned(), path, 2)],
         "one retry of the failed request, nothing else repeated"
     );
-    assert_eq!(rig.proxy.total(), 6);
+    assert_eq!(rig.proxy.total(), 6, "{:#?}", rig.proxy.seen());
     assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
+    assert_eq!(res.requests, 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,26 +348,6 @@ async fn a_persistent_500_on_the_config_blob_is_an_error_node_after_every_retry(
     assert_eq!(res.problems[0].digest, pushed.config);
     assert_eq!(rig.proxy.count("GET", &config), 3, "1 attempt + 2 retries");
     assert_eq!(rig.proxy.total(), 4 + 3);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
-    let rig = Rig::start();
-    rig.push_app().await;
-    rig.proxy.inject(
-        "HEAD",
-        TAG_PATH,
-        Fault::TooManyRequests {
-            retry_after_secs: 1,
-        },
-        Times::First(1),
-    );
-    let r = rig.resolver(fast_client(), fast_resolve());
-    let res = resolve(&r, &rig.image("team/app:1")).await;
-    assert!(res.is_pullable(), "{:#?}", res.problems);
-    assert_eq!(rig.proxy.count("HEAD", TAG_PATH), 2);
-    assert_eq!(rig.proxy.total(), 6);
-    assert_eq!(r.client().stats.retries.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -468,68 +461,60 @@ async fn a_child_manifest_that_does_not_hash_to_its_digest_is_a_digest_mismatch(
     );
 }
 
+/// A blob answer that does not match what the manifest says about it marks that blob's node,
+/// and only it: the rest of the walk is checked and fine, and nothing is retried.
+#[rstest]
+#[case::config_bytes_that_do_not_hash_to_its_digest(Target::ConfigGet, Fault::CorruptBody)]
+#[case::a_layer_head_announcing_a_size_one_byte_too_large(
+    Target::SecondLayerHead,
+    Fault::WrongContentLength { add: 1 }
+)]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_config_blob_that_does_not_hash_to_its_digest_is_a_digest_mismatch() {
+async fn a_blob_served_wrong_is_a_mismatch_on_its_node_alone(
+    #[case] target: Target,
+    #[case] fault: Fault,
+) {
     let rig = Rig::start();
     let (pushed, _) = rig.push_app().await;
-    let config = blob_path(&pushed.config);
-    let served = corrupt(&rig.upstream_bytes(&config).await);
-    rig.proxy
-        .inject("GET", &config, Fault::CorruptBody, Times::Always);
+    let (method, path) = target.request(&pushed);
+    let upstream = rig.upstream_bytes(&path).await;
+    let expected = match fault {
+        Fault::CorruptBody => NodeStatus::DigestMismatch {
+            actual: sha256(&corrupt(&upstream)),
+        },
+        Fault::WrongContentLength { add } => NodeStatus::SizeMismatch {
+            declared: upstream.len() as u64,
+            actual: upstream.len() as u64 + add,
+        },
+        other => panic!("no expectation for {other:?}"),
+    };
+    rig.proxy.inject(method, &path, fault, Times::Always);
     let r = rig.resolver(fast_client(), fast_resolve());
     let res = resolve(&r, &rig.image("team/app:1")).await;
     assert!(!res.is_pullable());
     let root = res.root.as_ref().unwrap();
     assert_eq!(root.status, NodeStatus::Ok);
-    assert_eq!(root.children[0].kind, NodeKind::Config);
-    assert_eq!(
-        root.children[0].status,
-        NodeStatus::DigestMismatch {
-            actual: sha256(&served)
-        }
-    );
+    let node = target.node(root);
+    assert_eq!(node.kind, target.kind());
+    assert_eq!(node.status, expected);
+    for other in root.children.iter().filter(|c| c.digest != node.digest) {
+        assert_eq!(other.status, NodeStatus::Ok, "{other:#?}");
+    }
     assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
-    assert_eq!(res.problems[0].digest, pushed.config);
-    assert_eq!(rig.proxy.count("GET", &config), 1);
-    assert_eq!(rig.proxy.total(), 5);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_layer_head_with_a_wrong_content_length_is_a_size_mismatch() {
-    let rig = Rig::start();
-    let (pushed, layers) = rig.push_app().await;
-    let head = blob_path(&pushed.layers[1]);
-    rig.proxy.inject(
-        "HEAD",
-        &head,
-        Fault::WrongContentLength { add: 1 },
-        Times::Always,
-    );
-    let r = rig.resolver(fast_client(), fast_resolve());
-    let res = resolve(&r, &rig.image("team/app:1")).await;
-    assert!(!res.is_pullable());
-    let root = res.root.as_ref().unwrap();
-    let declared = layers[1].gz.len() as u64;
-    assert_eq!(root.children[1].status, NodeStatus::Ok, "the other layer");
-    assert_eq!(root.children[2].kind, NodeKind::Layer);
-    assert_eq!(root.children[2].digest, pushed.layers[1]);
-    assert_eq!(
-        root.children[2].status,
-        NodeStatus::SizeMismatch {
-            declared,
-            actual: declared + 1
+    assert_eq!(res.problems[0].kind, target.kind());
+    assert_eq!(res.problems[0].digest, node.digest);
+    let message = &res.problems[0].message;
+    match &expected {
+        NodeStatus::DigestMismatch { .. } => {
+            assert!(message.contains("not to its digest"), "{message}");
         }
-    );
-    assert_eq!(res.problems.len(), 1, "{:#?}", res.problems);
-    assert!(
-        res.problems[0].message.starts_with(&format!(
-            "{} bytes, the manifest declares {declared}",
-            declared + 1
-        )),
-        "{}",
-        res.problems[0].message
-    );
-    assert_eq!(rig.proxy.count("HEAD", &head), 1);
+        NodeStatus::SizeMismatch { declared, actual } => assert!(
+            message.starts_with(&format!("{actual} bytes, the manifest declares {declared}")),
+            "{message}"
+        ),
+        other => panic!("no expectation for {other:?}"),
+    }
+    assert_eq!(rig.proxy.count(method, &path), 1);
     assert_eq!(rig.proxy.total(), 5);
 }
 
@@ -593,55 +578,30 @@ async fn failed_answers_are_not_cached_and_a_fresh_resolve_succeeds_once_they_cl
     );
 }
 
+/// Content that failed its digest must not be cached as the content of that digest: once the
+/// registry serves the right bytes again (the fault is for the first GET only), the same
+/// resolver asks again and the image is pullable.
+#[rstest]
+#[case::the_image_manifest(Target::ManifestGet)]
+#[case::the_config_blob(Target::ConfigGet)]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_corrupted_manifest_is_not_cached_and_a_fresh_resolve_succeeds_once_it_clears() {
+async fn a_corrupted_answer_is_not_cached_and_the_next_resolve_succeeds(#[case] target: Target) {
     let rig = Rig::start();
     let (pushed, _) = rig.push_app().await;
-    let manifest = manifest_path(&pushed.digest);
+    let (method, path) = target.request(&pushed);
     rig.proxy
-        .inject("GET", &manifest, Fault::CorruptBody, Times::First(1));
+        .inject(method, &path, Fault::CorruptBody, Times::First(1));
     let r = rig.resolver(fast_client(), fast_resolve());
     let img = rig.image("team/app:1");
     let first = resolve(&r, &img).await;
+    let root = first.root.as_ref().unwrap();
     assert!(
-        matches!(
-            first.root.as_ref().unwrap().status,
-            NodeStatus::DigestMismatch { .. }
-        ),
-        "{:#?}",
-        first.root
-    );
-    // The registry serves the right bytes again (the fault was for the first GET only).
-    let second = resolve(&r, &img).await;
-    assert!(
-        second.is_pullable(),
-        "content that failed its digest must not be cached as the content of that digest: {:#?}",
-        second.problems
-    );
-    assert_eq!(rig.proxy.count("GET", &manifest), 2, "asked again");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_corrupted_config_is_not_cached_and_a_fresh_resolve_succeeds_once_it_clears() {
-    let rig = Rig::start();
-    let (pushed, _) = rig.push_app().await;
-    let config = blob_path(&pushed.config);
-    rig.proxy
-        .inject("GET", &config, Fault::CorruptBody, Times::First(1));
-    let r = rig.resolver(fast_client(), fast_resolve());
-    let img = rig.image("team/app:1");
-    let first = resolve(&r, &img).await;
-    assert!(
-        matches!(
-            first.root.as_ref().unwrap().children[0].status,
-            NodeStatus::DigestMismatch { .. }
-        ),
-        "{:#?}",
-        first.root
+        matches!(target.node(root).status, NodeStatus::DigestMismatch { .. }),
+        "{root:#?}"
     );
     let second = resolve(&r, &img).await;
     assert!(second.is_pullable(), "{:#?}", second.problems);
-    assert_eq!(rig.proxy.count("GET", &config), 2, "asked again");
+    assert_eq!(rig.proxy.count(method, &path), 2, "asked again");
 }
 
 /// A resolver holding the credentials the proxy's token endpoint accepts.

@@ -2,13 +2,13 @@
 //! from a CA made at test time, and asks for basic credentials (htpasswd); tollgate reads the CA
 //! bundle and a docker config.json, and never prints the password.
 
-mod common;
-
 use base64::Engine as _;
-use common::oci::{Pusher, layer};
-use common::registry::{Security, TestRegistry};
-use common::run;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+use crate::support;
+use crate::support::oci::{Pusher, layer};
+use crate::support::registry::{Security, TestRegistry};
+use crate::support::run;
 
 const USER: &str = "robot";
 const PASSWORD: &str = "s3cret-registry-passw0rd";
@@ -82,7 +82,7 @@ async fn verify_over_https_with_a_ca_bundle_and_basic_credentials_and_never_prin
     let image = format!("{}/team/app:1.0", reg.host());
 
     // Everything right: pullable. With trace logs on, the secret still appears nowhere.
-    let mut cmd = common::tollgate(&[
+    let mut cmd = support::tollgate(&[
         "verify",
         "--policy",
         policy,
@@ -216,7 +216,7 @@ async fn credential_helpers_are_asked_about_approved_registries_only() {
         std::env::var("PATH").unwrap_or_default()
     );
     let image = format!("{}/team/app:1.0", reg.host());
-    let out = common::tollgate(&[
+    let out = support::tollgate(&[
         "verify",
         "--policy",
         policy.to_str().unwrap(),

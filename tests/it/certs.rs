@@ -2,8 +2,6 @@
 //! way the API server uses them: a TLS client that trusts only ca.crt completes a real handshake
 //! with a server presenting tls.crt, for the Service's names and for no other.
 
-mod common;
-
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -11,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::run;
 use rstest::rstest;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier as _;
@@ -23,6 +20,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::support;
+use crate::support::run;
+
 const SERVICE: &str = "tollgate";
 const NAMESPACE: &str = "tollgate-system";
 const FILES: [&str; 4] = ["ca.crt", "ca.key", "tls.crt", "tls.key"];
@@ -33,7 +33,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Run `certs generate` for SERVICE.NAMESPACE into `dir`, with `extra` arguments.
-fn generate(dir: &Path, extra: &[&str]) -> common::Run {
+fn generate(dir: &Path, extra: &[&str]) -> support::Run {
     let out = dir.to_str().unwrap();
     let mut args = vec![
         "certs",

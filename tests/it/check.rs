@@ -1,10 +1,9 @@
 //! `tollgate check` through the real binary: formats, exit codes, bad input.
 
-mod common;
-
-use common::{run, run_stdin, tollgate};
 use rstest::rstest;
 use serde_json::Value;
+
+use crate::support::{run, run_stdin, tollgate};
 
 #[rstest]
 #[case::violations("tests/fixtures/mixed", 1)]
@@ -40,7 +39,7 @@ fn each_format_renders_the_mixed_fixtures(#[case] format: &str) {
 }
 
 #[test]
-fn the_sample_deploy_repo_shows_the_seed_incidents() {
+fn the_sample_deploy_repo_shows_its_known_incidents() {
     let r = run(&["check", "examples/deploy-repo"]);
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("deploy_repo_text", r.stdout);

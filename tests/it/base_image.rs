@@ -1,12 +1,11 @@
 //! The base-image rule (Debian-based or approved distroless) through `tollgate verify`,
 //! against a real registry holding real base and service images.
 
-mod common;
-
-use common::oci::{Layer, Pusher, layer, os_release};
-use common::registry::{TestRegistry, policy_file};
-use common::run;
 use serde_json::Value;
+
+use crate::support::oci::{Layer, Pusher, layer, os_release};
+use crate::support::registry::{TestRegistry, policy_file};
+use crate::support::run;
 
 struct World {
     reg: TestRegistry,

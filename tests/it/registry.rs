@@ -1,20 +1,20 @@
 //! The resolver against a real registry (Debian's docker-registry on loopback), with images
 //! built and pushed by the test code, faults injected through the registry's own API and
-//! process. Each seed incident is replayed as a named test.
-
-mod common;
+//! process. Each incident is replayed as a test named for what happened.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::oci::{Pusher, layer, os_release};
-use common::registry::TestRegistry;
 use tollgate::policy::parse_policy;
 use tollgate::reference::ImageRef;
 use tollgate::registry::{
     ClientOptions, NodeKind, NodeStatus, RegistryClient, RegistryError, Resolution, ResolveOptions,
     Resolver, TagState,
 };
+
+use crate::support;
+use crate::support::oci::{Pusher, layer, os_release};
+use crate::support::registry::TestRegistry;
 
 fn resolver(reg: &TestRegistry, opts: ResolveOptions) -> Resolver {
     let policy = parse_policy(&reg.policy(""), "test-policy.yaml").unwrap();
@@ -45,7 +45,7 @@ async fn push_multi_platform(
     p: &Pusher,
     repo: &str,
     tag: &str,
-) -> (String, Vec<common::oci::Pushed>) {
+) -> (String, Vec<support::oci::Pushed>) {
     let base = layer(&[("etc/os-release", &os_release("debian"))]);
     let amd = p
         .image(
@@ -156,7 +156,7 @@ async fn concurrent_resolutions_of_one_image_share_requests() {
 }
 
 #[tokio::test]
-async fn seed_004_orphan_index_whose_children_were_garbage_collected() {
+async fn an_orphan_index_whose_children_were_garbage_collected_is_not_pullable() {
     let reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let (_, children) = push_multi_platform(&p, "infra/ci", "latest").await;
@@ -240,7 +240,7 @@ async fn platform_selection_walks_only_the_chosen_platforms() {
 }
 
 #[tokio::test]
-async fn seed_001_the_running_version_was_pruned_by_retention() {
+async fn the_running_version_pruned_by_retention_resolves_neither_by_tag_nor_by_digest() {
     let reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let v130 = p
@@ -295,7 +295,7 @@ async fn seed_001_the_running_version_was_pruned_by_retention() {
 }
 
 #[tokio::test]
-async fn seed_000_a_digest_only_image_removed_by_garbage_collection() {
+async fn a_digest_only_image_is_removed_by_delete_untagged_garbage_collection() {
     let mut reg = TestRegistry::start();
     let p = Pusher::new(reg.base_url());
     let first = p

@@ -1,12 +1,11 @@
 //! `tollgate check --resolve`: manifests checked with the registry-backed rules, against a real
 //! registry.
 
-mod common;
-
-use common::oci::{Pusher, layer, os_release};
-use common::registry::{TestRegistry, policy_file};
-use common::run;
 use serde_json::Value;
+
+use crate::support::oci::{Pusher, layer, os_release};
+use crate::support::registry::{TestRegistry, policy_file};
+use crate::support::run;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_findings_are_placed_at_every_use_of_the_image() {

@@ -1,13 +1,14 @@
 //! `tollgate rollout` end to end: real git repositories with dated history, live state from a
 //! `kubectl get ... -o json` file (and once from the stand-in API server), the real binary.
 
-mod common;
-
 use std::path::Path;
 
-use common::git::{GitRepo, GitRun, git_command};
-use common::run;
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::git::{GitRepo, GitRun, git_command};
+use crate::support::redact::Redact;
+use crate::support::run;
 
 const API: &str = "docker-registry.wikimedia.org/toolforge/builds-api";
 
@@ -54,8 +55,9 @@ fn write_live(dir: &Path, list: &Value) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Seed 001's history: builds-api at 0.0.129, 0.0.130, then 0.0.131 with `last_hours_ago`.
-fn seed_001_repo(last_hours_ago: i64) -> (GitRepo, [String; 3]) {
+/// A deploy repository's history: builds-api at 0.0.129, 0.0.130, then 0.0.131 committed
+/// `last_hours_ago`.
+fn builds_api_history(last_hours_ago: i64) -> (GitRepo, [String; 3]) {
     let repo = GitRepo::init();
     repo.write("README.md", "deploy repo\n");
     commit_ago(&repo, "initial", 300);
@@ -71,7 +73,7 @@ fn seed_001_repo(last_hours_ago: i64) -> (GitRepo, [String; 3]) {
     (repo, [c129, c130, c131])
 }
 
-fn rollout(repo: &GitRepo, live: &str, extra: &[&str]) -> common::Run {
+fn rollout(repo: &GitRepo, live: &str, extra: &[&str]) -> support::Run {
     let mut args = vec![
         "rollout",
         "--repo",
@@ -84,8 +86,8 @@ fn rollout(repo: &GitRepo, live: &str, extra: &[&str]) -> common::Run {
 }
 
 #[test]
-fn seed_001_builds_api_0_0_131_merged_but_not_rolled_out() {
-    let (repo, [_, c130, c131]) = seed_001_repo(3);
+fn builds_api_0_0_131_merged_but_not_rolled_out() {
+    let (repo, [_, c130, c131]) = builds_api_history(3);
     let live = write_live(
         &repo.path,
         &live_list(&[("builds-api", "builds-api", &format!("{API}:0.0.130"))]),
@@ -130,11 +132,17 @@ fn seed_001_builds_api_0_0_131_merged_but_not_rolled_out() {
     assert_eq!(w["notRolledOut"].as_array().unwrap().len(), 1);
     assert_eq!(w["notRolledOut"][0]["sha"], c131.as_str());
     assert_eq!(w["deployedRevision"]["sha"], c130.as_str());
+    let redact = Redact::new()
+        .commit(&c131, "0.0.131 commit")
+        .commit(&c130, "0.0.130 commit")
+        .json_number("ageSeconds");
+    insta::assert_snapshot!("not_rolled_out_text", redact.apply(&r.stdout));
+    insta::assert_snapshot!("not_rolled_out_json", redact.apply(&j.stdout));
 }
 
 #[test]
 fn a_commit_within_the_grace_period_is_pending_and_exits_0() {
-    let (repo, [_, c130, c131]) = seed_001_repo(0);
+    let (repo, [_, c130, c131]) = builds_api_history(0);
     let live = write_live(
         &repo.path,
         &live_list(&[("builds-api", "builds-api", &format!("{API}:0.0.130"))]),
@@ -152,7 +160,7 @@ fn a_commit_within_the_grace_period_is_pending_and_exits_0() {
 
 #[test]
 fn several_commits_not_rolled_out_are_listed_newest_first() {
-    let (repo, [c129, c130, c131]) = seed_001_repo(2);
+    let (repo, [c129, c130, c131]) = builds_api_history(2);
     let live = write_live(
         &repo.path,
         &live_list(&[("builds-api", "builds-api", &format!("{API}:0.0.129"))]),
@@ -173,7 +181,7 @@ fn several_commits_not_rolled_out_are_listed_newest_first() {
 
 #[test]
 fn a_fully_rolled_out_repository_exits_0() {
-    let (repo, _) = seed_001_repo(3);
+    let (repo, _) = builds_api_history(3);
     let live = write_live(
         &repo.path,
         &live_list(&[("builds-api", "builds-api", &format!("{API}:0.0.131"))]),
@@ -189,7 +197,7 @@ fn a_fully_rolled_out_repository_exits_0() {
 
 #[test]
 fn a_workload_declared_but_not_running_lists_its_whole_history() {
-    let (repo, [c129, _, c131]) = seed_001_repo(3);
+    let (repo, [c129, _, c131]) = builds_api_history(3);
     let live = write_live(&repo.path, &live_list(&[]));
     let j = rollout(&repo, &live, &["--format", "json"]);
     assert_eq!(j.code, 1, "{}", j.stderr);
@@ -256,7 +264,7 @@ fn helm_values_mapped_to_a_workload_through_the_repo_config() {
 
 #[test]
 fn json_output_has_the_documented_shape() {
-    let (repo, [_, c130, c131]) = seed_001_repo(3);
+    let (repo, [_, c130, c131]) = builds_api_history(3);
     let live = write_live(
         &repo.path,
         &live_list(&[("builds-api", "builds-api", &format!("{API}:0.0.130"))]),
@@ -301,7 +309,7 @@ fn json_output_has_the_documented_shape() {
 
 #[test]
 fn the_default_branch_is_the_remotes_default_branch() {
-    let (repo, [_, _, c131]) = seed_001_repo(3);
+    let (repo, [_, _, c131]) = builds_api_history(3);
     let remote = GitRepo::bare();
     repo.git(&["remote", "add", "origin", remote.path.to_str().unwrap()]);
     repo.git(&["push", "-q", "origin", "main"]);
@@ -323,7 +331,7 @@ fn the_default_branch_is_the_remotes_default_branch() {
 
 #[test]
 fn errors_exit_2() {
-    let (repo, _) = seed_001_repo(3);
+    let (repo, _) = builds_api_history(3);
     let dir = tempfile::tempdir().unwrap();
     let not_a_repo = run(&[
         "rollout",
@@ -374,9 +382,9 @@ fn errors_exit_2() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_state_from_the_api_server() {
-    use common::kube_api::{Behaviour, FakeApiServer};
+    use crate::support::kube_api::{Behaviour, FakeApiServer};
     let api = FakeApiServer::start(Behaviour::default()).await;
-    let (repo, [_, c130, c131]) = seed_001_repo(3);
+    let (repo, [_, c130, c131]) = builds_api_history(3);
     let kubeconfig = api.kubeconfig.to_str().unwrap().to_owned();
     let path = repo.path.to_str().unwrap().to_owned();
     // The binary blocks this thread; the stand-in keeps answering on the runtime's others.

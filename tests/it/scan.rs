@@ -1,17 +1,16 @@
 //! `registry scan` against a real registry: catalog and tag pagination, broken tags and orphan
 //! indexes found through the API, repository filters.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::oci::{Pusher, layer};
-use common::registry::{TestRegistry, policy_file};
-use common::run;
 use serde_json::Value;
 use tollgate::policy::parse_policy;
 use tollgate::registry::scan::{Silent, scan};
 use tollgate::registry::{ClientOptions, RegistryClient, ResolveOptions, Resolver};
+
+use crate::support::oci::{Pusher, layer};
+use crate::support::registry::{TestRegistry, policy_file};
+use crate::support::run;
 
 /// Five repositories; `team/b:2` has a deleted layer, `team/idx:latest` is an orphan index.
 async fn fill(reg: &TestRegistry) {

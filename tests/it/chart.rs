@@ -5,16 +5,16 @@
 //! Helm is a prerequisite like the test registry: tests/run.sh installs it, and without it these
 //! tests fail with a message that says how to install it.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use common::run;
 use rstest::rstest;
 use serde_json::{Value, json};
 use tollgate::yaml::{Record, load_all, load_one};
+
+use crate::support;
+use crate::support::run;
 
 const CHART: &str = "charts/tollgate";
 const RELEASE: &str = "tollgate";
@@ -782,7 +782,7 @@ fn the_network_policy_opens_the_webhook_port_to_all_and_metrics_to_the_selector(
 // The chart against tollgate's own policy.
 
 /// `tollgate check` on the whole rendered chart.
-fn check_rendered(values: Value) -> (common::Run, Value) {
+fn check_rendered(values: Value) -> (support::Run, Value) {
     let h = rendered(values);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tollgate.yaml");

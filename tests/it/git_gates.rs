@@ -2,11 +2,12 @@
 //! run by a real `git push` to a local bare remote, and `tollgate ci` on real histories
 //! (including shallow clones).
 
-mod common;
-
-use common::git::{BAD, GOOD, GitRepo, GitRun, WARN_ONLY, deployment};
-use common::run;
+use rstest::rstest;
 use serde_json::Value;
+
+use crate::support;
+use crate::support::git::{BAD, GOOD, GitRepo, GitRun, WARN_ONLY, deployment};
+use crate::support::run;
 
 /// A working repository with one clean manifest on `main`, pushed (before any hook) to a bare
 /// remote whose default branch is known from the remote-tracking refs, with the hook installed.
@@ -18,6 +19,22 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         Setup::with_files(&[("apps/api.yaml", &deployment("api", GOOD))])
+    }
+
+    /// Besides the clean manifest, one the policy denies, already on the remote before the hook.
+    fn with_legacy_violation() -> Setup {
+        Setup::with_files(&[
+            ("apps/api.yaml", &deployment("api", GOOD)),
+            ("legacy/old.yaml", &deployment("old", BAD)),
+        ])
+    }
+
+    /// Write `files` and commit them on the current branch; returns the commit's sha.
+    fn commit_files(&self, files: &[(&str, String)], message: &str) -> String {
+        for (path, content) in files {
+            self.work.write(path, content);
+        }
+        self.work.commit(message)
     }
 
     /// `files` are committed and pushed unchecked (already on the remote before the hook).
@@ -152,45 +169,75 @@ fn install_leaves_a_foreign_hook_alone_unless_forced() {
 
 // ---- what a push checks --------------------------------------------------------------------
 
-#[test]
-fn fast_forward_with_a_denied_image_is_blocked_with_file_and_line() {
+/// A push to `main` whose commit holds something wrong is refused, says what and where, and
+/// leaves the remote where it was.
+#[rstest]
+#[case::a_denied_image_at_its_file_and_line(
+    vec![("apps/web.yaml", deployment("web", BAD))],
+    &["apps/web.yaml\n  11:18 ", "registry-not-approved", "push blocked", "--no-verify"]
+)]
+#[case::a_manifest_that_does_not_parse_at_its_line_and_the_rest_still_checked(
+    vec![
+        ("apps/broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n".to_owned()),
+        ("apps/web.yaml", deployment("web", BAD)),
+    ],
+    &["apps/broken.yaml:", "not valid YAML", "some files could not be checked", "apps/web.yaml"]
+)]
+#[case::a_helm_values_image_where_it_is_written(
+    vec![(
+        "components/builds-api/values.yaml",
+        "replicas: 2\nimage:\n  repository: docker.io/library/nginx\n  tag: latest\n".to_owned(),
+    )],
+    &[
+        "components/builds-api/values.yaml\n  4:8 ",
+        "tag-latest",
+        "registry-not-approved",
+        "HelmValues",
+    ]
+)]
+#[case::a_broken_repository_config_at_its_line(
+    vec![(".tollgate.yaml", "manifests:\n  includes: ['**/*.yaml']\n".to_owned())],
+    &[".tollgate.yaml:2", "unknown key \"includes\" (did you mean \"include\"?)"]
+)]
+#[case::a_policy_the_config_names_but_the_commit_lacks(
+    vec![(".tollgate.yaml", "policy: policy/missing.yaml\n".to_owned())],
+    &["policy/missing.yaml, which is not in commit"]
+)]
+fn a_push_to_main_is_blocked(#[case] files: Vec<(&str, String)>, #[case] expect: &[&str]) {
     let s = Setup::new();
     let before = s.remote_rev("main");
-    s.work.write("apps/web.yaml", &deployment("web", BAD));
-    s.work.commit("add web");
-    let out = s.push(&["main"]);
-    assert_blocked(
-        &out,
-        &[
-            "apps/web.yaml\n  11:18 ",
-            "registry-not-approved",
-            "push blocked",
-            "--no-verify",
-        ],
-    );
+    s.commit_files(&files, "change");
+    assert_blocked(&s.push(&["main"]), expect);
     assert_eq!(s.remote_rev("main"), before, "the remote must not move");
 }
 
-#[test]
-fn fast_forward_with_warnings_only_goes_through_and_shows_them() {
-    let s = Setup::new();
-    s.work.write("apps/web.yaml", &deployment("web", WARN_ONLY));
-    let head = s.work.commit("add web");
+/// A push to `main` that brings nothing the policy denies goes through, though the remote
+/// already holds a denied manifest: only what the push changes is checked.
+#[rstest]
+#[case::with_warnings_shown(vec![("apps/web.yaml", deployment("web", WARN_ONLY))], &["digest-missing"])]
+#[case::a_clean_manifest(vec![("apps/web.yaml", deployment("web", GOOD))], &[])]
+#[case::files_that_are_not_manifests(
+    vec![
+        ("README.md", "image: docker.io/library/nginx:latest\n".to_owned()),
+        ("scripts/deploy.sh", "#!/bin/sh\nkubectl apply -f .\n".to_owned()),
+        (
+            "charts/web/templates/deployment.yaml",
+            "{{- if .Values.enabled }}\nimage: {{ .Values.image }}\n{{- end }}\n".to_owned(),
+        ),
+        ("config/settings.yaml", "retries: 3\nimage_pull: never\n".to_owned()),
+    ],
+    &[]
+)]
+fn a_push_to_main_goes_through(#[case] files: Vec<(&str, String)>, #[case] shown: &[&str]) {
+    let s = Setup::with_legacy_violation();
+    let head = s.commit_files(&files, "change");
     let out = s.push(&["main"]);
     assert_pushed(&out);
-    assert!(out.stderr.contains("digest-missing"), "{}", out.stderr);
-    assert_eq!(s.remote_rev("main"), Some(head));
-}
-
-#[test]
-fn only_the_files_a_push_changes_are_checked() {
-    // A legacy violation already on the remote does not block unrelated work.
-    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
-    s.work.write("apps/web.yaml", &deployment("web", GOOD));
-    s.work.commit("add web");
-    let out = s.push(&["main"]);
-    assert_pushed(&out);
+    for e in shown {
+        assert!(out.stderr.contains(e), "{e:?} not in:\n{}", out.stderr);
+    }
     assert!(!out.stderr.contains("legacy/old.yaml"), "{}", out.stderr);
+    assert_eq!(s.remote_rev("main"), Some(head));
 }
 
 #[test]
@@ -208,7 +255,7 @@ fn the_pushed_commits_are_checked_not_the_working_tree() {
 
 #[test]
 fn a_new_branch_is_compared_with_the_remote_default_branch() {
-    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    let s = Setup::with_legacy_violation();
     s.branch("feature", "apps/web.yaml", GOOD);
     assert_pushed(&s.push(&["feature"]));
 
@@ -222,7 +269,7 @@ fn a_new_branch_is_compared_with_the_remote_default_branch() {
 
 #[test]
 fn a_new_branch_with_no_remote_tracking_refs_checks_the_whole_tree() {
-    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    let s = Setup::with_legacy_violation();
     let empty = GitRepo::bare();
     s.work
         .git(&["remote", "add", "fresh", empty.path.to_str().unwrap()]);
@@ -281,7 +328,7 @@ fn a_tag_is_checked_for_what_it_adds_over_the_default_branch() {
 
 #[test]
 fn a_renamed_manifest_is_checked_under_its_new_name() {
-    let s = Setup::with_files(&[("legacy/old.yaml", &deployment("old", BAD))]);
+    let s = Setup::with_legacy_violation();
     std::fs::create_dir_all(s.work.path.join("apps")).unwrap();
     s.work.git(&["mv", "legacy/old.yaml", "apps/old.yaml"]);
     s.work.commit("move");
@@ -327,66 +374,6 @@ fn a_merge_commit_brings_the_merged_changes_into_the_check() {
 }
 
 #[test]
-fn files_that_are_not_manifests_are_left_alone() {
-    let s = Setup::new();
-    s.work
-        .write("README.md", "image: docker.io/library/nginx:latest\n");
-    s.work
-        .write("scripts/deploy.sh", "#!/bin/sh\nkubectl apply -f .\n");
-    s.work.write(
-        "charts/web/templates/deployment.yaml",
-        "{{- if .Values.enabled }}\nimage: {{ .Values.image }}\n{{- end }}\n",
-    );
-    s.work
-        .write("config/settings.yaml", "retries: 3\nimage_pull: never\n");
-    s.work.commit("docs and scripts");
-    let out = s.push(&["main"]);
-    assert_pushed(&out);
-}
-
-#[test]
-fn a_manifest_that_does_not_parse_blocks_with_its_line() {
-    let s = Setup::new();
-    s.work.write(
-        "apps/broken.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n",
-    );
-    s.work.write("apps/web.yaml", &deployment("web", BAD));
-    s.work.commit("broken");
-    let out = s.push(&["main"]);
-    assert_blocked(
-        &out,
-        &[
-            "apps/broken.yaml:",
-            "not valid YAML",
-            "some files could not be checked",
-        ],
-    );
-    // The rest of the work is still done.
-    assert!(out.stderr.contains("apps/web.yaml"), "{}", out.stderr);
-}
-
-#[test]
-fn helm_values_files_are_checked_where_the_image_is_written() {
-    let s = Setup::new();
-    s.work.write(
-        "components/builds-api/values.yaml",
-        "replicas: 2\nimage:\n  repository: docker.io/library/nginx\n  tag: latest\n",
-    );
-    s.work.commit("values");
-    let out = s.push(&["main"]);
-    assert_blocked(
-        &out,
-        &[
-            "components/builds-api/values.yaml\n  4:8 ",
-            "tag-latest",
-            "registry-not-approved",
-            "HelmValues",
-        ],
-    );
-}
-
-#[test]
 fn the_repository_config_chooses_the_policy_and_the_image_keys() {
     let s = Setup::new();
     s.work.write(
@@ -418,38 +405,11 @@ fn the_repository_config_chooses_the_policy_and_the_image_keys() {
 }
 
 #[test]
-fn a_broken_repository_config_blocks_with_its_line() {
-    let s = Setup::new();
-    s.work
-        .write(".tollgate.yaml", "manifests:\n  includes: ['**/*.yaml']\n");
-    s.work.commit("typo");
-    assert_blocked(
-        &s.push(&["main"]),
-        &[
-            ".tollgate.yaml:2",
-            "unknown key \"includes\" (did you mean \"include\"?)",
-        ],
-    );
-}
-
-#[test]
-fn a_policy_named_by_the_config_but_missing_blocks() {
-    let s = Setup::new();
-    s.work
-        .write(".tollgate.yaml", "policy: policy/missing.yaml\n");
-    s.work.commit("missing policy");
-    assert_blocked(
-        &s.push(&["main"]),
-        &["policy/missing.yaml, which is not in commit"],
-    );
-}
-
-#[test]
 fn pre_push_input_that_is_not_git_s_is_an_error() {
     let work = GitRepo::init();
     work.write("a.yaml", &deployment("a", GOOD));
     work.commit("a");
-    let r = common::run_stdin(
+    let r = support::run_stdin(
         &[
             "hook",
             "pre-push",
@@ -652,7 +612,7 @@ fn ci_with_an_unknown_base_or_outside_a_repository_is_an_input_error() {
 
 /// A deploy repository whose config turns the registry-backed rules on, with a policy that
 /// approves the test registry; `block` sets registry.blockWhenUnreachable.
-fn registry_setup(reg: &common::registry::TestRegistry, block: bool) -> Setup {
+fn registry_setup(reg: &support::registry::TestRegistry, block: bool) -> Setup {
     Setup::with_files(&[
         (
             ".tollgate.yaml",
@@ -669,13 +629,13 @@ fn registry_setup(reg: &common::registry::TestRegistry, block: bool) -> Setup {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_rules_block_an_image_the_registry_cannot_serve() {
-    let reg = common::registry::TestRegistry::start();
+    let reg = support::registry::TestRegistry::start();
     let host = reg.host();
-    let p = common::oci::Pusher::new(reg.base_url());
+    let p = support::oci::Pusher::new(reg.base_url());
     p.image(
         "svc/api",
         Some("1.0"),
-        &[common::oci::layer(&[("a", b"1")])],
+        &[support::oci::layer(&[("a", b"1")])],
         "linux/amd64",
     )
     .await;
@@ -690,7 +650,7 @@ async fn registry_rules_block_an_image_the_registry_cannot_serve() {
         .unwrap();
     assert_pushed(&out.0);
     let s = out.1;
-    // A tag that was never pushed (seed 001: the version the repo names is not in the registry).
+    // A tag that was never pushed: the version the repository names is not in the registry.
     s.work.write(
         "apps/api.yaml",
         &deployment("api", &format!("{host}/svc/api:1.1")),
@@ -704,7 +664,7 @@ async fn registry_rules_block_an_image_the_registry_cannot_serve() {
 
 #[test]
 fn an_unreachable_registry_warns_and_does_not_block_unless_the_config_says_so() {
-    let mut reg = common::registry::TestRegistry::start();
+    let mut reg = support::registry::TestRegistry::start();
     let host = reg.host();
     let s = registry_setup(&reg, false);
     reg.stop();
@@ -756,7 +716,7 @@ fn the_pre_commit_hook_definition_runs_the_hook_with_the_pre_commit_range() {
     let from = s.work.head();
     s.work.write("apps/web.yaml", &deployment("web", BAD));
     let to = s.work.commit("bad");
-    let out = common::tollgate(&["hook", "pre-push"])
+    let out = support::tollgate(&["hook", "pre-push"])
         .current_dir(&s.work.path)
         .env("PRE_COMMIT_FROM_REF", &from)
         .env("PRE_COMMIT_TO_REF", &to)

@@ -2,11 +2,10 @@
 //! the API server's own response shapes: paging with continue tokens, an expired continue
 //! token (410 Gone), and the kubeconfig and context selection.
 
-mod common;
-
-use common::kube_api::{Behaviour, FakeApiServer};
 use tollgate::cluster::LiveState;
 use tollgate::cluster::kube::Cluster;
+
+use crate::support::kube_api::{Behaviour, FakeApiServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_is_listed_page_by_page_into_live_state() {

@@ -1,0 +1,22 @@
+//! The integration tests: one binary, so the library and the `tollgate` binary are linked once
+//! for all of them, with a module per area. Each runs the real binary against real peers
+//! (support/): a registry, git repositories, HTTPS, Helm; a stand-in only for the Kubernetes API
+//! server.
+
+mod audit;
+mod base_image;
+mod certs;
+mod chart;
+mod check;
+mod check_resolve;
+mod cluster_api;
+mod explain_policy;
+mod faults;
+mod git_gates;
+mod registry;
+mod rollout;
+mod scan;
+mod support;
+mod tls_auth;
+mod verify;
+mod webhook;
