@@ -2,6 +2,9 @@
 //! 20 µs. Run with `cargo bench --bench eval`; results are recorded in docs/BENCHMARKS.md.
 //! Timings are never asserted: a shared CI machine is too noisy for that.
 
+// Benchmarks set up their own files, servers and clocks.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::LazyLock;

@@ -1,6 +1,8 @@
 //! The `tollgate` binary: parse arguments, set up logging, run a subcommand of the library, map
 //! the result to the documented exit code.
 
+/// The binary is the outermost shell: arguments, files, the clock, the terminal.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod cli;
 
 use std::process::ExitCode;

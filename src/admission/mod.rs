@@ -8,17 +8,29 @@
 //! - [`walk`]: the registry-backed rules under the webhook's deadline, through one long-lived
 //!   resolver and its caches;
 //! - [`patch`]: the mutating webhook's `tag` → `tag@digest` JSON patch;
-//! - [`tls`], [`metrics`], [`server`]: HTTPS with certificate reload, Prometheus metrics, the
-//!   HTTP endpoints, policy reload and graceful shutdown (and the periodic audit of
-//!   [`crate::audit::periodic`] on its own task, exported as gauges).
+//! - [`certs`], [`tls`]: the webhook's certificates (generated for `tollgate certs`) and the
+//!   serving certificate, reloaded in place;
+//! - [`metrics`]: Prometheus metrics;
+//! - `state`, `handlers`, `reload`, [`server`]: what the handlers share, the HTTP endpoints,
+//!   certificate and policy reload, and binding, accepting and draining (the periodic audit of
+//!   [`crate::audit::periodic`] runs on its own task, exported as gauges).
+//!
+//! `review`, `decide` and `patch` are pure; the rest is the shell around them. Must not touch
+//! git or the API server (the periodic audit does, in its own room).
 
 pub mod certs;
 pub mod decide;
+/// Shell: the clock, per request.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod handlers;
 pub mod metrics;
 pub mod patch;
+/// Shell: reads the certificate and policy files.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod reload;
 pub mod review;
+/// Shell: binds and accepts.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod server;
 mod state;
 pub mod tls;

@@ -1,7 +1,17 @@
-//! The audit: what a cluster runs, checked against the policy and the registry. This module is
-//! the pure part: the inventory of distinct images (deduplicated by reference and by the digest
-//! that runs) and where each is used. The registry walks and the report come on top of it.
+//! The audit: what a cluster runs, checked against the policy and the registry.
+//!
+//! - this module: the inventory of distinct images (deduplicated by reference and by the digest
+//!   that runs) and where each is used; pure;
+//! - [`run`]: every image evaluated once, policy rules at audit level and a registry walk of
+//!   what a restart, a rollback or the next pod pulls; the registry's retention simulated;
+//! - [`render`]: the report as text, JSON, Markdown and HTML; pure;
+//! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges.
+//!
+//! Must not touch the webhook: [`periodic`] records through [`periodic::Recorder`], which the
+//! webhook's metrics implement.
 
+/// Shell: the clock, per run.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod periodic;
 pub mod render;
 pub mod run;

@@ -12,6 +12,8 @@
 
 mod document;
 pub mod explain;
+/// Shell: files, directories and stdin.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod files;
 pub mod values;
 

@@ -1,5 +1,5 @@
 //! Images in Helm values files, the GitOps layout where a deploy repository changes
-//! `image.tag` in a values file rather than a manifest (seed 001's deploy repository). Where the
+//! `image.tag` in a values file rather than a manifest (a helmfile deploy repository). Where the
 //! images are and how they are written comes from `.tollgate.yaml` ([`ValuesSpec`]). Pure: text
 //! in, report out.
 

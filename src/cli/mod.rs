@@ -77,6 +77,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start; the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check Kubernetes manifests (files, directories, or - for stdin) against the policy.

@@ -1,4 +1,5 @@
-//! `tollgate registry scan`: the periodic integrity probe over a whole registry (seed 004).
+//! `tollgate registry scan`: the periodic integrity probe over a whole registry
+//! ([`tollgate::registry::scan`]).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;

@@ -5,7 +5,12 @@
 //! The image a pod actually runs is the digest in `status.containerStatuses[].imageID`, not the
 //! reference in its spec: a tag may have moved since the pull, and the node keeps running the
 //! old content from its cache, possibly long after the registry deleted it.
+//!
+//! This module is pure (objects in, model out); [`kube`] is the shell that lists the objects
+//! from the API server. Must not touch the policy or the registry.
 
+/// Shell: the API server.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod kube;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,14 @@
 //! The deploy repository through git2: revisions, merge bases, the files a change touches, and
 //! their content at a commit. Nothing here reads the working tree: the gates check what is
 //! committed (what is being pushed or merged), not what happens to be on disk.
+//!
+//! - this module: [`DeployRepo`], the one place git2 is used;
+//! - [`history`]: a branch's first-parent history reduced to the changes of watched files;
+//! - [`push`]: what a `git push` pushes (the pre-push hook's input) and what to compare it with;
+//! - [`gate`]: the settings a commit carries and the check of the files a change touches.
+//!
+//! A shell room: it reads the repository. It must not decide policy: checks go through
+//! [`crate::check`].
 
 pub mod gate;
 pub mod history;

@@ -328,7 +328,7 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
             "needs the registry; not evaluated offline (`tollgate verify` evaluates it)",
         ),
         RuleId::BaseNotApproved => Status::NotEvaluated(
-            "needs the image's config and layers from the registry; the base-image check is not implemented yet",
+            "needs the image's config and layers from the registry; not evaluated offline (`tollgate verify` and `check --resolve` evaluate it)",
         ),
         RuleId::ReferenceInvalid | RuleId::ImageMissing | RuleId::ExemptionExpired => Status::Pass,
     }

@@ -1,7 +1,13 @@
 //! The policy: what is approved, what is forbidden, and how hard each rule bites.
 //!
-//! [`load`] turns a policy file into a validated [`Policy`]; [`eval`] evaluates an image against
-//! it. Both are pure: the caller reads the file and passes the clock in.
+//! - [`rules`]: the catalogue of rule ids, levels and the audit's finding kinds;
+//! - `load`: a policy file turned into a validated [`Policy`] (through [`crate::config`]);
+//! - [`eval`]: one image against the policy, every rule, with an outcome each;
+//! - [`retention`]: the registry's retention rules, simulated.
+//!
+//! Pure: the caller reads the file and passes the clock in. Must not touch the registry (the
+//! registry-backed rules are decided in [`crate::registry`] and merged by the callers), IO, the
+//! clock.
 
 pub mod eval;
 mod load;
@@ -40,7 +46,7 @@ pub struct Policy {
 
 /// A registry's tag retention rule, as the policy declares it: keep the newest `keep` tags of
 /// each matching repository, ordered by version or push time; the rest are deleted on its next
-/// run (seed 001's Harbor rule).
+/// run (Harbor's "retain the most recently pushed N" rule, for one).
 #[derive(Debug, Clone)]
 pub struct RetentionRule {
     pub repositories: Vec<Pattern>,
@@ -324,4 +330,5 @@ impl Exemption {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod tests;

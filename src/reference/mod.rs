@@ -1,7 +1,10 @@
 //! Container image references, parsed and normalised exactly as the distribution reference
 //! library (`github.com/distribution/reference`) does, because that is what Docker, containerd
 //! and the kubelet do with the string in a Pod spec. Parsing is the only place that looks at the
-//! string; everything downstream works on the typed [`ImageRef`].
+//! string; everything downstream works on the typed [`ImageRef`], or on a [`WrittenImage`]
+//! that keeps the text as written beside its parse.
+//!
+//! Pure, and at the bottom of the tree: depends on no other room; no IO, no clock.
 //!
 //! Grammar (from the distribution library):
 //!

@@ -11,11 +11,15 @@
 //!   their findings placed at every use of an image;
 //! - [`verify`], [`scan`]: `tollgate verify` and `tollgate registry scan`.
 
+/// Shell: the docker config file and credential helpers.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod auth;
 pub mod base;
 mod cache;
 mod error;
 pub mod facts;
+/// Shell: HTTPS, the CA bundle file, request timing.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod http;
 pub mod oci;
 pub mod resolution;

@@ -1,7 +1,7 @@
 //! `registry scan`: walk the catalog and every tag through the registry API, resolve each end
-//! to end, and report broken tags and orphan indexes. This is seed 004's periodic integrity
-//! probe; it goes through the API because a scan of the registry's storage misses what the API
-//! actually serves.
+//! to end, and report broken tags and orphan indexes: the periodic probe that catches an index
+//! whose children garbage collection removed before a pipeline fails to pull it. It goes through
+//! the API because a scan of the registry's storage misses what the API actually serves.
 
 use futures_util::StreamExt as _;
 use globset::GlobMatcher;

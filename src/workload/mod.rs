@@ -3,6 +3,8 @@
 //! Pure: takes a `serde_json::Value` (a manifest document or an AdmissionReview object) and
 //! returns each image with the identity of the object that carries it and the JSON pointer of
 //! its field. Objects without a pod spec are skipped silently.
+//!
+//! Must not touch: the policy (what an image is, not whether it is allowed), IO, the clock.
 
 use std::fmt;
 

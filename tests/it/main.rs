@@ -3,6 +3,9 @@
 //! (support/): a registry, git repositories, HTTPS, Helm; a stand-in only for the Kubernetes API
 //! server.
 
+// Tests are the outermost shell: they write files, start servers and run the binary.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod audit;
 mod base_image;
 mod certs;
