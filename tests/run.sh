@@ -9,8 +9,10 @@
 #   on a loopback port (tests/common/registry.rs);
 # - coreutils' `timeout`, which bounds every test registry's lifetime;
 # - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
-#   no helm binary, no Go), which tests/chart.rs drives through tests/helm/render.py to lint and
-#   render charts/tollgate with real Helm.
+#   no helm binary, no Go), which tests/it/chart.rs drives through tests/helm/render.py to lint
+#   and render charts/tollgate with real Helm;
+# - rustfmt and clippy, which run before the tests: unformatted code or a clippy warning (the
+#   purity list of clippy.toml among them) fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,17 @@ if ! python3 -c 'import helm_python' >/dev/null 2>&1; then
     exit 2
   fi
 fi
+
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "tests/run.sh: installing the $component component" >&2
+    rustup component add "$component"
+  fi
+done
+echo "tests/run.sh: cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "tests/run.sh: cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --all-targets --locked -- -D warnings
 
 # One build shared by every test target; --locked so CI builds exactly Cargo.lock.
 cargo test --locked "$@"
