@@ -488,7 +488,7 @@ impl Checker {
         let tags = self.patterns(&format!("{pointer}/tags"), spec.tags, false);
         Some(BaseImage {
             family,
-            name: image.name(),
+            name: image.canonical_name(),
             tags,
         })
     }
@@ -573,8 +573,15 @@ impl Checker {
                 }
             }
             let pos = self.v.exact_pos(&p);
+            // Names are matched in their canonical form, host lowercased: so is the pattern's
+            // host, or `Registry.Example.Org/**` would never match anything.
+            let matched = if image_names {
+                canonical_pattern(&g)
+            } else {
+                g.clone()
+            };
             // In image names `*` stays within one path segment and `**` crosses them.
-            if let Some(glob) = self.v.glob(&p, &g, image_names) {
+            if let Some(glob) = self.v.glob(&p, &matched, image_names) {
                 out.push(Pattern {
                     matcher: glob.compile_matcher(),
                     text: g,
@@ -583,6 +590,14 @@ impl Checker {
             }
         }
         out
+    }
+}
+
+/// An image pattern with its host segment lowercased, as canonical names are.
+fn canonical_pattern(pattern: &str) -> String {
+    match pattern.split_once('/') {
+        Some((host, rest)) => format!("{}/{rest}", host.to_ascii_lowercase()),
+        None => pattern.to_ascii_lowercase(),
     }
 }
 

@@ -108,16 +108,17 @@ impl Policy {
         self.registries.iter().find(|r| r.matches(image))
     }
 
-    /// `image`'s name with an alias host replaced by the registry's primary host, so that one
-    /// pattern covers every name of a registry.
+    /// `image`'s name as every policy pattern is matched against it: the host lowercased, an
+    /// alias host replaced by the registry's primary host, so that one pattern covers every
+    /// name and every spelling of a registry. The written form is for display only.
     pub fn canonical_name(&self, image: &ImageRef) -> String {
         match self
             .registries
             .iter()
             .find(|r| r.aliases.contains(image.registry()))
         {
-            Some(r) => format!("{}/{}", r.host, image.repository()),
-            None => image.name(),
+            Some(r) => format!("{}/{}", r.host.canonical(), image.repository()),
+            None => image.canonical_name(),
         }
     }
 }

@@ -120,6 +120,15 @@ impl RegistryHost {
         self.port
     }
 
+    /// `host[:port]` with the host lowercased: the one form policy patterns are matched
+    /// against, whatever case the reference was written in.
+    pub fn canonical(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
     /// Whether this is Docker Hub (after normalisation of `index.docker.io`).
     pub fn is_docker_hub(&self) -> bool {
         self.port.is_none() && self.host == DOCKER_HUB
@@ -245,9 +254,16 @@ impl ImageRef {
         self.digest.as_ref()
     }
 
-    /// `registry/repository`, without tag or digest.
+    /// `registry/repository`, without tag or digest, the registry as written (for display).
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// `registry/repository` with the registry's host lowercased: the form every match against
+    /// a policy pattern uses (DNS names are case-insensitive, so `Registry.Example.Org/base`
+    /// is the same repository as `registry.example.org/base` and must meet the same rules).
+    pub fn canonical_name(&self) -> String {
+        format!("{}/{}", self.registry.canonical(), self.repository)
     }
 
     /// The short form Docker prints: `nginx:1.25` rather than `docker.io/library/nginx:1.25`.

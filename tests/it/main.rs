@@ -16,6 +16,7 @@ mod cluster_api;
 mod explain_policy;
 mod faults;
 mod git_gates;
+mod hardening;
 mod layout;
 mod registry;
 mod rollout;

@@ -1,0 +1,95 @@
+//! The gate holds: each test is named for the bypass, the leak or the wrong answer it prevents,
+//! and goes through the real binary (and the real registry or HTTPS where there is one).
+
+use rstest::rstest;
+use serde_json::{Value, json};
+
+use crate::support::webhook::{Webhook, fixture_text};
+use crate::support::{run, run_stdin};
+
+/// A Pod running `image`, as a manifest.
+fn pod_manifest(image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: web}}\nspec:\n  containers:\n    - name: app\n      image: {image}\n"
+    )
+}
+
+/// A CREATE review of `object` as the API server sends it for `kind` (`{group, version, kind}`).
+fn review(kind: Value, object: Value) -> Value {
+    let mut r: Value = serde_json::from_str(&fixture_text("pod-create.json")).unwrap();
+    r["request"]["kind"] = kind;
+    r["request"]["object"] = object;
+    r
+}
+
+fn pod_kind() -> Value {
+    json!({"group": "", "version": "v1", "kind": "Pod"})
+}
+
+fn pod_object(image: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "mathoid"},
+           "spec": {"containers": [{"name": "app", "image": image}]}})
+}
+
+const NOT_DEPLOYABLE_POLICY: &str = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  registries: [{prefix: registry.example.org}]\n  notDeployable: ['registry.example.org/team/base/**']\n";
+
+/// Host names are case-insensitive, so a registry written in capitals is the same registry and
+/// its images meet the same rules: a base image is still a base image.
+#[rstest]
+#[case::a_base_in_capitals(
+    None,
+    "Docker-Registry.Wikimedia.Org/bookworm:20240101",
+    "repository-not-deployable"
+)]
+#[case::a_not_deployable_pattern_in_capitals(
+    Some(NOT_DEPLOYABLE_POLICY),
+    "REGISTRY.EXAMPLE.ORG/team/base/debian:12",
+    "repository-not-deployable"
+)]
+fn a_registry_host_in_capitals_does_not_skip_a_rule(
+    #[case] policy: Option<&str>,
+    #[case] image: &str,
+    #[case] rule: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["check", "-", "--format", "json"];
+    let path = dir.path().join("policy.yaml");
+    if let Some(p) = policy {
+        std::fs::write(&path, p).unwrap();
+        args.extend(["--policy", path.to_str().unwrap()]);
+    }
+    let r = run_stdin(&args, &pod_manifest(image));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["ruleId"] == rule && f["level"] == "deny"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_host_in_capitals_is_denied_at_admission() {
+    let hook = Webhook::start(&["--no-resolve"]);
+    let r = hook
+        .review(
+            "/validate",
+            &review(
+                pod_kind(),
+                pod_object("Docker-Registry.Wikimedia.Org/bookworm:20240101"),
+            ),
+        )
+        .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[repository-not-deployable]"),
+        "{r}"
+    );
+    let _ = run;
+}
