@@ -16,7 +16,7 @@
 //!   bomb is an error rather than an out-of-memory kill.
 //! - The builder is iterative: arbitrarily deep nesting cannot overflow the stack.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Number, Value};
@@ -97,6 +97,9 @@ pub struct Document {
 /// others are still loaded. Empty documents (only comments, or nothing between two `---`) are
 /// left out.
 pub fn load_all(source: &str, record: Record) -> Vec<Result<Document, YamlError>> {
+    // kubectl strips a UTF-8 byte order mark; left in, it would be part of the first key
+    // (`\u{feff}apiVersion`) and the object would not be recognised at all.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     split_documents(source)
         .into_iter()
         .filter_map(|chunk| {
@@ -242,11 +245,17 @@ enum Frame {
     },
     Map {
         map: Map<String, Value>,
-        /// Keys and where they were first seen, for the duplicate-key error.
-        seen: HashMap<String, Pos>,
+        /// Keys, where they were first seen (for the duplicate-key error) and their place among
+        /// the mapping's entries (for the merge-order error).
+        seen: HashMap<String, (Pos, usize)>,
         /// The key whose value comes next; `None` when a key comes next.
         key: Option<String>,
-        merges: Vec<Value>,
+        /// The key that comes next is a `<<` merge key.
+        merging: bool,
+        /// Each `<<` value, with its place among the entries.
+        merges: Vec<(Value, usize)>,
+        /// Entries so far.
+        entries: usize,
         anchor: usize,
         pointer_len: usize,
     },
@@ -318,7 +327,15 @@ impl Builder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 if self.expecting_key() {
-                    return self.key(text, pos);
+                    // A merge key as go-yaml reads it: a plain `<<`, or one tagged `!!merge`;
+                    // a quoted "<<" is an ordinary key.
+                    let merge = text == "<<"
+                        && (style == TScalarStyle::Plain
+                            || tag.as_ref().is_some_and(|t| {
+                                (t.handle == "!!" || t.handle == "tag:yaml.org,2002:")
+                                    && t.suffix == "merge"
+                            }));
+                    return self.key(text, pos, merge);
                 }
                 let len = self.enter(pos);
                 self.pointer.truncate(len);
@@ -331,7 +348,7 @@ impl Builder {
                 };
                 if self.expecting_key() {
                     return match value {
-                        Value::String(s) => self.key(s, pos),
+                        Value::String(s) => self.key(s, pos, false),
                         _ => Err("only a string alias can be used as a mapping key".into()),
                     };
                 }
@@ -362,7 +379,9 @@ impl Builder {
                             map: Map::new(),
                             seen: HashMap::new(),
                             key: None,
+                            merging: false,
                             merges: Vec::new(),
+                            entries: 0,
                             anchor,
                             pointer_len,
                         }
@@ -378,12 +397,13 @@ impl Builder {
                     }) => (Value::Array(items), anchor, pointer_len),
                     Some(Frame::Map {
                         mut map,
+                        seen,
                         merges,
                         anchor,
                         pointer_len,
                         ..
                     }) => {
-                        apply_merges(&mut map, merges)?;
+                        apply_merges(&mut map, &seen, merges)?;
                         (Value::Object(map), anchor, pointer_len)
                     }
                     None => return Err("unbalanced end of collection".into()),
@@ -396,19 +416,28 @@ impl Builder {
         }
     }
 
-    fn key(&mut self, text: String, pos: Pos) -> Result<(), String> {
-        let Some(Frame::Map { seen, key, .. }) = self.stack.last_mut() else {
+    fn key(&mut self, text: String, pos: Pos, merge: bool) -> Result<(), String> {
+        let Some(Frame::Map {
+            seen,
+            key,
+            merging,
+            entries,
+            ..
+        }) = self.stack.last_mut()
+        else {
             unreachable!()
         };
-        if text != "<<" {
-            if let Some(first) = seen.get(&text) {
+        *entries += 1;
+        if !merge {
+            if let Some((first, _)) = seen.get(&text) {
                 return Err(format!(
                     "duplicate key {text:?} (first defined at line {})",
                     first.line
                 ));
             }
-            seen.insert(text.clone(), pos);
+            seen.insert(text.clone(), (pos, *entries));
         }
+        *merging = merge;
         *key = Some(text);
         Ok(())
     }
@@ -433,11 +462,16 @@ impl Builder {
             None => self.root = Some(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map {
-                map, key, merges, ..
+                map,
+                key,
+                merging,
+                merges,
+                entries,
+                ..
             }) => {
                 let k = key.take().expect("a value follows its key");
-                if k == "<<" {
-                    merges.push(value);
+                if std::mem::take(merging) {
+                    merges.push((value, *entries));
                 } else {
                     map.insert(k, value);
                 }
@@ -464,10 +498,20 @@ fn is_container_entry(pointer: &str) -> bool {
         .any(|l| parent.ends_with(l))
 }
 
-/// `<<` merge keys (YAML 1.1 merge type): keys already present win; with a list of mappings,
-/// earlier mappings win over later ones.
-fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Value>) -> Result<(), String> {
-    for merge in merges {
+/// `<<` merge keys (YAML 1.1 merge type). The spec has explicit keys win, and earlier mappings
+/// of a merge list win over later ones; go-yaml v2, which kubectl and the API server's YAML go
+/// through, applies entries in document order instead, so a key written before a merge that
+/// sets it too is overwritten there. Where the two readings differ (an explicit key before a
+/// merge setting it, or two merges setting one key) the document is refused: tollgate must read
+/// the image kubectl will send, and cannot tell which reader will be used. An explicit key
+/// after the merge wins in both readings (the usual override idiom) and is accepted.
+fn apply_merges(
+    map: &mut Map<String, Value>,
+    seen: &HashMap<String, (Pos, usize)>,
+    merges: Vec<(Value, usize)>,
+) -> Result<(), String> {
+    let mut merged: HashSet<String> = HashSet::new();
+    for (merge, place) in merges {
         let sources = match merge {
             Value::Object(m) => vec![m],
             Value::Array(items) => items
@@ -479,10 +523,32 @@ fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Value>) -> Result<(), 
                 .collect::<Result<_, _>>()?,
             _ => return Err("a '<<' merge key needs a mapping or a list of mappings".into()),
         };
+        let mut group = Map::new();
         for source in sources {
             for (k, v) in source {
-                map.entry(k).or_insert(v);
+                group.entry(k).or_insert(v);
             }
+        }
+        for (k, v) in group {
+            match seen.get(&k) {
+                Some((pos, at)) if *at < place => {
+                    return Err(format!(
+                        "key {k:?} at line {} is set again by a later '<<' merge: YAML readers \
+                         disagree on which wins (kubectl takes the merge), so tollgate refuses \
+                         to guess; set {k:?} once, or after the merge",
+                        pos.line
+                    ));
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            if !merged.insert(k.clone()) {
+                return Err(format!(
+                    "key {k:?} is set by two '<<' merges of one mapping: YAML readers disagree \
+                     on which wins, so tollgate refuses to guess; merge it once"
+                ));
+            }
+            map.insert(k, v);
         }
     }
     Ok(())

@@ -93,3 +93,52 @@ async fn a_registry_host_in_capitals_is_denied_at_admission() {
     );
     let _ = run;
 }
+
+/// The approved image written first, then a merge that kubectl applies over it.
+const APPROVED: &str = "docker-registry.wikimedia.org/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// kubectl (go-yaml v2) applies a `<<` merge in document order, so a merge after an explicit
+/// `image` replaces it: tollgate must not read the approved image where kubectl sends nginx.
+#[rstest]
+#[case::a_merge_after_the_image("      <<: {image: docker.io/library/nginx:1.25}\n", "")]
+#[case::a_merge_list("      <<: [{image: docker.io/library/nginx:1.25}]\n", "")]
+#[case::a_tagged_merge("      !!merge <<: {image: docker.io/library/nginx:1.25}\n", "")]
+#[case::an_anchored_merge(
+    "      <<: *evil\n",
+    "x-evil: &evil {image: docker.io/library/nginx:1.25}\n"
+)]
+fn a_merge_key_cannot_replace_the_image_unseen(#[case] merge: &str, #[case] prefix: &str) {
+    let text = format!(
+        "{prefix}apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - name: app\n      image: {APPROVED}\n{merge}"
+    );
+    let r = run_stdin(&["check", "-"], &text);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("is set again by a later '<<' merge")
+            || r.stderr.contains("is set again by a later '<<' merge"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// The usual idiom, a merge then an override, reads the same in every YAML reader: accepted.
+#[test]
+fn an_override_after_a_merge_is_read_as_written() {
+    let text = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - <<: {{name: app, image: docker.io/library/nginx:1.25}}\n      image: {APPROVED}\n"
+    );
+    let r = run_stdin(&["check", "-", "--format", "json"], &text);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("nginx"), "{}", r.stdout);
+}
+
+/// kubectl strips a byte order mark; a Pod behind one is checked like any other.
+#[test]
+fn a_byte_order_mark_does_not_hide_the_object() {
+    let text = format!("\u{feff}{}", pod_manifest("docker.io/library/nginx:1.25"));
+    let r = run_stdin(&["check", "-", "--format", "json"], &text);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["summary"]["objects"], 1, "{v:#}");
+}
