@@ -310,6 +310,7 @@ impl Builder {
             Record::ImageFields => {
                 self.pointer.is_empty()
                     || self.pointer.ends_with("/image")
+                    || self.pointer.ends_with("/image/reference")
                     || is_container_entry(&self.pointer)
             }
         };
@@ -492,6 +493,7 @@ fn is_container_entry(pointer: &str) -> bool {
             "/containers",
             "/initContainers",
             "/ephemeralContainers",
+            "/volumes",
             "/items",
         ]
         .iter()

@@ -203,6 +203,18 @@ pub fn plan(
         collect_sites,
     };
     let doc = admission_object(object.value, &namespace);
+    let op = operation_str(&request.operation);
+    let refuse = |why: String| {
+        Plan::Done(Decision::unevaluated(
+            Verdict::Deny,
+            format!("tollgate cannot evaluate this {op}: {why}"),
+        ))
+    };
+    // The API server's word on what the object is decides what it must look like: an object
+    // that does not fit is never admitted as if it had no images.
+    if let Err(why) = fits(&request.kind, &doc) {
+        return refuse(why);
+    }
     let mut report = Report::new(check::policy_info(policy));
     let source = Source {
         file: None,
@@ -210,6 +222,13 @@ pub fn plan(
         start_line: None,
     };
     check::check_document(policy, &doc, source, &opts, &mut report);
+    if report.objects.is_empty() {
+        return refuse(format!(
+            "tollgate does not know where a {} keeps its images; take the kind out of the \
+             webhook's rules, or ask for it to be supported",
+            request.kind.kind
+        ));
+    }
     let old_images = match (&request.operation, request.old_object) {
         (Operation::Update, Some(old)) => {
             let old = admission_object(old.value, &namespace);
@@ -227,6 +246,38 @@ pub fn plan(
         old_images,
         ephemeral_only,
     })
+}
+
+/// Whether `doc` is an object of the kind the request names (`{group, version, kind}`).
+fn fits(expected: &kube_core::GroupVersionKind, doc: &Value) -> Result<(), String> {
+    let Some(obj) = doc.as_object() else {
+        return Err(format!(
+            "request.object is {}, not a {} object",
+            crate::workload::json_type(doc),
+            expected.kind
+        ));
+    };
+    let api_version = if expected.group.is_empty() {
+        expected.version.clone()
+    } else {
+        format!("{}/{}", expected.group, expected.version)
+    };
+    // Before Kubernetes 1.22 the ephemeral containers subresource had a kind of its own; its
+    // object is read as the Pod it belongs to (admission_object).
+    let kind = match expected.kind.as_str() {
+        "EphemeralContainers" => "Pod",
+        k => k,
+    };
+    let got = |k: &str| obj.get(k).and_then(Value::as_str);
+    if got("apiVersion") != Some(api_version.as_str()) || got("kind") != Some(kind) {
+        return Err(format!(
+            "request.kind says {api_version} {}, but the object is apiVersion {} kind {}",
+            expected.kind,
+            got("apiVersion").map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}")),
+            got("kind").map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}")),
+        ));
+    }
+    Ok(())
 }
 
 fn operation_str(op: &Operation) -> &'static str {

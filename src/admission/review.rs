@@ -3,8 +3,8 @@
 //! The request is kube-core's [`AdmissionRequest`]; its object is a [`ReviewObject`]: the part
 //! of the Kubernetes object the policy reads, as a `serde_json::Value` in the object's own shape
 //! (so workload extraction and JSON pointers work unchanged), with everything else skipped while
-//! parsing. A Pod's env, volumes, probes, annotations and managedFields are most of its bytes and
-//! none of its images; skipping them without allocating is what keeps a 10 KB review cheap.
+//! parsing. A Pod's env, probes, annotations and managedFields are most of its bytes and none
+//! of its images; skipping them without allocating is what keeps a 10 KB review cheap.
 //!
 //! kube-core's `AdmissionReview` itself is not used to parse: it flattens its type fields, which
 //! makes serde buffer the whole body into an intermediate tree before reading it a second time.
@@ -24,8 +24,9 @@ use super::AdmissionError;
 
 /// The object of an admission request, reduced to what the policy reads: `apiVersion`, `kind`,
 /// `metadata.name`/`generateName`/`namespace`, and below `spec`, `template` and `jobTemplate`
-/// (at any depth, from the top) the container lists with each container's `name` and `image`. Lists keep every
-/// entry, so JSON pointers into it are pointers into the real object.
+/// (at any depth, from the top) the container lists with each container's `name` and `image`,
+/// and the volumes with each volume's `name` and `image` (image volumes pull an image too).
+/// Lists keep every entry, so JSON pointers into it are pointers into the real object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewObject {
     /// Filled from the kept metadata fields (kube-core's [`Resource`] needs it).
@@ -199,11 +200,13 @@ enum Level {
     Root,
     /// `metadata`: `name`, `generateName`, `namespace`.
     Metadata,
-    /// Anything that leads to a pod spec or is one: `spec`, `template`, `jobTemplate` and the
-    /// container lists.
+    /// Anything that leads to a pod spec or is one: `spec`, `template`, `jobTemplate`, the
+    /// container lists and the volumes.
     Spec,
     /// One container: `name` and `image`.
     Container,
+    /// One volume: `name`, and `image` (an image volume's source, kept whole: it is small).
+    Volume,
 }
 
 impl Level {
@@ -225,8 +228,9 @@ impl Level {
                 "containers",
                 "initContainers",
                 "ephemeralContainers",
+                "volumes",
             ],
-            Level::Container => &["name", "image"],
+            Level::Container | Level::Volume => &["name", "image"],
         }
     }
 
@@ -237,7 +241,10 @@ impl Level {
             (Level::Root | Level::Spec, "spec" | "template" | "jobTemplate") => {
                 Child::Prune(Level::Spec)
             }
-            (_, "containers" | "initContainers" | "ephemeralContainers") => Child::Containers,
+            (_, "containers" | "initContainers" | "ephemeralContainers") => {
+                Child::Entries(Level::Container)
+            }
+            (Level::Spec, "volumes") => Child::Entries(Level::Volume),
             _ => Child::Whole,
         }
     }
@@ -247,8 +254,8 @@ enum Child {
     /// Keep the whole value (a name, an image: whatever type it has, for the error message).
     Whole,
     Prune(Level),
-    /// A container list: each entry pruned to a container; anything else kept whole.
-    Containers,
+    /// A container or volume list: each entry pruned at its level; anything else kept whole.
+    Entries(Level),
 }
 
 /// Reads a value at `Level`; a map is pruned, anything else (which the policy will report as
@@ -286,9 +293,9 @@ impl<'de> Visitor<'de> for Key {
     }
 }
 
-struct Containers;
+struct Entries(Level);
 
-impl<'de> DeserializeSeed<'de> for Containers {
+impl<'de> DeserializeSeed<'de> for Entries {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -296,7 +303,7 @@ impl<'de> DeserializeSeed<'de> for Containers {
     }
 }
 
-impl<'de> Visitor<'de> for Containers {
+impl<'de> Visitor<'de> for Entries {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -305,7 +312,7 @@ impl<'de> Visitor<'de> for Containers {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(2));
-        while let Some(v) = seq.next_element_seed(Prune(Level::Container))? {
+        while let Some(v) = seq.next_element_seed(Prune(self.0))? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -313,7 +320,7 @@ impl<'de> Visitor<'de> for Containers {
 
     // Not a list: kept whole, so the policy can say "containers must be a list".
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        Prune(Level::Container).visit_map(map)
+        Prune(self.0).visit_map(map)
     }
 
     forward_scalars!();
@@ -337,7 +344,7 @@ impl<'de> Visitor<'de> for Prune {
             let value = match level.child(key) {
                 Child::Whole => map.next_value::<Value>()?,
                 Child::Prune(l) => map.next_value_seed(Prune(l))?,
-                Child::Containers => map.next_value_seed(Containers)?,
+                Child::Entries(level) => map.next_value_seed(Entries(level))?,
             };
             out.insert(key.to_owned(), value);
         }
@@ -399,7 +406,8 @@ mod tests {
                             "not a mapping",
                             {"name": "c", "image": 7}
                         ],
-                        "volumes": [{"name": "v", "emptyDir": {}}]
+                        "volumes": [{"name": "v", "emptyDir": {}},
+                                    {"name": "w", "image": {"reference": "r.io/w:1", "pullPolicy": "Always"}}]
                     }
                 }
             },
@@ -415,7 +423,8 @@ mod tests {
                 "metadata": {"name": "web", "namespace": "web"},
                 "spec": {"template": {"spec": {
                     "initContainers": [{"name": "init", "image": "r.io/i:1"}],
-                    "containers": [{"name": "a", "image": "r.io/a:1"}, "not a mapping", {"name": "c", "image": 7}]
+                    "containers": [{"name": "a", "image": "r.io/a:1"}, "not a mapping", {"name": "c", "image": 7}],
+                    "volumes": [{"name": "v"}, {"name": "w", "image": {"reference": "r.io/w:1", "pullPolicy": "Always"}}]
                 }}}
             })
         );

@@ -11,7 +11,7 @@ use crate::policy::eval::{self, Context};
 use crate::policy::{Policy, RuleId};
 use crate::reference::WrittenImage;
 use crate::report::{CheckedObject, Finding, ImageSite, InputError, Location, Report};
-use crate::workload::{ContainerKind, ContainerRef, ObjectRef};
+use crate::workload::{ContainerKind, ContainerRef, ObjectRef, json_type};
 use crate::yaml::{self, Positions, Record};
 
 /// The kind shown for a values file in findings (it is not a Kubernetes object).
@@ -152,17 +152,6 @@ fn read_image<'a>(value: &Value, keys: &'a ImageKeys) -> Read<'a> {
             keys.repository,
             json_type(other)
         )),
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 

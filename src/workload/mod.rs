@@ -32,13 +32,16 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-/// The three container lists of a pod spec.
+/// Where in a pod spec an image is pulled for: the three container lists, and image volumes
+/// (`volumes[].image.reference`, an OCI image the kubelet pulls and mounts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ContainerKind {
     Container,
     InitContainer,
     EphemeralContainer,
+    /// An image volume; its "container" name is the volume's name.
+    ImageVolume,
 }
 
 impl ContainerKind {
@@ -54,6 +57,7 @@ impl ContainerKind {
             ContainerKind::Container => "containers",
             ContainerKind::InitContainer => "initContainers",
             ContainerKind::EphemeralContainer => "ephemeralContainers",
+            ContainerKind::ImageVolume => "volumes",
         }
     }
 }
@@ -64,6 +68,7 @@ impl fmt::Display for ContainerKind {
             ContainerKind::Container => "container",
             ContainerKind::InitContainer => "init container",
             ContainerKind::EphemeralContainer => "ephemeral container",
+            ContainerKind::ImageVolume => "image volume",
         })
     }
 }
@@ -179,7 +184,10 @@ pub fn extract(doc: &Value) -> Workloads {
             spec_pointer.push_str(seg);
         }
         match spec {
-            Some(Value::Object(spec)) => containers(spec, &spec_pointer, index, &mut out),
+            Some(Value::Object(spec)) => {
+                containers(spec, &spec_pointer, index, &mut out);
+                image_volumes(spec, &spec_pointer, index, &mut out);
+            }
             _ => out.malformed.push(Malformed {
                 object: index,
                 container: None,
@@ -254,7 +262,54 @@ fn containers(
     }
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// Image volumes: every volume with an `image` source pulls `image.reference`. A volume that
+/// names an image source without a reference is malformed: the API server refuses it, and
+/// tollgate must not pass it as imageless.
+fn image_volumes(
+    spec: &serde_json::Map<String, Value>,
+    spec_pointer: &str,
+    object: usize,
+    out: &mut Workloads,
+) {
+    let Some(Value::Array(volumes)) = spec.get("volumes") else {
+        return;
+    };
+    for (i, v) in volumes.iter().enumerate() {
+        let Some(source) = v.get("image") else {
+            continue;
+        };
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{i}"), str::to_owned);
+        let container = ContainerRef {
+            name,
+            kind: ContainerKind::ImageVolume,
+        };
+        let pointer = format!("{spec_pointer}/volumes/{i}/image/reference");
+        match source.get("reference") {
+            Some(Value::String(image)) => out.images.push(ImageUse {
+                object,
+                pointer,
+                image: WrittenImage::new(image.as_str()),
+                container,
+            }),
+            other => out.malformed.push(Malformed {
+                object,
+                pointer,
+                message: format!(
+                    "image volume {:?} must name its image in image.reference, found {}",
+                    container.name,
+                    other.map_or("nothing", json_type)
+                ),
+                container: Some(container),
+            }),
+        }
+    }
+}
+
+/// How a JSON value's type is named in messages.
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

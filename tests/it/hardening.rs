@@ -4,8 +4,8 @@
 use rstest::rstest;
 use serde_json::{Value, json};
 
+use crate::support::run_stdin;
 use crate::support::webhook::{Webhook, fixture_text};
-use crate::support::{run, run_stdin};
 
 /// A Pod running `image`, as a manifest.
 fn pod_manifest(image: &str) -> String {
@@ -91,7 +91,6 @@ async fn a_registry_host_in_capitals_is_denied_at_admission() {
             .contains("[repository-not-deployable]"),
         "{r}"
     );
-    let _ = run;
 }
 
 /// The approved image written first, then a merge that kubectl applies over it.
@@ -141,4 +140,88 @@ fn a_byte_order_mark_does_not_hide_the_object() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["summary"]["objects"], 1, "{v:#}");
+}
+
+/// A Pod's image volume pulls an OCI image as surely as a container does.
+fn pod_with_image_volume(reference: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "mathoid"},
+           "spec": {"containers": [{"name": "app", "image": APPROVED}],
+                    "volumes": [{"name": "data", "image": {"reference": reference, "pullPolicy": "IfNotPresent"}}]}})
+}
+
+#[test]
+fn an_image_volume_from_an_unapproved_registry_is_denied_by_check() {
+    let text = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - name: app\n      image: {APPROVED}\n  volumes:\n    - name: data\n      image:\n        reference: evil.example.com/payload:1\n"
+    );
+    let r = run_stdin(&["check", "-", "--format", "json"], &text);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["ruleId"] == "registry-not-approved")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(f["container"]["kind"], "imageVolume", "{f}");
+    assert_eq!(f["location"]["pointer"], "/spec/volumes/0/image/reference");
+    assert_eq!(f["location"]["line"], 11, "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_volume_from_an_unapproved_registry_is_denied_at_admission() {
+    let hook = Webhook::start(&["--no-resolve"]);
+    let r = hook
+        .review(
+            "/validate",
+            &review(
+                pod_kind(),
+                pod_with_image_volume("evil.example.com/payload:1"),
+            ),
+        )
+        .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let m = r["status"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("[registry-not-approved] image volume \"data\" (evil.example.com/payload:1)"),
+        "{m}"
+    );
+}
+
+/// Whatever the object is, it is evaluated or denied: never admitted as if it had no images.
+#[rstest]
+#[case::a_number(pod_kind(), json!(42), "request.object is a number")]
+#[case::a_list(pod_kind(), json!([]), "request.object is a list")]
+#[case::a_string(pod_kind(), json!("x"), "request.object is a string")]
+#[case::an_empty_mapping(pod_kind(), json!({}), "the object is apiVersion (none) kind (none)")]
+#[case::no_api_version(
+    pod_kind(),
+    json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "nginx"}]}}),
+    "the object is apiVersion (none) kind \"Pod\""
+)]
+#[case::a_pod_of_another_group(
+    pod_kind(),
+    json!({"apiVersion": "apps/v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "nginx"}]}}),
+    "request.kind says v1 Pod, but the object is apiVersion \"apps/v1\" kind \"Pod\""
+)]
+#[case::a_kind_without_pods(
+    json!({"group": "", "version": "v1", "kind": "ConfigMap"}),
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+    "does not know where a ConfigMap keeps its images"
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_that_is_not_what_the_request_says_is_denied(
+    #[case] kind: Value,
+    #[case] object: Value,
+    #[case] why: &str,
+) {
+    let hook = Webhook::start(&["--no-resolve"]);
+    let r = hook.review("/validate", &review(kind, object)).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let m = r["status"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("tollgate cannot evaluate this CREATE: "),
+        "{m}"
+    );
+    assert!(m.contains(why), "{m}");
 }
