@@ -156,8 +156,19 @@ impl RegistryArgs {
             }
             None => CredentialStore::anonymous(),
         };
+        // Each name of a registry may redirect to the hosts the policy names for it.
+        let redirect_hosts = policy
+            .registries()
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.host())
+                    .chain(r.aliases())
+                    .map(move |h| (h.clone(), r.redirect_hosts().to_vec()))
+            })
+            .collect();
         let mut client = ClientOptions {
             credentials,
+            redirect_hosts,
             ..ClientOptions::default()
         };
         if let Some(ca) = &self.ca_file {

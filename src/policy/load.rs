@@ -107,12 +107,16 @@ struct RetentionSpec {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RegistrySpec {
     prefix: String,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default)]
     insecure: bool,
+    /// Hosts the registry may redirect to (its blob storage); none by default.
+    #[serde(default)]
+    redirect_hosts: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -429,11 +433,29 @@ impl Checker {
                 Err(e) => self.problem(alias_pointer, format!("alias {a:?}: {e}")),
             }
         }
+        let mut redirect_hosts = Vec::new();
+        for (j, h) in spec.redirect_hosts.iter().enumerate() {
+            let at = format!("/spec/registries/{i}/redirectHosts/{j}");
+            if h.contains(['/', '*']) {
+                self.problem(
+                    at,
+                    format!(
+                        "redirect host {h:?} must be one host[:port], without a path or wildcard"
+                    ),
+                );
+                continue;
+            }
+            match h.parse::<RegistryHost>() {
+                Ok(host) => redirect_hosts.push(host),
+                Err(e) => self.problem(at, format!("redirect host {h:?}: {e}")),
+            }
+        }
         Some(ApprovedRegistry {
             host,
             aliases,
             path,
             insecure: spec.insecure,
+            redirect_hosts,
         })
     }
 

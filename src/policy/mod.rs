@@ -150,6 +150,7 @@ pub struct ApprovedRegistry {
     /// Whole path segments an image's repository must start with; empty for the whole registry.
     path: Vec<String>,
     insecure: bool,
+    redirect_hosts: Vec<RegistryHost>,
 }
 
 impl ApprovedRegistry {
@@ -190,6 +191,12 @@ impl ApprovedRegistry {
     /// Whether the registry is reached over plain HTTP (a loopback test registry only).
     pub fn insecure(&self) -> bool {
         self.insecure
+    }
+
+    /// Hosts other than the registry's own that its redirects may lead to (blob storage the
+    /// registry hands downloads to); empty unless the policy names some.
+    pub fn redirect_hosts(&self) -> &[RegistryHost] {
+        &self.redirect_hosts
     }
 }
 

@@ -475,6 +475,21 @@ mod tests {
         assert_eq!(parse_challenge(header), expected);
     }
 
+    proptest::proptest! {
+        /// `WWW-Authenticate` is the registry's to write: any text gives an answer, no panic.
+        #[test]
+        fn the_challenge_parser_never_panics(v in "\\PC{0,200}") {
+            let _ = parse_challenge(&v);
+        }
+
+        #[test]
+        fn the_challenge_parser_never_panics_on_challenge_shaped_text(
+            v in "(Bearer |Basic |realm|service|scope|=|\"|,| |x){0,40}"
+        ) {
+            let _ = parse_challenge(&v);
+        }
+    }
+
     #[test]
     fn reads_docker_config_and_never_prints_secrets() {
         let dir = tempfile::tempdir().unwrap();

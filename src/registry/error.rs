@@ -77,6 +77,17 @@ pub enum RegistryError {
         #[source]
         source: Arc<serde_json::Error>,
     },
+    /// A pagination link to another origin: not followed, it would carry the credentials away.
+    #[error(
+        "the registry at {base} links its next page to {link}, another origin; tollgate follows \
+         only links on the registry's own origin"
+    )]
+    ForeignLink {
+        /// The registry's base URL.
+        base: String,
+        /// The link as sent.
+        link: String,
+    },
     /// A token endpoint that answered without a token.
     #[error("the token response from {realm} has no token")]
     NoToken {

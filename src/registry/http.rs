@@ -45,6 +45,9 @@ pub struct ClientOptions {
     pub max_retry_after: Duration,
     /// Entries asked for per page of the catalog and tag lists (`?n=`).
     pub page_size: usize,
+    /// For each registry host, the other hosts its redirects may lead to (the policy's
+    /// `redirectHosts`). A redirect anywhere else is refused.
+    pub redirect_hosts: HashMap<RegistryHost, Vec<RegistryHost>>,
 }
 
 impl Default for ClientOptions {
@@ -58,6 +61,7 @@ impl Default for ClientOptions {
             backoff: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(5),
             page_size: 1000,
+            redirect_hosts: HashMap::new(),
         }
     }
 }
@@ -233,8 +237,7 @@ impl RegistryClient {
             .timeout(opts.request_timeout)
             .connect_timeout(opts.request_timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            // Registries redirect blob GETs to storage; the walk follows a few.
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirect_policy(opts.redirect_hosts.clone()))
             .build()
             .map_err(|e| RegistryError::HttpClient(Arc::new(e)))?;
         Ok(RegistryClient {
@@ -390,7 +393,7 @@ impl RegistryClient {
             })?;
             all.extend(items(page));
             match r.link_next {
-                Some(next) => url = join_link(&ep.base(), &next),
+                Some(next) => url = join_link(&ep.base(), &next)?,
                 None => return Ok(Some(all)),
             }
         }
@@ -603,22 +606,85 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     header_str(h, name).and_then(|v| v.trim().parse().ok())
 }
 
-/// `Link: </v2/_catalog?last=x&n=100>; rel="next"`.
-fn parse_link_next(v: &str) -> Option<String> {
-    v.split(',')
-        .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
-        .and_then(|part| {
-            let start = part.find('<')? + 1;
-            let end = part.find('>')?;
-            Some(part[start..end].to_owned())
-        })
+/// Redirects are followed (at most 5) only within the registry's own origin, or to the hosts the
+/// policy names for it (`redirectHosts`: the blob storage a registry hands downloads to).
+/// Anything else is an error naming the refused host: a registry's answer must never make
+/// tollgate contact a host the policy does not approve. reqwest drops the `Authorization`
+/// header on a redirect to another host, so credentials never follow one.
+fn redirect_policy(allowed: HashMap<RegistryHost, Vec<RegistryHost>>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let next = attempt.url();
+        if same_origin(first, next) {
+            return attempt.follow();
+        }
+        let host_of = |u: &reqwest::Url| -> Option<RegistryHost> {
+            let host = u.host_str()?;
+            match u.port() {
+                Some(p) => format!("{host}:{p}").parse().ok(),
+                None => host.parse().ok(),
+            }
+        };
+        let ok = match (host_of(first), host_of(next)) {
+            (Some(from), Some(to)) => allowed.get(&from).is_some_and(|hosts| hosts.contains(&to)),
+            _ => false,
+        };
+        // A registry reached over plain HTTP (a loopback test registry) may name plain-HTTP
+        // storage; any other registry's redirects must stay on HTTPS.
+        if ok && (next.scheme() == "https" || first.scheme() == "http") {
+            attempt.follow()
+        } else {
+            let refused = next.host_str().unwrap_or("?").to_owned();
+            attempt.error(format!(
+                "redirect to {refused} refused: it is not the registry, and not among the \
+                 policy's redirectHosts for it"
+            ))
+        }
+    })
 }
 
-fn join_link(base: &str, next: &str) -> String {
-    if next.starts_with("http://") || next.starts_with("https://") {
-        next.to_owned()
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The target of the `rel="next"` link of a `Link` header
+/// (`</v2/_catalog?last=x&n=100>; rel="next"`), if it has one. Any bytes give an answer.
+pub fn parse_link_next(v: &str) -> Option<String> {
+    v.split(',').find_map(|part| {
+        let (target, params) = part.trim().strip_prefix('<')?.split_once('>')?;
+        params
+            .split(';')
+            .map(str::trim)
+            .any(|p| p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next"))
+            .then(|| target.to_owned())
+    })
+}
+
+/// The next page's URL: a link relative to the registry, or an absolute one on the registry's
+/// own origin. A link elsewhere is refused: following it would send the registry's credentials
+/// to a host the policy does not approve.
+fn join_link(base: &str, next: &str) -> Result<String, RegistryError> {
+    let foreign = || RegistryError::ForeignLink {
+        base: base.to_owned(),
+        link: next.to_owned(),
+    };
+    if next.starts_with('/') && !next.starts_with("//") {
+        return Ok(format!("{base}{next}"));
+    }
+    let (Ok(b), Ok(n)) = (reqwest::Url::parse(base), reqwest::Url::parse(next)) else {
+        return Err(foreign());
+    };
+    if same_origin(&b, &n) {
+        Ok(next.to_owned())
     } else {
-        format!("{base}{next}")
+        Err(foreign())
     }
 }
 
@@ -642,7 +708,48 @@ mod tests {
             Some("/v2/_catalog?last=b&n=2".into())
         );
         assert_eq!(parse_link_next(r#"<https://x/y>; rel="prev""#), None);
-        assert_eq!(join_link("http://h:1", "/v2/x"), "http://h:1/v2/x");
+        assert_eq!(join_link("http://h:1", "/v2/x").unwrap(), "http://h:1/v2/x");
+        assert_eq!(
+            join_link("http://h:1", "http://h:1/v2/x?last=a").unwrap(),
+            "http://h:1/v2/x?last=a"
+        );
+        for foreign in [
+            "http://other:1/v2/x",
+            "https://h:1/v2/x",
+            "http://h:2/v2/x",
+            "//other/v2/x",
+            "v2/x",
+        ] {
+            assert!(
+                matches!(
+                    join_link("http://h:1", foreign),
+                    Err(RegistryError::ForeignLink { .. })
+                ),
+                "{foreign}"
+            );
+        }
+        assert_eq!(parse_link_next(">x<; rel=\"next\""), None);
+        assert_eq!(
+            parse_link_next(r#"<https://x/a>; rel="prev", </b>; rel="next""#),
+            Some("/b".into())
+        );
+    }
+
+    proptest::proptest! {
+        /// A registry's header is attacker input: any bytes give an answer, never a panic.
+        #[test]
+        fn the_link_parser_never_panics(v in "\\PC{0,200}") {
+            let _ = parse_link_next(&v);
+        }
+
+        #[test]
+        fn the_link_parser_never_panics_on_link_shaped_text(
+            v in "([<>;,= \"]|rel|next|/v2/x|http://h){0,40}"
+        ) {
+            if let Some(next) = parse_link_next(&v) {
+                let _ = join_link("http://h:1", &next);
+            }
+        }
     }
 
     #[test]

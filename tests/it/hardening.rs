@@ -225,3 +225,175 @@ async fn an_object_that_is_not_what_the_request_says_is_denied(
     );
     assert!(m.contains(why), "{m}");
 }
+
+mod network {
+    //! tollgate contacts only the hosts the policy approves: a registry's redirect or Link
+    //! header cannot send it, or its credentials, anywhere else.
+
+    use crate::support::oci::{Pusher, layer};
+    use crate::support::proxy::{Fault, FaultProxy, Times};
+    use crate::support::registry::TestRegistry;
+    use crate::support::run;
+
+    struct Rig {
+        _reg: TestRegistry,
+        proxy: FaultProxy,
+        /// Another origin in front of the same registry: whatever reaches it was misdirected.
+        elsewhere: FaultProxy,
+        dir: tempfile::TempDir,
+    }
+
+    async fn rig() -> Rig {
+        let reg = TestRegistry::start();
+        Pusher::new(reg.base_url())
+            .image(
+                "team/app",
+                Some("1"),
+                &[layer(&[("bin", b"x")])],
+                "linux/amd64",
+            )
+            .await;
+        let proxy = FaultProxy::start(&reg.base_url());
+        let elsewhere = FaultProxy::start(&reg.base_url());
+        Rig {
+            _reg: reg,
+            proxy,
+            elsewhere,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    impl Rig {
+        fn policy(&self, registry_extra: &str) -> String {
+            let text = self
+                .proxy
+                .policy("  rules: {digest-missing: 'off', base-not-approved: 'off'}\n")
+                .replace(
+                    "      insecure: true\n",
+                    &format!("      insecure: true\n{registry_extra}"),
+                );
+            let path = self.dir.path().join("policy.yaml");
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        }
+
+        fn redirect_manifests(&self) {
+            self.proxy.inject(
+                "GET",
+                "/manifests/",
+                Fault::Redirect {
+                    status: 307,
+                    location: format!("{}/v2/team/app/manifests/1", self.elsewhere.base_url()),
+                },
+                Times::Always,
+            );
+            self.proxy.inject(
+                "HEAD",
+                "/manifests/",
+                Fault::Redirect {
+                    status: 307,
+                    location: format!("{}/v2/team/app/manifests/1", self.elsewhere.base_url()),
+                },
+                Times::Always,
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redirect_to_another_host_is_refused_and_never_followed() {
+        let r = rig().await;
+        r.redirect_manifests();
+        let policy = r.policy("");
+        let image = format!("{}/team/app:1", r.proxy.host());
+        let out = run(&["verify", "--policy", &policy, "--deadline", "10s", &image]);
+        assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains("redirect to 127.0.0.1 refused"),
+            "{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(r.elsewhere.total(), 0, "{:#?}", r.elsewhere.seen());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redirect_to_a_host_the_policy_names_is_followed() {
+        let r = rig().await;
+        r.redirect_manifests();
+        let policy = r.policy(&format!(
+            "      redirectHosts: ['{}']\n",
+            r.elsewhere.host()
+        ));
+        let image = format!("{}/team/app:1", r.proxy.host());
+        let out = run(&["verify", "--policy", &policy, "--deadline", "10s", &image]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        assert!(r.elsewhere.total() > 0);
+    }
+
+    /// The registry's Basic credentials stay with the registry, whatever its Link header says.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_link_to_another_origin_is_not_followed_and_gets_no_credentials() {
+        use base64::Engine as _;
+        let r = rig().await;
+        r.proxy.inject(
+            "GET",
+            "/v2/_catalog",
+            Fault::AddHeader {
+                name: "Link".into(),
+                value: format!(
+                    "<{}/v2/_catalog?last=team%2Fapp&n=1000>; rel=\"next\"",
+                    r.elsewhere.base_url()
+                ),
+            },
+            Times::Always,
+        );
+        let policy = r.policy("");
+        let auth = base64::engine::general_purpose::STANDARD.encode("robot:s3cret");
+        let config = r.dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                r.proxy.host()
+            ),
+        )
+        .unwrap();
+        let out = run(&[
+            "registry",
+            "scan",
+            &r.proxy.host(),
+            "--policy",
+            &policy,
+            "--registry-config",
+            config.to_str().unwrap(),
+        ]);
+        assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(all.contains("another origin"), "{all}");
+        assert_eq!(r.elsewhere.total(), 0, "{:#?}", r.elsewhere.seen());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_malformed_link_header_is_not_a_crash() {
+        let r = rig().await;
+        r.proxy.inject(
+            "GET",
+            "/v2/_catalog",
+            Fault::AddHeader {
+                name: "Link".into(),
+                value: ">x<; rel=\"next\"".into(),
+            },
+            Times::Always,
+        );
+        let policy = r.policy("");
+        let out = run(&["registry", "scan", &r.proxy.host(), "--policy", &policy]);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "exit {}: {}\n{}",
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}

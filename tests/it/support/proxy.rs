@@ -48,6 +48,10 @@ pub enum Fault {
     /// which carry no body; on a GET the body stays upstream's and the client sees it cut
     /// short).
     WrongContentLength { add: u64 },
+    /// Answer `status` (a 3xx) with `Location: location`, without asking upstream.
+    Redirect { status: u16, location: String },
+    /// Forward, then add the header `name: value` to the answer (a `Link`, say).
+    AddHeader { name: String, value: String },
 }
 
 /// Which of the matching requests a rule breaks.
@@ -385,6 +389,18 @@ async fn handle(
         Some(Fault::WrongContentLength { add }) => {
             let mut a = forward(&http, &upstream, &req).await;
             a.content_length += add;
+            a
+        }
+        Some(Fault::Redirect { status, location }) => Answer {
+            status: *status,
+            headers: vec![("Location".to_owned(), location.clone())],
+            content_length: 0,
+            body: Vec::new(),
+        },
+        Some(Fault::AddHeader { name, value }) => {
+            let mut a = forward(&http, &upstream, &req).await;
+            a.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            a.headers.push((name.clone(), value.clone()));
             a
         }
         None => forward(&http, &upstream, &req).await,
