@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use super::RegistryError;
 use super::http::Endpoint;
 use super::oci::{self, ImageConfig};
 use super::resolution::{Node, NodeKind, NodeStatus};
@@ -245,43 +246,54 @@ impl BaseChecker {
         }
     }
 
-    /// Verdicts for every runnable image manifest under `root` (one per platform).
-    pub async fn check(&self, image: &ImageRef, root: &Node) -> Vec<BaseVerdict> {
-        let ep = match self.resolver.endpoint(image) {
-            Ok(ep) => ep,
-            Err(e) => return vec![undecided(None, e.to_string())],
-        };
+    /// Verdicts for every runnable image manifest under `root` (one per platform). A registry
+    /// that does not answer (for the image's layers or for the approved bases) is an `Err`:
+    /// "could not check", never "not built on an approved base".
+    pub async fn check(
+        &self,
+        image: &ImageRef,
+        root: &Node,
+    ) -> Result<Vec<BaseVerdict>, RegistryError> {
+        let ep = self.resolver.endpoint(image)?;
         let repo = image.repository().as_str();
         let mut manifests = Vec::new();
         collect_manifests(root, &mut manifests);
         let mut out = Vec::new();
         for m in manifests {
-            out.push(self.check_manifest(&ep, repo, m).await);
+            out.push(self.check_manifest(&ep, repo, m).await?);
         }
-        out
+        Ok(out)
     }
 
-    async fn check_manifest(&self, ep: &Endpoint, repo: &str, m: &Node) -> BaseVerdict {
+    async fn check_manifest(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        m: &Node,
+    ) -> Result<BaseVerdict, RegistryError> {
         let platform = m.platform.clone();
         let Some(config_node) = m.children.iter().find(|c| c.kind == NodeKind::Config) else {
-            return undecided(platform, "the manifest has no config".into());
+            return Ok(undecided(platform, "the manifest has no config".into()));
         };
         let Some(config_bytes) = self
             .resolver
             .cached_document(ep, repo, &config_node.digest)
             .await
         else {
-            return undecided(platform, "the image config could not be read".into());
+            return Ok(undecided(
+                platform,
+                "the image config could not be read".into(),
+            ));
         };
         let config = match oci::parse_config(&config_bytes) {
             Ok(c) => c,
-            Err(e) => return undecided(platform, e),
+            Err(e) => return Ok(undecided(platform, e)),
         };
         let hint = label_hint(&config);
         let diff_ids = &config.rootfs.diff_ids;
 
         // 1. Lineage.
-        let bases = self.resolved_bases().await;
+        let bases = self.resolved_bases().await?;
         let mut best: Option<(&ResolvedBase, usize)> = None;
         for b in bases.iter() {
             for (p, ids) in &b.variants {
@@ -295,7 +307,7 @@ impl BaseChecker {
             }
         }
         if let Some((b, n)) = best {
-            return BaseVerdict {
+            return Ok(BaseVerdict {
                 approved: true,
                 method: Method::Lineage,
                 family: Some(b.family),
@@ -306,7 +318,7 @@ impl BaseChecker {
                     b.name
                 ),
                 label_hint: hint,
-            };
+            });
         }
 
         // 2. OS release, topmost layer first.
@@ -321,7 +333,7 @@ impl BaseChecker {
                 continue;
             }
             if layer.size.is_some_and(|s| s > self.layer_cap) {
-                return BaseVerdict {
+                return Ok(BaseVerdict {
                     detail: format!(
                         "no approved base's layers start this image, and layer {} is {} bytes, over the {}-byte cap, so its OS release was not read",
                         short(&layer.digest),
@@ -330,7 +342,7 @@ impl BaseChecker {
                     ),
                     ..undecided(platform, String::new())
                 }
-                .with_hint(hint);
+                .with_hint(hint));
             }
             let blob = match self
                 .resolver
@@ -339,27 +351,37 @@ impl BaseChecker {
                 .await
             {
                 Ok(r) if r.status.is_success() => r.body,
-                Ok(r) => {
-                    return undecided(
+                // A layer the registry does not serve: the walk reports it; nothing to read.
+                Ok(r) if r.status.is_client_error() => {
+                    return Ok(undecided(
                         platform,
                         format!("layer {}: {}", short(&layer.digest), r.error_text()),
                     )
-                    .with_hint(hint);
+                    .with_hint(hint));
                 }
-                Err(e) => return undecided(platform, e.to_string()).with_hint(hint),
+                Ok(r) => {
+                    return Err(RegistryError::Status {
+                        url: format!("{}/{repo}@{}", ep.host, layer.digest),
+                        status: r.status.as_u16(),
+                        message: r.error_text(),
+                    });
+                }
+                Err(e) => return Err(e),
             };
             let tar = match decompress(&blob, self.layer_cap * 8) {
                 Ok(t) => t,
                 Err(e) => {
-                    return undecided(platform, format!("layer {}: {e}", short(&layer.digest)))
-                        .with_hint(hint);
+                    return Ok(
+                        undecided(platform, format!("layer {}: {e}", short(&layer.digest)))
+                            .with_hint(hint),
+                    );
                 }
             };
             match scan_layer(&tar, &want) {
                 Ok(LayerOsRelease::Found(path, text)) => {
                     let os = parse_os_release(&text);
                     let name = os.pretty_name.clone().unwrap_or_else(|| os.id.clone());
-                    return BaseVerdict {
+                    return Ok(BaseVerdict {
                         approved: os.is_debian(),
                         method: Method::OsRelease,
                         family: os.is_debian().then_some(BaseFamily::Debian),
@@ -379,71 +401,74 @@ impl BaseChecker {
                             )
                         },
                         label_hint: hint,
-                    };
+                    });
                 }
                 Ok(LayerOsRelease::Deleted(path)) => {
-                    return BaseVerdict {
+                    return Ok(BaseVerdict {
                         detail: format!(
                             "layer {} deletes {path}; no approved base's layers start this image",
                             short(&layer.digest)
                         ),
                         ..undecided(platform, String::new())
                     }
-                    .with_hint(hint);
+                    .with_hint(hint));
                 }
                 Ok(LayerOsRelease::Link(_)) => want = vec!["usr/lib/os-release"],
                 Ok(LayerOsRelease::Absent) => {}
                 Err(e) => {
-                    return undecided(platform, format!("layer {}: {e}", short(&layer.digest)))
-                        .with_hint(hint);
+                    return Ok(
+                        undecided(platform, format!("layer {}: {e}", short(&layer.digest)))
+                            .with_hint(hint),
+                    );
                 }
             }
         }
-        BaseVerdict {
+        Ok(BaseVerdict {
             detail:
                 "no approved base's layers start this image, and no layer has an os-release file"
                     .into(),
             ..undecided(platform, String::new())
         }
-        .with_hint(hint)
+        .with_hint(hint))
     }
 
     /// The approved bases, resolved once (their tags listed, filtered by the policy's tag
     /// patterns, each resolved end to end for its diff_ids per platform).
-    async fn resolved_bases(&self) -> Arc<Vec<ResolvedBase>> {
+    /// Only a complete answer is kept: a registry that failed to answer for one base is an
+    /// error now, and asked again next time, never a list with that base missing for the
+    /// server's lifetime.
+    async fn resolved_bases(&self) -> Result<Arc<Vec<ResolvedBase>>, RegistryError> {
         let mut guard = self.bases.lock().await;
         if let Some(b) = guard.as_ref() {
-            return b.clone();
+            return Ok(b.clone());
         }
         let mut out = Vec::new();
         for base in self.policy.bases() {
-            out.extend(self.resolve_base(base).await);
+            out.extend(self.resolve_base(base).await?);
         }
         let out = Arc::new(out);
         *guard = Some(out.clone());
-        out
+        Ok(out)
     }
 
-    async fn resolve_base(&self, base: &BaseImage) -> Vec<ResolvedBase> {
+    async fn resolve_base(&self, base: &BaseImage) -> Result<Vec<ResolvedBase>, RegistryError> {
         let Ok(name) = base.name().parse::<ImageRef>() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let Ok(ep) = self.resolver.endpoint(&name) else {
-            return Vec::new();
-        };
+        let ep = self.resolver.endpoint(&name)?;
         let tags = match self
             .resolver
             .client()
             .tags(&ep, name.repository().as_str())
-            .await
+            .await?
         {
-            Ok(Some(tags)) => tags,
-            Ok(None) | Err(_) => {
+            Some(tags) => tags,
+            None => {
                 tracing::warn!(
                     base = base.name(),
-                    "cannot list the tags of an approved base image"
+                    "an approved base image's repository does not exist in the registry"
                 );
-                return Vec::new();
+                return Ok(Vec::new());
             }
         };
         let mut tags: Vec<String> = tags
@@ -456,9 +481,7 @@ impl BaseChecker {
             let Ok(r) = format!("{}:{tag}", base.name()).parse::<ImageRef>() else {
                 continue;
             };
-            let Ok(res) = self.resolver.resolve(&r).await else {
-                continue;
-            };
+            let res = self.resolver.resolve(&r).await?;
             let Some(root) = res.root else { continue };
             let mut manifests = Vec::new();
             collect_manifests(&root, &mut manifests);
@@ -484,7 +507,7 @@ impl BaseChecker {
                 variants,
             });
         }
-        out
+        Ok(out)
     }
 }
 

@@ -90,7 +90,7 @@ pub async fn evaluate(
         (_, _, true) => Status::NotEvaluated("the policy lists no approved base images"),
         (None, _, _) => Status::NotEvaluated("the image does not resolve"),
         (Some(root), _, _) => {
-            verdicts = bases.check(reference, root).await;
+            verdicts = bases.check(reference, root).await?;
             base_status(&verdicts)
         }
     };

@@ -9,7 +9,7 @@
 //! bytes); tag → digest answers and blob existence are cached with short TTLs, not-found answers
 //! shorter still; errors are never cached.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -202,9 +202,18 @@ impl Resolver {
             }
         };
         resolution.digest = Some(top.clone());
+        let failed = Mutex::new(None);
         let root = self
-            .walk_manifest(ep, repo, &top.to_string(), None, None, 0)
+            .walk_manifest(ep, repo, &top.to_string(), None, None, 0, &failed)
             .await;
+        // A piece the registry did not answer for is not a verdict: unless something else is
+        // definitely broken (missing, corrupt), the whole image could not be checked.
+        let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = failed
+            && !has_definite_failure(&root)
+        {
+            return Err(e);
+        }
         if matches!(root.status, NodeStatus::Missing { .. }) && image.digest().is_some() {
             resolution.unresolved = Some(format!(
                 "digest {top} not found: {}",
@@ -309,6 +318,7 @@ impl Resolver {
         declared: Option<&'a Descriptor>,
         platform: Option<String>,
         depth: usize,
+        failed: &'a Mutex<Option<RegistryError>>,
     ) -> futures_util::future::BoxFuture<'a, Node> {
         Box::pin(async move {
             let mut node = Node {
@@ -330,6 +340,7 @@ impl Resolver {
                     node.status = NodeStatus::Error {
                         message: error_text(&e),
                     };
+                    keep_first(failed, e);
                     return node;
                 }
             };
@@ -387,15 +398,16 @@ impl Resolver {
                             Some(child),
                             platform.clone(),
                             depth + 1,
+                            failed,
                         )
                         .await
                     });
                     node.children = join_all(children).await;
                 }
                 Manifest::Image { config, layers } => {
-                    let config_node = self.walk_config(ep, repo, &config).await;
+                    let config_node = self.walk_config(ep, repo, &config, failed).await;
                     let layer_nodes =
-                        join_all(layers.iter().map(|l| self.walk_layer(ep, repo, l))).await;
+                        join_all(layers.iter().map(|l| self.walk_layer(ep, repo, l, failed))).await;
                     node.children.push(config_node);
                     node.children.extend(layer_nodes);
                 }
@@ -404,7 +416,13 @@ impl Resolver {
         })
     }
 
-    async fn walk_config(&self, ep: &Endpoint, repo: &str, d: &Descriptor) -> Node {
+    async fn walk_config(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        d: &Descriptor,
+        failed: &Mutex<Option<RegistryError>>,
+    ) -> Node {
         let mut node = leaf(NodeKind::Config, d);
         if let Err(message) = d.parsed_digest() {
             node.status = NodeStatus::Invalid { message };
@@ -419,14 +437,24 @@ impl Resolver {
                 },
             },
             Ok(Fetched::NotFound(answer)) => NodeStatus::Missing { answer },
-            Err(e) => NodeStatus::Error {
-                message: error_text(&e),
-            },
+            Err(e) => {
+                let status = NodeStatus::Error {
+                    message: error_text(&e),
+                };
+                keep_first(failed, e);
+                status
+            }
         };
         node
     }
 
-    async fn walk_layer(&self, ep: &Endpoint, repo: &str, d: &Descriptor) -> Node {
+    async fn walk_layer(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        d: &Descriptor,
+        failed: &Mutex<Option<RegistryError>>,
+    ) -> Node {
         let mut node = leaf(NodeKind::Layer, d);
         if oci::is_foreign_layer(&d.media_type) {
             node.status = NodeStatus::Foreign;
@@ -443,9 +471,13 @@ impl Resolver {
             },
             Ok(Fetched::Found(_)) => NodeStatus::Ok,
             Ok(Fetched::NotFound(answer)) => NodeStatus::Missing { answer },
-            Err(e) => NodeStatus::Error {
-                message: error_text(&e),
-            },
+            Err(e) => {
+                let status = NodeStatus::Error {
+                    message: error_text(&e),
+                };
+                keep_first(failed, e);
+                status
+            }
         };
         if matches!(node.status, NodeStatus::SizeMismatch { .. }) {
             // A wrong size is a failure: ask again next time rather than keep it for the TTL.
@@ -480,6 +512,19 @@ fn short_lived<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<Key, V>
         .max_capacity(100_000)
         .time_to_live(ttl)
         .build()
+}
+
+/// Keep the first error of a walk (the one that decides "could not check").
+fn keep_first(slot: &Mutex<Option<RegistryError>>, e: RegistryError) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    slot.get_or_insert(e);
+}
+
+/// Whether anything under `node` is definitely broken: missing, corrupt, of the wrong size or
+/// invalid (a verdict), as opposed to unanswered (not one).
+fn has_definite_failure(node: &Node) -> bool {
+    (node.status.is_failure() && !matches!(node.status, NodeStatus::Error { .. }))
+        || node.children.iter().any(has_definite_failure)
 }
 
 fn leaf(kind: NodeKind, d: &Descriptor) -> Node {

@@ -397,3 +397,226 @@ mod network {
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 }
+
+mod outage {
+    //! A registry that did not answer is never a verdict on the image: for every reference
+    //! form, in every command and in the webhook, it is "could not check".
+
+    use rstest::rstest;
+    use serde_json::{Value, json};
+
+    use super::{pod_kind, review};
+    use crate::support::oci::{Pusher, layer, os_release};
+    use crate::support::proxy::{Fault, FaultProxy, Times};
+    use crate::support::registry::TestRegistry;
+    use crate::support::webhook::Webhook;
+    use crate::support::{run, run_stdin};
+
+    struct Down {
+        _reg: TestRegistry,
+        proxy: FaultProxy,
+        digest: String,
+        dir: tempfile::TempDir,
+        policy: String,
+    }
+
+    /// An image in the registry, behind a proxy that now answers every request with a 503.
+    async fn down() -> Down {
+        let reg = TestRegistry::start();
+        let pushed = Pusher::new(reg.base_url())
+            .image(
+                "team/app",
+                Some("1"),
+                &[layer(&[("a", b"1")])],
+                "linux/amd64",
+            )
+            .await;
+        let proxy = FaultProxy::start(&reg.base_url());
+        for method in ["GET", "HEAD"] {
+            proxy.inject(method, "/v2/", Fault::Status(503), Times::Always);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            proxy.policy("  rules: {digest-missing: 'off', digest-untagged: 'off'}\n"),
+        )
+        .unwrap();
+        Down {
+            _reg: reg,
+            digest: pushed.digest,
+            policy: policy.to_str().unwrap().to_owned(),
+            proxy,
+            dir,
+        }
+    }
+
+    impl Down {
+        fn image(&self, form: &str) -> String {
+            let h = self.proxy.host();
+            match form {
+                "tag" => format!("{h}/team/app:1"),
+                "digest" => format!("{h}/team/app@{}", self.digest),
+                _ => format!("{h}/team/app:1@{}", self.digest),
+            }
+        }
+    }
+
+    #[rstest]
+    #[case::a_tag("tag")]
+    #[case::a_digest("digest")]
+    #[case::a_tag_and_digest("tag@digest")]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_outage_is_could_not_check_for_every_reference_form(#[case] form: &str) {
+        let d = down().await;
+        let image = d.image(form);
+
+        let v = run(&[
+            "verify",
+            "--policy",
+            &d.policy,
+            "--format",
+            "json",
+            "--deadline",
+            "10s",
+            &image,
+        ]);
+        assert_eq!(v.code, 2, "verify {image}: {}\n{}", v.stdout, v.stderr);
+        let doc: Value = serde_json::from_str(&v.stdout).unwrap();
+        assert_eq!(doc["images"][0]["verdict"], "error", "{doc:#}");
+        assert!(
+            !v.stdout.contains("\"image-unavailable\""),
+            "an outage is not a verdict: {doc:#}"
+        );
+
+        let manifest = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - name: a\n      image: {image}\n"
+        );
+        let c = run_stdin(
+            &[
+                "check",
+                "-",
+                "--resolve",
+                "--policy",
+                &d.policy,
+                "--deadline",
+                "10s",
+            ],
+            &manifest,
+        );
+        assert_eq!(
+            c.code, 2,
+            "check --resolve {image}: {}\n{}",
+            c.stdout, c.stderr
+        );
+        assert!(!c.stdout.contains("image-unavailable"), "{}", c.stdout);
+
+        let live = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "p", "namespace": "web"},
+             "spec": {"containers": [{"name": "a", "image": image}]},
+             "status": {"containerStatuses": [{"name": "a", "image": image,
+                 "imageID": format!("{}/team/app@{}", d.proxy.host(), d.digest)}]}}]});
+        let live_file = d.dir.path().join("live.json");
+        std::fs::write(&live_file, serde_json::to_vec(&live).unwrap()).unwrap();
+        let a = run(&[
+            "audit",
+            "--live-file",
+            live_file.to_str().unwrap(),
+            "--policy",
+            &d.policy,
+            "--format",
+            "json",
+            "--deadline",
+            "10s",
+        ]);
+        assert_eq!(a.code, 2, "audit {image}: {}\n{}", a.stdout, a.stderr);
+        let report: Value = serde_json::from_str(&a.stdout).unwrap();
+        assert_eq!(report["summary"]["runningUnservable"], 0, "{report:#}");
+        assert!(
+            report["summary"]["errors"].as_u64().unwrap() >= 1,
+            "{report:#}"
+        );
+
+        // The webhook admits it by default (registryUnavailable: allow), with a warning.
+        let hook = Webhook::start(&["--policy", &d.policy, "--registry-deadline", "5s"]);
+        let object = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "mathoid"},
+            "spec": {"containers": [{"name": "a", "image": image}]}});
+        let r = hook.review("/validate", &review(pod_kind(), object)).await;
+        assert_eq!(r["allowed"], true, "{image}: {r}");
+        assert!(
+            r["warnings"].to_string().contains("could not be checked"),
+            "{image}: {r}"
+        );
+    }
+
+    /// A base list the registry failed to give once is asked for again, not remembered as
+    /// empty: images built on the base are "could not check" in the outage, approved after it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_base_list_is_not_remembered() {
+        let reg = TestRegistry::start();
+        let p = Pusher::new(reg.base_url());
+        let debian = vec![layer(&[("etc/os-release", &os_release("debian"))])];
+        p.image("base/debian", Some("12"), &debian, "linux/amd64")
+            .await;
+        let mut layers = debian.clone();
+        layers.push(layer(&[("srv/app", b"app")]));
+        p.image("team/app", Some("1"), &layers, "linux/amd64").await;
+        let proxy = FaultProxy::start(&reg.base_url());
+        let host = proxy.host();
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            proxy.policy(&format!(
+                "  rules: {{digest-missing: 'off'}}\n  bases:\n    debian:\n      - repository: {host}/base/debian\n"
+            )),
+        )
+        .unwrap();
+        let policy = policy.to_str().unwrap();
+        let image = format!("{host}/team/app:1");
+
+        proxy.inject(
+            "GET",
+            "/base/debian/tags/list",
+            Fault::Status(500),
+            Times::Always,
+        );
+        let v = run(&["verify", "--policy", policy, "--deadline", "10s", &image]);
+        assert_eq!(v.code, 2, "{}\n{}", v.stdout, v.stderr);
+        assert!(!v.stdout.contains("NOT APPROVED"), "{}", v.stdout);
+
+        proxy.clear_faults();
+        proxy.inject(
+            "GET",
+            "/base/debian/tags/list",
+            Fault::Status(500),
+            Times::First(4),
+        );
+        let hook = Webhook::start(&["--policy", policy, "--registry-deadline", "5s"]);
+        let object = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "mathoid"},
+                "spec": {"containers": [{"name": "a", "image": image}]}})
+        };
+        let first = hook
+            .review("/validate", &review(pod_kind(), object("a")))
+            .await;
+        assert_eq!(first["allowed"], true, "{first}");
+        assert!(
+            first["warnings"]
+                .to_string()
+                .contains("could not be checked"),
+            "{first}"
+        );
+        let second = hook
+            .review("/validate", &review(pod_kind(), object("b")))
+            .await;
+        assert_eq!(second["allowed"], true, "{second}");
+        assert!(
+            !second["warnings"].to_string().contains("base-not-approved"),
+            "the base list is asked for again once the registry answers: {second}"
+        );
+    }
+}
