@@ -639,12 +639,12 @@ fn compile(text: String, literal_separator: bool, pos: Option<Pos>) -> Result<Pa
 /// A date means "valid through that day (UTC)"; a timestamp is exact.
 fn parse_expiry(text: &str) -> Option<Expiry> {
     if let Ok(date) = text.parse::<Date>() {
-        let at = date
-            .tomorrow()
-            .ok()?
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()?
-            .timestamp();
+        // The last day the calendar has (9999-12-31) has no next day: valid through it means
+        // valid for as long as time can be told.
+        let at = match date.tomorrow() {
+            Ok(next) => next.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp(),
+            Err(_) => Timestamp::MAX,
+        };
         return Some(Expiry { at, written: date });
     }
     let at = text.parse::<Timestamp>().ok()?;

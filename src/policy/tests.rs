@@ -195,6 +195,14 @@ fn exemptions(#[case] ns: &str, #[case] image: &str, #[case] expected: Vec<RuleI
 }
 
 #[test]
+fn an_exemption_through_the_last_day_of_the_calendar_is_valid() {
+    let p = policy(
+        "  registries: [{prefix: r.example.org}]\n  exemptions:\n    - namespaces: [legacy]\n      reason: forever\n      expires: 9999-12-31\n",
+    );
+    assert!(!p.exemptions()[0].is_expired(now()));
+}
+
+#[test]
 fn exemption_with_a_date_is_valid_through_that_day() {
     let p = policy(EXEMPTIONS);
     let e = &p.exemptions()[1];

@@ -27,6 +27,10 @@ use super::RegistryError;
 use super::auth::{CredentialStore, Tokens};
 use crate::reference::RegistryHost;
 
+/// The largest manifest read: distribution itself refuses to store a larger one, so anything
+/// bigger is not a manifest it served honestly, and is not read into memory.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -290,7 +294,7 @@ impl RegistryClient {
             method,
             &url,
             Some(super::oci::ACCEPT_MANIFESTS),
-            None,
+            Some(MAX_MANIFEST_BYTES),
         )
         .await
     }

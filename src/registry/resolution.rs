@@ -47,6 +47,8 @@ pub enum NodeStatus {
         declared: u64,
         actual: u64,
     },
+    /// The blob answers, but without a `Content-Length`: there, and of a size not checked.
+    SizeUnverified,
     /// A foreign / non-distributable layer: fetched from its URLs, not from the registry.
     Foreign,
     /// An attestation or other non-runnable child of an index (not walked, not a failure).
@@ -71,6 +73,7 @@ impl NodeStatus {
             NodeStatus::Missing { .. } => "missing",
             NodeStatus::DigestMismatch { .. } => "digest-mismatch",
             NodeStatus::SizeMismatch { .. } => "size-mismatch",
+            NodeStatus::SizeUnverified => "size-unverified",
             NodeStatus::Foreign => "foreign",
             NodeStatus::Attestation => "attestation",
             NodeStatus::Skipped => "skipped",
@@ -100,6 +103,9 @@ impl NodeStatus {
             }
             NodeStatus::SizeMismatch { declared, actual } => {
                 format!("{actual} bytes, the manifest declares {declared}")
+            }
+            NodeStatus::SizeUnverified => {
+                "there, but the registry gave no Content-Length, so its size is not verified".into()
             }
             NodeStatus::Foreign => "foreign layer (not served by the registry)".into(),
             NodeStatus::Attestation => "attestation (not runnable)".into(),
@@ -257,6 +263,7 @@ mod tests {
                 declared: 1,
                 actual: 2,
             },
+            NodeStatus::SizeUnverified,
             NodeStatus::Foreign,
             NodeStatus::Attestation,
             NodeStatus::Skipped,

@@ -26,6 +26,10 @@ use crate::policy::Policy;
 use crate::reference::{Digest, DigestAlgorithm, ImageRef, RegistryHost};
 use crate::report::error_text;
 
+/// The most child manifests of one index walked: real indexes have a few platforms and their
+/// attestations; an index of thousands is an attack on the walk, not an image.
+pub const MAX_INDEX_CHILDREN: usize = 256;
+
 /// How the walk behaves.
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
@@ -361,6 +365,15 @@ impl Resolver {
             match parsed {
                 Manifest::Index { manifests } => {
                     node.kind = NodeKind::Index;
+                    if manifests.len() > MAX_INDEX_CHILDREN {
+                        node.status = NodeStatus::Invalid {
+                            message: format!(
+                                "an index of {} child manifests, more than the {MAX_INDEX_CHILDREN} tollgate walks",
+                                manifests.len()
+                            ),
+                        };
+                        return node;
+                    }
                     if depth >= 3 {
                         node.status = NodeStatus::Invalid {
                             message: "indexes nested deeper than 3 levels".into(),
@@ -469,7 +482,8 @@ impl Resolver {
                 declared: d.size,
                 actual,
             },
-            Ok(Fetched::Found(_)) => NodeStatus::Ok,
+            Ok(Fetched::Found(Some(_))) => NodeStatus::Ok,
+            Ok(Fetched::Found(None)) => NodeStatus::SizeUnverified,
             Ok(Fetched::NotFound(answer)) => NodeStatus::Missing { answer },
             Err(e) => {
                 let status = NodeStatus::Error {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::base::{BaseChecker, BaseVerdict};
 use super::facts;
-use super::resolution::{Node, NodeKind, Resolution, TagState};
+use super::resolution::{Node, NodeKind, NodeStatus, Resolution, TagState};
 use super::resolve::Resolver;
 use crate::check::policy_info;
 use crate::policy::eval::{self, Context, Outcome, Status};
@@ -299,16 +299,21 @@ fn write_tree(out: &mut String, node: &Node, depth: usize) {
         .filter(|c| matches!(c.kind, NodeKind::Config | NodeKind::Layer))
         .collect();
     let bad_blobs = blobs.iter().filter(|b| b.status.is_failure()).count();
+    let unverified = blobs
+        .iter()
+        .filter(|b| b.status == NodeStatus::SizeUnverified)
+        .count();
     let summary = if blobs.is_empty() {
         String::new()
     } else {
         let layers = blobs.len().saturating_sub(1);
         format!(
             ", config + {layers} layers: {}",
-            if bad_blobs == 0 {
-                "ok".to_owned()
-            } else {
-                format!("{bad_blobs} broken")
+            match (bad_blobs, unverified) {
+                (0, 0) => "ok".to_owned(),
+                (0, n) => format!("{n} of unverified size (no Content-Length)"),
+                (b, 0) => format!("{b} broken"),
+                (b, n) => format!("{b} broken, {n} of unverified size (no Content-Length)"),
             }
         )
     };

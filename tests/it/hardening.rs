@@ -620,3 +620,58 @@ mod outage {
         );
     }
 }
+
+/// A blob HEAD without a `Content-Length` proves the blob is there, not that it has the size its
+/// manifest declares: said, not passed silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_without_content_length_is_size_unverified() {
+    use crate::support::oci::{Pusher, layer};
+    use crate::support::proxy::{Fault, FaultProxy, Times};
+    use crate::support::registry::TestRegistry;
+    let reg = TestRegistry::start();
+    let pushed = Pusher::new(reg.base_url())
+        .image(
+            "team/app",
+            Some("1"),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.inject(
+        "HEAD",
+        &format!("/blobs/{}", pushed.layers[0]),
+        Fault::NoContentLength,
+        Times::Always,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, proxy.policy("  rules: {digest-missing: 'off'}\n")).unwrap();
+    let image = format!("{}/team/app:1", proxy.host());
+    let args = |format: &'static str| {
+        vec![
+            "verify".to_owned(),
+            "--policy".to_owned(),
+            policy.to_str().unwrap().to_owned(),
+            "--format".to_owned(),
+            format.to_owned(),
+            image.clone(),
+        ]
+    };
+    let text_args = args("text");
+    let text = crate::support::run(&text_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout
+            .contains("1 of unverified size (no Content-Length)"),
+        "{}",
+        text.stdout
+    );
+    let json_args = args("json");
+    let json = crate::support::run(&json_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        json.stdout.contains("\"state\": \"size-unverified\""),
+        "{}",
+        json.stdout
+    );
+}

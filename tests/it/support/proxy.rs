@@ -52,6 +52,9 @@ pub enum Fault {
     Redirect { status: u16, location: String },
     /// Forward, then add the header `name: value` to the answer (a `Link`, say).
     AddHeader { name: String, value: String },
+    /// Forward, and answer without a `Content-Length` (the body, if any, ends with the
+    /// connection).
+    NoContentLength,
 }
 
 /// Which of the matching requests a rule breaks.
@@ -397,6 +400,11 @@ async fn handle(
             content_length: 0,
             body: Vec::new(),
         },
+        Some(Fault::NoContentLength) => {
+            let a = forward(&http, &upstream, &req).await;
+            let _ = write_answer_without_length(&mut stream, &req.method, a).await;
+            return;
+        }
         Some(Fault::AddHeader { name, value }) => {
             let mut a = forward(&http, &upstream, &req).await;
             a.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -574,6 +582,24 @@ async fn forward(http: &reqwest::Client, upstream: &str, req: &Request) -> Answe
         content_length,
         body,
     }
+}
+
+async fn write_answer_without_length(
+    stream: &mut TcpStream,
+    method: &str,
+    a: Answer,
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} OK\r\n", a.status);
+    for (k, v) in &a.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    if method != "HEAD" {
+        stream.write_all(&a.body).await?;
+    }
+    stream.flush().await?;
+    stream.shutdown().await
 }
 
 async fn write_answer(stream: &mut TcpStream, method: &str, a: Answer) -> std::io::Result<()> {
