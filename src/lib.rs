@@ -9,7 +9,7 @@
 //! processes and the environment everywhere, and each shell module says it is one with an
 //! `#[allow]` where it is declared. A leak into the core fails CI.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod admission;
 pub mod audit;

@@ -31,7 +31,9 @@ pub const MAX_DEPTH: usize = 256;
 /// A line and column in a source, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Pos {
+    /// Line, from 1.
     pub line: u32,
+    /// Column, from 1, counted in characters.
     pub column: u32,
 }
 
@@ -47,6 +49,8 @@ impl fmt::Display for Pos {
 pub struct YamlError {
     /// Where, in the whole source (not relative to the document).
     pub pos: Pos,
+    /// What is wrong, without the position (yaml-rust2's text, or tollgate's own: a duplicate
+    /// key, an alias expanding past [`MAX_NODES`], nesting past [`MAX_DEPTH`]).
     pub message: String,
 }
 

@@ -30,26 +30,43 @@ pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 /// Why certificates could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertsError {
+    /// The Service or Namespace name is not the DNS label Kubernetes requires.
     #[error("invalid {what} {name:?}: {reason}")]
     InvalidName {
+        /// Which name: `service name` or `namespace`.
         what: &'static str,
+        /// The name as given.
         name: String,
+        /// The label rule it breaks.
         reason: LabelError,
     },
+    /// The serving certificate's validity (`--days`, given here) is 0 or above [`MAX_DAYS`].
     #[error("--days must be between 1 and {MAX_DAYS}, not {0}")]
     Days(u32),
+    /// The CA's validity (`--ca-days`, given here) is 0 or above [`MAX_DAYS`].
     #[error("--ca-days must be between 1 and {MAX_DAYS}, not {0}")]
     CaDays(u32),
+    /// The serving certificate would still be valid after its CA expires, and be rejected by
+    /// the API server for the rest of its validity.
     #[error(
         "the serving certificate ({days} days) would outlive its CA ({ca_days} days); \
          raise --ca-days or lower --days"
     )]
-    OutlivesCa { days: u32, ca_days: u32 },
+    OutlivesCa {
+        /// Validity asked for the serving certificate, in days.
+        days: u32,
+        /// Validity asked for the CA, in days.
+        ca_days: u32,
+    },
+    /// `now` (given here) is before the Unix epoch, from which validity dates are counted.
     #[error("the current time {0} is before 1970")]
     Clock(jiff::Timestamp),
+    /// rcgen could not make a key or a certificate.
     #[error("cannot make the {what}")]
     Rcgen {
+        /// What was being made: `CA key`, `CA certificate`, `serving key`, ...
         what: &'static str,
+        /// rcgen's reason.
         #[source]
         source: rcgen::Error,
     },
@@ -58,16 +75,22 @@ pub enum CertsError {
 /// Why a name is not a DNS label of the kind Kubernetes requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
+    /// The name is empty.
     #[error("it is empty")]
     Empty,
+    /// The name is longer than [`LABEL_MAX_LEN`]; its length in characters.
     #[error("it is {0} characters long; at most {LABEL_MAX_LEN} are allowed")]
     TooLong(usize),
+    /// The first character outside `a-z`, `0-9` and `-` (checked before the length).
     #[error("character {0:?} is not allowed (only lowercase a-z, 0-9 and '-')")]
     Character(char),
+    /// A Service name (DNS-1035) starts with a digit or `-`.
     #[error("it must start with a lowercase letter")]
     StartLetter,
+    /// A Namespace name (DNS-1123) starts with `-`.
     #[error("it must start with a lowercase letter or a digit")]
     StartAlnum,
+    /// The name ends with `-`.
     #[error("it must end with a lowercase letter or a digit")]
     End,
 }
@@ -96,14 +119,14 @@ impl FromStr for Namespace {
 }
 
 impl ServiceName {
-    /// The name.
+    /// The validated name, as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 impl Namespace {
-    /// The name.
+    /// The validated name, as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -151,7 +174,9 @@ fn check_label(s: &str, letter_first: bool) -> Result<(), LabelError> {
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The webhook's Service: the first label of every name in the serving certificate.
     pub service: ServiceName,
+    /// The Service's namespace: the second label of the qualified names.
     pub namespace: Namespace,
     /// Validity of the serving certificate, in days.
     pub days: u32,
@@ -223,9 +248,13 @@ pub struct File<'a> {
 /// A CA and a serving certificate signed by it, PEM-encoded.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Generated {
+    /// The self-signed CA certificate, whose base64 is the `caBundle` ([`Generated::ca_bundle`]).
     pub ca_cert_pem: String,
+    /// The CA's private key (PKCS#8); only needed to sign a later serving certificate.
     pub ca_key_pem: String,
+    /// The serving certificate, signed by the CA, for the names of [`Request::dns_names`].
     pub tls_cert_pem: String,
+    /// The serving certificate's private key (PKCS#8).
     pub tls_key_pem: String,
 }
 

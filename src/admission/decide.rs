@@ -41,6 +41,7 @@ pub enum UnchangedImages {
 pub struct Settings {
     /// Requests in these namespaces are admitted without evaluation (and counted).
     pub exempt_namespaces: Vec<String>,
+    /// What an UPDATE does with the images its old object already ran (`--unchanged-images`).
     pub unchanged_images: UnchangedImages,
 }
 
@@ -80,6 +81,7 @@ impl Verdict {
 /// What to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// The kind of answer; the request is admitted unless it is [`Verdict::Deny`].
     pub verdict: Verdict,
     /// The denial message (every violation, readable in `kubectl` output), or why the request
     /// was not evaluated.
@@ -124,7 +126,11 @@ pub enum Plan {
 /// An object checked against the static rules, waiting for the registry-backed ones (if any).
 #[derive(Debug)]
 pub struct Checked {
+    /// The object's findings so far: the static rules', then the registry's once [`merge`]d.
+    /// Its `sites` are the images left for the registry walk, when sites were collected.
     pub report: Report,
+    /// The options the static rules ran with (the request's namespace, `now`, every finding
+    /// from warn up); the registry-backed findings are recorded with the same.
     pub opts: Options,
     /// `(container kind, container name, image)` of every container of the old object.
     old_images: HashSet<(ContainerKind, String, WrittenImage)>,
@@ -142,7 +148,7 @@ impl Checked {
     }
 
     /// Whether a digest may be written into the image at `site` by the mutating webhook: the
-    /// container is new or changed (rewriting an unchanged image would restart it), and outside
+    /// container is new or changed (rewriting an unchanged image would restart it), and through
     /// the ephemeral containers subresource only ephemeral containers may change.
     pub fn may_patch(&self, site: &ImageSite) -> bool {
         (!self.ephemeral_only || site.container.kind == ContainerKind::EphemeralContainer)

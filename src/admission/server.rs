@@ -37,14 +37,19 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the server runs.
 pub struct Config {
+    /// HTTPS address of `/validate`, `/mutate`, `/healthz` and `/readyz`.
     pub listen: SocketAddr,
+    /// Plain-HTTP address of `/metrics`.
     pub metrics_listen: SocketAddr,
+    /// Serving certificate chain (PEM, leaf first); reloaded when the file changes.
     pub tls_cert: PathBuf,
+    /// The serving certificate's private key (PEM); reloaded when the file changes.
     pub tls_key: PathBuf,
     /// The policy in force at start.
     pub policy: Policy,
     /// Its file, watched for changes; `None` for the embedded policy.
     pub policy_path: Option<PathBuf>,
+    /// What shapes decisions: the exempt namespaces and unchanged images on UPDATE.
     pub settings: Settings,
     /// `None`: static rules only.
     pub resolvers: Option<ResolverFactory>,
@@ -54,6 +59,7 @@ pub struct Config {
     pub jobs: usize,
     /// Serve `/mutate` for these kinds (`None`: no mutating webhook).
     pub mutate_kinds: Option<Vec<String>>,
+    /// Largest request body accepted, in bytes; a larger one is answered with HTTP 413.
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after the shutdown signal.
     pub shutdown_grace: Duration,
@@ -69,22 +75,29 @@ pub enum ServeError {
     /// A certificate, key or policy file cannot be read.
     #[error("cannot read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
     /// The serving certificate cannot be used.
     #[error("serving certificate {cert} with key {key}")]
     Certificate {
+        /// The certificate file ([`Config::tls_cert`]).
         cert: PathBuf,
+        /// The key file ([`Config::tls_key`]).
         key: PathBuf,
+        /// What is wrong with them.
         #[source]
         source: TlsError,
     },
     /// A port cannot be bound.
     #[error("cannot listen on {addr}")]
     Bind {
+        /// [`Config::listen`] or [`Config::metrics_listen`].
         addr: SocketAddr,
+        /// The operating system's refusal (typically: the address is in use).
         #[source]
         source: std::io::Error,
     },

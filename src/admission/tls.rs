@@ -40,8 +40,12 @@ pub enum TlsError {
 /// A certificate chain and key ready to serve, with its leaf's validity period.
 #[derive(Debug, Clone)]
 pub struct ServingCert {
+    /// The chain and its signing key, as rustls hands them to a handshake.
     pub key: Arc<CertifiedKey>,
+    /// The leaf's X.509 `notBefore`: first instant it is valid.
     pub not_before: Timestamp,
+    /// The leaf's X.509 `notAfter`: [`ServingCert::is_valid_at`] takes it as the first instant
+    /// it is no longer valid.
     pub not_after: Timestamp,
 }
 

@@ -40,11 +40,14 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
+    /// Why this use matters: what pulls the image next.
     pub role: Role,
+    /// Namespace of the pod or controller (`default` for a listed object that names none).
     pub namespace: String,
     /// `Kind/name` of the top controller (a pod's Deployment rather than its ReplicaSet), or of
     /// the pod itself when it has none.
     pub workload: String,
+    /// Name of the container (init and ephemeral ones included) that names the image.
     pub container: String,
     /// Pods running it (for [`Role::Running`]).
     pub pods: usize,
@@ -60,6 +63,7 @@ pub struct AuditImage {
     /// `repository@digest` the runtime reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running: Option<ImageRef>,
+    /// Every use, sorted by role (running first), namespace, workload and container.
     pub usages: Vec<Usage>,
 }
 

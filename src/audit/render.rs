@@ -12,9 +12,13 @@ use crate::rollout::render::{self as rollout, behind, short_sha};
 
 /// What a renderer needs besides the report.
 pub struct View<'a> {
+    /// The audit's results.
     pub report: &'a AuditReport,
+    /// Pods listed from the cluster, for the summary line.
     pub pods: usize,
+    /// Pod controllers listed (ReplicaSets, Deployments, Jobs, ...), for the summary line.
     pub controllers: usize,
+    /// `metadata.name` of the policy the images were checked against.
     pub policy: &'a str,
     /// The rollout report, with `audit --repo`.
     pub rollout: Option<&'a RolloutReport>,
@@ -70,6 +74,8 @@ pub fn count(report: &AuditReport, kind: impl Into<FindingKind>) -> usize {
         .count()
 }
 
+/// JSON, pretty-printed, with a trailing newline: `schemaVersion` 1 as docs/audit.md
+/// documents it (a summary of counts, then every image with its usages and findings).
 pub fn json(v: &View<'_>) -> String {
     let (report, policy) = (v.report, v.policy);
     let doc = serde_json::json!({
@@ -97,6 +103,9 @@ pub fn json(v: &View<'_>) -> String {
     s
 }
 
+/// Text for a terminal: a summary line, each finding kind's images with their usages and
+/// fixes, the policy findings one line each, then the rollout report and what could not be
+/// checked.
 pub fn text(v: &View<'_>) -> String {
     let report = v.report;
     let mut out = String::new();

@@ -24,8 +24,12 @@ use crate::report::error_text;
 pub struct AuditFinding {
     /// A policy rule, or one of the audit's own kinds.
     pub kind: FindingKind,
+    /// How much it matters: a policy rule's configured level (audit and up), or the level the
+    /// audit gives its own kinds (deny when running pods or the next pod would fail).
     pub level: Level,
+    /// What is wrong, with the reference and what the registry answered.
     pub message: String,
+    /// How to fix it.
     pub hint: String,
 }
 
@@ -33,8 +37,11 @@ pub struct AuditFinding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageResult {
+    /// The image and its usages (flattened into the image's JSON object).
     #[serde(flatten)]
     pub image: AuditImage,
+    /// What the policy, the registry walk and the retention simulation found; empty when the
+    /// image is fine.
     pub findings: Vec<AuditFinding>,
     /// Registry requests this image's walks sent (0 when the caches answered).
     pub registry_requests: u64,
@@ -44,6 +51,7 @@ pub struct ImageResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
+    /// Every image of the inventory, findings or not, in inventory order.
     pub images: Vec<ImageResult>,
     /// What could not be checked (a registry that did not answer); makes the exit code 2.
     pub errors: Vec<String>,

@@ -43,6 +43,8 @@ impl Options {
 pub struct Source<'a> {
     /// The file name shown in findings (`-` input is shown as `<stdin>`).
     pub file: Option<&'a str>,
+    /// Line and column of each field of the document's YAML; `None` for an object not read
+    /// from text (an admission request's), whose findings are located by JSON pointer only.
     pub positions: Option<&'a Positions>,
     /// The document's first line, used when a field has no recorded position.
     pub start_line: Option<u32>,

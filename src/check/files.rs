@@ -15,7 +15,9 @@ pub const STDIN_NAME: &str = "<stdin>";
 /// One input to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// A file, named on the command line or found in a directory given there.
     File(PathBuf),
+    /// Standard input (`-` on the command line), shown as [`STDIN_NAME`].
     Stdin,
 }
 

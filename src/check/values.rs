@@ -31,8 +31,12 @@ pub struct ValuesImage {
 /// An image field that is there but cannot be read as an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed {
+    /// Dotted key path of the image field (`api.image`, `sidecars.0.image`).
     pub key_path: String,
+    /// JSON pointer of the image field, where the finding points.
     pub pointer: String,
+    /// What is wrong with it (a mapping part that is not a string, a list where an image
+    /// belongs), without the key path.
     pub message: String,
 }
 

@@ -29,10 +29,14 @@ pub enum ClusterError {
     /// The kubeconfig cannot be read or has no such context.
     #[error("cannot read kubeconfig {path}")]
     Kubeconfig {
+        /// The file given, or `$KUBECONFIG or ~/.kube/config` when only a context was.
         path: String,
+        /// kube's reason.
         #[source]
         source: kube::config::KubeconfigError,
     },
+    /// No kubeconfig was given and none could be inferred: no usable `$KUBECONFIG` or
+    /// `~/.kube/config`, and not running in a cluster.
     #[error(
         "no cluster configuration: no kubeconfig and not running in a cluster; pass a \
          kubeconfig (--kubeconfig, $KUBECONFIG) or read live state from a file (--live-file)"
@@ -44,15 +48,22 @@ pub enum ClusterError {
     /// A listing failed.
     #[error("cannot list {resource}")]
     List {
+        /// The plural resource, with its namespace when listed per namespace (`pods in web`).
         resource: String,
+        /// kube's reason (the API server's status, or the connection's failure).
         #[source]
         source: kube::Error,
     },
+    /// The continue token expired (HTTP 410) on every attempt: the listing started over as
+    /// many times as it may and never reached the last page.
     #[error(
         "cannot list {resource}: the continue token kept expiring ({RESTARTS} restarts); the \
          list changes faster than it can be paged, try a larger --page-size"
     )]
-    KeptExpiring { resource: String },
+    KeptExpiring {
+        /// The plural resource, with its namespace when listed per namespace (`pods in web`).
+        resource: String,
+    },
 }
 
 /// A connection to the API server.

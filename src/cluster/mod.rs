@@ -25,6 +25,7 @@ use crate::workload::{self, ContainerRef, ObjectRef};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningContainer {
+    /// Which container of the pod: its name and kind (container, init or ephemeral).
     pub container: ContainerRef,
     /// The image as the pod spec writes it.
     pub image: WrittenImage,
@@ -39,11 +40,14 @@ pub struct RunningContainer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
+    /// `metadata.namespace`, `default` when the object names none.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
     /// The controller that owns it (`ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// Every container of the spec, init and ephemeral ones included, with what it runs.
     pub containers: Vec<RunningContainer>,
 }
 
@@ -51,7 +55,9 @@ pub struct Pod {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Owner {
+    /// The owner's `kind` (`ReplicaSet`, `Deployment`, `Job`, ...).
     pub kind: String,
+    /// The owner's `metadata.name`, in the owned object's namespace.
     pub name: String,
 }
 
@@ -60,7 +66,9 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Controller {
+    /// Kind, namespace (always set, `default` when the object names none) and name.
     pub object: ObjectRef,
+    /// The controller that owns it in turn (a ReplicaSet's Deployment, a Job's CronJob).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
     /// `deployment.kubernetes.io/revision` of a ReplicaSet (its place in the rollout history).
@@ -77,14 +85,18 @@ pub struct Controller {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveState {
+    /// Every pod, in the order listed.
     pub pods: Vec<Pod>,
+    /// Every pod controller with a pod template, in the order listed.
     pub controllers: Vec<Controller>,
 }
 
 /// An object that could not be read (the rest are still used).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
+    /// 1-based position of the object among those read, `List` items counted one by one.
     pub index: usize,
+    /// What is wrong with it (no `metadata.name`, no pod template).
     pub reason: String,
 }
 
@@ -228,7 +240,7 @@ impl LiveState {
         owned
     }
 
-    /// Pods by namespace/name, for lookups.
+    /// Pods that have a controlling owner, by namespace and owner.
     pub fn pods_by_owner(&self) -> BTreeMap<(String, Owner), Vec<&Pod>> {
         let mut map: BTreeMap<(String, Owner), Vec<&Pod>> = BTreeMap::new();
         for p in &self.pods {

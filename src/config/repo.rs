@@ -66,6 +66,8 @@ pub struct ValuesSpec {
     files: GlobSet,
     /// The namespace the release runs in, for namespace-scoped exemptions.
     pub namespace: Option<String>,
+    /// Where the images are in these files (`**.image` unless the config says otherwise); a
+    /// field matched by several paths is read once.
     pub images: Vec<ImagePath>,
     /// The live workload these values deploy (`tollgate rollout` compares its images).
     pub workload: Option<WorkloadTarget>,
@@ -75,9 +77,11 @@ pub struct ValuesSpec {
 /// cannot name it themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadTarget {
+    /// One of [`WORKLOAD_KINDS`].
     pub kind: String,
     /// `None`: the values group's namespace, else the repository's.
     pub namespace: Option<String>,
+    /// The workload's `metadata.name`, as the chart renders it.
     pub name: String,
 }
 
@@ -90,13 +94,16 @@ pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", 
 pub struct ImagePath {
     /// Dotted key path; `*` is one key or list index, `**` any number of them.
     pub segments: Vec<Segment>,
+    /// The path as the config writes it (`sidecars.*.image`).
     pub written: String,
+    /// The key names of an image written as a mapping there.
     pub keys: ImageKeys,
 }
 
 /// One segment of an [`ImagePath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
+    /// A mapping key, literally; it never matches a list index (`*` does).
     Key(String),
     /// `*`: any one key or list index.
     Any,
@@ -107,9 +114,14 @@ pub enum Segment {
 /// The keys of an image written as a mapping (`image: {repository, tag, digest}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageKeys {
+    /// Key of the registry host, prefixed to the repository with a `/` (default `registry`).
     pub registry: String,
+    /// Key of the repository (default `repository`); a mapping without it is a partial
+    /// override and is not read as an image.
     pub repository: String,
+    /// Key of the tag, appended after a `:` (default `tag`).
     pub tag: String,
+    /// Key of the digest, appended after an `@` (default `digest`).
     pub digest: String,
 }
 
@@ -148,7 +160,10 @@ impl Default for RegistryGate {
 /// What a repository path holds.
 #[derive(Debug, Clone, Copy)]
 pub enum FileKind<'a> {
+    /// Kubernetes manifests: matched by `manifests.include`, not by `manifests.exclude`, and
+    /// by no Helm values group.
     Manifest,
+    /// Helm values files of this group (the first group whose files match).
     Values(&'a ValuesSpec),
     /// Neither: not checked.
     Other,
@@ -197,6 +212,7 @@ impl RepoConfig {
         self.namespace.as_deref()
     }
 
+    /// Whether and how the git gates walk images in the registry (`registry:`).
     pub fn registry(&self) -> RegistryGate {
         self.registry
     }

@@ -18,29 +18,46 @@ use super::{ChangedFile, DeployRepo, GitError};
 /// Why the gate could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
+    /// The repository could not be read.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// The commit's `.tollgate.yaml` is invalid; the second field is the commit's short sha.
     #[error("{0} (in commit {1})")]
     Config(RepoConfigError, String),
+    /// The policy the commit's `.tollgate.yaml` names is invalid; the second field is the
+    /// commit's short sha.
     #[error("{0} (in commit {1})")]
     Policy(PolicyError, String),
+    /// `.tollgate.yaml` names a policy file the commit does not have.
     #[error(
         "{config} names the policy {path}, which is not in commit {commit}: add it, or fix \
          `policy:` in {config}"
     )]
     MissingPolicy {
+        /// The config file that names it ([`repo::FILE_NAME`]).
         config: String,
+        /// The policy path as the config writes it, relative to the repository's root.
         path: String,
+        /// The commit's short sha.
         commit: String,
     },
+    /// The config or policy file in the commit is not UTF-8.
     #[error("{path} in commit {commit} is not UTF-8 text")]
-    NotText { path: String, commit: String },
+    NotText {
+        /// The file, relative to the repository's root.
+        path: String,
+        /// The commit's short sha.
+        commit: String,
+    },
 }
 
 /// What a commit says about how to check it.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The commit's `.tollgate.yaml`, or the defaults when it has none.
     pub config: RepoConfig,
+    /// The policy in force: `--policy`, else the one the config names (read from the same
+    /// commit), else the embedded default.
     pub policy: Policy,
     /// Blob ids of `.tollgate.yaml` and the policy file, so that refs sharing them share one
     /// load.
@@ -99,9 +116,11 @@ fn text(repo: &DeployRepo, blob: Oid, path: &str, commit: &str) -> Result<String
 /// A file to check: where it is in the repository, the name to show, and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileToCheck {
+    /// `/`-separated, relative to the repository's root; what `.tollgate.yaml`'s globs match.
     pub path: String,
     /// `path`, or `REF:path` when several pushed refs carry different versions of it.
     pub display: String,
+    /// The content to check: the file's blob in the commit being checked.
     pub blob: Oid,
 }
 

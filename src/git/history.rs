@@ -13,6 +13,7 @@ use super::{DeployRepo, GitError, git};
 /// A commit as a report shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
+    /// The commit's id.
     pub oid: Oid,
     /// The first line of the message.
     pub subject: String,
@@ -27,8 +28,11 @@ pub struct CommitInfo {
 /// `None` when the file is absent on that side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// `/`-separated, relative to the repository's root: one of the watched paths.
     pub path: String,
+    /// The blob in the first parent; `None` when the commit added the file (or is the root).
     pub old: Option<Oid>,
+    /// The blob in the commit; `None` when the commit deleted the file.
     pub new: Option<Oid>,
 }
 

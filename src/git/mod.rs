@@ -21,12 +21,17 @@ use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository, Tre
 /// Why a git operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// No repository contains the path, or the git directory cannot be opened.
     #[error("{path} is not in a git repository")]
     NotARepository {
+        /// The path searched from, or the git directory opened.
         path: PathBuf,
+        /// libgit2's reason.
         #[source]
         source: git2::Error,
     },
+    /// A revision does not name a commit here; in a shallow clone the message says how to
+    /// fetch the history that may hold it.
     #[error(
         "revision {rev:?} is not in this repository{}",
         if *.shallow {
@@ -38,22 +43,40 @@ pub enum GitError {
         }
     )]
     UnknownRevision {
+        /// The revision as given (a sha, a branch, `origin/main`, `HEAD~2`...).
         rev: String,
+        /// Whether the repository is a shallow clone, where the commit may just not be fetched.
         shallow: bool,
+        /// libgit2's reason.
         #[source]
         source: git2::Error,
     },
+    /// No merge base was found in a shallow clone: the common ancestor may lie beyond the cut.
     #[error(
         "{base} and {head} have no common ancestor in this shallow clone: fetch more history \
          (`git fetch --deepen=100 origin` or `git fetch --unshallow origin`; GitLab: GIT_DEPTH: 0; \
          GitHub actions/checkout: fetch-depth: 0)"
     )]
-    ShallowMergeBase { base: String, head: String },
+    ShallowMergeBase {
+        /// The base revision as the user named it.
+        base: String,
+        /// The head revision as the user named it.
+        head: String,
+    },
+    /// The two commits share no ancestor in a full clone: unrelated histories.
     #[error("{base} and {head} have no common ancestor (unrelated histories)")]
-    NoMergeBase { base: String, head: String },
+    NoMergeBase {
+        /// The base revision as the user named it.
+        base: String,
+        /// The head revision as the user named it.
+        head: String,
+    },
+    /// Any other libgit2 failure: a missing object, an unreadable tree or config.
     #[error("{what}")]
     Git {
+        /// What was being done (`cannot read the tree of <sha>`), the whole message.
         what: String,
+        /// libgit2's reason.
         #[source]
         source: git2::Error,
     },
@@ -114,6 +137,7 @@ impl DeployRepo {
         self.repo.workdir().unwrap_or_else(|| self.repo.path())
     }
 
+    /// Whether this is a shallow clone, whose history may stop before a commit a gate needs.
     pub fn is_shallow(&self) -> bool {
         self.repo.is_shallow()
     }

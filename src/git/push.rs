@@ -9,9 +9,11 @@ use super::{DeployRepo, GitError};
 /// One line of pre-push input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedRef {
+    /// The local ref pushed (`refs/heads/main`, `HEAD`, `(delete)` for a deletion).
     pub local_ref: String,
     /// `None` when the ref is being deleted (git sends all zeros).
     pub local: Option<Oid>,
+    /// The ref updated on the remote (`refs/heads/main`); empty when pre-commit did not say.
     pub remote_ref: String,
     /// `None` when the remote does not have the ref yet (a new branch or tag).
     pub remote: Option<Oid>,
@@ -23,7 +25,9 @@ pub struct PushedRef {
     "pre-push input line {line}: {message} (git sends `<local ref> <local sha> <remote ref> <remote sha>`)"
 )]
 pub struct PushInputError {
+    /// 1-based line of the input.
     pub line: usize,
+    /// What is wrong with it (the field count, a field that is not an object name).
     pub message: String,
 }
 
@@ -76,13 +80,19 @@ pub fn from_pre_commit_env(get: impl Fn(&str) -> Option<String>) -> Option<Pushe
 /// What to check for one pushed ref.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// A deleted ref: nothing is pushed.
-    Skip { reason: String },
+    /// Nothing to check: the ref is deleted, or names no commit (a tag of a tree or blob).
+    Skip {
+        /// Why, for the report (`refs/heads/f is deleted`).
+        reason: String,
+    },
     /// Check the files that differ between `base` and `head`, at `head`; every file of `head`
     /// when `base` is `None` (nothing to compare with).
     Check {
+        /// The pushed ref, shortened ([`short_ref`]), naming it in the report.
         label: String,
+        /// The pushed commit (an annotated tag peeled).
         head: Oid,
+        /// The commit to compare with; `None`: nothing to compare with, check the whole tree.
         base: Option<Oid>,
         /// How the base was chosen, for the report.
         base_from: BaseFrom,

@@ -21,14 +21,18 @@ pub struct Context<'a> {
 /// A rule violation: what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
+    /// What is wrong, in one line without a trailing period.
     pub message: String,
+    /// How to fix it.
     pub hint: String,
 }
 
 /// What a rule concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
+    /// The rule was evaluated and holds.
     Pass,
+    /// The rule was evaluated and is violated, whatever its level; exemptions are applied later.
     Fail(Violation),
     /// The rule was not evaluated: it is off, it needs the registry, or the reference is invalid.
     NotEvaluated(&'static str),
@@ -46,8 +50,11 @@ pub struct ExemptionUse {
 /// One rule's outcome for one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The rule this is the outcome of; an image has one outcome per rule.
     pub rule: RuleId,
+    /// The level the policy gives the rule; `off` comes with [`Status::NotEvaluated`].
     pub level: Level,
+    /// What the rule concluded.
     pub status: Status,
     /// Set on failures that an exemption covers (expired or not).
     pub exemption: Option<ExemptionUse>,
@@ -63,6 +70,8 @@ impl Outcome {
 /// An image's verdict: every rule's outcome.
 #[derive(Debug, Clone)]
 pub struct ImageVerdict {
+    /// `reference-invalid` first, then every rule of the image in report order, evaluated or
+    /// not.
     pub outcomes: Vec<Outcome>,
 }
 

@@ -49,8 +49,13 @@ pub struct Policy {
 /// run (Harbor's "retain the most recently pushed N" rule, for one).
 #[derive(Debug, Clone)]
 pub struct RetentionRule {
+    /// Globs over canonical repository names (`registry.example.org/team/**`); the first rule
+    /// that matches a repository is its rule.
     pub repositories: Vec<Pattern>,
+    /// How many tags each repository keeps; at least 1.
     pub keep: usize,
+    /// Which tags count as the newest. By push time the audit cannot simulate the rule: the
+    /// distribution API does not give push times.
     pub order_by: crate::policy::retention::OrderBy,
 }
 
@@ -134,6 +139,7 @@ pub enum OnUnavailable {
 }
 
 impl OnUnavailable {
+    /// The value as `spec.registryUnavailable` writes it: `allow` or `deny`.
     pub fn as_str(self) -> &'static str {
         match self {
             OnUnavailable::Allow => "allow",
@@ -229,7 +235,11 @@ impl Pattern {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaseFamily {
+    /// `spec.bases.debian`: an image is approved by the layers of one of these, or, when no
+    /// base's layers match, by an os-release that says Debian or a derivative (whatever this
+    /// list holds).
     Debian,
+    /// `spec.bases.distroless`: an image is approved by the layers of one of these only.
     Distroless,
 }
 
@@ -244,14 +254,17 @@ pub struct BaseImage {
 }
 
 impl BaseImage {
+    /// The list of `spec.bases` it is written in.
     pub fn family(&self) -> BaseFamily {
         self.family
     }
 
+    /// `registry/repository`, fully qualified: compared with canonical names.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The tag globs it is approved with; empty: every tag.
     pub fn tags(&self) -> &[Pattern] {
         &self.tags
     }
@@ -262,7 +275,7 @@ impl BaseImage {
 pub struct Expiry {
     /// The instant from which the exemption no longer applies.
     pub at: Timestamp,
-    /// As written (a date or a timestamp), for messages.
+    /// The day shown in messages: the date as written, or a timestamp's day in UTC.
     pub written: jiff::civil::Date,
 }
 

@@ -1,7 +1,8 @@
-//! A registry's tag retention rule, simulated: which tags its next run would delete. Seed 001's
-//! Harbor rule kept the newest tags of each repository and pruned the version the cluster still
-//! ran; to see that coming, tollgate orders tags the way such a rule does and asks whether a
-//! running image or a rollback target is among the pruned ones. Pure: tags in, verdicts out.
+//! A registry's tag retention rule, simulated: which tags its next run would delete. A rule
+//! that keeps the newest tags of each repository (Harbor's, for one) prunes a version the
+//! cluster may still run; to see that coming, tollgate orders tags the way such a rule does and
+//! asks whether a running image or a rollback target is among the pruned ones. Pure: tags in,
+//! verdicts out.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ pub enum OrderBy {
 /// One tag of a repository, as the rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagInfo {
+    /// The tag, as the registry's tag list gives it.
     pub tag: String,
     /// When it was pushed, when known (for [`OrderBy::PushTime`]).
     pub pushed: Option<Timestamp>,

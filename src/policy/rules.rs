@@ -21,6 +21,7 @@ pub enum Level {
 }
 
 impl Level {
+    /// The level as policy files, reports and metrics labels write it (`deny`, `warn`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Off => "off",

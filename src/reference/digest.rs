@@ -4,8 +4,11 @@ use std::str::FromStr;
 /// A content digest algorithm that registries and runtimes accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DigestAlgorithm {
+    /// SHA-256, the algorithm registries use in practice.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
@@ -38,18 +41,34 @@ impl fmt::Display for DigestAlgorithm {
 /// Why a digest is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
+    /// No `:` between the algorithm and the hex.
     #[error("digest {digest:?} has no ':' between algorithm and hex")]
-    MissingSeparator { digest: String },
+    MissingSeparator {
+        /// The digest, as written.
+        digest: String,
+    },
+    /// The algorithm is not one of [`DigestAlgorithm`].
     #[error("digest algorithm {algorithm:?} is not supported; use sha256 (or sha384, sha512)")]
-    UnsupportedAlgorithm { algorithm: String },
+    UnsupportedAlgorithm {
+        /// The text before the `:`, as written.
+        algorithm: String,
+    },
+    /// The hex is not as long as the algorithm's output.
     #[error("a {algorithm} digest has {expected} hex characters, this one has {actual}")]
     Length {
+        /// The digest's algorithm.
         algorithm: DigestAlgorithm,
+        /// Hex characters that algorithm's digest has ([`DigestAlgorithm::hex_len`]).
         expected: usize,
+        /// Hex characters this one has.
         actual: usize,
     },
+    /// The hex has a character outside lowercase `0-9a-f` (checked before the length).
     #[error("digest hex must be lowercase 0-9a-f; found {ch:?}")]
-    NotHex { ch: char },
+    NotHex {
+        /// The first such character.
+        ch: char,
+    },
 }
 
 /// A validated content digest: `sha256:` followed by 64 lowercase hex characters, or the

@@ -43,42 +43,95 @@ pub const TAG_MAX_LEN: usize = 128;
 /// that a denial can tell the engineer what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    /// The string is empty.
     #[error("the image reference is empty")]
     Empty,
+    /// The string starts or ends with whitespace.
     #[error("the image reference has leading or trailing whitespace")]
     Whitespace,
+    /// A character that is not printable ASCII: inner whitespace, a control character, or
+    /// anything non-ASCII.
     #[error("character {ch:?} at position {position} is not allowed in an image reference")]
-    InvalidCharacter { ch: char, position: usize },
+    InvalidCharacter {
+        /// The first such character.
+        ch: char,
+        /// Its byte offset in the string, from 0.
+        position: usize,
+    },
+    /// Nothing before the tag or digest (`:1.0`, `@sha256:…`), or nothing after the registry
+    /// (`registry.example.org/`).
     #[error("the repository name is empty")]
     EmptyRepository,
+    /// Two `/` in a row, or a `/` at the end of the repository.
     #[error("repository path component {index} is empty (a doubled or trailing '/')")]
-    EmptyPathComponent { index: usize },
+    EmptyPathComponent {
+        /// Which component of the repository path (after the registry), from 0.
+        index: usize,
+    },
+    /// A repository path component has an uppercase letter. (An uppercase first component
+    /// followed by `/` is read as a registry host instead, as the distribution library does.)
     #[error("repository name must be lowercase: {component:?}")]
-    Uppercase { component: String },
+    Uppercase {
+        /// The component, as written.
+        component: String,
+    },
+    /// A repository path component breaks the grammar's `path-component` rule.
     #[error(
         "repository path component {component:?} is invalid: it must be lowercase letters and \
          digits, separated by '.', '_', '__' or dashes, and start and end with a letter or digit"
     )]
-    InvalidPathComponent { component: String },
+    InvalidPathComponent {
+        /// The component, as written.
+        component: String,
+    },
+    /// The registry host is not a DNS name, an IPv4 address or a bracketed IPv6 address.
     #[error("registry host {host:?} is invalid: {reason}")]
-    InvalidHost { host: String, reason: &'static str },
+    InvalidHost {
+        /// The host as written, without its port.
+        host: String,
+        /// Which rule it breaks, as a clause for the message.
+        reason: &'static str,
+    },
+    /// The text after the registry host's `:` is not a port.
     #[error("registry port {port:?} is not a number between 1 and 65535")]
-    InvalidPort { port: String },
+    InvalidPort {
+        /// The text after the `:`, as written (possibly empty).
+        port: String,
+    },
+    /// Registry and repository together, as written, are longer than [`NAME_MAX_LEN`].
     #[error("the name is {len} characters long; at most {NAME_MAX_LEN} are allowed")]
-    NameTooLong { len: usize },
+    NameTooLong {
+        /// Their length in bytes.
+        len: usize,
+    },
+    /// A `:` with nothing after it.
     #[error("the tag is empty")]
     EmptyTag,
+    /// The tag is longer than [`TAG_MAX_LEN`].
     #[error("the tag is {len} characters long; at most {TAG_MAX_LEN} are allowed")]
-    TagTooLong { len: usize },
+    TagTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The tag breaks the grammar's `tag` rule (`[\w][\w.-]*`).
     #[error(
         "tag {tag:?} is invalid: it must start with a letter, digit or '_' and contain only \
          letters, digits, '_', '.' and '-'"
     )]
-    InvalidTag { tag: String },
+    InvalidTag {
+        /// The tag, as written.
+        tag: String,
+    },
+    /// The whole reference is 64 lowercase hex characters: an image id, which the distribution
+    /// library refuses to read as `docker.io/library/<hex>`.
     #[error(
         "repository name {name:?} cannot be a 64-character hexadecimal string (it looks like an image id)"
     )]
-    HexRepository { name: String },
+    HexRepository {
+        /// The reference, as written.
+        name: String,
+    },
+    /// The text after `@` is not a valid digest.
     #[error(transparent)]
     Digest(#[from] digest::DigestError),
 }

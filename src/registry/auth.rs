@@ -53,9 +53,12 @@ impl fmt::Debug for CredentialStore {
 /// Why a docker config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read registry config {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
@@ -289,10 +292,16 @@ fn normalize_key(key: &str) -> String {
 /// What a registry asked for in `WWW-Authenticate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// `Basic`: send the credentials themselves with every request.
     Basic,
+    /// `Bearer`: get a token from `realm` (the distribution token protocol), then send it.
     Bearer {
+        /// The token endpoint's URL.
         realm: String,
+        /// The `service` to ask the token for, when the registry names one.
         service: Option<String>,
+        /// The scope the registry asks for (`repository:team/app:pull`); `None`: the scope of
+        /// the refused request is asked for.
         scope: Option<String>,
     },
 }

@@ -35,8 +35,12 @@ pub const BASE_NAME_LABEL: &str = "org.opencontainers.image.base.name";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// The image's first layers are exactly an approved base's (by diff_id).
     Lineage,
+    /// No lineage matched; the topmost layer holding an os-release file decided.
     OsRelease,
+    /// Neither could decide (no os-release file, a layer over the size cap, an unreadable
+    /// config or layer); the image is not approved.
     Undecided,
 }
 
@@ -55,13 +59,17 @@ impl Method {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BaseVerdict {
+    /// Whether the image counts as built on an approved base; never when undecided.
     pub approved: bool,
+    /// How the verdict was reached.
     pub method: Method,
+    /// The matched base's family (lineage), or Debian (os-release); `None` when not approved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<BaseFamily>,
     /// The approved base that matched (`registry/repo:tag`), for lineage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// `os/arch[/variant]` of the image manifest; `None` for a single-platform image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     /// What decided it, or why nothing could.
@@ -81,12 +89,17 @@ pub fn is_lineage_prefix(base: &[String], image: &[String]) -> bool {
 /// `ID` and `ID_LIKE` of an os-release file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OsRelease {
+    /// `ID`, lowercased; empty when the file has none.
     pub id: String,
+    /// `ID_LIKE`, split on whitespace, lowercased.
     pub id_like: Vec<String>,
+    /// `PRETTY_NAME` without its quotes, for messages.
     pub pretty_name: Option<String>,
 }
 
 impl OsRelease {
+    /// Whether `ID` is `debian` or `ID_LIKE` lists it: Debian and its derivatives (Ubuntu's
+    /// `ID_LIKE` is `debian`).
     pub fn is_debian(&self) -> bool {
         self.id == "debian" || self.id_like.iter().any(|l| l == "debian")
     }
@@ -237,6 +250,9 @@ pub struct BaseChecker {
 }
 
 impl BaseChecker {
+    /// A checker for `policy`'s approved bases, through `resolver`. The bases are resolved on
+    /// first use and kept for the checker's life; layers over [`DEFAULT_LAYER_CAP`] bytes are
+    /// not downloaded for their os-release.
     pub fn new(resolver: Arc<Resolver>, policy: Arc<Policy>) -> Self {
         BaseChecker {
             resolver,

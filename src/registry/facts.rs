@@ -17,6 +17,7 @@ use crate::reference::ImageRef;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryFacts {
+    /// The end-to-end walk of the image, which decides `image-unavailable` and `tag-moved`.
     pub resolution: Resolution,
     /// Per-platform base verdicts, when the rule was evaluated.
     #[serde(skip_serializing_if = "Vec::is_empty")]

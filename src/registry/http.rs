@@ -34,6 +34,8 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
+    /// Credentials by registry `host[:port]`, used to answer that registry's 401 challenges;
+    /// empty: every registry is asked anonymously.
     pub credentials: CredentialStore,
     /// PEM bundle of extra CA certificates, trusted besides the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
@@ -85,6 +87,8 @@ impl ClientOptions {
 /// Where a registry is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
+    /// The registry as references name it; Docker Hub's API is reached at
+    /// `registry-1.docker.io`.
     pub host: RegistryHost,
     /// Plain HTTP: only for registries the policy marks insecure.
     pub insecure: bool,
@@ -106,11 +110,20 @@ impl Endpoint {
 /// A response, with the headers the walk uses.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The HTTP status, after any redirects.
     pub status: StatusCode,
+    /// `Content-Type`, without its parameters.
     pub content_type: Option<String>,
+    /// `Docker-Content-Digest`: the manifest's digest as the registry computed it (the digest
+    /// a tag points at, from a HEAD).
     pub docker_digest: Option<String>,
+    /// `Content-Length`, in bytes: what a HEAD reports as a blob's size.
     pub content_length: Option<u64>,
+    /// The target of a `Link: <…>; rel="next"` header, as sent (absolute or a path); `None` on
+    /// the last page.
     pub link_next: Option<String>,
+    /// The body; empty for a HEAD. Never larger than the request's cap: a larger one is a
+    /// [`RegistryError::TooLarge`] instead.
     pub body: Vec<u8>,
     retry_after_secs: Option<u64>,
     challenge: Option<String>,
@@ -159,8 +172,11 @@ impl Response {
 /// Counts of requests, for reports and the benchmark (no request may repeat in one walk).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Every request sent: retries and token requests included.
     pub requests: AtomicU64,
+    /// Requests sent again after a transient failure (connection error, timeout, 429, 5xx).
     pub retries: AtomicU64,
+    /// Requests to a token realm, answering a bearer challenge.
     pub token_requests: AtomicU64,
 }
 
@@ -181,6 +197,8 @@ pub async fn counting_requests<F: std::future::Future>(fut: F) -> (F::Output, u6
 /// how long the request took (headers and body), and the HTTP status, or `None` when no answer
 /// came (connection refused, timeout, TLS error).
 pub trait RequestObserver: Send + Sync {
+    /// Called once per request to the registry, each retry included (token requests to the
+    /// realm are not observed).
     fn observe(&self, registry: &RegistryHost, elapsed: Duration, status: Option<u16>);
 }
 
@@ -191,6 +209,7 @@ pub struct RegistryClient {
     /// Authorization headers by registry and scope.
     tokens: Tokens,
     limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
+    /// Requests sent since the client was built, by all walks together.
     pub stats: Stats,
     observer: Option<Arc<dyn RequestObserver>>,
 }
@@ -234,6 +253,9 @@ fn tls_config(extra_ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Regis
 }
 
 impl RegistryClient {
+    /// A client trusting the system roots and `opts.extra_ca_pem` (rustls, ring provider),
+    /// following at most 5 redirects per request (registries redirect blob GETs to storage).
+    /// Fails when the extra CA bundle holds no usable certificate.
     pub fn new(opts: ClientOptions) -> Result<Self, RegistryError> {
         let tls = tls_config(opts.extra_ca_pem.as_deref())?;
         let http = reqwest::Client::builder()

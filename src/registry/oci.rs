@@ -31,14 +31,20 @@ pub fn is_foreign_layer(media_type: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// `mediaType` of the content; empty when the descriptor leaves it out.
     #[serde(default)]
     pub media_type: String,
+    /// `digest`, unvalidated as it came ([`Descriptor::parsed_digest`] validates it).
     pub digest: String,
+    /// `size` the content must have, in bytes.
     pub size: u64,
+    /// `urls` a foreign layer is fetched from instead of the registry.
     #[serde(default)]
     pub urls: Vec<String>,
+    /// `platform` of an index's child; `None` elsewhere, or when the index does not say.
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// `annotations` (BuildKit marks attestation children here).
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
 }
@@ -68,8 +74,11 @@ impl Descriptor {
 /// An image's platform.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Platform {
+    /// `architecture`, in Go's `GOARCH` terms (`amd64`, `arm64`).
     pub architecture: String,
+    /// `os`, in Go's `GOOS` terms (`linux`, `windows`).
     pub os: String,
+    /// `variant` of the CPU (`v7`, `v8`), when given.
     #[serde(default)]
     pub variant: Option<String>,
 }
@@ -87,10 +96,15 @@ impl std::fmt::Display for Platform {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
     /// An image index / manifest list: one child manifest per platform (and attestations).
-    Index { manifests: Vec<Descriptor> },
+    Index {
+        /// `manifests`: the children, in the index's order.
+        manifests: Vec<Descriptor>,
+    },
     /// An image manifest: a config blob and layers.
     Image {
+        /// `config`: the image config blob.
         config: Descriptor,
+        /// `layers`, base layer first.
         layers: Vec<Descriptor>,
     },
 }
@@ -147,8 +161,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Strin
 /// The parts of an image config the policy uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ImageConfig {
+    /// `rootfs`: the layers' uncompressed digests, for lineage.
     #[serde(default)]
     pub rootfs: RootFs,
+    /// `config`: the container defaults, for the labels; `None` when the config has none.
     #[serde(default)]
     pub config: Option<ContainerConfig>,
 }
@@ -156,6 +172,7 @@ pub struct ImageConfig {
 /// `rootfs.diff_ids`: the uncompressed layer digests, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct RootFs {
+    /// Base layer first; an image built FROM another starts with all of the other's.
     #[serde(default)]
     pub diff_ids: Vec<String>,
 }
@@ -163,6 +180,7 @@ pub struct RootFs {
 /// `config.Labels`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ContainerConfig {
+    /// Label name to value; `None` when the config has `Labels: null` or none at all.
     #[serde(rename = "Labels", default)]
     pub labels: Option<std::collections::BTreeMap<String, String>>,
 }

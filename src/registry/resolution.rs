@@ -12,9 +12,13 @@ use crate::reference::{Digest, ImageRef};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
+    /// An image index or Docker manifest list (a manifest whose children are manifests).
     Index,
+    /// An image manifest: one platform's config and layers.
     Manifest,
+    /// An image config blob.
     Config,
+    /// A layer blob.
     Layer,
 }
 
@@ -33,18 +37,23 @@ impl fmt::Display for NodeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
 pub enum NodeStatus {
+    /// Served, with the declared size and (for documents) the right digest.
     Ok,
     /// The registry does not serve it (404 and the registry's error code).
     Missing {
+        /// The registry's answer (`404 manifest unknown`), for the report.
         answer: String,
     },
     /// The content's hash is not its digest.
     DigestMismatch {
+        /// What the content hashes to (`sha256:…`).
         actual: String,
     },
     /// The blob's size is not the one its manifest declares.
     SizeMismatch {
+        /// The size the parent's descriptor declares, in bytes.
         declared: u64,
+        /// The size served (`Content-Length` of a layer, length of a document), in bytes.
         actual: u64,
     },
     /// The blob answers, but without a `Content-Length`: there, and of a size not checked.
@@ -57,10 +66,12 @@ pub enum NodeStatus {
     Skipped,
     /// The content is not a valid manifest or config.
     Invalid {
+        /// What is wrong with it (not JSON, schema 1, an unparsable digest, nested too deep).
         message: String,
     },
     /// The registry failed to answer (after retries).
     Error {
+        /// The error, with its causes.
         message: String,
     },
 }
@@ -119,15 +130,24 @@ impl NodeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
+    /// What the piece is: from the parent for blobs, from the content for manifests.
     pub kind: NodeKind,
+    /// The digest it was asked for, as the reference or the parent's descriptor writes it.
     pub digest: String,
+    /// The parent's declared media type, else the registry's `Content-Type`; empty when
+    /// neither says.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub media_type: String,
+    /// The size the parent's descriptor declares, in bytes; `None` for the root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// `os/arch[/variant]` of an index's child; `None` elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// What the registry answered for it.
     pub status: NodeStatus,
+    /// An index's manifests; a manifest's config, then its layers; empty for blobs and for a
+    /// node that could not be read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Node>,
 }
@@ -183,8 +203,11 @@ pub enum TagState {
 pub struct Broken {
     /// `index sha256:a… → manifest sha256:b… (linux/arm64) → layer sha256:c…: 404 blob unknown`
     pub path: String,
+    /// The broken piece's digest.
     pub digest: String,
+    /// What the broken piece is.
     pub kind: NodeKind,
+    /// What is wrong with it: the end of `path`, after the colon.
     pub message: String,
 }
 
@@ -197,13 +220,18 @@ pub struct Resolution {
     /// The digest the reference resolves to, if it resolves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// What the tag says about the pinned digest ([`TagState::NotPinned`] without one).
     pub tag: TagState,
+    /// The tree walked from [`Resolution::digest`]; `None` when the tag was not found, so
+    /// there was nothing to walk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<Node>,
     /// Set when the reference itself does not resolve (tag or digest unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+    /// The root is an index whose runnable children are all gone ([`Node::is_orphan_index`]).
     pub orphan_index: bool,
+    /// Every broken piece of the tree, root first (depth first, in the tree's order).
     pub problems: Vec<Broken>,
     /// HTTP requests this resolution sent (0 when everything came from the cache).
     pub requests: u64,

@@ -40,10 +40,15 @@ pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
+    /// The file as shown to the user (`<stdin>` for standard input, `REF:path` for a pushed
+    /// ref's version); `None` for an object that came from no file (an AdmissionReview).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// 1-based line in the file: the field's, else its nearest recorded ancestor's, else the
+    /// document's first line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    /// 1-based column, in characters, of the same position; `None` when unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
     /// JSON pointer of the field, relative to the document (`/spec/containers/0/image`).
@@ -67,13 +72,23 @@ impl Location {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// The rule violated; its kebab-case id is what reports and SARIF show.
     pub rule_id: RuleId,
+    /// The level the policy gives the rule (`warn` or `deny` in checks); admission may lower
+    /// a `deny` to `warn` for an image an UPDATE leaves unchanged.
     pub level: Level,
+    /// What is wrong, in one line.
     pub message: String,
+    /// How to fix it.
     pub hint: String,
+    /// Where it is.
     pub location: Location,
+    /// The object it is in; `None` for a finding about the policy itself (an expired
+    /// exemption).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectRef>,
+    /// The container it is in (for a Helm values file: the image's key path); `None` for a
+    /// finding about the policy itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerRef>,
     /// The image as written.
@@ -85,7 +100,10 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExemptionRef {
+    /// Why the exemption exists, from the policy.
     pub reason: String,
+    /// The day it expires, `YYYY-MM-DD` (an expiry written as a timestamp shows its day in
+    /// UTC); `None`: it does not expire.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
     /// `policy-file:line` of the exemption.
@@ -96,8 +114,10 @@ pub struct ExemptionRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Exempted {
+    /// The finding as it would have been reported (flattened into this object in JSON).
     #[serde(flatten)]
     pub finding: Finding,
+    /// The exemption that suppressed it (the first live one that covers it).
     pub exemption: ExemptionRef,
 }
 
@@ -106,11 +126,16 @@ pub struct Exempted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InputError {
+    /// The file as shown to the user (`<stdin>` for standard input).
     pub file: String,
+    /// 1-based line of the problem, when it has one (a YAML syntax error, the first line that
+    /// is not UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    /// 1-based column, in characters, when known (a YAML syntax error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+    /// What is wrong (`not valid YAML: …`, `cannot read: …`).
     pub message: String,
 }
 
@@ -118,8 +143,12 @@ pub struct InputError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckedObject {
+    /// The object.
     pub object: ObjectRef,
+    /// Where the object is: its file and first line (a List's items share the List's); no
+    /// column.
     pub location: Location,
+    /// Image uses in it (containers, init and ephemeral ones included), for the summary.
     pub images: usize,
 }
 
@@ -131,26 +160,37 @@ pub struct ImageSite {
     pub image: WrittenImage,
     /// The namespace it runs in (the object's, or the default).
     pub namespace: String,
+    /// Where the image field is.
     pub location: Location,
+    /// The object that uses it.
     pub object: ObjectRef,
+    /// The container that uses it.
     pub container: ContainerRef,
 }
 
 /// The policy a report was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicyInfo {
+    /// The policy's `metadata.name`.
     pub name: String,
+    /// Where it was read from: a file path, or `<embedded default>`.
     pub origin: String,
 }
 
 /// Everything a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// The policy the check ran with.
     pub policy: PolicyInfo,
+    /// Files (or other inputs) checked, whether they held objects or not.
     pub files: usize,
+    /// Every pod-bearing object checked.
     pub objects: Vec<CheckedObject>,
+    /// Findings at the reported levels that no live exemption suppressed.
     pub findings: Vec<Finding>,
+    /// Findings a live exemption suppressed.
     pub exempted: Vec<Exempted>,
+    /// Inputs that could not be read or parsed; any makes the run exit 2.
     pub errors: Vec<InputError>,
     /// Every image use, when the check was asked to collect them (not rendered).
     pub sites: Vec<ImageSite>,
@@ -160,13 +200,21 @@ pub struct Report {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// [`Report::files`].
     pub files: usize,
+    /// Objects checked.
     pub objects: usize,
+    /// Image uses in the objects checked.
     pub images: usize,
+    /// Deny-level findings: any makes the run exit 1.
     pub deny: usize,
+    /// Warn-level findings.
     pub warn: usize,
+    /// Audit-level findings (only reported by runs that ask for them).
     pub audit: usize,
+    /// Findings exemptions suppressed.
     pub exempted: usize,
+    /// Inputs that could not be read or parsed.
     pub errors: usize,
 }
 
@@ -206,6 +254,7 @@ impl Report {
             .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     }
 
+    /// The counts of the report, by level for the findings.
     pub fn summary(&self) -> Summary {
         let count = |l| self.findings.iter().filter(|f| f.level == l).count();
         Summary {

@@ -33,8 +33,12 @@ use crate::yaml::{self, Record};
 /// A workload as the cluster names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct WorkloadKey {
+    /// The object's `kind` (`Deployment`, `CronJob`, ...).
     pub kind: String,
+    /// The object's namespace: as the file or `.tollgate.yaml` says, else the repository's
+    /// default namespace, else `default`.
     pub namespace: String,
+    /// The object's `metadata.name`.
     pub name: String,
 }
 
@@ -50,12 +54,13 @@ pub struct DesiredImage {
     /// The container, when the file says (manifests do; Helm values do not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The image as the file writes it (composed from its parts in a values file).
     pub image: WrittenImage,
 }
 
 /// The workloads a file declares, with their images. `None` when the file is neither a
-/// manifest nor a mapped values file, or is not YAML: a file that cannot be read declares
-/// nothing (the git gates are what refuse broken files).
+/// manifest nor a mapped values file. A document that is not YAML declares nothing (the git
+/// gates are what refuse broken files).
 pub fn declared(
     config: &RepoConfig,
     path: &str,
@@ -151,8 +156,11 @@ pub fn live_images(live: &LiveState, key: &WorkloadKey) -> Option<Vec<(String, W
 /// A desired image and the live image of the same container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImagePair {
+    /// The container: the one the file names, else the live one it was paired with; `None`
+    /// when neither is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The image the branch declares.
     pub desired: WrittenImage,
     /// `None`: no live container matches.
     pub live: Option<WrittenImage>,
@@ -214,10 +222,13 @@ fn repository(image: &WrittenImage) -> Option<(&RegistryHost, &Repository)> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportCommit {
+    /// The full commit id (40 hex characters).
     pub sha: String,
+    /// The first line of the message.
     pub subject: String,
+    /// `Name <email>`.
     pub author: String,
-    /// RFC 3339, UTC.
+    /// Committer time (when it landed on the branch), RFC 3339, UTC.
     pub time: String,
     /// Seconds between the commit and `now` (negative for a commit from the future).
     pub age_seconds: i64,
@@ -241,10 +252,13 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadReport {
+    /// The workload.
     pub workload: WorkloadKey,
+    /// Whether it runs what the branch declares.
     pub status: Status,
     /// The files that declare it at the branch's head.
     pub files: Vec<String>,
+    /// Each desired image with the live image of the same container (none when not live).
     pub images: Vec<ImagePair>,
     /// Commits that changed its images since the deployed revision, newest first.
     pub not_rolled_out: Vec<ReportCommit>,
@@ -257,9 +271,14 @@ pub struct WorkloadReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutReport {
+    /// The branch compared, as the user named it.
     pub branch: String,
+    /// The full id of the branch's head commit.
     pub head: String,
+    /// How old a not-rolled-out commit may be before it is overdue, in whole seconds.
     pub grace_seconds: u64,
+    /// Every workload the head declares with an image to compare, in sync or not, sorted by
+    /// kind, namespace and name.
     pub workloads: Vec<WorkloadReport>,
 }
 

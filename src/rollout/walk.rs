@@ -23,8 +23,10 @@ use crate::reference::WrittenImage;
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
+    /// The repository or its history could not be read.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// The head's `.tollgate.yaml` or its policy cannot be used.
     #[error(transparent)]
     Settings(#[from] GateError),
 }
@@ -33,8 +35,12 @@ pub enum RolloutError {
 pub struct Options<'a> {
     /// The name shown for the branch.
     pub branch: String,
+    /// The branch's head commit: what it declares, and where the history walk starts.
     pub head: Oid,
+    /// The clock, read once by the caller, for the commits' ages.
     pub now: jiff::Timestamp,
+    /// How long a merged commit may wait for its rollout before it is overdue (counted in
+    /// whole seconds).
     pub grace: std::time::Duration,
     /// Only workloads in these namespaces (all when empty).
     pub namespaces: &'a [String],

@@ -16,10 +16,14 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
+    /// `apiVersion` as written, or inherited from a typed list (`PodList` items carry none).
     pub api_version: String,
+    /// `kind`, likewise.
     pub kind: String,
     /// `None` when the manifest does not say; the caller's default namespace applies.
     pub namespace: Option<String>,
+    /// `metadata.name`; `generateName` followed by `*` when only that is set, `<unnamed>`
+    /// when neither is.
     pub name: String,
 }
 
@@ -37,8 +41,11 @@ impl fmt::Display for ObjectRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ContainerKind {
+    /// `containers`.
     Container,
+    /// `initContainers`, native sidecars (`restartPolicy: Always`) included.
     InitContainer,
+    /// `ephemeralContainers`, added to a running pod (`kubectl debug`).
     EphemeralContainer,
     /// An image volume; its "container" name is the volume's name.
     ImageVolume,
@@ -77,14 +84,19 @@ impl fmt::Display for ContainerKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRef {
+    /// The container's `name`; `#N` (its index in the list) when it has none. A container of
+    /// a Helm values file is named by the image's key path.
     pub name: String,
+    /// Which list of the pod spec it is in.
     pub kind: ContainerKind,
 }
 
 /// An image as written in a container, not yet parsed (parsing is the policy's first rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUse {
+    /// Index into [`Workloads::objects`] of the object it is in.
     pub object: usize,
+    /// The container that names it.
     pub container: ContainerRef,
     /// JSON pointer of the `image` field, e.g. `/spec/template/spec/initContainers/0/image`.
     pub pointer: String,
@@ -96,9 +108,14 @@ pub struct ImageUse {
 /// container list that is not a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed {
+    /// Index into [`Workloads::objects`] of the object it is in.
     pub object: usize,
+    /// The container whose image is missing or not a string; `None` when the problem is the
+    /// pod spec, a container list or a list entry that is not a mapping.
     pub container: Option<ContainerRef>,
+    /// JSON pointer of what is wrong: the `image` field, the list, the entry or the pod spec.
     pub pointer: String,
+    /// What is wrong, in one line.
     pub message: String,
 }
 
@@ -107,7 +124,10 @@ pub struct Malformed {
 pub struct Workloads {
     /// Pod-bearing objects, each with the pointer of the object within the document.
     pub objects: Vec<(ObjectRef, String)>,
+    /// Every image, object by object in document order; within one, init containers, then
+    /// containers, then ephemeral containers.
     pub images: Vec<ImageUse>,
+    /// Every pod spec, container list or container that could not be read.
     pub malformed: Vec<Malformed>,
 }
 
