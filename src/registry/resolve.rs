@@ -207,8 +207,13 @@ impl Resolver {
         };
         resolution.digest = Some(top.clone());
         let failed = Mutex::new(None);
+        let at = At {
+            ep,
+            repo,
+            failed: &failed,
+        };
         let root = self
-            .walk_manifest(ep, repo, &top.to_string(), None, None, 0, &failed)
+            .walk_manifest(&at, &top.to_string(), None, None, 0)
             .await;
         // A piece the registry did not answer for is not a verdict: unless something else is
         // definitely broken (missing, corrupt), the whole image could not be checked.
@@ -316,14 +321,13 @@ impl Resolver {
 
     fn walk_manifest<'a>(
         &'a self,
-        ep: &'a Endpoint,
-        repo: &'a str,
+        at: &'a At<'a>,
         digest: &'a str,
         declared: Option<&'a Descriptor>,
         platform: Option<String>,
         depth: usize,
-        failed: &'a Mutex<Option<RegistryError>>,
     ) -> futures_util::future::BoxFuture<'a, Node> {
+        let (ep, repo, failed) = (at.ep, at.repo, at.failed);
         Box::pin(async move {
             let mut node = Node {
                 kind: NodeKind::Manifest,
@@ -405,22 +409,19 @@ impl Resolver {
                             return skip(NodeStatus::Invalid { message });
                         }
                         self.walk_manifest(
-                            ep,
-                            repo,
+                            at,
                             &child.digest,
                             Some(child),
                             platform.clone(),
                             depth + 1,
-                            failed,
                         )
                         .await
                     });
                     node.children = join_all(children).await;
                 }
                 Manifest::Image { config, layers } => {
-                    let config_node = self.walk_config(ep, repo, &config, failed).await;
-                    let layer_nodes =
-                        join_all(layers.iter().map(|l| self.walk_layer(ep, repo, l, failed))).await;
+                    let config_node = self.walk_config(at, &config).await;
+                    let layer_nodes = join_all(layers.iter().map(|l| self.walk_layer(at, l))).await;
                     node.children.push(config_node);
                     node.children.extend(layer_nodes);
                 }
@@ -429,13 +430,8 @@ impl Resolver {
         })
     }
 
-    async fn walk_config(
-        &self,
-        ep: &Endpoint,
-        repo: &str,
-        d: &Descriptor,
-        failed: &Mutex<Option<RegistryError>>,
-    ) -> Node {
+    async fn walk_config(&self, at: &At<'_>, d: &Descriptor) -> Node {
+        let (ep, repo, failed) = (at.ep, at.repo, at.failed);
         let mut node = leaf(NodeKind::Config, d);
         if let Err(message) = d.parsed_digest() {
             node.status = NodeStatus::Invalid { message };
@@ -461,13 +457,8 @@ impl Resolver {
         node
     }
 
-    async fn walk_layer(
-        &self,
-        ep: &Endpoint,
-        repo: &str,
-        d: &Descriptor,
-        failed: &Mutex<Option<RegistryError>>,
-    ) -> Node {
+    async fn walk_layer(&self, at: &At<'_>, d: &Descriptor) -> Node {
+        let (ep, repo, failed) = (at.ep, at.repo, at.failed);
         let mut node = leaf(NodeKind::Layer, d);
         if oci::is_foreign_layer(&d.media_type) {
             node.status = NodeStatus::Foreign;
@@ -526,6 +517,13 @@ fn short_lived<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<Key, V>
         .max_capacity(100_000)
         .time_to_live(ttl)
         .build()
+}
+
+/// Where one walk is: the registry, the repository, and the first error any piece met.
+struct At<'a> {
+    ep: &'a Endpoint,
+    repo: &'a str,
+    failed: &'a Mutex<Option<RegistryError>>,
 }
 
 /// Keep the first error of a walk (the one that decides "could not check").
