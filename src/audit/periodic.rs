@@ -322,6 +322,7 @@ mod tests {
             ],
             errors: vec![],
             registry_requests: 0,
+            retention_not_simulated: vec![],
         };
         let s = AuditSummary::of(&report);
         assert_eq!(s.images, 3);

@@ -90,6 +90,7 @@ pub fn json(v: &View<'_>) -> String {
             "rollbackTargetsUnservable": count(report, AuditKind::RollbackTargetUnservable),
             "declaredUnservable": count(report, AuditKind::DeclaredUnservable),
             "retentionRisk": count(report, AuditKind::RetentionRisk),
+            "retentionNotSimulated": report.retention_not_simulated,
             "commitsNotRolledOut": v.rollout.map(RolloutReport::overdue_commits),
             "registryRequests": report.registry_requests,
             "errors": report.errors.len(),
@@ -120,6 +121,11 @@ pub fn text(v: &View<'_>) -> String {
     for &(kind, title) in SECTIONS {
         let hits = hits(report, kind);
         let _ = writeln!(out, "\n{title}: {}", hits.len());
+        if kind == AuditKind::RetentionRisk {
+            for repo in &report.retention_not_simulated {
+                let _ = writeln!(out, "  {}", not_simulated(repo));
+            }
+        }
         for (i, f) in hits {
             let _ = writeln!(out, "  {}", shown(i));
             for u in &i.image.usages {
@@ -164,6 +170,13 @@ pub fn text(v: &View<'_>) -> String {
     out
 }
 
+/// Why a retention rule by push time has no count: never to be read as "none at risk".
+fn not_simulated(repo: &str) -> String {
+    format!(
+        "not simulated for {repo}: its retention rule orders by push time, which the registry API does not expose"
+    )
+}
+
 /// One cell of the Markdown and HTML tables.
 enum Cell {
     Text(String),
@@ -193,7 +206,17 @@ fn tables(v: &View<'_>) -> Vec<Table> {
     };
     let mut summary: Vec<Vec<Cell>> = SECTIONS
         .iter()
-        .map(|&(kind, title)| summary_row(title, count(r, kind)))
+        .map(|&(kind, title)| {
+            let mut row = summary_row(title, count(r, kind));
+            if kind == AuditKind::RetentionRisk && !r.retention_not_simulated.is_empty() {
+                row[1] = Cell::Lines(
+                    std::iter::once(count(r, kind).to_string())
+                        .chain(r.retention_not_simulated.iter().map(|n| not_simulated(n)))
+                        .collect(),
+                );
+            }
+            row
+        })
         .collect();
     let policy = policy_findings(r);
     summary.push(summary_row("Policy findings", policy.len()));
@@ -433,6 +456,7 @@ mod tests {
             }],
             errors: vec![],
             registry_requests: 3,
+            retention_not_simulated: vec![],
         }
     }
 

@@ -57,6 +57,10 @@ pub struct AuditReport {
     pub errors: Vec<String>,
     /// Registry requests sent in all.
     pub registry_requests: u64,
+    /// Repositories of running images whose retention rule orders by push time: not
+    /// simulated (the distribution API has no push time), so no count may read as "none at
+    /// risk" for them.
+    pub retention_not_simulated: Vec<String>,
 }
 
 /// Tag lists of the repositories a retention rule covers, fetched once per repository.
@@ -191,8 +195,17 @@ pub async fn audit(
         images: Vec::new(),
         errors: Vec::new(),
         registry_requests: 0,
+        retention_not_simulated: Vec::new(),
     };
     for (r, errors) in results {
+        if let Some(name) = r.image.image.reference().map(|i| policy.canonical_name(i))
+            && policy
+                .retention_for(&name)
+                .is_some_and(|rule| rule.order_by == OrderBy::PushTime)
+            && !report.retention_not_simulated.contains(&name)
+        {
+            report.retention_not_simulated.push(name);
+        }
         report.registry_requests += r.registry_requests;
         report.images.push(r);
         report.errors.extend(errors);

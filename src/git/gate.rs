@@ -202,7 +202,7 @@ fn input_error(f: &FileToCheck, e: GitError) -> InputError {
         file: f.display.clone(),
         line: None,
         column: None,
-        message: e.to_string(),
+        message: crate::report::error_text(&e),
     }
 }
 

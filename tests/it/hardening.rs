@@ -675,3 +675,47 @@ async fn a_blob_without_content_length_is_size_unverified() {
         json.stdout
     );
 }
+
+/// A retention rule by push time cannot be simulated from the registry API: every format says
+/// so, so that "0 images at risk" is never read as a clean bill.
+#[rstest]
+#[case::text("text", "not simulated for docker-registry.wikimedia.org/svc")]
+#[case::markdown("markdown", "not simulated for docker-registry.wikimedia.org/svc")]
+#[case::html("html", "not simulated for docker-registry.wikimedia.org/svc")]
+#[case::json(
+    "json",
+    "\"retentionNotSimulated\": [\n      \"docker-registry.wikimedia.org/svc\""
+)]
+fn a_retention_rule_by_push_time_is_said_to_be_not_simulated(
+    #[case] format: &str,
+    #[case] expected: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        tollgate::policy::DEFAULT_POLICY.replace(
+            "  exemptions: []",
+            "  exemptions: []\n  retention:\n    - repositories: ['docker-registry.wikimedia.org/**']\n      keep: 5\n      orderBy: pushTime",
+        ),
+    )
+    .unwrap();
+    let image = "docker-registry.wikimedia.org/svc:1.0";
+    let live = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "web"},
+         "spec": {"containers": [{"name": "a", "image": image}]}}]});
+    let live_file = dir.path().join("live.json");
+    std::fs::write(&live_file, serde_json::to_vec(&live).unwrap()).unwrap();
+    let r = crate::support::run(&[
+        "audit",
+        "--live-file",
+        live_file.to_str().unwrap(),
+        "--no-resolve",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--format",
+        format,
+    ]);
+    assert_ne!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(expected), "{}", r.stdout);
+}
