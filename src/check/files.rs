@@ -60,6 +60,19 @@ pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
                         Ok(e) if e.file_type().is_file() && is_manifest(e.path()) => {
                             inputs.push(Input::File(e.into_path()));
                         }
+                        // A FIFO, socket or device named like a manifest: reading it could
+                        // block or never end, and skipping it silently would pass it unchecked.
+                        Ok(e) if !e.file_type().is_dir() && is_manifest(e.path()) => {
+                            errors.push(InputError {
+                                file: e.path().display().to_string(),
+                                line: None,
+                                column: None,
+                                message: "not a regular file (a FIFO, socket or device), so it \
+                                          was not read; check it by naming it, or move it out of \
+                                          the directory"
+                                    .into(),
+                            });
+                        }
                         Ok(_) => {}
                         Err(e) => errors.push(InputError {
                             file: e.path().unwrap_or(path).display().to_string(),

@@ -719,3 +719,24 @@ fn a_retention_rule_by_push_time_is_said_to_be_not_simulated(
     assert_ne!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(expected), "{}", r.stdout);
 }
+
+/// A FIFO named like a manifest inside a checked directory is said, not skipped silently.
+#[test]
+fn a_fifo_in_a_checked_directory_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), pod_manifest(APPROVED)).unwrap();
+    let fifo = dir.path().join("b.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(made.success());
+    let r = run_stdin(&["check", dir.path().to_str().unwrap()], "");
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("not a regular file"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
