@@ -25,6 +25,13 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// The most values one document may expand to through aliases before it is refused.
 pub const MAX_NODES: usize = 1_000_000;
+/// How many times its own size one document may expand to through aliases (a billion laughs
+/// by bytes: a long string aliased over and over)...
+pub const MAX_EXPANSION: usize = 64;
+/// ...but never less than this (small documents with a few honest aliases)...
+pub const MIN_EXPANDED_BYTES: usize = 16 << 20;
+/// ...and never more than this, whatever the input's size.
+pub const MAX_EXPANDED_BYTES: usize = 256 << 20;
 /// The deepest nesting accepted; deeper input is refused, not recursed into by later stages.
 pub const MAX_DEPTH: usize = 256;
 
@@ -196,7 +203,7 @@ fn load_chunk(text: &str, first_line: u32, record: Record) -> Result<Document, Y
         column: m.col() as u32 + 1,
     };
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder::new(record);
+    let mut builder = Builder::new(record, text.len());
     // A document's line is that of its first node; an explicit `---` counts only for an empty
     // document.
     let mut start = None;
@@ -269,22 +276,28 @@ struct Builder {
     record: Record,
     stack: Vec<Frame>,
     root: Option<Value>,
-    /// Anchored values and how many nodes each expands to.
-    anchors: HashMap<usize, (Value, usize)>,
-    nodes: usize,
+    /// Anchored values and how much each expands to.
+    anchors: HashMap<usize, (Value, Size)>,
+    /// What the document has expanded to so far.
+    size: Size,
+    /// The most bytes it may expand to.
+    max_bytes: usize,
     /// The JSON pointer of the node being built.
     pointer: String,
     positions: Positions,
 }
 
 impl Builder {
-    fn new(record: Record) -> Self {
+    fn new(record: Record, source_len: usize) -> Self {
         Builder {
             record,
             stack: Vec::new(),
             root: None,
             anchors: HashMap::new(),
-            nodes: 0,
+            size: Size::default(),
+            max_bytes: source_len
+                .saturating_mul(MAX_EXPANSION)
+                .clamp(MIN_EXPANDED_BYTES, MAX_EXPANDED_BYTES),
             pointer: String::new(),
             positions: Positions::default(),
         }
@@ -344,13 +357,21 @@ impl Builder {
                 }
                 let len = self.enter(pos);
                 self.pointer.truncate(len);
+                let size = Size {
+                    nodes: 1,
+                    bytes: text.len(),
+                };
+                self.grow(size)?;
                 let value = resolve_scalar(text, style, tag.as_ref())?;
-                self.value(value, anchor, 1)
+                self.finish(value, anchor)
             }
             Event::Alias(id) => {
-                let Some((value, size)) = self.anchors.get(&id).cloned() else {
+                // Counted before it is copied: the copy is what a bomb would exhaust memory on.
+                let Some(&(_, size)) = self.anchors.get(&id) else {
                     return Err("alias refers to an unknown anchor".into());
                 };
+                self.grow(size)?;
+                let value = self.anchors[&id].0.clone();
                 if self.expecting_key() {
                     return match value {
                         Value::String(s) => self.key(s, pos, false),
@@ -359,7 +380,7 @@ impl Builder {
                 }
                 let len = self.enter(pos);
                 self.pointer.truncate(len);
-                self.value(value, 0, size)
+                self.finish(value, 0)
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.expecting_key() {
@@ -414,7 +435,7 @@ impl Builder {
                     None => return Err("unbalanced end of collection".into()),
                 };
                 self.pointer.truncate(pointer_len);
-                self.nodes += 1;
+                self.grow(Size { nodes: 1, bytes: 0 })?;
                 self.finish(value, anchor)
             }
             _ => Ok(()),
@@ -447,20 +468,30 @@ impl Builder {
         Ok(())
     }
 
-    fn value(&mut self, value: Value, anchor: usize, size: usize) -> Result<(), String> {
-        self.nodes += size;
-        if self.nodes > MAX_NODES {
+    /// Count `size` more of the document, refusing it past the limits.
+    fn grow(&mut self, size: Size) -> Result<(), String> {
+        self.size.nodes += size.nodes;
+        self.size.bytes = self.size.bytes.saturating_add(size.bytes);
+        if self.size.nodes > MAX_NODES {
             return Err(format!(
                 "the document expands to more than {MAX_NODES} values through aliases"
             ));
         }
-        self.finish(value, anchor)
+        if self.size.bytes > self.max_bytes {
+            return Err(format!(
+                "the document expands to more than {} MiB through aliases ({MAX_EXPANSION} \
+                 times its own size, at most {} MiB); refused as an alias bomb",
+                self.max_bytes >> 20,
+                MAX_EXPANDED_BYTES >> 20
+            ));
+        }
+        Ok(())
     }
 
     /// Store a completed value in its parent (or as the root), and under its anchor.
     fn finish(&mut self, value: Value, anchor: usize) -> Result<(), String> {
         if anchor != 0 {
-            let size = count_nodes(&value);
+            let size = size_of(&value);
             self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
@@ -560,11 +591,38 @@ fn apply_merges(
     Ok(())
 }
 
-fn count_nodes(v: &Value) -> usize {
+/// What a value expands to: its nodes, and the bytes of its strings and keys.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+fn size_of(v: &Value) -> Size {
     match v {
-        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
-        _ => 1,
+        Value::Array(a) => a.iter().map(size_of).fold(Size { nodes: 1, bytes: 0 }, add),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                let s = size_of(v);
+                Size {
+                    nodes: s.nodes,
+                    bytes: s.bytes.saturating_add(k.len()),
+                }
+            })
+            .fold(Size { nodes: 1, bytes: 0 }, add),
+        Value::String(s) => Size {
+            nodes: 1,
+            bytes: s.len(),
+        },
+        _ => Size { nodes: 1, bytes: 8 },
+    }
+}
+
+fn add(a: Size, b: Size) -> Size {
+    Size {
+        nodes: a.nodes.saturating_add(b.nodes),
+        bytes: a.bytes.saturating_add(b.bytes),
     }
 }
 

@@ -740,3 +740,28 @@ fn a_fifo_in_a_checked_directory_is_reported() {
         r.stderr
     );
 }
+
+/// A billion laughs by bytes: few nodes, gigabytes once expanded. Refused with a clear error
+/// before the expansion is built.
+#[test]
+fn an_alias_bomb_by_bytes_is_refused() {
+    let big = "x".repeat(1 << 20);
+    let hundred = vec!["*a"; 100].join(", ");
+    let thirty = vec!["*b"; 30].join(", ");
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  a: &a \"{big}\"\n  b: &b [{hundred}]\n  c: [{thirty}]\n"
+    );
+    let r = run_stdin(&["check", "-"], &text);
+    assert_eq!(
+        r.code,
+        2,
+        "{}\n{}",
+        &r.stdout[..r.stdout.len().min(2000)],
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("refused as an alias bomb"),
+        "{}",
+        &r.stdout[..r.stdout.len().min(2000)]
+    );
+}
