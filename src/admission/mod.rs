@@ -19,6 +19,9 @@
 //! git or the API server (the periodic audit does, in its own room).
 
 pub mod certs;
+/// Shell: the clock, per connection.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod connections;
 pub mod decide;
 /// Shell: the clock, per request.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]

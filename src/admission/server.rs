@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::connections::{Limits, Open, Slot, Tracked};
 use super::decide::Settings;
 use super::handlers::{healthz, metrics, mutate, readyz, validate};
 use super::metrics::{Metrics, RegistryObserver};
@@ -32,6 +33,8 @@ use crate::audit::periodic::{self, AuditConfig, Recorder};
 use crate::policy::Policy;
 use crate::registry::http::RequestObserver;
 
+/// How long a connection being closed (idle, shed) may take to finish what is in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,6 +70,8 @@ pub struct Config {
     pub reload_interval: Duration,
     /// The periodic audit (`None`: off).
     pub audit: Option<AuditConfig>,
+    /// First-request and idle timeouts, and the connection cap.
+    pub connections: Limits,
 }
 
 /// Why the server cannot start.
@@ -116,6 +121,7 @@ pub struct Server {
     reloader: Reloader,
     shutdown_grace: Duration,
     reload_interval: Duration,
+    connections: Limits,
     audit: Option<AuditConfig>,
 }
 
@@ -200,6 +206,7 @@ impl Server {
             },
             shutdown_grace: config.shutdown_grace,
             reload_interval: config.reload_interval,
+            connections: config.connections,
             audit: config.audit,
         })
     }
@@ -231,6 +238,7 @@ impl Server {
             shutdown_grace,
             reload_interval,
             audit,
+            connections: limits,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let reload = tokio::spawn(reloader.run(state.clone(), stop_rx.clone(), reload_interval));
@@ -271,6 +279,7 @@ impl Server {
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let mut connections = JoinSet::new();
+        let open = Arc::new(Open::new(limits));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -286,12 +295,15 @@ impl Server {
                         }
                     };
                     while connections.try_join_next().is_some() {}
+                    let slot = open.enter();
                     connections.spawn(connection(
                         tcp,
                         acceptor.clone(),
                         builder.clone(),
                         router.clone(),
                         stop_rx.clone(),
+                        slot,
+                        open.limits(),
                     ));
                 }
             }
@@ -335,7 +347,10 @@ async fn connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
     mut stop: watch::Receiver<bool>,
+    slot: Slot,
+    limits: Limits,
 ) {
+    let opened = tokio::time::Instant::now();
     let _ = tcp.set_nodelay(true);
     let tls = tokio::select! {
         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
@@ -348,17 +363,32 @@ async fn connection(
         },
         _ = stop.changed() => return,
     };
-    let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(router));
+    let activity = slot.activity.clone();
+    let io = TokioIo::new(Tracked::new(tls, activity.clone()));
+    let conn = builder.serve_connection(io, TowerToHyperService::new(router));
     tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection closed with an error");
+    loop {
+        let deadline = activity.deadline(opened, &limits);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+                return;
             }
-            return;
+            _ = stop.changed() => break,
+            () = activity.shed() => break,
+            () = tokio::time::sleep_until(deadline) => {
+                // Read since the deadline was set: not idle, wait for the new one.
+                if activity.deadline(opened, &limits) > deadline {
+                    continue;
+                }
+                tracing::debug!("closing a connection that sent nothing in time");
+                break;
+            }
         }
-        _ = stop.changed() => {}
     }
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    // A silent client does not get to hold the connection through the graceful close either.
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn).await;
 }

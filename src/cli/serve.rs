@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use tollgate::admission::connections::Limits;
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
@@ -74,6 +75,17 @@ pub struct ServeArgs {
     /// Kinds /mutate pins (repeatable; giving it replaces the default).
     #[arg(long = "mutate-kind", value_name = "KIND", default_values_t = [String::from("Pod")])]
     pub mutate_kinds: Vec<String>,
+    /// How long after the TLS handshake a client may take to start its first request; a
+    /// connection that says nothing by then is closed.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = positive_duration)]
+    pub first_request_timeout: Duration,
+    /// How long a connection may stay silent between requests before it is closed (HTTP/1.1
+    /// and HTTP/2 alike; an HTTP/2 ping counts as activity).
+    #[arg(long, default_value = "90s", value_name = "DURATION", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+    /// Connections open at once; past it, the one idle the longest is closed to make room.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, default_value_t = 4 << 20, value_name = "N")]
     pub max_body_bytes: usize,
@@ -141,6 +153,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }
+    if args.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
     if args.max_body_bytes == 0 {
         anyhow::bail!("--max-body-bytes must be at least 1");
     }
@@ -186,6 +201,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         shutdown_grace,
         reload_interval: RELOAD_INTERVAL,
         audit,
+        connections: Limits {
+            first_request: args.first_request_timeout,
+            idle: args.idle_timeout,
+            max: args.max_connections,
+        },
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {

@@ -765,3 +765,79 @@ fn an_alias_bomb_by_bytes_is_refused() {
         &r.stdout[..r.stdout.len().min(2000)]
     );
 }
+
+mod connections {
+    //! A connection that finishes the TLS handshake and never speaks cannot hold the server.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpStream;
+
+    use super::{APPROVED, pod_kind, pod_object, review};
+    use crate::support::webhook::Webhook;
+
+    /// A TLS connection to the webhook that completes the handshake and sends nothing.
+    async fn silent(hook: &Webhook, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(hook.pki.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = TcpStream::connect(hook.addr).await.unwrap();
+        let name = ServerName::try_from(crate::support::webhook::SERVICE).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    }
+
+    /// Whether the server closes `conn` (a read ends) within `limit`.
+    async fn closed_within(
+        conn: &mut tokio_rustls::client::TlsStream<TcpStream>,
+        limit: Duration,
+    ) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match tokio::time::timeout(limit, conn.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                // HTTP/2's server preface and settings: read on.
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::http1(b"http/1.1".as_slice())]
+    #[case::http2(b"h2".as_slice())]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connection_that_never_sends_a_request_is_closed(#[case] alpn: &[u8]) {
+        let hook = Webhook::start(&["--no-resolve", "--first-request-timeout", "1s"]);
+        let mut conn = silent(&hook, alpn).await;
+        // The bound is far above the 1 s timeout: it only tells "closed" from "held open".
+        assert!(closed_within(&mut conn, Duration::from_secs(30)).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn at_the_connection_cap_the_idle_connection_makes_room() {
+        let hook = Webhook::start(&["--no-resolve", "--max-connections", "2"]);
+        let mut first = silent(&hook, b"http/1.1").await;
+        let _second = silent(&hook, b"http/1.1").await;
+        // A third client still gets its answer; the connection idle the longest is shed.
+        let r = hook
+            .review("/validate", &review(pod_kind(), pod_object(APPROVED)))
+            .await;
+        assert_eq!(r["allowed"], true, "{r}");
+        assert!(closed_within(&mut first, Duration::from_secs(30)).await);
+    }
+}
