@@ -330,6 +330,9 @@ pub enum Answer {
     Failed(RegistryError),
     /// No answer before the deadline.
     TimedOut(Duration),
+    /// Not walked: the review names this many distinct images, more than one review may have
+    /// walked.
+    TooMany(usize),
 }
 
 /// One distinct image, every site that uses it, and what the registry said.
@@ -394,6 +397,14 @@ pub fn merge(policy: &Policy, checked: &mut Checked, walked: &[Walked]) -> Answe
                 format!(
                     "the registry did not answer within {} s (--registry-deadline)",
                     d.as_secs_f64()
+                )
+            }
+            Answer::TooMany(n) => {
+                answers.failed += 1;
+                format!(
+                    "the object names {n} distinct images, more than the {} tollgate walks for \
+                     one request",
+                    super::walk::MAX_IMAGES_PER_REVIEW
                 )
             }
         };

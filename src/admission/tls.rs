@@ -115,7 +115,9 @@ pub fn server_config(
         .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(certs);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // http/1.0 too: a client that offers only it (`curl --http1.0`) gets an answer, not an
+    // alert; hyper serves it as HTTP/1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     Ok(config)
 }
 

@@ -31,7 +31,15 @@ pub struct RegistryEngine {
     pub bases: Arc<BaseChecker>,
 }
 
-/// Walk the distinct images of `sites` (at most `jobs` at a time) until `deadline`.
+/// The most distinct images walked for one review. A review naming more is an attack on the
+/// registry slots every request shares, not a workload: the images past the cap are answered
+/// as the policy's `registryUnavailable` says, without a walk.
+pub const MAX_IMAGES_PER_REVIEW: usize = 32;
+
+/// Walk the distinct images of `sites` (at most `jobs` at a time, at most
+/// [`MAX_IMAGES_PER_REVIEW`]) until `deadline`. Walks not started when the decision is made are
+/// never started; those in flight finish (bounded by the resolver's own deadline) so that the
+/// API server's retry finds their answers cached.
 pub async fn walk(
     policy: &Arc<Policy>,
     engine: &RegistryEngine,
@@ -45,14 +53,18 @@ pub async fn walk(
         return Vec::new();
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let references: Vec<ImageRef> = todo.iter().map(|(r, _)| r.clone()).collect();
+    let walked = todo.len().min(MAX_IMAGES_PER_REVIEW);
+    let references: Vec<ImageRef> = todo[..walked].iter().map(|(r, _)| r.clone()).collect();
     let (policy, resolver, bases) = (
         policy.clone(),
         engine.resolver.clone(),
         engine.bases.clone(),
     );
     tokio::spawn(async move {
+        let gone = tx.clone();
         futures_util::stream::iter(references.into_iter().enumerate())
+            // Once nobody waits for the answers, no new walk starts.
+            .take_while(move |_| std::future::ready(!gone.is_closed()))
             .map(|(i, r)| {
                 let (policy, resolver, bases) = (&policy, &resolver, &bases);
                 async move { (i, facts::evaluate(policy, resolver, bases, &r).await) }
@@ -67,7 +79,10 @@ pub async fn walk(
             .await;
     });
     let mut answers: Vec<Option<Answer>> = todo.iter().map(|_| None).collect();
-    let mut pending = todo.len();
+    for a in &mut answers[walked..] {
+        *a = Some(Answer::TooMany(todo.len()));
+    }
+    let mut pending = walked;
     while pending > 0 {
         match tokio::time::timeout_at(started + deadline, rx.recv()).await {
             Ok(Some((i, result))) => {

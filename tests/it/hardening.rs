@@ -828,6 +828,22 @@ mod connections {
         assert!(closed_within(&mut conn, Duration::from_secs(30)).await);
     }
 
+    /// `curl --http1.0` offers only `http/1.0` by ALPN: it gets an answer, not a TLS alert.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_offering_only_http_1_0_is_answered() {
+        use tokio::io::AsyncWriteExt as _;
+        let hook = Webhook::start(&["--no-resolve"]);
+        let mut conn = silent(&hook, b"http/1.0").await;
+        conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: tollgate\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer).await;
+        assert!(answer.starts_with("HTTP/1."), "{answer}");
+        assert!(answer.contains(" 200 "), "{answer}");
+        assert!(answer.ends_with("ok\n"), "{answer}");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn at_the_connection_cap_the_idle_connection_makes_room() {
         let hook = Webhook::start(&["--no-resolve", "--max-connections", "2"]);
@@ -840,4 +856,65 @@ mod connections {
         assert_eq!(r["allowed"], true, "{r}");
         assert!(closed_within(&mut first, Duration::from_secs(30)).await);
     }
+}
+
+/// One review cannot take every registry slot: past the per-review cap, images are answered as
+/// the policy says for a registry that cannot answer, without a walk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_naming_too_many_images_is_answered_without_walking_them_all() {
+    use crate::support::oci::{Pusher, layer};
+    use crate::support::registry::TestRegistry;
+    let reg = TestRegistry::start();
+    let p = Pusher::new(reg.base_url());
+    let host = reg.host();
+    let mut containers = Vec::new();
+    for i in 0..40 {
+        p.image(
+            "team/app",
+            Some(&format!("t{i}")),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+        containers.push(json!({"name": format!("c{i}"), "image": format!("{host}/team/app:t{i}")}));
+    }
+    let object = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "mathoid"}, "spec": {"containers": containers}});
+    let dir = tempfile::tempdir().unwrap();
+    let allow = dir.path().join("allow.yaml");
+    let policy = reg.policy("  rules: {digest-missing: 'off'}\n");
+    std::fs::write(&allow, &policy).unwrap();
+    let deny = dir.path().join("deny.yaml");
+    std::fs::write(
+        &deny,
+        format!("{policy}  registryUnavailable: {{image-unavailable: deny}}\n"),
+    )
+    .unwrap();
+
+    let hook = Webhook::start(&[
+        "--policy",
+        allow.to_str().unwrap(),
+        "--registry-deadline",
+        "10s",
+    ]);
+    let r = hook
+        .review("/validate", &review(pod_kind(), object.clone()))
+        .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("names 40 distinct images, more than the 32 tollgate walks"),
+        "{r}"
+    );
+
+    let strict = Webhook::start(&[
+        "--policy",
+        deny.to_str().unwrap(),
+        "--registry-deadline",
+        "10s",
+    ]);
+    let r = strict
+        .review("/validate", &review(pod_kind(), object))
+        .await;
+    assert_eq!(r["allowed"], false, "{r}");
 }
