@@ -186,7 +186,10 @@ pub async fn run_once(
     now: Timestamp,
 ) -> Result<AuditSummary, AuditRunError> {
     let cluster = Cluster::connect(config.kubeconfig.as_deref(), config.context.as_deref()).await?;
-    let objects = cluster.list(&config.namespaces, PAGE_SIZE).await?;
+    // Half the run's time at most, so that the registry half has the rest.
+    let objects = cluster
+        .list(&config.namespaces, PAGE_SIZE, config.timeout / 2)
+        .await?;
     let (state, skipped) = LiveState::from_objects(&objects);
     if !skipped.is_empty() {
         tracing::debug!(

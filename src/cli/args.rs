@@ -215,6 +215,10 @@ pub struct LiveArgs {
     /// Objects per page when listing from the API server.
     #[arg(long, default_value_t = 500)]
     pub page_size: u32,
+    /// How long listing from the API server may take in all; past it, the listing fails and
+    /// names the resource it was at.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = positive_duration)]
+    pub list_deadline: Duration,
 }
 
 impl LiveArgs {
@@ -236,7 +240,11 @@ impl LiveArgs {
             None => super::runtime()?.block_on(async {
                 let cluster =
                     Cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref()).await?;
-                anyhow::Ok(cluster.list(&self.namespaces, self.page_size).await?)
+                anyhow::Ok(
+                    cluster
+                        .list(&self.namespaces, self.page_size, self.list_deadline)
+                        .await?,
+                )
             })?,
         };
         let (mut state, skipped) = LiveState::from_objects(&objects);

@@ -3,6 +3,7 @@
 //! listed objects are the same JSON the file input reads, so both feed [`super::LiveState`].
 
 use std::path::Path;
+use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -54,6 +55,18 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+    /// The listing did not finish within its deadline.
+    #[error(
+        "cannot list {resource}: the API server did not answer within the {}s listing deadline \
+         (--list-deadline)",
+        .deadline.as_secs()
+    )]
+    Deadline {
+        /// The resource being listed when the deadline passed.
+        resource: String,
+        /// The deadline.
+        deadline: Duration,
+    },
     /// The continue token expired (HTTP 410) on every attempt: the listing started over as
     /// many times as it may and never reached the last page.
     #[error(
@@ -103,17 +116,25 @@ impl Cluster {
             }
             None => Config::infer().await.map_err(ClusterError::Infer)?,
         };
+        // kube retries a failing API server up to 15 times with backoff, for minutes; the
+        // caller's deadline bounds the listing instead, and a failed audit run is retried at
+        // the next interval.
+        let mut config = config;
+        config.default_retry = false;
         let client = Client::try_from(config).map_err(ClusterError::Client)?;
         Ok(Cluster { client })
     }
 
-    /// Every object of [`KINDS`] in `namespaces` (all when empty), `page_size` per request. Each
-    /// object gets its `kind` and `apiVersion` (list items come without them).
+    /// Every object of [`KINDS`] in `namespaces` (all when empty), `page_size` per request,
+    /// within `deadline` for the whole listing. Each object gets its `kind` and `apiVersion`
+    /// (list items come without them).
     pub async fn list(
         &self,
         namespaces: &[String],
         page_size: u32,
+        deadline: Duration,
     ) -> Result<Vec<Value>, ClusterError> {
+        let until = tokio::time::Instant::now() + deadline;
         let mut out = Vec::new();
         for &(group, version, kind, plural) in KINDS {
             let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -132,7 +153,13 @@ impl Cluster {
                     .collect()
             };
             for (resource, api) in apis {
-                for mut v in list_pages(&api, &resource, page_size).await? {
+                let pages = tokio::time::timeout_at(until, list_pages(&api, &resource, page_size))
+                    .await
+                    .map_err(|_| ClusterError::Deadline {
+                        resource: resource.clone(),
+                        deadline,
+                    })??;
+                for mut v in pages {
                     v["kind"] = Value::String(kind.to_owned());
                     v["apiVersion"] = Value::String(gvk.api_version());
                     out.push(v);

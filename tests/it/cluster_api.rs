@@ -13,7 +13,10 @@ async fn every_kind_is_listed_page_by_page_into_live_state() {
     let cluster = Cluster::connect(Some(&api.kubeconfig), Some("fake"))
         .await
         .unwrap();
-    let objects = cluster.list(&[], 2).await.unwrap();
+    let objects = cluster
+        .list(&[], 2, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     let (state, skipped) = LiveState::from_objects(&objects);
     assert!(skipped.is_empty(), "{skipped:?}");
     assert_eq!(state.pods.len(), 3, "both pages of pods");
@@ -58,9 +61,16 @@ async fn every_kind_is_listed_page_by_page_into_live_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_continue_token_starts_the_listing_over_without_duplicates() {
-    let api = FakeApiServer::start(Behaviour { expire_continue: 1 }).await;
+    let api = FakeApiServer::start(Behaviour {
+        expire_continue: 1,
+        ..Behaviour::default()
+    })
+    .await;
     let cluster = Cluster::connect(Some(&api.kubeconfig), None).await.unwrap();
-    let objects = cluster.list(&[], 2).await.unwrap();
+    let objects = cluster
+        .list(&[], 2, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     let (state, _) = LiveState::from_objects(&objects);
     let mut names: Vec<&str> = state.pods.iter().map(|p| p.name.as_str()).collect();
     names.sort();
@@ -79,10 +89,15 @@ async fn an_expired_continue_token_starts_the_listing_over_without_duplicates() 
 async fn a_token_that_keeps_expiring_is_an_error_that_says_what_to_do() {
     let api = FakeApiServer::start(Behaviour {
         expire_continue: 100,
+        ..Behaviour::default()
     })
     .await;
     let cluster = Cluster::connect(Some(&api.kubeconfig), None).await.unwrap();
-    let err = cluster.list(&[], 2).await.unwrap_err().to_string();
+    let err = cluster
+        .list(&[], 2, std::time::Duration::from_secs(30))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("cannot list pods: the continue token kept expiring"),
         "{err}"
@@ -108,4 +123,70 @@ async fn a_missing_kubeconfig_or_context_is_a_clear_error() {
     // The context is named by the cause, printed after the error as `{:#}` prints it.
     let err = tollgate::report::error_text(&err);
     assert!(err.contains("prod"), "{err}");
+}
+
+/// An API server that answers 503 is not retried for minutes: the listing fails at once,
+/// naming the resource and the server's words.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unavailable_api_server_fails_the_listing_without_retrying_for_minutes() {
+    let api = FakeApiServer::start(Behaviour {
+        unavailable: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let r = tokio::task::spawn_blocking({
+        let kubeconfig = api.kubeconfig.clone();
+        move || {
+            crate::support::run(&[
+                "audit",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--no-resolve",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("cannot list pods"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unable to handle the request"),
+        "{}",
+        r.stderr
+    );
+    // One request for the first resource, not kube's fifteen retries.
+    assert_eq!(api.requests().len(), 1, "{:?}", api.requests());
+}
+
+/// An API server that never answers is bounded by the listing's deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_api_server_is_bounded_by_the_listing_deadline() {
+    let api = FakeApiServer::start(Behaviour {
+        stall: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let r = tokio::task::spawn_blocking({
+        let kubeconfig = api.kubeconfig.clone();
+        move || {
+            crate::support::run(&[
+                "audit",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--no-resolve",
+                "--list-deadline",
+                "2s",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "cannot list pods: the API server did not answer within the 2s listing deadline"
+        ),
+        "{}",
+        r.stderr
+    );
 }

@@ -16,6 +16,10 @@ use axum::response::{IntoResponse, Response};
 pub struct Behaviour {
     /// Answer 410 Gone to this many requests that carry a continue token.
     pub expire_continue: usize,
+    /// Answer every request 503, as an overloaded API server does.
+    pub unavailable: bool,
+    /// Never answer.
+    pub stall: bool,
 }
 
 #[derive(Default)]
@@ -58,9 +62,20 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let continue_ = query.get("continue").cloned();
+    if shared.lock().unwrap().behaviour.stall {
+        shared.lock().unwrap().requests.push(req.uri().to_string());
+        std::future::pending::<()>().await;
+    }
     {
         let mut s = shared.lock().unwrap();
         s.requests.push(req.uri().to_string());
+        if s.behaviour.unavailable {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json(r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}"#.to_owned()),
+            )
+                .into_response();
+        }
         if continue_.is_some() && s.behaviour.expire_continue > 0 {
             s.behaviour.expire_continue -= 1;
             return (StatusCode::GONE, json(fixture("gone.json"))).into_response();
