@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Target (issue 4): `tollgate serve` answering a 10 KB Pod AdmissionReview with static rules over
+# Target: `tollgate serve` answering a 10 KB Pod AdmissionReview with static rules over
 # 64 concurrent keep-alive TLS connections: p99 at most 2 ms, throughput at least 60% of a no-op
 # axum+rustls server returning a canned response (run side by side), resident memory under load
 # at most 64 MiB; with registry rules and a warm cache, p99 at most 3 ms. Results:
@@ -21,6 +21,8 @@
 #
 # Usage: bash benches/webhook.sh
 #   DURATION=10 WARMUP=2 ROUNDS=2 RATES="1000 4000" CONNECTIONS=64 (the defaults)
+#   BASELINE=/path/to/an/older/tollgate: part 1 also runs that binary, side by side in the same
+#   rounds and rates (to measure a change against the build before it, in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -128,12 +130,21 @@ noop_addr=$(await_addr "$tmp/noop.out" "listening on https://")
 noop_server=$(pgrep -P "$noop_pid" || echo "$noop_pid")
 
 echo "== 1. static rules, $CONNECTIONS keep-alive TLS connections, ${DURATION}s per run after ${WARMUP}s warm-up"
+if [[ -n "${BASELINE:-}" ]]; then
+  current=$bin
+  bin=$BASELINE
+  start_tollgate baseline --no-resolve
+  base_pid=$tg_pid base_server=$tg_server base_addr=$tg_addr
+  bin=$current
+fi
 start_tollgate static --no-resolve
 for round in $(seq "$ROUNDS"); do
   if ((round % 2)); then
     run_load "noop     round $round" "$noop_server" "$noop_addr" "$body"
     run_load "tollgate round $round" "$tg_server" "$tg_addr" "$body"
+    [[ -z "${BASELINE:-}" ]] || run_load "baseline round $round" "$base_server" "$base_addr" "$body"
   else
+    [[ -z "${BASELINE:-}" ]] || run_load "baseline round $round" "$base_server" "$base_addr" "$body"
     run_load "tollgate round $round" "$tg_server" "$tg_addr" "$body"
     run_load "noop     round $round" "$noop_server" "$noop_addr" "$body"
   fi
@@ -141,8 +152,10 @@ done
 for rate in $RATES; do
   run_load "noop    " "$noop_server" "$noop_addr" "$body" --rate "$rate"
   run_load "tollgate" "$tg_server" "$tg_addr" "$body" --rate "$rate"
+  [[ -z "${BASELINE:-}" ]] || run_load "baseline" "$base_server" "$base_addr" "$body" --rate "$rate"
 done
 memory "$tg_server" "tollgate (static)"
+[[ -z "${BASELINE:-}" ]] || { memory "$base_server" "baseline (static)"; kill -TERM "$base_pid"; }
 memory "$noop_server" "noop"
 counters "$tg_metrics"
 echo "decision log lines: $(grep -c '"admission decision"' "$tmp/static.log")"
