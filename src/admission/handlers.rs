@@ -20,6 +20,7 @@ use super::metrics::kind_label;
 use super::state::AppState;
 use super::{AdmissionError, patch, review, walk};
 use crate::report::error_text;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Longest reading a request body may take.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,7 +158,7 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let bytes = match read_body(body, declared, s.max_body_bytes).await {
+    let (bytes, budget) = match read_body(body, declared, s.max_body_bytes, &s.body_budget).await {
         Ok(b) => b,
         Err(e) => return reject(s, webhook, started, e),
     };
@@ -166,6 +167,7 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
         Err(e) => return reject(s, webhook, started, e),
     };
     drop(bytes);
+    drop(budget);
     let engine = s.engine();
     let subject = Subject::of(&request);
     let mut response = AdmissionResponse::from(&request);
@@ -343,16 +345,23 @@ async fn read_body(
     body: Body,
     declared: Option<usize>,
     limit: usize,
-) -> Result<Bytes, AdmissionError> {
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Held), AdmissionError> {
     let read = async {
         let mut too_large = declared.is_some_and(|n| n > limit);
         let mut first: Option<Bytes> = None;
         let mut rest: Vec<u8> = Vec::new();
         let mut seen = 0usize;
+        let mut held = Held::default();
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(AdmissionError::Body)?;
             seen += chunk.len();
+            if !too_large {
+                // The memory this body takes (its declared size is reserved up front) counts
+                // against what all bodies in flight may take together.
+                held.grow(budget, seen.max(declared.unwrap_or(0).min(limit)))?;
+            }
             if too_large || seen > limit {
                 too_large = true;
                 first = None;
@@ -376,10 +385,38 @@ async fn read_body(
         if too_large {
             Err(AdmissionError::TooLarge { limit })
         } else {
-            Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+            Ok((first.unwrap_or_else(|| Bytes::from(rest)), held))
         }
     };
     tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .unwrap_or_else(|_| Err(AdmissionError::BodyTimeout(BODY_TIMEOUT)))
+}
+
+/// The KiB of the body budget one request body holds; given back when dropped.
+#[derive(Default)]
+pub(super) struct Held {
+    permit: Option<OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl Held {
+    /// Hold enough of `budget` for `bytes` in all, or refuse: the budget is spent by bodies in
+    /// flight, and waiting for it would let slow clients hold the server's memory.
+    fn grow(&mut self, budget: &Arc<Semaphore>, bytes: usize) -> Result<(), AdmissionError> {
+        let want = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if want <= self.kib {
+            return Ok(());
+        }
+        let more = budget
+            .clone()
+            .try_acquire_many_owned(want - self.kib)
+            .map_err(|_| AdmissionError::Busy)?;
+        match &mut self.permit {
+            Some(p) => p.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.kib = want;
+        Ok(())
+    }
 }

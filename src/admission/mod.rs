@@ -83,6 +83,10 @@ pub enum AdmissionError {
     /// The body could not be read.
     #[error("cannot read the request body")]
     Body(#[source] axum::Error),
+    /// The request bodies in flight already take the memory they may
+    /// (`--max-inflight-body-bytes`).
+    #[error("too many request bytes in flight (--max-inflight-body-bytes); the API server retries")]
+    Busy,
     /// The body did not arrive in time.
     #[error("cannot read the request body: it did not arrive within {} s", .0.as_secs())]
     BodyTimeout(std::time::Duration),
@@ -93,6 +97,7 @@ impl AdmissionError {
     pub fn status(&self) -> u16 {
         match self {
             AdmissionError::TooLarge { .. } => 413,
+            AdmissionError::Busy => 503,
             _ => 400,
         }
     }
@@ -107,6 +112,7 @@ impl AdmissionError {
             }
             AdmissionError::NoRequest => "no-request",
             AdmissionError::Body(_) | AdmissionError::BodyTimeout(_) => "body",
+            AdmissionError::Busy => "busy",
         }
     }
 }

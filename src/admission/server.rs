@@ -64,6 +64,8 @@ pub struct Config {
     pub mutate_kinds: Option<Vec<String>>,
     /// Largest request body accepted, in bytes; a larger one is answered with HTTP 413.
     pub max_body_bytes: usize,
+    /// What all request bodies in flight may take together.
+    pub max_inflight_body_bytes: usize,
     /// How long in-flight requests may take to finish after the shutdown signal.
     pub shutdown_grace: Duration,
     /// How often the certificate, key and policy files are read for changes.
@@ -172,6 +174,12 @@ impl Server {
             jobs: config.jobs.max(1),
             mutate_kinds: config.mutate_kinds.clone().unwrap_or_default(),
             max_body_bytes: config.max_body_bytes,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .max_inflight_body_bytes
+                    .div_ceil(1024)
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             draining: AtomicBool::new(false),
         });
         let mut router = Router::new()

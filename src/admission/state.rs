@@ -84,6 +84,8 @@ pub(super) struct AppState {
     pub(super) jobs: usize,
     pub(super) mutate_kinds: Vec<String>,
     pub(super) max_body_bytes: usize,
+    /// What all request bodies in flight may take together, in KiB.
+    pub(super) body_budget: Arc<tokio::sync::Semaphore>,
     pub(super) draining: AtomicBool,
 }
 

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Connections open at once; past it, the one idle the longest is closed to make room.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// What all request bodies being read at once may take together; a request past it gets a
+    /// 503 at once (the API server retries), so slow clients cannot hold the server's memory.
+    #[arg(long, default_value_t = 64 << 20, value_name = "N")]
+    pub max_inflight_body_bytes: usize,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, default_value_t = 4 << 20, value_name = "N")]
     pub max_body_bytes: usize,
@@ -153,6 +157,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }
+    if args.max_inflight_body_bytes < args.max_body_bytes {
+        anyhow::bail!(
+            "--max-inflight-body-bytes ({}) must be at least --max-body-bytes ({}), or the largest body could never be read",
+            args.max_inflight_body_bytes,
+            args.max_body_bytes
+        );
+    }
     if args.max_connections == 0 {
         anyhow::bail!("--max-connections must be at least 1");
     }
@@ -198,6 +209,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         jobs,
         mutate_kinds: args.mutate.then_some(args.mutate_kinds),
         max_body_bytes: args.max_body_bytes,
+        max_inflight_body_bytes: args.max_inflight_body_bytes,
         shutdown_grace,
         reload_interval: RELOAD_INTERVAL,
         audit,

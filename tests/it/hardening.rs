@@ -844,6 +844,48 @@ mod connections {
         assert!(answer.ends_with("ok\n"), "{answer}");
     }
 
+    /// Slow bodies cannot hold the server's memory: past the budget of bytes in flight, a new
+    /// request is answered 503 at once, and answered again once the slow one is gone.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn request_bodies_in_flight_are_bounded_by_a_budget() {
+        use tokio::io::AsyncWriteExt as _;
+        let hook = Webhook::start(&[
+            "--no-resolve",
+            "--max-body-bytes",
+            "1048576",
+            "--max-inflight-body-bytes",
+            "1048576",
+        ]);
+        let mut slow = silent(&hook, b"http/1.1").await;
+        slow.write_all(
+            b"POST /validate HTTP/1.1\r\nHost: tollgate\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{\"apiVersion\":",
+        )
+        .await
+        .unwrap();
+        slow.flush().await.unwrap();
+        let body = serde_json::to_vec(&review(pod_kind(), pod_object(APPROVED))).unwrap();
+        let mut status = 0;
+        for _ in 0..50 {
+            status = hook.post("/validate", body.clone()).await.0;
+            if status == 503 {
+                break;
+            }
+            // The slow request may not have reached the server yet.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 503, "{}", hook.logs());
+        drop(slow);
+        let mut answered = false;
+        for _ in 0..50 {
+            if hook.post("/validate", body.clone()).await.0 == 200 {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "{}", hook.logs());
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn at_the_connection_cap_the_idle_connection_makes_room() {
         let hook = Webhook::start(&["--no-resolve", "--max-connections", "2"]);
