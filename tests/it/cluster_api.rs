@@ -125,6 +125,21 @@ async fn a_missing_kubeconfig_or_context_is_a_clear_error() {
     assert!(err.contains("prod"), "{err}");
 }
 
+/// `tollgate audit --no-resolve` against `api`, with `extra` arguments.
+async fn audit_against(api: &FakeApiServer, extra: &[&str]) -> crate::support::Run {
+    let mut args: Vec<String> = ["audit", "--no-resolve", "--kubeconfig"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.push(api.kubeconfig.to_str().unwrap().to_owned());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        crate::support::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
 /// An API server that answers 503 is not retried for minutes: the listing fails at once,
 /// naming the resource and the server's words.
 #[tokio::test(flavor = "multi_thread")]
@@ -134,19 +149,7 @@ async fn an_unavailable_api_server_fails_the_listing_without_retrying_for_minute
         ..Behaviour::default()
     })
     .await;
-    let r = tokio::task::spawn_blocking({
-        let kubeconfig = api.kubeconfig.clone();
-        move || {
-            crate::support::run(&[
-                "audit",
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--no-resolve",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let r = audit_against(&api, &[]).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("cannot list pods"), "{}", r.stderr);
     assert!(
@@ -166,21 +169,7 @@ async fn a_stalled_api_server_is_bounded_by_the_listing_deadline() {
         ..Behaviour::default()
     })
     .await;
-    let r = tokio::task::spawn_blocking({
-        let kubeconfig = api.kubeconfig.clone();
-        move || {
-            crate::support::run(&[
-                "audit",
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--no-resolve",
-                "--list-deadline",
-                "2s",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let r = audit_against(&api, &["--list-deadline", "2s"]).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(

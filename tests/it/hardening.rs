@@ -71,26 +71,23 @@ fn a_registry_host_in_capitals_does_not_skip_a_rule(
     );
 }
 
+/// The denial message for a Pod `object` (of `kind`), from a webhook with static rules; fails
+/// the test when the object is admitted.
+async fn denial(kind: Value, object: Value) -> String {
+    let hook = Webhook::start(&["--no-resolve"]);
+    let r = hook.review("/validate", &review(kind, object)).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    r["status"]["message"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_host_in_capitals_is_denied_at_admission() {
-    let hook = Webhook::start(&["--no-resolve"]);
-    let r = hook
-        .review(
-            "/validate",
-            &review(
-                pod_kind(),
-                pod_object("Docker-Registry.Wikimedia.Org/bookworm:20240101"),
-            ),
-        )
-        .await;
-    assert_eq!(r["allowed"], false, "{r}");
-    assert!(
-        r["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("[repository-not-deployable]"),
-        "{r}"
-    );
+    let m = denial(
+        pod_kind(),
+        pod_object("Docker-Registry.Wikimedia.Org/bookworm:20240101"),
+    )
+    .await;
+    assert!(m.contains("[repository-not-deployable]"), "{m}");
 }
 
 /// The approved image written first, then a merge that kubectl applies over it.
@@ -170,18 +167,11 @@ fn an_image_volume_from_an_unapproved_registry_is_denied_by_check() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_volume_from_an_unapproved_registry_is_denied_at_admission() {
-    let hook = Webhook::start(&["--no-resolve"]);
-    let r = hook
-        .review(
-            "/validate",
-            &review(
-                pod_kind(),
-                pod_with_image_volume("evil.example.com/payload:1"),
-            ),
-        )
-        .await;
-    assert_eq!(r["allowed"], false, "{r}");
-    let m = r["status"]["message"].as_str().unwrap();
+    let m = denial(
+        pod_kind(),
+        pod_with_image_volume("evil.example.com/payload:1"),
+    )
+    .await;
     assert!(
         m.contains("[registry-not-approved] image volume \"data\" (evil.example.com/payload:1)"),
         "{m}"
@@ -215,10 +205,7 @@ async fn an_object_that_is_not_what_the_request_says_is_denied(
     #[case] object: Value,
     #[case] why: &str,
 ) {
-    let hook = Webhook::start(&["--no-resolve"]);
-    let r = hook.review("/validate", &review(kind, object)).await;
-    assert_eq!(r["allowed"], false, "{r}");
-    let m = r["status"]["message"].as_str().unwrap();
+    let m = denial(kind, object).await;
     assert!(
         m.starts_with("tollgate cannot evaluate this CREATE: "),
         "{m}"
