@@ -62,3 +62,7 @@ cargo clippy --all-targets --locked -- -D warnings
 
 # One build shared by every test target; --locked so CI builds exactly Cargo.lock.
 cargo test --locked "$@"
+
+# Every parser of untrusted input under libFuzzer, TOLLGATE_FUZZ_SECONDS per target; fuzz/run.sh
+# installs cargo-fuzz itself, and a crash fails the run (docs/FUZZING.md).
+bash fuzz/run.sh "${TOLLGATE_FUZZ_SECONDS:-20}"

@@ -1,0 +1,45 @@
+//! The YAML/JSON loader on any text, then the whole manifest check and the Helm values check on
+//! it: never a panic, and the two position-recording modes load the same values.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use jiff::Timestamp;
+use libfuzzer_sys::fuzz_target;
+use tollgate::check::values::check_values_text;
+use tollgate::check::{Options, check_text};
+use tollgate::config::repo::{FileKind, RepoConfig};
+use tollgate::policy::{Policy, default_policy};
+use tollgate::yaml::{Record, load_all};
+
+// Parsed once: parsing the embedded policy per input would be most of each run.
+static POLICY: LazyLock<Policy> = LazyLock::new(default_policy);
+static REPO: LazyLock<RepoConfig> = LazyLock::new(RepoConfig::default);
+
+fuzz_target!(|data: &[u8]| {
+    // Files that are not UTF-8 are refused before the loader (check::files::utf8_text); lossy
+    // decoding lets byte-level mutations still reach it.
+    let text = String::from_utf8_lossy(data);
+
+    let images = load_all(&text, Record::ImageFields);
+    let all = load_all(&text, Record::All);
+    // Record only chooses which positions are kept, never what is loaded or refused.
+    assert_eq!(images.len(), all.len());
+    for (a, b) in images.iter().zip(&all) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.value, b.value);
+                assert_eq!(a.start, b.start);
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            _ => panic!("the recording modes disagree: {a:?} / {b:?}"),
+        }
+    }
+
+    let opts = Options::enforce("default", Timestamp::UNIX_EPOCH);
+    let _ = check_text(&POLICY, "f", &text, &opts);
+    let FileKind::Values(spec) = REPO.classify("values.yaml") else {
+        unreachable!("the default config reads values.yaml as Helm values")
+    };
+    let _ = check_values_text(&POLICY, "values.yaml", &text, spec, &opts);
+});
