@@ -45,7 +45,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
-target_dir="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
+# Absolute, so that cargo-fuzz and the runs below agree on where the binaries are.
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-fuzz/target}")"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 build_flags=(--release --debug-assertions --sanitizer none --codegen-units 16
   --target "$triple" --target-dir "$target_dir")
