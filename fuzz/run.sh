@@ -8,10 +8,10 @@
 #   rustc, which a stable toolchain accepts only with RUSTC_BOOTSTRAP=1; no nightly is needed.
 # - One build serves every target (fuzz/target, or $CARGO_TARGET_DIR): optimised, with debug
 #   assertions and overflow checks (an overflow is a bug to find, not to wrap), and without
-#   AddressSanitizer. The code under test is safe Rust, so ASan would find nothing a panic does
-#   not, at twice the build time and half the speed, and its runtime fights C dependencies that
-#   bring their own allocator (mimalloc). 16 codegen units instead of cargo-fuzz's 1: the build
-#   dominates a short run, and 2 cores sit idle while one unit compiles the tollgate crate.
+#   AddressSanitizer: src/ is safe Rust, where an out-of-bounds access already panics, so ASan
+#   would slow every crate and every execution and find nothing more. 16 codegen units instead
+#   of cargo-fuzz's 1: the build dominates a short run, and with one unit the tollgate crate,
+#   compiled last, keeps one core of two busy.
 # - Each target's corpus, fuzz/corpus/TARGET (git-ignored), starts from fuzz/seeds/TARGET, the
 #   inputs in fuzz/regressions/TARGET and the repository's own files of that kind; what the
 #   fuzzer finds is kept there for the next run. Crash inputs go to fuzz/artifacts/TARGET.
@@ -45,7 +45,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
-target_dir="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
+# Absolute, so that cargo-fuzz and the runs below agree on where the binaries are.
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-fuzz/target}")"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 build_flags=(--release --debug-assertions --sanitizer none --codegen-units 16
   --target "$triple" --target-dir "$target_dir")
