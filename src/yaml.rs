@@ -104,28 +104,282 @@ pub struct Document {
     pub positions: Positions,
 }
 
-/// Load every document of `source`. A document that fails to load is an `Err` in its slot; the
-/// others are still loaded. Empty documents (only comments, or nothing between two `---`) are
-/// left out.
-pub fn load_all(source: &str, record: Record) -> Vec<Result<Document, YamlError>> {
+/// The largest document accepted, in bytes of text. The API server refuses objects over a few
+/// MiB (etcd's request limit is 1.5 MiB), so a bigger document is no manifest; refusing it keeps
+/// memory bounded by this, whatever the size of the stream.
+pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
+/// Load every document of `source`, lazily: each is parsed when the iterator reaches it, so a
+/// caller that checks and drops one document at a time holds one in memory, not the stream.
+/// A document that fails to load is an `Err` in its slot; the others are still loaded. Empty
+/// documents (only comments, or nothing between two `---`) are left out.
+pub fn load_all(source: &str, record: Record) -> Documents<'_> {
     // kubectl strips a UTF-8 byte order mark; left in, it would be part of the first key
     // (`\u{feff}apiVersion`) and the object would not be recognised at all.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    split_documents(source)
-        .into_iter()
-        .filter_map(|chunk| {
-            let doc = load_chunk(chunk.text, chunk.first_line, record);
-            match doc {
-                Ok(d) if d.value.is_null() && chunk.is_blank => None,
-                other => Some(other),
+    Documents {
+        source,
+        lines: source.split_inclusive('\n'),
+        cuts: Cuts::default(),
+        record,
+    }
+}
+
+/// The documents of a source, in order (see [`load_all`]).
+pub struct Documents<'a> {
+    source: &'a str,
+    lines: std::str::SplitInclusive<'a, char>,
+    cuts: Cuts,
+    record: Record,
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Result<Document, YamlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let cut = match self.lines.next() {
+                Some(line) => self.cuts.line(line),
+                None => Some(self.cuts.end()?),
+            };
+            if let Some(cut) = cut {
+                let text = &self.source[cut.start..cut.end];
+                if let Some(doc) = load_text(text, cut.first_line, self.record) {
+                    return Some(doc);
+                }
             }
-        })
-        .collect()
+        }
+    }
+}
+
+/// Documents fed a line at a time, for streams read from a file or a pipe: only the document
+/// being read is held. A line the reader cannot pass (longer than it holds, or not text) is
+/// marked with [`Splitter::skip_line`] instead.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    cuts: Cuts,
+    /// The text of the document being read, from [`Cuts::start`].
+    buf: String,
+    /// The document being read will not be loaded; its text is no longer kept.
+    skipped: Option<Skipped>,
+    /// The first line has been seen (a byte order mark can only be there).
+    started: bool,
+}
+
+impl Splitter {
+    /// A splitter at the start of a stream.
+    pub fn new() -> Self {
+        Splitter::default()
+    }
+
+    /// Feed the next line, with its line ending if it has one. Returns the document this line
+    /// completes, if any (`None` also for an empty document).
+    pub fn push(&mut self, line: &str, record: Record) -> Option<Result<Document, YamlError>> {
+        let line = if self.started {
+            line
+        } else {
+            self.started = true;
+            let stripped = line.strip_prefix('\u{feff}').unwrap_or(line);
+            // The mark is not content: offsets count from after it, as in `load_all`.
+            stripped
+        };
+        match line_marker(line) {
+            Some(DocMarker::Start) => {
+                let done = self.cuts.line(line).and_then(|c| self.take(&c, record));
+                self.append(line);
+                done
+            }
+            _ => {
+                self.append(line);
+                let cut = self.cuts.line(line)?;
+                self.take(&cut, record)
+            }
+        }
+    }
+
+    /// A line of `len` bytes was read here and not passed: it counts as a line of the
+    /// document, which is not loaded. `why` says whether the caller reported it already.
+    pub fn skip_line(&mut self, len: usize, why: Skipped) {
+        self.started = true;
+        self.skipped.get_or_insert(why);
+        self.buf.clear();
+        self.cuts.skip(len);
+    }
+
+    /// The end of the stream: the last document, if any.
+    pub fn finish(&mut self, record: Record) -> Option<Result<Document, YamlError>> {
+        let cut = self.cuts.end()?;
+        self.take(&cut, record)
+    }
+
+    fn append(&mut self, line: &str) {
+        if self.skipped.is_some() {
+            return;
+        }
+        if self.buf.len() + line.len() > MAX_DOCUMENT_BYTES {
+            self.skipped = Some(Skipped::TooBig);
+            self.buf.clear();
+        } else {
+            self.buf.push_str(line);
+        }
+    }
+
+    fn take(&mut self, cut: &Cut, record: Record) -> Option<Result<Document, YamlError>> {
+        let len = cut.end - cut.start;
+        let doc = match self.skipped.take() {
+            Some(Skipped::TooBig) => Some(Err(too_big(cut.first_line))),
+            Some(Skipped::Reported) => None,
+            None => load_text(&self.buf[..len.min(self.buf.len())], cut.first_line, record),
+        };
+        self.buf.drain(..len.min(self.buf.len()));
+        // One big document must not keep its memory for the rest of the stream.
+        if self.buf.capacity() > 1 << 20 {
+            self.buf.shrink_to(64 << 10);
+        }
+        doc
+    }
+}
+
+/// A `---` or `...` line: YAML forbids both at column 0 inside any content (`c-forbidden`), so
+/// splitting a stream at them is exact, and a syntax error in one document does not hide the
+/// documents after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocMarker {
+    /// `---`: a document starts on this line.
+    Start,
+    /// `...`: the document ends with this line.
+    End,
+}
+
+fn line_marker(line: &str) -> Option<DocMarker> {
+    let content = line.trim_end_matches(['\n', '\r']);
+    let is = |m: &str| {
+        content
+            .strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    };
+    if is("---") {
+        Some(DocMarker::Start)
+    } else if is("...") {
+        Some(DocMarker::End)
+    } else {
+        None
+    }
+}
+
+/// Where documents begin and end in a stream read line by line: byte offsets and line numbers
+/// only, so the same cutting serves a borrowed source and a stream read in pieces.
+#[derive(Debug, Default)]
+struct Cuts {
+    /// Offset where the current document starts.
+    start: usize,
+    /// Its first line, 1-based (0: not started, taken as 1).
+    start_line: u32,
+    /// Offset of the next line.
+    offset: usize,
+    /// Lines seen so far.
+    lines: u32,
+}
+
+/// One document's byte range in the stream, and its first line.
+#[derive(Debug)]
+struct Cut {
+    start: usize,
+    end: usize,
+    first_line: u32,
+}
+
+impl Cuts {
+    fn line(&mut self, line: &str) -> Option<Cut> {
+        let line_no = self.lines + 1;
+        let first_line = self.start_line.max(1);
+        let cut = match line_marker(line) {
+            Some(DocMarker::Start) if self.offset > self.start => {
+                let cut = Cut {
+                    start: self.start,
+                    end: self.offset,
+                    first_line,
+                };
+                self.start = self.offset;
+                self.start_line = line_no;
+                Some(cut)
+            }
+            Some(DocMarker::End) => {
+                let end = self.offset + line.len();
+                let cut = Cut {
+                    start: self.start,
+                    end,
+                    first_line,
+                };
+                self.start = end;
+                self.start_line = line_no + 1;
+                Some(cut)
+            }
+            _ => None,
+        };
+        self.offset += line.len();
+        self.lines = line_no;
+        cut
+    }
+
+    /// A line that is not a marker and whose text is not kept.
+    fn skip(&mut self, len: usize) {
+        self.offset += len;
+        self.lines += 1;
+    }
+
+    fn end(&mut self) -> Option<Cut> {
+        if self.offset <= self.start {
+            return None;
+        }
+        let cut = Cut {
+            start: self.start,
+            end: self.offset,
+            first_line: self.start_line.max(1),
+        };
+        self.start = self.offset;
+        Some(cut)
+    }
+}
+
+/// Why a [`Splitter`] does not load a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// It is over [`MAX_DOCUMENT_BYTES`]: the document becomes an error.
+    TooBig,
+    /// The caller reported what is wrong with it (bytes that are not UTF-8): nothing more.
+    Reported,
+}
+
+fn too_big(first_line: u32) -> YamlError {
+    YamlError {
+        pos: Pos {
+            line: first_line,
+            column: 1,
+        },
+        message: format!(
+            "this document is over {} MiB, far more than any Kubernetes object can be; it was \
+             not read",
+            MAX_DOCUMENT_BYTES >> 20
+        ),
+    }
+}
+
+/// Load one document's text; `None` when it is empty (only blank lines, comments and
+/// markers), which is skipped silently, unlike an explicit `null`.
+fn load_text(text: &str, first_line: u32, record: Record) -> Option<Result<Document, YamlError>> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Some(Err(too_big(first_line)));
+    }
+    match load_chunk(text, first_line, record) {
+        Ok(d) if d.value.is_null() && is_blank(text) => None,
+        other => Some(other),
+    }
 }
 
 /// Load a single-document source (a policy file). More than one document is an error.
 pub fn load_one(source: &str, record: Record) -> Result<Document, YamlError> {
-    let mut docs = load_all(source, record).into_iter();
+    let mut docs = load_all(source, record);
     let first = docs.next().unwrap_or_else(|| {
         Ok(Document {
             value: Value::Null,
@@ -146,55 +400,11 @@ pub fn load_one(source: &str, record: Record) -> Result<Document, YamlError> {
     Ok(first)
 }
 
-struct Chunk<'a> {
-    text: &'a str,
-    /// 1-based line of `text`'s first line in the whole source.
-    first_line: u32,
-    /// Only blank lines, comments and markers: skipped silently, unlike an explicit `null`.
-    is_blank: bool,
-}
-
-fn split_documents(source: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let mut start = 0usize;
-    let mut start_line = 1u32;
-    let mut offset = 0usize;
-    for (line_no, line) in (1u32..).zip(source.split_inclusive('\n')) {
-        let content = line.trim_end_matches(['\n', '\r']);
-        let is_marker = |m: &str| {
-            content
-                .strip_prefix(m)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
-        };
-        if is_marker("---") && offset > start {
-            chunks.push(chunk(&source[start..offset], start_line));
-            start = offset;
-            start_line = line_no;
-        } else if is_marker("...") {
-            // `...` ends a document; what follows starts the next one.
-            let end = offset + line.len();
-            chunks.push(chunk(&source[start..end], start_line));
-            start = end;
-            start_line = line_no + 1;
-        }
-        offset += line.len();
-    }
-    if start < source.len() || chunks.is_empty() {
-        chunks.push(chunk(&source[start..], start_line));
-    }
-    chunks
-}
-
-fn chunk(text: &str, first_line: u32) -> Chunk<'_> {
-    let is_blank = text.lines().all(|l| {
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with("--- #")
-    });
-    Chunk {
-        text,
-        first_line,
-        is_blank,
-    }
+    })
 }
 
 fn load_chunk(text: &str, first_line: u32, record: Record) -> Result<Document, YamlError> {
@@ -764,7 +974,6 @@ mod tests {
     fn splits_documents_and_keeps_their_lines() {
         let src = "# leading comment\na: 1\n---\nb: 2\n---\n# empty\n---\nc:\n  image: x\n...\n";
         let docs: Vec<_> = load_all(src, Record::ImageFields)
-            .into_iter()
             .map(Result::unwrap)
             .collect();
         assert_eq!(docs.len(), 3);
@@ -783,7 +992,7 @@ mod tests {
     #[test]
     fn a_broken_document_does_not_hide_the_next_one() {
         let src = "a: [1, 2\n---\nb: 2\n";
-        let docs = load_all(src, Record::All);
+        let docs: Vec<_> = load_all(src, Record::All).collect();
         assert_eq!(docs.len(), 2);
         let err = docs[0].as_ref().unwrap_err();
         assert_eq!(err.pos.line, 2, "{err}");
@@ -793,7 +1002,7 @@ mod tests {
     #[test]
     fn error_lines_are_relative_to_the_whole_file() {
         let src = "a: 1\n---\nb: 2\nc: [\n";
-        let docs = load_all(src, Record::All);
+        let docs: Vec<_> = load_all(src, Record::All).collect();
         let err = docs[1].as_ref().unwrap_err();
         assert!(err.pos.line >= 4, "{err}");
     }
@@ -855,17 +1064,89 @@ mod tests {
         assert!(d.positions.get("/a~1b/c~0d").is_some());
     }
 
+    /// What a [`Splitter`] fed `src` line by line yields, as `load_all` reports it.
+    fn split_by_lines(src: &str) -> Vec<Result<(Value, Pos), YamlError>> {
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        for line in src.split_inclusive('\n') {
+            out.extend(s.push(line, Record::All));
+        }
+        out.extend(s.finish(Record::All));
+        out.into_iter()
+            .map(|d| d.map(|d| (d.value, d.start)))
+            .collect()
+    }
+
+    fn split_at_once(src: &str) -> Vec<Result<(Value, Pos), YamlError>> {
+        load_all(src, Record::All)
+            .map(|d| d.map(|d| (d.value, d.start)))
+            .collect()
+    }
+
+    #[rstest]
+    #[case::markers("a: 1\n---\nb: 2\n...\n---\nc: [\n...\nd: 4")]
+    #[case::bom("\u{feff}apiVersion: v1\nkind: Pod\n---\nx: 1\n")]
+    #[case::leading_marker("---\na: 1\n---\n")]
+    #[case::crlf("a: 1\r\n---\r\nb: 2\r\n")]
+    #[case::only_comments("# x\n---\n# y\n")]
+    fn a_stream_read_line_by_line_splits_as_a_whole_source(#[case] src: &str) {
+        assert_eq!(split_by_lines(src), split_at_once(src));
+    }
+
+    #[test]
+    fn a_document_over_the_limit_is_refused_and_the_next_one_still_loads() {
+        let mut s = Splitter::new();
+        let line = format!("k: {}\n", "x".repeat(1 << 20));
+        let mut out = Vec::new();
+        for _ in 0..(MAX_DOCUMENT_BYTES >> 20) + 1 {
+            out.extend(s.push(&line, Record::ImageFields));
+        }
+        assert!(out.is_empty(), "nothing completes before the next marker");
+        out.extend(s.push("---\n", Record::ImageFields));
+        out.extend(s.push("b: 2\n", Record::ImageFields));
+        out.extend(s.finish(Record::ImageFields));
+        assert_eq!(out.len(), 2);
+        let err = out[0].as_ref().unwrap_err();
+        assert_eq!(err.pos.line, 1);
+        assert!(err.message.contains("over 64 MiB"), "{err}");
+        assert!(s.buf.capacity() <= MAX_DOCUMENT_BYTES + (2 << 20));
+        let b = out[1].as_ref().unwrap();
+        assert_eq!((b.value.clone(), b.start.line), (json!({"b": 2}), 67));
+    }
+
+    #[test]
+    fn a_skipped_line_keeps_the_lines_after_it_in_place() {
+        let mut s = Splitter::new();
+        let mut out = Vec::new();
+        out.extend(s.push("a: 1\n", Record::All));
+        s.skip_line(10, Skipped::Reported);
+        out.extend(s.push("---\n", Record::All));
+        out.extend(s.push("b: 2\n", Record::All));
+        out.extend(s.finish(Record::All));
+        assert_eq!(
+            out.len(),
+            1,
+            "the document holding the skipped line is left out"
+        );
+        assert_eq!(out[0].as_ref().unwrap().start.line, 4);
+    }
+
     proptest! {
         #[test]
         fn loader_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let s = String::from_utf8_lossy(&bytes);
-            let _ = load_all(&s, Record::All);
+            let _ = load_all(&s, Record::All).count();
+        }
+
+        #[test]
+        fn line_by_line_agrees_with_the_whole_source(s in "([ a-z:\\-\\[\\]{},&*#\\n]|---\\n|\\.\\.\\.\\n|\\r\\n){0,120}") {
+            prop_assert_eq!(split_by_lines(&s), split_at_once(&s));
         }
 
         #[test]
         fn loader_never_panics_on_yaml_shaped_text(s in "([ a-z:\\-\\[\\]{},&*!|>'\"#\\n<]|---\\n|\\.\\.\\.\\n){0,200}") {
-            let _ = load_all(&s, Record::All);
-            let _ = load_all(&s, Record::ImageFields);
+            let _ = load_all(&s, Record::All).count();
+            let _ = load_all(&s, Record::ImageFields).count();
         }
     }
 }

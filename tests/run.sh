@@ -8,6 +8,7 @@
 # - Debian's docker-registry package: the CNCF distribution registry the registry tests start
 #   on a loopback port (tests/common/registry.rs);
 # - coreutils' `timeout`, which bounds every test registry's lifetime;
+# - GNU time, which measures the binary's peak memory in the streaming tests;
 # - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
 #   no helm binary, no Go), which tests/it/chart.rs drives through tests/helm/render.py to lint
 #   and render charts/tollgate with real Helm;
@@ -26,6 +27,7 @@ missing=()
 need git || missing+=(git)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 need timeout || missing+=(coreutils)
+[ -x /usr/bin/time ] || missing+=(time)
 need python3 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

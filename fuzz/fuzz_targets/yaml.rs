@@ -1,5 +1,6 @@
 //! The YAML/JSON loader on any text, then the whole manifest check and the Helm values check on
-//! it: never a panic, and the two position-recording modes load the same values.
+//! it: never a panic, the two position-recording modes load the same values, and a stream fed
+//! line by line (as files and stdin are read) splits into the same documents as the whole text.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -10,7 +11,7 @@ use tollgate::check::values::check_values_text;
 use tollgate::check::{Options, check_text};
 use tollgate::config::repo::{FileKind, RepoConfig};
 use tollgate::policy::{Policy, default_policy};
-use tollgate::yaml::{Record, load_all};
+use tollgate::yaml::{Record, Splitter, load_all};
 
 // Parsed once: parsing the embedded policy per input would be most of each run.
 static POLICY: LazyLock<Policy> = LazyLock::new(default_policy);
@@ -21,8 +22,14 @@ fuzz_target!(|data: &[u8]| {
     // decoding lets byte-level mutations still reach it.
     let text = String::from_utf8_lossy(data);
 
-    let images = load_all(&text, Record::ImageFields);
-    let all = load_all(&text, Record::All);
+    let images: Vec<_> = load_all(&text, Record::ImageFields).collect();
+    // The other mode, through the streaming splitter.
+    let mut splitter = Splitter::new();
+    let mut all = Vec::new();
+    for line in text.split_inclusive('\n') {
+        all.extend(splitter.push(line, Record::All));
+    }
+    all.extend(splitter.finish(Record::All));
     // Record only chooses which positions are kept, never what is loaded or refused.
     assert_eq!(images.len(), all.len());
     for (a, b) in images.iter().zip(&all) {

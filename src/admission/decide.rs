@@ -207,6 +207,8 @@ pub fn plan(
         now,
         min_level: Level::Warn,
         collect_sites,
+        // request.kind decides what the object is; it is never a stray document.
+        require_objects: false,
     };
     let doc = admission_object(object.value, &namespace);
     let op = operation_str(&request.operation);

@@ -24,6 +24,9 @@ pub struct Options {
     pub min_level: Level,
     /// Keep every image use in [`Report::sites`] (for registry-backed rules afterwards).
     pub collect_sites: bool,
+    /// A manifest file with no Kubernetes object, or with a document that is not one, is an
+    /// input error (`--require-objects`) rather than a `no-objects` or `not-an-object` finding.
+    pub require_objects: bool,
 }
 
 impl Options {
@@ -34,6 +37,7 @@ impl Options {
             now,
             min_level: Level::Warn,
             collect_sites: false,
+            require_objects: false,
         }
     }
 }
@@ -63,15 +67,38 @@ impl Source<'_> {
     }
 }
 
-/// Check one document (a manifest object, a List, or anything else, which is skipped).
+/// What a checked document held besides its pod-bearing objects, for the file's tally.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// Kubernetes objects of any kind ([`workload::Workloads::kube_objects`]).
+    pub kube_objects: usize,
+    /// Values that are not Kubernetes objects, located.
+    pub not_objects: Vec<(Location, String)>,
+}
+
+/// Check one document (a manifest object, a List, or anything else). Objects without a pod
+/// spec hold no image; values that are not objects at all are returned in the [`Shape`] for
+/// the caller to report (a manifest file does, an admission request cannot hold one).
 pub fn check_document(
     policy: &Policy,
     doc: &Value,
     source: Source<'_>,
     opts: &Options,
     report: &mut Report,
-) {
+) -> Shape {
     let w = workload::extract(doc);
+    let shape = Shape {
+        kube_objects: w.kube_objects,
+        not_objects: w
+            .not_objects
+            .into_iter()
+            .map(|n| {
+                let mut location = source.locate(&n.pointer);
+                location.column = None;
+                (location, n.message)
+            })
+            .collect(),
+    };
     let mut image_counts = vec![0usize; w.objects.len()];
     for use_ in &w.images {
         image_counts[use_.object] += 1;
@@ -134,6 +161,7 @@ pub fn check_document(
             images: image_counts[i],
         });
     }
+    shape
 }
 
 /// Turn a failed outcome at `site` into a finding, or an exempted finding, as the policy says.
@@ -195,29 +223,176 @@ fn exemption_ref(policy: &Policy, index: usize) -> ExemptionRef {
 }
 
 /// Check every document of a YAML or JSON source. Documents that do not parse become input
-/// errors with their line and column; the others are checked.
+/// errors with their line and column; the others are checked one at a time, each dropped once
+/// checked.
 pub fn check_text(policy: &Policy, file: &str, text: &str, opts: &Options) -> Report {
-    let mut report = Report::new(policy_info(policy));
-    report.files = 1;
+    let mut check = FileCheck::new(policy, file, opts);
     for doc in yaml::load_all(text, Record::ImageFields) {
+        check.document(doc);
+    }
+    check.finish()
+}
+
+/// At most this many `not-an-object` findings per file, then one that counts the rest: a
+/// stream of a million stray documents must not become a million findings.
+pub const MAX_NOT_OBJECT_FINDINGS: usize = 20;
+
+/// The check of one manifest file or stream, fed a document at a time (so that a caller
+/// reading a stream holds one document, not the file), with the tally that finds a file
+/// holding no Kubernetes object.
+pub struct FileCheck<'a> {
+    policy: &'a Policy,
+    file: &'a str,
+    opts: &'a Options,
+    report: Report,
+    kube_objects: usize,
+    /// The first [`MAX_NOT_OBJECT_FINDINGS`] values that are not objects.
+    not_objects: Vec<(Location, String)>,
+    /// All of them.
+    not_object_count: usize,
+}
+
+impl<'a> FileCheck<'a> {
+    /// The check of `file` (its name in findings) starts.
+    pub fn new(policy: &'a Policy, file: &'a str, opts: &'a Options) -> Self {
+        let mut report = Report::new(policy_info(policy));
+        report.files = 1;
+        FileCheck {
+            policy,
+            file,
+            opts,
+            report,
+            kube_objects: 0,
+            not_objects: Vec::new(),
+            not_object_count: 0,
+        }
+    }
+
+    /// The next document, or why it could not be loaded.
+    pub fn document(&mut self, doc: Result<yaml::Document, yaml::YamlError>) {
         match doc {
             Ok(doc) => {
                 let source = Source {
-                    file: Some(file),
+                    file: Some(self.file),
                     positions: Some(&doc.positions),
                     start_line: Some(doc.start.line),
                 };
-                check_document(policy, &doc.value, source, opts, &mut report);
+                let shape =
+                    check_document(self.policy, &doc.value, source, self.opts, &mut self.report);
+                self.kube_objects += shape.kube_objects;
+                self.not_object_count += shape.not_objects.len();
+                let room = MAX_NOT_OBJECT_FINDINGS.saturating_sub(self.not_objects.len());
+                self.not_objects
+                    .extend(shape.not_objects.into_iter().take(room));
             }
-            Err(e) => report.errors.push(InputError {
-                file: file.to_owned(),
+            Err(e) => self.error(InputError {
+                file: self.file.to_owned(),
                 line: Some(e.pos.line),
                 column: Some(e.pos.column),
                 message: format!("not valid YAML: {}", e.message),
             }),
         }
     }
-    report
+
+    /// The file's name in findings.
+    pub fn file(&self) -> &str {
+        self.file
+    }
+
+    /// An input error in this file (unreadable bytes, say); checking goes on.
+    pub fn error(&mut self, e: InputError) {
+        self.report.errors.push(e);
+    }
+
+    /// The end of the file: its report, with what it held that is not an object, or that it
+    /// held no object at all.
+    pub fn finish(mut self) -> Report {
+        let file_location = Location {
+            file: Some(self.file.to_owned()),
+            line: None,
+            column: None,
+            pointer: None,
+        };
+        if self.kube_objects == 0 && self.report.errors.is_empty() {
+            let message = match (self.not_objects.first(), self.not_object_count) {
+                (None, _) => "no Kubernetes object here: the input is empty or holds only \
+                              comments"
+                    .to_owned(),
+                (Some((at, first)), n) => format!(
+                    "no Kubernetes object here: {}; line {}: {first}",
+                    if n == 1 {
+                        "its one document is not one".to_owned()
+                    } else {
+                        format!("none of its {n} documents is one")
+                    },
+                    at.line.unwrap_or(1),
+                ),
+            };
+            self.flag(
+                RuleId::NoObjects,
+                message,
+                "if a step rendered this input (helm template, kustomize build), check that it \
+                 succeeded; a file that holds no manifests belongs in manifests.exclude of \
+                 .tollgate.yaml",
+                file_location,
+            );
+        } else {
+            let not_objects = std::mem::take(&mut self.not_objects);
+            let hidden = self.not_object_count - not_objects.len();
+            for (location, message) in not_objects {
+                self.flag(
+                    RuleId::NotAnObject,
+                    message,
+                    "kubectl refuses a document without apiVersion and kind; remove it, or \
+                     give it both",
+                    location,
+                );
+            }
+            if hidden > 0 {
+                self.flag(
+                    RuleId::NotAnObject,
+                    format!(
+                        "{hidden} more documents or List items here are not Kubernetes objects \
+                         (only the first {MAX_NOT_OBJECT_FINDINGS} are listed)"
+                    ),
+                    "kubectl refuses a document without apiVersion and kind; remove them, or \
+                     give them both",
+                    file_location,
+                );
+            }
+        }
+        self.report
+    }
+
+    /// A finding of `rule`, or an input error under `--require-objects`.
+    fn flag(&mut self, rule: RuleId, message: String, hint: &str, location: Location) {
+        if self.opts.require_objects {
+            self.report.errors.push(InputError {
+                file: self.file.to_owned(),
+                line: location.line,
+                column: None,
+                message: format!(
+                    "{message} (objects are required: --require-objects, or \
+                     manifests.requireObjects in .tollgate.yaml)"
+                ),
+            });
+            return;
+        }
+        let level = self.policy.level(rule);
+        if level < self.opts.min_level {
+            return;
+        }
+        self.report.findings.push(Finding {
+            rule_id: rule,
+            level,
+            message,
+            hint: hint.to_owned(),
+            location,
+            object: None,
+            container: None,
+            image: None,
+        });
+    }
 }
 
 /// Findings about the policy itself: exemptions that have expired.

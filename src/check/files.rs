@@ -1,6 +1,6 @@
 //! Reading manifests from the filesystem and stdin: the IO edge of `check`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::check::{self, Options};
 use crate::policy::Policy;
 use crate::report::{InputError, Report};
+use crate::yaml::{self, Record};
 
 /// The name stdin is shown as.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -95,24 +96,131 @@ pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
     (inputs, errors)
 }
 
-fn read_input(input: &Input) -> Result<String, InputError> {
+/// Check one input, streamed: a document is parsed, checked and dropped before the next is
+/// read, so memory is bounded by the largest document ([`yaml::MAX_DOCUMENT_BYTES`]), not by
+/// the file. Bytes that are not UTF-8 are an input error at their line; the documents around
+/// them are still checked.
+fn check_input(policy: &Policy, input: &Input, opts: &Options) -> Report {
+    let name = input.display_name();
+    let mut check = check::FileCheck::new(policy, &name, opts);
     let err = |message: String| InputError {
-        file: input.display_name(),
+        file: name.clone(),
         line: None,
         column: None,
         message,
     };
-    let bytes = match input {
-        Input::File(p) => std::fs::read(p).map_err(|e| err(format!("cannot read: {e}")))?,
-        Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| err(format!("cannot read stdin: {e}")))?;
-            buf
-        }
+    let result = match input {
+        Input::File(p) => match std::fs::File::open(p) {
+            Ok(f) => stream(&mut BufReader::with_capacity(64 << 10, f), &mut check),
+            Err(e) => Err(e),
+        },
+        Input::Stdin => stream(&mut std::io::stdin().lock(), &mut check),
     };
-    utf8_text(&input.display_name(), bytes)
+    if let Err(e) = result {
+        let what = match input {
+            Input::File(_) => "cannot read",
+            Input::Stdin => "cannot read stdin",
+        };
+        check.error(err(format!("{what}: {e}")));
+    }
+    check.finish()
+}
+
+/// Feed `reader`'s lines to the check, one document at a time.
+fn stream(reader: &mut impl BufRead, check: &mut check::FileCheck<'_>) -> std::io::Result<()> {
+    let mut splitter = yaml::Splitter::new();
+    let mut line = Vec::new();
+    let mut line_no = 0u32;
+    let mut reported_bytes = false;
+    loop {
+        line.clear();
+        let read = read_line(reader, &mut line, yaml::MAX_DOCUMENT_BYTES)?;
+        line_no += 1;
+        let doc = match read {
+            Line::End => break,
+            Line::TooLong(len) => {
+                splitter.skip_line(len, yaml::Skipped::TooBig);
+                // Give back what the long line made the buffer grow to.
+                line.shrink_to(64 << 10);
+                continue;
+            }
+            Line::Read => match std::str::from_utf8(&line) {
+                Ok(text) => splitter.push(text, Record::ImageFields),
+                Err(_) => {
+                    // Once per file: a binary file is one error, not one per line. The line
+                    // still counts, so later findings keep their line numbers.
+                    if !std::mem::replace(&mut reported_bytes, true) {
+                        check.error(InputError {
+                            file: check.file().to_owned(),
+                            line: Some(line_no),
+                            column: None,
+                            message: "not UTF-8 text (Kubernetes manifests are UTF-8); the \
+                                      document holding this line was not checked"
+                                .into(),
+                        });
+                    }
+                    splitter.skip_line(line.len(), yaml::Skipped::Reported);
+                    None
+                }
+            },
+        };
+        if let Some(doc) = doc {
+            check.document(doc);
+        }
+    }
+    if let Some(doc) = splitter.finish(Record::ImageFields) {
+        check.document(doc);
+    }
+    Ok(())
+}
+
+/// What [`read_line`] read.
+enum Line {
+    /// A line, with its newline unless it is the last.
+    Read,
+    /// A line longer than the limit, of this many bytes, consumed and dropped.
+    TooLong(usize),
+    /// The end of the input.
+    End,
+}
+
+/// Read one line into `buf`, holding at most `max` bytes of it: a longer line (a file with no
+/// newline at all, say) is read through and dropped rather than held.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    let mut len = 0usize;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(match (len, len > max) {
+                (0, _) => Line::End,
+                (n, true) => Line::TooLong(n),
+                _ => Line::Read,
+            });
+        }
+        let (part, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = part.len();
+        len += n;
+        if len <= max {
+            buf.extend_from_slice(part);
+        } else {
+            buf.clear();
+        }
+        reader.consume(n);
+        if done {
+            return Ok(if len > max {
+                Line::TooLong(len)
+            } else {
+                Line::Read
+            });
+        }
+    }
 }
 
 /// The text of a manifest read as bytes; text that is not UTF-8 is an input error at the line
@@ -133,15 +241,7 @@ pub fn utf8_text(name: &str, bytes: Vec<u8>) -> Result<String, InputError> {
 /// Read and check every input, spreading files over the machine's cores. The report is sorted,
 /// so the output does not depend on which thread finished first.
 pub fn check_inputs(policy: &Policy, inputs: &[Input], opts: &Options) -> Report {
-    let mut report = in_parallel(policy, inputs, |input| match read_input(input) {
-        Ok(text) => check::check_text(policy, &input.display_name(), &text, opts),
-        Err(e) => {
-            let mut r = Report::new(check::policy_info(policy));
-            r.files = 1;
-            r.errors.push(e);
-            r
-        }
-    });
+    let mut report = in_parallel(policy, inputs, |input| check_input(policy, input, opts));
     report.findings.extend(check::policy_findings(policy, opts));
     report.sort();
     report

@@ -18,5 +18,6 @@ pub mod files;
 pub mod values;
 
 pub use document::{
-    Options, Source, check_document, check_text, policy_findings, policy_info, record_outcome,
+    FileCheck, MAX_NOT_OBJECT_FINDINGS, Options, Shape, Source, check_document, check_text,
+    policy_findings, policy_info, record_outcome,
 };

@@ -30,6 +30,11 @@ pub struct CheckArgs {
     /// base-not-approved): each distinct image of an approved registry is walked end to end once.
     #[arg(long)]
     pub resolve: bool,
+    /// An input that holds no Kubernetes object (an empty stream from a failed `helm
+    /// template`), or a document that is not one, is an input error (exit 2) rather than a
+    /// no-objects or not-an-object warning.
+    #[arg(long)]
+    pub require_objects: bool,
     /// Registry access, with --resolve.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -40,6 +45,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let (inputs, input_errors) = files::collect_inputs(&args.paths);
     let mut opts = Options::enforce(args.namespace, now());
     opts.collect_sites = args.resolve;
+    opts.require_objects = args.require_objects;
     let mut report = files::check_inputs(&policy, &inputs, &opts);
     report.files += input_errors.len();
     report.errors.extend(input_errors);

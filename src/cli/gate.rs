@@ -32,6 +32,8 @@ pub struct GateOptions<'a> {
     /// `--resolve`: the registry-backed rules even when the repository config leaves them off.
     pub resolve: bool,
     pub registry: &'a RegistryArgs,
+    /// `--require-objects`: even when the repository config does not ask for it.
+    pub require_objects: bool,
 }
 
 /// The outcome: the report, and warnings that do not change the exit code (a registry that
@@ -94,7 +96,8 @@ pub fn check(
             })
             .collect();
         let resolve = opts.resolve || s.config.registry().resolve;
-        let check_opts = gate::options(s, now, resolve);
+        let mut check_opts = gate::options(s, now, resolve);
+        check_opts.require_objects |= opts.require_objects;
         let mut r = gate::check_files(repo, s, &to_check, &check_opts);
         if resolve && !r.sites.is_empty() {
             let unanswered = registry_rules(s, opts.registry, &check_opts, &mut r)?;

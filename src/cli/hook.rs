@@ -68,6 +68,11 @@ pub struct PrePushArgs {
     /// Evaluate the registry-backed rules even if .tollgate.yaml does not enable them.
     #[arg(long)]
     pub resolve: bool,
+    /// A changed manifest file that holds no Kubernetes object, or a document that is not one,
+    /// is an input error (exit 2) rather than a warning, even if .tollgate.yaml does not set
+    /// manifests.requireObjects.
+    #[arg(long)]
+    pub require_objects: bool,
     /// Registry access, when the registry-backed rules run.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -221,6 +226,7 @@ fn pre_push(args: PrePushArgs) -> anyhow::Result<Exit> {
             policy: policy.as_ref(),
             resolve: args.resolve,
             registry: &args.registry,
+            require_objects: args.require_objects,
         },
     )?;
     for w in &outcome.warnings {

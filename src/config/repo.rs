@@ -55,6 +55,7 @@ pub struct RepoConfig {
     namespace: Option<String>,
     manifests: GlobSet,
     exclude: GlobSet,
+    require_objects: bool,
     values: Vec<ValuesSpec>,
     registry: RegistryGate,
     notes: Vec<Problem>,
@@ -212,6 +213,12 @@ impl RepoConfig {
         self.namespace.as_deref()
     }
 
+    /// Whether a manifest file with no Kubernetes object, or a document that is not one, is an
+    /// input error (`manifests.requireObjects`) rather than a warning.
+    pub fn require_objects(&self) -> bool {
+        self.require_objects
+    }
+
     /// Whether and how the git gates walk images in the registry (`registry:`).
     pub fn registry(&self) -> RegistryGate {
         self.registry
@@ -252,6 +259,7 @@ struct File {
 struct ManifestsSpec {
     include: Option<Vec<String>>,
     exclude: Option<Vec<String>>,
+    require_objects: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -321,16 +329,14 @@ fn config(v: &mut Validator, file: File, origin: &str) -> RepoConfig {
              (no leading /, no ..)",
         );
     }
-    let include = file
-        .manifests
-        .include
-        .unwrap_or_else(|| to_strings(DEFAULT_MANIFESTS));
-    let exclude = file
-        .manifests
-        .exclude
-        .unwrap_or_else(|| to_strings(DEFAULT_EXCLUDE));
-    let manifests = globs(v, "/manifests/include", &include);
-    let exclude = globs(v, "/manifests/exclude", &exclude);
+    let manifests = match &file.manifests.include {
+        Some(list) => globs(v, "/manifests/include", list),
+        None => defaults().manifests.clone(),
+    };
+    let exclude = match &file.manifests.exclude {
+        Some(list) => globs(v, "/manifests/exclude", list),
+        None => defaults().exclude.clone(),
+    };
     let values = match file.helm_values {
         Some(specs) => specs
             .into_iter()
@@ -338,7 +344,7 @@ fn config(v: &mut Validator, file: File, origin: &str) -> RepoConfig {
             .map(|(i, s)| values(v, i, s))
             .collect(),
         None => vec![ValuesSpec {
-            files: globs(v, "", &to_strings(DEFAULT_VALUES)),
+            files: defaults().values.clone(),
             namespace: None,
             images: vec![
                 parse_image_path(DEFAULT_IMAGE_PATH, ImageKeys::default())
@@ -370,6 +376,7 @@ fn config(v: &mut Validator, file: File, origin: &str) -> RepoConfig {
         namespace: file.namespace,
         manifests,
         exclude,
+        require_objects: file.manifests.require_objects.unwrap_or(false),
         values,
         registry: RegistryGate {
             resolve: file.registry.resolve.unwrap_or(false),
@@ -472,8 +479,35 @@ fn is_dns_label_like(v: &str) -> bool {
         && v.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn to_strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_owned()).collect()
+/// The default glob sets, compiled once per process: compiling them (globset, then a regex
+/// automaton) cost most of a `.tollgate.yaml` parse, paid again for every commit a gate reads.
+struct Defaults {
+    manifests: GlobSet,
+    exclude: GlobSet,
+    values: GlobSet,
+}
+
+fn defaults() -> &'static Defaults {
+    static DEFAULTS: std::sync::LazyLock<Defaults> = std::sync::LazyLock::new(|| {
+        // As `globs` builds them; that they are valid is tested by `RepoConfig::default`.
+        let set = |list: &[&str]| {
+            let mut b = GlobSetBuilder::new();
+            for g in list {
+                let glob = globset::GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
+                    .expect("the default globs are valid");
+                b.add(glob);
+            }
+            b.build().expect("the default globs build")
+        };
+        Defaults {
+            manifests: set(DEFAULT_MANIFESTS),
+            exclude: set(DEFAULT_EXCLUDE),
+            values: set(DEFAULT_VALUES),
+        }
+    });
+    &DEFAULTS
 }
 
 /// Parse a dotted key path (`**.image`, `api.image`, `sidecars.*.image`).

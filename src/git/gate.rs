@@ -213,5 +213,6 @@ pub fn options(settings: &Settings, now: jiff::Timestamp, collect_sites: bool) -
         now,
     );
     opts.collect_sites = collect_sites;
+    opts.require_objects = settings.config.require_objects();
     opts
 }

@@ -339,7 +339,11 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
         RuleId::BaseNotApproved => Status::NotEvaluated(
             "needs the image's config and layers from the registry; not evaluated offline (`tollgate verify` and `check --resolve` evaluate it)",
         ),
-        RuleId::ReferenceInvalid | RuleId::ImageMissing | RuleId::ExemptionExpired => Status::Pass,
+        RuleId::ReferenceInvalid
+        | RuleId::ImageMissing
+        | RuleId::ExemptionExpired
+        | RuleId::NotAnObject
+        | RuleId::NoObjects => Status::Pass,
     }
 }
 
@@ -400,7 +404,11 @@ pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
         },
         RuleId::ImageUnavailable => "resolves end to end in the registry".to_owned(),
         RuleId::TagMoved => "the tag still points at the digest".to_owned(),
-        RuleId::BaseNotApproved | RuleId::ImageMissing | RuleId::ExemptionExpired => String::new(),
+        RuleId::BaseNotApproved
+        | RuleId::ImageMissing
+        | RuleId::ExemptionExpired
+        | RuleId::NotAnObject
+        | RuleId::NoObjects => String::new(),
     }
 }
 

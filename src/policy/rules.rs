@@ -107,6 +107,12 @@ rules! {
     /// An exemption in the policy has expired.
     ExemptionExpired = "exemption-expired", Warn,
         "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.";
+    /// A document (or `List` item) of a manifest file is not a Kubernetes object.
+    NotAnObject = "not-an-object", Warn,
+        "Every document of a manifest file must be a Kubernetes object, with apiVersion and kind; kubectl refuses anything else.";
+    /// A manifest file or stream holds no Kubernetes object at all.
+    NoObjects = "no-objects", Warn,
+        "A manifest file or stream must hold at least one Kubernetes object; an empty one usually means the step that rendered it failed.";
 }
 
 impl fmt::Display for RuleId {

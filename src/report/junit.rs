@@ -42,6 +42,26 @@ pub fn render(report: &Report) -> String {
         }
         suite.add_test_case(case);
     }
+    // Findings about a file or the policy rather than an object (no-objects, not-an-object,
+    // exemption-expired): one case each, so that no finding is missing from the report.
+    for f in report.findings.iter().filter(|f| f.object.is_none()) {
+        let status = if f.level == Level::Deny {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(f.rule_id.as_str());
+            s.set_type("policy violation");
+            s.set_description(describe(&[f]));
+            s
+        } else {
+            TestCaseStatus::success()
+        };
+        let at = f.location.file_line().unwrap_or_else(|| "<input>".into());
+        let mut case = TestCase::new(format!("{} {at}", f.rule_id), status);
+        case.set_classname(at);
+        if f.level != Level::Deny {
+            case.set_system_out(describe(&[f]));
+        }
+        suite.add_test_case(case);
+    }
     for e in &report.errors {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
         s.set_message(e.message.clone());

@@ -151,5 +151,9 @@ fn write_subject(out: &mut String, f: &Finding) {
     if let Some(image) = &f.image {
         let _ = write!(subject, ": {image}");
     }
-    let _ = writeln!(out, "  {at:<8}{subject}");
+    // A finding about the file itself (no-objects) has neither: the file's heading is enough.
+    if !at.is_empty() || !subject.is_empty() {
+        let line = format!("  {at:<8}{subject}");
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
 }

@@ -82,10 +82,7 @@ pub fn declared(
                 name: target.name.clone(),
             };
             let images = out.entry(key).or_default();
-            for doc in yaml::load_all(text, Record::ImageFields)
-                .into_iter()
-                .flatten()
-            {
+            for doc in yaml::load_all(text, Record::ImageFields).flatten() {
                 let (found, _) = values::extract(&doc.value, spec);
                 images.extend(found.into_iter().map(|i| DesiredImage {
                     container: None,
@@ -94,10 +91,7 @@ pub fn declared(
             }
         }
         FileKind::Manifest => {
-            for doc in yaml::load_all(text, Record::ImageFields)
-                .into_iter()
-                .flatten()
-            {
+            for doc in yaml::load_all(text, Record::ImageFields).flatten() {
                 let w = workload::extract(&doc.value);
                 for (i, (object, _)) in w.objects.iter().enumerate() {
                     let key = WorkloadKey {

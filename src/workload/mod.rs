@@ -2,7 +2,8 @@
 //!
 //! Pure: takes a `serde_json::Value` (a manifest document or an AdmissionReview object) and
 //! returns each image with the identity of the object that carries it and the JSON pointer of
-//! its field. Objects without a pod spec are skipped silently.
+//! its field. Objects without a pod spec are counted and otherwise skipped; values that are not
+//! Kubernetes objects at all are listed, for the caller to report.
 //!
 //! Must not touch: the policy (what an image is, not whether it is allowed), IO, the clock.
 
@@ -129,6 +130,22 @@ pub struct Workloads {
     pub images: Vec<ImageUse>,
     /// Every pod spec, container list or container that could not be read.
     pub malformed: Vec<Malformed>,
+    /// Kubernetes objects of any kind seen (a `List` counts its items, not itself), pod-bearing
+    /// or not: a stream with none is reported, since it usually means the step that rendered it
+    /// failed.
+    pub kube_objects: usize,
+    /// Values where an object was expected that are not one: the document itself or a `List`
+    /// item. kubectl refuses them, so they are reported, never skipped silently.
+    pub not_objects: Vec<NotAnObject>,
+}
+
+/// A value where a Kubernetes object was expected that is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnObject {
+    /// JSON pointer of the value (empty for the whole document).
+    pub pointer: String,
+    /// What it is instead, in one line.
+    pub message: String,
 }
 
 /// Where the pod spec of a kind is, for the API groups that really define that kind. A custom
@@ -159,26 +176,74 @@ pub fn extract(doc: &Value) -> Workloads {
     type Pending<'a> = (&'a Value, String, Option<(&'a str, &'a str)>);
     let mut pending: Vec<Pending<'_>> = vec![(doc, String::new(), None)];
     while let Some((value, pointer, inherited)) = pending.pop() {
-        let Some(obj) = value.as_object() else {
-            continue;
+        let what = if pointer.is_empty() {
+            "this document"
+        } else {
+            "this List item"
+        };
+        let obj = match value {
+            Value::Object(obj) => obj,
+            // An explicit `null` document (`--- ~`) holds nothing, as for kubectl.
+            Value::Null if pointer.is_empty() => continue,
+            other => {
+                out.not_objects.push(NotAnObject {
+                    pointer,
+                    message: format!(
+                        "{what} is not a Kubernetes object: it is {}, where a mapping with \
+                         apiVersion and kind belongs",
+                        json_type(other)
+                    ),
+                });
+                continue;
+            }
         };
         let str_field = |k: &str| obj.get(k).and_then(Value::as_str);
         let (api_version, kind) = match (str_field("apiVersion"), str_field("kind"), inherited) {
             (Some(a), Some(k), _) => (a, k),
             // Items of a typed list (`PodList` from the API) carry no apiVersion/kind.
             (a, k, Some((la, lk))) => (a.unwrap_or(la), k.unwrap_or(lk)),
-            _ => continue,
+            (_, _, None) => {
+                let field = |k: &str| match obj.get(k) {
+                    None | Some(Value::Null) => format!("no {k}"),
+                    Some(v) => format!("a {k} that is {}, not a string", json_type(v)),
+                };
+                let why = match (str_field("apiVersion"), str_field("kind")) {
+                    (None, None) if obj.is_empty() => "it is an empty mapping".to_owned(),
+                    (None, None) => {
+                        format!("it has {} and {}", field("apiVersion"), field("kind"))
+                    }
+                    (None, Some(_)) => format!("it has {}", field("apiVersion")),
+                    _ => format!("it has {}", field("kind")),
+                };
+                out.not_objects.push(NotAnObject {
+                    pointer,
+                    message: format!("{what} is not a Kubernetes object: {why}"),
+                });
+                continue;
+            }
         };
         if kind == "List" || (kind.ends_with("List") && kind.len() > 4) {
             let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
-            if let Some(items) = obj.get("items").and_then(Value::as_array) {
-                for (i, item) in items.iter().enumerate().rev() {
-                    let inherit = item_kind.map(|k| (api_version, k));
-                    pending.push((item, format!("{pointer}/items/{i}"), inherit));
+            match obj.get("items") {
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate().rev() {
+                        let inherit = item_kind.map(|k| (api_version, k));
+                        pending.push((item, format!("{pointer}/items/{i}"), inherit));
+                    }
                 }
+                // An empty List is what `kubectl get -o yaml` prints when nothing matches.
+                None | Some(Value::Null) => {}
+                Some(other) => out.not_objects.push(NotAnObject {
+                    message: format!(
+                        "the items of this {kind} must be a list, found {}",
+                        json_type(other)
+                    ),
+                    pointer: format!("{pointer}/items"),
+                }),
             }
             continue;
         }
+        out.kube_objects += 1;
         let Some(path) = pod_spec_path(api_version, kind) else {
             continue;
         };

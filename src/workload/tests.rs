@@ -123,13 +123,49 @@ fn list_items_and_typed_lists_are_walked() {
 }
 
 #[rstest]
-#[case::config_map(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"image": "x"}}))]
-#[case::custom_resource_reusing_a_kind(json!({"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "spec": {"template": {"spec": pod_spec("a")}}}))]
-#[case::no_kind(json!({"spec": pod_spec("a")}))]
-#[case::scalar(json!("just text"))]
-#[case::null(Value::Null)]
-fn objects_without_a_pod_spec_are_skipped_silently(#[case] doc: Value) {
-    assert_eq!(extract(&doc), Workloads::default());
+#[case::config_map(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"image": "x"}}), 1)]
+#[case::custom_resource_reusing_a_kind(json!({"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "spec": {"template": {"spec": pod_spec("a")}}}), 1)]
+#[case::empty_list(json!({"apiVersion": "v1", "kind": "List", "items": []}), 0)]
+#[case::null(Value::Null, 0)]
+fn objects_without_a_pod_spec_hold_no_image_but_count(#[case] doc: Value, #[case] objects: usize) {
+    let w = extract(&doc);
+    assert_eq!(
+        (w.objects.len(), w.images.len(), w.malformed.len()),
+        (0, 0, 0)
+    );
+    assert_eq!((w.kube_objects, w.not_objects), (objects, vec![]));
+}
+
+#[rstest]
+#[case::no_kind(json!({"spec": pod_spec("a")}), "", "this document is not a Kubernetes object: it has no apiVersion and no kind")]
+#[case::no_api_version(json!({"kind": "Pod", "spec": pod_spec("a")}), "", "this document is not a Kubernetes object: it has no apiVersion")]
+#[case::numeric_kind(json!({"apiVersion": "v1", "kind": 3}), "", "this document is not a Kubernetes object: it has a kind that is a number, not a string")]
+#[case::empty_mapping(json!({}), "", "this document is not a Kubernetes object: it is an empty mapping")]
+#[case::scalar(json!("just text"), "", "this document is not a Kubernetes object: it is a string, where a mapping with apiVersion and kind belongs")]
+#[case::sequence(json!([{"apiVersion": "v1", "kind": "Pod"}]), "", "this document is not a Kubernetes object: it is a list, where a mapping with apiVersion and kind belongs")]
+#[case::list_item(json!({"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "ConfigMap"}, {"a": 1}]}), "/items/1", "this List item is not a Kubernetes object: it has no apiVersion and no kind")]
+#[case::list_items_not_a_list(json!({"apiVersion": "v1", "kind": "List", "items": {"a": 1}}), "/items", "the items of this List must be a list, found a mapping")]
+fn values_that_are_not_objects_are_listed_not_skipped(
+    #[case] doc: Value,
+    #[case] pointer: &str,
+    #[case] message: &str,
+) {
+    let w = extract(&doc);
+    assert_eq!(
+        w.not_objects,
+        vec![NotAnObject {
+            pointer: pointer.into(),
+            message: message.into()
+        }]
+    );
+}
+
+#[test]
+fn typed_list_items_inherit_their_kind_and_count() {
+    let doc = json!({"apiVersion": "v1", "kind": "PodList", "items": [{"spec": pod_spec("a")}, {"spec": pod_spec("b")}]});
+    let w = extract(&doc);
+    assert_eq!((w.kube_objects, w.objects.len()), (2, 2));
+    assert!(w.not_objects.is_empty());
 }
 
 #[rstest]

@@ -38,7 +38,6 @@ impl Helm {
             .filter(|(path, _)| path.ends_with(".yaml"))
             .flat_map(|(path, text)| {
                 load_all(text, Record::ImageFields)
-                    .into_iter()
                     .map(move |doc| doc.unwrap_or_else(|e| panic!("{path}: {e}\n{text}")).value)
             })
             .filter(|v| !v.is_null())

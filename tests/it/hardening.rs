@@ -947,3 +947,223 @@ async fn a_review_naming_too_many_images_is_answered_without_walking_them_all() 
         .await;
     assert_eq!(r["allowed"], false, "{r}");
 }
+
+mod nothing_passes_silently {
+    //! An input that holds no Kubernetes object (a failed `helm template` upstream), or a
+    //! document that is not one, is reported in every format, and `--require-objects` (or
+    //! `manifests.requireObjects`) makes it an input error.
+
+    use rstest::rstest;
+    use serde_json::Value;
+
+    use crate::support::git::{GOOD, GitRepo, deployment};
+    use crate::support::{run, run_stdin};
+
+    /// What each format shows of a finding, to find the rule in it.
+    #[rstest]
+    #[case::text("text", "no-objects")]
+    #[case::json("json", "\"no-objects\"")]
+    #[case::sarif("sarif", "\"ruleId\": \"no-objects\"")]
+    #[case::junit("junit", "no-objects")]
+    #[case::github("github", "no-objects")]
+    fn an_empty_stream_is_reported_in_every_format(#[case] format: &str, #[case] shown: &str) {
+        let r = run_stdin(
+            &["check", "-", "--format", format],
+            "# helm template failed\n",
+        );
+        assert_eq!(
+            r.code, 0,
+            "a warning by default\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        assert!(r.stdout.contains(shown), "{format}:\n{}", r.stdout);
+        let r = run_stdin(
+            &["check", "-", "--format", format, "--require-objects"],
+            "# helm template failed\n",
+        );
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("no Kubernetes object"),
+            "{format}:\n{}",
+            r.stdout
+        );
+    }
+
+    #[test]
+    fn a_mapping_without_api_version_or_kind_is_reported_at_its_line() {
+        let text = format!(
+            "{}---\nspec:\n  containers: [{{name: a, image: nginx}}]\n---\n- just a list\n",
+            super::pod_manifest(GOOD)
+        );
+        let r = run_stdin(&["check", "-", "--format", "json"], &text);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let found: Vec<(&str, u64)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["ruleId"].as_str().unwrap(),
+                    f["location"]["line"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(found, vec![("not-an-object", 9), ("not-an-object", 12)]);
+        let r = run_stdin(&["check", "-", "--require-objects"], &text);
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout
+                .contains("<stdin>:9: this document is not a Kubernetes object: it has no apiVersion and no kind"),
+            "{}",
+            r.stdout
+        );
+    }
+
+    #[test]
+    fn a_policy_can_make_an_empty_input_a_denial_or_silence_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = |level: &str| {
+            let p = dir.path().join(format!("{level}.yaml"));
+            std::fs::write(
+                &p,
+                format!("apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  rules: {{no-objects: {level}}}\n  registries: [{{prefix: registry.example.org}}]\n"),
+            )
+            .unwrap();
+            p
+        };
+        let deny = policy("deny");
+        let r = run_stdin(&["check", "-", "--policy", deny.to_str().unwrap()], "");
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        let off = policy("off");
+        let r = run_stdin(&["check", "-", "--policy", off.to_str().unwrap()], "");
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("no-objects"), "{}", r.stdout);
+    }
+
+    /// The pipeline switch lives in the repository, so a change cannot drop it unseen: an
+    /// emptied manifest fails `ci` as an input error.
+    #[test]
+    fn require_objects_in_the_repository_config_fails_ci_on_an_emptied_manifest() {
+        let work = GitRepo::init();
+        work.write(
+            ".tollgate.yaml",
+            "apiVersion: tollgate.dev/v1alpha1\nkind: RepoConfig\nmanifests:\n  requireObjects: true\n",
+        );
+        work.write("apps/api.yaml", &deployment("api", GOOD));
+        work.commit("api");
+        work.git(&["checkout", "-q", "-b", "change"]);
+        work.write("apps/api.yaml", "# rendered by a step that failed\n");
+        work.commit("empty the manifest");
+        let repo = work.path.to_str().unwrap();
+        let r = run(&["ci", "--base", "main", "--repo", repo]);
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout
+                .contains("apps/api.yaml: no Kubernetes object here"),
+            "{}",
+            r.stdout
+        );
+        // Without the switch, the same change is a warning.
+        work.git(&["checkout", "-q", "main"]);
+        work.write(
+            ".tollgate.yaml",
+            "apiVersion: tollgate.dev/v1alpha1\nkind: RepoConfig\n",
+        );
+        work.commit("no switch");
+        work.git(&["checkout", "-q", "change"]);
+        work.git(&["rebase", "-q", "main"]);
+        let r = run(&["ci", "--base", "main", "--repo", repo]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("no-objects"), "{}", r.stdout);
+        let r = run(&["ci", "--base", "main", "--repo", repo, "--require-objects"]);
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    }
+}
+
+mod streaming {
+    //! Documents are parsed, checked and dropped one at a time: memory follows the largest
+    //! document, not the file.
+
+    use std::io::Write as _;
+
+    use serde_json::Value;
+
+    use crate::support::run_measured;
+
+    /// Before streaming, 1,000,000 such documents (9 MB) peaked at 958 MiB; 300,000 took
+    /// about 290 MiB. Streamed, the process stays near its idle size (about 30 MiB).
+    #[test]
+    fn many_tiny_documents_are_checked_in_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.yaml");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..300_000 {
+            if i == 150_000 {
+                write!(f, "---\n{}", super::pod_manifest("nginx:latest")).unwrap();
+            }
+            f.write_all(b"---\na: 1\n").unwrap();
+        }
+        f.flush().unwrap();
+        drop(f);
+        let (r, max_rss_kib) = run_measured(&["check", "-", "--format", "json"], &path);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let rules: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["ruleId"].as_str().unwrap())
+            .collect();
+        assert!(rules.contains(&"tag-latest"), "{rules:?}");
+        // Capped: the first 20 and one that counts the rest.
+        assert_eq!(rules.iter().filter(|r| **r == "not-an-object").count(), 21);
+        let pod_line = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["ruleId"] == "tag-latest")
+            .unwrap()["location"]["line"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(pod_line, 300_000 + 8, "line numbers survive streaming");
+        assert!(
+            max_rss_kib < 128 * 1024,
+            "peak memory {max_rss_kib} KiB for a 2.7 MB stream of tiny documents"
+        );
+    }
+
+    /// A line longer than any document may be is read through, not held: the document is
+    /// refused as too big, and the next document still counts. Before streaming, this 80 MiB
+    /// input peaked at 321 MiB; now the bound is the 64 MiB document limit (the line buffer
+    /// grows to it, by doubling) and the process, about 170 MiB, whatever the line's length.
+    #[test]
+    fn a_document_over_the_limit_is_refused_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(b"k: \"").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..80 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b"\"\n---\n").unwrap();
+        f.write_all(super::pod_manifest("nginx:latest").as_bytes())
+            .unwrap();
+        f.flush().unwrap();
+        drop(f);
+        let (r, max_rss_kib) = run_measured(&["check", "-"], &path);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stdout
+                .contains("<stdin>:1:1: not valid YAML: this document is over 64 MiB"),
+            "{}",
+            &r.stdout[..r.stdout.len().min(3000)]
+        );
+        assert!(r.stdout.contains("tag-latest"), "{}", r.stdout);
+        assert!(
+            max_rss_kib < 240 * 1024,
+            "peak memory {max_rss_kib} KiB for an 80 MiB line"
+        );
+    }
+}

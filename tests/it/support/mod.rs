@@ -70,3 +70,37 @@ pub fn run_stdin(args: &[&str], input: &str) -> Run {
         .unwrap();
     Run::from(child.wait_with_output().unwrap())
 }
+
+/// Run with stdin read from `stdin`, and return the run with the binary's peak resident memory
+/// in KiB. GNU time measures it from a process of its own: a child forked from this test binary
+/// would start its account at the test binary's size (Linux carries `ru_maxrss` across fork and
+/// exec), which is larger than what is measured.
+pub fn run_measured(args: &[&str], stdin: &std::path::Path) -> (Run, u64) {
+    const TIME: &str = "/usr/bin/time";
+    assert!(
+        std::path::Path::new(TIME).exists(),
+        "GNU time is not installed; run tests/run.sh, or `apt-get install time`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("maxrss");
+    let mut cmd = Command::new(TIME);
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TOLLGATE_POLICY")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::fs::File::open(stdin).expect("open the input"));
+    let run = Run::from(cmd.output().expect("run tollgate under GNU time"));
+    let text = std::fs::read_to_string(&report).expect("GNU time wrote its report");
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time's report is not a number: {text:?}"));
+    (run, kib)
+}
