@@ -12,6 +12,9 @@
 # - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
 #   no helm binary, no Go), which tests/it/chart.rs drives through tests/helm/render.py to lint
 #   and render charts/tollgate with real Helm;
+# - the real validators of the formats tollgate writes, each pinned and cached under
+#   $TOLLGATE_TOOLS_DIR (default ~/.cache/tollgate/tools) so a machine downloads it once:
+#   Microsoft's SARIF multitool (npm, with npm from Debian);
 # - rustfmt and clippy, which run before the tests: unformatted code or a clippy warning (the
 #   purity list of clippy.toml among them) fails the run.
 set -euo pipefail
@@ -30,6 +33,7 @@ need timeout || missing+=(coreutils)
 [ -x /usr/bin/time ] || missing+=(time)
 need python3 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+need npm || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then
@@ -49,6 +53,21 @@ if ! python3 -c 'import helm_python' >/dev/null 2>&1; then
     echo "tests/run.sh: helm-python-sdk is installed but python3 cannot import helm_python" >&2
     exit 2
   fi
+fi
+
+# The real validators, cached: a machine pays for each download once.
+TOLLGATE_TOOLS_DIR="${TOLLGATE_TOOLS_DIR:-$HOME/.cache/tollgate/tools}"
+export TOLLGATE_TOOLS_DIR
+SARIF_MULTITOOL_VERSION=5.7.0
+sarif_dir="$TOLLGATE_TOOLS_DIR/sarif-multitool-$SARIF_MULTITOOL_VERSION"
+TOLLGATE_SARIF_MULTITOOL="$sarif_dir/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+export TOLLGATE_SARIF_MULTITOOL
+if [ ! -x "$TOLLGATE_SARIF_MULTITOOL" ]; then
+  echo "tests/run.sh: installing @microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION (npm)" >&2
+  npm install --prefix "$sarif_dir" --no-audit --no-fund --loglevel=error \
+    "@microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION" >/dev/null
+  # Its postinstall step (this chmod) is not run by an npm that asks before running scripts.
+  chmod u+x "$TOLLGATE_SARIF_MULTITOOL"
 fi
 
 for component in rustfmt clippy; do

@@ -18,8 +18,10 @@ pub const STDIN_NAME: &str = "<stdin>";
 pub enum Input {
     /// A file, named on the command line or found in a directory given there.
     File(PathBuf),
-    /// Standard input (`-` on the command line), shown as [`STDIN_NAME`].
-    Stdin,
+    /// Standard input (`-` on the command line), shown by this name: [`STDIN_NAME`], or the
+    /// path `--stdin-name` gives (the file the stream was rendered from, so that findings map to
+    /// it).
+    Stdin(String),
 }
 
 impl Input {
@@ -27,7 +29,7 @@ impl Input {
     pub fn display_name(&self) -> String {
         match self {
             Input::File(p) => p.display().to_string(),
-            Input::Stdin => STDIN_NAME.to_owned(),
+            Input::Stdin(name) => name.clone(),
         }
     }
 }
@@ -42,13 +44,14 @@ fn is_manifest(path: &Path) -> bool {
 
 /// Expand the command line's paths: files as given (whatever their extension), directories
 /// walked recursively for `*.yaml`, `*.yml` and `*.json` in name order, `-` as stdin. Paths
-/// that cannot be read become errors; the rest are still returned.
-pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
+/// that cannot be read become errors; the rest are still returned. Stdin is shown as
+/// `stdin_name`.
+pub fn collect_inputs(paths: &[PathBuf], stdin_name: &str) -> (Vec<Input>, Vec<InputError>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
+            inputs.push(Input::Stdin(stdin_name.to_owned()));
             continue;
         }
         match std::fs::metadata(path) {
@@ -114,12 +117,12 @@ fn check_input(policy: &Policy, input: &Input, opts: &Options) -> Report {
             Ok(f) => stream(&mut BufReader::with_capacity(64 << 10, f), &mut check),
             Err(e) => Err(e),
         },
-        Input::Stdin => stream(&mut std::io::stdin().lock(), &mut check),
+        Input::Stdin(_) => stream(&mut std::io::stdin().lock(), &mut check),
     };
     if let Err(e) = result {
         let what = match input {
             Input::File(_) => "cannot read",
-            Input::Stdin => "cannot read stdin",
+            Input::Stdin(_) => "cannot read stdin",
         };
         check.error(err(format!("{what}: {e}")));
     }

@@ -95,6 +95,10 @@ pub struct ReportArgs {
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// With --format sarif: each rule's helpUri is URI#rule-id (for example the address of
+    /// policies/README.md where your team publishes it).
+    #[arg(long, value_name = "URI")]
+    pub help_base_uri: Option<String>,
 }
 
 /// `--format` of `check`.

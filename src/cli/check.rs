@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use tollgate::check::Options;
 use tollgate::check::files;
+use tollgate::git::DeployRepo;
 use tollgate::policy::Policy;
 use tollgate::registry::sites;
+use tollgate::report::sarif::{Paths, SarifOptions as Sarif};
 use tollgate::report::{self, Report};
 
 use super::RegistryArgs;
@@ -35,6 +37,10 @@ pub struct CheckArgs {
     /// no-objects or not-an-object warning.
     #[arg(long)]
     pub require_objects: bool,
+    /// The name stdin (`-`) is shown as in findings, instead of <stdin>: the file it was rendered
+    /// from, so that SARIF and annotations point at it.
+    #[arg(long, value_name = "PATH", default_value = files::STDIN_NAME)]
+    pub stdin_name: String,
     /// Registry access, with --resolve.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -42,7 +48,7 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let policy = load_policy(args.policy.as_deref())?;
-    let (inputs, input_errors) = files::collect_inputs(&args.paths);
+    let (inputs, input_errors) = files::collect_inputs(&args.paths, &args.stdin_name);
     let mut opts = Options::enforce(args.namespace, now());
     opts.collect_sites = args.resolve;
     opts.require_objects = args.require_objects;
@@ -53,10 +59,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         resolve_sites(&policy, &args.registry, &opts, &mut report)?;
     }
     report.sort();
+    let cwd = std::env::current_dir()?;
+    // Files are written relative to the repository they are in, for code scanning; outside
+    // any repository, relative to where tollgate runs.
+    let src_root = DeployRepo::discover(&cwd)
+        .ok()
+        .and_then(|r| r.root().canonicalize().ok())
+        .unwrap_or_else(|| cwd.clone());
     print(&render(
         &report,
         args.output.format,
         args.output.color.enabled(),
+        &Sarif {
+            command: "check",
+            help_base_uri: args.output.help_base_uri.as_deref(),
+            paths: Some(Paths {
+                cwd: &cwd,
+                src_root: &src_root,
+            }),
+        },
     ))?;
     Ok(exit_code(&report, args.output.fail_on_warn))
 }
@@ -80,11 +101,11 @@ fn resolve_sites(
     Ok(())
 }
 
-pub fn render(report: &Report, format: Format, color: bool) -> String {
+pub fn render(report: &Report, format: Format, color: bool, sarif: &Sarif<'_>) -> String {
     match format {
         Format::Text => report::text::render(report, color),
         Format::Json => report::json::render(report),
-        Format::Sarif => report::sarif::render(report),
+        Format::Sarif => report::sarif::render(report, sarif),
         Format::Junit => report::junit::render(report),
         Format::Github => report::github::render(report),
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use tollgate::git::DeployRepo;
+use tollgate::report::sarif::{Paths, SarifOptions as Sarif};
 
 use super::ReportArgs;
 use super::check as check_cmd;
@@ -74,6 +75,14 @@ pub fn run(args: CiArgs) -> anyhow::Result<Exit> {
         &outcome.report,
         args.output.format,
         args.output.color.enabled(),
+        &Sarif {
+            command: "ci",
+            help_base_uri: args.output.help_base_uri.as_deref(),
+            paths: Some(Paths {
+                cwd: repo.root(),
+                src_root: repo.root(),
+            }),
+        },
     ))?;
     Ok(check_cmd::exit_code(
         &outcome.report,

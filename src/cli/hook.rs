@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tollgate::git::DeployRepo;
 use tollgate::git::push::{self, Plan};
+use tollgate::report::sarif::{Paths, SarifOptions as Sarif};
 
 use super::ReportArgs;
 use super::check as check_cmd;
@@ -239,7 +240,15 @@ fn pre_push(args: PrePushArgs) -> anyhow::Result<Exit> {
         check_cmd::render(
             &outcome.report,
             args.output.format,
-            args.output.color.enabled_on_stderr()
+            args.output.color.enabled_on_stderr(),
+            &Sarif {
+                command: "hook",
+                help_base_uri: args.output.help_base_uri.as_deref(),
+                paths: Some(Paths {
+                    cwd: repo.root(),
+                    src_root: repo.root(),
+                }),
+            },
         )
     );
     let exit = check_cmd::exit_code(&outcome.report, args.output.fail_on_warn);

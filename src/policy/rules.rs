@@ -39,7 +39,8 @@ impl fmt::Display for Level {
 }
 
 macro_rules! rules {
-    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $level:ident, $summary:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $level:ident, $summary:literal,
+        $description:literal; )*) => {
         /// A rule's stable identifier. The kebab-case id is a contract: it appears in reports,
         /// SARIF, exemptions and policy files, and never changes meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +64,18 @@ macro_rules! rules {
             pub fn summary(self) -> &'static str {
                 match self { $( RuleId::$variant => $summary, )* }
             }
+
+            /// The full description, in Markdown: the rule's row of policies/README.md, word
+            /// for word (a test keeps the two equal).
+            pub fn description(self) -> &'static str {
+                match self { $( RuleId::$variant => $description, )* }
+            }
+
+            /// The id in PascalCase (`tag-latest` is `TagLatest`), for tools that want a name
+            /// distinct from the id (SARIF's `name`).
+            pub fn pascal_name(self) -> &'static str {
+                match self { $( RuleId::$variant => stringify!($variant), )* }
+            }
         }
     };
 }
@@ -70,49 +83,64 @@ macro_rules! rules {
 rules! {
     /// The image reference does not parse.
     ReferenceInvalid = "reference-invalid", Deny,
-        "The image reference must be valid (distribution reference grammar).";
+        "The image reference must be valid (distribution reference grammar).",
+        "The image reference parses with the distribution reference grammar (what Docker, containerd and the kubelet use). The finding says precisely what is wrong: uppercase repository, empty path component, tag over 128 characters, digest of the wrong length, unsupported algorithm...";
     /// A container of a pod-bearing object has no image, or a non-string one.
     ImageMissing = "image-missing", Deny,
-        "Every container of a workload must name its image as a string.";
+        "Every container of a workload must name its image as a string.",
+        "Every container of a workload names its image as a string (not missing, null, a number or a list).";
     /// The image is not in an approved registry (host[:port] and path segments).
     RegistryNotApproved = "registry-not-approved", Deny,
-        "Images must come from an approved registry, matched by exact host[:port] and whole path segments.";
+        "Images must come from an approved registry, matched by exact host[:port] and whole path segments.",
+        "The image is in an approved registry (`spec.registries`), matched by exact host[:port] and whole path segments.";
     /// The tag is `latest`.
     TagLatest = "tag-latest", Deny,
-        "The tag must not be `latest`: it moves, so what runs is not what was reviewed.";
+        "The tag must not be `latest`: it moves, so what runs is not what was reviewed.",
+        "The tag is not `latest`. Flagged even with a digest: the next push moves `latest`, leaving the digest untagged, and delete-untagged garbage collection then removes it (seed 000).";
     /// No tag and no digest: the runtime pulls `latest` implicitly.
     TagMissing = "tag-missing", Deny,
-        "An image must have a tag or a digest; without both the runtime pulls `latest`.";
+        "An image must have a tag or a digest; without both the runtime pulls `latest`.",
+        "The reference has a tag or a digest. Without both, the runtime pulls `latest` implicitly.";
     /// The tag matches one of the policy's forbidden tag patterns.
     TagForbidden = "tag-forbidden", Deny,
-        "The tag must not match the policy's forbidden tag patterns.";
+        "The tag must not match the policy's forbidden tag patterns.",
+        "The tag matches none of `spec.tags.forbidden`.";
     /// The reference has no digest.
     DigestMissing = "digest-missing", Warn,
-        "The image must be pinned by digest (`@sha256:…`).";
+        "The image must be pinned by digest (`@sha256:…`).",
+        "The reference is pinned by digest (`@sha256:...`).";
     /// The reference has a digest but no tag.
     DigestUntagged = "digest-untagged", Off,
-        "A pinned image must keep its tag (`name:tag@sha256:…`): an untagged digest is removed by delete-untagged garbage collection.";
+        "A pinned image must keep its tag (`name:tag@sha256:…`): an untagged digest is removed by delete-untagged garbage collection.",
+        "A pinned reference keeps its tag: `name:tag@sha256:...`, not `name@sha256:...`. A digest that no tag points at is deleted by a registry's delete-untagged garbage collection while nodes keep running it from cache (seed 000).";
     /// The repository is one that must never be deployed (a base image).
     RepositoryNotDeployable = "repository-not-deployable", Deny,
-        "Base images (and other repositories the policy lists) must never be deployed directly.";
+        "Base images (and other repositories the policy lists) must never be deployed directly.",
+        "The repository is not one that must never be deployed: the bases (unless `spec.bases.deployable`) and `spec.notDeployable`.";
     /// The image does not resolve end to end in the registry.
     ImageUnavailable = "image-unavailable", Deny,
-        "The image must resolve end to end in the registry: index, every child manifest, config and every layer blob (needs the registry).";
+        "The image must resolve end to end in the registry: index, every child manifest, config and every layer blob (needs the registry).",
+        "The image resolves end to end in the registry: the tag or digest, the index, every child manifest, each config and every layer blob, each checked against its digest and declared size. An index whose children are all gone is named an orphan index (seed 004). Registry-backed: `verify`, `check --resolve`.";
     /// A `name:tag@digest` whose tag no longer points at the digest.
     TagMoved = "tag-moved", Warn,
-        "For name:tag@digest the tag must still point at the digest; otherwise nothing keeps the digest alive (needs the registry).";
+        "For name:tag@digest the tag must still point at the digest; otherwise nothing keeps the digest alive (needs the registry).",
+        "For `name:tag@digest`, the tag still points at the digest. If it moved (or is gone), nothing keeps the pinned digest alive, and garbage collection will remove it. Registry-backed.";
     /// The image is not built on an approved Debian or distroless base.
     BaseNotApproved = "base-not-approved", Deny,
-        "The image must be built on an approved Debian or distroless base (needs the registry).";
+        "The image must be built on an approved Debian or distroless base (needs the registry).",
+        "The image (every platform of it) is built on an approved Debian or distroless base (`spec.bases`). Decided by lineage: the image's layer diff_ids start with the complete diff_ids of an approved base (tag patterns honoured); the only way distroless images are recognised. Where lineage cannot decide, the image's own os-release (topmost layer holding `etc/os-release` or `usr/lib/os-release`, whiteouts honoured, gzip/zstd/tar, layers over 32 MiB not downloaded) must say `ID=debian` or list debian in `ID_LIKE`. The `org.opencontainers.image.base.name` label is reported as a hint only. Registry-backed.";
     /// An exemption in the policy has expired.
     ExemptionExpired = "exemption-expired", Warn,
-        "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.";
+        "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.",
+        "An exemption of the policy has passed its `expires` date. It no longer exempts anything; this finding is located at the exemption's line in the policy file.";
     /// A document (or `List` item) of a manifest file is not a Kubernetes object.
     NotAnObject = "not-an-object", Warn,
-        "Every document of a manifest file must be a Kubernetes object, with apiVersion and kind; kubectl refuses anything else.";
+        "Every document of a manifest file must be a Kubernetes object, with apiVersion and kind; kubectl refuses anything else.",
+        "Every document of a manifest file (and every item of a `List`) is a Kubernetes object: a mapping with `apiVersion` and `kind` as strings. kubectl refuses anything else, so a stray `spec:` mapping, a bare list or a scalar is reported at its line rather than skipped. At most 20 per file are listed, and one more finding counts the rest. `check`, `ci` and the hook; with `--require-objects` (or `manifests.requireObjects`) it is an input error instead.";
     /// A manifest file or stream holds no Kubernetes object at all.
     NoObjects = "no-objects", Warn,
-        "A manifest file or stream must hold at least one Kubernetes object; an empty one usually means the step that rendered it failed.";
+        "A manifest file or stream must hold at least one Kubernetes object; an empty one usually means the step that rendered it failed.",
+        "A manifest file or stream holds at least one Kubernetes object (of any kind). An empty one usually means the step that rendered it failed (`helm template`, `kustomize build`) and nothing was checked. Located at the file; not reported for a file that already has an input error. With `--require-objects` it is an input error instead.";
 }
 
 impl fmt::Display for RuleId {
@@ -232,6 +260,21 @@ impl Serialize for FindingKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// policies/README.md documents each rule with the same words the reports give tools.
+    #[test]
+    fn descriptions_are_the_rows_of_the_policy_reference() {
+        let readme = include_str!("../../policies/README.md");
+        for r in RuleId::ALL {
+            let row = format!(
+                "| <a id=\"{id}\"></a>`{id}` | {} | {} |",
+                r.default_level(),
+                r.description(),
+                id = r.as_str()
+            );
+            assert!(readme.contains(&row), "policies/README.md has no row {row}");
+        }
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_round_trip() {

@@ -19,6 +19,7 @@ mod git_gates;
 mod hardening;
 mod layout;
 mod registry;
+mod report_tools;
 mod rollout;
 mod scan;
 mod support;

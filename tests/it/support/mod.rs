@@ -4,6 +4,7 @@ pub mod git;
 pub mod kube_api;
 pub mod proxy;
 pub mod redact;
+pub mod tools;
 pub mod webhook;
 
 // The registry and the image builder are also compiled into benches/, which include them by

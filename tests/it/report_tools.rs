@@ -1,0 +1,303 @@
+//! The reports, judged by the real tools of their ecosystems: one test per tool, each over a set
+//! of reports that covers the commands and the awkward inputs (stdin, broken YAML, file names
+//! that need escaping, files outside the repository).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::git::{BAD, GOOD, GitRepo, deployment};
+use crate::support::tools;
+
+/// Run the binary in `dir` with `stdin`, returning stdout; any exit code but a crash is fine
+/// here (reports of violations and input errors are what is validated).
+fn report_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOLLGATE_POLICY")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code().expect("no crash");
+    assert!(
+        code <= 2,
+        "{args:?} exited {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A deploy repository with a change for `ci`, files whose names need escaping, a broken file,
+/// and a manifest outside it.
+struct Fixture {
+    repo: GitRepo,
+    outside: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let repo = GitRepo::init();
+    repo.write("apps/api.yaml", &deployment("api", GOOD));
+    repo.commit("api");
+    repo.git(&["checkout", "-q", "-b", "change"]);
+    repo.write("apps/web.yaml", &deployment("web", BAD));
+    repo.write("apps/my app#1.yaml", &deployment("odd", "nginx:latest"));
+    repo.write("apps/ünïcode & 50%.yaml", &deployment("uni", BAD));
+    repo.write("apps/broken.yaml", "apiVersion: v1\nkind: [\n");
+    repo.write("apps/empty.yaml", "# rendered by a step that failed\n");
+    repo.write(
+        "apps/stray.yaml",
+        &format!("{}---\nfoo: bar\n", deployment("stray", GOOD)),
+    );
+    repo.commit("change");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.yaml"), deployment("x", BAD)).unwrap();
+    Fixture { repo, outside }
+}
+
+/// The SARIF reports: `check` of the tree, of one file outside the repository (relative and
+/// absolute), of stdin with and without `--stdin-name`, of broken input, with a help base URI,
+/// and `ci` on the change.
+fn sarif_reports(f: &Fixture) -> Vec<(&'static str, String)> {
+    let root = &f.repo.path;
+    let apps = root.join("apps");
+    let outside_rel = format!(
+        "../../{}/x.yaml",
+        f.outside.path().file_name().unwrap().to_str().unwrap()
+    );
+    let outside_abs = f.outside.path().join("x.yaml");
+    let manifest = deployment("piped", BAD);
+    let sarif = ["--format", "sarif"];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { sarif.iter().chain(extra).copied().collect() };
+    let _ = &with;
+    vec![
+        (
+            "check-tree",
+            report_in(root, &["check", ".", "--format", "sarif"], None),
+        ),
+        (
+            "check-subdir",
+            report_in(
+                &apps,
+                &["check", ".", "../apps/web.yaml", "--format", "sarif"],
+                None,
+            ),
+        ),
+        ("check-outside-relative", {
+            // From a temporary directory's sibling: a path that climbs out of the repository.
+            let args = ["check", outside_rel.as_str(), "--format", "sarif"];
+            report_in(&apps, &args, None)
+        }),
+        (
+            "check-outside-absolute",
+            report_in(
+                root,
+                &["check", outside_abs.to_str().unwrap(), "--format", "sarif"],
+                None,
+            ),
+        ),
+        (
+            "check-stdin",
+            report_in(root, &["check", "-", "--format", "sarif"], Some(&manifest)),
+        ),
+        (
+            "check-stdin-named",
+            report_in(
+                root,
+                &[
+                    "check",
+                    "-",
+                    "--stdin-name",
+                    "apps/rendered.yaml",
+                    "--format",
+                    "sarif",
+                ],
+                Some(&manifest),
+            ),
+        ),
+        (
+            "check-stdin-empty",
+            report_in(root, &["check", "-", "--format", "sarif"], Some("")),
+        ),
+        (
+            "check-broken",
+            report_in(
+                root,
+                &["check", "apps/broken.yaml", "--format", "sarif"],
+                None,
+            ),
+        ),
+        (
+            "check-help-uri",
+            report_in(
+                root,
+                &[
+                    "check",
+                    "apps",
+                    "--format",
+                    "sarif",
+                    "--help-base-uri",
+                    "https://docs.example.org/policies/README.md",
+                ],
+                None,
+            ),
+        ),
+        (
+            "ci",
+            report_in(root, &["ci", "--base", "main", "--format", "sarif"], None),
+        ),
+    ]
+}
+
+/// GitHub code scanning's rules (`Gh`) and the SARIF specification's (`Sarif`), through the
+/// multitool's own binary (its npx wrapper would split the `;`): no error and no warning on
+/// any report.
+#[test]
+fn sarif_reports_pass_the_sarif_multitool_with_githubs_rules() {
+    let multitool = tools::sarif_multitool();
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, sarif) in sarif_reports(&f) {
+        let v: Value =
+            serde_json::from_str(&sarif).unwrap_or_else(|e| panic!("{name}: {e}\n{sarif}"));
+        assert_eq!(v["version"], "2.1.0", "{name}");
+        let path = dir.path().join(format!("{name}.sarif"));
+        std::fs::write(&path, &sarif).unwrap();
+        files.push(path);
+    }
+    let out_path = dir.path().join("validation.sarif");
+    let out = Command::new(&multitool)
+        .arg("validate")
+        // The files first: `--log` takes a list, and would take them too.
+        .args(&files)
+        .args(["--rule-kind", "Sarif;Gh"])
+        .arg("--output")
+        .arg(&out_path)
+        .args(["--log", "ForceOverwrite"])
+        .output()
+        .expect("run the SARIF multitool");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the multitool failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let validation: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let problems: Vec<String> = validation["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r["level"].as_str(), Some("error" | "warning") | None))
+        .map(|r| {
+            format!(
+                "{} {}: {}",
+                r["ruleId"].as_str().unwrap_or("?"),
+                r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                    .as_str()
+                    .unwrap_or("?"),
+                r["message"]["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}\n{stdout}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// What code scanning relies on beyond the schema: repository-relative URIs under %SRCROOT%,
+/// fingerprints that survive moved lines, one category per command, rule help.
+#[test]
+fn sarif_files_are_repository_relative_and_findings_keep_their_identity_when_lines_move() {
+    let f = fixture();
+    let root = &f.repo.path;
+    let apps = root.join("apps");
+    let results = |sarif: &str| -> Vec<Value> {
+        let v: Value = serde_json::from_str(sarif).unwrap();
+        v["runs"][0]["results"].as_array().unwrap().clone()
+    };
+    // From a subdirectory, `.` is still written from the repository's root.
+    let sub = report_in(&apps, &["check", "web.yaml", "--format", "sarif"], None);
+    let r = results(&sub);
+    let loc = &r[0]["locations"][0]["physicalLocation"]["artifactLocation"];
+    assert_eq!(
+        (loc["uri"].as_str(), loc["uriBaseId"].as_str()),
+        (Some("apps/web.yaml"), Some("%SRCROOT%"))
+    );
+    let v: Value = serde_json::from_str(&sub).unwrap();
+    let base = v["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("file:///") && base.ends_with('/'),
+        "{base}"
+    );
+    assert_eq!(v["runs"][0]["automationDetails"]["id"], "tollgate/check/");
+    let rule = &v["runs"][0]["tool"]["driver"]["rules"][2];
+    assert_eq!(rule["name"], "RegistryNotApproved");
+    assert!(rule["fullDescription"]["text"].as_str().unwrap().len() > 40);
+    assert!(
+        rule["help"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("spec.rules")
+    );
+    assert_eq!(rule["properties"]["security-severity"], "8.0");
+    // Escaped names.
+    let odd = report_in(
+        root,
+        &["check", "apps/my app#1.yaml", "--format", "sarif"],
+        None,
+    );
+    let r = results(&odd);
+    assert_eq!(
+        r[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "apps/my%20app%231.yaml"
+    );
+    // Moving the finding down five lines keeps its fingerprint.
+    let fingerprints = |sarif: &str| -> Vec<String> {
+        results(sarif)
+            .iter()
+            .map(|r| {
+                r["partialFingerprints"]["tollgateFinding/v1"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let before = fingerprints(&report_in(
+        root,
+        &["check", "apps/web.yaml", "--format", "sarif"],
+        None,
+    ));
+    f.repo.write(
+        "apps/web.yaml",
+        &format!("# a\n# b\n# c\n# d\n# e\n{}", deployment("web", BAD)),
+    );
+    let after = fingerprints(&report_in(
+        root,
+        &["check", "apps/web.yaml", "--format", "sarif"],
+        None,
+    ));
+    assert!(!before.is_empty());
+    assert_eq!(before, after);
+    // `ci` is its own category.
+    let ci = report_in(root, &["ci", "--base", "main", "--format", "sarif"], None);
+    let v: Value = serde_json::from_str(&ci).unwrap();
+    assert_eq!(v["runs"][0]["automationDetails"]["id"], "tollgate/ci/");
+}

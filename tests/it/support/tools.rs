@@ -1,0 +1,37 @@
+//! The real validators of the formats tollgate writes, installed and cached by tests/run.sh. A
+//! missing one fails the test that needs it, saying how to install it: never a skipped test.
+
+use std::path::PathBuf;
+
+/// Where tests/run.sh caches the tools.
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("TOLLGATE_TOOLS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/tollgate/tools"),
+    }
+}
+
+/// A tool tests/run.sh installs: `env` names it when the script ran, else it is looked for at
+/// `default` under the tools directory.
+pub fn tool(env: &str, default: &str, install: &str) -> PathBuf {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join(default));
+    assert!(
+        path.is_file(),
+        "{} is not installed (looked for {}); run tests/run.sh, which installs it, or: {install}",
+        env,
+        path.display()
+    );
+    path
+}
+
+/// Microsoft's SARIF multitool (`@microsoft/sarif-multitool` from npm).
+pub fn sarif_multitool() -> PathBuf {
+    tool(
+        "TOLLGATE_SARIF_MULTITOOL",
+        "sarif-multitool-5.7.0/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool",
+        "npm install --prefix ~/.cache/tollgate/tools/sarif-multitool-5.7.0 @microsoft/sarif-multitool@5.7.0 && chmod u+x ~/.cache/tollgate/tools/sarif-multitool-5.7.0/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool",
+    )
+}
