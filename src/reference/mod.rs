@@ -34,8 +34,10 @@ pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 /// The namespace one-component Docker Hub names live in (`nginx` is `library/nginx`).
 const DOCKER_HUB_OFFICIAL: &str = "library";
-/// `NameTotalLengthMax` in the distribution library: domain and path together.
-pub const NAME_MAX_LEN: usize = 255;
+/// `RepositoryNameTotalLengthMax` in the distribution library: the longest repository path,
+/// measured after normalisation (the `library/` that `nginx` gains counts, the registry does
+/// not).
+pub const REPOSITORY_MAX_LEN: usize = 255;
 /// A tag is one word character followed by at most 127 more.
 pub const TAG_MAX_LEN: usize = 128;
 
@@ -98,10 +100,13 @@ pub enum ReferenceError {
         /// The text after the `:`, as written (possibly empty).
         port: String,
     },
-    /// Registry and repository together, as written, are longer than [`NAME_MAX_LEN`].
-    #[error("the name is {len} characters long; at most {NAME_MAX_LEN} are allowed")]
-    NameTooLong {
-        /// Their length in bytes.
+    /// The repository path, after normalisation, is longer than [`REPOSITORY_MAX_LEN`].
+    #[error(
+        "the repository path is {len} characters long (after the registry, with Docker Hub's \
+         'library/' counted); at most {REPOSITORY_MAX_LEN} are allowed"
+    )]
+    RepositoryTooLong {
+        /// The normalised path's length in bytes.
         len: usize,
     },
     /// A `:` with nothing after it.
@@ -525,9 +530,6 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     if name.is_empty() {
         return Err(ReferenceError::EmptyRepository);
     }
-    if name.len() > NAME_MAX_LEN {
-        return Err(ReferenceError::NameTooLong { len: name.len() });
-    }
 
     let (registry, path) = split_domain(name)?;
     validate_path(path)?;
@@ -536,6 +538,14 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     } else {
         path.to_owned()
     };
+    // distribution limits the path it stores, after `library/` is added, and never the
+    // registry: measuring the name as written would refuse a long path on a long host that
+    // docker pulls, and accept a Docker Hub name whose stored path docker refuses.
+    if repository.len() > REPOSITORY_MAX_LEN {
+        return Err(ReferenceError::RepositoryTooLong {
+            len: repository.len(),
+        });
+    }
     Ok(ImageRef {
         registry,
         repository: Repository(repository),

@@ -63,6 +63,27 @@ const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234
     Some("tag"),
     false
 )]
+#[case::long_host_is_not_counted(
+    &format!("example.com/{}", "a".repeat(255)),
+    "example.com",
+    &*"a".repeat(255),
+    None,
+    false
+)]
+#[case::hub_name_normalised_to_exactly_255(
+    &"a".repeat(247),
+    "docker.io",
+    &*format!("library/{}", "a".repeat(247)),
+    None,
+    false
+)]
+#[case::hub_name_of_238_normalises_to_246(
+    include_str!("../../fuzz/regressions/reference/hub-name-normalised-past-255"),
+    "docker.io",
+    &*format!("library/{}", "a".repeat(238)),
+    None,
+    false
+)]
 #[case::max_tag_len(&format!("app:{}", "a".repeat(128)), "docker.io", "library/app", Some(&*"a".repeat(128)), false)]
 fn parses_valid_references(
     #[case] input: &str,
@@ -97,7 +118,11 @@ fn parses_valid_references(
 #[case::trailing_dot_host("docker-registry.wikimedia.org./x", ReferenceError::InvalidHost { host: "docker-registry.wikimedia.org.".into(), reason: "it has an empty label (a leading, trailing or doubled '.')" })]
 #[case::bad_ipv6("[::g]:5000/app", ReferenceError::InvalidHost { host: "[::g]".into(), reason: "the text in brackets is not an IPv6 address" })]
 #[case::hex_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ReferenceError::HexRepository { name: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() })]
-#[case::name_too_long(&format!("example.org/{}", "a".repeat(250)), ReferenceError::NameTooLong { len: 262 })]
+#[case::path_past_255_on_any_host(&format!("example.org/{}", "a".repeat(256)), ReferenceError::RepositoryTooLong { len: 256 })]
+#[case::hub_name_normalised_past_255(&"a".repeat(248), ReferenceError::RepositoryTooLong { len: 256 })]
+#[case::hub_name_normalised_to_258(&"a".repeat(250), ReferenceError::RepositoryTooLong { len: 258 })]
+#[case::explicit_hub_name_normalised_past_255(&format!("docker.io/{}", "a".repeat(248)), ReferenceError::RepositoryTooLong { len: 256 })]
+#[case::hub_name_normalised_past_255_found(include_str!("../../fuzz/regressions/reference/hub-name-normalised-past-255-found"), ReferenceError::RepositoryTooLong { len: 259 })]
 #[case::short_sha256("app@sha256:abc", ReferenceError::Digest(digest::DigestError::Length { algorithm: DigestAlgorithm::Sha256, expected: 64, actual: 3 }))]
 #[case::sha512_with_sha256_length(&format!("app@sha512:{}", "a".repeat(64)), ReferenceError::Digest(digest::DigestError::Length { algorithm: DigestAlgorithm::Sha512, expected: 128, actual: 64 }))]
 #[case::uppercase_hex(&format!("app@sha256:{}", "A".repeat(64)), ReferenceError::Digest(digest::DigestError::NotHex { ch: 'A' }))]
