@@ -13,6 +13,7 @@
 //! name             := [domain '/'] path-component ['/' path-component]*
 //! domain           := host [':' port-number]
 //! host             := domain-name | IPv4address | '[' IPv6address ']'
+//! IPv6address      := [a-fA-F0-9:]+   (no embedded IPv4, no zone id, groups unchecked)
 //! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
 //! path-component   := alpha-numeric [separator alpha-numeric]*
 //! alpha-numeric    := [a-z0-9]+
@@ -554,20 +555,22 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     })
 }
 
-/// `splitDockerDomain`: the first component is a registry only if it looks like one (has a
-/// '.' or ':', is `localhost`, or has uppercase letters, which a path cannot have).
+/// `splitDockerDomain`: the first component is a registry only if it looks like one.
 fn split_domain(name: &str) -> Result<(RegistryHost, &str), ReferenceError> {
     match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.starts_with('[')
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            Ok((first.parse()?, rest))
-        }
+        Some((first, rest)) if looks_like_registry(first) => Ok((first.parse()?, rest)),
         _ => Ok((RegistryHost::docker_hub(), name)),
     }
+}
+
+/// Whether a first component followed by `/` is read as a registry: it has a '.' or ':', is
+/// `localhost`, or has an uppercase letter, which a path cannot have. A bracket alone does not
+/// make one (`[abc]/x` is a Docker Hub path, and invalid): distribution looks for these marks
+/// only, and every IPv6 literal has a ':'.
+fn looks_like_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
@@ -608,8 +611,14 @@ fn validate_host(host: &str) -> Result<(), ReferenceError> {
         let Some(addr) = inner.strip_suffix(']') else {
             return invalid("an IPv6 address must be enclosed in '[' and ']'");
         };
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return invalid("the text in brackets is not an IPv6 address");
+        // distribution's `ipv6address` is `\[[a-fA-F0-9:]+\]`: it refuses IPv4-embedded and
+        // IPv4-mapped forms (`[::ffff:1.2.3.4]`) and zone ids, which an RFC 4291 parser such
+        // as `Ipv6Addr`'s accepts, and it does not check the groups, so neither do we.
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return invalid(
+                "an IPv6 address in brackets may contain only hex digits and ':' \
+                 (no embedded IPv4 address, no zone id)",
+            );
         }
         return Ok(());
     }

@@ -2,6 +2,9 @@ use super::*;
 use proptest::prelude::*;
 use rstest::rstest;
 
+const IPV6_HEX_ONLY: &str =
+    "an IPv6 address in brackets may contain only hex digits and ':' (no embedded IPv4 address, no zone id)";
+
 const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 #[rstest]
@@ -35,6 +38,19 @@ const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234
 #[case::ipv4("10.0.0.1:5000/app", "10.0.0.1:5000", "app", None, false)]
 #[case::ipv6_port("[::1]:5000/app:1", "[::1]:5000", "app", Some("1"), false)]
 #[case::ipv6_no_port("[2001:db8::1]/app", "[2001:db8::1]", "app", None, false)]
+#[case::ipv6_full_form(
+    "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+    "[fc00:1:2:3:4:5:6:7]:5000",
+    "library/debian",
+    None,
+    false
+)]
+// distribution checks the characters, not the groups: this is not an address, and docker
+// accepts it as written (and then fails to connect), so it parses here too.
+#[case::ipv6_groups_unchecked("[1:2:3:4:5:6:7:8:9]/x", "[1:2:3:4:5:6:7:8:9]", "x", None, false)]
+#[case::ipv6_uppercase_hex("[FC00::1]:5000/x", "[FC00::1]:5000", "x", None, false)]
+// An uppercase first component is a registry whatever else it holds, in distribution too.
+#[case::brackets_with_uppercase_are_a_registry("[ABC]/x", "[ABC]", "x", None, false)]
 #[case::uppercase_host_is_registry(
     "Registry.Example.org/app",
     "Registry.Example.org",
@@ -116,7 +132,13 @@ fn parses_valid_references(
 #[case::bad_port("example.org:99999/app", ReferenceError::InvalidPort { port: "99999".into() })]
 #[case::port_zero("example.org:0/app", ReferenceError::InvalidPort { port: "0".into() })]
 #[case::trailing_dot_host("docker-registry.wikimedia.org./x", ReferenceError::InvalidHost { host: "docker-registry.wikimedia.org.".into(), reason: "it has an empty label (a leading, trailing or doubled '.')" })]
-#[case::bad_ipv6("[::g]:5000/app", ReferenceError::InvalidHost { host: "[::g]".into(), reason: "the text in brackets is not an IPv6 address" })]
+#[case::bad_ipv6("[::g]:5000/app", ReferenceError::InvalidHost { host: "[::g]".into(), reason: IPV6_HEX_ONLY })]
+#[case::ipv6_embedding_ipv4("[2001:db8:3:4::192.0.2.33]:5000/x", ReferenceError::InvalidHost { host: "[2001:db8:3:4::192.0.2.33]".into(), reason: IPV6_HEX_ONLY })]
+#[case::ipv6_mapping_ipv4("[::ffff:1.2.3.4]/x", ReferenceError::InvalidHost { host: "[::ffff:1.2.3.4]".into(), reason: IPV6_HEX_ONLY })]
+#[case::ipv6_zone_id("[fe80::1%eth0]:5000/x", ReferenceError::InvalidHost { host: "[fe80::1%eth0]".into(), reason: IPV6_HEX_ONLY })]
+#[case::ipv6_empty_brackets("[]:5000/x", ReferenceError::InvalidHost { host: "[]".into(), reason: IPV6_HEX_ONLY })]
+#[case::ipv6_without_a_path("[fc00::1]:5000", ReferenceError::InvalidPathComponent { component: "[fc00::1]".into() })]
+#[case::brackets_without_colon_are_a_hub_path("[abc]/x", ReferenceError::InvalidPathComponent { component: "[abc]".into() })]
 #[case::hex_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ReferenceError::HexRepository { name: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into() })]
 #[case::path_past_255_on_any_host(&format!("example.org/{}", "a".repeat(256)), ReferenceError::RepositoryTooLong { len: 256 })]
 #[case::hub_name_normalised_past_255(&"a".repeat(248), ReferenceError::RepositoryTooLong { len: 256 })]
