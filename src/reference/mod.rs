@@ -12,6 +12,7 @@
 //! reference        := name [ ":" tag ] [ "@" digest ]
 //! name             := [domain '/'] path-component ['/' path-component]*
 //! domain           := host [':' port-number]
+//! port-number      := [0-9]+          (no range; kept as written)
 //! host             := domain-name | IPv4address | '[' IPv6address ']'
 //! IPv6address      := [a-fA-F0-9:]+   (no embedded IPv4, no zone id, groups unchecked)
 //! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
@@ -95,8 +96,9 @@ pub enum ReferenceError {
         /// Which rule it breaks, as a clause for the message.
         reason: &'static str,
     },
-    /// The text after the registry host's `:` is not a port.
-    #[error("registry port {port:?} is not a number between 1 and 65535")]
+    /// The text after the registry host's `:` is not a port: distribution's `port-number` is
+    /// one or more decimal digits.
+    #[error("registry port {port:?} must be one or more digits 0-9")]
     InvalidPort {
         /// The text after the `:`, as written (possibly empty).
         port: String,
@@ -146,11 +148,15 @@ pub enum ReferenceError {
 /// `registry.example.org:5000`, `[::1]:5000`, `localhost`). Host names compare
 /// case-insensitively (DNS), so equality uses the lowercased host; the host is printed as
 /// written, because an uppercase first component is what marks `Registry/app` as a registry.
+///
+/// The port is kept as the digits written: distribution's `port-number` is `[0-9]+`, with no
+/// range, and docker and containerd key their host configuration and credentials by the
+/// domain as written, so `:05000` is not `:5000` to them either.
 #[derive(Debug, Clone)]
 pub struct RegistryHost {
     host: String,
     written: String,
-    port: Option<u16>,
+    port: Option<String>,
 }
 
 impl PartialEq for RegistryHost {
@@ -174,15 +180,15 @@ impl RegistryHost {
         &self.host
     }
 
-    /// The port, when one was given.
-    pub fn port(&self) -> Option<u16> {
-        self.port
+    /// The port's digits as written, when one was given.
+    pub fn port(&self) -> Option<&str> {
+        self.port.as_deref()
     }
 
     /// `host[:port]` with the host lowercased: the one form policy patterns are matched
     /// against, whatever case the reference was written in.
     pub fn canonical(&self) -> String {
-        match self.port {
+        match &self.port {
             Some(port) => format!("{}:{port}", self.host),
             None => self.host.clone(),
         }
@@ -204,7 +210,7 @@ impl RegistryHost {
 
 impl fmt::Display for RegistryHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.port {
+        match &self.port {
             Some(port) => write!(f, "{}:{port}", self.written),
             None => f.write_str(&self.written),
         }
@@ -226,7 +232,7 @@ impl FromStr for RegistryHost {
         Ok(RegistryHost {
             host: lower,
             written: host.to_owned(),
-            port,
+            port: port.map(str::to_owned),
         })
     }
 }
@@ -573,7 +579,7 @@ fn looks_like_registry(first: &str) -> bool {
         || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
-fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
+fn split_port(s: &str) -> Result<(&str, Option<&str>), ReferenceError> {
     // An IPv6 literal's own colons are inside the brackets.
     let port_sep = if s.starts_with('[') {
         s.find(']')
@@ -585,14 +591,12 @@ fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
         None => Ok((s, None)),
         Some(i) => {
             let port = &s[i + 1..];
-            let valid =
-                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
-            match port.parse::<u16>() {
-                Ok(p) if valid && p != 0 => Ok((&s[..i], Some(p))),
-                _ => Err(ReferenceError::InvalidPort {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ReferenceError::InvalidPort {
                     port: port.to_owned(),
-                }),
+                });
             }
+            Ok((&s[..i], Some(port)))
         }
     }
 }
