@@ -161,7 +161,11 @@ pub struct RegistryHost {
 
 impl PartialEq for RegistryHost {
     fn eq(&self, other: &Self) -> bool {
-        self.host == other.host && self.port == other.port
+        // `Docker.io` is the DNS name `docker.io` but not Docker Hub (see `from_str`): docker
+        // pulls it from that host itself, Docker Hub from registry-1.docker.io.
+        self.host == other.host
+            && self.port == other.port
+            && self.is_docker_hub() == other.is_docker_hub()
     }
 }
 
@@ -171,6 +175,7 @@ impl std::hash::Hash for RegistryHost {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.host.hash(state);
         self.port.hash(state);
+        self.is_docker_hub().hash(state);
     }
 }
 
@@ -194,9 +199,10 @@ impl RegistryHost {
         }
     }
 
-    /// Whether this is Docker Hub (after normalisation of `index.docker.io`).
+    /// Whether this is Docker Hub: written exactly `docker.io` or `index.docker.io`, without a
+    /// port (`index.docker.io` is then printed as `docker.io`).
     pub fn is_docker_hub(&self) -> bool {
-        self.port.is_none() && self.host == DOCKER_HUB
+        self.port.is_none() && self.written == DOCKER_HUB
     }
 
     fn docker_hub() -> Self {
@@ -223,14 +229,16 @@ impl FromStr for RegistryHost {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (host, port) = split_port(s)?;
         validate_host(host)?;
-        let lower = host.to_ascii_lowercase();
         // `index.docker.io` is an alias kept for compatibility; the distribution library
         // rewrites it to `docker.io` and so must we, or a policy on one would miss the other.
-        if (lower == DOCKER_HUB_LEGACY || lower == DOCKER_HUB) && port.is_none() {
+        // Both are compared as written, case and all, as `splitDockerDomain` and containerd's
+        // resolver do: `Docker.io/nginx` is the path `nginx` on the host `Docker.io`, not
+        // `library/nginx` on Docker Hub.
+        if (host == DOCKER_HUB_LEGACY || host == DOCKER_HUB) && port.is_none() {
             return Ok(RegistryHost::docker_hub());
         }
         Ok(RegistryHost {
-            host: lower,
+            host: host.to_ascii_lowercase(),
             written: host.to_owned(),
             port: port.map(str::to_owned),
         })

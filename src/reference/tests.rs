@@ -39,6 +39,17 @@ const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234
 #[case::port_past_u16("example.org:99999/app", "example.org:99999", "app", None, false)]
 #[case::port_zero("example.org:0/app", "example.org:0", "app", None, false)]
 #[case::port_leading_zero("example.org:05000/app", "example.org:05000", "app", None, false)]
+// Docker Hub is recognised by its exact spelling, as distribution does: these are other
+// hosts, and a one-component path on them gains no `library/`.
+#[case::hub_spelled_in_uppercase_is_another_host("Docker.io/nginx", "Docker.io", "nginx", None, false)]
+#[case::legacy_hub_in_uppercase_is_another_host(
+    "INDEX.DOCKER.IO/nginx",
+    "INDEX.DOCKER.IO",
+    "nginx",
+    None,
+    false
+)]
+#[case::hub_with_port_is_another_host("docker.io:443/nginx", "docker.io:443", "nginx", None, false)]
 #[case::localhost("localhost/app", "localhost", "app", None, false)]
 #[case::localhost_port("localhost:5000/app:1", "localhost:5000", "app", Some("1"), false)]
 #[case::ipv4("10.0.0.1:5000/app", "10.0.0.1:5000", "app", None, false)]
@@ -192,6 +203,18 @@ fn hosts_compare_case_insensitively_but_print_as_written() {
     // Printing it lowercased would turn a registry into a Docker Hub path on re-parse.
     let single: ImageRef = "A/b".parse().unwrap();
     assert_eq!(single.to_string().parse::<ImageRef>().unwrap(), single);
+}
+
+#[test]
+fn hub_spelled_otherwise_is_not_docker_hub() {
+    // A policy that approves Docker Hub must not approve a pull from the host `Docker.io`.
+    let hub: ImageRef = "docker.io/library/nginx".parse().unwrap();
+    let other: ImageRef = "Docker.io/library/nginx".parse().unwrap();
+    assert!(hub.registry().is_docker_hub());
+    assert!(!other.registry().is_docker_hub());
+    assert_ne!(hub.registry(), other.registry());
+    assert_ne!(hub, other);
+    assert_eq!(other.familiar(), "Docker.io/library/nginx");
 }
 
 #[test]
