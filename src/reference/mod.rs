@@ -74,6 +74,7 @@ pub enum ReferenceError {
     },
     /// A repository path component has an uppercase letter. (An uppercase first component
     /// followed by `/` is read as a registry host instead, as the distribution library does.)
+    /// Checked before anything else in the reference but the image id, as distribution does.
     #[error("repository name must be lowercase: {component:?}")]
     Uppercase {
         /// The component, as written.
@@ -524,30 +525,43 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
         });
     }
 
+    // Split first, check after, in distribution's order: after the image id, the case of the
+    // repository path comes before anything else, so `Foo@md5:x` is told its name must be
+    // lowercase, as docker would tell it.
     let (name_and_tag, digest) = match input.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest.parse::<Digest>()?)),
+        Some((rest, digest)) => (rest, Some(digest)),
         None => (input, None),
     };
-
     // The tag is after the last ':' that follows the last '/'; a ':' before it belongs to
     // the registry's port.
     let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
         Some(i) => {
             let at = last_slash + i;
-            (
-                &name_and_tag[..at],
-                Some(name_and_tag[at + 1..].parse::<Tag>()?),
-            )
+            (&name_and_tag[..at], Some(&name_and_tag[at + 1..]))
         }
         None => (name_and_tag, None),
     };
     if name.is_empty() {
         return Err(ReferenceError::EmptyRepository);
     }
-
-    let (registry, path) = split_domain(name)?;
+    let (domain, path) = split_domain(name);
+    if let Some(component) = path
+        .split('/')
+        .find(|c| c.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(ReferenceError::Uppercase {
+            component: component.to_owned(),
+        });
+    }
+    let registry = match domain {
+        Some(domain) => domain.parse::<RegistryHost>()?,
+        None => RegistryHost::docker_hub(),
+    };
     validate_path(path)?;
+    let tag = tag.map(str::parse::<Tag>).transpose()?;
+    let digest = digest.map(str::parse::<Digest>).transpose()?;
+
     let repository = if registry.is_docker_hub() && !path.contains('/') {
         format!("{DOCKER_HUB_OFFICIAL}/{path}")
     } else {
@@ -569,11 +583,12 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     })
 }
 
-/// `splitDockerDomain`: the first component is a registry only if it looks like one.
-fn split_domain(name: &str) -> Result<(RegistryHost, &str), ReferenceError> {
+/// `splitDockerDomain`: the first component is a registry only if it looks like one; without
+/// one, the name is a path on Docker Hub.
+fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest)) if looks_like_registry(first) => Ok((first.parse()?, rest)),
-        _ => Ok((RegistryHost::docker_hub(), name)),
+        Some((first, rest)) if looks_like_registry(first) => (Some(first), rest),
+        _ => (None, name),
     }
 }
 
@@ -658,11 +673,6 @@ fn validate_path(path: &str) -> Result<(), ReferenceError> {
     for (index, component) in path.split('/').enumerate() {
         if component.is_empty() {
             return Err(ReferenceError::EmptyPathComponent { index });
-        }
-        if component.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase {
-                component: component.to_owned(),
-            });
         }
         if !valid_path_component(component.as_bytes()) {
             return Err(ReferenceError::InvalidPathComponent {

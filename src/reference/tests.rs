@@ -138,6 +138,11 @@ fn parses_valid_references(
 #[case::inner_space("ng inx", ReferenceError::InvalidCharacter { ch: ' ', position: 2 })]
 #[case::uppercase_repo("docker-registry.wikimedia.org/Foo", ReferenceError::Uppercase { component: "Foo".into() })]
 #[case::uppercase_hub_repo("library/Nginx", ReferenceError::Uppercase { component: "Nginx".into() })]
+// distribution checks the path's case before the rest of the reference.
+#[case::uppercase_before_path_grammar("example.org/a.-b/Foo", ReferenceError::Uppercase { component: "Foo".into() })]
+#[case::uppercase_before_host("Bad_Host/Foo", ReferenceError::Uppercase { component: "Foo".into() })]
+#[case::uppercase_before_digest("Nginx@md5:x", ReferenceError::Uppercase { component: "Nginx".into() })]
+#[case::uppercase_before_tag("nginX:.bad", ReferenceError::Uppercase { component: "nginX".into() })]
 #[case::double_slash("example.org//app", ReferenceError::EmptyPathComponent { index: 0 })]
 #[case::trailing_slash("example.org/app/", ReferenceError::EmptyPathComponent { index: 1 })]
 #[case::leading_separator("example.org/-app", ReferenceError::InvalidPathComponent { component: "-app".into() })]
