@@ -341,16 +341,31 @@ impl ImageRef {
     }
 
     /// The short form Docker prints: `nginx:1.25` rather than `docker.io/library/nginx:1.25`.
+    ///
+    /// It always parses back to this reference. distribution's `FamiliarString` drops
+    /// `docker.io/` and `library/` regardless, and two kinds of Docker Hub reference then name
+    /// something else; for those this is the fully-qualified form instead:
+    /// - a path whose first component looks like a registry (`docker.io/foo.com/app`,
+    ///   `docker.io/localhost/app`): `foo.com/app` would name the registry `foo.com`;
+    /// - `docker.io/library/<64 hex>` without tag or digest: the bare hex is refused as an
+    ///   image id.
     pub fn familiar(&self) -> String {
-        let mut out = if self.registry.is_docker_hub() {
-            match self.repository.0.strip_prefix("library/") {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
-                _ => self.repository.0.clone(),
-            }
-        } else {
-            self.name()
+        if !self.registry.is_docker_hub() {
+            return self.to_string();
+        }
+        let path = self.repository.as_str();
+        let short = match path.strip_prefix(DOCKER_HUB_OFFICIAL) {
+            Some(rest) if rest.starts_with('/') && !rest[1..].contains('/') => &rest[1..],
+            _ => path,
         };
+        let mut out = short.to_owned();
         self.push_suffix(&mut out);
+        let names_a_registry = short
+            .split_once('/')
+            .is_some_and(|(first, _)| looks_like_registry(first));
+        if names_a_registry || is_image_id(&out) {
+            return self.to_string();
+        }
         out
     }
 
@@ -515,11 +530,7 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
 
     // The distribution library refuses a bare 64-hex string: it is an image id, and treating
     // it as `docker.io/library/<hex>` would pull something else entirely.
-    if input.len() == 64
-        && input
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if is_image_id(input) {
         return Err(ReferenceError::HexRepository {
             name: input.to_owned(),
         });
@@ -581,6 +592,11 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
         tag,
         digest,
     })
+}
+
+/// A whole reference that is 64 lowercase hex characters: an image id, never a name.
+fn is_image_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `splitDockerDomain`: the first component is a registry only if it looks like one; without

@@ -174,6 +174,9 @@ fn parses_valid_references(
 #[case::unknown_algorithm(&format!("app@md5:{}", "a".repeat(32)), ReferenceError::Digest(digest::DigestError::UnsupportedAlgorithm { algorithm: "md5".into() }))]
 #[case::digest_without_colon("app@sha256", ReferenceError::Digest(digest::DigestError::MissingSeparator { digest: "sha256".into() }))]
 #[case::only_tag(":latest", ReferenceError::EmptyRepository)]
+// distribution's Parse, when the first component fails the domain grammar, matches the whole
+// name as a path with no registry at all; tollgate has no such reference and refuses it.
+#[case::domain_like_first_component_with_underscore("a_b.com/x", ReferenceError::InvalidHost { host: "a_b.com".into(), reason: "a label may contain only letters, digits and '-'" })]
 fn rejects_invalid_references_with_precise_reason(
     #[case] input: &str,
     #[case] expected: ReferenceError,
@@ -249,6 +252,42 @@ fn userinfo_in_reference_is_invalid() {
 #[case::hub_nested_library("library/a/b", "library/a/b", "docker.io/library/a/b")]
 #[case::other_registry("quay.io/org/app:1", "quay.io/org/app:1", "quay.io/org/app:1")]
 #[case::digest(&format!("app:1@{D256}"), &format!("app:1@{D256}"), &format!("docker.io/library/app:1@{D256}"))]
+// Where distribution's FamiliarString would name something else, the familiar form is the
+// fully-qualified one.
+#[case::hub_path_starting_with_a_domain_keeps_docker_io(
+    "docker.io/foo.com/app",
+    "docker.io/foo.com/app",
+    "docker.io/foo.com/app"
+)]
+#[case::hub_path_starting_with_localhost_keeps_docker_io(
+    "docker.io/localhost/app:1",
+    "docker.io/localhost/app:1",
+    "docker.io/localhost/app:1"
+)]
+#[case::hub_path_starting_with_the_legacy_hub_keeps_docker_io(
+    "docker.io/index.docker.io/app",
+    "docker.io/index.docker.io/app",
+    "docker.io/index.docker.io/app"
+)]
+#[case::familiar_form_is_an_image_id(
+    include_str!("../../fuzz/regressions/reference/familiar-form-is-an-image-id"),
+    "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+)]
+#[case::explicit_hub_hex_name(
+    "docker.io/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+)]
+// With a tag the string is no longer an image id, and the short form reads back.
+#[case::hex_name_with_tag(
+    "library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1",
+    "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1"
+)]
+// A single component after library/ is a Docker Hub path again, whatever it looks like.
+#[case::library_domain_like_name("docker.io/library/foo.com", "foo.com", "docker.io/library/foo.com")]
+#[case::hub_path_with_underscore_first("foo_bar/app", "foo_bar/app", "docker.io/foo_bar/app")]
 fn familiar_and_fully_qualified_forms(
     #[case] input: &str,
     #[case] familiar: &str,
@@ -257,6 +296,19 @@ fn familiar_and_fully_qualified_forms(
     let r: ImageRef = input.parse().unwrap();
     assert_eq!(r.familiar(), familiar);
     assert_eq!(r.to_string(), full);
+    assert_eq!(familiar.parse::<ImageRef>().unwrap(), r, "the familiar form reads back");
+}
+
+/// `docker.io/foo:5000/app` is not a reference at all (a path component has no ':'), so it
+/// has no familiar form to get wrong.
+#[test]
+fn hub_path_with_a_port_does_not_parse() {
+    assert_eq!(
+        "docker.io/foo:5000/app".parse::<ImageRef>().unwrap_err(),
+        ReferenceError::InvalidPathComponent {
+            component: "foo:5000".into()
+        }
+    );
 }
 
 proptest! {
@@ -294,7 +346,30 @@ proptest! {
     fn any_parsed_reference_round_trips(s in "[a-zA-Z0-9.:/@_\\[\\]-]{0,80}") {
         if let Ok(first) = s.parse::<ImageRef>() {
             let again: ImageRef = first.to_string().parse().unwrap();
-            prop_assert_eq!(again, first);
+            prop_assert_eq!(&again, &first);
+            let familiar: ImageRef = first.familiar().parse().unwrap();
+            prop_assert_eq!(familiar, first);
+        }
+    }
+
+    /// Docker Hub paths whose first component looks like a registry, and hex names: the two
+    /// kinds whose distribution familiar form names something else.
+    #[test]
+    fn familiar_form_reads_back_on_docker_hub(
+        first in "(localhost|[a-z0-9]{1,6}(\\.[a-z0-9]{1,6}){0,2}|[0-9a-f]{64})",
+        rest in prop::option::of("[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}"),
+        library in any::<bool>(),
+        tag in prop::option::of("[a-z0-9]{1,4}"),
+    ) {
+        let mut s = String::from("docker.io/");
+        if library { s.push_str("library/"); }
+        s.push_str(&first);
+        if let Some(r) = rest { s.push('/'); s.push_str(&r); }
+        if let Some(t) = tag { s.push(':'); s.push_str(&t); }
+        if let Ok(parsed) = s.parse::<ImageRef>() {
+            let familiar = parsed.familiar();
+            let back: ImageRef = familiar.parse().unwrap();
+            prop_assert_eq!(back, parsed, "{} familiar as {}", s, familiar);
         }
     }
 }
