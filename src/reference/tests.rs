@@ -2,8 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use rstest::rstest;
 
-const IPV6_HEX_ONLY: &str =
-    "an IPv6 address in brackets may contain only hex digits and ':' (no embedded IPv4 address, no zone id)";
+const IPV6_HEX_ONLY: &str = "an IPv6 address in brackets may contain only hex digits and ':' (no embedded IPv4 address, no zone id)";
 
 const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -41,7 +40,13 @@ const D256: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234
 #[case::port_leading_zero("example.org:05000/app", "example.org:05000", "app", None, false)]
 // Docker Hub is recognised by its exact spelling, as distribution does: these are other
 // hosts, and a one-component path on them gains no `library/`.
-#[case::hub_spelled_in_uppercase_is_another_host("Docker.io/nginx", "Docker.io", "nginx", None, false)]
+#[case::hub_spelled_in_uppercase_is_another_host(
+    "Docker.io/nginx",
+    "Docker.io",
+    "nginx",
+    None,
+    false
+)]
 #[case::legacy_hub_in_uppercase_is_another_host(
     "INDEX.DOCKER.IO/nginx",
     "INDEX.DOCKER.IO",
@@ -286,7 +291,11 @@ fn userinfo_in_reference_is_invalid() {
     "docker.io/library/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef:1"
 )]
 // A single component after library/ is a Docker Hub path again, whatever it looks like.
-#[case::library_domain_like_name("docker.io/library/foo.com", "foo.com", "docker.io/library/foo.com")]
+#[case::library_domain_like_name(
+    "docker.io/library/foo.com",
+    "foo.com",
+    "docker.io/library/foo.com"
+)]
 #[case::hub_path_with_underscore_first("foo_bar/app", "foo_bar/app", "docker.io/foo_bar/app")]
 fn familiar_and_fully_qualified_forms(
     #[case] input: &str,
@@ -296,7 +305,11 @@ fn familiar_and_fully_qualified_forms(
     let r: ImageRef = input.parse().unwrap();
     assert_eq!(r.familiar(), familiar);
     assert_eq!(r.to_string(), full);
-    assert_eq!(familiar.parse::<ImageRef>().unwrap(), r, "the familiar form reads back");
+    assert_eq!(
+        familiar.parse::<ImageRef>().unwrap(),
+        r,
+        "the familiar form reads back"
+    );
 }
 
 /// `docker.io/foo:5000/app` is not a reference at all (a path component has no ':'), so it
