@@ -654,9 +654,10 @@ fn validate_host(host: &str) -> Result<(), ReferenceError> {
         let Some(addr) = inner.strip_suffix(']') else {
             return invalid("an IPv6 address must be enclosed in '[' and ']'");
         };
-        // distribution's `ipv6address` is `\[[a-fA-F0-9:]+\]`: it refuses IPv4-embedded and
-        // IPv4-mapped forms (`[::ffff:1.2.3.4]`) and zone ids, which an RFC 4291 parser such
-        // as `Ipv6Addr`'s accepts, and it does not check the groups, so neither do we.
+        // distribution's `ipv6address` is `\[[a-fA-F0-9:]+\]`: it refuses the IPv4-embedded
+        // and IPv4-mapped forms (`[::ffff:1.2.3.4]`) that an RFC 4291 parser such as
+        // `Ipv6Addr`'s accepts, and zone ids, and it does not count the groups, so neither
+        // do we.
         if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
             return invalid(
                 "an IPv6 address in brackets may contain only hex digits and ':' \
