@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::reference::{ImageRef, NAME_MAX_LEN, WrittenImage};
+use tollgate::reference::{ImageRef, WrittenImage};
 
 fuzz_target!(|data: &[u8]| {
     // References arrive inside YAML or JSON strings, so always as UTF-8; lossy decoding keeps
@@ -25,38 +25,17 @@ fuzz_target!(|data: &[u8]| {
     assert!(written.same_image(&WrittenImage::from(parsed.clone())));
 
     let shown = parsed.to_string();
-    // The parser checks the 255-character limit on the name as written, before `docker.io/` and
-    // `library/` are added, while distribution checks the normalised name: a Docker Hub name
-    // of 238 to 255 characters parses, and its fully-qualified form, past the limit, does not.
-    // fuzz/regressions/reference holds such names; once the parser refuses them, drop this.
-    let overlong = parsed.name().len() > NAME_MAX_LEN;
-    if !overlong {
-        let again: ImageRef = shown
-            .parse()
-            .unwrap_or_else(|e| panic!("{shown:?}, printed from {text:?}, does not parse: {e}"));
-        assert_eq!(again, parsed, "{text:?} printed as {shown:?}");
-        assert_eq!(again.to_string(), shown);
-    }
+    let again: ImageRef = shown
+        .parse()
+        .unwrap_or_else(|e| panic!("{shown:?}, printed from {text:?}, does not parse: {e}"));
+    assert_eq!(again, parsed, "{text:?} printed as {shown:?}");
+    assert_eq!(again.to_string(), shown);
 
-    // The familiar form is what `explain` shows. Two kinds of Docker Hub name have no familiar
-    // form that reads back, in distribution's FamiliarString as here:
-    // - a repository whose first component looks like a registry (`docker.io/foo.com/app`,
-    //   `docker.io/localhost/app`) prints as `foo.com/app`, which names another registry;
-    // - `library/` and 64 hex digits prints as the bare hex, which is refused as an image id
-    //   (fuzz/regressions/reference holds one).
-    // Only the other forms must read back as the same image.
+    // The familiar form is what `explain` shows and what a pinning hint suggests: it reads
+    // back as the same image, including where distribution's FamiliarString would not.
     let familiar = parsed.familiar();
-    let repository = parsed.repository().as_str();
-    let first = repository.split('/').next().unwrap_or("");
-    let hex_id =
-        |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let ambiguous = parsed.registry().is_docker_hub()
-        && ((repository.contains('/') && (first.contains(['.', ':']) || first == "localhost"))
-            || repository.strip_prefix("library/").is_some_and(hex_id));
-    if !ambiguous {
-        let back: ImageRef = familiar
-            .parse()
-            .unwrap_or_else(|e| panic!("{familiar:?}, the familiar form of {text:?}: {e}"));
-        assert_eq!(back, parsed, "{text:?} familiar as {familiar:?}");
-    }
+    let back: ImageRef = familiar
+        .parse()
+        .unwrap_or_else(|e| panic!("{familiar:?}, the familiar form of {text:?}: {e}"));
+    assert_eq!(back, parsed, "{text:?} familiar as {familiar:?}");
 });

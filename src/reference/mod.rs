@@ -12,7 +12,9 @@
 //! reference        := name [ ":" tag ] [ "@" digest ]
 //! name             := [domain '/'] path-component ['/' path-component]*
 //! domain           := host [':' port-number]
+//! port-number      := [0-9]+          (no range; kept as written)
 //! host             := domain-name | IPv4address | '[' IPv6address ']'
+//! IPv6address      := [a-fA-F0-9:]+   (no embedded IPv4, no zone id, groups unchecked)
 //! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
 //! path-component   := alpha-numeric [separator alpha-numeric]*
 //! alpha-numeric    := [a-z0-9]+
@@ -34,8 +36,10 @@ pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 /// The namespace one-component Docker Hub names live in (`nginx` is `library/nginx`).
 const DOCKER_HUB_OFFICIAL: &str = "library";
-/// `NameTotalLengthMax` in the distribution library: domain and path together.
-pub const NAME_MAX_LEN: usize = 255;
+/// `RepositoryNameTotalLengthMax` in the distribution library: the longest repository path,
+/// measured after normalisation (the `library/` that `nginx` gains counts, the registry does
+/// not).
+pub const REPOSITORY_MAX_LEN: usize = 255;
 /// A tag is one word character followed by at most 127 more.
 pub const TAG_MAX_LEN: usize = 128;
 
@@ -70,6 +74,7 @@ pub enum ReferenceError {
     },
     /// A repository path component has an uppercase letter. (An uppercase first component
     /// followed by `/` is read as a registry host instead, as the distribution library does.)
+    /// Checked before anything else in the reference but the image id, as distribution does.
     #[error("repository name must be lowercase: {component:?}")]
     Uppercase {
         /// The component, as written.
@@ -92,16 +97,20 @@ pub enum ReferenceError {
         /// Which rule it breaks, as a clause for the message.
         reason: &'static str,
     },
-    /// The text after the registry host's `:` is not a port.
-    #[error("registry port {port:?} is not a number between 1 and 65535")]
+    /// The text after the registry host's `:` is not a port: distribution's `port-number` is
+    /// one or more decimal digits.
+    #[error("registry port {port:?} must be one or more digits 0-9")]
     InvalidPort {
         /// The text after the `:`, as written (possibly empty).
         port: String,
     },
-    /// Registry and repository together, as written, are longer than [`NAME_MAX_LEN`].
-    #[error("the name is {len} characters long; at most {NAME_MAX_LEN} are allowed")]
-    NameTooLong {
-        /// Their length in bytes.
+    /// The repository path, after normalisation, is longer than [`REPOSITORY_MAX_LEN`].
+    #[error(
+        "the repository path is {len} characters long (after the registry, with Docker Hub's \
+         'library/' counted); at most {REPOSITORY_MAX_LEN} are allowed"
+    )]
+    RepositoryTooLong {
+        /// The normalised path's length in bytes.
         len: usize,
     },
     /// A `:` with nothing after it.
@@ -140,16 +149,24 @@ pub enum ReferenceError {
 /// `registry.example.org:5000`, `[::1]:5000`, `localhost`). Host names compare
 /// case-insensitively (DNS), so equality uses the lowercased host; the host is printed as
 /// written, because an uppercase first component is what marks `Registry/app` as a registry.
+///
+/// The port is kept as the digits written: distribution's `port-number` is `[0-9]+`, with no
+/// range, and docker and containerd key their host configuration and credentials by the
+/// domain as written, so `:05000` is not `:5000` to them either.
 #[derive(Debug, Clone)]
 pub struct RegistryHost {
     host: String,
     written: String,
-    port: Option<u16>,
+    port: Option<String>,
 }
 
 impl PartialEq for RegistryHost {
     fn eq(&self, other: &Self) -> bool {
-        self.host == other.host && self.port == other.port
+        // `Docker.io` is the DNS name `docker.io` but not Docker Hub (see `from_str`): docker
+        // pulls it from that host itself, Docker Hub from registry-1.docker.io.
+        self.host == other.host
+            && self.port == other.port
+            && self.is_docker_hub() == other.is_docker_hub()
     }
 }
 
@@ -159,6 +176,7 @@ impl std::hash::Hash for RegistryHost {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.host.hash(state);
         self.port.hash(state);
+        self.is_docker_hub().hash(state);
     }
 }
 
@@ -168,23 +186,24 @@ impl RegistryHost {
         &self.host
     }
 
-    /// The port, when one was given.
-    pub fn port(&self) -> Option<u16> {
-        self.port
+    /// The port's digits as written, when one was given.
+    pub fn port(&self) -> Option<&str> {
+        self.port.as_deref()
     }
 
     /// `host[:port]` with the host lowercased: the one form policy patterns are matched
     /// against, whatever case the reference was written in.
     pub fn canonical(&self) -> String {
-        match self.port {
+        match &self.port {
             Some(port) => format!("{}:{port}", self.host),
             None => self.host.clone(),
         }
     }
 
-    /// Whether this is Docker Hub (after normalisation of `index.docker.io`).
+    /// Whether this is Docker Hub: written exactly `docker.io` or `index.docker.io`, without a
+    /// port (`index.docker.io` is then printed as `docker.io`).
     pub fn is_docker_hub(&self) -> bool {
-        self.port.is_none() && self.host == DOCKER_HUB
+        self.port.is_none() && self.written == DOCKER_HUB
     }
 
     fn docker_hub() -> Self {
@@ -198,7 +217,7 @@ impl RegistryHost {
 
 impl fmt::Display for RegistryHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.port {
+        match &self.port {
             Some(port) => write!(f, "{}:{port}", self.written),
             None => f.write_str(&self.written),
         }
@@ -211,16 +230,18 @@ impl FromStr for RegistryHost {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (host, port) = split_port(s)?;
         validate_host(host)?;
-        let lower = host.to_ascii_lowercase();
         // `index.docker.io` is an alias kept for compatibility; the distribution library
         // rewrites it to `docker.io` and so must we, or a policy on one would miss the other.
-        if (lower == DOCKER_HUB_LEGACY || lower == DOCKER_HUB) && port.is_none() {
+        // Both are compared as written, case and all, as `splitDockerDomain` and containerd's
+        // resolver do: `Docker.io/nginx` is the path `nginx` on the host `Docker.io`, not
+        // `library/nginx` on Docker Hub.
+        if (host == DOCKER_HUB_LEGACY || host == DOCKER_HUB) && port.is_none() {
             return Ok(RegistryHost::docker_hub());
         }
         Ok(RegistryHost {
-            host: lower,
+            host: host.to_ascii_lowercase(),
             written: host.to_owned(),
-            port,
+            port: port.map(str::to_owned),
         })
     }
 }
@@ -320,16 +341,31 @@ impl ImageRef {
     }
 
     /// The short form Docker prints: `nginx:1.25` rather than `docker.io/library/nginx:1.25`.
+    ///
+    /// It always parses back to this reference. distribution's `FamiliarString` drops
+    /// `docker.io/` and `library/` regardless, and two kinds of Docker Hub reference then name
+    /// something else; for those this is the fully-qualified form instead:
+    /// - a path whose first component looks like a registry (`docker.io/foo.com/app`,
+    ///   `docker.io/localhost/app`): `foo.com/app` would name the registry `foo.com`;
+    /// - `docker.io/library/<64 hex>` without tag or digest: the bare hex is refused as an
+    ///   image id.
     pub fn familiar(&self) -> String {
-        let mut out = if self.registry.is_docker_hub() {
-            match self.repository.0.strip_prefix("library/") {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
-                _ => self.repository.0.clone(),
-            }
-        } else {
-            self.name()
+        if !self.registry.is_docker_hub() {
+            return self.to_string();
+        }
+        let path = self.repository.as_str();
+        let short = match path.strip_prefix(DOCKER_HUB_OFFICIAL) {
+            Some(rest) if rest.starts_with('/') && !rest[1..].contains('/') => &rest[1..],
+            _ => path,
         };
+        let mut out = short.to_owned();
         self.push_suffix(&mut out);
+        let names_a_registry = short
+            .split_once('/')
+            .is_some_and(|(first, _)| looks_like_registry(first));
+        if names_a_registry || is_image_id(&out) {
+            return self.to_string();
+        }
         out
     }
 
@@ -494,48 +530,62 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
 
     // The distribution library refuses a bare 64-hex string: it is an image id, and treating
     // it as `docker.io/library/<hex>` would pull something else entirely.
-    if input.len() == 64
-        && input
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if is_image_id(input) {
         return Err(ReferenceError::HexRepository {
             name: input.to_owned(),
         });
     }
 
+    // Split first, check after, in distribution's order: after the image id, the case of the
+    // repository path comes before anything else, so `Foo@md5:x` is told its name must be
+    // lowercase, as docker would tell it.
     let (name_and_tag, digest) = match input.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest.parse::<Digest>()?)),
+        Some((rest, digest)) => (rest, Some(digest)),
         None => (input, None),
     };
-
     // The tag is after the last ':' that follows the last '/'; a ':' before it belongs to
     // the registry's port.
     let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
         Some(i) => {
             let at = last_slash + i;
-            (
-                &name_and_tag[..at],
-                Some(name_and_tag[at + 1..].parse::<Tag>()?),
-            )
+            (&name_and_tag[..at], Some(&name_and_tag[at + 1..]))
         }
         None => (name_and_tag, None),
     };
     if name.is_empty() {
         return Err(ReferenceError::EmptyRepository);
     }
-    if name.len() > NAME_MAX_LEN {
-        return Err(ReferenceError::NameTooLong { len: name.len() });
+    let (domain, path) = split_domain(name);
+    if let Some(component) = path
+        .split('/')
+        .find(|c| c.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(ReferenceError::Uppercase {
+            component: component.to_owned(),
+        });
     }
-
-    let (registry, path) = split_domain(name)?;
+    let registry = match domain {
+        Some(domain) => domain.parse::<RegistryHost>()?,
+        None => RegistryHost::docker_hub(),
+    };
     validate_path(path)?;
+    let tag = tag.map(str::parse::<Tag>).transpose()?;
+    let digest = digest.map(str::parse::<Digest>).transpose()?;
+
     let repository = if registry.is_docker_hub() && !path.contains('/') {
         format!("{DOCKER_HUB_OFFICIAL}/{path}")
     } else {
         path.to_owned()
     };
+    // distribution limits the path it stores, after `library/` is added, and never the
+    // registry: measuring the name as written would refuse a long path on a long host that
+    // docker pulls, and accept a Docker Hub name whose stored path docker refuses.
+    if repository.len() > REPOSITORY_MAX_LEN {
+        return Err(ReferenceError::RepositoryTooLong {
+            len: repository.len(),
+        });
+    }
     Ok(ImageRef {
         registry,
         repository: Repository(repository),
@@ -544,23 +594,31 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
     })
 }
 
-/// `splitDockerDomain`: the first component is a registry only if it looks like one (has a
-/// '.' or ':', is `localhost`, or has uppercase letters, which a path cannot have).
-fn split_domain(name: &str) -> Result<(RegistryHost, &str), ReferenceError> {
+/// A whole reference that is 64 lowercase hex characters: an image id, never a name.
+fn is_image_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `splitDockerDomain`: the first component is a registry only if it looks like one; without
+/// one, the name is a path on Docker Hub.
+fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.starts_with('[')
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            Ok((first.parse()?, rest))
-        }
-        _ => Ok((RegistryHost::docker_hub(), name)),
+        Some((first, rest)) if looks_like_registry(first) => (Some(first), rest),
+        _ => (None, name),
     }
 }
 
-fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
+/// Whether a first component followed by `/` is read as a registry: it has a '.' or ':', is
+/// `localhost`, or has an uppercase letter, which a path cannot have. A bracket alone does not
+/// make one (`[abc]/x` is a Docker Hub path, and invalid): distribution looks for these marks
+/// only, and every IPv6 literal has a ':'.
+fn looks_like_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+fn split_port(s: &str) -> Result<(&str, Option<&str>), ReferenceError> {
     // An IPv6 literal's own colons are inside the brackets.
     let port_sep = if s.starts_with('[') {
         s.find(']')
@@ -572,14 +630,12 @@ fn split_port(s: &str) -> Result<(&str, Option<u16>), ReferenceError> {
         None => Ok((s, None)),
         Some(i) => {
             let port = &s[i + 1..];
-            let valid =
-                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
-            match port.parse::<u16>() {
-                Ok(p) if valid && p != 0 => Ok((&s[..i], Some(p))),
-                _ => Err(ReferenceError::InvalidPort {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ReferenceError::InvalidPort {
                     port: port.to_owned(),
-                }),
+                });
             }
+            Ok((&s[..i], Some(port)))
         }
     }
 }
@@ -598,8 +654,15 @@ fn validate_host(host: &str) -> Result<(), ReferenceError> {
         let Some(addr) = inner.strip_suffix(']') else {
             return invalid("an IPv6 address must be enclosed in '[' and ']'");
         };
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return invalid("the text in brackets is not an IPv6 address");
+        // distribution's `ipv6address` is `\[[a-fA-F0-9:]+\]`: it refuses the IPv4-embedded
+        // and IPv4-mapped forms (`[::ffff:1.2.3.4]`) that an RFC 4291 parser such as
+        // `Ipv6Addr`'s accepts, and zone ids, and it does not count the groups, so neither
+        // do we.
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return invalid(
+                "an IPv6 address in brackets may contain only hex digits and ':' \
+                 (no embedded IPv4 address, no zone id)",
+            );
         }
         return Ok(());
     }
@@ -627,11 +690,6 @@ fn validate_path(path: &str) -> Result<(), ReferenceError> {
     for (index, component) in path.split('/').enumerate() {
         if component.is_empty() {
             return Err(ReferenceError::EmptyPathComponent { index });
-        }
-        if component.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase {
-                component: component.to_owned(),
-            });
         }
         if !valid_path_component(component.as_bytes()) {
             return Err(ReferenceError::InvalidPathComponent {
