@@ -326,6 +326,7 @@ mod tests {
             errors: vec![],
             registry_requests: 0,
             retention_not_simulated: vec![],
+            registry_checked: true,
         };
         let s = AuditSummary::of(&report);
         assert_eq!(s.images, 3);

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::Role;
 use super::run::{self, AuditReport, ImageResult};
 use crate::policy::{AuditKind, FindingKind};
+use crate::report::plural;
 use crate::rollout::RolloutReport;
 use crate::rollout::render::{self as rollout, behind, short_sha};
 
@@ -46,7 +47,7 @@ pub const SECTIONS: &[(AuditKind, &str)] = &[
 
 fn usage_line(u: &super::Usage) -> String {
     let role = match u.role {
-        Role::Running => format!("{} pods", u.pods),
+        Role::Running => plural(u.pods, "pod", "pods"),
         Role::RollbackTarget => "rollback target".to_owned(),
         Role::Declared => "declared".to_owned(),
     };
@@ -74,6 +75,19 @@ pub fn count(report: &AuditReport, kind: impl Into<FindingKind>) -> usize {
         .count()
 }
 
+/// What a renderer says instead of a count for a section the registry decides, when the
+/// registry was not asked: a 0 there would read as a clean bill.
+pub const NOT_CHECKED: &str = "not checked (--no-resolve)";
+
+/// The count of `kind`, or `null` when the registry was not asked and `kind` needs it.
+fn checked(report: &AuditReport, kind: AuditKind) -> serde_json::Value {
+    if report.registry_checked {
+        count(report, kind).into()
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// JSON, pretty-printed, with a trailing newline: `schemaVersion` 1 as docs/audit.md
 /// documents it (a summary of counts, then every image with its usages and findings).
 pub fn json(v: &View<'_>) -> String {
@@ -86,10 +100,11 @@ pub fn json(v: &View<'_>) -> String {
             "pods": v.pods,
             "controllers": v.controllers,
             "images": report.images.len(),
-            "runningUnservable": count(report, AuditKind::RunningUnservable),
-            "rollbackTargetsUnservable": count(report, AuditKind::RollbackTargetUnservable),
-            "declaredUnservable": count(report, AuditKind::DeclaredUnservable),
-            "retentionRisk": count(report, AuditKind::RetentionRisk),
+            "runningUnservable": checked(report, AuditKind::RunningUnservable),
+            "rollbackTargetsUnservable": checked(report, AuditKind::RollbackTargetUnservable),
+            "declaredUnservable": checked(report, AuditKind::DeclaredUnservable),
+            "retentionRisk": checked(report, AuditKind::RetentionRisk),
+            "registryChecked": report.registry_checked,
             "retentionNotSimulated": report.retention_not_simulated,
             "commitsNotRolledOut": v.rollout.map(RolloutReport::overdue_commits),
             "registryRequests": report.registry_requests,
@@ -112,15 +127,19 @@ pub fn text(v: &View<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "tollgate audit: {} distinct images in {} pods and {} controllers; policy {}",
-        report.images.len(),
-        v.pods,
-        v.controllers,
+        "tollgate audit: {} in {} and {}; policy {}",
+        plural(report.images.len(), "distinct image", "distinct images"),
+        plural(v.pods, "pod", "pods"),
+        plural(v.controllers, "controller", "controllers"),
         v.policy
     );
     for &(kind, title) in SECTIONS {
         let hits = hits(report, kind);
-        let _ = writeln!(out, "\n{title}: {}", hits.len());
+        if report.registry_checked {
+            let _ = writeln!(out, "\n{title}: {}", hits.len());
+        } else {
+            let _ = writeln!(out, "\n{title}: {NOT_CHECKED}");
+        }
         if kind == AuditKind::RetentionRisk {
             for repo in &report.retention_not_simulated {
                 let _ = writeln!(out, "  {}", not_simulated(repo));
@@ -151,11 +170,11 @@ pub fn text(v: &View<'_>) -> String {
         let ws = behind(r);
         let _ = writeln!(
             out,
-            "\nMerged but not rolled out ({} at {}): {} workloads, {} overdue commits",
+            "\nMerged but not rolled out ({} at {}): {}, {}",
             r.branch,
             short_sha(&r.head),
-            ws.len(),
-            r.overdue_commits()
+            plural(ws.len(), "workload", "workloads"),
+            plural(r.overdue_commits(), "overdue commit", "overdue commits")
         );
         for w in ws {
             rollout::write_workload(&mut out, w, &r.branch, "  ");
@@ -207,10 +226,20 @@ fn tables(v: &View<'_>) -> Vec<Table> {
     let mut summary: Vec<Vec<Cell>> = SECTIONS
         .iter()
         .map(|&(kind, title)| {
-            let mut row = summary_row(title, count(r, kind));
+            let shown = match r.registry_checked {
+                true => count(r, kind).to_string(),
+                false => NOT_CHECKED.to_owned(),
+            };
+            let mut row = match r.registry_checked {
+                true => summary_row(title, count(r, kind)),
+                false => vec![
+                    Cell::Text(title.to_owned()),
+                    Cell::Styled("warn", shown.clone()),
+                ],
+            };
             if kind == AuditKind::RetentionRisk && !r.retention_not_simulated.is_empty() {
                 row[1] = Cell::Lines(
-                    std::iter::once(count(r, kind).to_string())
+                    std::iter::once(shown)
                         .chain(r.retention_not_simulated.iter().map(|n| not_simulated(n)))
                         .collect(),
                 );
@@ -305,10 +334,10 @@ pub fn markdown(v: &View<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# tollgate audit\n\n{} distinct images in {} pods and {} controllers; policy `{}`.",
-        v.report.images.len(),
-        v.pods,
-        v.controllers,
+        "# tollgate audit\n\n{} in {} and {}; policy `{}`.",
+        plural(v.report.images.len(), "distinct image", "distinct images"),
+        plural(v.pods, "pod", "pods"),
+        plural(v.controllers, "controller", "controllers"),
         md(v.policy)
     );
     for t in tables(v) {
@@ -340,10 +369,10 @@ pub fn html(v: &View<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tollgate audit</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}code{{font-size:.9em}}.deny{{color:#b00020;font-weight:bold}}.warn{{color:#a05a00}}.ok{{color:#1b5e20}}</style></head><body>\n<h1>tollgate audit</h1>\n<p>{} distinct images in {} pods and {} controllers; policy <code>{}</code>.</p>",
-        v.report.images.len(),
-        v.pods,
-        v.controllers,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tollgate audit</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}code{{font-size:.9em}}.deny{{color:#b00020;font-weight:bold}}.warn{{color:#a05a00}}.ok{{color:#1b5e20}}</style></head><body>\n<h1>tollgate audit</h1>\n<p>{} in {} and {}; policy <code>{}</code>.</p>",
+        plural(v.report.images.len(), "distinct image", "distinct images"),
+        plural(v.pods, "pod", "pods"),
+        plural(v.controllers, "controller", "controllers"),
         esc(v.policy)
     );
     for t in tables(v) {
@@ -457,6 +486,7 @@ mod tests {
             errors: vec![],
             registry_requests: 3,
             retention_not_simulated: vec![],
+            registry_checked: true,
         }
     }
 
@@ -494,5 +524,40 @@ mod tests {
         assert!(text.contains(
             "| Running images the registry can no longer serve (the next restart fails) | 1 |"
         ));
+    }
+
+    /// `--no-resolve` asks no registry: no format may show those sections as 0.
+    #[test]
+    fn without_the_registry_the_registry_sections_say_not_checked_in_every_format() {
+        let mut r = report("r.example/a:1");
+        r.images[0].findings.clear();
+        r.registry_checked = false;
+        let v = View {
+            report: &r,
+            pods: 2,
+            controllers: 1,
+            policy: "p",
+            rollout: None,
+        };
+        for (format, out) in [
+            ("text", text(&v)),
+            ("markdown", markdown(&v)),
+            ("html", html(&v)),
+        ] {
+            for (_, title) in SECTIONS {
+                assert!(
+                    !out.contains(&format!("{title}: 0")),
+                    "{format}: {title}\n{out}"
+                );
+            }
+            assert_eq!(
+                out.matches(NOT_CHECKED).count(),
+                SECTIONS.len(),
+                "{format}:\n{out}"
+            );
+        }
+        let j: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
+        assert_eq!(j["summary"]["runningUnservable"], serde_json::Value::Null);
+        assert_eq!(j["summary"]["registryChecked"], false);
     }
 }

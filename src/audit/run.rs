@@ -61,6 +61,9 @@ pub struct AuditReport {
     /// simulated (the distribution API has no push time), so no count may read as "none at
     /// risk" for them.
     pub retention_not_simulated: Vec<String>,
+    /// Whether the registry was asked at all (`audit --no-resolve` does not): without it, the
+    /// sections about what the registry can serve are "not checked", never a count of 0.
+    pub registry_checked: bool,
 }
 
 /// Tag lists of the repositories a retention rule covers, fetched once per repository.
@@ -196,6 +199,7 @@ pub async fn audit(
         errors: Vec::new(),
         registry_requests: 0,
         retention_not_simulated: Vec::new(),
+        registry_checked: resolver.is_some(),
     };
     for (r, errors) in results {
         if let Some(name) = r.image.image.reference().map(|i| policy.canonical_name(i))
@@ -270,8 +274,12 @@ async fn one(
                                 AuditKind::RunningUnservable,
                                 Level::Deny,
                                 format!(
-                                    "the next restart of these {pods} pod{} will fail to pull {reference}: {}",
-                                    if pods == 1 { "" } else { "s" },
+                                    "the next restart of {} will fail to pull {reference}: {}",
+                                    if pods == 1 {
+                                        "this pod".to_owned()
+                                    } else {
+                                        format!("these {pods} pods")
+                                    },
                                     detail(&res)
                                 ),
                                 "push the image again (every platform) before anything restarts, and keep running images out of the registry's garbage collection and retention",

@@ -30,6 +30,19 @@ Exit codes:
   2  usage error, unreadable or unparsable input, invalid policy, or runtime error
      (an input error wins over findings: the check is incomplete)";
 
+pub const EXPLAIN_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  no image fails a deny-level rule (warnings and rules that need the registry do not count;
+     `tollgate verify` and `check --resolve` evaluate those)
+  1  an image fails a deny-level rule
+  2  usage error or invalid policy";
+
+pub const AUDIT_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  nothing running fails a deny-level rule, and no merged commit is overdue (--repo)
+  1  a running image fails a deny-level rule, or a merged commit waits past --grace
+  2  usage error, invalid policy, or the API server or a registry could not answer";
+
 pub const VERIFY_EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  every image resolves end to end and passes the policy (warnings allowed)
@@ -85,7 +98,7 @@ pub enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Check(check::CheckArgs),
     /// Show how tollgate reads image references and which rules they pass or fail.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = EXPLAIN_EXIT_CODES_HELP)]
     Explain(explain::ExplainArgs),
     /// Walk images end to end in the registry (index, every child manifest, config, every layer)
     /// and evaluate every policy rule, including the registry-backed ones.
@@ -110,7 +123,7 @@ pub enum Command {
     #[command(subcommand)]
     Certs(certs::CertsCommand),
     /// What the cluster really runs, checked against the policy and the registry.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = AUDIT_EXIT_CODES_HELP)]
     Audit(audit::AuditArgs),
     /// Deploy-repo commits that were merged but never rolled out.
     Rollout(rollout::RolloutArgs),

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use tollgate::report::plural;
+
 use clap::Subcommand;
 
 use super::{Exit, load_policy, print};
@@ -28,15 +30,13 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
             for file in &files {
                 match load_policy(Some(file)) {
                     Ok(p) => {
-                        let rules = p.registries().len();
                         print(&format!(
-                            "{}: valid policy {:?} ({} approved registr{}, {} bases, {} exemptions)\n",
+                            "{}: valid policy {:?} ({} approved, {}, {})\n",
                             file.display(),
                             p.name(),
-                            rules,
-                            if rules == 1 { "y" } else { "ies" },
-                            p.bases().len(),
-                            p.exemptions().len()
+                            plural(p.registries().len(), "registry", "registries"),
+                            plural(p.bases().len(), "base", "bases"),
+                            plural(p.exemptions().len(), "exemption", "exemptions")
                         ))?;
                     }
                     Err(e) => {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tollgate::reference::RegistryHost;
 use tollgate::registry::scan::{self, Progress, ScanReport};
 use tollgate::report::json::SCHEMA_VERSION;
+use tollgate::report::plural;
 
 use super::RegistryArgs;
 use super::{Exit, load_policy, print};
@@ -144,14 +145,14 @@ fn render_text(r: &ScanReport) -> String {
     }
     let _ = writeln!(
         out,
-        "{}: {} repositories, {} tags, {} pullable, {} broken, {} not checked ({} requests)",
+        "{}: {}, {}, {} pullable, {} broken, {} not checked ({})",
         r.registry,
-        r.repositories,
-        r.tags,
+        plural(r.repositories, "repository", "repositories"),
+        plural(r.tags, "tag", "tags"),
         r.pullable,
         r.broken.len(),
         r.errors.len(),
-        r.requests
+        plural(r.requests as usize, "request", "requests")
     );
     out
 }

@@ -232,7 +232,11 @@ pub fn text(doc: &VerifyReport) -> String {
         }
         if let Some(res) = &img.resolution {
             if let Some(d) = &res.digest {
-                let _ = writeln!(out, "  digest {d} ({} requests)", res.requests);
+                let _ = writeln!(
+                    out,
+                    "  digest {d} ({})",
+                    crate::report::plural(res.requests as usize, "request", "requests")
+                );
             }
             let tag = match &res.tag {
                 TagState::Ok => "the tag points at the pinned digest".to_owned(),

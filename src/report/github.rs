@@ -60,8 +60,13 @@ pub fn render(report: &Report) -> String {
     let s = report.summary();
     let _ = writeln!(
         out,
-        "tollgate: {} denied, {} warnings, {} exempted, {} input errors in {} objects ({} files)",
-        s.deny, s.warn, s.exempted, s.errors, s.objects, s.files
+        "tollgate: {} denied, {}, {} exempted, {} in {} ({})",
+        s.deny,
+        super::plural(s.warn, "warning", "warnings"),
+        s.exempted,
+        super::plural(s.errors, "input error", "input errors"),
+        super::plural(s.objects, "object", "objects"),
+        super::plural(s.files, "file", "files")
     );
     out
 }

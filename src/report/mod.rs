@@ -16,6 +16,11 @@ use crate::policy::{Level, RuleId};
 use crate::reference::WrittenImage;
 use crate::workload::{ContainerRef, ObjectRef};
 
+/// `n` and the noun, singular or plural: "1 file", "2 files".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// An error and its causes, each once, joined by `: ` (as anyhow's `{:#}` prints them). A
 /// cause whose text the error above it already shows is left out: tollgate's own errors never
 /// repeat their source, but some of the libraries' errors do (kube's kubeconfig errors).

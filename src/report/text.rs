@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Finding, Location, Report};
+use super::{Finding, Location, Report, plural};
 use crate::policy::Level;
 use crate::reference::WrittenImage;
 
@@ -98,8 +98,6 @@ pub fn render(report: &Report, color: bool) -> String {
         out.push('\n');
     }
     let s = report.summary();
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
         "{}, {} in {} with {} ({}); policy {} ({})",
         plural(s.deny, "denial", "denials"),

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::reference::WrittenImage;
+use crate::report::plural;
 
 use super::{ImagePair, ReportCommit, RolloutReport, Status, WorkloadReport};
 
@@ -17,14 +18,13 @@ pub fn text(report: &RolloutReport) -> String {
     let in_sync = report.workloads.len() - behind(report).len();
     let _ = writeln!(
         out,
-        "{} workloads on {} ({}): {} in sync, {} behind; {} commits not rolled out after the \
-         {:#} grace period",
-        report.workloads.len(),
+        "{} on {} ({}): {} in sync, {} behind; {} not rolled out after the {:#} grace period",
+        plural(report.workloads.len(), "workload", "workloads"),
         report.branch,
         short_sha(&report.head),
         in_sync,
         report.workloads.len() - in_sync,
-        report.overdue_commits(),
+        plural(report.overdue_commits(), "commit", "commits"),
         jiff::SignedDuration::from_secs(i64::try_from(report.grace_seconds).unwrap_or(i64::MAX)),
     );
     out

@@ -189,7 +189,7 @@ fn a_fully_rolled_out_repository_exits_0() {
     let r = rollout(&repo, &live, &[]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("1 workloads on HEAD") && r.stdout.contains("1 in sync, 0 behind"),
+        r.stdout.contains("1 workload on HEAD") && r.stdout.contains("1 in sync, 0 behind"),
         "{}",
         r.stdout
     );

@@ -123,7 +123,7 @@ async fn scan_cli_filters_repositories_and_sets_the_exit_code() {
     assert!(
         clean
             .stdout
-            .contains(": 1 repositories, 3 tags, 3 pullable, 0 broken, 0 not checked ("),
+            .contains(": 1 repository, 3 tags, 3 pullable, 0 broken, 0 not checked ("),
         "{}",
         clean.stdout
     );
