@@ -180,19 +180,6 @@ pub struct Stats {
     pub token_requests: AtomicU64,
 }
 
-tokio::task_local! {
-    /// The request counter of the walk running in this task. Walks share one client and run
-    /// concurrently, so a delta of the client's total would count other walks' requests.
-    static WALK_REQUESTS: Arc<AtomicU64>;
-}
-
-/// Run `fut` with its own request counter; returns its output and the requests it sent.
-pub async fn counting_requests<F: std::future::Future>(fut: F) -> (F::Output, u64) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let out = WALK_REQUESTS.scope(counter.clone(), fut).await;
-    (out, counter.load(Ordering::Relaxed))
-}
-
 /// Told about every registry request the client sends (the webhook's metrics): the registry,
 /// how long the request took (headers and body), and the HTTP status, or `None` when no answer
 /// came (connection refused, timeout, TLS error).
@@ -287,10 +274,13 @@ impl RegistryClient {
         self.stats.requests.load(Ordering::Relaxed)
     }
 
-    /// Count one request: in the client's total, and in the walk it was sent for.
-    fn count_request(&self) {
+    /// Count one request about to be sent: charged to the walk it is sent for (refused once
+    /// that walk has spent its budget), and counted in the client's total. Every request,
+    /// retries and token requests included, comes through here.
+    fn count_request(&self) -> Result<(), RegistryError> {
+        super::scope::charge()?;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let _ = WALK_REQUESTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+        Ok(())
     }
 
     fn limit(&self, host: &RegistryHost) -> Arc<Semaphore> {
@@ -444,6 +434,8 @@ impl RegistryClient {
         let mut attempt = 0u32;
         let mut authenticated_once = false;
         loop {
+            // Charged before waiting for a slot: a walk over its budget does not queue.
+            self.count_request()?;
             let result = {
                 let limit = self.limit(&ep.host);
                 let _permit = limit.acquire().await.expect("semaphores are never closed");
@@ -455,8 +447,9 @@ impl RegistryClient {
                     authenticated_once = true;
                     let creds = self.opts.credentials.get(&ep.host.to_string());
                     let on_request = || {
-                        self.count_request();
+                        self.count_request()?;
                         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
                     };
                     self.tokens
                         .answer(
@@ -560,7 +553,6 @@ impl RegistryClient {
         if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }
-        self.count_request();
         let transport = |e| transport(url, e);
         let mut res = req.send().await.map_err(transport)?;
         let headers = res.headers().clone();
