@@ -21,10 +21,10 @@ use reqwest::{Method, StatusCode};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use super::RegistryError;
 use super::auth::{CredentialStore, Tokens};
+use super::slots::FairSlots;
 use crate::reference::RegistryHost;
 
 /// The largest manifest read: distribution itself refuses to store a larger one, so anything
@@ -41,6 +41,11 @@ pub struct ClientOptions {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Requests in flight to one registry at a time.
     pub per_registry_concurrency: usize,
+    /// How many of one registry's requests in flight one tenant (a walk's
+    /// [`super::Tenant`], at admission the namespace) may hold; the rest wait, and a freed slot
+    /// goes to the waiting tenant holding the fewest ([`super::slots`]). The default, all of
+    /// them, suits one caller; `serve` gives a namespace half.
+    pub tenant_share: usize,
     /// Limit for one HTTP request (connect, headers and body).
     pub request_timeout: Duration,
     /// Attempts after the first one, for transient failures only.
@@ -62,6 +67,7 @@ impl Default for ClientOptions {
             credentials: CredentialStore::anonymous(),
             extra_ca_pem: None,
             per_registry_concurrency: 8,
+            tenant_share: 8,
             request_timeout: Duration::from_secs(10),
             retries: 3,
             backoff: Duration::from_millis(100),
@@ -195,7 +201,7 @@ pub struct RegistryClient {
     opts: ClientOptions,
     /// Authorization headers by registry and scope.
     tokens: Tokens,
-    limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
+    limits: std::sync::Mutex<HashMap<RegistryHost, Arc<FairSlots>>>,
     /// Requests sent since the client was built, by all walks together.
     pub stats: Stats,
     observer: Option<Arc<dyn RequestObserver>>,
@@ -283,12 +289,14 @@ impl RegistryClient {
         Ok(())
     }
 
-    fn limit(&self, host: &RegistryHost) -> Arc<Semaphore> {
-        let mut limits = self.limits.lock().expect("limits lock");
-        limits
-            .entry(host.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_registry_concurrency.max(1))))
-            .clone()
+    fn limit(&self, host: &RegistryHost) -> Arc<FairSlots> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slots) = limits.get(host) {
+            return slots.clone();
+        }
+        let slots = FairSlots::new(self.opts.per_registry_concurrency, self.opts.tenant_share);
+        limits.insert(host.clone(), slots.clone());
+        slots
     }
 
     /// `HEAD` or `GET` a manifest by tag or digest.
@@ -438,7 +446,7 @@ impl RegistryClient {
             self.count_request()?;
             let result = {
                 let limit = self.limit(&ep.host);
-                let _permit = limit.acquire().await.expect("semaphores are never closed");
+                let _slot = limit.acquire(super::scope::tenant()).await;
                 self.send_once(ep, &scope, method.clone(), url, accept, max_body)
                     .await
             };
