@@ -386,7 +386,10 @@ impl Server {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
-            let line = lines.next().expect("serve exited before it listened").unwrap();
+            let line = lines
+                .next()
+                .expect("serve exited before it listened")
+                .unwrap();
             if let Some(rest) = line.strip_prefix("tollgate serve: listening on https://") {
                 break rest.split(',').next().unwrap().parse().unwrap();
             }

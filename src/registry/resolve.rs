@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use moka::future::Cache;
 use reqwest::{Method, StatusCode};
@@ -146,24 +147,27 @@ impl Resolver {
 
     /// Run `fut`, the registry work for one image, as one walk: its requests share one budget
     /// (`max_walk_requests`). Inside a walk already, `fut` is part of that walk.
-    pub async fn walk<F: Future>(&self, fut: F) -> F::Output {
-        scope::in_walk(self.opts.max_walk_requests, fut).await.0
+    pub fn walk<'a, F: Future + Send + 'a>(&self, fut: F) -> impl Future<Output = F::Output> + 'a {
+        scope::in_walk(self.opts.max_walk_requests, fut).map(|(out, _)| out)
     }
 
     /// Run `fut` as a new walk for `tenant`, whose requests wait for registry slots as that
     /// tenant's ([`super::slots`]): at admission, the review's namespace.
-    pub async fn walk_for<F: Future>(&self, tenant: Tenant, fut: F) -> F::Output {
-        scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut)
-            .await
-            .0
+    pub fn walk_for<'a, F: Future + Send + 'a>(
+        &self,
+        tenant: Tenant,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut).map(|(out, _)| out)
     }
 
     /// Run `fut` as a walk of its own even inside another one (for the same tenant): work that
     /// serves every later walk, not the one that happens to need it first.
-    pub async fn separate_walk<F: Future>(&self, fut: F) -> F::Output {
-        scope::new_walk(self.opts.max_walk_requests, scope::tenant(), fut)
-            .await
-            .0
+    pub fn separate_walk<'a, F: Future + Send + 'a>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        scope::new_walk(self.opts.max_walk_requests, scope::tenant(), fut).map(|(out, _)| out)
     }
 
     /// Resolve `image` end to end under the deadline, as one walk (part of the current walk,

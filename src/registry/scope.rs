@@ -12,6 +12,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+
 use super::RegistryError;
 
 /// The most registry requests one image's walk may send, retries and token requests included.
@@ -65,24 +68,32 @@ tokio::task_local! {
 /// Run `fut` as a walk of its own, with `budget` requests, for `tenant`; returns its output and
 /// the requests it sent. A walk inside another one (an approved base resolved for the first
 /// image that needs it) gets its own budget: the bases are shared by every later image.
-pub async fn new_walk<F: Future>(budget: u64, tenant: Option<Tenant>, fut: F) -> (F::Output, u64) {
-    let walk = Arc::new(Walk {
-        sent: AtomicU64::new(0),
-        budget,
-        tenant,
-    });
-    let out = WALK.scope(walk.clone(), Box::pin(fut)).await;
-    (out, walk.sent.load(Ordering::Relaxed))
+pub fn new_walk<'a, F: Future + Send + 'a>(
+    budget: u64,
+    tenant: Option<Tenant>,
+    fut: F,
+) -> BoxFuture<'a, (F::Output, u64)> {
+    // Boxed at once, here and in `in_walk`: a walk's future is large, and every level that
+    // opens or joins a walk would otherwise hold it inline (a debug build's stack overflows).
+    let fut = fut.boxed();
+    async move {
+        let walk = Arc::new(Walk {
+            sent: AtomicU64::new(0),
+            budget,
+            tenant,
+        });
+        let out = WALK.scope(walk.clone(), fut).await;
+        (out, walk.sent.load(Ordering::Relaxed))
+    }
+    .boxed()
 }
 
 /// Run `fut` in the current walk if there is one (its requests spend that walk's budget), else
 /// as a new walk with `budget` and no tenant; returns its output and the requests it sent.
-pub async fn in_walk<F: Future>(budget: u64, fut: F) -> (F::Output, u64) {
-    // Boxed: a walk's future is large, and both arms would otherwise hold it inline, at every
-    // level that opens or joins a walk (the stack of a debug build overflows).
-    let fut = Box::pin(fut);
+pub fn in_walk<'a, F: Future + Send + 'a>(budget: u64, fut: F) -> BoxFuture<'a, (F::Output, u64)> {
+    let fut = fut.boxed();
     match WALK.try_with(Arc::clone) {
-        Ok(walk) => {
+        Ok(walk) => async move {
             let before = walk.sent.load(Ordering::Relaxed);
             let out = fut.await;
             (
@@ -90,7 +101,8 @@ pub async fn in_walk<F: Future>(budget: u64, fut: F) -> (F::Output, u64) {
                 walk.sent.load(Ordering::Relaxed).saturating_sub(before),
             )
         }
-        Err(_) => new_walk(budget, None, fut).await,
+        .boxed(),
+        Err(_) => new_walk(budget, None, fut),
     }
 }
 
