@@ -19,6 +19,7 @@ use super::decide::{self, Decision, Plan, Verdict};
 use super::metrics::kind_label;
 use super::state::AppState;
 use super::{AdmissionError, patch, review, walk};
+use crate::registry::Tenant;
 use crate::report::error_text;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -191,6 +192,7 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
                 let walked = walk::walk(
                     &engine.policy,
                     registry,
+                    Tenant::new(&subject.namespace),
                     todo,
                     s.jobs,
                     started,

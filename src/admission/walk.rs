@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::base::BaseChecker;
 use crate::registry::facts;
-use crate::registry::{Resolver, sites};
+use crate::registry::{Resolver, Tenant, sites};
 use crate::report::ImageSite;
 
 /// The registry side of the server: one resolver for the server's lifetime (its caches are the
@@ -36,13 +36,27 @@ pub struct RegistryEngine {
 /// as the policy's `registryUnavailable` says, without a walk.
 pub const MAX_IMAGES_PER_REVIEW: usize = 32;
 
+/// How many of one registry's `slots` (requests in flight) one namespace may hold: half. A
+/// request in flight cannot be taken back, so the half a flooding namespace cannot take is what
+/// keeps every other namespace's images answered on time; one namespace alone still gets half
+/// the concurrency, which is what a cold walk needs (a warm one sends no request at all). The
+/// periodic audit's walks are a tenant of their own, held to the same share.
+pub fn namespace_share(slots: usize) -> usize {
+    (slots / 2).max(1)
+}
+
 /// Walk the distinct images of `sites` (at most `jobs` at a time, at most
 /// [`MAX_IMAGES_PER_REVIEW`]) until `deadline`. Walks not started when the decision is made are
 /// never started; those in flight finish (bounded by the resolver's own deadline) so that the
 /// API server's retry finds their answers cached.
+///
+/// Each walk is `namespace`'s: its registry requests wait for slots as that namespace's, so a
+/// namespace flooding one registry holds at most its share of that registry's slots
+/// ([`crate::registry::slots`]) and another namespace's image still gets walked.
 pub async fn walk(
     policy: &Arc<Policy>,
     engine: &RegistryEngine,
+    namespace: Tenant,
     sites: Vec<ImageSite>,
     jobs: usize,
     started: Instant,
@@ -67,7 +81,11 @@ pub async fn walk(
             .take_while(move |_| std::future::ready(!gone.is_closed()))
             .map(|(i, r)| {
                 let (policy, resolver, bases) = (&policy, &resolver, &bases);
-                async move { (i, facts::evaluate(policy, resolver, bases, &r).await) }
+                let namespace = namespace.clone();
+                async move {
+                    let facts = facts::evaluate(policy, resolver, bases, &r);
+                    (i, resolver.walk_for(namespace, facts).await)
+                }
             })
             .buffer_unordered(jobs.max(1))
             .for_each(|answer| {
@@ -103,4 +121,18 @@ pub async fn walk(
             answer: answer.unwrap_or(Answer::TimedOut(deadline)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::half_of_the_default_eight(8, 4)]
+    #[case::half_rounded_down(5, 2)]
+    #[case::never_none(1, 1)]
+    #[case::never_none_of_zero(0, 1)]
+    fn a_namespace_holds_half_of_a_registrys_slots(#[case] slots: usize, #[case] share: usize) {
+        assert_eq!(super::namespace_share(slots), share);
+    }
 }

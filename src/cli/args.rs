@@ -13,7 +13,9 @@ use tollgate::cluster::kube::Cluster;
 use tollgate::config::duration;
 use tollgate::policy::Policy;
 use tollgate::registry::auth::CredentialStore;
-use tollgate::registry::{ClientOptions, RegistryClient, ResolveOptions, Resolver};
+use tollgate::registry::{
+    ClientOptions, MAX_WALK_REQUESTS, RegistryClient, ResolveOptions, Resolver,
+};
 
 /// A duration flag's value (`250ms`, `5s`, `1m30s`, `1h`; zero allowed). A bare number of
 /// seconds is still accepted, with a note on stderr that it is deprecated.
@@ -131,6 +133,14 @@ pub struct RegistryArgs {
     /// Images walked at the same time.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Registry requests one image's walk may send (index, child manifests, configs, layers,
+    /// base check; retries included); past it the image is "could not check". Raise it only for
+    /// images larger than 256 platforms of 13 layers.
+    // A flag and not only the constant: a registry whose images really are larger needs a way
+    // to check them without a rebuild, and lowering it shows the limit on a small real image.
+    #[arg(long, default_value_t = MAX_WALK_REQUESTS, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_walk_requests: u64,
 }
 
 impl RegistryArgs {
@@ -194,6 +204,7 @@ impl RegistryArgs {
         Ok(ResolveOptions {
             platforms: self.platforms.clone(),
             deadline: self.deadline.unwrap_or(default_deadline),
+            max_walk_requests: self.max_walk_requests,
             ..ResolveOptions::default()
         })
     }

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use tollgate::admission::connections::Limits;
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
+use tollgate::admission::walk::namespace_share;
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
 use tollgate::registry::{RegistryClient, Resolver};
 
@@ -179,7 +180,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         args.registry.resolve_options()?;
         let registry = Arc::new(args.registry);
         let factory: ResolverFactory = Arc::new(move |policy, observer| {
-            let client = RegistryClient::new(registry.client_options(&policy)?)?;
+            let mut options = registry.client_options(&policy)?;
+            // Namespaces share each registry's slots fairly: one holds at most its share.
+            options.tenant_share = namespace_share(options.per_registry_concurrency);
+            let client = RegistryClient::new(options)?;
             Ok(Resolver::new(
                 Arc::new(client.with_observer(observer)),
                 policy,

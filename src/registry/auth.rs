@@ -385,7 +385,7 @@ impl Tokens {
         scope: &str,
         challenge: Option<&str>,
         sent: Option<&str>,
-        on_request: impl Fn(),
+        on_request: impl Fn() -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
         let key = (host.clone(), scope.to_owned());
         let lock = {
@@ -419,7 +419,7 @@ impl Tokens {
                 if let Some(c) = credentials {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
-                on_request();
+                on_request()?;
                 // The realm URL is the registry's; its error text may echo the request, never
                 // our credentials, which travel only in the Authorization header.
                 let res = req

@@ -460,7 +460,10 @@ impl BaseChecker {
         }
         let mut out = Vec::new();
         for base in self.policy.bases() {
-            out.extend(self.resolve_base(base).await?);
+            // The bases serve every image checked later, so they are not charged to the walk
+            // that needs them first: each base's tag list, and each of its tags, is a walk of
+            // its own.
+            out.extend(self.resolver.separate_walk(self.resolve_base(base)).await?);
         }
         let out = Arc::new(out);
         *guard = Some(out.clone());
@@ -497,7 +500,10 @@ impl BaseChecker {
             let Ok(r) = format!("{}:{tag}", base.name()).parse::<ImageRef>() else {
                 continue;
             };
-            let res = self.resolver.resolve(&r).await?;
+            let res = self
+                .resolver
+                .separate_walk(self.resolver.resolve(&r))
+                .await?;
             let Some(root) = res.root else { continue };
             let mut manifests = Vec::new();
             collect_manifests(&root, &mut manifests);

@@ -4,15 +4,20 @@
 //! - A not-found answer is kept only in the shared, short-lived not-found cache: a push may be
 //!   on its way, and a retry should see it soon.
 //! - Errors are never cached, as success or as a verdict.
-//! - Concurrent lookups of one key share one fetch.
+//! - Concurrent lookups of one key share one fetch; when that fetch was refused because the
+//!   walk that ran it had spent its request budget, the others fetch again, in their own walks.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use moka::future::Cache;
 
 use super::RegistryError;
 use super::http::Endpoint;
+use super::scope;
+
+/// How often a lookup fetches again after sharing another walk's over-budget fetch: each time,
+/// yet another walk had to run the fetch and be over its budget, so a few suffice.
+const MAX_REFETCHES: u32 = 4;
 
 /// A fetch outcome worth caching: found content, or not found (with the registry's words).
 #[derive(Debug, Clone)]
@@ -42,21 +47,34 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
 
     /// The answer for `key`: from the caches, else from `fetch`. A found answer for which
     /// `keep` says no (content that failed verification) is returned but not kept.
-    pub(super) async fn get(
+    pub(super) async fn get<F: Future<Output = Result<Fetched<T>, RegistryError>>>(
         &self,
         not_found: &NotFound,
         key: Key,
-        fetch: impl Future<Output = Result<Fetched<T>, RegistryError>>,
+        fetch: impl Fn() -> F,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Fetched<T>, RegistryError> {
         if let Some(answer) = not_found.get(&key).await {
             return Ok(Fetched::NotFound(answer));
         }
-        let fetched = self
-            .found
-            .try_get_with(key.clone(), fetch)
-            .await
-            .map_err(|e: Arc<RegistryError>| (*e).clone())?;
+        let mut attempts = 0;
+        let fetched = loop {
+            // A fetch is a future only one lookup can run: a lookup that fetches again makes a
+            // new one.
+            match self.found.try_get_with(key.clone(), fetch()).await {
+                Ok(fetched) => break fetched,
+                // Another walk ran the shared fetch and had spent its budget: that is not this
+                // walk's answer. A walk over its own budget stops here with the error.
+                Err(e)
+                    if matches!(*e, RegistryError::WalkRequests { .. })
+                        && !scope::exhausted()
+                        && attempts < MAX_REFETCHES =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err((*e).clone()),
+            }
+        };
         match &fetched {
             Fetched::NotFound(answer) => {
                 self.found.invalidate(&key).await;

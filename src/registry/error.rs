@@ -66,6 +66,16 @@ pub enum RegistryError {
         /// The deadline, in milliseconds.
         millis: u64,
     },
+    /// One image's walk needed more registry requests than one walk may send: stopped, so not
+    /// checked (never a verdict on the image).
+    #[error(
+        "the walk of this image needed more than {limit} registry requests, the most one walk \
+         sends (--max-walk-requests); it was stopped before it could check the image"
+    )]
+    WalkRequests {
+        /// The budget.
+        limit: u64,
+    },
     /// An answer that is not the JSON the distribution API specifies.
     #[error("{url}: the {what} is not valid JSON")]
     Json {

@@ -38,9 +38,21 @@ impl RegistryFacts {
     }
 }
 
-/// Resolve `reference` and evaluate the registry-backed rules. The caller has checked that the
-/// registry is approved (the resolver refuses otherwise, without network IO).
+/// Resolve `reference` and evaluate the registry-backed rules, as one walk: the resolution and
+/// the base check share one request budget. The caller has checked that the registry is
+/// approved (the resolver refuses otherwise, without network IO).
 pub async fn evaluate(
+    policy: &Policy,
+    resolver: &Resolver,
+    bases: &BaseChecker,
+    reference: &ImageRef,
+) -> Result<RegistryFacts, RegistryError> {
+    resolver
+        .walk(evaluate_in_walk(policy, resolver, bases, reference))
+        .await
+}
+
+async fn evaluate_in_walk(
     policy: &Policy,
     resolver: &Resolver,
     bases: &BaseChecker,

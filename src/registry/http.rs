@@ -21,10 +21,10 @@ use reqwest::{Method, StatusCode};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use super::RegistryError;
 use super::auth::{CredentialStore, Tokens};
+use super::slots::FairSlots;
 use crate::reference::RegistryHost;
 
 /// The largest manifest read: distribution itself refuses to store a larger one, so anything
@@ -41,6 +41,11 @@ pub struct ClientOptions {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Requests in flight to one registry at a time.
     pub per_registry_concurrency: usize,
+    /// How many of one registry's requests in flight one tenant (a walk's
+    /// [`super::Tenant`], at admission the namespace) may hold; the rest wait, and a freed slot
+    /// goes to the waiting tenant holding the fewest ([`super::slots`]). The default, all of
+    /// them, suits one caller; `serve` gives a namespace half.
+    pub tenant_share: usize,
     /// Limit for one HTTP request (connect, headers and body).
     pub request_timeout: Duration,
     /// Attempts after the first one, for transient failures only.
@@ -62,6 +67,7 @@ impl Default for ClientOptions {
             credentials: CredentialStore::anonymous(),
             extra_ca_pem: None,
             per_registry_concurrency: 8,
+            tenant_share: 8,
             request_timeout: Duration::from_secs(10),
             retries: 3,
             backoff: Duration::from_millis(100),
@@ -180,19 +186,6 @@ pub struct Stats {
     pub token_requests: AtomicU64,
 }
 
-tokio::task_local! {
-    /// The request counter of the walk running in this task. Walks share one client and run
-    /// concurrently, so a delta of the client's total would count other walks' requests.
-    static WALK_REQUESTS: Arc<AtomicU64>;
-}
-
-/// Run `fut` with its own request counter; returns its output and the requests it sent.
-pub async fn counting_requests<F: std::future::Future>(fut: F) -> (F::Output, u64) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let out = WALK_REQUESTS.scope(counter.clone(), fut).await;
-    (out, counter.load(Ordering::Relaxed))
-}
-
 /// Told about every registry request the client sends (the webhook's metrics): the registry,
 /// how long the request took (headers and body), and the HTTP status, or `None` when no answer
 /// came (connection refused, timeout, TLS error).
@@ -208,7 +201,7 @@ pub struct RegistryClient {
     opts: ClientOptions,
     /// Authorization headers by registry and scope.
     tokens: Tokens,
-    limits: std::sync::Mutex<HashMap<RegistryHost, Arc<Semaphore>>>,
+    limits: std::sync::Mutex<HashMap<RegistryHost, Arc<FairSlots>>>,
     /// Requests sent since the client was built, by all walks together.
     pub stats: Stats,
     observer: Option<Arc<dyn RequestObserver>>,
@@ -287,18 +280,23 @@ impl RegistryClient {
         self.stats.requests.load(Ordering::Relaxed)
     }
 
-    /// Count one request: in the client's total, and in the walk it was sent for.
-    fn count_request(&self) {
+    /// Count one request about to be sent: charged to the walk it is sent for (refused once
+    /// that walk has spent its budget), and counted in the client's total. Every request,
+    /// retries and token requests included, comes through here.
+    fn count_request(&self) -> Result<(), RegistryError> {
+        super::scope::charge()?;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let _ = WALK_REQUESTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+        Ok(())
     }
 
-    fn limit(&self, host: &RegistryHost) -> Arc<Semaphore> {
-        let mut limits = self.limits.lock().expect("limits lock");
-        limits
-            .entry(host.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.opts.per_registry_concurrency.max(1))))
-            .clone()
+    fn limit(&self, host: &RegistryHost) -> Arc<FairSlots> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slots) = limits.get(host) {
+            return slots.clone();
+        }
+        let slots = FairSlots::new(self.opts.per_registry_concurrency, self.opts.tenant_share);
+        limits.insert(host.clone(), slots.clone());
+        slots
     }
 
     /// `HEAD` or `GET` a manifest by tag or digest.
@@ -444,9 +442,11 @@ impl RegistryClient {
         let mut attempt = 0u32;
         let mut authenticated_once = false;
         loop {
+            // Charged before waiting for a slot: a walk over its budget does not queue.
+            self.count_request()?;
             let result = {
                 let limit = self.limit(&ep.host);
-                let _permit = limit.acquire().await.expect("semaphores are never closed");
+                let _slot = limit.acquire(super::scope::tenant()).await;
                 self.send_once(ep, &scope, method.clone(), url, accept, max_body)
                     .await
             };
@@ -455,8 +455,9 @@ impl RegistryClient {
                     authenticated_once = true;
                     let creds = self.opts.credentials.get(&ep.host.to_string());
                     let on_request = || {
-                        self.count_request();
+                        self.count_request()?;
                         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
                     };
                     self.tokens
                         .answer(
@@ -560,7 +561,6 @@ impl RegistryClient {
         if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }
-        self.count_request();
         let transport = |e| transport(url, e);
         let mut res = req.send().await.map_err(transport)?;
         let headers = res.headers().clone();

@@ -7,6 +7,8 @@
 //! - [`oci`]: the OCI and Docker manifest formats; pure;
 //! - [`http`], [`auth`]: the distribution API over HTTPS, credentials and token exchange;
 //! - [`cache`], [`resolve`]: the cached fetches and the walk;
+//! - [`scope`]: one walk's request budget and whose walk it is; [`slots`]: each registry's
+//!   request slots, shared fairly between tenants (pure decision, and its lock);
 //! - [`facts`], [`base`], [`sites`]: the registry-backed rules, the base-image check, and
 //!   their findings placed at every use of an image;
 //! - [`verify`], [`scan`]: `tollgate verify` and `tollgate registry scan`.
@@ -25,10 +27,13 @@ pub mod oci;
 pub mod resolution;
 pub mod resolve;
 pub mod scan;
+pub mod scope;
 pub mod sites;
+pub mod slots;
 pub mod verify;
 
 pub use error::RegistryError;
 pub use http::{ClientOptions, Endpoint, RegistryClient};
 pub use resolution::{Broken, Node, NodeKind, NodeStatus, Resolution, TagState};
 pub use resolve::{ResolveOptions, Resolver};
+pub use scope::{MAX_WALK_REQUESTS, Tenant};

@@ -9,9 +9,11 @@
 //! bytes); tag → digest answers and blob existence are cached with short TTLs, not-found answers
 //! shorter still; errors are never cached.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use moka::future::Cache;
 use reqwest::{Method, StatusCode};
@@ -22,6 +24,7 @@ use super::cache::{Cached, Fetched, Key, NotFound};
 use super::http::{Endpoint, RegistryClient, Response};
 use super::oci::{self, Descriptor, Manifest};
 use super::resolution::{Node, NodeKind, NodeStatus, Resolution, TagState, collect_broken};
+use super::scope::{self, Tenant};
 use crate::policy::Policy;
 use crate::reference::{Digest, DigestAlgorithm, ImageRef, RegistryHost};
 use crate::report::error_text;
@@ -47,6 +50,8 @@ pub struct ResolveOptions {
     pub cache_bytes: u64,
     /// Largest manifest or config fetched.
     pub max_document_bytes: u64,
+    /// Registry requests one image's walk may send ([`super::scope::MAX_WALK_REQUESTS`]).
+    pub max_walk_requests: u64,
 }
 
 impl Default for ResolveOptions {
@@ -59,6 +64,7 @@ impl Default for ResolveOptions {
             not_found_ttl: Duration::from_secs(5),
             cache_bytes: 64 << 20,
             max_document_bytes: 4 << 20,
+            max_walk_requests: super::scope::MAX_WALK_REQUESTS,
         }
     }
 }
@@ -139,14 +145,40 @@ impl Resolver {
             })
     }
 
-    /// Resolve `image` end to end under the deadline.
+    /// Run `fut`, the registry work for one image, as one walk: its requests share one budget
+    /// (`max_walk_requests`). Inside a walk already, `fut` is part of that walk.
+    pub fn walk<'a, F: Future + Send + 'a>(&self, fut: F) -> impl Future<Output = F::Output> + 'a {
+        scope::in_walk(self.opts.max_walk_requests, fut).map(|(out, _)| out)
+    }
+
+    /// Run `fut` as a new walk for `tenant`, whose requests wait for registry slots as that
+    /// tenant's ([`super::slots`]): at admission, the review's namespace.
+    pub fn walk_for<'a, F: Future + Send + 'a>(
+        &self,
+        tenant: Tenant,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut).map(|(out, _)| out)
+    }
+
+    /// Run `fut` as a walk of its own even inside another one (for the same tenant): work that
+    /// serves every later walk, not the one that happens to need it first.
+    pub fn separate_walk<'a, F: Future + Send + 'a>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        scope::new_walk(self.opts.max_walk_requests, scope::tenant(), fut).map(|(out, _)| out)
+    }
+
+    /// Resolve `image` end to end under the deadline, as one walk (part of the current walk,
+    /// if there is one).
     pub async fn resolve(&self, image: &ImageRef) -> Result<Resolution, RegistryError> {
         let ep = self.endpoint(image)?;
         let deadline = self.opts.deadline;
-        let (outcome, requests) = super::http::counting_requests(tokio::time::timeout(
-            deadline,
-            self.resolve_inner(&ep, image),
-        ))
+        let (outcome, requests) = scope::in_walk(
+            self.opts.max_walk_requests,
+            tokio::time::timeout(deadline, self.resolve_inner(&ep, image)),
+        )
         .await;
         let mut resolution = outcome.map_err(|_| RegistryError::Deadline {
             millis: deadline.as_millis() as u64,
@@ -245,7 +277,7 @@ impl Resolver {
     ) -> Result<Fetched<Digest>, RegistryError> {
         // Tags and digests share the key space of one repository, so mark the tag's key.
         let key = (ep.clone(), repo.to_owned(), format!("tag:{tag}"));
-        let fetch = async {
+        let fetch = move || async move {
             let head = self.client.manifest(ep, repo, tag, Method::HEAD).await?;
             if head.status == StatusCode::NOT_FOUND {
                 return Ok(Fetched::NotFound(head.error_text()));
@@ -276,7 +308,7 @@ impl Resolver {
     ) -> Result<Fetched<Document>, RegistryError> {
         let key = (ep.clone(), repo.to_owned(), digest.to_owned());
         let max = self.opts.max_document_bytes;
-        let fetch = async {
+        let fetch = move || async move {
             let r = if is_manifest {
                 self.client.manifest(ep, repo, digest, Method::GET).await?
             } else {
@@ -307,7 +339,7 @@ impl Resolver {
         digest: &str,
     ) -> Result<Fetched<Option<u64>>, RegistryError> {
         let key = (ep.clone(), repo.to_owned(), digest.to_owned());
-        let fetch = async {
+        let fetch = move || async move {
             let r = self.client.blob_head(ep, repo, digest).await?;
             if r.status == StatusCode::NOT_FOUND {
                 // A HEAD has no body: name the registry's usual code.

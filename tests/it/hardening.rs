@@ -1167,3 +1167,263 @@ mod streaming {
         );
     }
 }
+
+/// One image's walk sends at most `--max-walk-requests` registry requests: an index whose
+/// children need more is stopped there and is "could not check" in every command that walks,
+/// never a verdict on the image (a hostile manifest can list thousands of layers).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_walk_past_its_request_budget_is_could_not_check_in_every_command() {
+    use crate::support::oci::{Pusher, layer};
+    use crate::support::registry::TestRegistry;
+    use crate::support::run;
+    let reg = TestRegistry::start();
+    let p = Pusher::new(reg.base_url());
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64", "s390x"] {
+        let layers = [
+            layer(&[("a", arch.as_bytes())]),
+            layer(&[("b", arch.as_bytes())]),
+        ];
+        let platform = format!("linux/{arch}");
+        children.push((
+            p.image("team/app", None, &layers, &platform).await,
+            platform,
+        ));
+    }
+    let children: Vec<_> = children.iter().map(|(c, p)| (c, p.as_str())).collect();
+    p.index("team/app", "1", &children, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy("  rules: {digest-missing: 'off'}\n")).unwrap();
+    let policy = policy.to_str().unwrap();
+    let image = format!("{}/team/app:1", reg.host());
+
+    // The tag, the index, then a manifest, a config and two layers per child: 14 requests.
+    let whole = run(&["verify", "--policy", policy, "--format", "json", &image]);
+    assert_eq!(whole.code, 0, "{}\n{}", whole.stdout, whole.stderr);
+    let doc: Value = serde_json::from_str(&whole.stdout).unwrap();
+    assert_eq!(doc["images"][0]["resolution"]["requests"], 14, "{doc:#}");
+
+    let limit = "10";
+    let named = |out: &str| out.contains("needed more than 10 registry requests");
+    let v = run(&[
+        "verify",
+        "--policy",
+        policy,
+        "--format",
+        "json",
+        "--max-walk-requests",
+        limit,
+        &image,
+    ]);
+    assert_eq!(v.code, 2, "verify: {}\n{}", v.stdout, v.stderr);
+    let doc: Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(doc["images"][0]["verdict"], "error", "{doc:#}");
+    assert!(named(&v.stdout), "{doc:#}");
+    assert!(!v.stdout.contains("\"image-unavailable\""), "{doc:#}");
+
+    let c = run_stdin(
+        &[
+            "check",
+            "-",
+            "--resolve",
+            "--policy",
+            policy,
+            "--max-walk-requests",
+            limit,
+        ],
+        &pod_manifest(&image),
+    );
+    assert_eq!(c.code, 2, "check --resolve: {}\n{}", c.stdout, c.stderr);
+    assert!(
+        named(&format!("{}{}", c.stdout, c.stderr)),
+        "{}{}",
+        c.stdout,
+        c.stderr
+    );
+    assert!(!c.stdout.contains("image-unavailable"), "{}", c.stdout);
+
+    let live = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "web"},
+         "spec": {"containers": [{"name": "a", "image": image}]}}]});
+    let live_file = dir.path().join("live.json");
+    std::fs::write(&live_file, serde_json::to_vec(&live).unwrap()).unwrap();
+    let a = run(&[
+        "audit",
+        "--live-file",
+        live_file.to_str().unwrap(),
+        "--policy",
+        policy,
+        "--format",
+        "json",
+        "--max-walk-requests",
+        limit,
+    ]);
+    assert_eq!(a.code, 2, "audit: {}\n{}", a.stdout, a.stderr);
+    let report: Value = serde_json::from_str(&a.stdout).unwrap();
+    assert_eq!(report["summary"]["runningUnservable"], 0, "{report:#}");
+    assert!(named(&a.stdout), "{report:#}");
+
+    let s = run(&[
+        "registry",
+        "scan",
+        &reg.host(),
+        "--policy",
+        policy,
+        "--format",
+        "json",
+        "--max-walk-requests",
+        limit,
+    ]);
+    assert_eq!(s.code, 2, "scan: {}\n{}", s.stdout, s.stderr);
+    let scanned: Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(
+        scanned["broken"].as_array().unwrap().len(),
+        0,
+        "{scanned:#}"
+    );
+    assert!(named(&s.stdout), "{scanned:#}");
+
+    let hook = Webhook::start(&[
+        "--policy",
+        policy,
+        "--registry-deadline",
+        "10s",
+        "--max-walk-requests",
+        limit,
+    ]);
+    let r = hook
+        .review("/validate", &review(pod_kind(), pod_object(&image)))
+        .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("could not be checked") && named(&warnings),
+        "{r}"
+    );
+}
+
+/// One namespace flooding the webhook with images on a slow registry holds at most half of that
+/// registry's request slots: another namespace's healthy image on the same registry is still
+/// walked and answered (its digest resolved), even where `registryUnavailable` denies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_flooding_a_slow_registry_cannot_take_another_namespaces_answer() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use base64::Engine as _;
+
+    use crate::support::oci::{Pusher, layer};
+    use crate::support::proxy::{Fault, FaultProxy, Times};
+    use crate::support::registry::TestRegistry;
+    use crate::support::webhook::eventually;
+
+    let reg = TestRegistry::start();
+    let p = Pusher::new(reg.base_url());
+    let mut digests = Vec::new();
+    for tag in ["1", "2"] {
+        let layers = [layer(&[("a", tag.as_bytes())])];
+        digests.push(
+            p.image("team/app", Some(tag), &layers, "linux/amd64")
+                .await
+                .digest,
+        );
+    }
+    // The flood's repositories answer after longer than anyone waits: every request for them
+    // holds its slot until the client gives up.
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.inject(
+        "HEAD",
+        "/v2/flood/",
+        Fault::Delay(Duration::from_secs(50)),
+        Times::Always,
+    );
+    let host = proxy.host();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        proxy.policy(
+            "  rules: {digest-missing: 'off'}\n  registryUnavailable: {image-unavailable: deny}\n",
+        ),
+    )
+    .unwrap();
+    let hook = Arc::new(Webhook::start(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--registry-deadline",
+        "5s",
+        "--mutate",
+    ]));
+    let in_namespace = |namespace: &str, images: Vec<String>| {
+        let containers: Vec<Value> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+            .collect();
+        let mut r = review(
+            pod_kind(),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": namespace},
+                   "spec": {"containers": containers}}),
+        );
+        r["request"]["namespace"] = json!(namespace);
+        r
+    };
+
+    let mut flood = Vec::new();
+    for n in 0..4 {
+        let images = (0..32)
+            .map(|i| format!("{host}/flood/app{n}-{i}:1"))
+            .collect();
+        let (hook, r) = (hook.clone(), in_namespace("flood", images));
+        flood.push(tokio::spawn(
+            async move { hook.review("/validate", &r).await },
+        ));
+    }
+    eventually(
+        "the flood holds registry slots",
+        Duration::from_secs(30),
+        || std::future::ready(proxy.count("HEAD", "/v2/flood/") >= 4),
+    )
+    .await;
+    // Whatever more of the flood would start has started.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let validated = hook
+        .review(
+            "/validate",
+            &in_namespace("web", vec![format!("{host}/team/app:1")]),
+        )
+        .await;
+    assert_eq!(validated["allowed"], true, "{validated}");
+    assert!(
+        !validated["warnings"]
+            .to_string()
+            .contains("could not be checked"),
+        "{validated}"
+    );
+    let image = format!("{host}/team/app:2");
+    let mutated = hook
+        .review("/mutate", &in_namespace("web", vec![image.clone()]))
+        .await;
+    let patch: Vec<u8> = match &mutated["patch"] {
+        Value::String(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+        other => serde_json::from_value(other.clone()).unwrap_or_default(),
+    };
+    let patch = String::from_utf8(patch).unwrap();
+    assert!(
+        patch.contains(&format!("{image}@{}", digests[1])),
+        "the digest is resolved during the flood: {mutated} {patch}"
+    );
+
+    for f in flood {
+        let r = f.await.unwrap();
+        assert_eq!(
+            r["allowed"], false,
+            "the flood's own images are unavailable: {r}"
+        );
+    }
+}
