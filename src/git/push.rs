@@ -247,7 +247,11 @@ mod tests {
     }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]

@@ -740,8 +740,13 @@ fn the_pre_commit_hook_definitions_pass_pre_commit_s_own_manifest_check() {
 
     let home = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new("python3");
-    cmd.args(["-m", "pre_commit", "validate-manifest", ".pre-commit-hooks.yaml"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.args([
+        "-m",
+        "pre_commit",
+        "validate-manifest",
+        ".pre-commit-hooks.yaml",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
     pre_commit_env(&mut cmd, home.path());
     let out = GitRun::from(cmd.output().unwrap());
     assert!(out.ok, "{}{}", out.stdout, out.stderr);
@@ -779,17 +784,7 @@ fn pre_commit_s_pre_push_hook_blocks_and_passes_real_pushes_from_the_first_one_o
     work.git(&["remote", "add", "origin", remote.path.to_str().unwrap()]);
 
     let home = tempfile::tempdir().unwrap();
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap();
-    let path = match std::env::var_os("PATH") {
-        Some(p) => {
-            let mut dirs = vec![bin.to_path_buf()];
-            dirs.extend(std::env::split_paths(&p));
-            std::env::join_paths(dirs).unwrap()
-        }
-        None => bin.as_os_str().to_owned(),
-    };
+    let path = support::path_with_tollgate();
     let pre_commit = |args: &[&str]| {
         let mut cmd = std::process::Command::new("python3");
         cmd.args(["-m", "pre_commit"])
@@ -831,7 +826,12 @@ fn pre_commit_s_pre_push_hook_blocks_and_passes_real_pushes_from_the_first_one_o
     let out = push(&["main"]);
     assert_blocked(
         &out,
-        &["tollgate", "apps/web.yaml", "registry-not-approved", "push blocked"],
+        &[
+            "tollgate",
+            "apps/web.yaml",
+            "registry-not-approved",
+            "push blocked",
+        ],
     );
     assert_eq!(remote_main(), None, "the remote must stay empty");
 
