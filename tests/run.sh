@@ -79,12 +79,17 @@ fi
 PRE_COMMIT_VERSION=4.7.0
 TOLLGATE_PRE_COMMIT_DIR="$TOLLGATE_TOOLS_DIR/pre-commit-$PRE_COMMIT_VERSION"
 export TOLLGATE_PRE_COMMIT_DIR
-if [ "$(PYTHONPATH="$TOLLGATE_PRE_COMMIT_DIR" python3 -m pre_commit --version 2>/dev/null)" != "pre-commit $PRE_COMMIT_VERSION" ]; then
+pre_commit_ok() {
+  [ -f "$TOLLGATE_PRE_COMMIT_DIR/pre_commit/__main__.py" ] &&
+    [ "$(PYTHONPATH="$TOLLGATE_PRE_COMMIT_DIR" python3 -m pre_commit --version 2>/dev/null)" = "pre-commit $PRE_COMMIT_VERSION" ]
+}
+if ! pre_commit_ok; then
   echo "tests/run.sh: installing pre-commit==$PRE_COMMIT_VERSION (PyPI)" >&2
   rm -rf "$TOLLGATE_PRE_COMMIT_DIR"
-  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
+    --disable-pip-version-check \
     --target "$TOLLGATE_PRE_COMMIT_DIR" "pre-commit==$PRE_COMMIT_VERSION"
-  if [ "$(PYTHONPATH="$TOLLGATE_PRE_COMMIT_DIR" python3 -m pre_commit --version 2>/dev/null)" != "pre-commit $PRE_COMMIT_VERSION" ]; then
+  if ! pre_commit_ok; then
     echo "tests/run.sh: pre-commit is installed in $TOLLGATE_PRE_COMMIT_DIR but python3 -m pre_commit does not run" >&2
     exit 2
   fi
