@@ -70,6 +70,31 @@ if [ ! -x "$TOLLGATE_SARIF_MULTITOOL" ]; then
   chmod u+x "$TOLLGATE_SARIF_MULTITOOL"
 fi
 
+# pre-commit (PyPI), the real client of .pre-commit-hooks.yaml: tests/it/git_gates.rs installs
+# its pre-push hook in a deploy repository and pushes through it. Pinned, and installed with
+# `pip --target` into the tools directory rather than into the system's Python, so its
+# dependencies (PyYAML, virtualenv...) never meet the distribution's; the tests run it as
+# `python3 -m pre_commit` with that directory on PYTHONPATH. The test runs tollgate's
+# `language: system` hook with the test binary on PATH, so no `cargo install` happens.
+PRE_COMMIT_VERSION=4.7.0
+TOLLGATE_PRE_COMMIT_DIR="$TOLLGATE_TOOLS_DIR/pre-commit-$PRE_COMMIT_VERSION"
+export TOLLGATE_PRE_COMMIT_DIR
+pre_commit_ok() {
+  [ -f "$TOLLGATE_PRE_COMMIT_DIR/pre_commit/__main__.py" ] &&
+    [ "$(PYTHONPATH="$TOLLGATE_PRE_COMMIT_DIR" python3 -m pre_commit --version 2>/dev/null)" = "pre-commit $PRE_COMMIT_VERSION" ]
+}
+if ! pre_commit_ok; then
+  echo "tests/run.sh: installing pre-commit==$PRE_COMMIT_VERSION (PyPI)" >&2
+  rm -rf "$TOLLGATE_PRE_COMMIT_DIR"
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
+    --disable-pip-version-check \
+    --target "$TOLLGATE_PRE_COMMIT_DIR" "pre-commit==$PRE_COMMIT_VERSION"
+  if ! pre_commit_ok; then
+    echo "tests/run.sh: pre-commit is installed in $TOLLGATE_PRE_COMMIT_DIR but python3 -m pre_commit does not run" >&2
+    exit 2
+  fi
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "tests/run.sh: installing the $component component" >&2

@@ -195,7 +195,7 @@ fn pre_push(args: PrePushArgs) -> anyhow::Result<Exit> {
     if pushed.is_empty()
         && let Some(p) = push::from_pre_commit_env(|k| std::env::var(k).ok())
     {
-        pushed.push(p);
+        pushed.push(p.resolve(&repo)?);
         if let Ok(r) = std::env::var("PRE_COMMIT_REMOTE_NAME") {
             remote = r;
         }

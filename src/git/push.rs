@@ -63,18 +63,65 @@ pub fn parse(input: &str) -> Result<Vec<PushedRef>, PushInputError> {
     Ok(refs)
 }
 
-/// The pre-commit framework runs pre-push hooks without git's input and passes the range in
-/// its environment instead (PRE_COMMIT_FROM_REF / PRE_COMMIT_TO_REF, pre-commit ≥ 2.0). `get`
-/// reads a variable.
-pub fn from_pre_commit_env(get: impl Fn(&str) -> Option<String>) -> Option<PushedRef> {
-    let to = Oid::from_str(&get("PRE_COMMIT_TO_REF")?).ok()?;
+/// What the pre-commit framework says is pushed. It runs pre-push hooks without git's input
+/// (pre-commit ≥ 2.0) and describes the first ref that has something to push in its
+/// environment instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreCommitPush {
+    /// `PRE_COMMIT_FROM_REF`..`PRE_COMMIT_TO_REF`: the remote's tip, or the parent of the
+    /// oldest commit no remote-tracking ref of the remote has, and the pushed commit.
+    Range(PushedRef),
+    /// No range, only the refs' names: pre-commit sets no `PRE_COMMIT_FROM_REF` /
+    /// `PRE_COMMIT_TO_REF` when the pushed history reaches down to a root commit that the
+    /// remote's tracking refs do not have (the first push to an empty remote, an orphan
+    /// branch), and runs its hooks on all files instead. The local ref names the pushed commit;
+    /// it is judged as a new ref ([`plan`] with no remote sha).
+    Branch {
+        /// `PRE_COMMIT_LOCAL_BRANCH`, the local ref git's input named (`refs/heads/main`,
+        /// `HEAD`, or a sha).
+        local_ref: String,
+        /// `PRE_COMMIT_REMOTE_BRANCH`.
+        remote_ref: String,
+    },
+}
+
+/// Read the pre-commit framework's description of the push; `get` reads a variable. `None`
+/// when neither a range nor a pushed ref is set (not run by pre-commit's pre-push hook).
+pub fn from_pre_commit_env(get: impl Fn(&str) -> Option<String>) -> Option<PreCommitPush> {
+    let remote_ref = get("PRE_COMMIT_REMOTE_BRANCH").unwrap_or_default();
+    let local_ref = get("PRE_COMMIT_LOCAL_BRANCH").filter(|s| !s.is_empty());
+    let Some(to) = get("PRE_COMMIT_TO_REF").and_then(|s| Oid::from_str(&s).ok()) else {
+        return local_ref.map(|local_ref| PreCommitPush::Branch {
+            local_ref,
+            remote_ref,
+        });
+    };
     let from = get("PRE_COMMIT_FROM_REF").and_then(|s| Oid::from_str(&s).ok());
-    Some(PushedRef {
-        local_ref: get("PRE_COMMIT_LOCAL_BRANCH").unwrap_or_else(|| "HEAD".into()),
+    Some(PreCommitPush::Range(PushedRef {
+        local_ref: local_ref.unwrap_or_else(|| "HEAD".into()),
         local: (!to.is_zero()).then_some(to),
-        remote_ref: get("PRE_COMMIT_REMOTE_BRANCH").unwrap_or_default(),
+        remote_ref,
         remote: from.filter(|o| !o.is_zero()),
-    })
+    }))
+}
+
+impl PreCommitPush {
+    /// The pushed ref as git's input would have named it: a [`PreCommitPush::Branch`]'s local
+    /// ref is resolved to its commit in `repo`, with no remote sha (a new ref).
+    pub fn resolve(self, repo: &DeployRepo) -> Result<PushedRef, GitError> {
+        Ok(match self {
+            PreCommitPush::Range(r) => r,
+            PreCommitPush::Branch {
+                local_ref,
+                remote_ref,
+            } => PushedRef {
+                local: Some(repo.commit(&local_ref)?),
+                local_ref,
+                remote_ref,
+                remote: None,
+            },
+        })
+    }
 }
 
 /// What to check for one pushed ref.
@@ -199,18 +246,53 @@ mod tests {
         assert!(e.to_string().contains(message), "{e}");
     }
 
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
     #[test]
-    fn the_pre_commit_framework_environment() {
-        let env = |k: &str| match k {
-            "PRE_COMMIT_TO_REF" => Some(A.to_owned()),
-            "PRE_COMMIT_FROM_REF" => Some(B.to_owned()),
-            "PRE_COMMIT_LOCAL_BRANCH" => Some("refs/heads/f".to_owned()),
-            _ => None,
+    fn the_pre_commit_framework_range() {
+        let vars = [
+            ("PRE_COMMIT_TO_REF", A),
+            ("PRE_COMMIT_FROM_REF", B),
+            ("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/f"),
+            ("PRE_COMMIT_REMOTE_BRANCH", "refs/heads/f"),
+        ];
+        let Some(PreCommitPush::Range(r)) = from_pre_commit_env(env(&vars)) else {
+            panic!("a range");
         };
-        let r = from_pre_commit_env(env).unwrap();
         assert_eq!(r.local, Some(Oid::from_str(A).unwrap()));
         assert_eq!(r.remote, Some(Oid::from_str(B).unwrap()));
         assert_eq!(r.local_ref, "refs/heads/f");
-        assert!(from_pre_commit_env(|_| None).is_none());
+        assert_eq!(r.remote_ref, "refs/heads/f");
+    }
+
+    /// pre-commit's push of a history down to a root commit the remote lacks (the first push
+    /// to an empty remote) sets the refs' names and no range: the pushed ref, not nothing.
+    #[test]
+    fn the_pre_commit_framework_without_a_range_names_the_pushed_ref() {
+        let vars = [
+            ("PRE_COMMIT", "1"),
+            ("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/main"),
+            ("PRE_COMMIT_REMOTE_BRANCH", "refs/heads/main"),
+            ("PRE_COMMIT_REMOTE_NAME", "origin"),
+        ];
+        assert_eq!(
+            from_pre_commit_env(env(&vars)),
+            Some(PreCommitPush::Branch {
+                local_ref: "refs/heads/main".into(),
+                remote_ref: "refs/heads/main".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn no_pre_commit_environment() {
+        assert_eq!(from_pre_commit_env(|_| None), None);
+        assert_eq!(from_pre_commit_env(env(&[("PRE_COMMIT", "1")])), None);
     }
 }

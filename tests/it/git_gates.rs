@@ -696,21 +696,169 @@ fn an_unreachable_registry_warns_and_does_not_block_unless_the_config_says_so() 
 
 // ---- the pre-commit framework ------------------------------------------------------------------
 
-#[test]
-fn the_pre_commit_hook_definition_runs_the_hook_with_the_pre_commit_range() {
-    // The shipped definition: a pre-push stage hook whose entry is `tollgate hook pre-push`.
+fn hook_definitions() -> Vec<Value> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/.pre-commit-hooks.yaml"
     ))
     .unwrap();
     let doc = tollgate::yaml::load_one(&text, tollgate::yaml::Record::All).unwrap();
-    let hook = &doc.value[0];
-    assert_eq!(hook["id"], "tollgate-pre-push");
-    assert_eq!(hook["entry"], "tollgate hook pre-push");
-    assert_eq!(hook["stages"], serde_json::json!(["pre-push"]));
-    assert_eq!(hook["pass_filenames"], false);
+    doc.value.as_array().unwrap().clone()
+}
 
+/// `python3 -m pre_commit`, the pinned pre-commit that tests/run.sh installs, with a
+/// PRE_COMMIT_HOME of its own and none of the caller's pre-commit variables.
+fn pre_commit_env(cmd: &mut std::process::Command, home: &std::path::Path) {
+    cmd.env("PYTHONPATH", support::tools::pre_commit_dir())
+        .env("PRE_COMMIT_HOME", home)
+        .env("PRE_COMMIT_COLOR", "never")
+        .env_remove("PRE_COMMIT_ALLOW_NO_CONFIG")
+        .env_remove("PRE_COMMIT_FROM_REF")
+        .env_remove("PRE_COMMIT_TO_REF")
+        .env_remove("PRE_COMMIT_LOCAL_BRANCH")
+        .env_remove("PRE_COMMIT_REMOTE_BRANCH")
+        .env_remove("PRE_COMMIT_REMOTE_NAME")
+        .env_remove("SKIP");
+}
+
+#[test]
+fn the_pre_commit_hook_definitions_pass_pre_commit_s_own_manifest_check() {
+    // Both hooks: a pre-push stage hook running `tollgate hook pre-push`, verbose so that a
+    // push that goes on still shows its warnings (pre-commit hides a passing hook's output).
+    let hooks = hook_definitions();
+    let ids: Vec<&str> = hooks.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["tollgate-pre-push", "tollgate-system"]);
+    for hook in &hooks {
+        assert_eq!(hook["entry"], "tollgate hook pre-push", "{hook}");
+        assert_eq!(hook["stages"], serde_json::json!(["pre-push"]), "{hook}");
+        assert_eq!(hook["pass_filenames"], false, "{hook}");
+        assert_eq!(hook["always_run"], true, "{hook}");
+        assert_eq!(hook["verbose"], true, "{hook}");
+    }
+    assert_eq!(hooks[0]["language"], "rust");
+    assert_eq!(hooks[1]["language"], "system");
+
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        "-m",
+        "pre_commit",
+        "validate-manifest",
+        ".pre-commit-hooks.yaml",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    pre_commit_env(&mut cmd, home.path());
+    let out = GitRun::from(cmd.output().unwrap());
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+}
+
+/// The real pre-commit, installed as the repository's pre-push hook and run by a real
+/// `git push`, with tollgate's `language: system` hook from a hook repository holding this
+/// checkout's .pre-commit-hooks.yaml (a `file://` repository: nothing is fetched from the
+/// network) and the test binary on PATH (nothing is built).
+#[test]
+fn pre_commit_s_pre_push_hook_blocks_and_passes_real_pushes_from_the_first_one_on() {
+    let hooks = GitRepo::init();
+    hooks.write(
+        ".pre-commit-hooks.yaml",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.pre-commit-hooks.yaml"
+        ))
+        .unwrap(),
+    );
+    let rev = hooks.commit("hooks");
+
+    let remote = GitRepo::bare();
+    let work = GitRepo::init();
+    work.write(
+        ".pre-commit-config.yaml",
+        &format!(
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: tollgate-system\n",
+            hooks.url()
+        ),
+    );
+    work.write("apps/api.yaml", &deployment("api", GOOD));
+    work.write("apps/web.yaml", &deployment("web", BAD));
+    work.commit("initial, with a denied image");
+    work.git(&["remote", "add", "origin", remote.path.to_str().unwrap()]);
+
+    let home = tempfile::tempdir().unwrap();
+    let path = support::path_with_tollgate();
+    let pre_commit = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-m", "pre_commit"])
+            .args(args)
+            .current_dir(&work.path)
+            .env("PATH", &path);
+        support::git::hermetic(&mut cmd);
+        pre_commit_env(&mut cmd, home.path());
+        GitRun::from(cmd.output().unwrap())
+    };
+    let push = |args: &[&str]| {
+        let mut cmd = support::git::git_command(&work.path);
+        cmd.env("PATH", &path).arg("push").arg("origin").args(args);
+        pre_commit_env(&mut cmd, home.path());
+        let out = GitRun::from(cmd.output().unwrap());
+        // pre-commit writes its hooks' output (stdout and stderr together) to its stdout.
+        GitRun {
+            ok: out.ok,
+            stdout: String::new(),
+            stderr: format!("{}{}", out.stdout, out.stderr),
+        }
+    };
+    let remote_main = || {
+        let r = remote.try_git(&["rev-parse", "--verify", "-q", "main"]);
+        r.ok.then(|| r.stdout.trim().to_owned())
+    };
+
+    let out = pre_commit(&["install", "--hook-type", "pre-push"]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert!(
+        std::fs::read_to_string(work.path.join(".git/hooks/pre-push"))
+            .unwrap()
+            .contains("pre_commit"),
+        "pre-commit wrote the pre-push hook"
+    );
+
+    // The first push to an empty remote: pre-commit sets no PRE_COMMIT_FROM_REF, and the whole
+    // commit is checked.
+    let out = push(&["main"]);
+    assert_blocked(
+        &out,
+        &[
+            "tollgate",
+            "apps/web.yaml",
+            "registry-not-approved",
+            "push blocked",
+        ],
+    );
+    assert_eq!(remote_main(), None, "the remote must stay empty");
+
+    // Fixed, with a warning left: the push goes on, and pre-commit shows the warning.
+    work.write("apps/web.yaml", &deployment("web", WARN_ONLY));
+    let head = work.commit("web: approved registry, not pinned");
+    let out = push(&["main"]);
+    assert_pushed(&out);
+    assert!(out.stderr.contains("digest-missing"), "{}", out.stderr);
+    assert!(out.stderr.contains("2 files"), "{}", out.stderr);
+    assert_eq!(remote_main(), Some(head));
+
+    // A later push: pre-commit passes the range, and only what it changes is checked.
+    work.write("apps/db.yaml", &deployment("db", BAD));
+    work.commit("db");
+    let out = push(&["main"]);
+    assert_blocked(&out, &["apps/db.yaml", "registry-not-approved"]);
+    assert!(out.stderr.contains("1 file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("apps/web.yaml"), "{}", out.stderr);
+    work.write("apps/db.yaml", &deployment("db", GOOD));
+    let head = work.commit("db fixed");
+    assert_pushed(&push(&["main"]));
+    assert_eq!(remote_main(), Some(head));
+}
+
+#[test]
+fn the_hook_reads_the_pre_commit_range_when_git_s_input_is_absent() {
     // pre-commit runs the entry with no stdin and the range in its environment.
     let s = Setup::new();
     let from = s.work.head();

@@ -12,6 +12,7 @@ mod certs;
 mod chart;
 mod check;
 mod check_resolve;
+mod ci_examples;
 mod cluster_api;
 mod explain_policy;
 mod faults;

@@ -13,8 +13,14 @@ pub fn git_command(dir: &Path) -> Command {
         "git is not installed; run tests/run.sh, or `apt-get install git`"
     );
     let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+    cmd.current_dir(dir);
+    hermetic(&mut cmd);
+    cmd
+}
+
+/// The environment of [`git_command`], for a program that runs git itself (pre-commit).
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", "Dev")
         .env("GIT_AUTHOR_EMAIL", "dev@example.org")
@@ -23,8 +29,7 @@ pub fn git_command(dir: &Path) -> Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("NO_COLOR", "1")
         .env_remove("TOLLGATE_POLICY")
-        .env_remove("RUST_LOG");
-    cmd
+        .env_remove("RUST_LOG")
 }
 
 /// What a git command printed, and whether it succeeded.

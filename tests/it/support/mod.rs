@@ -45,6 +45,20 @@ pub fn tollgate(args: &[&str]) -> Command {
     cmd
 }
 
+/// PATH with the directory of the `tollgate` under test first, for programs that run
+/// `tollgate` by name (pre-commit's `language: system` hook, the CI examples).
+pub fn path_with_tollgate() -> std::ffi::OsString {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
+        .parent()
+        .expect("the binary is in a directory")
+        .to_path_buf();
+    let mut dirs = vec![bin];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries have no separator")
+}
+
 /// Run with no stdin.
 pub fn run(args: &[&str]) -> Run {
     Run::from(

@@ -35,3 +35,20 @@ pub fn sarif_multitool() -> PathBuf {
         "npm install --prefix ~/.cache/tollgate/tools/sarif-multitool-5.7.0 @microsoft/sarif-multitool@5.7.0 && chmod u+x ~/.cache/tollgate/tools/sarif-multitool-5.7.0/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool",
     )
 }
+
+/// The pre-commit framework (`pre-commit` from PyPI), installed by tests/run.sh with
+/// `pip --target` into a directory of its own (`TOLLGATE_PRE_COMMIT_DIR`): run it as
+/// `python3 -m pre_commit` with that directory on PYTHONPATH.
+pub fn pre_commit_dir() -> PathBuf {
+    let dir = std::env::var_os("TOLLGATE_PRE_COMMIT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join("pre-commit-4.7.0"));
+    assert!(
+        dir.join("pre_commit/__main__.py").is_file(),
+        "TOLLGATE_PRE_COMMIT_DIR: pre-commit is not installed (looked in {}); run tests/run.sh, \
+         which installs it, or: PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --target \
+         ~/.cache/tollgate/tools/pre-commit-4.7.0 pre-commit==4.7.0",
+        dir.display()
+    );
+    dir
+}
