@@ -86,7 +86,7 @@ if [ ${#junit_prom_missing[@]} -gt 0 ]; then
     exit 2
   fi
   apt-get update -qq
-  # The prometheus package's postinst would start the server: nothing here needs it running.
+  # Only promtool is used: the prometheus package's recommended node exporter is not needed.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${junit_prom_missing[@]}" >/dev/null
 fi
