@@ -14,7 +14,10 @@
 #   and render charts/tollgate with real Helm;
 # - the real validators of the formats tollgate writes, each pinned and cached under
 #   $TOLLGATE_TOOLS_DIR (default ~/.cache/tollgate/tools) so a machine downloads it once:
-#   Microsoft's SARIF multitool (npm, with npm from Debian);
+#   Microsoft's SARIF multitool (npm, with npm from Debian); for JUnit, the Jenkins xunit
+#   schema junit-10.xsd (taken from PyPI's pytest source distribution, which carries it),
+#   libxml2's xmllint (Debian's libxml2-utils) and junitparser (PyPI); for Prometheus,
+#   promtool (Debian's prometheus package);
 # - rustfmt and clippy, which run before the tests: unformatted code or a clippy warning (the
 #   purity list of clippy.toml among them) fails the run.
 set -euo pipefail
@@ -93,6 +96,43 @@ if ! pre_commit_ok; then
     echo "tests/run.sh: pre-commit is installed in $TOLLGATE_PRE_COMMIT_DIR but python3 -m pre_commit does not run" >&2
     exit 2
   fi
+fi
+
+# The JUnit and Prometheus validators: xmllint and promtool from Debian, junitparser from PyPI,
+# and junit-10.xsd, which no package ships on its own but pytest's sdist carries (PyPI); the
+# schema is extracted into the tools cache, never committed.
+junit_prom_missing=()
+[ -x /usr/bin/xmllint ] || junit_prom_missing+=(libxml2-utils)
+[ -x /usr/bin/promtool ] || junit_prom_missing+=(prometheus)
+if [ ${#junit_prom_missing[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${junit_prom_missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: need root to install ${junit_prom_missing[*]} (sudo apt-get install ${junit_prom_missing[*]})" >&2
+    exit 2
+  fi
+  apt-get update -qq
+  # Only promtool is used: the prometheus package's recommended node exporter is not needed.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${junit_prom_missing[@]}" >/dev/null
+fi
+JUNITPARSER_VERSION=5.0.3
+if [ "$(python3 -c 'import junitparser; print(junitparser.version)' 2>/dev/null)" != "$JUNITPARSER_VERSION" ]; then
+  echo "tests/run.sh: installing junitparser==$JUNITPARSER_VERSION (PyPI)" >&2
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet "junitparser==$JUNITPARSER_VERSION"
+fi
+JUNIT_XSD_PYTEST_VERSION=8.3.4
+TOLLGATE_JUNIT_XSD="$TOLLGATE_TOOLS_DIR/pytest-$JUNIT_XSD_PYTEST_VERSION/junit-10.xsd"
+export TOLLGATE_JUNIT_XSD
+if [ ! -s "$TOLLGATE_JUNIT_XSD" ]; then
+  echo "tests/run.sh: extracting junit-10.xsd from the pytest $JUNIT_XSD_PYTEST_VERSION sdist (PyPI)" >&2
+  sdist_dir="$(mktemp -d)"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip download --quiet --no-deps --no-binary :all: \
+    "pytest==$JUNIT_XSD_PYTEST_VERSION" -d "$sdist_dir"
+  mkdir -p "$(dirname "$TOLLGATE_JUNIT_XSD")"
+  tar -xzOf "$sdist_dir/pytest-$JUNIT_XSD_PYTEST_VERSION.tar.gz" \
+    "pytest-$JUNIT_XSD_PYTEST_VERSION/testing/example_scripts/junit-10.xsd" >"$TOLLGATE_JUNIT_XSD.part"
+  mv "$TOLLGATE_JUNIT_XSD.part" "$TOLLGATE_JUNIT_XSD"
+  rm -rf "$sdist_dir"
 fi
 
 for component in rustfmt clippy; do

@@ -16,6 +16,7 @@ use kube_core::admission::{AdmissionResponse, Operation};
 use tokio::time::Instant;
 
 use super::decide::{self, Decision, Plan, Verdict};
+use super::exposition::Exposition;
 use super::metrics::kind_label;
 use super::state::AppState;
 use super::{AdmissionError, patch, review, walk};
@@ -84,15 +85,18 @@ pub(super) async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(super) async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+/// The metrics, in the format the scraper's `Accept` asks for.
+pub(super) async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let not_after = s.certs.current().not_after;
     let expires_in = (not_after.as_millisecond() - Timestamp::now().as_millisecond()) as f64 / 1e3;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(expires_in),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        s.metrics.encode(expires_in, format),
     )
         .into_response()
 }

@@ -1,4 +1,5 @@
-//! The webhook's Prometheus metrics (OpenMetrics text on the plain-HTTP metrics port).
+//! The webhook's Prometheus metrics, on the plain-HTTP metrics port: the Prometheus text format
+//! 0.0.4, or OpenMetrics text to a client that asks for it ([`super::exposition`]).
 //!
 //! Names end in `_total`, `_seconds` or `_bytes`, or name what a gauge counts (`_images`,
 //! `tollgate_audit_findings`); labels take values from small fixed sets (operations, kinds,
@@ -23,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::decide::Answers;
+use super::exposition::{self, Exposition};
 use crate::audit::periodic::{AuditSummary, Recorder};
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
@@ -429,13 +431,16 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text, with the certificate's remaining life as of `expires_in`.
-    pub fn encode(&self, expires_in: f64) -> String {
+    /// The exposition in `format`, with the certificate's remaining life as of `expires_in`.
+    pub fn encode(&self, expires_in: f64, format: Exposition) -> String {
         self.certificate_expiry.set(expires_in);
         let mut out = String::with_capacity(8 << 10);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        match format {
+            Exposition::OpenMetrics => out,
+            Exposition::Text => exposition::to_text(&out),
+        }
     }
 }
 
@@ -539,7 +544,7 @@ mod tests {
             Duration::from_millis(3),
             None,
         );
-        let text = m.encode(3600.0);
+        let text = m.encode(3600.0, Exposition::OpenMetrics);
         for line in text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -583,7 +588,54 @@ mod tests {
         ] {
             assert!(text.contains(sample), "{sample} missing:\n{text}");
         }
-        assert!(!Metrics::new().encode(0.0).contains("tollgate_audit"));
+        assert!(
+            !Metrics::new()
+                .encode(0.0, Exposition::Text)
+                .contains("tollgate_audit")
+        );
+    }
+
+    /// What `promtool check metrics` first complained about: in the text format, every sample
+    /// belongs to a family with help and a type (a counter's family is named `_total`).
+    #[test]
+    fn every_sample_of_the_text_format_has_its_familys_help_and_type() {
+        let m = Metrics::with_audit(true, true);
+        m.finding("tag-latest", "deny");
+        m.request("mutate", "CREATE", "Pod", "patch", Duration::from_millis(2));
+        let text = m.encode(1.0, Exposition::Text);
+        let mut helped = std::collections::HashMap::new();
+        for line in text.lines() {
+            let words: Vec<&str> = line.splitn(4, ' ').collect();
+            match words.as_slice() {
+                ["#", "HELP", name, ..] => {
+                    helped.insert(name.to_string(), None);
+                }
+                ["#", "TYPE", name, kind] => {
+                    assert_eq!(helped.insert(name.to_string(), Some(*kind)), Some(None));
+                }
+                ["#", ..] => panic!("{line}: not a text format 0.0.4 comment"),
+                _ => {
+                    let sample = line.split(['{', ' ']).next().unwrap();
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .filter_map(|s| sample.strip_suffix(s))
+                        .find(|f| helped.get(*f) == Some(&Some("histogram")))
+                        .unwrap_or(sample);
+                    assert!(
+                        matches!(helped.get(family), Some(Some(_))),
+                        "{line}: no help and type for {family}\n{text}"
+                    );
+                }
+            }
+        }
+        assert!(
+            text.contains("# TYPE tollgate_findings_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
     }
 
     #[test]

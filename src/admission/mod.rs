@@ -10,7 +10,8 @@
 //! - [`patch`]: the mutating webhook's `tag` → `tag@digest` JSON patch;
 //! - [`certs`], [`tls`]: the webhook's certificates (generated for `tollgate certs`) and the
 //!   serving certificate, reloaded in place;
-//! - [`metrics`]: Prometheus metrics;
+//! - [`metrics`]: Prometheus metrics, and [`exposition`]: the format `/metrics` answers in (the
+//!   text format 0.0.4, or OpenMetrics when asked for), pure;
 //! - `state`, `handlers`, `reload`, [`server`]: what the handlers share, the HTTP endpoints,
 //!   certificate and policy reload, and binding, accepting and draining (the periodic audit of
 //!   [`crate::audit::periodic`] runs on its own task, exported as gauges).
@@ -23,6 +24,7 @@ pub mod certs;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod connections;
 pub mod decide;
+pub mod exposition;
 /// Shell: the clock, per request.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod handlers;

@@ -1241,3 +1241,107 @@ fn the_audit_cronjob_passes_tollgate_check_too() {
         "{report:#}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The alerts under promtool (Debian's prometheus package).
+
+/// Values that render every alert the chart has.
+fn every_alert() -> Value {
+    json!({"prometheusRule": {"enabled": true}, "audit": {"periodic": {"enabled": true}}})
+}
+
+/// The PrometheusRule's `spec.groups` as a Prometheus rules file (JSON is YAML), in `dir`.
+fn rules_file(values: Value, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let groups = rendered(values).one("PrometheusRule")["spec"]["groups"].clone();
+    let alerts = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .map(|r| r["alert"].as_str().unwrap().to_owned())
+        .collect();
+    let path = dir.join("rules.yaml");
+    std::fs::write(&path, json!({ "groups": groups }).to_string()).unwrap();
+    (path, alerts)
+}
+
+fn promtool(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let promtool = support::tools::debian("/usr/bin/promtool", "prometheus");
+    let out = Command::new(promtool)
+        .args(args)
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// `promtool check rules` on the rendered groups: the defaults, every alert, and every alert
+/// with extra labels, renamed metrics and a long audit interval.
+#[test]
+fn the_rendered_alert_rules_pass_promtool_check_rules() {
+    for values in [
+        json!({"prometheusRule": {"enabled": true}}),
+        every_alert(),
+        json!({"prometheusRule": {"enabled": true, "alertLabels": {"team": "sre"}, "errorRatio": 0.01},
+            "audit": {"periodic": {"enabled": true, "intervalSeconds": 21600}},
+            "metrics": {"names": {"requests": "tg_requests_total"}}}),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (rules, alerts) = rules_file(values.clone(), dir.path());
+        let (ok, said) = promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]);
+        assert!(
+            ok && said.contains(&format!("SUCCESS: {} rules found", alerts.len())),
+            "{values}:\n{said}"
+        );
+        assert!(!said.contains("WARNING"), "{values}:\n{said}");
+    }
+}
+
+/// tests/prometheus/alerts_test.yaml under `promtool test rules`, against the rendered alerts;
+/// an alert of the chart without a test there fails this test.
+#[test]
+fn every_alert_of_the_chart_passes_its_promtool_unit_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, alerts) = rules_file(every_alert(), dir.path());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prometheus/alerts_test.yaml");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let tests = load_one(&text, Record::ImageFields).unwrap().value;
+    // The alerts each test is about: one per test, and a test that fires it.
+    let mut tested = BTreeSet::new();
+    for t in tests["tests"].as_array().unwrap() {
+        let names: BTreeSet<&str> = t["alert_rule_test"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["alertname"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 1, "one alert per test: {}", t["name"]);
+        let fires = t["alert_rule_test"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| !a["exp_alerts"].as_array().unwrap().is_empty());
+        assert!(fires, "{} never expects the alert to fire", t["name"]);
+        tested.extend(names.into_iter().map(str::to_owned));
+    }
+    let alerts: BTreeSet<String> = alerts.into_iter().collect();
+    let untested: Vec<_> = alerts.difference(&tested).collect();
+    assert!(
+        untested.is_empty(),
+        "alerts without a test in tests/prometheus/alerts_test.yaml: {untested:?}"
+    );
+    let unknown: Vec<_> = tested.difference(&alerts).collect();
+    assert!(
+        unknown.is_empty(),
+        "tests of alerts the chart does not have: {unknown:?}"
+    );
+
+    let copy = dir.path().join("alerts_test.yaml");
+    std::fs::write(&copy, &text).unwrap();
+    let (ok, said) = promtool(&["test".as_ref(), "rules".as_ref(), copy.as_os_str()]);
+    assert!(ok && said.contains("SUCCESS"), "{said}");
+}

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::support;
 use crate::support::git::{BAD, GOOD, GitRepo, WARN_ONLY, deployment};
+use crate::support::tools;
 
 fn example(name: &str) -> (String, Value) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -122,13 +123,44 @@ fn sarif_rules(mr: &MergeRequest, path: &str) -> Vec<String> {
     rules
 }
 
-/// The JUnit report at `path`: it parses; its failure count.
+/// The JUnit report at `path`: valid under the Jenkins schema, read by junitparser as CI
+/// plugins read it; its failure count.
 fn junit_failures(mr: &MergeRequest, path: &str) -> usize {
     let text = mr.read(path);
-    let report = quick_junit::Report::deserialize_from_str(&text)
-        .unwrap_or_else(|e| panic!("{path} is not JUnit XML: {e}\n{text}"));
-    assert!(report.tests > 0, "{text}");
-    report.failures
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.xml");
+    std::fs::write(&file, &text).unwrap();
+    let xmllint = tools::debian("/usr/bin/xmllint", "libxml2-utils");
+    let out = std::process::Command::new(xmllint)
+        .arg("--noout")
+        .arg("--schema")
+        .arg(tools::junit_xsd())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path} is not valid JUnit XML: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = tools::python_with("junitparser", "junitparser==5.0.3");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys; from junitparser import JUnitXml\n\
+             x = JUnitXml.fromfile(sys.argv[1])\n\
+             print(sum(s.tests for s in x), sum(s.failures for s in x))",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let mut n = counts
+        .split_whitespace()
+        .map(|w| w.parse::<usize>().unwrap());
+    let (tests, failures) = (n.next().unwrap(), n.next().unwrap());
+    assert!(tests > 0, "{text}");
+    failures
 }
 
 // ---- GitHub Actions ----------------------------------------------------------------------------

@@ -301,3 +301,130 @@ fn sarif_files_are_repository_relative_and_findings_keep_their_identity_when_lin
     let v: Value = serde_json::from_str(&ci).unwrap();
     assert_eq!(v["runs"][0]["automationDetails"]["id"], "tollgate/ci/");
 }
+
+/// Files whose names, objects and contents XML cannot take as they are: markup characters and
+/// quotes, control characters, a name that is not UTF-8, and a YAML error about a character
+/// XML 1.0 has no room for.
+fn hostile_dir() -> tempfile::TempDir {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &std::ffi::OsStr, text: &str| std::fs::write(dir.path().join(name), text);
+    write("a<b>&\"q'.yaml".as_ref(), &deployment("markup", BAD)).unwrap();
+    write("ctl\u{1}\u{1b}[31m.yaml".as_ref(), &deployment("ctl", BAD)).unwrap();
+    write(
+        std::ffi::OsStr::from_bytes(b"latin1-\xe9t\xe9.yaml"),
+        &deployment("latin", "nginx:latest"),
+    )
+    .unwrap();
+    write(
+        "names.yaml".as_ref(),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: \"x\\u0001<&>\\\"y]]>\\u001b[0m\"\n  namespace: \"n\\ts\"\nspec:\n  containers:\n    - name: \"c\\r\\n<\"\n      image: \"r.example.org/a<b>&:1\\u0007\"\n",
+    )
+    .unwrap();
+    write("raw-control.yaml".as_ref(), "a: \"\u{1}\u{2}\"\nb: [\n").unwrap();
+    dir
+}
+
+/// The JUnit reports, each with the JSON report of the same run: `check` of the repository
+/// (odd names, broken and empty files, a stray document), of a broken file, of a file outside
+/// the repository, of stdin (a manifest, and nothing), of XML-hostile names and contents, and
+/// `ci` on the change.
+fn junit_reports(f: &Fixture, hostile: &Path) -> Vec<(&'static str, String, String)> {
+    let root = &f.repo.path;
+    let outside = f.outside.path().join("x.yaml");
+    let manifest = deployment("piped", BAD);
+    let runs: Vec<(&str, &Path, Vec<&str>, Option<&str>)> = vec![
+        ("check-tree", root, vec!["check", "."], None),
+        (
+            "check-broken",
+            root,
+            vec!["check", "apps/broken.yaml"],
+            None,
+        ),
+        (
+            "check-outside",
+            root,
+            vec!["check", outside.to_str().unwrap()],
+            None,
+        ),
+        ("check-stdin", root, vec!["check", "-"], Some(&manifest)),
+        ("check-stdin-empty", root, vec!["check", "-"], Some("")),
+        (
+            "check-stdin-required",
+            root,
+            vec!["check", "-", "--require-objects"],
+            Some(""),
+        ),
+        ("check-hostile", hostile, vec!["check", "."], None),
+        ("ci", root, vec!["ci", "--base", "main"], None),
+    ];
+    runs.into_iter()
+        .map(|(name, dir, args, stdin)| {
+            let with = |format: &'static str| -> String {
+                let mut a = args.clone();
+                a.extend(["--format", format]);
+                report_in(dir, &a, stdin)
+            };
+            (name, with("junit"), with("json"))
+        })
+        .collect()
+}
+
+/// The Jenkins xunit schema (junit-10.xsd) through libxml2's xmllint, and junitparser (PyPI)
+/// reading every report to the same counts as the JSON report of the same run.
+#[test]
+fn junit_reports_pass_the_jenkins_xsd_and_junitparser() {
+    let xsd = tools::junit_xsd();
+    let xmllint = tools::debian("/usr/bin/xmllint", "libxml2-utils");
+    let python = tools::python_with("junitparser", "junitparser==5.0.3");
+    let f = fixture();
+    let hostile = hostile_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let mut xml_files = Vec::new();
+    let mut triples = Vec::new();
+    for (name, xml, json) in junit_reports(&f, hostile.path()) {
+        let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let xml_path = dir.path().join(format!("{name}.xml"));
+        let json_path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&xml_path, &xml).unwrap();
+        std::fs::write(&json_path, &json).unwrap();
+        // The set covers what it says it does: every report has cases, and between them there
+        // are failures, input errors and cases without an object.
+        assert!(xml.contains("<testcase "), "{name}:\n{xml}");
+        if name == "check-hostile" {
+            assert!(
+                !v["errors"].as_array().unwrap().is_empty(),
+                "{name}: {json}"
+            );
+            assert!(
+                xml.contains("\\u{1}") && xml.contains("&lt;&amp;&gt;"),
+                "{xml}"
+            );
+        }
+        xml_files.push(xml_path.clone());
+        triples.extend([name.into(), xml_path, json_path]);
+    }
+    let out = Command::new(&xmllint)
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .args(&xml_files)
+        .output()
+        .expect("run xmllint");
+    assert!(
+        out.status.success(),
+        "junit-10.xsd refuses a report:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/junit_check.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(&triples)
+        .output()
+        .expect("run tests/tools/junit_check.py");
+    assert!(
+        out.status.success(),
+        "junitparser disagrees with the JSON reports:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

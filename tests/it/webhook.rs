@@ -13,6 +13,7 @@ use crate::support;
 use crate::support::oci::{Pusher, layer};
 use crate::support::proxy::{Fault, FaultProxy, Times};
 use crate::support::registry::TestRegistry;
+use crate::support::tools;
 use crate::support::webhook::{Webhook, client_for, eventually, fixture, fixture_text};
 
 /// The compliant image the fixtures' first container runs (default policy: approved registry,
@@ -387,7 +388,7 @@ async fn endpoints_tls_and_metrics() {
 
     let m = hook.metrics().await;
     for name in [
-        "# TYPE tollgate_admission_requests counter",
+        "# TYPE tollgate_admission_requests_total counter",
         "tollgate_admission_requests_total{webhook=\"validate\",operation=\"CREATE\",kind=\"Pod\",decision=\"allow\"} 1",
         "# TYPE tollgate_admission_duration_seconds histogram",
         "tollgate_admission_duration_seconds_bucket{le=\"0.0005\",webhook=\"validate\"}",
@@ -999,4 +1000,97 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
         (3.0 * 3600.0 - 120.0..3.0 * 3600.0 + 120.0).contains(&age),
         "{age}"
     );
+}
+
+/// What Prometheus sends by default: OpenMetrics first, the text format as a fallback.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `/metrics` after admissions (validating and mutating, a registry walk, a request that is
+/// not an AdmissionReview) and a successful periodic audit: `promtool check metrics` (Debian's
+/// prometheus) finds nothing to say about the text format, which every client but one asking
+/// for OpenMetrics gets; that one gets OpenMetrics, the same samples.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_accept() {
+    let promtool = tools::debian("/usr/bin/promtool", "prometheus");
+    let reg = TestRegistry::start();
+    Pusher::new(reg.base_url())
+        .image(
+            "team/app",
+            Some("1.0"),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+    let api = support::kube_api::FakeApiServer::start(Default::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy("")).unwrap();
+    let hook = Webhook::start(&[
+        "--mutate",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-interval",
+        "1s",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+    ]);
+    let pod = with_image("pod-create.json", &format!("{}/team/app:1.0", reg.host()));
+    hook.review("/validate", &pod).await;
+    hook.review("/mutate", &pod).await;
+    hook.review("/validate", &fixture("pod-create.json")).await;
+    assert_eq!(hook.post("/validate", "not json").await.0, 400);
+    eventually("a successful audit run", WAIT, || async {
+        hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+
+    let (content_type, text) = hook.metrics_as("*/*").await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    // The set covers what it says: admissions, the registry, the audit.
+    for sample in [
+        "tollgate_admission_requests_total{webhook=\"mutate\"",
+        "tollgate_admission_invalid_requests_total{",
+        "tollgate_registry_requests_total{registry=",
+        "tollgate_registry_request_duration_seconds_bucket{",
+        "tollgate_audit_images ",
+        "# HELP tollgate_admission_requests_total ",
+    ] {
+        assert!(text.contains(sample), "{sample} missing:\n{text}");
+    }
+    let mut check = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    {
+        use std::io::Write as _;
+        let mut stdin = check.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    let out = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics ({}):\n{said}\n{text}",
+        out.status
+    );
+
+    let (content_type, om) = hook.metrics_as(PROMETHEUS_ACCEPT).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE tollgate_admission_requests counter\n"));
+    assert!(om.contains("# UNIT tollgate_admission_duration_seconds seconds\n"));
+    let (content_type, _) = hook.metrics_as("text/plain;version=0.0.4").await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
 }

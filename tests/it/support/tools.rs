@@ -52,3 +52,38 @@ pub fn pre_commit_dir() -> PathBuf {
     );
     dir
 }
+
+/// The Jenkins xunit JUnit schema, `junit-10.xsd`: it has no package of its own, and PyPI's
+/// pytest source distribution carries it (`testing/example_scripts/junit-10.xsd`).
+pub fn junit_xsd() -> PathBuf {
+    tool(
+        "TOLLGATE_JUNIT_XSD",
+        "pytest-8.3.4/junit-10.xsd",
+        "python3 -m pip download --no-deps --no-binary :all: pytest==8.3.4 -d /tmp/p && mkdir -p ~/.cache/tollgate/tools/pytest-8.3.4 && tar -xzOf /tmp/p/pytest-8.3.4.tar.gz pytest-8.3.4/testing/example_scripts/junit-10.xsd > ~/.cache/tollgate/tools/pytest-8.3.4/junit-10.xsd",
+    )
+}
+
+/// A program of a Debian package, at its packaged path.
+pub fn debian(path: &str, package: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{} is not installed; run tests/run.sh, which installs it, or: apt-get install {package}",
+        path.display()
+    );
+    path
+}
+
+/// Python 3 with `module` importable: the interpreter to run a script that needs it with.
+pub fn python_with(module: &str, requirement: &str) -> PathBuf {
+    let python = PathBuf::from("python3");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "python3 cannot import {module}; run tests/run.sh, which installs it, or: PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install {requirement}"
+    );
+    python
+}

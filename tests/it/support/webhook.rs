@@ -211,6 +211,20 @@ impl Webhook {
         r.text().await.unwrap()
     }
 
+    /// GET `/metrics` with `accept` as the `Accept` header: the `Content-Type` and the body.
+    pub async fn metrics_as(&self, accept: &str) -> (String, String) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/metrics", self.metrics_addr))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        (content_type, r.text().await.unwrap())
+    }
+
     /// The value of one metric sample (`name{labels}`, labels in the order they are printed),
     /// 0 when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
