@@ -89,11 +89,17 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// How many values with the wrong type one read removes and reads past before it stops: a file
+/// is not expected to have more, and each retry deserializes the whole file again.
+const MAX_TYPE_ERRORS: usize = 64;
+
 /// Read `text` as a `T`: YAML first (an empty file is an empty mapping), then serde, with every
 /// unknown key collected as a problem (with a "did you mean" among the keys valid at that
-/// place) rather than failing at the first. A type error ends deserialization and is the last
-/// problem. On success the [`Validator`] carries the positions and the problems found so far,
-/// for the format's own checks.
+/// place) rather than failing at the first. A value of the wrong type is reported, removed, and
+/// the file read again without it, so that one type error does not hide the problems after it
+/// (the format's own checks among them); a required field it leaves missing is not reported
+/// twice. The [`Validator`] carries the positions and every problem found so far, for the
+/// format's own checks; [`Validator::finish`] fails if there is any.
 pub fn read<T: DeserializeOwned>(text: &str) -> Result<(T, Validator), Vec<Problem>> {
     let doc = yaml::load_one(text, Record::All).map_err(|e| vec![Problem::from(e)])?;
     let doc = if doc.value.is_null() {
@@ -103,42 +109,121 @@ pub fn read<T: DeserializeOwned>(text: &str) -> Result<(T, Validator), Vec<Probl
     };
     let keys = keys::of::<T>();
     let mut problems = Vec::new();
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_pointer(&path));
-    let de = serde_ignored::Deserializer::new(&doc.value, &mut on_unknown);
-    let value: Result<T, _> = serde_path_to_error::deserialize(de);
-    for pointer in unknown {
-        let key = pointer.rsplit('/').next().unwrap_or_default().to_owned();
-        let valid = keys
-            .get(&keys::place_of(&pointer))
-            .copied()
-            .unwrap_or_default();
-        problems.push(Problem {
-            pos: doc.positions.nearest(&pointer),
-            message: format!("unknown key {key:?}{}", suggest_key(&key, valid)),
-            pointer,
-        });
-    }
-    match value {
-        Ok(v) => Ok((
+    let mut value = doc.value;
+    // What was taken out, as pointers into the file as written.
+    let mut removed: Vec<String> = Vec::new();
+    // Sequence entries taken out, in order, to map later pointers back to the file.
+    let mut shifts: Vec<(String, usize)> = Vec::new();
+    let mut unknown_seen: Vec<String> = Vec::new();
+    let parsed = loop {
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_pointer(&path));
+        let de = serde_ignored::Deserializer::new(&value, &mut on_unknown);
+        let result: Result<T, _> = serde_path_to_error::deserialize(de);
+        let failed = result.as_ref().err().map(|e| error_pointer(e.path()));
+        // Every pass sees the unknown keys still in; each is reported once. A pass stops at its
+        // type error, so later passes find the keys after it.
+        for pointer in unknown {
+            let pointer = as_written(&pointer, &shifts);
+            if !unknown_seen.contains(&pointer) {
+                unknown_seen.push(pointer.clone());
+                let key = pointer.rsplit('/').next().unwrap_or_default().to_owned();
+                let valid = keys
+                    .get(&keys::place_of(&pointer))
+                    .copied()
+                    .unwrap_or_default();
+                problems.push(Problem {
+                    pos: doc.positions.nearest(&pointer),
+                    message: format!("unknown key {key:?}{}", suggest_key(&key, valid)),
+                    pointer,
+                });
+            }
+        }
+        match result {
+            Ok(v) => break Some(v),
+            Err(e) => {
+                let here = failed.unwrap_or_default();
+                let pointer = as_written(&here, &shifts);
+                let message = e.into_inner().to_string();
+                // A struct missing a field because a wrong-typed value of it was removed.
+                let echo = message.starts_with("missing field")
+                    && removed.iter().any(|r| parent_of(r) == pointer);
+                if !echo {
+                    problems.push(Problem {
+                        pos: doc.positions.nearest(&pointer),
+                        message,
+                        pointer: pointer.clone(),
+                    });
+                }
+                if here.is_empty() || removed.len() >= MAX_TYPE_ERRORS {
+                    break None;
+                }
+                if let Some(index) = remove(&mut value, &here) {
+                    shifts.push((parent_of(&here).to_owned(), index));
+                }
+                removed.push(pointer);
+            }
+        }
+    };
+    problems.sort_by_key(|p| p.pos);
+    match parsed {
+        Some(v) => Ok((
             v,
             Validator {
                 positions: doc.positions,
                 problems,
                 notes: Vec::new(),
+                removed,
             },
         )),
-        Err(e) => {
-            let pointer = error_pointer(e.path());
-            problems.push(Problem {
-                pos: doc.positions.nearest(&pointer),
-                message: e.into_inner().to_string(),
-                pointer,
-            });
-            problems.sort_by_key(|p| p.pos);
-            Err(problems)
+        None => Err(problems),
+    }
+}
+
+fn parent_of(pointer: &str) -> &str {
+    &pointer[..pointer.rfind('/').unwrap_or(0)]
+}
+
+/// Take the value at `pointer` out of `value`; for a sequence entry, returns its index.
+fn remove(value: &mut serde_json::Value, pointer: &str) -> Option<usize> {
+    let (parent, last) = pointer.rsplit_once('/')?;
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent)? {
+        serde_json::Value::Object(m) => {
+            m.remove(&last);
+            None
+        }
+        serde_json::Value::Array(a) => {
+            let i: usize = last.parse().ok()?;
+            (i < a.len()).then(|| {
+                a.remove(i);
+                i
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A pointer into the value after sequence entries were removed, as a pointer into the file.
+fn as_written(pointer: &str, shifts: &[(String, usize)]) -> String {
+    let mut p = pointer.to_owned();
+    for (seq, removed) in shifts.iter().rev() {
+        let Some(rest) = p.strip_prefix(&format!("{seq}/")) else {
+            continue;
+        };
+        let (index, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Ok(i) = index.parse::<usize>()
+            && i >= *removed
+        {
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("/{tail}")
+            };
+            p = format!("{seq}/{}{tail}", i + 1);
         }
     }
+    p
 }
 
 /// The second step of reading a config file, shared by every format: problems and notes placed
@@ -148,12 +233,22 @@ pub struct Validator {
     positions: Positions,
     problems: Vec<Problem>,
     notes: Vec<Problem>,
+    /// Values read past because their type was wrong (already reported).
+    removed: Vec<String>,
 }
 
 impl Validator {
     /// Where `pointer` is written (or its nearest written parent).
     pub fn pos(&self, pointer: &str) -> Option<Pos> {
         self.positions.nearest(pointer)
+    }
+
+    /// Whether something at or under `pointer` was read past for its type (and reported): a
+    /// check that would then find the place empty must not report that too.
+    pub fn read_past(&self, pointer: &str) -> bool {
+        self.removed
+            .iter()
+            .any(|r| r == pointer || r.starts_with(&format!("{pointer}/")))
     }
 
     /// Where exactly `pointer` is written.

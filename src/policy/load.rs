@@ -218,17 +218,17 @@ impl Checker {
             };
             match id.parse::<RuleId>() {
                 Ok(rule) => levels[rule as usize] = parsed,
-                Err(_) => self.problem(
-                    pointer,
-                    format!(
-                        "unknown rule id {id:?}; the rules are: {}",
-                        RuleId::ALL
-                            .iter()
-                            .map(|r| r.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
+                Err(_) => {
+                    let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
+                    self.problem(
+                        pointer,
+                        format!(
+                            "unknown rule id {id:?}{}; the rules are: {}",
+                            config::suggest_key(id, &ids),
+                            ids.join(", ")
+                        ),
+                    )
+                }
             }
         }
 
@@ -241,7 +241,11 @@ impl Checker {
             .enumerate()
             .filter_map(|(i, r)| self.registry(i, r))
             .collect();
-        if listed_registries == 0 && levels[RuleId::RegistryNotApproved as usize] != Level::Off {
+        // An entry read past for a wrong type was reported already; its absence is no news.
+        if listed_registries == 0
+            && levels[RuleId::RegistryNotApproved as usize] != Level::Off
+            && !self.v.read_past("/spec/registries")
+        {
             self.problem(
                 "/spec/registries".into(),
                 "no approved registry: list at least one under spec.registries, or set rule registry-not-approved to off",

@@ -356,3 +356,24 @@ fn json_report_follows_the_documented_schema() {
     }
     assert!(f["location"]["pointer"].as_str().unwrap().starts_with('/'));
 }
+
+/// The README shows real output: each `console` block's `$ tollgate ...` command, run from the
+/// repository's root, prints exactly the lines under it.
+#[test]
+fn the_readme_shows_the_binary_s_real_output() {
+    let readme = include_str!("../../README.md");
+    let mut blocks = 0;
+    for block in readme.split("```console\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let (command, expected) = block.split_once('\n').unwrap();
+        let args: Vec<&str> = command
+            .strip_prefix("$ tollgate ")
+            .unwrap_or_else(|| panic!("{command}"))
+            .split_whitespace()
+            .collect();
+        let r = run(&args);
+        assert_eq!(r.stdout, expected, "README: {command}");
+        blocks += 1;
+    }
+    assert!(blocks > 0, "the README has no console example");
+}

@@ -107,6 +107,19 @@ fn policy_validate_reports_every_problem_with_file_and_line() {
     insta::assert_snapshot!("policy_invalid", r.stderr);
 }
 
+/// A value of the wrong type does not end the validation: every problem after it, the policy's
+/// own checks included, is reported in the same run, at the line as written.
+#[test]
+fn policy_validate_reads_past_wrong_types_and_reports_the_rest() {
+    let r = run(&[
+        "policy",
+        "validate",
+        "tests/fixtures/policies/type-errors.yaml",
+    ]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!("policy_type_errors", r.stderr);
+}
+
 #[test]
 fn a_policy_file_that_does_not_exist_is_exit_2() {
     let r = run(&["policy", "validate", "no/such/policy.yaml"]);
