@@ -377,3 +377,23 @@ fn the_readme_shows_the_binary_s_real_output() {
     }
     assert!(blocks > 0, "the README has no console example");
 }
+
+/// Logs redirected to a file or a pipe carry no colour codes (a `serve` log in a file did).
+#[test]
+fn logs_on_a_pipe_carry_no_ansi_colour() {
+    let repo = crate::support::git::GitRepo::init();
+    repo.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    );
+    repo.commit("a");
+    let dir = repo.path.to_str().unwrap();
+    let out = crate::support::tollgate(&["ci", "--base", "HEAD", "--repo", dir])
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "no log lines to judge:\n{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
