@@ -1094,3 +1094,112 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
     let (content_type, _) = hook.metrics_as("text/plain;version=0.0.4").await;
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
 }
+
+/// docs/webhook.md's quickstart, as written there but on a port the OS picks: `certs
+/// generate`, `serve` (its startup line on stderr, nothing on stdout), and curl with
+/// `--resolve` sending examples/admission/pod-create.json.
+#[test]
+fn the_quickstart_in_the_docs_works_as_written() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is not installed; run tests/run.sh, or `apt-get install curl`"
+    );
+    let doc = include_str!("../../docs/webhook.md");
+    assert!(doc.contains("--resolve tollgate.tollgate.svc:8443:127.0.0.1"));
+    assert!(doc.contains("--data @examples/admission/pod-create.json"));
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().to_str().unwrap();
+    let r = crate::support::run(&[
+        "certs",
+        "generate",
+        "--service",
+        "tollgate",
+        "--namespace",
+        "tollgate",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut serve = Command::new("timeout")
+        .args(["-k", "5", "120"])
+        .arg(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "serve",
+            "--tls-cert",
+            &format!("{dir}/tls.crt"),
+            "--tls-key",
+        ])
+        .arg(format!("{dir}/tls.key"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--no-resolve",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TOLLGATE_POLICY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let port = line
+        .strip_prefix("tollgate serve: listening on https://127.0.0.1:")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("the startup line is on stderr: {line:?}"))
+        .to_owned();
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--cacert",
+            &format!("{dir}/ca.crt"),
+        ])
+        .args([
+            "--resolve",
+            &format!("tollgate.tollgate.svc:{port}:127.0.0.1"),
+        ])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["--data", "@examples/admission/pod-create.json"])
+        .arg(format!("https://tollgate.tollgate.svc:{port}/validate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    // SIGTERM to `timeout`, which passes it on to the server (a SIGKILL would orphan it).
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+    let mut stdout = String::new();
+    serve
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(stdout.is_empty(), "serve printed on stdout: {stdout}");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "0b4c7f0e-7d9c-4f3a-9a57-1e2d3c4b5a69");
+    assert_eq!(response["allowed"], false, "{answer}");
+    let message = response["status"]["message"].as_str().unwrap();
+    for expected in ["nginx:latest", "registry-not-approved", "tag-latest"] {
+        assert!(message.contains(expected), "{message}");
+    }
+    assert!(
+        !message.contains("mathoid"),
+        "the approved image passes: {message}"
+    );
+}
