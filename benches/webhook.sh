@@ -41,7 +41,7 @@ if ((${#missing[@]})); then
 fi
 
 cargo build --release --locked
-bin=$PWD/target/release/tollgate
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 load=$(cargo bench --locked --bench webhook_load --no-run --message-format=json 2> /dev/null \
   | grep '"kind":\["bench"\]' | grep '"name":"webhook_load"' \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)

@@ -17,6 +17,7 @@ mod explain_policy;
 mod faults;
 mod git_gates;
 mod hardening;
+mod image;
 mod layout;
 mod registry;
 mod report_tools;
