@@ -80,7 +80,11 @@ fn entries(gz: &[u8]) -> BTreeMap<String, Entry> {
 fn tollgates_own_image_is_built_from_debian_packages_and_passes_verify() {
     let reg = TestRegistry::start();
     let layout = tempfile::tempdir().unwrap();
-    let image = format!("{}/repos/sre/tollgate:{}", reg.host(), env!("CARGO_PKG_VERSION"));
+    let image = format!(
+        "{}/repos/sre/tollgate:{}",
+        reg.host(),
+        env!("CARGO_PKG_VERSION")
+    );
     let pushed = build(&[
         "--plain-http",
         "--out",
@@ -165,8 +169,14 @@ fn tollgates_own_image_is_built_from_debian_packages_and_passes_verify() {
     assert_eq!(config["created"], "1970-01-01T00:00:00Z");
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2, "{manifest:#}");
-    let base_layer = entries(&read_blob(layout.path(), layers[0]["digest"].as_str().unwrap()));
-    let app_layer = entries(&read_blob(layout.path(), layers[1]["digest"].as_str().unwrap()));
+    let base_layer = entries(&read_blob(
+        layout.path(),
+        layers[0]["digest"].as_str().unwrap(),
+    ));
+    let app_layer = entries(&read_blob(
+        layout.path(),
+        layers[1]["digest"].as_str().unwrap(),
+    ));
 
     for (path, e) in base_layer.iter().chain(&app_layer) {
         assert_eq!((e.owner, e.mtime), ((0, 0), 0), "{path}");
@@ -191,7 +201,7 @@ fn tollgates_own_image_is_built_from_debian_packages_and_passes_verify() {
         .collect();
     assert!(programs.is_empty(), "{programs:?}");
     let app_paths: Vec<&String> = app_layer.keys().collect();
-    assert_eq!(app_paths, ["usr/bin/tollgate"]);
+    assert_eq!(app_paths, ["usr/", "usr/bin/", "usr/bin/tollgate"]);
     assert_eq!(app_layer["usr/bin/tollgate"].mode & 0o7777, 0o755);
 
     // The image's binary runs with the image's loader and finds every library inside it.
@@ -209,7 +219,11 @@ fn tollgates_own_image_is_built_from_debian_packages_and_passes_verify() {
     };
     let root = rootfs.path();
     let lib = root.join("lib").join(triplet);
-    let libs = format!("{}:{}", lib.display(), root.join("usr/lib").join(triplet).display());
+    let libs = format!(
+        "{}:{}",
+        lib.display(),
+        root.join("usr/lib").join(triplet).display()
+    );
     // The loader's options, the program, the program's arguments.
     let ld = |options: &[&str], args: &[&str]| {
         let out = Command::new(lib.join(loader))
@@ -225,7 +239,10 @@ fn tollgates_own_image_is_built_from_debian_packages_and_passes_verify() {
     let list = ld(&["--list"], &[]);
     let prefix = format!("=> {}/", root.display());
     for line in list.lines().filter(|l| l.contains("=>")) {
-        assert!(line.contains(&prefix), "a library from outside the image: {line}");
+        assert!(
+            line.contains(&prefix),
+            "a library from outside the image: {line}"
+        );
     }
     assert!(list.contains("libc.so.6"), "{list}");
     assert_eq!(
