@@ -41,7 +41,7 @@ if ((${#missing[@]})); then
 fi
 
 cargo build --release --locked
-bin=$PWD/target/release/tollgate
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 load=$(cargo bench --locked --bench webhook_load --no-run --message-format=json 2> /dev/null \
   | grep '"kind":\["bench"\]' | grep '"name":"webhook_load"' \
   | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
@@ -87,8 +87,9 @@ start_tollgate() {
   pids+=("$tg_pid")
   tg_addr=$(await_addr "$tmp/$name.log" "listening on https://")
   tg_metrics=$(await_addr "$tmp/$name.log" "metrics on http://")
-  # `timeout` is the parent: the server is its child.
-  tg_server=$(pgrep -P "$tg_pid" -x tollgate || echo "$tg_pid")
+  # `timeout` is the parent: the server is its child (named as the binary is: a BASELINE may be
+  # called otherwise).
+  tg_server=$(pgrep -P "$tg_pid" -x "$(basename "$bin" | cut -c1-15)" || echo "$tg_pid")
 }
 
 # run_load LABEL SERVER_PID ADDR BODY [--rate R]: the load line, then where the CPU went during

@@ -136,6 +136,28 @@ if [ ! -s "$TOLLGATE_JUNIT_XSD" ]; then
   rm -rf "$sdist_dir"
 fi
 
+# tollgate's own image (tests/it/image.rs runs image/build.sh): dpkg-deb and apt-get to fetch
+# and unpack Debian's packages, binutils' strip and readelf, curl for the registry API. The
+# script caches the .debs under $TOLLGATE_TOOLS_DIR/image-debs; apt-get download needs package
+# lists, which a fresh machine (a Debian container) does not have yet.
+image_missing=()
+need dpkg-deb || image_missing+=(dpkg)
+need apt-get || image_missing+=(apt)
+{ need strip && need readelf; } || image_missing+=(binutils)
+need curl || image_missing+=(curl)
+image_lists=$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' 2>/dev/null | head -n 1)
+if [ ${#image_missing[@]} -gt 0 ] || [ -z "$image_lists" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: the image test needs root for apt-get update${image_missing[*]:+ and apt-get install ${image_missing[*]}}" >&2
+    exit 2
+  fi
+  echo "tests/run.sh: apt-get update${image_missing[*]:+, installing ${image_missing[*]}} (the image test)" >&2
+  apt-get update -qq
+  if [ ${#image_missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${image_missing[@]}" >/dev/null
+  fi
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "tests/run.sh: installing the $component component" >&2

@@ -447,6 +447,7 @@ fn the_validating_webhook_covers_every_pod_bearing_kind_and_leaves_out_kube_syst
     let expected: BTreeSet<String> = [
         "/pods",
         "/pods/ephemeralcontainers",
+        "/podtemplates",
         "/replicationcontrollers",
         "apps/deployments",
         "apps/replicasets",
@@ -596,7 +597,9 @@ fn the_mutating_webhook_is_off_by_default_and_on_pods_only_when_on() {
     assert!(args(&d).contains(&"--mutate"));
     assert_eq!(arg(&d, "--mutate-kind"), Some("Pod"));
 
-    let more = rendered(json!({"mutating": {"enabled": true, "kinds": ["Pod", "Deployment"]}}));
+    let more = rendered(
+        json!({"mutating": {"enabled": true, "kinds": ["Pod", "PodTemplate", "Deployment"]}}),
+    );
     let resources: Vec<Value> = more.one("MutatingWebhookConfiguration")["webhooks"][0]["rules"]
         .as_array()
         .unwrap()
@@ -605,7 +608,11 @@ fn the_mutating_webhook_is_off_by_default_and_on_pods_only_when_on() {
         .collect();
     assert_eq!(
         resources,
-        [json!(["", "pods"]), json!(["apps", "deployments"])]
+        [
+            json!(["", "pods"]),
+            json!(["", "podtemplates"]),
+            json!(["apps", "deployments"])
+        ]
     );
 }
 

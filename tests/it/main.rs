@@ -18,6 +18,7 @@ mod explain_policy;
 mod faults;
 mod git_gates;
 mod hardening;
+mod image;
 mod layout;
 mod registry;
 mod report_tools;

@@ -162,6 +162,7 @@ argument is a kind; the output one YAML mapping.
 {{- define "tollgate.kindRule" -}}
 {{- $table := dict
   "Pod" (list "" "pods")
+  "PodTemplate" (list "" "podtemplates")
   "ReplicationController" (list "" "replicationcontrollers")
   "Deployment" (list "apps" "deployments")
   "ReplicaSet" (list "apps" "replicasets")
