@@ -209,7 +209,13 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
                 .registries()
                 .iter()
                 .filter(|a| a.host() == r.registry() || a.aliases().contains(r.registry()))
-                .map(|a| a.prefix() + "/")
+                .map(|a| {
+                    if a.is_exact() {
+                        format!("exactly {}", a.shown())
+                    } else {
+                        format!("under {}", a.shown())
+                    }
+                })
                 .collect();
             if !same_host.is_empty() {
                 return fail(
@@ -219,7 +225,7 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
                         r.registry()
                     ),
                     format!(
-                        "images from {} must be under {}",
+                        "images from {} must be {}",
                         r.registry(),
                         same_host.join(" or ")
                     ),
@@ -365,10 +371,10 @@ fn approved_list(policy: &Policy) -> String {
         .iter()
         .map(|a| {
             if a.aliases().is_empty() {
-                format!("{}/", a.prefix())
+                a.shown()
             } else {
                 let aliases: Vec<String> = a.aliases().iter().map(ToString::to_string).collect();
-                format!("{}/ (also reachable as {})", a.prefix(), aliases.join(", "))
+                format!("{} (also reachable as {})", a.shown(), aliases.join(", "))
             }
         })
         .collect::<Vec<_>>()
@@ -387,7 +393,7 @@ pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
                     a.prefix()
                 )
             }
-            Some(a) => format!("{} is under approved registry {}", r.name(), a.prefix()),
+            Some(a) => format!("{} is approved by registry entry {}", r.name(), a.shown()),
             None => String::new(),
         },
         RuleId::RepositoryNotDeployable => "the repository is deployable".to_owned(),

@@ -109,7 +109,10 @@ struct RetentionSpec {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RegistrySpec {
-    prefix: String,
+    /// Repositories under this `host[:port][/path]`.
+    prefix: Option<String>,
+    /// Exactly this one repository, `host[:port]/path`.
+    repository: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default)]
@@ -390,23 +393,57 @@ impl Checker {
     }
 
     fn registry(&mut self, i: usize, spec: RegistrySpec) -> Option<ApprovedRegistry> {
-        let pointer = format!("/spec/registries/{i}/prefix");
-        if spec.prefix.contains("://") {
+        let (written, exact, pointer) = match (&spec.prefix, &spec.repository) {
+            (Some(p), None) => (p.clone(), false, format!("/spec/registries/{i}/prefix")),
+            (None, Some(r)) => (r.clone(), true, format!("/spec/registries/{i}/repository")),
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("/spec/registries/{i}"),
+                    "give prefix (the repositories under a path) or repository (exactly one \
+                     repository), not both: list them as two entries",
+                );
+                return None;
+            }
+            // A prefix of the wrong type was reported and read past: nothing more to say.
+            (None, None) if self.v.read_past(&format!("/spec/registries/{i}")) => return None,
+            (None, None) => {
+                self.problem(
+                    format!("/spec/registries/{i}"),
+                    "an entry needs prefix: host[:port][/path] (the repositories under it) or \
+                     repository: host[:port]/path (exactly that one)",
+                );
+                return None;
+            }
+        };
+        if written.contains("://") {
             self.problem(
                 pointer,
                 format!(
-                    "{:?} is a URL; write the registry as host[:port][/path], without a scheme",
-                    spec.prefix
+                    "{written:?} is a URL; write the registry as host[:port][/path], without a \
+                     scheme"
                 ),
             );
             return None;
         }
-        let trimmed = spec.prefix.trim_end_matches('/');
+        let trimmed = written.trim_end_matches('/');
         let (host, path) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        // `openpolicyagent/` (Gatekeeper's spelling) names a Docker Hub namespace: a reference
+        // can only have a host with a dot or a port, or localhost, so this approves nothing.
+        if !crate::reference::looks_like_registry(host) {
+            self.problem(
+                pointer,
+                format!(
+                    "{host:?} is not a registry host (a host has a dot or a port, or is \
+                     localhost), so this approves nothing; did you mean \"docker.io/{}\"?",
+                    written.trim_start_matches('/')
+                ),
+            );
+            return None;
+        }
         let host = match host.parse::<RegistryHost>() {
             Ok(h) => h,
             Err(e) => {
-                self.problem(pointer, format!("registry {:?}: {e}", spec.prefix));
+                self.problem(pointer, format!("registry {written:?}: {e}"));
                 return None;
             }
         };
@@ -419,7 +456,31 @@ impl Checker {
         if !path.is_empty()
             && let Err(e) = format!("{host}/{}", path.join("/")).parse::<ImageRef>()
         {
-            self.problem(pointer, format!("registry path {:?}: {e}", spec.prefix));
+            self.problem(pointer, format!("registry path {written:?}: {e}"));
+            return None;
+        }
+        if exact && (path.is_empty() || written.ends_with('/')) {
+            self.problem(
+                pointer,
+                format!(
+                    "repository {written:?} must name one repository, host[:port]/path without \
+                     a trailing /; for a whole registry or everything under a path, write \
+                     prefix: {written}"
+                ),
+            );
+            return None;
+        }
+        // `prefix: docker.io/library/ubuntu` approves what is under it, not ubuntu itself:
+        // ambiguous, so it must be said one way or the other.
+        if !exact && !path.is_empty() && !written.ends_with('/') {
+            self.problem(
+                pointer,
+                format!(
+                    "prefix {written:?} approves the repositories under {trimmed}/, not \
+                     {trimmed} itself; write repository: {trimmed} for exactly that \
+                     repository, or prefix: {trimmed}/ for what is under it"
+                ),
+            );
             return None;
         }
         let mut aliases = Vec::new();
@@ -458,6 +519,7 @@ impl Checker {
             host,
             aliases,
             path,
+            exact,
             insecure: spec.insecure,
             redirect_hosts,
         })

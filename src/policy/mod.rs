@@ -155,6 +155,8 @@ pub struct ApprovedRegistry {
     aliases: Vec<RegistryHost>,
     /// Whole path segments an image's repository must start with; empty for the whole registry.
     path: Vec<String>,
+    /// The repository must be exactly `path` (a `repository:` entry), not under it.
+    exact: bool,
     insecure: bool,
     redirect_hosts: Vec<RegistryHost>,
 }
@@ -167,11 +169,27 @@ impl ApprovedRegistry {
         let host = image.registry();
         (self.host == *host || self.aliases.contains(host)) && {
             let mut components = image.repository().components();
-            // The repository needs at least one component below the approved path.
-            self.path
+            let under = self
+                .path
                 .iter()
-                .all(|seg| components.next() == Some(seg.as_str()))
-                && components.next().is_some()
+                .all(|seg| components.next() == Some(seg.as_str()));
+            // A prefix needs at least one component below its path; an exact entry none.
+            under && (components.next().is_some() != self.exact)
+        }
+    }
+
+    /// Whether this is a `repository:` entry: exactly one repository.
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+
+    /// How reports name what this entry approves: `host/path/` for a prefix (what is under it),
+    /// `host/path` for one repository.
+    pub fn shown(&self) -> String {
+        if self.exact {
+            self.prefix()
+        } else {
+            format!("{}/", self.prefix())
         }
     }
 

@@ -96,7 +96,7 @@ fn registry_paths_match_whole_segments(#[case] image: &str, #[case] approved: bo
 
 #[test]
 fn outside_the_approved_path_says_which_path() {
-    let p = policy("  registries:\n    - prefix: registry.example.org/team\n");
+    let p = policy("  registries:\n    - prefix: registry.example.org/team/\n");
     let v = evaluate_image(
         &p,
         &WrittenImage::new("registry.example.org/other/app:1"),
@@ -364,11 +364,7 @@ fn invalid_policies_are_refused_with_a_reason(#[case] text: &str, #[case] expect
     "repositry",
     Some("repository")
 )]
-#[case::a_key_of_another_place(
-    "registries: [{prefix: r.example.org, repository: x}]",
-    "repository",
-    None
-)]
+#[case::a_key_of_another_place("registries: [{prefix: r.example.org, keep: 3}]", "keep", None)]
 #[case::a_spec_key_at_the_top(
     "registries: [{prefix: r.example.org, notDeployable: []}]",
     "notDeployable",
@@ -428,5 +424,63 @@ fn registry_unavailable_defaults_to_allow_and_is_set_per_rule() {
     assert_eq!(
         default_policy().on_registry_unavailable(RuleId::ImageUnavailable),
         OnUnavailable::Allow
+    );
+}
+
+/// A `repository:` entry approves exactly one repository: not what is under it, not a sibling,
+/// not a name built by appending to it.
+#[rstest]
+#[case::itself("docker.io/library/ubuntu:24.04", true)]
+#[case::familiar_form("ubuntu:24.04", true)]
+#[case::pinned(
+    "ubuntu:24.04@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    true
+)]
+#[case::under_it("docker.io/library/ubuntu/extra:1", false)]
+#[case::a_longer_name("docker.io/library/ubuntu-evil:1", false)]
+#[case::a_sibling("docker.io/library/debian:12", false)]
+#[case::another_host("registry.example.org/library/ubuntu:1", false)]
+fn an_exact_repository_entry_approves_that_repository_only(
+    #[case] image: &str,
+    #[case] approved: bool,
+) {
+    let p = policy("  registries:\n    - repository: docker.io/library/ubuntu\n");
+    assert_eq!(
+        !failures(&p, image).contains(&RuleId::RegistryNotApproved),
+        approved,
+        "{image}"
+    );
+}
+
+#[rstest]
+#[case::hostless_prefix(
+    "- prefix: openpolicyagent/",
+    "\"openpolicyagent\" is not a registry host (a host has a dot or a port, or is localhost), so this approves nothing; did you mean \"docker.io/openpolicyagent/\"?"
+)]
+#[case::hostless_repository("- repository: team/app", "did you mean \"docker.io/team/app\"?")]
+#[case::ambiguous_path_prefix(
+    "- prefix: docker.io/library/ubuntu",
+    "prefix \"docker.io/library/ubuntu\" approves the repositories under docker.io/library/ubuntu/, not docker.io/library/ubuntu itself; write repository: docker.io/library/ubuntu for exactly that repository, or prefix: docker.io/library/ubuntu/ for what is under it"
+)]
+#[case::repository_of_a_whole_host(
+    "- repository: registry.example.org",
+    "must name one repository"
+)]
+#[case::both(
+    "- {prefix: registry.example.org, repository: registry.example.org/a}",
+    "not both"
+)]
+#[case::neither("- {insecure: true}", "an entry needs prefix")]
+fn registry_entries_say_what_they_approve_or_are_refused(
+    #[case] entry: &str,
+    #[case] message: &str,
+) {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries:\n    {entry}\n"
+    );
+    let got = problems(&text);
+    assert!(
+        got.iter().any(|(_, m)| m.contains(message)),
+        "{message}\n{got:#?}"
     );
 }

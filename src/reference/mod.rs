@@ -612,7 +612,7 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
 /// `localhost`, or has an uppercase letter, which a path cannot have. A bracket alone does not
 /// make one (`[abc]/x` is a Docker Hub path, and invalid): distribution looks for these marks
 /// only, and every IPv6 literal has a ':'.
-fn looks_like_registry(first: &str) -> bool {
+pub fn looks_like_registry(first: &str) -> bool {
     first.contains(['.', ':'])
         || first == "localhost"
         || first.bytes().any(|b| b.is_ascii_uppercase())
