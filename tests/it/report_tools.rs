@@ -178,6 +178,8 @@ fn sarif_reports_pass_the_sarif_multitool_with_githubs_rules() {
     }
     let out_path = dir.path().join("validation.sarif");
     let out = Command::new(&multitool)
+        // .NET needs ICU for culture data unless told not to; a fresh machine may lack libicu.
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
         .arg("validate")
         // The files first: `--log` takes a list, and would take them too.
         .args(&files)
