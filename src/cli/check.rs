@@ -59,13 +59,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         resolve_sites(&policy, &args.registry, &opts, &mut report)?;
     }
     report.sort();
-    let cwd = std::env::current_dir()?;
-    // Files are written relative to the repository they are in, for code scanning; outside
-    // any repository, relative to where tollgate runs.
-    let src_root = DeployRepo::discover(&cwd)
-        .ok()
-        .and_then(|r| r.root().canonicalize().ok())
-        .unwrap_or_else(|| cwd.clone());
+    // Only SARIF names files as URIs: the git repository is looked up for it alone.
+    let roots = (args.output.format == Format::Sarif)
+        .then(sarif_roots)
+        .transpose()?;
     print(&render(
         &report,
         args.output.format,
@@ -73,13 +70,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         &Sarif {
             command: "check",
             help_base_uri: args.output.help_base_uri.as_deref(),
-            paths: Some(Paths {
-                cwd: &cwd,
-                src_root: &src_root,
-            }),
+            paths: roots
+                .as_ref()
+                .map(|(cwd, src_root)| Paths { cwd, src_root }),
         },
     ))?;
     Ok(exit_code(&report, args.output.fail_on_warn))
+}
+
+/// The directory file names are relative to, and the root SARIF writes them from: the git
+/// repository the directory is in, else the directory itself. Both canonical, so that a
+/// symlinked path still lies under its root.
+fn sarif_roots() -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let cwd = std::env::current_dir()?;
+    let cwd = cwd.canonicalize().unwrap_or(cwd);
+    let src_root = DeployRepo::discover(&cwd)
+        .ok()
+        .and_then(|r| r.root().canonicalize().ok())
+        .unwrap_or_else(|| cwd.clone());
+    Ok((cwd, src_root))
 }
 
 /// The registry-backed rules, through the one shared implementation.

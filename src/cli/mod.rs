@@ -140,8 +140,7 @@ pub fn init_tracing(global: &Global, command: &Command) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour only for a person at a terminal: a redirected log (a file, journald, a pod's log)
     // must not carry escape codes. NO_COLOR turns it off there too.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = args::ColorChoice::Auto.enabled_on_stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
