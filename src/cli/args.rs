@@ -11,7 +11,8 @@ use clap::ValueEnum;
 use tollgate::cluster::LiveState;
 use tollgate::cluster::kube::Cluster;
 use tollgate::config::duration;
-use tollgate::policy::Policy;
+use tollgate::policy::{HostPattern, Policy};
+use tollgate::reference::RegistryHost;
 use tollgate::registry::auth::CredentialStore;
 use tollgate::registry::{
     ClientOptions, MAX_WALK_REQUESTS, RegistryClient, ResolveOptions, Resolver,
@@ -163,10 +164,16 @@ impl RegistryArgs {
                 let hosts: Vec<String> = policy
                     .registries()
                     .iter()
-                    .flat_map(|r| std::iter::once(r.host()).chain(r.aliases()))
+                    .flat_map(|r| r.host().exact().into_iter().chain(r.aliases()))
                     .map(ToString::to_string)
                     .collect();
-                CredentialStore::from_docker_config_for(&path, &hosts)?
+                // A wildcard entry (`*.dkr.ecr.*.amazonaws.com`) names no host to ask about:
+                // its helpers are asked about the credHelpers keys it approves.
+                let approved = |key: &str| {
+                    key.parse::<RegistryHost>()
+                        .is_ok_and(|h| policy.registries().iter().any(|r| r.matches_host(&h)))
+                };
+                CredentialStore::from_docker_config_for(&path, &hosts, &approved)?
             }
             None => CredentialStore::anonymous(),
         };
@@ -175,9 +182,9 @@ impl RegistryArgs {
             .registries()
             .iter()
             .flat_map(|r| {
-                std::iter::once(r.host())
-                    .chain(r.aliases())
-                    .map(move |h| (h.clone(), r.redirect_hosts().to_vec()))
+                std::iter::once(r.host().clone())
+                    .chain(r.aliases().iter().cloned().map(HostPattern::Exact))
+                    .map(move |h| (h, r.redirect_hosts().to_vec()))
             })
             .collect();
         let mut client = ClientOptions {

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-use super::{Level, Policy, RuleId};
+use super::{ImageKey, Level, Policy, RuleId};
 use crate::reference::{ImageRef, WrittenImage};
 
 /// Everything the engine needs besides the policy and the image.
@@ -138,11 +138,20 @@ pub fn evaluate_image(policy: &Policy, image: &WrittenImage, ctx: Context<'_>) -
                 } else {
                     check_rule(policy, rule, r, &canonical)
                 };
-                outcomes.push(outcome(policy, rule, status, ctx, Some(&canonical)));
+                outcomes.push(outcome(policy, rule, status, ctx, Some(key(r, &canonical))));
             }
         }
     }
     ImageVerdict { outcomes }
+}
+
+/// The exemption key of a parsed reference whose canonical name is `canonical`.
+fn key<'a>(r: &'a ImageRef, canonical: &'a str) -> ImageKey<'a> {
+    ImageKey {
+        canonical,
+        tag: r.tag(),
+        digest: r.digest(),
+    }
 }
 
 fn outcome(
@@ -150,10 +159,10 @@ fn outcome(
     rule: RuleId,
     status: Status,
     ctx: Context<'_>,
-    canonical: Option<&str>,
+    image: Option<ImageKey<'_>>,
 ) -> Outcome {
     let exemption = match status {
-        Status::Fail(_) => find_exemption(policy, rule, ctx, canonical),
+        Status::Fail(_) => find_exemption(policy, rule, ctx, image),
         _ => None,
     };
     Outcome {
@@ -170,11 +179,11 @@ fn find_exemption(
     policy: &Policy,
     rule: RuleId,
     ctx: Context<'_>,
-    canonical: Option<&str>,
+    image: Option<ImageKey<'_>>,
 ) -> Option<ExemptionUse> {
     let mut expired = None;
     for (index, e) in policy.exemptions().iter().enumerate() {
-        if e.covers(rule, ctx.namespace, canonical) {
+        if e.covers(rule, ctx.namespace, image) {
             if !e.is_expired(ctx.now) {
                 return Some(ExemptionUse {
                     index,
@@ -208,7 +217,7 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
             let same_host: Vec<String> = policy
                 .registries()
                 .iter()
-                .filter(|a| a.host() == r.registry() || a.aliases().contains(r.registry()))
+                .filter(|a| a.matches_host(r.registry()))
                 .map(|a| {
                     if a.is_exact() {
                         format!("exactly {}", a.shown())
@@ -386,7 +395,7 @@ pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
     match rule {
         RuleId::ReferenceInvalid => "the reference is valid".to_owned(),
         RuleId::RegistryNotApproved => match policy.approved_registry(r) {
-            Some(a) if a.host() != r.registry() => {
+            Some(a) if !a.host().matches(r.registry()) => {
                 format!(
                     "{} is an alias of approved registry {}",
                     r.registry(),
@@ -433,5 +442,5 @@ pub fn registry_outcome(
         status
     };
     let canonical = policy.canonical_name(r);
-    outcome(policy, rule, status, ctx, Some(&canonical))
+    outcome(policy, rule, status, ctx, Some(key(r, &canonical)))
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use globset::GlobBuilder;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -11,9 +10,10 @@ use serde_json::Value;
 
 use super::RetentionRule;
 use super::eval::REGISTRY_RULES;
+use super::pattern::Segment;
 use super::{
-    ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, Level, OnUnavailable, Pattern,
-    Policy, RuleId,
+    ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, HostPattern, ImagePattern, Level,
+    NamePattern, OnUnavailable, Pattern, Policy, RuleId,
 };
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
@@ -263,7 +263,7 @@ impl Checker {
             }
         }
 
-        let forbidden_tags = self.patterns("/spec/tags/forbidden", spec.tags.forbidden, false);
+        let forbidden_tags = self.patterns("/spec/tags/forbidden", spec.tags.forbidden);
         let mut bases = Vec::new();
         for (family, list, field) in [
             (BaseFamily::Debian, spec.bases.debian, "debian"),
@@ -276,12 +276,12 @@ impl Checker {
                 }
             }
         }
-        let mut not_deployable = self.patterns("/spec/notDeployable", spec.not_deployable, true);
+        let mut not_deployable = self.name_patterns("/spec/notDeployable", spec.not_deployable);
         if !spec.bases.deployable {
             // The bases themselves are never deployed; the rule covers them without the policy
             // having to list them twice.
             for b in &bases {
-                if let Ok(p) = compile(b.name.clone(), true, None) {
+                if let Ok(p) = NamePattern::parse(&b.name) {
                     not_deployable.push(p);
                 }
             }
@@ -340,7 +340,7 @@ impl Checker {
                 OrderBy::Version
             }
         };
-        let repositories = self.patterns(&format!("{at}/repositories"), spec.repositories, true);
+        let repositories = self.name_patterns(&format!("{at}/repositories"), spec.repositories);
         Some(RetentionRule {
             repositories,
             keep: spec.keep,
@@ -426,38 +426,47 @@ impl Checker {
             return None;
         }
         let trimmed = written.trim_end_matches('/');
-        let (host, path) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        let (host_text, path_text) = trimmed.split_once('/').unwrap_or((trimmed, ""));
         // `openpolicyagent/` (Gatekeeper's spelling) names a Docker Hub namespace: a reference
         // can only have a host with a dot or a port, or localhost, so this approves nothing.
-        if !crate::reference::looks_like_registry(host) {
+        if !crate::reference::looks_like_registry(host_text) && !host_text.contains('*') {
             self.problem(
                 pointer,
                 format!(
-                    "{host:?} is not a registry host (a host has a dot or a port, or is \
+                    "{host_text:?} is not a registry host (a host has a dot or a port, or is \
                      localhost), so this approves nothing; did you mean \"docker.io/{}\"?",
                     written.trim_start_matches('/')
                 ),
             );
             return None;
         }
-        let host = match host.parse::<RegistryHost>() {
+        let host = match HostPattern::parse(host_text) {
             Ok(h) => h,
             Err(e) => {
                 self.problem(pointer, format!("registry {written:?}: {e}"));
                 return None;
             }
         };
-        let path: Vec<String> = if path.is_empty() {
-            Vec::new()
-        } else {
-            path.split('/').map(str::to_owned).collect()
-        };
-        // The path must be a valid repository prefix; reuse the reference parser to check it.
-        if !path.is_empty()
-            && let Err(e) = format!("{host}/{}", path.join("/")).parse::<ImageRef>()
-        {
-            self.problem(pointer, format!("registry path {written:?}: {e}"));
-            return None;
+        let mut path = Vec::new();
+        if !path_text.is_empty() {
+            for seg in path_text.split('/') {
+                match Segment::parse(seg) {
+                    // A literal segment must be a valid repository component; the reference
+                    // parser says why when it is not.
+                    Ok(Segment::Literal(l)) => {
+                        if let Err(e) = format!("example.org/{l}").parse::<ImageRef>() {
+                            self.problem(pointer, format!("registry path {written:?}: {e}"));
+                            return None;
+                        }
+                        path.push(Segment::Literal(l));
+                    }
+                    Ok(other) => path.push(other),
+                    Err(e) => {
+                        self.problem(pointer, format!("registry path {written:?}: {e}"));
+                        return None;
+                    }
+                }
+            }
         }
         if exact && (path.is_empty() || written.ends_with('/')) {
             self.problem(
@@ -479,6 +488,27 @@ impl Checker {
                     "prefix {written:?} approves the repositories under {trimmed}/, not \
                      {trimmed} itself; write repository: {trimmed} for exactly that \
                      repository, or prefix: {trimmed}/ for what is under it"
+                ),
+            );
+            return None;
+        }
+        if !exact && matches!(path.last(), Some(Segment::AnyDepth)) {
+            let under = trimmed.trim_end_matches("/**");
+            self.problem(
+                pointer,
+                format!(
+                    "prefix {written:?} ends in **, which a prefix already means: write \
+                     prefix: {under}/ for everything under {under}"
+                ),
+            );
+            return None;
+        }
+        if host.exact().is_none() && !spec.aliases.is_empty() {
+            self.problem(
+                format!("/spec/registries/{i}/aliases"),
+                format!(
+                    "registry {written:?} has a wildcard host, and aliases name other spellings \
+                     of one host; list each host as its own entry instead"
                 ),
             );
             return None;
@@ -519,6 +549,7 @@ impl Checker {
             host,
             aliases,
             path,
+            path_text: path_text.to_owned(),
             exact,
             insecure: spec.insecure,
             redirect_hosts,
@@ -573,7 +604,7 @@ impl Checker {
             );
             return None;
         }
-        let tags = self.patterns(&format!("{pointer}/tags"), spec.tags, false);
+        let tags = self.patterns(&format!("{pointer}/tags"), spec.tags);
         Some(BaseImage {
             family,
             name: image.canonical_name(),
@@ -625,8 +656,8 @@ impl Checker {
             },
         };
         let before = self.v.problem_count();
-        let namespaces = self.patterns(&format!("{pointer}/namespaces"), spec.namespaces, false);
-        let images = self.patterns(&format!("{pointer}/images"), spec.images, true);
+        let namespaces = self.patterns(&format!("{pointer}/namespaces"), spec.namespaces);
+        let images = self.image_patterns(&format!("{pointer}/images"), spec.images);
         ok &= self.v.problem_count() == before;
         ok.then_some(Exemption {
             namespaces,
@@ -638,38 +669,13 @@ impl Checker {
         })
     }
 
-    /// Compile globs; `image_names` ones must be fully-qualified `registry/repository` globs.
-    fn patterns(&mut self, pointer: &str, globs: Vec<String>, image_names: bool) -> Vec<Pattern> {
+    /// Compile plain globs (tags, namespaces).
+    fn patterns(&mut self, pointer: &str, globs: Vec<String>) -> Vec<Pattern> {
         let mut out = Vec::new();
         for (i, g) in globs.into_iter().enumerate() {
             let p = format!("{pointer}/{i}");
-            if image_names {
-                let first = g.split('/').next().unwrap_or_default();
-                let host_like =
-                    first.contains(['.', ':']) || first == "localhost" || first.contains('*');
-                if !host_like || !g.contains('/') {
-                    self.problem(
-                        p,
-                        format!("image pattern {g:?} must be a fully-qualified name, e.g. docker.io/library/{g} or registry.example.org/team/**"),
-                    );
-                    continue;
-                }
-                if g.contains(['@']) || g.rsplit('/').next().is_some_and(|last| last.contains(':'))
-                {
-                    self.problem(p, format!("image pattern {g:?} matches repository names; leave out the tag and digest"));
-                    continue;
-                }
-            }
             let pos = self.v.exact_pos(&p);
-            // Names are matched in their canonical form, host lowercased: so is the pattern's
-            // host, or `Registry.Example.Org/**` would never match anything.
-            let matched = if image_names {
-                canonical_pattern(&g)
-            } else {
-                g.clone()
-            };
-            // In image names `*` stays within one path segment and `**` crosses them.
-            if let Some(glob) = self.v.glob(&p, &matched, image_names) {
+            if let Some(glob) = self.v.glob(&p, &g, false) {
                 out.push(Pattern {
                     matcher: glob.compile_matcher(),
                     text: g,
@@ -679,27 +685,66 @@ impl Checker {
         }
         out
     }
-}
 
-/// An image pattern with its host segment lowercased, as canonical names are.
-fn canonical_pattern(pattern: &str) -> String {
-    match pattern.split_once('/') {
-        Some((host, rest)) => format!("{}/{rest}", host.to_ascii_lowercase()),
-        None => pattern.to_ascii_lowercase(),
+    /// Whether `g` is written as a fully-qualified name pattern; reports it when not.
+    fn qualified(&mut self, p: &str, g: &str) -> bool {
+        let first = g.split('/').next().unwrap_or_default();
+        let host_like = first.contains(['.', ':']) || first == "localhost" || first.contains('*');
+        let ok = host_like && g.contains('/');
+        if !ok {
+            self.problem(
+                p.to_owned(),
+                format!(
+                    "image pattern {g:?} must be a fully-qualified name, e.g. \
+                     docker.io/library/{g} or registry.example.org/team/**"
+                ),
+            );
+        }
+        ok
     }
-}
 
-fn compile(text: String, literal_separator: bool, pos: Option<Pos>) -> Result<Pattern, String> {
-    // In image names `*` stays within one path segment and `**` crosses them, as in a path.
-    let glob = GlobBuilder::new(&text)
-        .literal_separator(literal_separator)
-        .build()
-        .map_err(|e| format!("invalid pattern {text:?}: {}", e.kind()))?;
-    Ok(Pattern {
-        matcher: glob.compile_matcher(),
-        text,
-        pos,
-    })
+    /// Repository name patterns (`notDeployable`, retention): fully qualified, no tag or
+    /// digest, segment-safe.
+    fn name_patterns(&mut self, pointer: &str, globs: Vec<String>) -> Vec<NamePattern> {
+        let mut out = Vec::new();
+        for (i, g) in globs.into_iter().enumerate() {
+            let p = format!("{pointer}/{i}");
+            if !self.qualified(&p, &g) {
+                continue;
+            }
+            if g.contains('@') || g.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+                self.problem(
+                    p,
+                    format!(
+                        "image pattern {g:?} matches repository names; leave out the tag and \
+                         digest"
+                    ),
+                );
+                continue;
+            }
+            match NamePattern::parse(&g) {
+                Ok(n) => out.push(n),
+                Err(e) => self.problem(p, format!("image pattern {g:?}: {e}")),
+            }
+        }
+        out
+    }
+
+    /// Exemption image selectors: a name pattern, optionally with a tag glob or a digest.
+    fn image_patterns(&mut self, pointer: &str, globs: Vec<String>) -> Vec<ImagePattern> {
+        let mut out = Vec::new();
+        for (i, g) in globs.into_iter().enumerate() {
+            let p = format!("{pointer}/{i}");
+            if !self.qualified(&p, &g) {
+                continue;
+            }
+            match ImagePattern::parse(&g) {
+                Ok(n) => out.push(n),
+                Err(e) => self.problem(p, format!("image pattern {g:?}: {e}")),
+            }
+        }
+        out
+    }
 }
 
 /// A date means "valid through that day (UTC)"; a timestamp is exact.

@@ -11,12 +11,14 @@
 
 pub mod eval;
 mod load;
+pub mod pattern;
 pub mod retention;
 pub mod rules;
 
 pub use load::{
     API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, default_policy, parse_policy,
 };
+pub use pattern::{HostPattern, ImageKey, ImagePattern, NamePattern, PatternError};
 pub use rules::{AuditKind, FindingKind, Level, RuleId};
 
 use globset::GlobMatcher;
@@ -36,7 +38,7 @@ pub struct Policy {
     registries: Vec<ApprovedRegistry>,
     forbidden_tags: Vec<Pattern>,
     bases: Vec<BaseImage>,
-    not_deployable: Vec<Pattern>,
+    not_deployable: Vec<NamePattern>,
     exemptions: Vec<Exemption>,
     /// Per rule (indexed like `levels`): what admission does when the registry cannot answer.
     on_unavailable: Vec<OnUnavailable>,
@@ -51,7 +53,7 @@ pub struct Policy {
 pub struct RetentionRule {
     /// Globs over canonical repository names (`registry.example.org/team/**`); the first rule
     /// that matches a repository is its rule.
-    pub repositories: Vec<Pattern>,
+    pub repositories: Vec<NamePattern>,
     /// How many tags each repository keeps; at least 1.
     pub keep: usize,
     /// Which tags count as the newest. By push time the audit cannot simulate the rule: the
@@ -121,8 +123,11 @@ impl Policy {
             .registries
             .iter()
             .find(|r| r.aliases.contains(image.registry()))
+            .and_then(|r| r.host.exact())
         {
-            Some(r) => format!("{}/{}", r.host.canonical(), image.repository()),
+            // Only an entry with one exact host has aliases (the loader refuses them on a
+            // wildcard host: an alias maps to one primary name).
+            Some(host) => format!("{}/{}", host.canonical(), image.repository()),
             None => image.canonical_name(),
         }
     }
@@ -148,13 +153,17 @@ impl OnUnavailable {
     }
 }
 
-/// One approved registry: a host with its aliases, optionally narrowed to a path.
+/// One approved registry: a host (or a label-safe host pattern) with its aliases, optionally
+/// narrowed to a path (whose segments may be segment globs or `**`).
 #[derive(Debug, Clone)]
 pub struct ApprovedRegistry {
-    host: RegistryHost,
+    host: HostPattern,
     aliases: Vec<RegistryHost>,
-    /// Whole path segments an image's repository must start with; empty for the whole registry.
-    path: Vec<String>,
+    /// Path segments an image's repository must start with (a prefix entry) or be (an exact
+    /// one); empty for the whole registry.
+    path: Vec<pattern::Segment>,
+    /// The path as written, without a trailing `/`, for messages.
+    path_text: String,
     /// The repository must be exactly `path` (a `repository:` entry), not under it.
     exact: bool,
     insecure: bool,
@@ -166,16 +175,33 @@ impl ApprovedRegistry {
     /// whole path segments: `registry.example.org/team` does not approve
     /// `registry.example.org/teamx/app`, and no string prefix of the host counts.
     pub fn matches(&self, image: &ImageRef) -> bool {
-        let host = image.registry();
-        (self.host == *host || self.aliases.contains(host)) && {
+        if !self.matches_host(image.registry()) {
+            return false;
+        }
+        // Literal segments, the common case, are compared in place: admission checks every
+        // image against every entry, and this stays allocation-free.
+        if self.path.iter().all(|s| s.literal().is_some()) {
             let mut components = image.repository().components();
             let under = self
                 .path
                 .iter()
-                .all(|seg| components.next() == Some(seg.as_str()));
+                .all(|seg| components.next() == seg.literal());
             // A prefix needs at least one component below its path; an exact entry none.
-            under && (components.next().is_some() != self.exact)
+            return under && (components.next().is_some() != self.exact);
         }
+        let components: Vec<&str> = image.repository().components().collect();
+        let n = components.len();
+        let lengths = pattern::matched_lengths(&self.path, &components);
+        if self.exact {
+            lengths[n]
+        } else {
+            lengths[..n].iter().any(|&m| m)
+        }
+    }
+
+    /// Whether `host` is this entry's host (or matches its pattern) or one of its aliases.
+    pub fn matches_host(&self, host: &RegistryHost) -> bool {
+        self.host.matches(host) || self.aliases.contains(host)
     }
 
     /// Whether this is a `repository:` entry: exactly one repository.
@@ -198,12 +224,12 @@ impl ApprovedRegistry {
         if self.path.is_empty() {
             self.host.to_string()
         } else {
-            format!("{}/{}", self.host, self.path.join("/"))
+            format!("{}/{}", self.host, self.path_text)
         }
     }
 
-    /// The primary host.
-    pub fn host(&self) -> &RegistryHost {
+    /// The primary host, or the host pattern.
+    pub fn host(&self) -> &HostPattern {
         &self.host
     }
 
@@ -301,7 +327,7 @@ pub struct Expiry {
 #[derive(Debug, Clone)]
 pub struct Exemption {
     namespaces: Vec<Pattern>,
-    images: Vec<Pattern>,
+    images: Vec<ImagePattern>,
     /// Empty: every rule.
     rules: Vec<RuleId>,
     reason: String,
@@ -330,13 +356,13 @@ impl Exemption {
         self.expires.is_some_and(|e| now >= e.at)
     }
 
-    /// Whether it covers `rule` for an image named `canonical_name` in `namespace`, ignoring
-    /// expiry. Every selector given must match.
-    pub fn covers(&self, rule: RuleId, namespace: &str, canonical_name: Option<&str>) -> bool {
+    /// Whether it covers `rule` for `image` (`None`: a reference that does not parse) in
+    /// `namespace`, ignoring expiry. Every selector given must match.
+    pub fn covers(&self, rule: RuleId, namespace: &str, image: Option<ImageKey<'_>>) -> bool {
         (self.rules.is_empty() || self.rules.contains(&rule))
             && (self.namespaces.is_empty() || self.namespaces.iter().any(|p| p.is_match(namespace)))
             && (self.images.is_empty()
-                || canonical_name.is_some_and(|n| self.images.iter().any(|p| p.is_match(n))))
+                || image.is_some_and(|i| self.images.iter().any(|p| p.is_match(i))))
     }
 
     /// A short description for reports: `namespaces kube-system; images docker.io/**`.
@@ -352,7 +378,8 @@ impl Exemption {
             parts.push(format!("namespaces {}", join(&self.namespaces)));
         }
         if !self.images.is_empty() {
-            parts.push(format!("images {}", join(&self.images)));
+            let images: Vec<&str> = self.images.iter().map(ImagePattern::as_str).collect();
+            parts.push(format!("images {}", images.join(", ")));
         }
         if !self.rules.is_empty() {
             parts.push(format!(

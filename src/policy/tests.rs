@@ -282,7 +282,7 @@ spec:
             "image pattern \"debian\" must be a fully-qualified name",
         ),
         (Some(19), "an exemption needs a non-empty `reason`"),
-        (Some(20), "invalid pattern \"r.example.org/[\""),
+        (Some(20), "path segment \"[\" is not a valid glob"),
         (Some(22), "expires \"next week\" is not a date"),
     ];
     assert_eq!(got.len(), expected.len(), "{got:#?}");
@@ -471,6 +471,20 @@ fn an_exact_repository_entry_approves_that_repository_only(
     "not both"
 )]
 #[case::neither("- {insecure: true}", "an entry needs prefix")]
+#[case::wildcard_tld("- prefix: \"*.io/\"", "must end in two literal labels")]
+#[case::wildcard_inside_a_label("- prefix: registry-*.example.org/", "'*' inside a label")]
+#[case::double_star_inside_a_segment(
+    "- prefix: r.example.org/team**/",
+    "'**' stands for whole path segments"
+)]
+#[case::prefix_ending_in_double_star(
+    "- prefix: r.example.org/team/**/",
+    "write prefix: r.example.org/team/ for everything under"
+)]
+#[case::aliases_of_a_wildcard(
+    "- {prefix: \"*.azurecr.io/\", aliases: [x.example.org]}",
+    "has a wildcard host"
+)]
 fn registry_entries_say_what_they_approve_or_are_refused(
     #[case] entry: &str,
     #[case] message: &str,
@@ -481,6 +495,111 @@ fn registry_entries_say_what_they_approve_or_are_refused(
     let got = problems(&text);
     assert!(
         got.iter().any(|(_, m)| m.contains(message)),
+        "{message}\n{got:#?}"
+    );
+}
+
+#[rstest]
+#[case::one_label(&format!("team.azurecr.io/app:1@{D}"), true)]
+#[case::not_the_bare_domain(&format!("azurecr.io/app:1@{D}"), false)]
+#[case::never_two_labels(&format!("a.b.azurecr.io/app:1@{D}"), false)]
+#[case::suffix_look_alike(&format!("team.azurecr.io.evil.com/app:1@{D}"), false)]
+#[case::ecr(&format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/svc:1@{D}"), true)]
+#[case::ecr_other_service(&format!("123456789012.s3.eu-west-1.amazonaws.com/svc:1@{D}"), false)]
+#[case::team_segment(&format!("r.example.org/team-pay/app:1@{D}"), true)]
+#[case::team_segment_is_one_segment(&format!("r.example.org/team-pay/x/app:1@{D}"), true)]
+#[case::team_glob_never_crosses_a_slash(&format!("r.example.org/team/app:1@{D}"), false)]
+#[case::exact_with_a_glob(&format!("r.example.org/tools/lint-go:1@{D}"), true)]
+#[case::exact_with_a_glob_not_under(&format!("r.example.org/tools/lint-go/x:1@{D}"), false)]
+#[case::middle_double_star(&format!("r.example.org/mirror/a/b/base/debian:1@{D}"), true)]
+#[case::middle_double_star_zero(&format!("r.example.org/mirror/base/debian:1@{D}"), true)]
+#[case::middle_double_star_needs_the_segment(&format!("r.example.org/mirror/a/basex/debian:1@{D}"), false)]
+fn wildcard_registry_entries_stay_label_and_segment_safe(
+    #[case] image: &str,
+    #[case] approved: bool,
+) {
+    let p = policy(
+        "  registries:
+    - prefix: \"*.azurecr.io/\"
+    - prefix: \"*.dkr.ecr.*.amazonaws.com/\"
+    - prefix: r.example.org/team-*/
+    - repository: r.example.org/tools/lint-*
+    - prefix: r.example.org/mirror/**/base/
+",
+    );
+    assert_eq!(
+        !failures(&p, image).contains(&RuleId::RegistryNotApproved),
+        approved,
+        "{image}"
+    );
+}
+
+const TAG_EXEMPTIONS: &str = "  registries: [{prefix: r.example.org/}]
+  tags:
+    forbidden: [\"nightly\", \"dev\", \"pr-*\"]
+  exemptions:
+    - images: [\"r.example.org/app:nightly\"]
+      rules: [tag-forbidden]
+      reason: the nightly soak test
+    - images: [\"r.example.org/app:pr-*\"]
+      rules: [tag-forbidden]
+      reason: preview environments
+    - images: [\"r.example.org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]
+      reason: the hotfix build, until Friday
+      expires: 2026-12-04
+";
+
+#[rstest]
+#[case::that_tag("r.example.org/app:nightly", vec![RuleId::DigestMissing])]
+#[case::not_another_tag("r.example.org/app:dev", vec![RuleId::TagForbidden, RuleId::DigestMissing])]
+#[case::a_tag_glob("r.example.org/app:pr-12", vec![RuleId::DigestMissing])]
+#[case::not_another_repository("r.example.org/other:nightly", vec![RuleId::TagForbidden, RuleId::DigestMissing])]
+#[case::that_digest(&format!("r.example.org/app:dev@{D}"), vec![])]
+#[case::not_another_digest("r.example.org/app:dev@sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", vec![RuleId::TagForbidden])]
+fn exemptions_by_tag_and_digest(#[case] image: &str, #[case] expected: Vec<RuleId>) {
+    assert_eq!(
+        failures(&policy(TAG_EXEMPTIONS), image),
+        expected,
+        "{image}"
+    );
+}
+
+#[test]
+fn a_digest_exemption_expires_like_any_other() {
+    let p = policy(TAG_EXEMPTIONS);
+    let image = format!("r.example.org/app:dev@{D}");
+    let after: Timestamp = "2026-12-05T00:00:00Z".parse().unwrap();
+    let outcomes = evaluate_image(
+        &p,
+        &WrittenImage::new(image.as_str()),
+        Context {
+            namespace: "default",
+            now: after,
+        },
+    )
+    .outcomes;
+    let forbidden = outcomes
+        .iter()
+        .find(|o| o.rule == RuleId::TagForbidden)
+        .unwrap();
+    assert!(forbidden.is_enforced_failure());
+    assert!(forbidden.exemption.is_some_and(|e| e.expired));
+}
+
+#[rstest]
+#[case::tag_and_digest(
+    "r.example.org/app:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "names a tag and a digest"
+)]
+#[case::short_digest("r.example.org/app@sha256:abc", "digest \"sha256:abc\"")]
+fn exemption_selectors_are_validated(#[case] selector: &str, #[case] message: &str) {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org/}}]\n  exemptions:\n    - images: [\"{selector}\"]\n      reason: x\n"
+    );
+    let got = problems(&text);
+    assert!(
+        got.iter()
+            .any(|(line, m)| m.contains(message) && *line == Some(7)),
         "{message}\n{got:#?}"
     );
 }

@@ -143,13 +143,18 @@ impl CredentialStore {
     /// Read a docker `config.json`. Entries are keyed by host, with or without a scheme and
     /// path (`https://index.docker.io/v1/` is Docker Hub).
     pub fn from_docker_config(path: &Path) -> Result<Self, ConfigError> {
-        Self::from_docker_config_for(path, &[])
+        Self::from_docker_config_for(path, &[], &|_| false)
     }
 
     /// Read a docker `config.json`, and ask its credential helpers (`credHelpers`, `credsStore`)
     /// for the credentials of `hosts` only: the registries the policy approves. A host the
-    /// policy does not approve is never named to a helper.
-    pub fn from_docker_config_for(path: &Path, hosts: &[String]) -> Result<Self, ConfigError> {
+    /// policy does not approve is never named to a helper. `approved` says which other
+    /// `credHelpers` keys a helper may be asked about (the hosts a wildcard entry approves).
+    pub fn from_docker_config_for(
+        path: &Path,
+        hosts: &[String],
+        approved: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -182,7 +187,13 @@ impl CredentialStore {
             };
             store.insert(&key, creds);
         }
-        for host in hosts {
+        let wildcard_hosts: Vec<String> = config
+            .cred_helpers
+            .keys()
+            .filter(|k| approved(&normalize_key(k)))
+            .cloned()
+            .collect();
+        for host in hosts.iter().chain(&wildcard_hosts) {
             let key = normalize_key(host);
             if store.by_host.contains_key(&key) {
                 continue;

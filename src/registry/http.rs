@@ -25,6 +25,7 @@ use serde::Deserialize;
 use super::RegistryError;
 use super::auth::{CredentialStore, Tokens};
 use super::slots::FairSlots;
+use crate::policy::HostPattern;
 use crate::reference::RegistryHost;
 
 /// The largest manifest read: distribution itself refuses to store a larger one, so anything
@@ -58,7 +59,7 @@ pub struct ClientOptions {
     pub page_size: usize,
     /// For each registry host, the other hosts its redirects may lead to (the policy's
     /// `redirectHosts`). A redirect anywhere else is refused.
-    pub redirect_hosts: HashMap<RegistryHost, Vec<RegistryHost>>,
+    pub redirect_hosts: Vec<(HostPattern, Vec<RegistryHost>)>,
 }
 
 impl Default for ClientOptions {
@@ -73,7 +74,7 @@ impl Default for ClientOptions {
             backoff: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(5),
             page_size: 1000,
-            redirect_hosts: HashMap::new(),
+            redirect_hosts: Vec::new(),
         }
     }
 }
@@ -637,7 +638,7 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
 /// Anything else is an error naming the refused host: a registry's answer must never make
 /// tollgate contact a host the policy does not approve. reqwest drops the `Authorization`
 /// header on a redirect to another host, so credentials never follow one.
-fn redirect_policy(allowed: HashMap<RegistryHost, Vec<RegistryHost>>) -> reqwest::redirect::Policy {
+fn redirect_policy(allowed: Vec<(HostPattern, Vec<RegistryHost>)>) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > 5 {
             return attempt.error("more than 5 redirects");
@@ -657,7 +658,9 @@ fn redirect_policy(allowed: HashMap<RegistryHost, Vec<RegistryHost>>) -> reqwest
             }
         };
         let ok = match (host_of(first), host_of(next)) {
-            (Some(from), Some(to)) => allowed.get(&from).is_some_and(|hosts| hosts.contains(&to)),
+            (Some(from), Some(to)) => allowed
+                .iter()
+                .any(|(host, hosts)| host.matches(&from) && hosts.contains(&to)),
             _ => false,
         };
         // A registry reached over plain HTTP (a loopback test registry) may name plain-HTTP

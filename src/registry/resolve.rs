@@ -135,7 +135,7 @@ impl Resolver {
         self.policy
             .registries()
             .iter()
-            .find(|r| r.host() == host || r.aliases().contains(host))
+            .find(|r| r.matches_host(host))
             .map(|r| Endpoint {
                 host: host.clone(),
                 insecure: r.insecure(),
