@@ -240,7 +240,7 @@ pub fn plan(
     let old_images = match (&request.operation, request.old_object) {
         (Operation::Update, Some(old)) => {
             let old = admission_object(old.value, &namespace);
-            let w = workload::extract(&old);
+            let w = workload::extract_with(&old, policy.workloads());
             w.images
                 .into_iter()
                 .map(|u| (u.container.kind, u.container.name, u.image))

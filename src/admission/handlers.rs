@@ -167,13 +167,21 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
         Ok(b) => b,
         Err(e) => return reject(s, webhook, started, e),
     };
-    let request = match review::parse(&bytes) {
+    let mut request = match review::parse(&bytes) {
         Ok(r) => r,
         Err(e) => return reject(s, webhook, started, e),
     };
+    let engine = s.engine();
+    if engine
+        .policy
+        .workloads()
+        .contains(&request.kind.group, &request.kind.kind)
+        && let Err(e) = review::keep_whole(&bytes, &mut request)
+    {
+        return reject(s, webhook, started, e);
+    }
     drop(bytes);
     drop(budget);
-    let engine = s.engine();
     let subject = Subject::of(&request);
     let mut response = AdmissionResponse::from(&request);
     let plan = decide::plan(

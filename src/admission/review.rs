@@ -37,7 +37,13 @@ pub struct ReviewObject {
 
 impl<'de> Deserialize<'de> for ReviewObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Prune(Level::Root).deserialize(d)?;
+        Ok(ReviewObject::of(Prune(Level::Root).deserialize(d)?))
+    }
+}
+
+impl ReviewObject {
+    /// The object `value` (pruned or whole), with its metadata read out.
+    fn of(value: Value) -> ReviewObject {
         let meta = |k: &str| {
             value
                 .get("metadata")
@@ -51,8 +57,33 @@ impl<'de> Deserialize<'de> for ReviewObject {
             namespace: meta("namespace"),
             ..ObjectMeta::default()
         };
-        Ok(ReviewObject { metadata, value })
+        ReviewObject { metadata, value }
     }
+}
+
+/// The request's objects, whole.
+#[derive(Deserialize)]
+struct WholeEnvelope {
+    request: WholeRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WholeRequest {
+    #[serde(default)]
+    object: Option<Value>,
+    #[serde(default)]
+    old_object: Option<Value>,
+}
+
+/// Read `request`'s objects again from `body`, whole: for a custom kind (`spec.workloads`, the
+/// built-in table) whose images sit where the pruning parser does not look
+/// (`spec.templates[*].container`). Only those kinds pay for the second read.
+pub fn keep_whole(body: &[u8], request: &mut Request) -> Result<(), AdmissionError> {
+    let whole: WholeEnvelope = serde_json::from_slice(body).map_err(|e| describe(body, e))?;
+    request.object = whole.request.object.map(ReviewObject::of);
+    request.old_object = whole.request.old_object.map(ReviewObject::of);
+    Ok(())
 }
 
 impl Resource for ReviewObject {

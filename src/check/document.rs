@@ -86,7 +86,7 @@ pub fn check_document(
     opts: &Options,
     report: &mut Report,
 ) -> Shape {
-    let w = workload::extract(doc);
+    let w = workload::extract_with(doc, policy.workloads());
     let shape = Shape {
         kube_objects: w.kube_objects,
         not_objects: w

@@ -18,6 +18,7 @@ use super::{
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
+use crate::workload::{self, ContainerKind, FieldPath, KindEntry, Site, WorkloadKinds};
 use crate::yaml::Pos;
 
 /// The policy format version this build reads.
@@ -95,6 +96,20 @@ struct Spec {
     /// The registry's tag retention rules, for the audit to simulate.
     #[serde(default)]
     retention: Vec<RetentionSpec>,
+    /// Custom kinds and where they keep their pod specs and containers.
+    #[serde(default)]
+    workloads: Vec<WorkloadSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadSpec {
+    api_group: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    pod_specs: Vec<String>,
+    #[serde(default)]
+    containers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -300,7 +315,10 @@ impl Checker {
             .filter_map(|(i, e)| self.exemption(i, e))
             .collect();
 
+        let workloads = self.workloads(spec.workloads);
+
         Policy {
+            workloads,
             name,
             description: file.metadata.description,
             origin: origin.to_owned(),
@@ -313,6 +331,63 @@ impl Checker {
             on_unavailable,
             retention,
         }
+    }
+
+    /// `spec.workloads`: the built-in table of custom kinds, plus (or replaced per kind by)
+    /// these entries.
+    fn workloads(&mut self, specs: Vec<WorkloadSpec>) -> WorkloadKinds {
+        let mut entries: Vec<KindEntry> = Vec::new();
+        for (i, w) in specs.into_iter().enumerate() {
+            let at = format!("/spec/workloads/{i}");
+            let (Some(group), Some(kind)) = (w.api_group, w.kind.filter(|k| !k.is_empty())) else {
+                self.problem(
+                    at,
+                    "a workload entry needs apiGroup (argoproj.io; \"\" for the core group) \
+                     and kind (Rollout)",
+                );
+                continue;
+            };
+            if workload::is_core_workload(&group, &kind) {
+                self.problem(
+                    format!("{at}/kind"),
+                    format!(
+                        "{kind} ({}) is one of Kubernetes' own kinds, which tollgate reads \
+                         without an entry; take this entry out",
+                        if group.is_empty() { "core" } else { &group }
+                    ),
+                );
+                continue;
+            }
+            if entries.iter().any(|e| e.group == group && e.kind == kind) {
+                self.problem(
+                    format!("{at}/kind"),
+                    format!("{group}/{kind} is listed twice; give it one entry with every path"),
+                );
+                continue;
+            }
+            if w.pod_specs.is_empty() && w.containers.is_empty() {
+                self.problem(
+                    at,
+                    format!(
+                        "the entry for {kind} lists no podSpecs and no containers, so its \
+                         images would pass unchecked; list where they are"
+                    ),
+                );
+                continue;
+            }
+            let mut sites = Vec::new();
+            for (field, paths) in [("podSpecs", w.pod_specs), ("containers", w.containers)] {
+                for (j, p) in paths.iter().enumerate() {
+                    match FieldPath::parse(p) {
+                        Ok(path) if field == "podSpecs" => sites.push(Site::PodSpec(path)),
+                        Ok(path) => sites.push(Site::Containers(path, ContainerKind::Container)),
+                        Err(e) => self.problem(format!("{at}/{field}/{j}"), e.to_string()),
+                    }
+                }
+            }
+            entries.push(KindEntry { group, kind, sites });
+        }
+        WorkloadKinds::with(entries)
     }
 
     fn retention(&mut self, i: usize, spec: RetentionSpec) -> Option<RetentionRule> {

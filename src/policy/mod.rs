@@ -25,6 +25,7 @@ use globset::GlobMatcher;
 use jiff::Timestamp;
 
 use crate::reference::{ImageRef, RegistryHost};
+use crate::workload::WorkloadKinds;
 use crate::yaml::Pos;
 
 /// A validated policy.
@@ -44,6 +45,8 @@ pub struct Policy {
     on_unavailable: Vec<OnUnavailable>,
     /// The registry's tag retention rules (`spec.retention`), simulated by the audit.
     retention: Vec<RetentionRule>,
+    /// Where custom kinds keep their images: the built-in table and `spec.workloads`.
+    workloads: WorkloadKinds,
 }
 
 /// A registry's tag retention rule, as the policy declares it: keep the newest `keep` tags of
@@ -90,6 +93,11 @@ impl Policy {
     /// The approved Debian and distroless base images.
     pub fn bases(&self) -> &[BaseImage] {
         &self.bases
+    }
+
+    /// Where custom kinds (Argo Rollouts, Tekton, a policy's own) keep their images.
+    pub fn workloads(&self) -> &WorkloadKinds {
+        &self.workloads
     }
 
     /// The exemptions, in file order.

@@ -9,6 +9,10 @@
 
 use std::fmt;
 
+pub mod kinds;
+
+pub use kinds::{FieldPath, KindEntry, Site, WorkloadKinds};
+
 use crate::reference::WrittenImage;
 use serde::Serialize;
 use serde_json::Value;
@@ -152,6 +156,15 @@ pub struct NotAnObject {
 /// resource that reuses a kind name in another group is not a workload.
 fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    core_pod_spec(group, kind)
+}
+
+/// Whether `group`/`kind` is one of Kubernetes' own pod-bearing kinds, read without a table.
+pub fn is_core_workload(group: &str, kind: &str) -> bool {
+    core_pod_spec(group, kind).is_some()
+}
+
+fn core_pod_spec(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     match (group, kind) {
         ("", "Pod") => Some(&["spec"]),
         ("", "PodTemplate") => Some(&["template", "spec"]),
@@ -167,8 +180,13 @@ fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str
 }
 
 /// Extract every image of every pod-bearing object in `doc`, including the items of `List`
-/// and `*List` objects (nested lists too).
+/// and `*List` objects (nested lists too), with the built-in table of custom kinds.
 pub fn extract(doc: &Value) -> Workloads {
+    extract_with(doc, WorkloadKinds::builtin())
+}
+
+/// [`extract`], with `kinds` saying where custom kinds keep their images (a policy's table).
+pub fn extract_with(doc: &Value, kinds: &WorkloadKinds) -> Workloads {
     let mut out = Workloads::default();
     // An explicit stack rather than recursion: a List nested in a List is legal, and a hostile
     // input nesting them deeply must not exhaust the stack.
@@ -244,8 +262,14 @@ pub fn extract(doc: &Value) -> Workloads {
             continue;
         }
         out.kube_objects += 1;
-        let Some(path) = pod_spec_path(api_version, kind) else {
-            continue;
+        let core = pod_spec_path(api_version, kind);
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let custom = match core {
+            Some(_) => None,
+            None => match kinds.sites(group, kind) {
+                Some(sites) => Some(sites),
+                None => continue,
+            },
         };
         let meta = obj.get("metadata");
         let meta_str = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
@@ -261,6 +285,13 @@ pub fn extract(doc: &Value) -> Workloads {
         };
         let index = out.objects.len();
         out.objects.push((object, pointer.clone()));
+        if let Some(sites) = custom {
+            for site in sites {
+                custom_site(value, &pointer, kind, site, index, &mut out);
+            }
+            continue;
+        }
+        let path = core.unwrap_or_default();
         let mut spec_pointer = pointer;
         let mut spec = Some(value);
         for seg in path {
@@ -286,6 +317,107 @@ pub fn extract(doc: &Value) -> Workloads {
     out
 }
 
+/// One site of a custom kind: every value its path leads to. An absent path is no site; a
+/// value of the wrong type on the way is malformed.
+fn custom_site(
+    value: &Value,
+    pointer: &str,
+    kind: &str,
+    site: &Site,
+    object: usize,
+    out: &mut Workloads,
+) {
+    let path = match site {
+        Site::PodSpec(p) | Site::Containers(p, _) | Site::ContainersImageOptional(p) => p,
+    };
+    // (value, its pointer, the `name` of the nearest list entry on the way)
+    let mut found: Vec<(&Value, String, Option<String>)> = vec![(value, pointer.to_owned(), None)];
+    for step in path.steps() {
+        let mut next = Vec::new();
+        for (v, at, hint) in found {
+            match (step, v) {
+                (kinds::Step::Key(k), Value::Object(m)) => match m.get(k) {
+                    None | Some(Value::Null) => {}
+                    Some(child) => next.push((child, format!("{at}/{k}"), hint)),
+                },
+                (kinds::Step::Each, Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let name = item
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .or_else(|| hint.clone());
+                        next.push((item, format!("{at}/{i}"), name));
+                    }
+                }
+                (step, other) => out.malformed.push(Malformed {
+                    object,
+                    container: None,
+                    message: format!(
+                        "a {kind} needs {} here (on the way along {}), found {}",
+                        match step {
+                            kinds::Step::Key(_) => "a mapping",
+                            kinds::Step::Each => "a list",
+                        },
+                        path.as_str(),
+                        json_type(other)
+                    ),
+                    pointer: at,
+                }),
+            }
+        }
+        found = next;
+    }
+    for (v, at, hint) in found {
+        match (site, v) {
+            (Site::PodSpec(_), Value::Object(spec)) => {
+                containers(spec, &at, object, out);
+                image_volumes(spec, &at, object, out);
+            }
+            (Site::Containers(_, ck), Value::Array(list)) => {
+                container_list(list, &at, *ck, true, object, out);
+            }
+            (Site::ContainersImageOptional(_), Value::Array(list)) => {
+                container_list(list, &at, ContainerKind::Container, false, object, out);
+            }
+            (Site::Containers(_, ck), Value::Object(_)) => {
+                // A lone container is named by its own `name`, else by the list entry it is in
+                // (an Argo template's name), else by its field (`stepTemplate`).
+                let fallback = hint.unwrap_or_else(|| last_key(&at));
+                one_container(v, &at, *ck, fallback, true, object, out);
+            }
+            (Site::ContainersImageOptional(_), Value::Object(_)) => {
+                let fallback = hint.unwrap_or_else(|| last_key(&at));
+                one_container(
+                    v,
+                    &at,
+                    ContainerKind::Container,
+                    fallback,
+                    false,
+                    object,
+                    out,
+                );
+            }
+            (site, other) => out.malformed.push(Malformed {
+                object,
+                container: None,
+                message: format!(
+                    "a {kind} needs {} at {}, found {}",
+                    match site {
+                        Site::PodSpec(_) => "a pod spec (a mapping)",
+                        Site::Containers(..) | Site::ContainersImageOptional(_) => {
+                            "a container or a list of containers"
+                        }
+                    },
+                    path.as_str(),
+                    json_type(other)
+                ),
+                pointer: at,
+            }),
+        }
+    }
+}
+
 fn containers(
     spec: &serde_json::Map<String, Value>,
     spec_pointer: &str,
@@ -294,56 +426,89 @@ fn containers(
 ) {
     for (kind, field) in ContainerKind::ALL {
         let list_pointer = format!("{spec_pointer}/{field}");
-        let list = match spec.get(field) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(list)) => list,
-            Some(_) => {
-                out.malformed.push(Malformed {
-                    object,
-                    container: None,
-                    pointer: list_pointer,
-                    message: format!("{field} must be a list of containers"),
-                });
-                continue;
+        match spec.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                container_list(list, &list_pointer, kind, true, object, out);
             }
-        };
-        for (i, c) in list.iter().enumerate() {
-            let pointer = format!("{list_pointer}/{i}");
-            let name = c
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("#{i}"), str::to_owned);
-            let container = ContainerRef { name, kind };
-            match c.get("image") {
-                Some(Value::String(image)) => out.images.push(ImageUse {
-                    object,
-                    pointer: format!("{pointer}/image"),
-                    image: WrittenImage::new(image.as_str()),
-                    container,
-                }),
-                None | Some(Value::Null) if c.is_object() => out.malformed.push(Malformed {
-                    object,
-                    pointer: format!("{pointer}/image"),
-                    message: format!("{kind} {:?} has no image", container.name),
-                    container: Some(container),
-                }),
-                Some(other) => out.malformed.push(Malformed {
-                    object,
-                    container: Some(container),
-                    pointer: format!("{pointer}/image"),
-                    message: format!("image must be a string, found {}", json_type(other)),
-                }),
-                None => out.malformed.push(Malformed {
-                    object,
-                    container: None,
-                    pointer,
-                    message: format!(
-                        "each entry of {field} must be a mapping, found {}",
-                        json_type(c)
-                    ),
-                }),
-            }
+            Some(_) => out.malformed.push(Malformed {
+                object,
+                container: None,
+                pointer: list_pointer,
+                message: format!("{field} must be a list of containers"),
+            }),
         }
+    }
+}
+
+fn last_key(pointer: &str) -> String {
+    pointer.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+/// Every container of a list at `list_pointer`; `needs_image`: a container without an image
+/// is malformed.
+fn container_list(
+    list: &[Value],
+    list_pointer: &str,
+    kind: ContainerKind,
+    needs_image: bool,
+    object: usize,
+    out: &mut Workloads,
+) {
+    for (i, c) in list.iter().enumerate() {
+        let pointer = format!("{list_pointer}/{i}");
+        if !c.is_object() {
+            let field = list_pointer.rsplit('/').next().unwrap_or_default();
+            out.malformed.push(Malformed {
+                object,
+                container: None,
+                pointer,
+                message: format!(
+                    "each entry of {field} must be a mapping, found {}",
+                    json_type(c)
+                ),
+            });
+            continue;
+        }
+        one_container(c, &pointer, kind, format!("#{i}"), needs_image, object, out);
+    }
+}
+
+/// One container (a mapping) at `pointer`; `fallback` names it when it has no `name`.
+fn one_container(
+    c: &Value,
+    pointer: &str,
+    kind: ContainerKind,
+    fallback: String,
+    needs_image: bool,
+    object: usize,
+    out: &mut Workloads,
+) {
+    let name = c
+        .get("name")
+        .and_then(Value::as_str)
+        .map_or(fallback, str::to_owned);
+    let container = ContainerRef { name, kind };
+    match c.get("image") {
+        Some(Value::String(image)) => out.images.push(ImageUse {
+            object,
+            pointer: format!("{pointer}/image"),
+            image: WrittenImage::new(image.as_str()),
+            container,
+        }),
+        None | Some(Value::Null) if !needs_image => {}
+        None | Some(Value::Null) => out.malformed.push(Malformed {
+            object,
+            pointer: format!("{pointer}/image"),
+            message: format!("{kind} {:?} has no image", container.name),
+            container: Some(container),
+        }),
+        Some(other) => out.malformed.push(Malformed {
+            object,
+            container: Some(container),
+            pointer: format!("{pointer}/image"),
+            message: format!("image must be a string, found {}", json_type(other)),
+        }),
     }
 }
 

@@ -214,3 +214,83 @@ fn deeply_nested_lists_do_not_overflow_the_stack() {
     // Dropping a 10,000-deep serde_json::Value recurses; leak it instead in this test.
     std::mem::forget(doc);
 }
+
+/// Every image site of a fixture in the real shape of its project's documentation, one line
+/// each: object, container (kind, name), pointer, image; then what was malformed.
+fn sites_of(fixture: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/workloads")
+        .join(fixture);
+    #[allow(clippy::disallowed_methods)]
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = String::new();
+    for doc in crate::yaml::load_all(&text, crate::yaml::Record::ImageFields) {
+        let w = extract(&doc.unwrap().value);
+        for i in &w.images {
+            out.push_str(&format!(
+                "{} | {} {} | {} | {}\n",
+                w.objects[i.object].0, i.container.kind, i.container.name, i.pointer, i.image
+            ));
+        }
+        for m in &w.malformed {
+            out.push_str(&format!(
+                "MALFORMED {} | {} | {}\n",
+                w.objects[m.object].0, m.pointer, m.message
+            ));
+        }
+    }
+    out
+}
+
+#[rstest]
+#[case::argo_rollouts("argo-rollouts.yaml")]
+#[case::knative("knative.yaml")]
+#[case::openkruise("openkruise.yaml")]
+#[case::argo_workflows("argo-workflows.yaml")]
+#[case::tekton("tekton.yaml")]
+fn custom_kinds_of_the_builtin_table(#[case] fixture: &str) {
+    insta::assert_snapshot!(fixture, sites_of(fixture));
+}
+
+#[rstest]
+#[case::templates_not_a_list(
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}, "spec": {"templates": {"name": "x"}}}),
+    "/spec/templates",
+    "a Workflow needs a list here"
+)]
+#[case::container_not_a_mapping(
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}, "spec": {"templates": [{"name": "t", "container": "alpine"}]}}),
+    "/spec/templates/0/container",
+    "needs a container or a list of containers"
+)]
+#[case::argo_container_without_image(
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}, "spec": {"templates": [{"name": "t", "container": {"command": ["x"]}}]}}),
+    "/spec/templates/0/container/image",
+    "container \"t\" has no image"
+)]
+#[case::rollout_template_not_a_mapping(
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r"}, "spec": {"template": {"spec": []}}}),
+    "/spec/template/spec",
+    "needs a pod spec (a mapping)"
+)]
+fn custom_kinds_that_do_not_fit_are_malformed(
+    #[case] doc: Value,
+    #[case] pointer: &str,
+    #[case] message: &str,
+) {
+    let w = extract(&doc);
+    assert!(
+        w.malformed
+            .iter()
+            .any(|m| m.pointer == pointer && m.message.contains(message)),
+        "{:#?}",
+        w.malformed
+    );
+}
+
+#[test]
+fn a_kind_of_the_same_name_in_another_group_is_not_a_workload() {
+    let doc = json!({"apiVersion": "example.com/v1", "kind": "Rollout", "metadata": {"name": "r"},
+        "spec": {"template": {"spec": pod_spec("a")}}});
+    assert!(extract(&doc).images.is_empty());
+}

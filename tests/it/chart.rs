@@ -174,6 +174,7 @@ fn args(deployment: &Value) -> Vec<&str> {
 #[case::audit_cronjob_in_namespaces(json!({"audit": {"namespaces": ["shop", "payments"], "cronJob": {"enabled": true, "schedule": "@daily", "timeZone": "Europe/Berlin", "args": ["--no-resolve"], "activeDeadlineSeconds": null}}, "registry": {"credentialsSecret": "regcred", "ca": {"configMap": "registry-ca"}}}))]
 #[case::periodic_audit_and_alerts(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 900}}, "prometheusRule": {"enabled": true}}))]
 #[case::periodic_audit_in_namespaces_and_cronjob(json!({"audit": {"namespaces": ["shop"], "periodic": {"enabled": true}, "cronJob": {"enabled": true}}}))]
+#[case::custom_kinds(json!({"webhook": {"customKinds": {"argoRollouts": true, "knative": true, "openKruise": true, "argoWorkflows": true, "tekton": true}, "extraRules": [{"apiGroups": ["ci.example.com"], "apiVersions": ["v1"], "resources": ["runners"], "scope": "Cluster"}]}}))]
 fn lint_and_render_pass(#[case] values: Value) {
     let h = rendered(values);
     assert!(!h.objects().is_empty());
@@ -197,6 +198,8 @@ fn lint_and_render_pass(#[case] values: Value) {
 #[case::unknown_audit_key(json!({"audit": {"cronJob": {"enabled": true, "verbs": ["delete"]}}}), "additional properties 'verbs'")]
 #[case::audit_interval_too_short(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 0}}}), "/audit/periodic/intervalSeconds")]
 #[case::audit_namespace_not_a_name(json!({"audit": {"namespaces": ["Shop_1"]}}), "/audit/namespaces/0")]
+#[case::unknown_custom_kind(json!({"webhook": {"customKinds": {"flux": true}}}), "additional properties 'flux'")]
+#[case::extra_rule_without_resources(json!({"webhook": {"extraRules": [{"apiGroups": ["x"], "apiVersions": ["v1"]}]}}), "resources")]
 fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
     let schema = h.schema_error.as_deref().expect("the schema rejects it");
@@ -462,6 +465,69 @@ fn the_validating_webhook_covers_every_pod_bearing_kind_and_leaves_out_kube_syst
     assert_eq!(covered, expected);
 
     assert!(h.all("MutatingWebhookConfiguration").is_empty());
+}
+
+/// group/version/resource (scope) of every rule of the validating webhook.
+fn webhook_rules(h: &Helm) -> BTreeSet<String> {
+    let vwc = h.one("ValidatingWebhookConfiguration");
+    let mut covered = BTreeSet::new();
+    for rule in vwc["webhooks"][0]["rules"].as_array().unwrap() {
+        assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"], "{rule}");
+        for group in strings(&rule["apiGroups"]) {
+            for version in strings(&rule["apiVersions"]) {
+                for resource in strings(&rule["resources"]) {
+                    covered.insert(format!(
+                        "{group}/{version}/{resource} ({})",
+                        rule["scope"].as_str().unwrap()
+                    ));
+                }
+            }
+        }
+    }
+    covered
+}
+
+#[test]
+fn custom_kinds_are_registered_per_project_and_extra_rules_as_written() {
+    let base = webhook_rules(&rendered(json!({})));
+    let all = rendered(json!({"webhook": {
+        "customKinds": {"argoRollouts": true, "knative": true, "openKruise": true,
+                        "argoWorkflows": true, "tekton": true},
+        "extraRules": [{"apiGroups": ["ci.example.com"], "apiVersions": ["v1"], "resources": ["runners"]}]
+    }}));
+    let added: BTreeSet<String> = webhook_rules(&all).difference(&base).cloned().collect();
+    // Every kind of the built-in table (src/workload/kinds.rs), by its plural, in each version
+    // the project serves; ClusterWorkflowTemplate is cluster-scoped, hence "*".
+    for expected in [
+        "argoproj.io/v1alpha1/rollouts (Namespaced)",
+        "serving.knative.dev/v1/services (Namespaced)",
+        "serving.knative.dev/v1/configurations (Namespaced)",
+        "serving.knative.dev/v1/revisions (Namespaced)",
+        "apps.kruise.io/v1alpha1/clonesets (*)",
+        "apps.kruise.io/v1beta1/statefulsets (*)",
+        "apps.kruise.io/v1alpha1/daemonsets (*)",
+        "apps.kruise.io/v1alpha1/sidecarsets (*)",
+        "argoproj.io/v1alpha1/workflows (*)",
+        "argoproj.io/v1alpha1/workflowtemplates (*)",
+        "argoproj.io/v1alpha1/clusterworkflowtemplates (*)",
+        "argoproj.io/v1alpha1/cronworkflows (*)",
+        "tekton.dev/v1/tasks (Namespaced)",
+        "tekton.dev/v1/pipelines (Namespaced)",
+        "tekton.dev/v1/taskruns (Namespaced)",
+        "tekton.dev/v1/pipelineruns (Namespaced)",
+        "ci.example.com/v1/runners (Namespaced)",
+    ] {
+        assert!(
+            added.contains(expected),
+            "{expected} missing from {added:#?}"
+        );
+    }
+    let one = rendered(json!({"webhook": {"customKinds": {"tekton": true}}}));
+    let added: Vec<String> = webhook_rules(&one).difference(&base).cloned().collect();
+    assert!(
+        added.iter().all(|r| r.starts_with("tekton.dev/")),
+        "{added:#?}"
+    );
 }
 
 #[test]
