@@ -80,7 +80,7 @@ async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage
         let canonical = policy.canonical_name(r);
         if r.tag().is_some()
             && policy.retention_for(&canonical).is_some()
-            && policy.approved_registry(r).is_some()
+            && policy.contactable_registry(r).is_some()
             && !wanted.iter().any(|(c, _)| *c == canonical)
         {
             wanted.push((canonical, r.clone()));
@@ -263,7 +263,7 @@ async fn one(
             .running
             .as_ref()
             .or(image.image.reference())
-            .filter(|r| policy.approved_registry(r).is_some());
+            .filter(|r| policy.contactable_registry(r).is_some());
         if let Some(reference) = target {
             match resolver.resolve(reference).await {
                 Ok(res) => {

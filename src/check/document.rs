@@ -136,11 +136,15 @@ pub fn check_document(
         }
     }
     for m in &w.malformed {
-        let level = policy.level(RuleId::ImageMissing);
+        let (object, _) = &w.objects[m.object];
+        let namespace = object
+            .namespace
+            .as_deref()
+            .unwrap_or(&opts.default_namespace);
+        let level = policy.in_namespace(namespace).level(RuleId::ImageMissing);
         if level < opts.min_level {
             continue;
         }
-        let (object, _) = &w.objects[m.object];
         report.findings.push(Finding {
             rule_id: RuleId::ImageMissing,
             level,
@@ -179,6 +183,8 @@ pub fn record_outcome(
     if outcome.level < opts.min_level {
         return;
     }
+    // The outcome's exemption is an index into the policy as it applies in the namespace.
+    let policy = &*policy.in_namespace(&site.namespace);
     let mut finding = Finding {
         rule_id: outcome.rule,
         level: outcome.level,
@@ -402,8 +408,7 @@ pub fn policy_findings(policy: &Policy, opts: &Options) -> Vec<Finding> {
         return Vec::new();
     }
     policy
-        .exemptions()
-        .iter()
+        .all_exemptions()
         .filter(|e| e.is_expired(opts.now))
         .map(|e| Finding {
             rule_id: RuleId::ExemptionExpired,

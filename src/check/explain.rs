@@ -24,6 +24,10 @@ pub struct Explanation {
     pub policy: PolicyInfo,
     /// The namespace the images would run in (exemptions depend on it).
     pub namespace: String,
+    /// The policy's `spec.overrides` that apply in that namespace, in the order applied:
+    /// `file:line (namespaces a, b-*)`. Left out when none does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// One entry per image, in input order.
     pub images: Vec<ImageExplanation>,
 }
@@ -131,10 +135,24 @@ pub fn explain(
     now: Timestamp,
 ) -> Explanation {
     let ctx = Context { namespace, now };
+    let scoped = policy.in_namespace(namespace);
+    let policy = &*scoped;
     Explanation {
         schema_version: SCHEMA_VERSION,
         policy: policy_info(policy),
         namespace: namespace.to_owned(),
+        overrides: policy
+            .applied()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{} (namespaces {})",
+                    policy.origin(),
+                    a.pos.line,
+                    a.namespaces.join(", ")
+                )
+            })
+            .collect(),
         images: images.iter().map(|i| explain_one(policy, i, ctx)).collect(),
     }
 }
@@ -260,6 +278,9 @@ pub fn text(doc: &Explanation) -> String {
             "  policy {} ({}), namespace {}:",
             doc.policy.name, doc.policy.origin, doc.namespace
         );
+        for o in &doc.overrides {
+            let _ = writeln!(out, "    with the override at {o}");
+        }
         for r in &img.rules {
             let _ = writeln!(
                 out,

@@ -162,8 +162,7 @@ impl RegistryArgs {
             Some(path) => {
                 // Credential helpers are asked about the approved registries only.
                 let hosts: Vec<String> = policy
-                    .registries()
-                    .iter()
+                    .all_registries()
                     .flat_map(|r| r.host().exact().into_iter().chain(r.aliases()))
                     .map(ToString::to_string)
                     .collect();
@@ -171,7 +170,7 @@ impl RegistryArgs {
                 // its helpers are asked about the credHelpers keys it approves.
                 let approved = |key: &str| {
                     key.parse::<RegistryHost>()
-                        .is_ok_and(|h| policy.registries().iter().any(|r| r.matches_host(&h)))
+                        .is_ok_and(|h| policy.all_registries().any(|r| r.matches_host(&h)))
                 };
                 CredentialStore::from_docker_config_for(&path, &hosts, &approved)?
             }
@@ -179,8 +178,7 @@ impl RegistryArgs {
         };
         // Each name of a registry may redirect to the hosts the policy names for it.
         let redirect_hosts = policy
-            .registries()
-            .iter()
+            .all_registries()
             .flat_map(|r| {
                 std::iter::once(r.host().clone())
                     .chain(r.aliases().iter().cloned().map(HostPattern::Exact))

@@ -1,7 +1,8 @@
-//! `tollgate policy validate` and `tollgate policy default`.
+//! `tollgate policy validate`, `tollgate policy default` and `tollgate policy show`.
 
 use std::path::PathBuf;
 
+use tollgate::policy::show;
 use tollgate::report::plural;
 
 use clap::Subcommand;
@@ -17,12 +18,40 @@ pub enum PolicyCommand {
     },
     /// Print the embedded default policy.
     Default,
+    /// Print the policy as it applies in a namespace: every rule's level, the registries,
+    /// forbidden tags and exemptions, and which spec.overrides changed what.
+    Show {
+        /// Policy file (default: the embedded policy).
+        #[arg(long, env = "TOLLGATE_POLICY")]
+        policy: Option<PathBuf>,
+        /// Resolve for this namespace (default: the cluster-wide policy, no override).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = super::explain::Format::Text)]
+        format: super::explain::Format,
+    },
 }
 
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
     match cmd {
         PolicyCommand::Default => {
             print(tollgate::policy::DEFAULT_POLICY)?;
+            Ok(Exit::Clean)
+        }
+        PolicyCommand::Show {
+            policy,
+            namespace,
+            format,
+        } => {
+            let policy = load_policy(policy.as_deref())?;
+            let view = show::view(&policy, namespace.as_deref());
+            match format {
+                super::explain::Format::Json => {
+                    print(&(serde_json::to_string_pretty(&view)? + "\n"))?;
+                }
+                super::explain::Format::Text => print(&show::text(&view))?,
+            }
             Ok(Exit::Clean)
         }
         PolicyCommand::Validate { files } => {

@@ -98,6 +98,8 @@ pub const REGISTRY_RULES: &[RuleId] = &[
 
 /// Evaluate `image` (as written in a pod spec) against every rule of `policy`.
 pub fn evaluate_image(policy: &Policy, image: &WrittenImage, ctx: Context<'_>) -> ImageVerdict {
+    // Every rule is decided by the policy as it applies in the image's namespace.
+    let policy = &*policy.in_namespace(ctx.namespace);
     let mut outcomes = Vec::with_capacity(IMAGE_RULES.len() + 1);
     match image.parsed() {
         Err(e) => {
@@ -436,6 +438,7 @@ pub fn registry_outcome(
     r: &ImageRef,
     ctx: Context<'_>,
 ) -> Outcome {
+    let policy = &*policy.in_namespace(ctx.namespace);
     let status = if policy.level(rule) == Level::Off {
         Status::NotEvaluated("the rule is off in this policy")
     } else {

@@ -13,7 +13,7 @@ use super::eval::REGISTRY_RULES;
 use super::pattern::Segment;
 use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, HostPattern, ImagePattern, Level,
-    NamePattern, OnUnavailable, Pattern, Policy, RuleId,
+    NamePattern, OnUnavailable, Override, Pattern, Policy, RuleId,
 };
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
@@ -99,6 +99,28 @@ struct Spec {
     /// Custom kinds and where they keep their pod specs and containers.
     #[serde(default)]
     workloads: Vec<WorkloadSpec>,
+    /// What changes for some namespaces.
+    #[serde(default)]
+    overrides: Vec<OverrideSpec>,
+    /// Rules no override may loosen.
+    #[serde(default)]
+    locked: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OverrideSpec {
+    #[serde(default)]
+    namespaces: Vec<String>,
+    /// Rule id -> level, validated like `spec.rules`.
+    #[serde(default)]
+    rules: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    registries: Vec<RegistrySpec>,
+    #[serde(default)]
+    tags: TagsSpec,
+    #[serde(default)]
+    exemptions: Vec<ExemptionSpec>,
 }
 
 #[derive(Deserialize)]
@@ -219,35 +241,8 @@ impl Checker {
         let spec = file.spec;
 
         let mut levels: Vec<Level> = RuleId::ALL.iter().map(|r| r.default_level()).collect();
-        for (id, level) in &spec.rules {
-            let pointer = format!("/spec/rules/{id}");
-            let parsed = match level {
-                Value::String(s) => serde_json::from_value::<Level>(Value::String(s.clone())).ok(),
-                // YAML 1.1 reads a bare `off` as the boolean false.
-                Value::Bool(false) => Some(Level::Off),
-                _ => None,
-            };
-            let Some(parsed) = parsed else {
-                self.problem(
-                    pointer,
-                    format!("level {level} is not one of deny, warn, audit, off"),
-                );
-                continue;
-            };
-            match id.parse::<RuleId>() {
-                Ok(rule) => levels[rule as usize] = parsed,
-                Err(_) => {
-                    let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
-                    self.problem(
-                        pointer,
-                        format!(
-                            "unknown rule id {id:?}{}; the rules are: {}",
-                            config::suggest_key(id, &ids),
-                            ids.join(", ")
-                        ),
-                    )
-                }
-            }
+        for (rule, level) in self.levels("/spec/rules", &spec.rules) {
+            levels[rule as usize] = level;
         }
 
         let on_unavailable = self.on_unavailable(&spec.registry_unavailable);
@@ -257,7 +252,7 @@ impl Checker {
             .registries
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| self.registry(i, r))
+            .filter_map(|(i, r)| self.registry(&format!("/spec/registries/{i}"), r))
             .collect();
         // An entry read past for a wrong type was reported already; its absence is no news.
         if listed_registries == 0
@@ -312,13 +307,19 @@ impl Checker {
             .exemptions
             .into_iter()
             .enumerate()
-            .filter_map(|(i, e)| self.exemption(i, e))
+            .filter_map(|(i, e)| self.exemption(format!("/spec/exemptions/{i}"), e))
             .collect();
 
         let workloads = self.workloads(spec.workloads);
+        let locked = self.locked(&spec.locked);
+        let overrides = self.overrides(spec.overrides, &locked, &levels);
 
         Policy {
             workloads,
+            overrides,
+            locked,
+            applied: Vec::new(),
+            resolved: Default::default(),
             name,
             description: file.metadata.description,
             origin: origin.to_owned(),
@@ -423,6 +424,136 @@ impl Checker {
         })
     }
 
+    /// A map of rule id -> level at `at` (`spec.rules`, an override's `rules`).
+    fn levels(&mut self, at: &str, map: &BTreeMap<String, Value>) -> Vec<(RuleId, Level)> {
+        let mut out = Vec::new();
+        for (id, level) in map {
+            let pointer = format!("{at}/{id}");
+            let parsed = match level {
+                Value::String(s) => serde_json::from_value::<Level>(Value::String(s.clone())).ok(),
+                // YAML 1.1 reads a bare `off` as the boolean false.
+                Value::Bool(false) => Some(Level::Off),
+                _ => None,
+            };
+            let Some(parsed) = parsed else {
+                self.problem(
+                    pointer,
+                    format!("level {level} is not one of deny, warn, audit, off"),
+                );
+                continue;
+            };
+            match id.parse::<RuleId>() {
+                Ok(rule) => out.push((rule, parsed)),
+                Err(_) => self.problem(pointer, unknown_rule(id)),
+            }
+        }
+        out
+    }
+
+    /// `spec.locked`: rule ids.
+    fn locked(&mut self, ids: &[String]) -> Vec<RuleId> {
+        let mut out = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match id.parse::<RuleId>() {
+                Ok(rule) => out.push(rule),
+                Err(_) => self.problem(format!("/spec/locked/{i}"), unknown_rule(id)),
+            }
+        }
+        out
+    }
+
+    /// `spec.overrides`, each checked against `locked` and the cluster-wide `levels`: an
+    /// override may tighten a locked rule, never loosen it, so it cannot approve a registry,
+    /// exempt an image or lower a level where a locked rule forbids it.
+    fn overrides(
+        &mut self,
+        specs: Vec<OverrideSpec>,
+        locked: &[RuleId],
+        levels: &[Level],
+    ) -> Vec<Override> {
+        let mut out = Vec::new();
+        for (i, o) in specs.into_iter().enumerate() {
+            let at = format!("/spec/overrides/{i}");
+            let pos = self.v.pos(&at).unwrap_or(Pos { line: 1, column: 1 });
+            let before = self.v.problem_count();
+            if o.namespaces.is_empty() {
+                self.problem(
+                    at.clone(),
+                    "an override needs `namespaces` (names or globs) to say where it applies",
+                );
+            }
+            let namespaces = self.patterns(&format!("{at}/namespaces"), o.namespaces);
+            let rules_at = format!("{at}/rules");
+            let mut override_levels = Vec::new();
+            for (rule, level) in self.levels(&rules_at, &o.rules) {
+                if locked.contains(&rule) && level < levels[rule as usize] {
+                    self.problem(
+                        format!("{rules_at}/{rule}"),
+                        format!(
+                            "rule {rule} is locked cluster-wide (spec.locked): an override may \
+                             tighten it but not lower it from {} to {level}",
+                            levels[rule as usize]
+                        ),
+                    );
+                    continue;
+                }
+                override_levels.push((rule, level));
+            }
+            if !o.registries.is_empty() && locked.contains(&RuleId::RegistryNotApproved) {
+                self.problem(
+                    format!("{at}/registries"),
+                    "registry-not-approved is locked cluster-wide (spec.locked): an override \
+                     cannot approve more registries; add them to spec.registries, or unlock \
+                     the rule",
+                );
+            }
+            let registries: Vec<ApprovedRegistry> = o
+                .registries
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, r)| self.registry(&format!("{at}/registries/{j}"), r))
+                .collect();
+            let forbidden_tags = self.patterns(&format!("{at}/tags/forbidden"), o.tags.forbidden);
+            let mut exemptions = Vec::new();
+            for (j, e) in o.exemptions.into_iter().enumerate() {
+                let pointer = format!("{at}/exemptions/{j}");
+                let Some(e) = self.exemption(pointer.clone(), e) else {
+                    continue;
+                };
+                let covered: Vec<RuleId> = locked
+                    .iter()
+                    .copied()
+                    .filter(|r| e.rules.is_empty() || e.rules.contains(r))
+                    .collect();
+                if !covered.is_empty() {
+                    let names: Vec<&str> = covered.iter().map(|r| r.as_str()).collect();
+                    self.problem(
+                        pointer,
+                        format!(
+                            "this exemption would cover {}, locked cluster-wide \
+                             (spec.locked); list the rules it exempts under `rules`, without \
+                             the locked ones, or exempt cluster-wide in spec.exemptions",
+                            names.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                exemptions.push(e);
+            }
+            if self.v.problem_count() == before {
+                out.push(Override {
+                    namespaces,
+                    levels: override_levels,
+                    registries,
+                    forbidden_tags,
+                    exemptions,
+                    pos,
+                });
+            }
+        }
+        out
+    }
+
     /// `spec.registryUnavailable`: only the registry-backed rules, each `allow` or `deny`.
     fn on_unavailable(&mut self, spec: &BTreeMap<String, Value>) -> Vec<OnUnavailable> {
         let mut out = vec![OnUnavailable::Allow; RuleId::ALL.len()];
@@ -467,23 +598,24 @@ impl Checker {
         out
     }
 
-    fn registry(&mut self, i: usize, spec: RegistrySpec) -> Option<ApprovedRegistry> {
+    /// One registry entry at `at` (`/spec/registries/0`, or an override's).
+    fn registry(&mut self, at: &str, spec: RegistrySpec) -> Option<ApprovedRegistry> {
         let (written, exact, pointer) = match (&spec.prefix, &spec.repository) {
-            (Some(p), None) => (p.clone(), false, format!("/spec/registries/{i}/prefix")),
-            (None, Some(r)) => (r.clone(), true, format!("/spec/registries/{i}/repository")),
+            (Some(p), None) => (p.clone(), false, format!("{at}/prefix")),
+            (None, Some(r)) => (r.clone(), true, format!("{at}/repository")),
             (Some(_), Some(_)) => {
                 self.problem(
-                    format!("/spec/registries/{i}"),
+                    at.to_owned(),
                     "give prefix (the repositories under a path) or repository (exactly one \
                      repository), not both: list them as two entries",
                 );
                 return None;
             }
             // A prefix of the wrong type was reported and read past: nothing more to say.
-            (None, None) if self.v.read_past(&format!("/spec/registries/{i}")) => return None,
+            (None, None) if self.v.read_past(&at.to_owned()) => return None,
             (None, None) => {
                 self.problem(
-                    format!("/spec/registries/{i}"),
+                    at.to_owned(),
                     "an entry needs prefix: host[:port][/path] (the repositories under it) or \
                      repository: host[:port]/path (exactly that one)",
                 );
@@ -580,7 +712,7 @@ impl Checker {
         }
         if host.exact().is_none() && !spec.aliases.is_empty() {
             self.problem(
-                format!("/spec/registries/{i}/aliases"),
+                format!("{at}/aliases"),
                 format!(
                     "registry {written:?} has a wildcard host, and aliases name other spellings \
                      of one host; list each host as its own entry instead"
@@ -590,7 +722,7 @@ impl Checker {
         }
         let mut aliases = Vec::new();
         for (j, a) in spec.aliases.iter().enumerate() {
-            let alias_pointer = format!("/spec/registries/{i}/aliases/{j}");
+            let alias_pointer = format!("{at}/aliases/{j}");
             if a.contains('/') {
                 self.problem(
                     alias_pointer,
@@ -605,7 +737,7 @@ impl Checker {
         }
         let mut redirect_hosts = Vec::new();
         for (j, h) in spec.redirect_hosts.iter().enumerate() {
-            let at = format!("/spec/registries/{i}/redirectHosts/{j}");
+            let at = format!("{at}/redirectHosts/{j}");
             if h.contains(['/', '*']) {
                 self.problem(
                     at,
@@ -687,8 +819,8 @@ impl Checker {
         })
     }
 
-    fn exemption(&mut self, i: usize, spec: ExemptionSpec) -> Option<Exemption> {
-        let pointer = format!("/spec/exemptions/{i}");
+    /// One exemption at `pointer` (`/spec/exemptions/0`, or an override's).
+    fn exemption(&mut self, pointer: String, spec: ExemptionSpec) -> Option<Exemption> {
         let pos = self.v.pos(&pointer).unwrap_or(Pos { line: 1, column: 1 });
         let mut ok = true;
         let reason = match spec.reason {
@@ -820,6 +952,16 @@ impl Checker {
         }
         out
     }
+}
+
+/// The message for a rule id that is not one, with a "did you mean".
+fn unknown_rule(id: &str) -> String {
+    let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
+    format!(
+        "unknown rule id {id:?}{}; the rules are: {}",
+        config::suggest_key(id, &ids),
+        ids.join(", ")
+    )
 }
 
 /// A date means "valid through that day (UTC)"; a timestamp is exact.

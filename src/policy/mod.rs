@@ -14,12 +14,16 @@ mod load;
 pub mod pattern;
 pub mod retention;
 pub mod rules;
+pub mod show;
 
 pub use load::{
     API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, default_policy, parse_policy,
 };
 pub use pattern::{HostPattern, ImageKey, ImagePattern, NamePattern, PatternError};
 pub use rules::{AuditKind, FindingKind, Level, RuleId};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use globset::GlobMatcher;
 use jiff::Timestamp;
@@ -47,6 +51,69 @@ pub struct Policy {
     retention: Vec<RetentionRule>,
     /// Where custom kinds keep their images: the built-in table and `spec.workloads`.
     workloads: WorkloadKinds,
+    /// `spec.overrides`, in file order; empty in a policy resolved for a namespace.
+    overrides: Vec<Override>,
+    /// `spec.locked`: rules no override may loosen.
+    locked: Vec<RuleId>,
+    /// In a policy resolved for a namespace: the overrides applied, in order.
+    applied: Vec<Applied>,
+    /// Resolved policies by the set of overrides that apply, shared by the clones of this
+    /// policy (a policy is never changed once loaded; a reload makes a new one).
+    resolved: Arc<Mutex<HashMap<Vec<usize>, Arc<Policy>>>>,
+}
+
+/// How many resolved policies are kept per policy: one per distinct set of matching
+/// overrides, so at most one per namespace; past this, each is built again when needed.
+const MAX_RESOLVED: usize = 1024;
+
+/// One entry of `spec.overrides`: what changes for the namespaces it selects.
+#[derive(Debug, Clone)]
+pub struct Override {
+    namespaces: Vec<Pattern>,
+    levels: Vec<(RuleId, Level)>,
+    registries: Vec<ApprovedRegistry>,
+    forbidden_tags: Vec<Pattern>,
+    exemptions: Vec<Exemption>,
+    pos: Pos,
+}
+
+impl Override {
+    /// Whether it applies in `namespace`.
+    pub fn selects(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|p| p.is_match(namespace))
+    }
+}
+
+/// An override applied to a resolved policy, for `policy show` and `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Its index in `spec.overrides`.
+    pub index: usize,
+    /// Where it is in the policy file.
+    pub pos: Pos,
+    /// Its namespace globs, as written.
+    pub namespaces: Vec<String>,
+}
+
+/// A policy as it applies in one namespace: the policy itself when no override selects the
+/// namespace, else the policy with the matching overrides applied.
+#[derive(Debug, Clone)]
+pub enum Scoped<'a> {
+    /// No override applies.
+    Base(&'a Policy),
+    /// The resolved policy.
+    Overlaid(Arc<Policy>),
+}
+
+impl std::ops::Deref for Scoped<'_> {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        match self {
+            Scoped::Base(p) => p,
+            Scoped::Overlaid(p) => p,
+        }
+    }
 }
 
 /// A registry's tag retention rule, as the policy declares it: keep the newest `keep` tags of
@@ -65,6 +132,107 @@ pub struct RetentionRule {
 }
 
 impl Policy {
+    /// The policy as it applies in `namespace`: each override whose `namespaces` select it is
+    /// applied in file order over the cluster-wide policy (levels set, registries, forbidden
+    /// tags and exemptions added; a later override's level wins). `spec.locked` rules cannot
+    /// be loosened: the loader refuses an override that tries.
+    pub fn in_namespace(&self, namespace: &str) -> Scoped<'_> {
+        if self.overrides.is_empty() {
+            return Scoped::Base(self);
+        }
+        let matching: Vec<usize> = (0..self.overrides.len())
+            .filter(|&i| self.overrides[i].selects(namespace))
+            .collect();
+        if matching.is_empty() {
+            return Scoped::Base(self);
+        }
+        // A panic elsewhere while holding the lock leaves the map intact: it only ever holds
+        // complete entries.
+        let mut cache = self.resolved.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = cache.get(&matching) {
+            return Scoped::Overlaid(Arc::clone(p));
+        }
+        let resolved = Arc::new(self.overlay(&matching));
+        if cache.len() < MAX_RESOLVED {
+            cache.insert(matching, Arc::clone(&resolved));
+        }
+        Scoped::Overlaid(resolved)
+    }
+
+    fn overlay(&self, which: &[usize]) -> Policy {
+        let mut p = Policy {
+            overrides: Vec::new(),
+            resolved: Arc::default(),
+            ..self.clone()
+        };
+        for &i in which {
+            let o = &self.overrides[i];
+            for &(rule, level) in &o.levels {
+                p.levels[rule as usize] = level;
+            }
+            p.registries.extend(o.registries.iter().cloned());
+            p.forbidden_tags.extend(o.forbidden_tags.iter().cloned());
+            p.exemptions.extend(o.exemptions.iter().cloned());
+            p.applied.push(Applied {
+                index: i,
+                pos: o.pos,
+                namespaces: o.namespaces.iter().map(|n| n.as_str().to_owned()).collect(),
+            });
+        }
+        p
+    }
+
+    /// In a policy resolved for a namespace, the overrides applied; empty otherwise.
+    pub fn applied(&self) -> &[Applied] {
+        &self.applied
+    }
+
+    /// Every `spec.overrides` entry, described as [`Applied`] describes the ones applied.
+    pub fn overrides(&self) -> Vec<Applied> {
+        self.overrides
+            .iter()
+            .enumerate()
+            .map(|(index, o)| Applied {
+                index,
+                pos: o.pos,
+                namespaces: o.namespaces.iter().map(|n| n.as_str().to_owned()).collect(),
+            })
+            .collect()
+    }
+
+    /// `spec.locked`.
+    pub fn locked(&self) -> &[RuleId] {
+        &self.locked
+    }
+
+    /// The forbidden tag globs.
+    pub fn forbidden_tags(&self) -> &[Pattern] {
+        &self.forbidden_tags
+    }
+
+    /// Every exemption of the policy and of its overrides, with the namespaces of the
+    /// override it is in (`None`: cluster-wide): what `exemption-expired` reports.
+    pub fn all_exemptions(&self) -> impl Iterator<Item = &Exemption> {
+        self.exemptions
+            .iter()
+            .chain(self.overrides.iter().flat_map(|o| o.exemptions.iter()))
+    }
+
+    /// Every registry entry of the policy and of its overrides: the registries tollgate may
+    /// contact (a registry one namespace may use is approved to be contacted; whether an
+    /// image is approved is decided per namespace).
+    pub fn all_registries(&self) -> impl Iterator<Item = &ApprovedRegistry> {
+        self.registries
+            .iter()
+            .chain(self.overrides.iter().flat_map(|o| o.registries.iter()))
+    }
+
+    /// The entry, of the policy or of any override, that lets tollgate contact `image`'s
+    /// registry for it.
+    pub fn contactable_registry(&self, image: &ImageRef) -> Option<&ApprovedRegistry> {
+        self.all_registries().find(|r| r.matches(image))
+    }
+
     /// `metadata.name`.
     pub fn name(&self) -> &str {
         &self.name

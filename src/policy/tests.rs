@@ -3,7 +3,8 @@ use rstest::rstest;
 
 use super::eval::{Context, Status, evaluate_image};
 use super::*;
-use crate::reference::WrittenImage;
+use crate::reference::{ImageRef, WrittenImage};
+use std::sync::Arc;
 
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -50,6 +51,7 @@ fn the_embedded_default_policy_is_valid() {
 #[case::shipped_default("../../policies/default.yaml")]
 #[case::toolforge_example("../../policies/toolforge.yaml")]
 #[case::team_example("../../policies/team-path.yaml")]
+#[case::multi_team_example("../../policies/multi-team.yaml")]
 fn every_shipped_policy_is_valid(#[case] path: &str) {
     let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/policy")
@@ -601,5 +603,152 @@ fn exemption_selectors_are_validated(#[case] selector: &str, #[case] message: &s
         got.iter()
             .any(|(line, m)| m.contains(message) && *line == Some(7)),
         "{message}\n{got:#?}"
+    );
+}
+
+const OVERRIDES: &str = "  rules: {digest-missing: off}
+  locked: [registry-not-approved, tag-latest]
+  registries: [{prefix: r.example.org/shared/}]
+  tags: {forbidden: [\"*-dev\"]}
+  overrides:
+    - namespaces: [payments, \"payments-*\"]
+      rules: {digest-missing: deny, tag-latest: deny}
+      tags: {forbidden: [\"pr-*\"]}
+    - namespaces: [\"payments-eu\"]
+      rules: {digest-missing: off}
+    - namespaces: [\"data-*\"]
+      exemptions:
+        - images: [\"r.example.org/shared/notebook:nightly-dev\"]
+          rules: [tag-forbidden]
+          reason: nightly notebooks
+";
+
+#[rstest]
+#[case::cluster_wide("web", "r.example.org/shared/app:1", vec![])]
+#[case::tightened("payments", "r.example.org/shared/app:1", vec![RuleId::DigestMissing])]
+#[case::tags_added("payments", &format!("r.example.org/shared/app:pr-1@{D}"), vec![RuleId::TagForbidden])]
+#[case::tags_added_only_there("web", &format!("r.example.org/shared/app:pr-1@{D}"), vec![])]
+#[case::later_override_wins("payments-eu", "r.example.org/shared/app:1", vec![])]
+#[case::glob_selects("payments-us", "r.example.org/shared/app:1", vec![RuleId::DigestMissing])]
+#[case::exemption_added("data-lake", "r.example.org/shared/notebook:nightly-dev", vec![])]
+#[case::exemption_only_there("web", "r.example.org/shared/notebook:nightly-dev", vec![RuleId::TagForbidden])]
+fn overrides_apply_in_file_order_to_the_namespaces_they_select(
+    #[case] ns: &str,
+    #[case] image: &str,
+    #[case] expected: Vec<RuleId>,
+) {
+    assert_eq!(
+        failures_in(&policy(OVERRIDES), image, ns),
+        expected,
+        "{ns} {image}"
+    );
+}
+
+#[test]
+fn a_namespace_resolves_to_the_same_policy_each_time_and_says_what_applied() {
+    let p = policy(OVERRIDES);
+    assert!(matches!(p.in_namespace("web"), Scoped::Base(_)));
+    let a = p.in_namespace("payments-eu");
+    let b = p.in_namespace("payments-eu");
+    match (&a, &b) {
+        (Scoped::Overlaid(a), Scoped::Overlaid(b)) => assert!(Arc::ptr_eq(a, b)),
+        _ => panic!("payments-eu has overrides"),
+    }
+    let lines: Vec<u32> = a.applied().iter().map(|x| x.pos.line).collect();
+    assert_eq!(lines, [11, 14]);
+    assert_eq!(a.level(RuleId::DigestMissing), Level::Off);
+    assert_eq!(
+        p.in_namespace("payments").level(RuleId::DigestMissing),
+        Level::Deny
+    );
+    assert_eq!(p.level(RuleId::DigestMissing), Level::Off);
+}
+
+#[test]
+fn an_override_adds_registries_for_its_namespaces_only() {
+    let p = policy(
+        "  registries: [{prefix: r.example.org/shared/}]
+  overrides:
+    - namespaces: [ml]
+      registries: [{prefix: \"*.azurecr.io/\"}]
+",
+    );
+    let image = format!("team.azurecr.io/model:1@{D}");
+    assert_eq!(failures_in(&p, &image, "ml"), Vec::<RuleId>::new());
+    assert_eq!(
+        failures_in(&p, &image, "web"),
+        [RuleId::RegistryNotApproved]
+    );
+    // Contacting the registry is approved (some namespace may use it); the verdict is not.
+    let r: ImageRef = image.parse().unwrap();
+    assert!(p.approved_registry(&r).is_none());
+    assert!(p.contactable_registry(&r).is_some());
+}
+
+#[rstest]
+#[case::lower_a_locked_level(
+    "      rules: {tag-latest: warn}\n",
+    Some(9),
+    "rule tag-latest is locked cluster-wide (spec.locked): an override may tighten it but not lower it from deny to warn"
+)]
+#[case::approve_a_registry_when_locked(
+    "      registries: [{prefix: docker.io/library/}]\n",
+    Some(9),
+    "registry-not-approved is locked cluster-wide"
+)]
+#[case::exempt_every_rule(
+    "      exemptions: [{images: [\"docker.io/library/*\"], reason: x}]\n",
+    Some(9),
+    "this exemption would cover registry-not-approved, tag-latest, locked cluster-wide"
+)]
+#[case::exempt_a_locked_rule(
+    "      exemptions: [{images: [\"docker.io/library/*\"], rules: [tag-latest], reason: x}]\n",
+    Some(9),
+    "would cover tag-latest"
+)]
+#[case::unknown_rule(
+    "      rules: {tag-lates: deny}\n",
+    Some(9),
+    "did you mean \"tag-latest\""
+)]
+fn overrides_cannot_loosen_what_is_locked(
+    #[case] body: &str,
+    #[case] line: Option<u32>,
+    #[case] message: &str,
+) {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  locked: [registry-not-approved, tag-latest]\n  registries: [{{prefix: r.example.org/}}]\n  overrides:\n    - namespaces: [team]\n{body}"
+    );
+    let got = problems(&text);
+    assert!(
+        got.iter()
+            .any(|(l, m)| m.contains(message) && (line.is_none() || *l == line)),
+        "{message}\n{got:#?}"
+    );
+}
+
+#[test]
+fn an_override_may_tighten_a_locked_rule_and_loosen_an_unlocked_one() {
+    let p = policy(
+        "  locked: [digest-missing]
+  registries: [{prefix: r.example.org/}]
+  overrides:
+    - namespaces: [team]
+      rules: {digest-missing: deny, tag-latest: warn}
+",
+    );
+    let team = p.in_namespace("team");
+    assert_eq!(team.level(RuleId::DigestMissing), Level::Deny);
+    assert_eq!(team.level(RuleId::TagLatest), Level::Warn);
+}
+
+#[test]
+fn an_override_needs_namespaces() {
+    let text = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  registries: [{prefix: r.example.org/}]\n  overrides:\n    - rules: {tag-latest: warn}\n";
+    let got = problems(text);
+    assert!(
+        got.iter()
+            .any(|(l, m)| *l == Some(7) && m.contains("an override needs `namespaces`")),
+        "{got:#?}"
     );
 }

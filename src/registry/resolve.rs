@@ -118,7 +118,9 @@ impl Resolver {
 
     /// The endpoint for `image`, or `NotApproved` without any network IO.
     pub fn endpoint(&self, image: &ImageRef) -> Result<Endpoint, RegistryError> {
-        match self.policy.approved_registry(image) {
+        // Approved in some namespace is approved to be contacted; whether the image is
+        // approved where it runs is the policy's registry-not-approved, per namespace.
+        match self.policy.contactable_registry(image) {
             Some(approved) => Ok(Endpoint {
                 host: image.registry().clone(),
                 insecure: approved.insecure(),
@@ -133,8 +135,7 @@ impl Resolver {
     /// it, is approved for at least one path.
     pub fn endpoint_for_host(&self, host: &RegistryHost) -> Result<Endpoint, RegistryError> {
         self.policy
-            .registries()
-            .iter()
+            .all_registries()
             .find(|r| r.matches_host(host))
             .map(|r| Endpoint {
                 host: host.clone(),

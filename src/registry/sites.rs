@@ -68,8 +68,16 @@ pub fn group(policy: &Policy, sites: Vec<ImageSite>) -> Vec<(ImageRef, Vec<Image
         .into_values()
         .filter_map(|sites| {
             let r = sites[0].image.reference()?.clone();
-            policy.approved_registry(&r)?;
-            Some((r, sites))
+            // Walked when the registry is approved where one of its sites runs.
+            sites
+                .iter()
+                .any(|s| {
+                    policy
+                        .in_namespace(&s.namespace)
+                        .approved_registry(&r)
+                        .is_some()
+                })
+                .then_some((r, sites))
         })
         .collect()
 }

@@ -322,3 +322,124 @@ async fn the_webhook_denies_unapproved_images_in_custom_kinds(
         "{image} is named: {message}"
     );
 }
+
+#[test]
+fn policy_show_prints_what_a_namespace_gets() {
+    let cluster = run(&["policy", "show", "--policy", "policies/multi-team.yaml"]);
+    assert_eq!(cluster.code, 0, "{}", cluster.stderr);
+    insta::assert_snapshot!("policy_show_cluster_wide", cluster.stdout);
+    let payments = run(&[
+        "policy",
+        "show",
+        "--policy",
+        "policies/multi-team.yaml",
+        "--namespace",
+        "payments-eu",
+    ]);
+    assert_eq!(payments.code, 0, "{}", payments.stderr);
+    insta::assert_snapshot!("policy_show_payments", payments.stdout);
+    let json = run(&[
+        "policy",
+        "show",
+        "--policy",
+        "policies/multi-team.yaml",
+        "--namespace",
+        "data-lake",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v["overrides"],
+        json!(["policies/multi-team.yaml:28 (namespaces data-*)"])
+    );
+    let digest = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "digest-missing")
+        .unwrap();
+    assert_eq!(digest["level"], "audit");
+    assert_eq!(digest["clusterWide"], "warn");
+    assert_eq!(v["exemptions"][0]["fromOverride"], true, "{v}");
+}
+
+#[test]
+fn check_and_explain_apply_the_override_of_each_objects_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pods.yaml");
+    let pod = |ns: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: {ns}}}\nspec:\n  containers:\n    - {{name: a, image: registry.example.org/shared/app:1.0}}\n"
+        )
+    };
+    std::fs::write(&manifest, [pod("web"), pod("payments")].concat()).unwrap();
+    let (code, report) = check_json(&[
+        "--policy",
+        "policies/multi-team.yaml",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{report}");
+    let levels: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["object"]["namespace"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {}",
+                    f["ruleId"].as_str().unwrap(),
+                    f["level"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("web".to_owned(), "digest-missing warn".to_owned()),
+            ("payments".to_owned(), "digest-missing deny".to_owned()),
+        ]
+    );
+
+    let explained = run(&[
+        "explain",
+        "--policy",
+        "policies/multi-team.yaml",
+        "--namespace",
+        "payments",
+        "registry.example.org/shared/app:1.0",
+    ]);
+    assert_eq!(explained.code, 1, "{}", explained.stderr);
+    assert!(
+        explained.stdout.contains(
+            "with the override at policies/multi-team.yaml:22 (namespaces payments, payments-*)"
+        ),
+        "{}",
+        explained.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_applies_the_override_of_the_requests_namespace() {
+    let hook = Webhook::start(&["--no-resolve", "--policy", "policies/multi-team.yaml"]);
+    let object = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app"},
+        "spec": {"containers": [{"name": "a", "image": "registry.example.org/shared/app:1.0"}]}});
+    let mut web = review_of(object.clone(), "", "v1", "Pod", "pods");
+    web["request"]["namespace"] = json!("web");
+    let allowed = hook.review("/validate", &web).await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    let mut payments = review_of(object, "", "v1", "Pod", "pods");
+    payments["request"]["namespace"] = json!("payments");
+    let denied = hook.review("/validate", &payments).await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[digest-missing]"),
+        "{denied}"
+    );
+}
