@@ -25,7 +25,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::decide::Answers;
 use super::exposition::{self, Exposition};
-use crate::audit::periodic::{AuditSummary, Recorder};
+use crate::audit::periodic::{AuditSummary, Recorder, ReportWrites};
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;
@@ -90,6 +90,12 @@ struct AuditFindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportWriteLabels {
+    operation: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExemptionLabels {
     source: &'static str,
     rule: &'static str,
@@ -137,6 +143,7 @@ struct Audit {
     runs: Family<ResultLabels, Counter>,
     commits_not_rolled_out: Gauge,
     oldest_not_rolled_out: Gauge,
+    report_writes: Family<ReportWriteLabels, Counter>,
 }
 
 impl Audit {
@@ -187,6 +194,22 @@ impl Audit {
         }
     }
 
+    /// The OpenReports writes, only when the audit writes Reports.
+    fn register_reports(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_audit_report_writes",
+            "OpenReports Reports the periodic audit wrote, by operation (apply, or delete of a stale one) and result",
+            self.report_writes.clone(),
+        );
+        for operation in ["apply", "delete"] {
+            for result in ["success", "failure"] {
+                let _ = self
+                    .report_writes
+                    .get_or_create(&ReportWriteLabels { operation, result });
+            }
+        }
+    }
+
     /// The rollout gauges, only when the audit compares a deploy repository.
     fn register_rollout(&self, registry: &mut Registry) {
         registry.register(
@@ -227,6 +250,12 @@ impl Metrics {
 
     /// Every metric registered, the audit's too when `audit`.
     pub fn with_audit(audit: bool, rollout: bool) -> Self {
+        Self::with_audit_reports(audit, rollout, false)
+    }
+
+    /// Every metric registered, the audit's when `audit`, its rollout gauges when `rollout`,
+    /// and its OpenReports write counters when `reports`.
+    pub fn with_audit_reports(audit: bool, rollout: bool, reports: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::default();
         registry.register(
@@ -327,6 +356,9 @@ impl Metrics {
         }
         if rollout {
             audit_metrics.register_rollout(&mut registry);
+        }
+        if reports {
+            audit_metrics.register_reports(&mut registry);
         }
         Metrics {
             registry,
@@ -482,6 +514,21 @@ impl Recorder for Metrics {
             .runs
             .get_or_create(&ResultLabels { result: "failure" })
             .inc();
+    }
+
+    fn reports_written(&self, w: &ReportWrites) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        for (operation, result, count) in [
+            ("apply", "success", w.applied),
+            ("apply", "failure", w.apply_failed),
+            ("delete", "success", w.deleted),
+            ("delete", "failure", w.delete_failed),
+        ] {
+            self.audit
+                .report_writes
+                .get_or_create(&ReportWriteLabels { operation, result })
+                .inc_by(n(count));
+        }
     }
 }
 

@@ -33,6 +33,35 @@ pub struct AuditFinding {
     pub hint: String,
 }
 
+/// What became of one check that found nothing to report: the pass, skip and error results of
+/// the OpenReports format, which lists every check, not only the findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The rule was evaluated and holds (or the registry served the image end to end).
+    Passed,
+    /// The rule failed, but a live exemption of the policy covers it.
+    Exempted,
+    /// The rule was not evaluated: the reference is invalid, or `--no-resolve` kept the audit
+    /// from the registry.
+    NotEvaluated,
+    /// The check was attempted and could not finish: a registry that did not answer. Never a
+    /// pass.
+    Unchecked,
+}
+
+/// One check of an image that produced no finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The policy rule, or the audit's own kind.
+    pub kind: FindingKind,
+    /// The level the check reports at (the rule's configured level, or the audit kind's).
+    pub level: Level,
+    /// What became of it.
+    pub outcome: CheckOutcome,
+    /// Why, for the outcomes other than [`CheckOutcome::Passed`] (empty for a pass).
+    pub message: String,
+}
+
 /// One image and its findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +74,10 @@ pub struct ImageResult {
     pub findings: Vec<AuditFinding>,
     /// Registry requests this image's walks sent (0 when the caches answered).
     pub registry_requests: u64,
+    /// The checks that found nothing, or could not finish, for the OpenReports format. Not in
+    /// the JSON report: its schema 1 (docs/audit.md) lists findings and errors only.
+    #[serde(skip)]
+    pub checks: Vec<Check>,
 }
 
 /// The whole audit.
@@ -110,15 +143,25 @@ fn retention_finding(
     image: &AuditImage,
     lists: &TagLists,
     errors: &mut Vec<String>,
+    checks: &mut Vec<Check>,
 ) -> Option<AuditFinding> {
     let r = image.image.reference()?;
     let tag = r.tag()?.to_string();
     let canonical = policy.canonical_name(r);
     let rule = policy.retention_for(&canonical)?;
+    let running = image.usages.iter().any(|u| u.role == Role::Running);
+    let check = |outcome, message: String| Check {
+        kind: AuditKind::RetentionRisk.into(),
+        level: if running { Level::Deny } else { Level::Warn },
+        outcome,
+        message,
+    };
     let tags = match lists.get(&canonical)? {
         Ok(tags) => tags,
         Err(e) => {
-            errors.push(format!("cannot list the tags of {canonical}: {e}"));
+            let message = format!("cannot list the tags of {canonical}: {e}");
+            checks.push(check(CheckOutcome::Unchecked, message.clone()));
+            errors.push(message);
             return None;
         }
     };
@@ -135,6 +178,7 @@ fn retention_finding(
         })
         .collect();
     if !retention::would_delete(&infos, rule.keep, rule.order_by).contains(&tag) {
+        checks.push(check(CheckOutcome::Passed, String::new()));
         return None;
     }
     let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
@@ -185,7 +229,10 @@ pub async fn audit(
     let results: Vec<(ImageResult, Vec<String>)> = futures_util::stream::iter(inventory)
         .map(|image| async move {
             let mut out = one(policy, resolver, image, now).await;
-            if let Some(f) = retention_finding(policy, &out.0.image, lists, &mut out.1) {
+            let (result, errors) = &mut out;
+            if let Some(f) =
+                retention_finding(policy, &result.image, lists, errors, &mut result.checks)
+            {
                 out.0.findings.push(f);
             }
             progress();
@@ -241,22 +288,60 @@ async fn one(
             now,
         },
     );
+    let mut checks = Vec::new();
     for o in verdict.outcomes {
-        if let Status::Fail(v) = o.status
-            && o.level >= Level::Audit
-            && o.exemption.as_ref().is_none_or(|e| e.expired)
-        {
-            findings.push(AuditFinding {
+        // The registry rules are never evaluated offline; the walk below is the audit's
+        // version of them, under its own kinds.
+        if o.level < Level::Audit || eval::REGISTRY_RULES.contains(&o.rule) {
+            continue;
+        }
+        let exempted = o.exemption.as_ref().is_some_and(|e| !e.expired);
+        let check = |outcome, message: String| Check {
+            kind: o.rule.into(),
+            level: o.level,
+            outcome,
+            message,
+        };
+        match o.status {
+            Status::Fail(v) if !exempted => findings.push(AuditFinding {
                 kind: o.rule.into(),
                 level: o.level,
                 message: v.message,
                 hint: v.hint,
-            });
+            }),
+            Status::Fail(v) => checks.push(check(CheckOutcome::Exempted, v.message)),
+            Status::Pass => checks.push(check(CheckOutcome::Passed, String::new())),
+            Status::NotEvaluated(why) => {
+                checks.push(check(CheckOutcome::NotEvaluated, why.to_owned()));
+            }
         }
+    }
+    // The kind and level a failed walk of this image is reported under.
+    let walk_kind = |roles: &[Role]| {
+        if roles.contains(&Role::Running) {
+            (AuditKind::RunningUnservable, Level::Deny)
+        } else if roles.contains(&Role::RollbackTarget) {
+            (AuditKind::RollbackTargetUnservable, Level::Warn)
+        } else {
+            (AuditKind::DeclaredUnservable, Level::Deny)
+        }
+    };
+    let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
+    let (walk, walk_level) = walk_kind(&roles);
+    let walk_check = |outcome, message: String| Check {
+        kind: walk.into(),
+        level: walk_level,
+        outcome,
+        message,
+    };
+    if resolver.is_none() {
+        checks.push(walk_check(
+            CheckOutcome::NotEvaluated,
+            "the registry was not asked (--no-resolve)".to_owned(),
+        ));
     }
     if let Some(resolver) = resolver {
         let pods = image.running_pods();
-        let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
         // What a restart pulls: the running digest (what the node has cached, and what a pull
         // by digest fetches), else the reference as written.
         let target = image
@@ -268,7 +353,9 @@ async fn one(
             match resolver.resolve(reference).await {
                 Ok(res) => {
                     requests += res.requests;
-                    if !res.is_pullable() {
+                    if res.is_pullable() {
+                        checks.push(walk_check(CheckOutcome::Passed, String::new()));
+                    } else {
                         let (kind, level, message, hint) = if roles.contains(&Role::Running) {
                             (
                                 AuditKind::RunningUnservable,
@@ -313,10 +400,14 @@ async fn one(
                         });
                     }
                 }
-                Err(e) => errors.push(format!(
-                    "cannot check {reference} in the registry: {}",
-                    error_text(&e)
-                )),
+                Err(e) => {
+                    let message = format!(
+                        "cannot check {reference} in the registry: {}",
+                        error_text(&e)
+                    );
+                    checks.push(walk_check(CheckOutcome::Unchecked, message.clone()));
+                    errors.push(message);
+                }
             }
         }
     }
@@ -325,6 +416,7 @@ async fn one(
             image,
             findings,
             registry_requests: requests,
+            checks,
         },
         errors,
     )
