@@ -558,7 +558,7 @@ mod tests {
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
-        let m = Metrics::with_audit(true, true);
+        let m = Metrics::with_audit_reports(true, true, true);
         let mut summary = AuditSummary {
             images: 2,
             ..Default::default()
@@ -569,6 +569,12 @@ mod tests {
             .insert((AuditKind::RunningUnservable.into(), Level::Deny), 1);
         m.success(&summary, Timestamp::from_second(1_700_000_000).unwrap());
         m.failure();
+        m.reports_written(&ReportWrites {
+            applied: 3,
+            apply_failed: 1,
+            deleted: 2,
+            delete_failed: 0,
+        });
         m.request(
             "validate",
             "CREATE",
@@ -632,6 +638,10 @@ mod tests {
             "tollgate_audit_last_success_timestamp_seconds 1700000000.0",
             "tollgate_audit_runs_total{result=\"success\"} 1",
             "tollgate_audit_runs_total{result=\"failure\"} 1",
+            "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"} 3",
+            "tollgate_audit_report_writes_total{operation=\"apply\",result=\"failure\"} 1",
+            "tollgate_audit_report_writes_total{operation=\"delete\",result=\"success\"} 2",
+            "tollgate_audit_report_writes_total{operation=\"delete\",result=\"failure\"} 0",
         ] {
             assert!(text.contains(sample), "{sample} missing:\n{text}");
         }
@@ -646,7 +656,7 @@ mod tests {
     /// belongs to a family with help and a type (a counter's family is named `_total`).
     #[test]
     fn every_sample_of_the_text_format_has_its_familys_help_and_type() {
-        let m = Metrics::with_audit(true, true);
+        let m = Metrics::with_audit_reports(true, true, true);
         m.finding("tag-latest", "deny");
         m.request("mutate", "CREATE", "Pod", "patch", Duration::from_millis(2));
         let text = m.encode(1.0, Exposition::Text);

@@ -1107,3 +1107,19 @@ fn the_strict_openreports_schema_refuses_an_unknown_field() {
             .is_none()
     );
 }
+
+/// A cap of 0 would print Reports with no result at all: refused as a usage error.
+#[test]
+fn report_max_results_of_zero_is_refused() {
+    let r = run(&[
+        "audit",
+        "--live-file",
+        "missing.json",
+        "--format",
+        "openreports",
+        "--report-max-results",
+        "0",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("must be at least 1"), "{}", r.stderr);
+}

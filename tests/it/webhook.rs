@@ -1007,7 +1007,8 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// `/metrics` after admissions (validating and mutating, a registry walk, a request that is
-/// not an AdmissionReview) and a successful periodic audit: `promtool check metrics` (Debian's
+/// not an AdmissionReview) and a successful periodic audit that writes OpenReports Reports:
+/// `promtool check metrics` (Debian's
 /// prometheus) finds nothing to say about the text format, which every client but one asking
 /// for OpenMetrics gets; that one gets OpenMetrics, the same samples.
 #[tokio::test(flavor = "multi_thread")]
@@ -1034,6 +1035,7 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "1s",
         "--audit-kubeconfig",
         api.kubeconfig.to_str().unwrap(),
+        "--audit-reports",
     ]);
     let pod = with_image("pod-create.json", &format!("{}/team/app:1.0", reg.host()));
     hook.review("/validate", &pod).await;
@@ -1056,6 +1058,7 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "tollgate_registry_requests_total{registry=",
         "tollgate_registry_request_duration_seconds_bucket{",
         "tollgate_audit_images ",
+        "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"} ",
         "# HELP tollgate_admission_requests_total ",
     ] {
         assert!(text.contains(sample), "{sample} missing:\n{text}");
@@ -1423,5 +1426,26 @@ async fn reports_that_cannot_be_written_are_counted_and_admission_still_answers(
     assert!(
         !line.contains("\"results\"") && !line.contains("summary"),
         "{line}"
+    );
+}
+
+/// `--audit-reports` writes the periodic audit's results: without the periodic audit there is
+/// nothing to write, and serve refuses to start rather than silently writing nothing.
+#[test]
+fn audit_reports_without_audit_interval_is_a_usage_error() {
+    let r = crate::support::run(&[
+        "serve",
+        "--tls-cert",
+        "missing.crt",
+        "--tls-key",
+        "missing.key",
+        "--audit-reports",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--audit-reports needs the periodic audit: give --audit-interval"),
+        "{}",
+        r.stderr
     );
 }
