@@ -334,7 +334,14 @@ async fn one(
         outcome,
         message,
     };
-    if resolver.is_none() {
+    // What a restart pulls: the running digest (what the node has cached, and what a pull by
+    // digest fetches), else the reference as written. Only approved registries are asked.
+    let target = image
+        .running
+        .as_ref()
+        .or(image.image.reference())
+        .filter(|r| policy.approved_registry(r).is_some());
+    if resolver.is_none() && target.is_some() {
         checks.push(walk_check(
             CheckOutcome::NotEvaluated,
             "the registry was not asked (--no-resolve)".to_owned(),
@@ -342,13 +349,6 @@ async fn one(
     }
     if let Some(resolver) = resolver {
         let pods = image.running_pods();
-        // What a restart pulls: the running digest (what the node has cached, and what a pull
-        // by digest fetches), else the reference as written.
-        let target = image
-            .running
-            .as_ref()
-            .or(image.image.reference())
-            .filter(|r| policy.approved_registry(r).is_some());
         if let Some(reference) = target {
             match resolver.resolve(reference).await {
                 Ok(res) => {
@@ -434,5 +434,84 @@ fn detail(res: &Resolution) -> String {
         )
     } else {
         paths.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Usage;
+    use crate::policy::RuleId;
+    use crate::policy::parse_policy;
+    use crate::reference::WrittenImage;
+
+    fn policy() -> Arc<Policy> {
+        let text = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: t\nspec:\n  registries: [{prefix: r.example.org}]\n  exemptions:\n    - images: ['r.example.org/legacy/*']\n      rules: [tag-latest]\n      reason: migrating\n";
+        Arc::new(parse_policy(text, "p.yaml").unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn image(written: &str) -> AuditImage {
+        AuditImage {
+            image: WrittenImage::new(written),
+            running: None,
+            usages: vec![Usage {
+                role: Role::Running,
+                namespace: "web".into(),
+                workload: "Deployment/api".into(),
+                container: "api".into(),
+                pods: 1,
+            }],
+        }
+    }
+
+    fn outcome(r: &ImageResult, kind: impl Into<FindingKind>) -> Option<CheckOutcome> {
+        let kind = kind.into();
+        r.checks.iter().find(|c| c.kind == kind).map(|c| c.outcome)
+    }
+
+    /// What the OpenReports format lists besides the findings: the rules that held, the
+    /// exempted failure, the walk not asked for; never the registry rules the walk replaces,
+    /// and nothing for an image the registry walk would not touch.
+    #[tokio::test]
+    async fn the_run_keeps_the_checks_that_found_nothing() {
+        let now = "2026-11-30T12:00:00Z".parse().unwrap();
+        let report = audit(
+            &policy(),
+            None,
+            vec![
+                image("r.example.org/legacy/app:latest"),
+                image("other.example.org/app:1"),
+            ],
+            now,
+            1,
+            &|| {},
+        )
+        .await;
+        let legacy = &report.images[0];
+        assert_eq!(
+            outcome(legacy, RuleId::TagLatest),
+            Some(CheckOutcome::Exempted)
+        );
+        assert_eq!(
+            outcome(legacy, RuleId::RegistryNotApproved),
+            Some(CheckOutcome::Passed)
+        );
+        assert_eq!(
+            outcome(legacy, AuditKind::RunningUnservable),
+            Some(CheckOutcome::NotEvaluated)
+        );
+        for rule in eval::REGISTRY_RULES {
+            assert_eq!(outcome(legacy, *rule), None, "{rule:?}");
+        }
+        // Not in an approved registry: a finding, and no walk to skip.
+        let other = &report.images[1];
+        assert!(
+            other
+                .findings
+                .iter()
+                .any(|f| f.kind == RuleId::RegistryNotApproved.into())
+        );
+        assert_eq!(outcome(other, AuditKind::RunningUnservable), None);
+        assert_eq!(outcome(other, RuleId::RegistryNotApproved), None);
     }
 }
