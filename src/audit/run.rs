@@ -58,7 +58,8 @@ pub struct Check {
     pub level: Level,
     /// What became of it.
     pub outcome: CheckOutcome,
-    /// Why, for the outcomes other than [`CheckOutcome::Passed`] (empty for a pass).
+    /// Why, for the outcomes other than [`CheckOutcome::Passed`] (empty for a pass): for an
+    /// exemption, the failure and the exemption's reason.
     pub message: String,
 }
 
@@ -309,7 +310,16 @@ async fn one(
                 message: v.message,
                 hint: v.hint,
             }),
-            Status::Fail(v) => checks.push(check(CheckOutcome::Exempted, v.message)),
+            Status::Fail(v) => {
+                let reason = o
+                    .exemption
+                    .and_then(|e| policy.exemptions().get(e.index))
+                    .map_or("", |e| e.reason());
+                checks.push(check(
+                    CheckOutcome::Exempted,
+                    format!("{} (exempted: {reason})", v.message),
+                ));
+            }
             Status::Pass => checks.push(check(CheckOutcome::Passed, String::new())),
             Status::NotEvaluated(why) => {
                 checks.push(check(CheckOutcome::NotEvaluated, why.to_owned()));
@@ -491,6 +501,16 @@ mod tests {
         assert_eq!(
             outcome(legacy, RuleId::TagLatest),
             Some(CheckOutcome::Exempted)
+        );
+        let exempted = legacy
+            .checks
+            .iter()
+            .find(|c| c.kind == RuleId::TagLatest.into())
+            .unwrap();
+        assert!(
+            exempted.message.ends_with("(exempted: migrating)"),
+            "{}",
+            exempted.message
         );
         assert_eq!(
             outcome(legacy, RuleId::RegistryNotApproved),
