@@ -209,31 +209,61 @@ fn api_version(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The Report's `metadata.name` for workload `kind` `name`: `tollgate-<kind>-<name>` in lower
-/// case, a valid DNS-1123 subdomain. A Kubernetes name is one already, so this is the common
-/// case; when anything had to change (an upper-case or foreign character, a name that would
-/// pass 253 characters) the name is cut and ends in a hash of the original, so two workloads
-/// never share a Report.
-pub fn report_name(kind: &str, name: &str) -> String {
-    let wanted = format!("tollgate-{}-{name}", kind.to_ascii_lowercase());
-    let mut clean: String = wanted
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '-' | '.' => c,
-            _ => '-',
+/// Kubernetes' IsDNS1123Subdomain: at most 253 characters, dot-separated labels of lower-case
+/// alphanumerics and '-', each starting and ending alphanumeric.
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= MAX_NAME
+        && s.split('.').all(|label| {
+            label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && label.ends_with(|c: char| c.is_ascii_alphanumeric())
         })
-        .collect();
-    if clean == wanted && clean.len() <= MAX_NAME && !clean.ends_with(['-', '.']) {
-        return clean;
+}
+
+/// The Report's `metadata.name` for workload `kind` `name`: `tollgate-<kind>-<name>` in lower
+/// case, a valid DNS-1123 subdomain. A Kubernetes name is one already and a kind is
+/// alphanumeric, so this is the common case. Otherwise (a name a List file made up, or one that
+/// would pass 253 characters) the name is `tollgate-<kind>--<name, cut and cleaned>-<hash>`,
+/// with 10 hex digits of the SHA-256 of kind and name: the `--` after the kind never follows
+/// the kind in a plain name (a subdomain starts alphanumeric), and the hash keeps the cut names
+/// apart, so two workloads never share a Report.
+pub fn report_name(kind: &str, name: &str) -> String {
+    let kind_lc = kind.to_ascii_lowercase();
+    let plain = format!("tollgate-{kind_lc}-{name}");
+    if !kind.is_empty()
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+        && is_subdomain(name)
+        && plain.len() <= MAX_NAME
+    {
+        return plain;
     }
-    let hash = Sha256::digest(wanted.as_bytes());
+    let mut hasher = Sha256::new();
+    // The NUL keeps (kind, name) pairs apart that would concatenate alike.
+    hasher.update(kind.as_bytes());
+    hasher.update([0]);
+    hasher.update(name.as_bytes());
+    let hash = hasher.finalize();
     let mut suffix = String::from("-");
     for b in &hash[..5] {
         let _ = write!(suffix, "{b:02x}");
     }
+    let clean = |s: &str, keep_dash: bool| -> String {
+        s.chars()
+            .map(|c| c.to_ascii_lowercase())
+            .filter_map(|c| match c {
+                'a'..='z' | '0'..='9' => Some(c),
+                _ if keep_dash => Some('-'),
+                _ => None,
+            })
+            .collect()
+    };
+    // One label of [a-z0-9-]: no dot can end up beside a dash.
+    let mut out = format!("tollgate-{}--{}", clean(kind, false), clean(name, true));
     // ASCII only now, so cutting at a byte is cutting at a character.
-    clean.truncate(MAX_NAME - suffix.len());
-    let trimmed = clean.trim_end_matches(['-', '.']);
+    out.truncate(MAX_NAME - suffix.len());
+    let trimmed = out.trim_end_matches('-');
     format!("{trimmed}{suffix}")
 }
 
@@ -547,7 +577,9 @@ mod tests {
     #[rstest]
     #[case::a_plain_name("Deployment", "api", "tollgate-deployment-api")]
     #[case::a_dotted_name("Pod", "api.v2-0", "tollgate-pod-api.v2-0")]
-    #[case::upper_case_gets_a_hash("Pod", "API", "tollgate-pod-6cd87eea0a")]
+    #[case::upper_case_gets_a_hash("Pod", "API", "tollgate-pod--api-66ad69468a")]
+    #[case::a_dash_after_a_dot_gets_a_hash("Pod", ".-x", "tollgate-pod----x-c18d81561f")]
+    #[case::an_odd_kind_gets_a_hash("x.y/Z", "a", "tollgate-xyz--a-c134481fa7")]
     fn names_are_deterministic_dns_subdomains(
         #[case] kind: &str,
         #[case] name: &str,
@@ -558,18 +590,19 @@ mod tests {
         assert_eq!(got, expected);
     }
 
-    /// Kubernetes' IsDNS1123Subdomain: at most 253 characters, dot-separated labels of lower
-    /// case alphanumerics and '-', each starting and ending alphanumeric.
     fn valid_subdomain(s: &str) -> bool {
-        s.len() <= MAX_NAME
-            && s.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
+        is_subdomain(s)
+    }
+
+    /// A hashed name once ended like a plain one (`tollgate-pod-<hash>`), which a pod named
+    /// after the hash would have shared.
+    #[test]
+    fn a_hashed_name_never_equals_a_plain_one() {
+        let hashed = report_name("Pod", "API");
+        let hash = hashed.rsplit('-').next().unwrap();
+        assert_ne!(hashed, report_name("Pod", hash));
+        assert_ne!(hashed, report_name("Pod", &format!("api-{hash}")));
+        assert!(hashed.starts_with("tollgate-pod--"), "{hashed}");
     }
 
     #[test]
@@ -581,6 +614,25 @@ mod tests {
         assert!(valid_subdomain(&a), "{a}");
         assert_ne!(a, b);
         assert_eq!(a, report_name("Deployment", &long), "deterministic");
+    }
+
+    proptest::proptest! {
+        /// Whatever the cluster calls a workload (names come from the API server, and a List
+        /// file may hold anything), its Report's name is a valid DNS-1123 subdomain, the same
+        /// on every run, and distinct from another workload's.
+        #[test]
+        fn every_workload_gets_a_valid_stable_name(
+            kind in "[A-Za-z]{1,20}",
+            name in "\\PC{0,300}",
+            other in "\\PC{0,300}",
+        ) {
+            let n = report_name(&kind, &name);
+            proptest::prop_assert!(valid_subdomain(&n), "{n}");
+            proptest::prop_assert_eq!(&n, &report_name(&kind, &name));
+            if other != name {
+                proptest::prop_assert_ne!(n, report_name(&kind, &other));
+            }
+        }
     }
 
     #[test]
