@@ -25,7 +25,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::decide::Answers;
 use super::exposition::{self, Exposition};
-use crate::audit::periodic::{AuditSummary, Recorder, ReportWrites};
+use crate::audit::periodic::{AuditSummary, Recorder};
+use crate::audit::publish::ReportWrites;
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;

@@ -11,7 +11,8 @@ use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::admission::walk::namespace_share;
 use tollgate::audit::openreports;
-use tollgate::audit::periodic::{AuditConfig, ReportsConfig, RolloutSource};
+use tollgate::audit::periodic::{AuditConfig, RolloutSource};
+use tollgate::audit::publish::ReportsConfig;
 use tollgate::registry::{RegistryClient, Resolver};
 
 use super::args::{any_duration, positive_duration};
