@@ -17,7 +17,7 @@
 #   Microsoft's SARIF multitool (npm, with npm from Debian); for JUnit, the Jenkins xunit
 #   schema junit-10.xsd (taken from PyPI's pytest source distribution, which carries it),
 #   libxml2's xmllint (Debian's libxml2-utils) and junitparser (PyPI); for Prometheus,
-#   promtool (Debian's prometheus package);
+#   promtool (Debian's prometheus package); for OpenReports, check-jsonschema (PyPI);
 # - rustfmt and clippy, which run before the tests: unformatted code or a clippy warning (the
 #   purity list of clippy.toml among them) fails the run.
 set -euo pipefail
@@ -95,6 +95,30 @@ if ! pre_commit_ok; then
     --target "$TOLLGATE_PRE_COMMIT_DIR" "pre-commit==$PRE_COMMIT_VERSION"
   if ! pre_commit_ok; then
     echo "tests/run.sh: pre-commit is installed in $TOLLGATE_PRE_COMMIT_DIR but python3 -m pre_commit does not run" >&2
+    exit 2
+  fi
+fi
+
+# check-jsonschema (PyPI), the validator of the OpenReports objects `audit --format openreports`
+# prints (tests/it/audit.rs checks them against the CRD's schema in
+# tests/fixtures/openreports/). Pinned, and installed with `pip --target` like pre-commit, so
+# its dependencies (jsonschema, referencing...) never meet the system's Python packages.
+CHECK_JSONSCHEMA_VERSION=0.39.0
+TOLLGATE_CHECK_JSONSCHEMA_DIR="$TOLLGATE_TOOLS_DIR/check-jsonschema-$CHECK_JSONSCHEMA_VERSION"
+export TOLLGATE_CHECK_JSONSCHEMA_DIR
+check_jsonschema_ok() {
+  [ -f "$TOLLGATE_CHECK_JSONSCHEMA_DIR/check_jsonschema/__main__.py" ] &&
+    PYTHONPATH="$TOLLGATE_CHECK_JSONSCHEMA_DIR" python3 -m check_jsonschema --version 2>/dev/null |
+    grep -q "version $CHECK_JSONSCHEMA_VERSION\$"
+}
+if ! check_jsonschema_ok; then
+  echo "tests/run.sh: installing check-jsonschema==$CHECK_JSONSCHEMA_VERSION (PyPI)" >&2
+  rm -rf "$TOLLGATE_CHECK_JSONSCHEMA_DIR"
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
+    --disable-pip-version-check \
+    --target "$TOLLGATE_CHECK_JSONSCHEMA_DIR" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+  if ! check_jsonschema_ok; then
+    echo "tests/run.sh: check-jsonschema is installed in $TOLLGATE_CHECK_JSONSCHEMA_DIR but python3 -m check_jsonschema does not run" >&2
     exit 2
   fi
 fi

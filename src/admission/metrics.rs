@@ -26,6 +26,7 @@ use prometheus_client::registry::{Registry, Unit};
 use super::decide::Answers;
 use super::exposition::{self, Exposition};
 use crate::audit::periodic::{AuditSummary, Recorder};
+use crate::audit::publish::ReportWrites;
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;
@@ -90,6 +91,12 @@ struct AuditFindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportWriteLabels {
+    operation: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExemptionLabels {
     source: &'static str,
     rule: &'static str,
@@ -137,6 +144,7 @@ struct Audit {
     runs: Family<ResultLabels, Counter>,
     commits_not_rolled_out: Gauge,
     oldest_not_rolled_out: Gauge,
+    report_writes: Family<ReportWriteLabels, Counter>,
 }
 
 impl Audit {
@@ -187,6 +195,22 @@ impl Audit {
         }
     }
 
+    /// The OpenReports writes, only when the audit writes Reports.
+    fn register_reports(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_audit_report_writes",
+            "OpenReports Reports the periodic audit wrote, by operation (apply, or delete of a stale one) and result",
+            self.report_writes.clone(),
+        );
+        for operation in ["apply", "delete"] {
+            for result in ["success", "failure"] {
+                let _ = self
+                    .report_writes
+                    .get_or_create(&ReportWriteLabels { operation, result });
+            }
+        }
+    }
+
     /// The rollout gauges, only when the audit compares a deploy repository.
     fn register_rollout(&self, registry: &mut Registry) {
         registry.register(
@@ -227,6 +251,12 @@ impl Metrics {
 
     /// Every metric registered, the audit's too when `audit`.
     pub fn with_audit(audit: bool, rollout: bool) -> Self {
+        Self::with_audit_reports(audit, rollout, false)
+    }
+
+    /// Every metric registered, the audit's when `audit`, its rollout gauges when `rollout`,
+    /// and its OpenReports write counters when `reports`.
+    pub fn with_audit_reports(audit: bool, rollout: bool, reports: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::default();
         registry.register(
@@ -327,6 +357,9 @@ impl Metrics {
         }
         if rollout {
             audit_metrics.register_rollout(&mut registry);
+        }
+        if reports {
+            audit_metrics.register_reports(&mut registry);
         }
         Metrics {
             registry,
@@ -483,6 +516,21 @@ impl Recorder for Metrics {
             .get_or_create(&ResultLabels { result: "failure" })
             .inc();
     }
+
+    fn reports_written(&self, w: &ReportWrites) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        for (operation, result, count) in [
+            ("apply", "success", w.applied),
+            ("apply", "failure", w.apply_failed),
+            ("delete", "success", w.deleted),
+            ("delete", "failure", w.delete_failed),
+        ] {
+            self.audit
+                .report_writes
+                .get_or_create(&ReportWriteLabels { operation, result })
+                .inc_by(n(count));
+        }
+    }
 }
 
 /// The registry client's requests, counted into [`Metrics`].
@@ -511,7 +559,7 @@ mod tests {
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
-        let m = Metrics::with_audit(true, true);
+        let m = Metrics::with_audit_reports(true, true, true);
         let mut summary = AuditSummary {
             images: 2,
             ..Default::default()
@@ -522,6 +570,12 @@ mod tests {
             .insert((AuditKind::RunningUnservable.into(), Level::Deny), 1);
         m.success(&summary, Timestamp::from_second(1_700_000_000).unwrap());
         m.failure();
+        m.reports_written(&ReportWrites {
+            applied: 3,
+            apply_failed: 1,
+            deleted: 2,
+            delete_failed: 0,
+        });
         m.request(
             "validate",
             "CREATE",
@@ -585,6 +639,10 @@ mod tests {
             "tollgate_audit_last_success_timestamp_seconds 1700000000.0",
             "tollgate_audit_runs_total{result=\"success\"} 1",
             "tollgate_audit_runs_total{result=\"failure\"} 1",
+            "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"} 3",
+            "tollgate_audit_report_writes_total{operation=\"apply\",result=\"failure\"} 1",
+            "tollgate_audit_report_writes_total{operation=\"delete\",result=\"success\"} 2",
+            "tollgate_audit_report_writes_total{operation=\"delete\",result=\"failure\"} 0",
         ] {
             assert!(text.contains(sample), "{sample} missing:\n{text}");
         }
@@ -599,7 +657,7 @@ mod tests {
     /// belongs to a family with help and a type (a counter's family is named `_total`).
     #[test]
     fn every_sample_of_the_text_format_has_its_familys_help_and_type() {
-        let m = Metrics::with_audit(true, true);
+        let m = Metrics::with_audit_reports(true, true, true);
         m.finding("tag-latest", "deny");
         m.request("mutate", "CREATE", "Pod", "patch", Duration::from_millis(2));
         let text = m.encode(1.0, Exposition::Text);

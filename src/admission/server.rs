@@ -147,9 +147,10 @@ impl Server {
         let certs = Arc::new(ReloadingCert::new(serving));
         let tls = tls::server_config(provider.clone(), certs.clone()).map_err(cert_error)?;
 
-        let metrics = Arc::new(Metrics::with_audit(
+        let metrics = Arc::new(Metrics::with_audit_reports(
             config.audit.is_some(),
             config.audit.as_ref().is_some_and(|a| a.repo.is_some()),
+            config.audit.as_ref().is_some_and(|a| a.reports.is_some()),
         ));
         let observer: Arc<dyn RequestObserver> = Arc::new(RegistryObserver(metrics.clone()));
         let policy_hash = match &config.policy_path {

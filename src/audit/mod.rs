@@ -5,14 +5,18 @@
 //! - [`run`]: every image evaluated once, policy rules at audit level and a registry walk of
 //!   what a restart, a rollback or the next pod pulls; the registry's retention simulated;
 //! - [`render`]: the report as text, JSON, Markdown and HTML; pure;
-//! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges.
+//! - [`openreports`]: the report as OpenReports `Report` objects, one per workload; pure;
+//! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges;
+//! - [`publish`]: the periodic run's OpenReports Reports written through the API server.
 //!
 //! Must not touch the webhook: [`periodic`] records through [`periodic::Recorder`], which the
 //! webhook's metrics implement.
 
+pub mod openreports;
 /// Shell: the clock, per run.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod periodic;
+pub mod publish;
 pub mod render;
 pub mod run;
 

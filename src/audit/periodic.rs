@@ -5,7 +5,9 @@
 //! knows nothing of the webhook.
 //!
 //! A run that fails (the API server or a registry did not answer) keeps the previous gauge
-//! values, counts a failure and logs one warning line.
+//! values, counts a failure and logs one warning line. With `--audit-reports`, a run that
+//! listed live state also writes its OpenReports Reports ([`super::publish`]), registry errors
+//! and all: those results say `error`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +17,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+use super::openreports;
+use super::publish::{self, ReportWrites, ReportsConfig};
 use super::run::{self, AuditReport};
 use crate::cluster::LiveState;
 use crate::cluster::kube::{Cluster, ClusterError};
@@ -45,6 +49,8 @@ pub struct AuditConfig {
     pub repo: Option<RolloutSource>,
     /// Images walked at the same time.
     pub jobs: usize,
+    /// Write the results as OpenReports Reports (`--audit-reports`); `None`: never written.
+    pub reports: Option<ReportsConfig>,
 }
 
 /// Where the periodic rollout report reads the deploy repository (a checkout kept current
@@ -136,6 +142,8 @@ pub trait Recorder: Send + Sync {
     fn success(&self, summary: &AuditSummary, finished: Timestamp);
     /// A failed run: the previous values stay.
     fn failure(&self);
+    /// What writing the OpenReports Reports did (only with [`AuditConfig::reports`]).
+    fn reports_written(&self, writes: &ReportWrites);
 }
 
 /// The policy and the resolver in force now (a reloaded policy applies from the next run).
@@ -178,12 +186,15 @@ fn rollout_numbers(
 
 /// One audit at `now` (both halves, the rollout report and the images, judge at the same
 /// instant): live state, inventory, checks. `Err` when the API server could not be listed or an
-/// image could not be checked (the report is then incomplete and not exported).
+/// image could not be checked (the report is then incomplete and not exported). With
+/// [`AuditConfig::reports`], the Reports are written once live state is listed, even when an
+/// image could not be checked: that image's results say `error`.
 pub async fn run_once(
     config: &AuditConfig,
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
     now: Timestamp,
+    recorder: &dyn Recorder,
 ) -> Result<AuditSummary, AuditRunError> {
     let cluster = Cluster::connect(config.kubeconfig.as_deref(), config.context.as_deref()).await?;
     // Half the run's time at most, so that the registry half has the rest.
@@ -215,6 +226,19 @@ pub async fn run_once(
     };
     let inventory = super::inventory(&state);
     let report = run::audit(policy, resolver, inventory, now, config.jobs.max(1), &|| {}).await;
+    if let Some(rc) = &config.reports {
+        let reports = openreports::reports(
+            &report,
+            &state,
+            &openreports::Options {
+                policy: policy.name(),
+                now,
+                max_results: rc.max_results,
+            },
+        );
+        let writes = publish::write_reports(&cluster, &config.namespaces, &reports).await;
+        recorder.reports_written(&writes);
+    }
     if !report.errors.is_empty() {
         return Err(AuditRunError::Incomplete(report.errors));
     }
@@ -232,9 +256,12 @@ pub async fn run_and_record(
 ) {
     let started = tokio::time::Instant::now();
     let now = Timestamp::now();
-    let result = tokio::time::timeout(config.timeout, run_once(config, policy, resolver, now))
-        .await
-        .unwrap_or(Err(AuditRunError::TimedOut(config.timeout)));
+    let result = tokio::time::timeout(
+        config.timeout,
+        run_once(config, policy, resolver, now, recorder),
+    )
+    .await
+    .unwrap_or(Err(AuditRunError::TimedOut(config.timeout)));
     match result {
         Ok(summary) => {
             tracing::info!(
@@ -310,6 +337,7 @@ mod tests {
             },
             findings,
             registry_requests: 0,
+            checks: vec![],
         };
         let report = AuditReport {
             images: vec![

@@ -482,6 +482,7 @@ mod tests {
                     hint: "push it again".into(),
                 }],
                 registry_requests: 3,
+                checks: vec![],
             }],
             errors: vec![],
             registry_requests: 3,

@@ -33,6 +33,36 @@ pub struct AuditFinding {
     pub hint: String,
 }
 
+/// What became of one check that found nothing to report: the pass, skip and error results of
+/// the OpenReports format, which lists every check, not only the findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The rule was evaluated and holds (or the registry served the image end to end).
+    Passed,
+    /// The rule failed, but a live exemption of the policy covers it.
+    Exempted,
+    /// The rule was not evaluated: the reference is invalid, or `--no-resolve` kept the audit
+    /// from the registry.
+    NotEvaluated,
+    /// The check was attempted and could not finish: a registry that did not answer. Never a
+    /// pass.
+    Unchecked,
+}
+
+/// One check of an image that produced no finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The policy rule, or the audit's own kind.
+    pub kind: FindingKind,
+    /// The level the check reports at (the rule's configured level, or the audit kind's).
+    pub level: Level,
+    /// What became of it.
+    pub outcome: CheckOutcome,
+    /// Why, for the outcomes other than [`CheckOutcome::Passed`] (empty for a pass): for an
+    /// exemption, the failure and the exemption's reason.
+    pub message: String,
+}
+
 /// One image and its findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +75,10 @@ pub struct ImageResult {
     pub findings: Vec<AuditFinding>,
     /// Registry requests this image's walks sent (0 when the caches answered).
     pub registry_requests: u64,
+    /// The checks that found nothing, or could not finish, for the OpenReports format. Not in
+    /// the JSON report: its schema 1 (docs/audit.md) lists findings and errors only.
+    #[serde(skip)]
+    pub checks: Vec<Check>,
 }
 
 /// The whole audit.
@@ -110,15 +144,25 @@ fn retention_finding(
     image: &AuditImage,
     lists: &TagLists,
     errors: &mut Vec<String>,
+    checks: &mut Vec<Check>,
 ) -> Option<AuditFinding> {
     let r = image.image.reference()?;
     let tag = r.tag()?.to_string();
     let canonical = policy.canonical_name(r);
     let rule = policy.retention_for(&canonical)?;
+    let running = image.usages.iter().any(|u| u.role == Role::Running);
+    let check = |outcome, message: String| Check {
+        kind: AuditKind::RetentionRisk.into(),
+        level: if running { Level::Deny } else { Level::Warn },
+        outcome,
+        message,
+    };
     let tags = match lists.get(&canonical)? {
         Ok(tags) => tags,
         Err(e) => {
-            errors.push(format!("cannot list the tags of {canonical}: {e}"));
+            let message = format!("cannot list the tags of {canonical}: {e}");
+            checks.push(check(CheckOutcome::Unchecked, message.clone()));
+            errors.push(message);
             return None;
         }
     };
@@ -135,6 +179,7 @@ fn retention_finding(
         })
         .collect();
     if !retention::would_delete(&infos, rule.keep, rule.order_by).contains(&tag) {
+        checks.push(check(CheckOutcome::Passed, String::new()));
         return None;
     }
     let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
@@ -185,7 +230,10 @@ pub async fn audit(
     let results: Vec<(ImageResult, Vec<String>)> = futures_util::stream::iter(inventory)
         .map(|image| async move {
             let mut out = one(policy, resolver, image, now).await;
-            if let Some(f) = retention_finding(policy, &out.0.image, lists, &mut out.1) {
+            let (result, errors) = &mut out;
+            if let Some(f) =
+                retention_finding(policy, &result.image, lists, errors, &mut result.checks)
+            {
                 out.0.findings.push(f);
             }
             progress();
@@ -241,34 +289,85 @@ async fn one(
             now,
         },
     );
+    let mut checks = Vec::new();
     for o in verdict.outcomes {
-        if let Status::Fail(v) = o.status
-            && o.level >= Level::Audit
-            && o.exemption.as_ref().is_none_or(|e| e.expired)
-        {
-            findings.push(AuditFinding {
+        // The registry rules are never evaluated offline; the walk below is the audit's
+        // version of them, under its own kinds.
+        if o.level < Level::Audit || eval::REGISTRY_RULES.contains(&o.rule) {
+            continue;
+        }
+        let exempted = o.exemption.as_ref().is_some_and(|e| !e.expired);
+        let check = |outcome, message: String| Check {
+            kind: o.rule.into(),
+            level: o.level,
+            outcome,
+            message,
+        };
+        match o.status {
+            Status::Fail(v) if !exempted => findings.push(AuditFinding {
                 kind: o.rule.into(),
                 level: o.level,
                 message: v.message,
                 hint: v.hint,
-            });
+            }),
+            Status::Fail(v) => {
+                // The exemption's index is into the policy as it applies in the namespace.
+                let scoped = policy.in_namespace(&namespace);
+                let reason = o
+                    .exemption
+                    .and_then(|e| scoped.exemptions().get(e.index))
+                    .map_or("", |e| e.reason());
+                checks.push(check(
+                    CheckOutcome::Exempted,
+                    format!("{} (exempted: {reason})", v.message),
+                ));
+            }
+            Status::Pass => checks.push(check(CheckOutcome::Passed, String::new())),
+            Status::NotEvaluated(why) => {
+                checks.push(check(CheckOutcome::NotEvaluated, why.to_owned()));
+            }
         }
+    }
+    // The kind and level a failed walk of this image is reported under.
+    let walk_kind = |roles: &[Role]| {
+        if roles.contains(&Role::Running) {
+            (AuditKind::RunningUnservable, Level::Deny)
+        } else if roles.contains(&Role::RollbackTarget) {
+            (AuditKind::RollbackTargetUnservable, Level::Warn)
+        } else {
+            (AuditKind::DeclaredUnservable, Level::Deny)
+        }
+    };
+    let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
+    let (walk, walk_level) = walk_kind(&roles);
+    let walk_check = |outcome, message: String| Check {
+        kind: walk.into(),
+        level: walk_level,
+        outcome,
+        message,
+    };
+    // What a restart pulls: the running digest (what the node has cached, and what a pull by
+    // digest fetches), else the reference as written. Only approved registries are asked.
+    let target = image
+        .running
+        .as_ref()
+        .or(image.image.reference())
+        .filter(|r| policy.contactable_registry(r).is_some());
+    if resolver.is_none() && target.is_some() {
+        checks.push(walk_check(
+            CheckOutcome::NotEvaluated,
+            "the registry was not asked (--no-resolve)".to_owned(),
+        ));
     }
     if let Some(resolver) = resolver {
         let pods = image.running_pods();
-        let roles: Vec<Role> = image.usages.iter().map(|u| u.role).collect();
-        // What a restart pulls: the running digest (what the node has cached, and what a pull
-        // by digest fetches), else the reference as written.
-        let target = image
-            .running
-            .as_ref()
-            .or(image.image.reference())
-            .filter(|r| policy.contactable_registry(r).is_some());
         if let Some(reference) = target {
             match resolver.resolve(reference).await {
                 Ok(res) => {
                     requests += res.requests;
-                    if !res.is_pullable() {
+                    if res.is_pullable() {
+                        checks.push(walk_check(CheckOutcome::Passed, String::new()));
+                    } else {
                         let (kind, level, message, hint) = if roles.contains(&Role::Running) {
                             (
                                 AuditKind::RunningUnservable,
@@ -313,10 +412,14 @@ async fn one(
                         });
                     }
                 }
-                Err(e) => errors.push(format!(
-                    "cannot check {reference} in the registry: {}",
-                    error_text(&e)
-                )),
+                Err(e) => {
+                    let message = format!(
+                        "cannot check {reference} in the registry: {}",
+                        error_text(&e)
+                    );
+                    checks.push(walk_check(CheckOutcome::Unchecked, message.clone()));
+                    errors.push(message);
+                }
             }
         }
     }
@@ -325,6 +428,7 @@ async fn one(
             image,
             findings,
             registry_requests: requests,
+            checks,
         },
         errors,
     )
@@ -342,5 +446,94 @@ fn detail(res: &Resolution) -> String {
         )
     } else {
         paths.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Usage;
+    use crate::policy::RuleId;
+    use crate::policy::parse_policy;
+    use crate::reference::WrittenImage;
+
+    fn policy() -> Arc<Policy> {
+        let text = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: t\nspec:\n  registries: [{prefix: r.example.org}]\n  exemptions:\n    - images: ['r.example.org/legacy/*']\n      rules: [tag-latest]\n      reason: migrating\n";
+        Arc::new(parse_policy(text, "p.yaml").unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn image(written: &str) -> AuditImage {
+        AuditImage {
+            image: WrittenImage::new(written),
+            running: None,
+            usages: vec![Usage {
+                role: Role::Running,
+                namespace: "web".into(),
+                workload: "Deployment/api".into(),
+                container: "api".into(),
+                pods: 1,
+            }],
+        }
+    }
+
+    fn outcome(r: &ImageResult, kind: impl Into<FindingKind>) -> Option<CheckOutcome> {
+        let kind = kind.into();
+        r.checks.iter().find(|c| c.kind == kind).map(|c| c.outcome)
+    }
+
+    /// What the OpenReports format lists besides the findings: the rules that held, the
+    /// exempted failure, the walk not asked for; never the registry rules the walk replaces,
+    /// and nothing for an image the registry walk would not touch.
+    #[tokio::test]
+    async fn the_run_keeps_the_checks_that_found_nothing() {
+        let now = "2026-11-30T12:00:00Z".parse().unwrap();
+        let report = audit(
+            &policy(),
+            None,
+            vec![
+                image("r.example.org/legacy/app:latest"),
+                image("other.example.org/app:1"),
+            ],
+            now,
+            1,
+            &|| {},
+        )
+        .await;
+        let legacy = &report.images[0];
+        assert_eq!(
+            outcome(legacy, RuleId::TagLatest),
+            Some(CheckOutcome::Exempted)
+        );
+        let exempted = legacy
+            .checks
+            .iter()
+            .find(|c| c.kind == RuleId::TagLatest.into())
+            .unwrap();
+        assert!(
+            exempted.message.ends_with("(exempted: migrating)"),
+            "{}",
+            exempted.message
+        );
+        assert_eq!(
+            outcome(legacy, RuleId::RegistryNotApproved),
+            Some(CheckOutcome::Passed)
+        );
+        assert_eq!(
+            outcome(legacy, AuditKind::RunningUnservable),
+            Some(CheckOutcome::NotEvaluated)
+        );
+        for rule in eval::REGISTRY_RULES {
+            assert_eq!(outcome(legacy, *rule), None, "{rule:?}");
+        }
+        // Not in an approved registry: a finding, and no walk to skip.
+        let other = &report.images[1];
+        assert!(
+            other
+                .findings
+                .iter()
+                .any(|f| f.kind == RuleId::RegistryNotApproved.into())
+        );
+        assert_eq!(outcome(other, AuditKind::RunningUnservable), None);
+        assert_eq!(outcome(other, RuleId::RegistryNotApproved), None);
     }
 }

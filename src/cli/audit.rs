@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use tollgate::audit::run::{self, AuditReport};
-use tollgate::audit::{self, render};
+use tollgate::audit::{self, openreports, render};
 use tollgate::git::DeployRepo;
 use tollgate::policy::Level;
 use tollgate::rollout::{self, RolloutReport};
@@ -36,6 +36,11 @@ pub struct AuditArgs {
     /// With --repo: how long a merged commit may wait for its rollout.
     #[arg(long, default_value = "1h", requires = "repo", value_name = "DURATION", value_parser = any_duration)]
     pub grace: std::time::Duration,
+    /// With --format openreports: results listed per Report at most; the summary still counts
+    /// every result, and the annotation tollgate.dev/omitted-results says how many were left
+    /// out (failures and errors are listed first, passes dropped first).
+    #[arg(long, default_value_t = openreports::DEFAULT_MAX_RESULTS, value_name = "N", value_parser = at_least_one)]
+    pub report_max_results: usize,
     /// Policy rules only: do not walk images in the registry.
     #[arg(long)]
     pub no_resolve: bool,
@@ -53,6 +58,18 @@ pub enum AuditFormat {
     /// One self-contained page (no external assets): the summary first, a table per finding
     /// kind.
     Html,
+    /// OpenReports `Report` objects (openreports.io/v1alpha1), one per workload, as a v1 List
+    /// in JSON that `kubectl apply -f -` applies.
+    Openreports,
+}
+
+/// A count of at least 1.
+pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
@@ -123,6 +140,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
         AuditFormat::Text => render::text(&view),
         AuditFormat::Markdown => render::markdown(&view),
         AuditFormat::Html => render::html(&view),
+        AuditFormat::Openreports => openreports::list(&openreports::reports(
+            &report,
+            &state,
+            &openreports::Options {
+                policy: policy.name(),
+                now,
+                max_results: args.report_max_results,
+            },
+        )),
     };
     print(&out)?;
     Ok(exit_code(&report, rollout.as_ref()))

@@ -10,7 +10,9 @@ use tollgate::admission::connections::Limits;
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::admission::walk::namespace_share;
+use tollgate::audit::openreports;
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
+use tollgate::audit::publish::ReportsConfig;
 use tollgate::registry::{RegistryClient, Resolver};
 
 use super::args::{any_duration, positive_duration};
@@ -30,7 +32,9 @@ answer cached. See docs/webhook.md.
 
 With --audit-interval, the audit of `tollgate audit` runs in the background every interval
 (live state through --audit-kubeconfig/--audit-context, else in-cluster or $KUBECONFIG) and its
-results are gauges on the metrics port (tollgate_audit_*); admission never waits for it.
+results are gauges on the metrics port (tollgate_audit_*); admission never waits for it. With
+--audit-reports it also writes them as OpenReports Reports (one per workload) for Policy
+Reporter and other dashboards. See docs/audit.md.
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT after draining in-flight requests
@@ -120,6 +124,15 @@ pub struct ServeArgs {
     /// branch, else HEAD).
     #[arg(long, value_name = "REV", requires = "audit_repo")]
     pub audit_branch: Option<String>,
+    /// With --audit-interval: write the results as OpenReports Reports
+    /// (reports.openreports.io, one per workload) by server-side apply, and delete the
+    /// tollgate-managed Reports of workloads that are gone. Needs the CRD and RBAC to get,
+    /// list, create, patch and delete reports.openreports.io.
+    #[arg(long)]
+    pub audit_reports: bool,
+    /// With --audit-reports: results listed per Report at most (the summary counts all).
+    #[arg(long, default_value_t = openreports::DEFAULT_MAX_RESULTS, value_name = "N", value_parser = super::audit::at_least_one)]
+    pub report_max_results: usize,
     /// With --audit-repo: how long a merged commit may wait for its rollout (30m, 1h).
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = any_duration)]
     pub audit_grace: Duration,
@@ -154,7 +167,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             grace: audit_grace,
         }),
         jobs: args.registry.jobs.max(1),
+        reports: args.audit_reports.then_some(ReportsConfig {
+            max_results: args.report_max_results,
+        }),
     });
+    if args.audit_reports && audit_interval.is_zero() {
+        anyhow::bail!("--audit-reports needs the periodic audit: give --audit-interval");
+    }
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
@@ -20,6 +22,11 @@ pub const KINDS: &[(&str, &str, &str, &str)] = &[
     ("batch", "v1", "Job", "jobs"),
     ("batch", "v1", "CronJob", "cronjobs"),
 ];
+
+/// The OpenReports `Report` (namespaced): what `serve --audit-reports` writes.
+const REPORTS: (&str, &str, &str, &str) = ("openreports.io", "v1alpha1", "Report", "reports");
+/// The field manager of tollgate's server-side applies.
+pub const FIELD_MANAGER: &str = "tollgate";
 
 /// How many times a listing starts over after its continue token expired (HTTP 410).
 const RESTARTS: usize = 3;
@@ -66,6 +73,28 @@ pub enum ClusterError {
         resource: String,
         /// The deadline.
         deadline: Duration,
+    },
+    /// A server-side apply of a Report was refused or failed.
+    #[error("cannot apply report {namespace}/{name}")]
+    Apply {
+        /// The Report's namespace.
+        namespace: String,
+        /// The Report's name.
+        name: String,
+        /// kube's reason (the API server's status, or the connection's failure).
+        #[source]
+        source: kube::Error,
+    },
+    /// A stale Report could not be deleted.
+    #[error("cannot delete report {namespace}/{name}")]
+    Delete {
+        /// The Report's namespace.
+        namespace: String,
+        /// The Report's name.
+        name: String,
+        /// kube's reason.
+        #[source]
+        source: kube::Error,
     },
     /// The continue token expired (HTTP 410) on every attempt: the listing started over as
     /// many times as it may and never reached the last page.
@@ -153,12 +182,13 @@ impl Cluster {
                     .collect()
             };
             for (resource, api) in apis {
-                let pages = tokio::time::timeout_at(until, list_pages(&api, &resource, page_size))
-                    .await
-                    .map_err(|_| ClusterError::Deadline {
-                        resource: resource.clone(),
-                        deadline,
-                    })??;
+                let pages =
+                    tokio::time::timeout_at(until, list_pages(&api, &resource, page_size, None))
+                        .await
+                        .map_err(|_| ClusterError::Deadline {
+                            resource: resource.clone(),
+                            deadline,
+                        })??;
                 for mut v in pages {
                     v["kind"] = Value::String(kind.to_owned());
                     v["apiVersion"] = Value::String(gvk.api_version());
@@ -167,6 +197,90 @@ impl Cluster {
             }
         }
         Ok(out)
+    }
+
+    fn reports(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+        let (group, version, kind, plural) = REPORTS;
+        let ar =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// Server-side apply of the Report `body` (`PATCH` with `application/apply-patch+yaml`,
+    /// `fieldManager=tollgate`, `force=true`): created when missing, replaced field by field
+    /// when present. Forced, because tollgate owns these objects and a conflict with another
+    /// manager must not leave a stale report.
+    pub async fn apply_report(
+        &self,
+        namespace: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<(), ClusterError> {
+        self.reports(Some(namespace))
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| ClusterError::Apply {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    /// (namespace, name) of every Report matching the label `selector` in `namespaces` (all
+    /// when empty).
+    pub async fn list_reports(
+        &self,
+        namespaces: &[String],
+        selector: &str,
+        page_size: u32,
+    ) -> Result<Vec<(String, String)>, ClusterError> {
+        let apis: Vec<(String, Api<DynamicObject>)> = if namespaces.is_empty() {
+            vec![(REPORTS.3.to_owned(), self.reports(None))]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| (format!("{} in {ns}", REPORTS.3), self.reports(Some(ns))))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (resource, api) in apis {
+            for v in list_pages(&api, &resource, page_size, Some(selector)).await? {
+                let meta = |k: &str| {
+                    v.pointer(&format!("/metadata/{k}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                if let (Some(ns), Some(name)) = (meta("namespace"), meta("name")) {
+                    out.push((ns, name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete the Report `namespace`/`name`; one already gone (404) counts as deleted.
+    pub async fn delete_report(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        match self
+            .reports(Some(namespace))
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(ClusterError::Delete {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            }),
+        }
     }
 }
 
@@ -177,12 +291,16 @@ async fn list_pages(
     api: &Api<DynamicObject>,
     resource: &str,
     page_size: u32,
+    selector: Option<&str>,
 ) -> Result<Vec<Value>, ClusterError> {
     'restart: for attempt in 0..=RESTARTS {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut lp = ListParams::default().limit(page_size);
+            if let Some(s) = selector {
+                lp = lp.labels(s);
+            }
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }

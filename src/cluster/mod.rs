@@ -89,6 +89,10 @@ pub struct LiveState {
     pub pods: Vec<Pod>,
     /// Every pod controller with a pod template, in the order listed.
     pub controllers: Vec<Controller>,
+    /// `metadata.uid` of the pods and controllers that carry one, by (namespace, kind, name):
+    /// the OpenReports scope names its workload by uid when it is known. Not serialized.
+    #[serde(skip)]
+    pub uids: BTreeMap<(String, String, String), String>,
 }
 
 /// An object that could not be read (the rest are still used).
@@ -101,6 +105,13 @@ pub struct Skipped {
 }
 
 impl LiveState {
+    /// `metadata.uid` of the object `kind` `name` in `namespace`, when it was listed with one.
+    pub fn uid(&self, namespace: &str, kind: &str, name: &str) -> Option<&str> {
+        self.uids
+            .get(&(namespace.to_owned(), kind.to_owned(), name.to_owned()))
+            .map(String::as_str)
+    }
+
     /// Build from objects: `List` documents are flattened; kinds other than pods and pod
     /// controllers are ignored.
     pub fn from_objects<'a>(
@@ -148,6 +159,12 @@ impl LiveState {
             .ok_or_else(|| format!("a {kind} without metadata.name"))?
             .to_owned();
         let owner = controller_owner(&meta);
+        if let Some(uid) = meta.get("uid").and_then(Value::as_str) {
+            self.uids.insert(
+                (namespace.clone(), kind.to_owned(), name.clone()),
+                uid.to_owned(),
+            );
+        }
         // Workload extraction matches kinds by API group, so fill in what list items leave out.
         let mut doc = item.clone();
         if doc.get("kind").is_none() {

@@ -903,3 +903,223 @@ fn with_repo_the_audit_includes_commits_merged_but_not_rolled_out() {
         "{html}"
     );
 }
+
+/// The OpenReports schema of tests/fixtures/openreports/, made strict: the API server prunes a
+/// field its schema does not name, so an unknown field would vanish silently in a cluster;
+/// here it fails validation instead.
+fn strict_openreports_schema() -> Value {
+    fn strict(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+                    m.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                m.values_mut().for_each(strict);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strict),
+            _ => {}
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openreports/report.v1alpha1.schema.json");
+    let mut schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    strict(&mut schema);
+    schema
+}
+
+/// `audit --format openreports` against a real registry: one Report per workload, with the
+/// registry's answers as results (a running image it serves passes, a rollback target it lost
+/// fails, an approved registry that refuses connections is an error, never a pass), the cap
+/// honoured while the summary counts everything, and every printed object valid against the
+/// OpenReports CRD's schema by check-jsonschema (one run of the validator for all of them).
+#[tokio::test(flavor = "multi_thread")]
+async fn openreports_objects_are_valid_reports_of_each_workload() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    // A second approved registry nobody listens on: what it names cannot be checked.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (_d, policy) = policy_file(
+        &reg,
+        &format!("    - prefix: {closed}\n      insecure: true\n"),
+    );
+    let p = Pusher::new(reg.base_url());
+    let img = p
+        .image(
+            "svc/ores",
+            Some("1.0"),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+    let tagged = format!("{host}/svc/ores:1.0");
+    let mut state = live(
+        &tagged,
+        &format!("{host}/svc/ores@{}", img.digest),
+        2,
+        &format!("{host}/svc/ores:0.9"),
+    );
+    state["items"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "debug", "namespace": "tools", "uid": "b1946ac9-2492-4a2c-8f2e-3c0d8b7f6a55"},
+            "spec": {"containers": [{"name": "sh", "image": format!("{closed}/tools/sh:1")}]},
+            "status": {"phase": "Pending"}}));
+    let file = LiveFile::new(&state);
+    let r = tokio::task::spawn_blocking(move || {
+        run(&[
+            "audit",
+            "--live-file",
+            &file.path,
+            "--policy",
+            &policy,
+            "--format",
+            "openreports",
+            "--report-max-results",
+            "3",
+        ])
+    })
+    .await
+    .unwrap();
+    // The closed registry could not be checked: exit 2, the Reports printed all the same.
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let list: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["apiVersion"], "v1");
+    let items = list["items"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["metadata"]["namespace"].as_str().unwrap(),
+                i["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("prod", "tollgate-deployment-svc"),
+            ("tools", "tollgate-pod-debug")
+        ]
+    );
+
+    let svc = &items[0];
+    assert_eq!(
+        svc["scope"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc", "namespace": "prod"})
+    );
+    // Capped at 3, failures first; the summary counts every result.
+    let results = svc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{svc}");
+    let outcome = |rule: &str| -> Vec<&str> {
+        results
+            .iter()
+            .filter(|r| r["rule"] == rule)
+            .map(|r| r["result"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(outcome("rollback-target-unservable"), vec!["warn"], "{svc}");
+    assert_eq!(results[0]["result"], "warn", "{svc}");
+    let summary = &svc["summary"];
+    let total: u64 = ["pass", "fail", "warn", "error", "skip"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum();
+    assert!(total > 3, "{svc}");
+    assert_eq!(summary["error"], 0, "{svc}");
+    assert_eq!(
+        svc["metadata"]["annotations"]["tollgate.dev/omitted-results"],
+        (total - 3).to_string(),
+        "{svc}"
+    );
+    assert_eq!(svc["configuration"]["limits"]["maxResults"], 3);
+
+    let debug = &items[1];
+    assert_eq!(
+        debug["scope"]["uid"],
+        "b1946ac9-2492-4a2c-8f2e-3c0d8b7f6a55"
+    );
+    let errors: Vec<&Value> = debug["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{debug}");
+    assert_eq!(errors[0]["rule"], "running-unservable");
+    assert_eq!(debug["summary"]["error"], 1);
+    for r in debug["results"].as_array().unwrap() {
+        assert_eq!(r["source"], "tollgate");
+        assert_eq!(r["policy"], "test-registry");
+        assert_eq!(r["resources"][0], debug["scope"]);
+        assert!(r["timestamp"]["seconds"].as_i64().unwrap() > 1_700_000_000);
+    }
+
+    // Every object against the CRD's schema, with the real validator.
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("report.schema.json");
+    std::fs::write(&schema, strict_openreports_schema().to_string()).unwrap();
+    let mut instances = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = dir.path().join(format!("report-{i}.json"));
+        std::fs::write(&path, item.to_string()).unwrap();
+        instances.push(path);
+    }
+    let tool = support::tools::check_jsonschema_dir();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "check_jsonschema", "--schemafile"])
+        .arg(&schema)
+        .args(&instances)
+        .env("PYTHONPATH", &tool)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "check-jsonschema: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The validator of the test above is strict: a misspelt field fails it (so a pass means the
+/// objects use the CRD's own names).
+#[test]
+fn the_strict_openreports_schema_refuses_an_unknown_field() {
+    let schema = strict_openreports_schema();
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(
+        schema["properties"]["results"]["items"]["additionalProperties"],
+        false
+    );
+    assert_eq!(
+        schema["properties"]["results"]["items"]["properties"]["properties"]["additionalProperties"],
+        json!({"type": "string"})
+    );
+    // metadata is left open: ObjectMeta is not spelt out in the CRD.
+    assert!(
+        schema["properties"]["metadata"]
+            .get("additionalProperties")
+            .is_none()
+    );
+}
+
+/// A cap of 0 would print Reports with no result at all: refused as a usage error.
+#[test]
+fn report_max_results_of_zero_is_refused() {
+    let r = run(&[
+        "audit",
+        "--live-file",
+        "missing.json",
+        "--format",
+        "openreports",
+        "--report-max-results",
+        "0",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("must be at least 1"), "{}", r.stderr);
+}

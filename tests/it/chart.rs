@@ -175,6 +175,8 @@ fn args(deployment: &Value) -> Vec<&str> {
 #[case::periodic_audit_and_alerts(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 900}}, "prometheusRule": {"enabled": true}}))]
 #[case::periodic_audit_in_namespaces_and_cronjob(json!({"audit": {"namespaces": ["shop"], "periodic": {"enabled": true}, "cronJob": {"enabled": true}}}))]
 #[case::custom_kinds(json!({"webhook": {"customKinds": {"argoRollouts": true, "knative": true, "openKruise": true, "argoWorkflows": true, "tekton": true}, "extraRules": [{"apiGroups": ["ci.example.com"], "apiVersions": ["v1"], "resources": ["runners"], "scope": "Cluster"}]}}))]
+#[case::openreports(json!({"audit": {"periodic": {"enabled": true, "openReports": {"enabled": true, "maxResults": 50}}}}))]
+#[case::openreports_in_namespaces(json!({"audit": {"namespaces": ["shop", "payments"], "periodic": {"enabled": true, "openReports": {"enabled": true}}}}))]
 fn lint_and_render_pass(#[case] values: Value) {
     let h = rendered(values);
     assert!(!h.objects().is_empty());
@@ -200,6 +202,8 @@ fn lint_and_render_pass(#[case] values: Value) {
 #[case::audit_namespace_not_a_name(json!({"audit": {"namespaces": ["Shop_1"]}}), "/audit/namespaces/0")]
 #[case::unknown_custom_kind(json!({"webhook": {"customKinds": {"flux": true}}}), "additional properties 'flux'")]
 #[case::extra_rule_without_resources(json!({"webhook": {"extraRules": [{"apiGroups": ["x"], "apiVersions": ["v1"]}]}}), "resources")]
+#[case::openreports_without_results(json!({"audit": {"periodic": {"enabled": true, "openReports": {"enabled": true, "maxResults": 0}}}}), "/audit/periodic/openReports/maxResults")]
+#[case::openreports_unknown_key(json!({"audit": {"periodic": {"openReports": {"clusterReports": true}}}}), "additional properties 'clusterReports'")]
 fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
     let schema = h.schema_error.as_deref().expect("the schema rejects it");
@@ -221,6 +225,10 @@ fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
 #[case::grace_not_longer_than_the_drain(
     json!({"terminationGracePeriodSeconds": 20, "server": {"shutdownGraceSeconds": 20}}),
     "must be longer than server.shutdownGraceSeconds"
+)]
+#[case::openreports_without_the_periodic_audit(
+    json!({"audit": {"periodic": {"openReports": {"enabled": true}}}}),
+    "audit.periodic.openReports.enabled needs audit.periodic.enabled"
 )]
 fn render_refuses_inconsistent_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
@@ -1185,6 +1193,90 @@ fn the_periodic_audit_adds_audit_interval_and_binds_the_servers_account() {
     for role in h.all("Role") {
         assert_eq!(permissions(&role), audit_permissions());
     }
+}
+
+/// What the OpenReports writer may do: its Reports, nothing else.
+fn openreports_permissions() -> BTreeMap<(String, String), Vec<String>> {
+    BTreeMap::from([(
+        ("openreports.io".to_owned(), "reports".to_owned()),
+        ["create", "delete", "get", "list", "patch"]
+            .map(str::to_owned)
+            .to_vec(),
+    )])
+}
+
+#[test]
+fn openreports_add_the_flags_and_their_own_rbac_for_the_server_only_when_enabled() {
+    // The periodic audit alone writes nothing and may write nothing.
+    let h = rendered(json!({"audit": {"periodic": {"enabled": true}}}));
+    let d = h.one("Deployment");
+    assert!(!args(&d).contains(&"--audit-reports"), "{:?}", args(&d));
+    assert!(arg(&d, "--report-max-results").is_none());
+    for role in h.all("ClusterRole").iter().chain(&h.all("Role")) {
+        assert!(
+            !permissions(role).keys().any(|(g, _)| g == "openreports.io"),
+            "{role}"
+        );
+    }
+
+    let h = rendered(json!({"audit": {"periodic": {"enabled": true,
+        "openReports": {"enabled": true, "maxResults": 50}}}}));
+    let d = h.one("Deployment");
+    assert!(args(&d).contains(&"--audit-reports"), "{:?}", args(&d));
+    assert_eq!(arg(&d, "--report-max-results"), Some("50"));
+    let roles = h.all("ClusterRole");
+    assert_eq!(roles.len(), 2);
+    let writer = roles
+        .iter()
+        .find(|r| r["metadata"]["name"] == "tollgate-openreports")
+        .expect("the writer's ClusterRole");
+    assert_eq!(permissions(writer), openreports_permissions());
+    // The read-only audit role stays read-only.
+    let reader = roles
+        .iter()
+        .find(|r| r["metadata"]["name"] == "tollgate-audit")
+        .unwrap();
+    assert_eq!(permissions(reader), audit_permissions());
+    let binding = h
+        .all("ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "tollgate-openreports")
+        .unwrap();
+    assert_eq!(binding["roleRef"]["name"], "tollgate-openreports");
+    assert_eq!(subjects(&binding), [sa(RELEASE)]);
+
+    // In namespaces: a Role in each, bound to the server's account alone (not the CronJob's).
+    let h = rendered(json!({"audit": {"namespaces": ["shop", "payments"],
+        "cronJob": {"enabled": true},
+        "periodic": {"enabled": true, "openReports": {"enabled": true}}}}));
+    assert_eq!(
+        arg(&h.one("Deployment"), "--report-max-results"),
+        Some("100")
+    );
+    let writers: Vec<Value> = h
+        .all("Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == "tollgate-openreports")
+        .collect();
+    let namespaces: Vec<&str> = writers
+        .iter()
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["shop", "payments"]);
+    for r in &writers {
+        assert_eq!(permissions(r), openreports_permissions());
+    }
+    let bindings: Vec<Value> = h
+        .all("RoleBinding")
+        .into_iter()
+        .filter(|b| b["metadata"]["name"] == "tollgate-openreports")
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    for b in &bindings {
+        assert_eq!(b["roleRef"]["kind"], "Role");
+        assert_eq!(subjects(b), [sa(RELEASE)]);
+    }
+    assert!(h.all("ClusterRole").is_empty());
 }
 
 #[test]

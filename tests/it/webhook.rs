@@ -3,6 +3,7 @@
 //! shaped like the API server's (tests/fixtures/admission), and a real registry where the
 //! registry-backed rules need one.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -1006,7 +1007,8 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// `/metrics` after admissions (validating and mutating, a registry walk, a request that is
-/// not an AdmissionReview) and a successful periodic audit: `promtool check metrics` (Debian's
+/// not an AdmissionReview) and a successful periodic audit that writes OpenReports Reports:
+/// `promtool check metrics` (Debian's
 /// prometheus) finds nothing to say about the text format, which every client but one asking
 /// for OpenMetrics gets; that one gets OpenMetrics, the same samples.
 #[tokio::test(flavor = "multi_thread")]
@@ -1033,6 +1035,7 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "1s",
         "--audit-kubeconfig",
         api.kubeconfig.to_str().unwrap(),
+        "--audit-reports",
     ]);
     let pod = with_image("pod-create.json", &format!("{}/team/app:1.0", reg.host()));
     hook.review("/validate", &pod).await;
@@ -1055,6 +1058,7 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "tollgate_registry_requests_total{registry=",
         "tollgate_registry_request_duration_seconds_bucket{",
         "tollgate_audit_images ",
+        "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"} ",
         "# HELP tollgate_admission_requests_total ",
     ] {
         assert!(text.contains(sample), "{sample} missing:\n{text}");
@@ -1201,5 +1205,247 @@ fn the_quickstart_in_the_docs_works_as_written() {
     assert!(
         !message.contains("mathoid"),
         "the approved image passes: {message}"
+    );
+}
+
+/// A Report tollgate wrote for a workload that is gone, and one another tool wrote.
+fn seeded_reports() -> Vec<Value> {
+    let report = |name: &str, labels: Value| {
+        json!({"apiVersion": "openreports.io/v1alpha1", "kind": "Report",
+            "metadata": {"name": name, "namespace": "builds-api", "labels": labels,
+                "uid": "0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d", "resourceVersion": "48213001"},
+            "source": "other", "summary": {"pass": 1, "fail": 0, "warn": 0, "error": 0, "skip": 0},
+            "results": []})
+    };
+    vec![
+        report(
+            "tollgate-deployment-removed",
+            json!({"app.kubernetes.io/managed-by": "tollgate"}),
+        ),
+        report(
+            "kyverno-builds-api",
+            json!({"app.kubernetes.io/managed-by": "kyverno"}),
+        ),
+    ]
+}
+
+/// `serve --audit-reports` against the stand-in API server: one Report per workload applied by
+/// server-side apply (PATCH application/apply-patch+yaml, fieldManager=tollgate, force=true),
+/// the tollgate-managed Report of a workload that is gone deleted, another tool's left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_audit_applies_openreports_and_deletes_the_stale_ones() {
+    let api = support::kube_api::FakeApiServer::start(support::kube_api::Behaviour {
+        reports: seeded_reports(),
+        ..Default::default()
+    })
+    .await;
+    let hook = Webhook::start(&[
+        "--no-resolve",
+        "--audit-interval",
+        "1s",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+        "--audit-reports",
+        "--report-max-results",
+        "4",
+    ]);
+    let applied = "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"}";
+    let deleted = "tollgate_audit_report_writes_total{operation=\"delete\",result=\"success\"}";
+    eventually("a run that applied and deleted", WAIT, || async {
+        hook.metric(applied).await >= 2.0 && hook.metric(deleted).await >= 1.0
+    })
+    .await;
+    let m = hook.metrics().await;
+    for sample in [
+        "tollgate_audit_report_writes_total{operation=\"apply\",result=\"failure\"} 0",
+        "tollgate_audit_report_writes_total{operation=\"delete\",result=\"failure\"} 0",
+    ] {
+        assert!(m.contains(sample), "{sample} missing:\n{m}");
+    }
+    let writes = api.writes();
+    let patches: Vec<&support::kube_api::Write> =
+        writes.iter().filter(|w| w.method == "PATCH").collect();
+    let first_run: Vec<&str> = patches
+        .iter()
+        .take(2)
+        .map(|w| w.uri.split('?').next().unwrap())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        first_run,
+        vec![
+            "/apis/openreports.io/v1alpha1/namespaces/builds-api/reports/tollgate-deployment-builds-api",
+            "/apis/openreports.io/v1alpha1/namespaces/monitoring/reports/tollgate-daemonset-node-exporter",
+        ]
+    );
+    for w in &patches {
+        assert_eq!(
+            w.content_type.as_deref(),
+            Some("application/apply-patch+yaml"),
+            "{w:?}"
+        );
+        assert_eq!(
+            w.query.get("fieldManager").map(String::as_str),
+            Some("tollgate"),
+            "{w:?}"
+        );
+        assert_eq!(
+            w.query.get("force").map(String::as_str),
+            Some("true"),
+            "{w:?}"
+        );
+        assert_eq!(w.body["apiVersion"], "openreports.io/v1alpha1");
+        assert_eq!(w.body["kind"], "Report");
+        assert_eq!(
+            w.body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "tollgate"
+        );
+        let results = w.body["results"].as_array().unwrap();
+        assert!(results.len() <= 4, "{}", w.body);
+        assert!(results.iter().all(|r| r["resources"][0] == w.body["scope"]));
+    }
+    let builds = patches
+        .iter()
+        .find(|w| w.body["metadata"]["name"] == "tollgate-deployment-builds-api")
+        .unwrap();
+    assert_eq!(
+        builds.body["scope"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "builds-api",
+            "namespace": "builds-api", "uid": "3e6b1c2d-5a4f-4e3d-9c8b-7a6f5e4d3c21"})
+    );
+    let results = builds.body["results"].as_array().unwrap();
+    // The node exporter's init container runs a base image directly, which the policy denies:
+    // a failure the dashboard shows. Its DaemonSet was not listed, so its uid is not known.
+    let exporter = patches
+        .iter()
+        .find(|w| w.body["metadata"]["name"] == "tollgate-daemonset-node-exporter")
+        .unwrap();
+    assert_eq!(
+        exporter.body["scope"],
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "node-exporter",
+            "namespace": "monitoring"})
+    );
+    let fail = &exporter.body["results"][0];
+    assert_eq!(fail["result"], "fail", "{}", exporter.body);
+    assert_eq!(fail["rule"], "repository-not-deployable");
+    assert_eq!(fail["severity"], "high");
+    assert_eq!(fail["properties"]["container"], "setup");
+    // Without the registry, the walk is a skip, never a pass.
+    assert!(
+        results
+            .iter()
+            .all(|r| !(r["rule"] == "running-unservable" && r["result"] == "pass")),
+        "{}",
+        builds.body
+    );
+
+    let deletes: Vec<&str> = writes
+        .iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.uri.split('?').next().unwrap())
+        .collect();
+    assert_eq!(
+        deletes.first().copied(),
+        Some(
+            "/apis/openreports.io/v1alpha1/namespaces/builds-api/reports/tollgate-deployment-removed"
+        ),
+        "{deletes:?}"
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.starts_with("/apis/openreports.io/v1alpha1/reports?")
+                && r.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtollgate")),
+        "{:?}",
+        api.requests()
+    );
+    let names = api.report_names();
+    let stored: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(ns, n)| (ns.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            ("builds-api", "kyverno-builds-api"),
+            ("builds-api", "tollgate-deployment-builds-api"),
+            ("monitoring", "tollgate-daemonset-node-exporter"),
+        ]
+    );
+    // Admission is served as before.
+    let response = hook.review("/validate", &fixture("pod-create.json")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+/// Without the OpenReports CRD every write fails: counted, logged in one line per run without
+/// the objects, and neither the audit's gauges nor admission suffer.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_that_cannot_be_written_are_counted_and_admission_still_answers() {
+    let api = support::kube_api::FakeApiServer::start(support::kube_api::Behaviour {
+        no_report_crd: true,
+        ..Default::default()
+    })
+    .await;
+    let hook = Webhook::start(&[
+        "--no-resolve",
+        "--audit-interval",
+        "1s",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+        "--audit-reports",
+    ]);
+    let failed = "tollgate_audit_report_writes_total{operation=\"apply\",result=\"failure\"}";
+    eventually("failed applies", WAIT, || async {
+        hook.metric(failed).await >= 2.0
+            && hook
+                .metric("tollgate_audit_runs_total{result=\"success\"}")
+                .await
+                >= 1.0
+    })
+    .await;
+    assert_eq!(hook.metric("tollgate_audit_images").await, 4.0);
+    let response = hook.review("/validate", &fixture("pod-create.json")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let warnings: Vec<Value> = hook
+        .log_lines()
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("audit: OpenReports reports not all written"))
+        })
+        .collect();
+    assert!(!warnings.is_empty(), "{}", hook.logs());
+    let line = warnings[0].to_string();
+    assert_eq!(warnings[0]["fields"]["apply_failed"], 2, "{line}");
+    assert!(
+        line.contains("could not find the requested resource"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("\"results\"") && !line.contains("summary"),
+        "{line}"
+    );
+}
+
+/// `--audit-reports` writes the periodic audit's results: without the periodic audit there is
+/// nothing to write, and serve refuses to start rather than silently writing nothing.
+#[test]
+fn audit_reports_without_audit_interval_is_a_usage_error() {
+    let r = crate::support::run(&[
+        "serve",
+        "--tls-cert",
+        "missing.crt",
+        "--tls-key",
+        "missing.key",
+        "--audit-reports",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--audit-reports needs the periodic audit: give --audit-interval"),
+        "{}",
+        r.stderr
     );
 }

@@ -237,3 +237,18 @@ Secrets, no write verbs.
   resources: ["jobs", "cronjobs"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/* The name of the OpenReports writer's RBAC (audit.periodic.openReports). */}}
+{{- define "tollgate.openReportsName" -}}
+{{- printf "%s-openreports" (include "tollgate.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+What the periodic audit needs to keep its OpenReports Reports: read them, write them by
+server-side apply (create and patch), and delete those of workloads that are gone. Reports only.
+*/}}
+{{- define "tollgate.openReportsRules" -}}
+- apiGroups: ["openreports.io"]
+  resources: ["reports"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+{{- end }}

@@ -1,7 +1,10 @@
 //! A stand-in for the Kubernetes API server, the one peer that cannot run here: it serves
 //! responses in the exact shape the API server sends (tests/fixtures/kube/, modelled on real
 //! list responses, including the API server's own 410 Expired status), pages lists with
-//! continue tokens, and can expire a continue token. Plain HTTP on 127.0.0.1, port from the OS.
+//! continue tokens, and can expire a continue token. It also keeps OpenReports Reports
+//! (reports.openreports.io): lists them by label selector, takes server-side applies and
+//! deletes, answering with the API server's object and Status shapes, and records every write.
+//! Plain HTTP on 127.0.0.1, port from the OS.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +23,24 @@ pub struct Behaviour {
     pub unavailable: bool,
     /// Never answer.
     pub stall: bool,
+    /// OpenReports `Report` objects (reports.openreports.io) present from the start.
+    pub reports: Vec<serde_json::Value>,
+    /// The OpenReports CRD is not installed: its endpoints are 404, as the API server answers
+    /// for a group it does not serve.
+    pub no_report_crd: bool,
+}
+
+/// A request that wrote something (PATCH, DELETE), as received.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub method: String,
+    /// Path and query, as sent (percent-encoded).
+    pub uri: String,
+    /// The query, decoded.
+    pub query: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    /// The body, parsed as JSON (`Null` when empty).
+    pub body: serde_json::Value,
 }
 
 #[derive(Default)]
@@ -27,6 +48,134 @@ struct Shared {
     behaviour: Behaviour,
     /// Every request's path and query, in order.
     requests: Vec<String>,
+    /// Every PATCH and DELETE, in order.
+    writes: Vec<Write>,
+    /// The Reports stored, by (namespace, name).
+    reports: BTreeMap<(String, String), serde_json::Value>,
+    /// The next resourceVersion handed out.
+    resource_version: u64,
+}
+
+const REPORTS: &str = "/apis/openreports.io/v1alpha1/";
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    (
+        code,
+        json(
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": message, "reason": reason,
+                "code": code.as_u16()})
+            .to_string(),
+        ),
+    )
+        .into_response()
+}
+
+/// The reports.openreports.io endpoints: list (all namespaces or one, by label selector),
+/// server-side apply (PATCH application/apply-patch+yaml) and delete, answered as the API
+/// server answers them.
+fn reports(
+    s: &mut Shared,
+    method: &axum::http::Method,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    body: &serde_json::Value,
+) -> Response {
+    let rest = &path[REPORTS.len()..];
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (namespace, name) = match parts.as_slice() {
+        ["reports"] => (None, None),
+        ["namespaces", ns, "reports"] => (Some(*ns), None),
+        ["namespaces", ns, "reports", name] => (Some(*ns), Some(*name)),
+        _ => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
+    };
+    s.resource_version += 1;
+    let rv = (48213390 + s.resource_version).to_string();
+    match (method.as_str(), name) {
+        ("GET", None) => {
+            let selector = query.get("labelSelector").cloned().unwrap_or_default();
+            let items: Vec<&serde_json::Value> = s
+                .reports
+                .iter()
+                .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+                .filter(|(_, r)| {
+                    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+                        let (k, v) = term.split_once('=').unwrap_or((term, ""));
+                        r["metadata"]["labels"][k].as_str() == Some(v)
+                    })
+                })
+                .map(|(_, r)| r)
+                .collect();
+            json(
+                serde_json::json!({"apiVersion": "openreports.io/v1alpha1", "kind": "ReportList",
+                    "metadata": {"resourceVersion": rv}, "items": items})
+                .to_string(),
+            )
+        }
+        ("PATCH", Some(name)) => {
+            let ns = namespace.expect("a named report has a namespace");
+            if query.get("fieldManager").is_none() {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                );
+            }
+            if body["metadata"]["name"].as_str() != Some(name) {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the name of the object does not match the name on the URL",
+                );
+            }
+            let key = (ns.to_owned(), name.to_owned());
+            let created = !s.reports.contains_key(&key);
+            let mut object = body.clone();
+            let meta = &mut object["metadata"];
+            meta["namespace"] = ns.into();
+            meta["uid"] = "7c0e8a55-3f2d-4b1a-9e6c-5d4b3a291807".into();
+            meta["resourceVersion"] = rv.into();
+            meta["generation"] = 1.into();
+            meta["creationTimestamp"] = "2026-11-30T12:00:00Z".into();
+            meta["managedFields"] = serde_json::json!([{"manager": query["fieldManager"],
+                "operation": "Apply", "apiVersion": "openreports.io/v1alpha1",
+                "time": "2026-11-30T12:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {}}]);
+            s.reports.insert(key, object.clone());
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (code, json(object.to_string())).into_response()
+        }
+        ("DELETE", Some(name)) => {
+            let ns = namespace.expect("a named report has a namespace");
+            match s.reports.remove(&(ns.to_owned(), name.to_owned())) {
+                Some(r) => json(
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Success", "details": {"name": name, "group": "openreports.io",
+                        "kind": "reports", "uid": r["metadata"]["uid"]}})
+                    .to_string(),
+                ),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("reports.openreports.io \"{name}\" not found"),
+                ),
+            }
+        }
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        ),
+    }
 }
 
 pub struct FakeApiServer {
@@ -59,8 +208,54 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
         .unwrap_or_default()
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
         .collect();
+    if path.starts_with(REPORTS) {
+        let method = req.method().clone();
+        let uri = req.uri().to_string();
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let mut s = shared.lock().unwrap();
+        s.requests.push(uri.clone());
+        if s.behaviour.unavailable {
+            return status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            );
+        }
+        if s.behaviour.no_report_crd {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
+        if method != axum::http::Method::GET {
+            s.writes.push(Write {
+                method: method.to_string(),
+                uri,
+                query: query.clone(),
+                content_type,
+                body: body.clone(),
+            });
+        }
+        return reports(&mut s, &method, &path, &query, &body);
+    }
     let continue_ = query.get("continue").cloned();
     if shared.lock().unwrap().behaviour.stall {
         shared.lock().unwrap().requests.push(req.uri().to_string());
@@ -111,9 +306,18 @@ fn json(body: String) -> Response {
 
 impl FakeApiServer {
     pub async fn start(behaviour: Behaviour) -> FakeApiServer {
+        let reports = behaviour
+            .reports
+            .iter()
+            .map(|r| {
+                let meta = |k: &str| r["metadata"][k].as_str().unwrap().to_owned();
+                ((meta("namespace"), meta("name")), r.clone())
+            })
+            .collect();
         let shared = Arc::new(Mutex::new(Shared {
             behaviour,
-            requests: Vec::new(),
+            reports,
+            ..Shared::default()
         }));
         let app = axum::Router::new()
             .fallback(answer)
@@ -143,6 +347,22 @@ impl FakeApiServer {
     /// The requests so far (path and query).
     pub fn requests(&self) -> Vec<String> {
         self.shared.lock().unwrap().requests.clone()
+    }
+
+    /// The PATCH and DELETE requests so far.
+    pub fn writes(&self) -> Vec<Write> {
+        self.shared.lock().unwrap().writes.clone()
+    }
+
+    /// (namespace, name) of the Reports stored now.
+    pub fn report_names(&self) -> Vec<(String, String)> {
+        self.shared
+            .lock()
+            .unwrap()
+            .reports
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 

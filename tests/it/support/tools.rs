@@ -53,6 +53,24 @@ pub fn pre_commit_dir() -> PathBuf {
     dir
 }
 
+/// check-jsonschema (PyPI), the JSON Schema validator the OpenReports objects are checked
+/// with, installed by tests/run.sh with `pip --target` into a directory of its own
+/// (`TOLLGATE_CHECK_JSONSCHEMA_DIR`): run it as `python3 -m check_jsonschema` with that
+/// directory on PYTHONPATH.
+pub fn check_jsonschema_dir() -> PathBuf {
+    let dir = std::env::var_os("TOLLGATE_CHECK_JSONSCHEMA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_dir().join("check-jsonschema-0.39.0"));
+    assert!(
+        dir.join("check_jsonschema/__main__.py").is_file(),
+        "TOLLGATE_CHECK_JSONSCHEMA_DIR: check-jsonschema is not installed (looked in {}); run \
+         tests/run.sh, which installs it, or: PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install \
+         --target ~/.cache/tollgate/tools/check-jsonschema-0.39.0 check-jsonschema==0.39.0",
+        dir.display()
+    );
+    dir
+}
+
 /// The Jenkins xunit JUnit schema, `junit-10.xsd`: it has no package of its own, and PyPI's
 /// pytest source distribution carries it (`testing/example_scripts/junit-10.xsd`).
 pub fn junit_xsd() -> PathBuf {
