@@ -24,5 +24,6 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod rollout;
+pub mod signature;
 pub mod workload;
 pub mod yaml;

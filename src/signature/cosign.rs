@@ -1,0 +1,207 @@
+//! cosign's tag scheme: the signatures of `repo@sha256:<hex>` are the layers of the manifest
+//! tagged `sha256-<hex>.sig` in the same repository. Each layer is a simple-signing payload
+//! (`application/vnd.dev.cosign.simplesigning.v1+json`) whose signature is the layer's
+//! `dev.cosignproject.cosign/signature` annotation (base64), with the certificate, chain and
+//! Rekor bundle of keyless signing beside it (`dev.sigstore.cosign/certificate`, `…/chain`,
+//! `…/bundle`).
+//!
+//! The payload is the "simple signing" format cosign took from containers/image
+//! (cosign's specs/SIGNATURE_SPEC.md): `critical.identity.docker-reference`,
+//! `critical.image.docker-manifest-digest`, `critical.type` = `cosign container image
+//! signature`, and an `optional` object.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::reference::Digest;
+
+/// The media type of a simple-signing payload layer.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation that holds a layer's signature, base64.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The annotation that holds a keyless signature's certificate, PEM.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation that holds a signature's Rekor bundle (SET and entry), JSON.
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// `critical.type` of an image signature.
+pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+
+/// More signatures than this on one digest are not read: each costs a blob download, and a
+/// real pipeline signs an image a handful of times.
+pub const MAX_SIGNATURES: usize = 32;
+/// The largest payload read; a simple-signing payload is a few hundred bytes.
+pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
+
+/// The tag cosign stores `digest`'s signatures under: `sha256-<hex>.sig`.
+pub fn signature_tag(digest: &Digest) -> String {
+    let text = digest.to_string();
+    let (alg, hex) = text.split_once(':').unwrap_or(("sha256", &text));
+    format!("{alg}-{hex}.sig")
+}
+
+/// One signature layer of a signature manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureLayer {
+    /// The payload blob's digest.
+    pub payload: Digest,
+    /// The payload's size as the manifest declares it.
+    pub size: u64,
+    /// The signature, decoded.
+    pub signature: Vec<u8>,
+    /// The certificate of a keyless signature, PEM.
+    pub certificate: Option<String>,
+    /// The Rekor bundle, JSON.
+    pub bundle: Option<String>,
+}
+
+/// Why a signature manifest or payload cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The manifest is not JSON of an image manifest's shape.
+    #[error("the signature manifest is not an image manifest: {0}")]
+    Manifest(String),
+    /// More layers than are read.
+    #[error("the signature manifest has {0} layers; at most {MAX_SIGNATURES} are read")]
+    TooMany(usize),
+    /// The payload is not a simple-signing document.
+    #[error("the signed payload is not a cosign simple-signing document: {0}")]
+    Payload(String),
+    /// The payload signs something else than an image signature.
+    #[error("the signed payload's critical.type is {0:?}, not {SIGNATURE_TYPE:?}")]
+    Type(String),
+    /// The payload names another digest.
+    #[error("the signature is over {signed}, not over {expected}")]
+    OtherDigest {
+        /// The digest the payload names.
+        signed: String,
+        /// The digest that was verified.
+        expected: Digest,
+    },
+    /// The payload's bytes do not hash to the layer's digest.
+    #[error("the payload's bytes do not match its digest {0}")]
+    PayloadDigest(Digest),
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    layers: Vec<Layer>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Layer {
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The signature layers of a signature manifest. Layers of another media type are skipped
+/// (cosign writes only simple-signing layers under `.sig`); a simple-signing layer without a
+/// decodable signature is an error, never skipped.
+pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, SignatureError> {
+    let m: Manifest =
+        serde_json::from_slice(manifest).map_err(|e| SignatureError::Manifest(e.to_string()))?;
+    if m.layers.len() > MAX_SIGNATURES {
+        return Err(SignatureError::TooMany(m.layers.len()));
+    }
+    let mut out = Vec::new();
+    for (i, l) in m.layers.into_iter().enumerate() {
+        if l.media_type != SIMPLE_SIGNING {
+            continue;
+        }
+        let payload = l
+            .digest
+            .parse::<Digest>()
+            .map_err(|e| SignatureError::Manifest(format!("layer {i}: digest: {e}")))?;
+        let signature = l
+            .annotations
+            .get(SIGNATURE_ANNOTATION)
+            .ok_or_else(|| {
+                SignatureError::Manifest(format!("layer {i} has no {SIGNATURE_ANNOTATION}"))
+            })
+            .and_then(|s| {
+                STANDARD.decode(s.trim()).map_err(|e| {
+                    SignatureError::Manifest(format!("layer {i}: the signature is not base64: {e}"))
+                })
+            })?;
+        out.push(SignatureLayer {
+            payload,
+            size: l.size,
+            signature,
+            certificate: l.annotations.get(CERTIFICATE_ANNOTATION).cloned(),
+            bundle: l.annotations.get(BUNDLE_ANNOTATION).cloned(),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    image: PayloadImage,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    identity: Option<Identity>,
+}
+
+#[derive(Deserialize)]
+struct PayloadImage {
+    #[serde(rename = "docker-manifest-digest")]
+    digest: String,
+}
+
+#[derive(Deserialize)]
+struct Identity {
+    #[serde(rename = "docker-reference", default)]
+    reference: Option<String>,
+}
+
+/// What a verified payload says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedClaim {
+    /// `critical.identity.docker-reference`: the repository the signer named.
+    pub docker_reference: Option<String>,
+}
+
+/// Check that `payload` (the blob of `layer`) is a simple-signing document over `expected`.
+/// Checked before any signature is: a payload over another digest never counts, whoever
+/// signed it.
+pub fn check_payload(
+    layer: &SignatureLayer,
+    payload: &[u8],
+    expected: &Digest,
+) -> Result<SignedClaim, SignatureError> {
+    let actual = format!("sha256:{}", hex(&Sha256::digest(payload)));
+    if actual != layer.payload.to_string() {
+        return Err(SignatureError::PayloadDigest(layer.payload.clone()));
+    }
+    let p: Payload =
+        serde_json::from_slice(payload).map_err(|e| SignatureError::Payload(e.to_string()))?;
+    if p.critical.kind != SIGNATURE_TYPE {
+        return Err(SignatureError::Type(p.critical.kind));
+    }
+    // Compared as digests, parsed: the payload is attacker input like the rest.
+    if p.critical.image.digest.parse::<Digest>().ok().as_ref() != Some(expected) {
+        return Err(SignatureError::OtherDigest {
+            signed: p.critical.image.digest,
+            expected: expected.clone(),
+        });
+    }
+    Ok(SignedClaim {
+        docker_reference: p.critical.identity.and_then(|i| i.reference),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
