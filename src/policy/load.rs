@@ -13,11 +13,12 @@ use super::eval::REGISTRY_RULES;
 use super::pattern::Segment;
 use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, HostPattern, ImagePattern, Level,
-    NamePattern, OnUnavailable, Override, Pattern, Policy, RuleId,
+    NamePattern, OnUnavailable, Override, Pattern, Policy, RuleId, SignatureRule,
 };
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
+use crate::signature::{PublicKey, Signer};
 use crate::workload::{self, ContainerKind, FieldPath, KindEntry, Site, WorkloadKinds};
 use crate::yaml::Pos;
 
@@ -105,6 +106,30 @@ struct Spec {
     /// Rules no override may loosen.
     #[serde(default)]
     locked: Vec<String>,
+    /// Which images must be signed, and by whom.
+    #[serde(default)]
+    signatures: Vec<SignatureSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignatureSpec {
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    keys: Vec<KeySpec>,
+    threshold: Option<usize>,
+    /// `deny`, `warn` or `audit`; a Value so that YAML's bare `off` (a boolean) gets its own
+    /// message.
+    level: Option<Value>,
+    registry_unavailable: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeySpec {
+    name: Option<String>,
+    public_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -312,9 +337,16 @@ impl Checker {
 
         let workloads = self.workloads(spec.workloads);
         let locked = self.locked(&spec.locked);
+        let signatures = spec
+            .signatures
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.signature_rule(i, r))
+            .collect();
         let overrides = self.overrides(spec.overrides, &locked, &levels);
 
         Policy {
+            signatures,
             workloads,
             overrides,
             locked,
@@ -448,6 +480,99 @@ impl Checker {
             }
         }
         out
+    }
+
+    /// One `spec.signatures` entry.
+    fn signature_rule(&mut self, i: usize, spec: SignatureSpec) -> Option<SignatureRule> {
+        let at = format!("/spec/signatures/{i}");
+        let before = self.v.problem_count();
+        if spec.images.is_empty() {
+            self.problem(
+                at.clone(),
+                "a signature rule needs `images` (name patterns) to say which images must be signed",
+            );
+        }
+        let images = self.name_patterns(&format!("{at}/images"), spec.images);
+        if spec.keys.is_empty() {
+            self.problem(
+                at.clone(),
+                "a signature rule needs `keys`: the signers whose signature counts",
+            );
+        }
+        let mut signers: Vec<Signer> = Vec::new();
+        for (j, k) in spec.keys.into_iter().enumerate() {
+            let kat = format!("{at}/keys/{j}");
+            let Some(name) = k.name.filter(|n| !n.trim().is_empty()) else {
+                self.problem(kat, "a key needs a `name` for reports (release-pipeline)");
+                continue;
+            };
+            if signers.iter().any(|s| s.name == name) {
+                self.problem(
+                    format!("{kat}/name"),
+                    format!("key name {name:?} is used twice"),
+                );
+                continue;
+            }
+            let Some(pem) = k.public_key else {
+                self.problem(
+                    kat,
+                    "a key needs `publicKey`: the PEM block of cosign.pub (-----BEGIN PUBLIC KEY-----)",
+                );
+                continue;
+            };
+            match PublicKey::from_pem(&pem) {
+                Ok(key) => signers.push(Signer { name, key }),
+                Err(e) => self.problem(format!("{kat}/publicKey"), format!("key {name:?}: {e}")),
+            }
+        }
+        let threshold = spec.threshold.unwrap_or(1);
+        if threshold == 0 || (threshold > signers.len() && !signers.is_empty()) {
+            self.problem(
+                format!("{at}/threshold"),
+                format!(
+                    "threshold {threshold} must be between 1 and the number of keys ({})",
+                    signers.len()
+                ),
+            );
+        }
+        let level = match spec.level.as_ref() {
+            None => Level::Deny,
+            Some(Value::String(s)) if s == "deny" => Level::Deny,
+            Some(Value::String(s)) if s == "warn" => Level::Warn,
+            Some(Value::String(s)) if s == "audit" => Level::Audit,
+            Some(other) => {
+                let shown = match other {
+                    Value::Bool(false) => "off".to_owned(),
+                    v => v.to_string(),
+                };
+                self.problem(
+                    format!("{at}/level"),
+                    format!(
+                        "level {shown} is not one of deny, warn, audit (to turn a signature rule \
+                         off, remove it)"
+                    ),
+                );
+                Level::Deny
+            }
+        };
+        let on_unavailable = match spec.registry_unavailable.as_deref() {
+            None | Some("allow") => OnUnavailable::Allow,
+            Some("deny") => OnUnavailable::Deny,
+            Some(other) => {
+                self.problem(
+                    format!("{at}/registryUnavailable"),
+                    format!("{other:?} is not one of allow, deny"),
+                );
+                OnUnavailable::Allow
+            }
+        };
+        (self.v.problem_count() == before).then_some(SignatureRule {
+            images,
+            signers,
+            threshold,
+            level,
+            on_unavailable,
+        })
     }
 
     /// `spec.locked`: rule ids.

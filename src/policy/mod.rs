@@ -55,6 +55,8 @@ pub struct Policy {
     overrides: Vec<Override>,
     /// `spec.locked`: rules no override may loosen.
     locked: Vec<RuleId>,
+    /// `spec.signatures`: which images must be signed, by whom.
+    signatures: Vec<SignatureRule>,
     /// In a policy resolved for a namespace: the overrides applied, in order.
     applied: Vec<Applied>,
     /// Resolved policies by the set of overrides that apply, shared by the clones of this
@@ -65,6 +67,22 @@ pub struct Policy {
 /// How many resolved policies are kept per policy: one per distinct set of matching
 /// overrides, so at most one per namespace; past this, each is built again when needed.
 const MAX_RESOLVED: usize = 1024;
+
+/// One entry of `spec.signatures`: the images it covers must be signed by `threshold` of
+/// its signers.
+#[derive(Debug, Clone)]
+pub struct SignatureRule {
+    /// Name patterns over canonical repository names, segment-safe as the registries'.
+    pub images: Vec<NamePattern>,
+    /// The signers whose signatures count.
+    pub signers: Vec<crate::signature::Signer>,
+    /// How many distinct signers must have signed (1 to `signers.len()`).
+    pub threshold: usize,
+    /// How hard a failure bites.
+    pub level: Level,
+    /// What admission does when the registry cannot say in time.
+    pub on_unavailable: OnUnavailable,
+}
 
 /// One entry of `spec.overrides`: what changes for the namespaces it selects.
 #[derive(Debug, Clone)]
@@ -198,6 +216,21 @@ impl Policy {
                 namespaces: o.namespaces.iter().map(|n| n.as_str().to_owned()).collect(),
             })
             .collect()
+    }
+
+    /// The signature rules that cover the repository `canonical_name`, in file order.
+    pub fn signature_rules_for<'a>(
+        &'a self,
+        canonical_name: &'a str,
+    ) -> impl Iterator<Item = &'a SignatureRule> + 'a {
+        self.signatures
+            .iter()
+            .filter(move |r| r.images.iter().any(|p| p.is_match(canonical_name)))
+    }
+
+    /// `spec.signatures`.
+    pub fn signature_rules(&self) -> &[SignatureRule] {
+        &self.signatures
     }
 
     /// `spec.locked`.

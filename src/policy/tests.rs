@@ -752,3 +752,68 @@ fn an_override_needs_namespaces() {
         "{got:#?}"
     );
 }
+
+fn pem_key() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .public_key_pem()
+}
+
+/// `key` indented as a YAML block scalar under `publicKey: |`.
+fn block(key: &str) -> String {
+    key.lines().map(|l| format!("            {l}\n")).collect()
+}
+
+#[test]
+fn signature_rules_are_read_and_matched_segment_safely() {
+    let p = policy(&format!(
+        "  registries: [{{prefix: r.example.org/}}]
+  signatures:
+    - images: [\"r.example.org/payments/**\"]
+      threshold: 1
+      level: warn
+      registryUnavailable: deny
+      keys:
+        - name: release-pipeline
+          publicKey: |
+{}",
+        block(&pem_key())
+    ));
+    let rules: Vec<_> = p
+        .signature_rules_for("r.example.org/payments/api")
+        .collect();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].signers[0].name, "release-pipeline");
+    assert_eq!(
+        (rules[0].level, rules[0].on_unavailable),
+        (Level::Warn, OnUnavailable::Deny)
+    );
+    assert_eq!(
+        p.signature_rules_for("r.example.org/paymentsx/api").count(),
+        0
+    );
+}
+
+#[rstest]
+#[case::no_images("    - keys: [{name: a, publicKey: x}]\n", "needs `images`")]
+#[case::no_keys("    - images: [\"r.example.org/**\"]\n", "needs `keys`")]
+#[case::not_a_key(
+    "    - images: [\"r.example.org/**\"]\n      keys: [{name: a, publicKey: \"ssh-ed25519 AAAA\"}]\n",
+    "key \"a\": not a PEM public key"
+)]
+#[case::no_name(
+    "    - images: [\"r.example.org/**\"]\n      keys: [{publicKey: x}]\n",
+    "a key needs a `name`"
+)]
+#[case::threshold_too_high(&format!("    - images: [\"r.example.org/**\"]\n      threshold: 2\n      keys:\n        - name: a\n          publicKey: |\n{}", block(&pem_key())), "threshold 2 must be between 1 and the number of keys (1)")]
+#[case::bad_level(&format!("    - images: [\"r.example.org/**\"]\n      level: off\n      keys:\n        - name: a\n          publicKey: |\n{}", block(&pem_key())), "is not one of deny, warn, audit")]
+fn signature_rules_are_validated(#[case] entry: &str, #[case] message: &str) {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org/}}]\n  signatures:\n{entry}"
+    );
+    let got = problems(&text);
+    assert!(
+        got.iter().any(|(_, m)| m.contains(message)),
+        "{message}\n{got:#?}"
+    );
+}
