@@ -436,12 +436,32 @@ pub fn record_unavailable(
                 // Only a tag pinned to a digest can have moved.
                 RuleId::TagMoved => reference.tag().is_some() && reference.digest().is_some(),
                 RuleId::BaseNotApproved => !policy.bases().is_empty(),
+                RuleId::SignatureUnverified => policy
+                    .in_namespace(&site.namespace)
+                    .signature_rules_for(&policy.canonical_name(reference))
+                    .next()
+                    .is_some(),
                 _ => true,
             };
             if !applies {
                 continue;
             }
-            let on = policy.on_registry_unavailable(rule);
+            let on = match rule {
+                // Each signature rule says for itself; any that denies, denies.
+                RuleId::SignatureUnverified => {
+                    let scoped = policy.in_namespace(&site.namespace);
+                    let canonical = policy.canonical_name(reference);
+                    if scoped
+                        .signature_rules_for(&canonical)
+                        .any(|r| r.on_unavailable == OnUnavailable::Deny)
+                    {
+                        OnUnavailable::Deny
+                    } else {
+                        OnUnavailable::Allow
+                    }
+                }
+                _ => policy.on_registry_unavailable(rule),
+            };
             let (effect, hint) = match on {
                 OnUnavailable::Allow => (
                     "admitted anyway: the policy allows it (spec.registryUnavailable)",

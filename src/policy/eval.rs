@@ -87,6 +87,7 @@ const IMAGE_RULES: &[RuleId] = &[
     RuleId::ImageUnavailable,
     RuleId::TagMoved,
     RuleId::BaseNotApproved,
+    RuleId::SignatureUnverified,
 ];
 
 /// Rules decided by the registry: offline they are reported as not evaluated.
@@ -94,6 +95,7 @@ pub const REGISTRY_RULES: &[RuleId] = &[
     RuleId::ImageUnavailable,
     RuleId::TagMoved,
     RuleId::BaseNotApproved,
+    RuleId::SignatureUnverified,
 ];
 
 /// Evaluate `image` (as written in a pod spec) against every rule of `policy`.
@@ -169,10 +171,28 @@ fn outcome(
     };
     Outcome {
         rule,
-        level: policy.level(rule),
+        level: level_of(policy, rule, image),
         status,
         exemption,
     }
+}
+
+/// A rule's level for `image`. A signature rule's is the highest `level` of the
+/// `spec.signatures` rules that cover the image (none: off), unless `spec.rules` turns
+/// `signature-unverified` off.
+fn level_of(policy: &Policy, rule: RuleId, image: Option<ImageKey<'_>>) -> Level {
+    let level = policy.level(rule);
+    if rule != RuleId::SignatureUnverified || level == Level::Off {
+        return level;
+    }
+    image
+        .and_then(|i| {
+            policy
+                .signature_rules_for(i.canonical)
+                .map(|r| r.level)
+                .max()
+        })
+        .unwrap_or(Level::Off)
 }
 
 /// The first live exemption covering the failure; failing that, the first expired one (so the
@@ -356,6 +376,12 @@ fn check_rule(policy: &Policy, rule: RuleId, r: &ImageRef, canonical: &str) -> S
         RuleId::BaseNotApproved => Status::NotEvaluated(
             "needs the image's config and layers from the registry; not evaluated offline (`tollgate verify` and `check --resolve` evaluate it)",
         ),
+        RuleId::SignatureUnverified if policy.signature_rules_for(canonical).next().is_none() => {
+            Status::NotEvaluated("no signature rule covers this image")
+        }
+        RuleId::SignatureUnverified => Status::NotEvaluated(
+            "needs the image's signatures from the registry; not evaluated offline (`tollgate verify` and `check --resolve` evaluate it)",
+        ),
         RuleId::ReferenceInvalid
         | RuleId::ImageMissing
         | RuleId::ExemptionExpired
@@ -422,6 +448,7 @@ pub fn pass_reason(policy: &Policy, rule: RuleId, r: &ImageRef) -> String {
         RuleId::ImageUnavailable => "resolves end to end in the registry".to_owned(),
         RuleId::TagMoved => "the tag still points at the digest".to_owned(),
         RuleId::BaseNotApproved
+        | RuleId::SignatureUnverified
         | RuleId::ImageMissing
         | RuleId::ExemptionExpired
         | RuleId::NotAnObject

@@ -129,6 +129,10 @@ rules! {
     BaseNotApproved = "base-not-approved", Deny,
         "The image must be built on an approved Debian or distroless base (needs the registry).",
         "The image (every platform of it) is built on an approved Debian or distroless base (`spec.bases`). Decided by lineage: the image's layer diff_ids start with the complete diff_ids of an approved base (tag patterns honoured); the only way distroless images are recognised. Where lineage cannot decide, the image's own os-release (topmost layer holding `etc/os-release` or `usr/lib/os-release`, whiteouts honoured, gzip/zstd/tar, layers over 32 MiB not downloaded) must say `ID=debian` or list debian in `ID_LIKE`. The `org.opencontainers.image.base.name` label is reported as a hint only. Registry-backed.";
+    /// The image's digest is not signed by enough of the signers a signature rule trusts.
+    SignatureUnverified = "signature-unverified", Deny,
+        "Images a signature rule covers must be signed, over the digest they resolve to, by enough of the rule's signers (needs the registry).",
+        "The digest the reference resolves to carries cosign signatures (the `sha256-<hex>.sig` tag scheme) by at least `threshold` of the keys of each `spec.signatures` rule whose `images` match. Each signature's payload must be a simple-signing document naming exactly that digest; a signature over another digest, a tampered payload or an unknown key does not count. The level is each rule's `level`; `off` in `spec.rules` turns every signature rule off. Registry-backed.";
     /// An exemption in the policy has expired.
     ExemptionExpired = "exemption-expired", Warn,
         "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.",

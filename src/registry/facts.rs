@@ -107,6 +107,7 @@ async fn evaluate_in_walk(
             base_status(&verdicts)
         }
     };
+    let signed = signature_status(policy, resolver, reference, &res).await?;
     Ok(RegistryFacts {
         resolution: res,
         bases: verdicts,
@@ -114,8 +115,58 @@ async fn evaluate_in_walk(
             (RuleId::ImageUnavailable, unavailable),
             (RuleId::TagMoved, moved),
             (RuleId::BaseNotApproved, base),
+            (RuleId::SignatureUnverified, signed),
         ],
     })
+}
+
+/// `signature-unverified`: the digest the reference resolves to must satisfy every signature
+/// rule that covers the image. The signatures are read once, whatever the number of rules and
+/// keys; an unanswered registry is an error, never "unsigned".
+async fn signature_status(
+    policy: &Policy,
+    resolver: &Resolver,
+    reference: &ImageRef,
+    res: &Resolution,
+) -> Result<Status, RegistryError> {
+    let canonical = policy.canonical_name(reference);
+    let rules: Vec<_> = policy.signature_rules_for(&canonical).collect();
+    if rules.is_empty() || policy.level(RuleId::SignatureUnverified) == Level::Off {
+        return Ok(Status::NotEvaluated("no signature rule covers this image"));
+    }
+    let Some(digest) = &res.digest else {
+        return Ok(Status::NotEvaluated("the image does not resolve"));
+    };
+    let set = resolver.signatures(reference, digest).await?;
+    let mut failed = Vec::new();
+    for rule in rules {
+        let verdict = match &set.problem {
+            Some(p) => crate::signature::Verdict {
+                signed_by: Vec::new(),
+                threshold: rule.threshold,
+                signatures: set.signatures.len(),
+                problems: vec![p.to_string()],
+            },
+            None => {
+                crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold)
+            }
+        };
+        if !verdict.is_verified() {
+            failed.push(verdict.summary(digest));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(Status::Pass);
+    }
+    Ok(Status::Fail(Violation {
+        message: failed.join("; "),
+        hint: format!(
+            "sign the digest with a key the policy trusts (`cosign sign --key cosign.key {}@{digest}`; \
+             cosign 3 also needs --new-bundle-format=false --use-signing-config=false, tollgate reads \
+             the .sig tag scheme)",
+            reference.name()
+        ),
+    }))
 }
 
 /// The rule fails when any platform is not on an approved base.

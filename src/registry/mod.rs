@@ -28,6 +28,7 @@ pub mod resolution;
 pub mod resolve;
 pub mod scan;
 pub mod scope;
+pub mod signatures;
 pub mod sites;
 pub mod slots;
 pub mod verify;

@@ -70,11 +70,11 @@ impl Default for ResolveOptions {
 }
 
 #[derive(Clone)]
-struct Document {
-    content_type: Option<String>,
-    body: Arc<Vec<u8>>,
+pub(super) struct Document {
+    pub(super) content_type: Option<String>,
+    pub(super) body: Arc<Vec<u8>>,
     /// Set when the body does not hash to its digest: such an answer is never cached.
-    mismatch: Option<String>,
+    pub(super) mismatch: Option<String>,
 }
 
 /// Resolves images against the registries a policy approves, caching across calls.
@@ -270,7 +270,7 @@ impl Resolver {
 
     /// The digest a tag points at. HEAD first (no body needed); a registry that sends no
     /// `Docker-Content-Digest` gets a GET, and the body's hash is the digest.
-    async fn tag_digest(
+    pub(super) async fn tag_digest(
         &self,
         ep: &Endpoint,
         repo: &str,
@@ -300,7 +300,7 @@ impl Resolver {
 
     /// A manifest or config by digest, hash-checked. Not-found answers are cached briefly;
     /// errors are not cached.
-    async fn document(
+    pub(super) async fn document(
         &self,
         ep: &Endpoint,
         repo: &str,

@@ -90,6 +90,8 @@ fn security(rule: RuleId) -> (&'static str, &'static [&'static str]) {
         // Code from anywhere, or a base image run as a service: the incidents of the seeds.
         RuleId::RegistryNotApproved => ("8.0", SUPPLY),
         RuleId::BaseNotApproved => ("7.5", SUPPLY),
+        // Pushed by someone with write access, not built by the pipeline.
+        RuleId::SignatureUnverified => ("8.0", SUPPLY),
         RuleId::RepositoryNotDeployable | RuleId::ImageUnavailable => ("7.0", SUPPLY),
         // What runs is not what was reviewed.
         RuleId::TagLatest | RuleId::TagMissing => ("6.0", SUPPLY),

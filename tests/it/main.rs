@@ -25,6 +25,7 @@ mod registry;
 mod report_tools;
 mod rollout;
 mod scan;
+mod signatures;
 mod support;
 mod tls_auth;
 mod verify;

@@ -1,0 +1,253 @@
+//! Signature rules (issue 14) through the real binary, against a real registry, with cosign
+//! signatures the test code makes in cosign's exact tag-scheme format: the simple-signing
+//! payload as a blob, and a `sha256-<hex>.sig` manifest whose layer carries the signature.
+
+use rcgen::{KeyPair, SigningKey as _};
+use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::oci::{OCI_CONFIG, OCI_MANIFEST, Pusher, layer};
+use crate::support::registry::TestRegistry;
+use crate::support::run;
+
+/// A cosign key pair made here; only its public half is ever written to disk.
+fn key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+}
+
+/// The simple-signing payload cosign signs for `digest` in `repository`.
+fn payload(repository: &str, digest: &str) -> Vec<u8> {
+    json!({
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Push a signature of `signed_digest`'s payload by `key` under the `.sig` tag of `tag_digest`
+/// (the same digest, unless the test forges one).
+async fn sign(
+    p: &Pusher,
+    repo: &str,
+    name: &str,
+    tag_digest: &str,
+    signed_digest: &str,
+    keys: &[&KeyPair],
+) {
+    let config = p.blob(repo, b"{}").await;
+    let mut layers = Vec::new();
+    for k in keys {
+        let body = payload(name, signed_digest);
+        let digest = p.blob(repo, &body).await;
+        let signature = base64_encode(&k.sign(&body).unwrap());
+        layers.push(json!({
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": body.len(),
+            "digest": digest,
+            "annotations": {"dev.cosignproject.cosign/signature": signature}
+        }));
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": config},
+        "layers": layers,
+    });
+    let tag = format!("{}.sig", tag_digest.replace(':', "-"));
+    p.manifest(repo, &tag, OCI_MANIFEST, manifest.to_string().as_bytes())
+        .await;
+}
+
+/// Push a one-layer image tagged `tag` in `signed/app`; its digest.
+async fn push(p: &Pusher, tag: &str, bytes: &[u8]) -> String {
+    p.image(
+        "signed/app",
+        Some(tag),
+        &[layer(&[("bin", bytes)])],
+        "linux/amd64",
+    )
+    .await
+    .digest
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `key`'s PEM indented as a block scalar under `publicKey: |` in a list entry.
+fn block(key: &KeyPair) -> String {
+    key.public_key_pem()
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect()
+}
+
+struct Setup {
+    reg: TestRegistry,
+    _dir: tempfile::TempDir,
+    policy: String,
+    trusted: KeyPair,
+    second: KeyPair,
+}
+
+fn setup(threshold: usize) -> Setup {
+    let reg = TestRegistry::start();
+    let (trusted, second) = (key(), key());
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: {threshold}\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}        - name: security-team\n          publicKey: |\n{}",
+        block(&trusted),
+        block(&second),
+        host = reg.host(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    Setup {
+        policy: policy.to_str().unwrap().to_owned(),
+        reg,
+        _dir: dir,
+        trusted,
+        second,
+    }
+}
+
+fn verify(s: &Setup, image: &str) -> (support::Run, Value) {
+    let r = run(&[
+        "verify",
+        "--policy",
+        &s.policy,
+        "--format",
+        "json",
+        "--deadline",
+        "10s",
+        image,
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    (r, v)
+}
+
+fn signature_findings(v: &Value) -> Vec<String> {
+    v["images"][0]["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["ruleId"] == "signature-unverified")
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_requires_a_trusted_signature_over_the_resolved_digest() {
+    let s = setup(1);
+    let p = Pusher::new(s.reg.base_url());
+    let host = s.reg.host();
+    let name = format!("{host}/signed/app");
+    let image = |tag: &str| format!("{name}:{tag}");
+
+    let good = push(&p, "good", b"good").await;
+    sign(&p, "signed/app", &name, &good, &good, &[&s.trusted]).await;
+    let (r, v) = verify(&s, &image("good"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(signature_findings(&v).is_empty(), "{v:#}");
+
+    let unsigned = push(&p, "unsigned", b"unsigned").await;
+    let (r, v) = verify(&s, &image("unsigned"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        signature_findings(&v),
+        [format!(
+            "{unsigned} has no signature (no cosign signature manifest)"
+        )]
+    );
+
+    let stranger = push(&p, "stranger", b"stranger").await;
+    sign(&p, "signed/app", &name, &stranger, &stranger, &[&key()]).await;
+    let (r, v) = verify(&s, &image("stranger"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0].contains("signature 1 is valid for none of the trusted keys"),
+        "{v:#}"
+    );
+
+    // A real signature of the good digest, copied under another digest's tag.
+    let copied = push(&p, "copied", b"copied").await;
+    sign(&p, "signed/app", &name, &copied, &good, &[&s.trusted]).await;
+    let (r, v) = verify(&s, &image("copied"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0]
+            .contains(&format!("the signature is over {good}, not over {copied}")),
+        "{v:#}"
+    );
+
+    // Outside the rule's images, nothing is required.
+    let other = p
+        .image(
+            "other/app",
+            Some("1"),
+            &[layer(&[("bin", b"o")])],
+            "linux/amd64",
+        )
+        .await;
+    let _ = other;
+    let (r, _) = verify(&s, &format!("{host}/other/app:1"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_threshold_needs_that_many_distinct_signers() {
+    let s = setup(2);
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let one = p
+        .image(
+            "signed/app",
+            Some("one"),
+            &[layer(&[("bin", b"one")])],
+            "linux/amd64",
+        )
+        .await
+        .digest;
+    sign(
+        &p,
+        "signed/app",
+        &name,
+        &one,
+        &one,
+        &[&s.trusted, &s.trusted],
+    )
+    .await;
+    let (r, v) = verify(&s, &format!("{name}:one"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0]
+            .contains("is signed by release-pipeline (1 of 2 required, 2 signatures read)"),
+        "{v:#}"
+    );
+    let both = p
+        .image(
+            "signed/app",
+            Some("both"),
+            &[layer(&[("bin", b"both")])],
+            "linux/amd64",
+        )
+        .await
+        .digest;
+    sign(
+        &p,
+        "signed/app",
+        &name,
+        &both,
+        &both,
+        &[&s.trusted, &s.second],
+    )
+    .await;
+    let (r, v) = verify(&s, &format!("{name}:both"));
+    assert_eq!(r.code, 0, "{}{v:#}", r.stderr);
+}
