@@ -16,6 +16,8 @@ use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 
 use super::RegistryError;
+use super::pull::{PullAuth, PullCredentials};
+use crate::reference::RegistryHost;
 
 /// The most registry requests one image's walk may send, retries and token requests included.
 ///
@@ -59,6 +61,8 @@ struct Walk {
     sent: AtomicU64,
     budget: u64,
     tenant: Option<Tenant>,
+    /// The workload's own credentials (its pull secrets), for this walk only.
+    pull: Option<Arc<PullCredentials>>,
 }
 
 tokio::task_local! {
@@ -73,6 +77,17 @@ pub fn new_walk<'a, F: Future + Send + 'a>(
     tenant: Option<Tenant>,
     fut: F,
 ) -> BoxFuture<'a, (F::Output, u64)> {
+    new_walk_with(budget, tenant, None, fut)
+}
+
+/// [`new_walk`], with `pull`: the credentials of the workload the walk is for, used for the
+/// hosts they name instead of the configured ones.
+pub fn new_walk_with<'a, F: Future + Send + 'a>(
+    budget: u64,
+    tenant: Option<Tenant>,
+    pull: Option<Arc<PullCredentials>>,
+    fut: F,
+) -> BoxFuture<'a, (F::Output, u64)> {
     // Boxed at once, here and in `in_walk`: a walk's future is large, and every level that
     // opens or joins a walk would otherwise hold it inline (a debug build's stack overflows).
     let fut = fut.boxed();
@@ -81,6 +96,7 @@ pub fn new_walk<'a, F: Future + Send + 'a>(
             sent: AtomicU64::new(0),
             budget,
             tenant,
+            pull,
         });
         let out = WALK.scope(walk.clone(), fut).await;
         (out, walk.sent.load(Ordering::Relaxed))
@@ -104,6 +120,13 @@ pub fn in_walk<'a, F: Future + Send + 'a>(budget: u64, fut: F) -> BoxFuture<'a, 
         .boxed(),
         Err(_) => new_walk(budget, None, fut),
     }
+}
+
+/// The pull-secret credentials the current walk has for `host`, if any.
+pub(super) fn pull_auth(host: &RegistryHost) -> Option<PullAuth> {
+    WALK.try_with(|w| w.pull.as_ref().and_then(|p| p.get(host).cloned()))
+        .ok()
+        .flatten()
 }
 
 /// The current walk's tenant, if the request belongs to a walk that has one.
