@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::ValueEnum;
 use tollgate::admission::connections::Limits;
 use tollgate::admission::decide::{Settings, UnchangedImages};
 use tollgate::admission::server::{Config, ResolverFactory, Server};
 use tollgate::admission::walk::namespace_share;
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
+use tollgate::cluster::kube::Cluster;
+use tollgate::cluster::pullsecrets::ApiPullSecrets;
 use tollgate::registry::{RegistryClient, Resolver};
 
 use super::args::{any_duration, positive_duration};
@@ -27,6 +30,10 @@ The registry flags: --registry-config, --ca-file and --platform as for `verify`;
 number of images walked at once for one request; --deadline bounds each image's walk, which
 goes on in the background after --registry-deadline has passed, so that a retry finds the
 answer cached. See docs/webhook.md.
+
+With --pull-secrets, each workload's imagePullSecrets (and its service account's) give the
+credentials for the approved registries they name, for that workload's walks only; answers
+fetched with them are cached apart from the server's own. See docs/webhook.md.
 
 With --audit-interval, the audit of `tollgate audit` runs in the background every interval
 (live state through --audit-kubeconfig/--audit-context, else in-cluster or $KUBECONFIG) and its
@@ -123,6 +130,21 @@ pub struct ServeArgs {
     /// With --audit-repo: how long a merged commit may wait for its rollout (30m, 1h).
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = any_duration)]
     pub audit_grace: Duration,
+    /// Use each workload's own registry credentials: the pod spec's imagePullSecrets and its
+    /// service account's (default `default`), read from the API server by name (RBAC: `get`
+    /// on secrets and serviceaccounts), for the approved registries they name only. Without a
+    /// usable secret, or when the API server does not answer within half of
+    /// --registry-deadline, the images are checked with --registry-config's credentials and
+    /// the response carries a warning.
+    #[arg(long)]
+    pub pull_secrets: bool,
+    /// Kubeconfig for --pull-secrets (default: $KUBECONFIG, ~/.kube/config, else the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE", requires = "pull_secrets")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for --pull-secrets (default: the current one).
+    #[arg(long, value_name = "NAME", requires = "pull_secrets")]
+    pub context: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -155,6 +177,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         }),
         jobs: args.registry.jobs.max(1),
     });
+    if args.pull_secrets && args.no_resolve {
+        anyhow::bail!("--pull-secrets gives credentials for the registry; drop --no-resolve");
+    }
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }
@@ -172,6 +197,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         anyhow::bail!("--max-body-bytes must be at least 1");
     }
     let policy = load_policy(args.policy.as_deref())?;
+    let pull_secrets = args
+        .pull_secrets
+        .then(|| (args.kubeconfig.clone(), args.context.clone()));
     let jobs = args.registry.jobs.max(1);
     let resolvers: Option<ResolverFactory> = if args.no_resolve {
         None
@@ -222,9 +250,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             idle: args.idle_timeout,
             max: args.max_connections,
         },
+        pull_secrets: None,
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {
+        let mut config = config;
+        if let Some((kubeconfig, context)) = pull_secrets {
+            let cluster = Cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .context("--pull-secrets needs the API server")?;
+            config.pull_secrets = Some(Arc::new(ApiPullSecrets::new(&cluster)));
+        }
         let server = Server::bind(config).await?;
         eprintln!(
             "tollgate serve: listening on https://{}, metrics on http://{}",
