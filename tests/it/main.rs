@@ -20,6 +20,7 @@ mod git_gates;
 mod hardening;
 mod image;
 mod layout;
+mod pull_secrets;
 mod registry;
 mod report_tools;
 mod rollout;
