@@ -270,6 +270,7 @@ impl Server {
                 config,
                 current,
                 recorder,
+                state.pull_secrets.clone(),
                 stop_rx.clone(),
             ))
         });

@@ -94,7 +94,7 @@ pub async fn walk(
                 let (namespace, pull) = (requester.namespace.clone(), requester.pull.clone());
                 async move {
                     let facts = facts::evaluate(policy, resolver, bases, &r);
-                    (i, resolver.walk_with(namespace, pull, facts).await)
+                    (i, resolver.walk_with(Some(namespace), pull, facts).await)
                 }
             })
             .buffer_unordered(jobs.max(1))

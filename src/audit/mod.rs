@@ -5,7 +5,8 @@
 //! - [`run`]: every image evaluated once, policy rules at audit level and a registry walk of
 //!   what a restart, a rollback or the next pod pulls; the registry's retention simulated;
 //! - [`render`]: the report as text, JSON, Markdown and HTML; pure;
-//! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges.
+//! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges;
+//! - [`pull`]: with `serve --pull-secrets`, each namespace's pull secrets for its images' walks.
 //!
 //! Must not touch the webhook: [`periodic`] records through [`periodic::Recorder`], which the
 //! webhook's metrics implement.
@@ -13,6 +14,7 @@
 /// Shell: the clock, per run.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod periodic;
+pub mod pull;
 pub mod render;
 pub mod run;
 

@@ -21,6 +21,7 @@ use crate::cluster::kube::{Cluster, ClusterError};
 use crate::git::DeployRepo;
 use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::registry::Resolver;
+use crate::registry::pull::PullSecretSource;
 use crate::report::error_text;
 use crate::rollout::{self, RolloutError};
 
@@ -183,6 +184,7 @@ pub async fn run_once(
     config: &AuditConfig,
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull_secrets: Option<&dyn PullSecretSource>,
     now: Timestamp,
 ) -> Result<AuditSummary, AuditRunError> {
     let cluster = Cluster::connect(config.kubeconfig.as_deref(), config.context.as_deref()).await?;
@@ -214,7 +216,23 @@ pub async fn run_once(
         None => None,
     };
     let inventory = super::inventory(&state);
-    let report = run::audit(policy, resolver, inventory, now, config.jobs.max(1), &|| {}).await;
+    let pull = match (pull_secrets, resolver) {
+        (Some(source), Some(_)) => {
+            let approved = super::pull::approved(policy, &inventory);
+            super::pull::read(source, super::pull::wants(&objects), &approved).await
+        }
+        _ => Default::default(),
+    };
+    let report = run::audit(
+        policy,
+        resolver,
+        &pull,
+        inventory,
+        now,
+        config.jobs.max(1),
+        &|| {},
+    )
+    .await;
     if !report.errors.is_empty() {
         return Err(AuditRunError::Incomplete(report.errors));
     }
@@ -228,13 +246,17 @@ pub async fn run_and_record(
     config: &AuditConfig,
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull_secrets: Option<&dyn PullSecretSource>,
     recorder: &dyn Recorder,
 ) {
     let started = tokio::time::Instant::now();
     let now = Timestamp::now();
-    let result = tokio::time::timeout(config.timeout, run_once(config, policy, resolver, now))
-        .await
-        .unwrap_or(Err(AuditRunError::TimedOut(config.timeout)));
+    let result = tokio::time::timeout(
+        config.timeout,
+        run_once(config, policy, resolver, pull_secrets, now),
+    )
+    .await
+    .unwrap_or(Err(AuditRunError::TimedOut(config.timeout)));
     match result {
         Ok(summary) => {
             tracing::info!(
@@ -261,11 +283,13 @@ pub async fn run_and_record(
 }
 
 /// Audit every interval (the first run at once) with the policy and resolver `current` gives
-/// when the run starts; stops when `stop` changes, in the middle of a run too.
+/// when the run starts, and the workloads' pull secrets through `pull_secrets`; stops when
+/// `stop` changes, in the middle of a run too.
 pub async fn run_periodically(
     config: AuditConfig,
     current: Arc<Current>,
     recorder: Arc<dyn Recorder>,
+    pull_secrets: Option<Arc<dyn PullSecretSource>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(config.interval);
@@ -276,7 +300,13 @@ pub async fn run_periodically(
             _ = stop.changed() => return,
         }
         let (policy, resolver) = current();
-        let run = run_and_record(&config, &policy, resolver.as_ref(), recorder.as_ref());
+        let run = run_and_record(
+            &config,
+            &policy,
+            resolver.as_ref(),
+            pull_secrets.as_deref(),
+            recorder.as_ref(),
+        );
         tokio::select! {
             () = run => {}
             _ = stop.changed() => return,

@@ -10,6 +10,7 @@ use futures_util::StreamExt as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::pull::ByNamespace;
 use super::{AuditImage, Role};
 use crate::policy::eval::{self, Context, Status};
 use crate::policy::retention::{self, OrderBy, TagInfo};
@@ -167,11 +168,13 @@ fn retention_finding(
     })
 }
 
-/// Evaluate every image: the policy's rules at audit level, and (with a resolver) the walks.
-/// `progress` is told after each image.
+/// Evaluate every image: the policy's rules at audit level, and (with a resolver) the walks,
+/// with the credentials `pull` has for the namespaces using the image (empty: the resolver's
+/// own). `progress` is told after each image.
 pub async fn audit(
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull: &ByNamespace,
     inventory: Vec<AuditImage>,
     now: Timestamp,
     jobs: usize,
@@ -184,7 +187,7 @@ pub async fn audit(
     let lists = &lists;
     let results: Vec<(ImageResult, Vec<String>)> = futures_util::stream::iter(inventory)
         .map(|image| async move {
-            let mut out = one(policy, resolver, image, now).await;
+            let mut out = one(policy, resolver, pull, image, now).await;
             if let Some(f) = retention_finding(policy, &out.0.image, lists, &mut out.1) {
                 out.0.findings.push(f);
             }
@@ -220,6 +223,7 @@ pub async fn audit(
 async fn one(
     policy: &Policy,
     resolver: Option<&Arc<Resolver>>,
+    pull: &ByNamespace,
     image: AuditImage,
     now: Timestamp,
 ) -> (ImageResult, Vec<String>) {
@@ -265,7 +269,11 @@ async fn one(
             .or(image.image.reference())
             .filter(|r| policy.approved_registry(r).is_some());
         if let Some(reference) = target {
-            match resolver.resolve(reference).await {
+            let creds = super::pull::for_image(pull, &image, reference);
+            match resolver
+                .walk_with(None, creds, resolver.resolve(reference))
+                .await
+            {
                 Ok(res) => {
                     requests += res.requests;
                     if !res.is_pullable() {

@@ -166,17 +166,16 @@ impl Resolver {
         scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut).map(|(out, _)| out)
     }
 
-    /// [`Resolver::walk_for`], with the workload's own credentials (its pull secrets,
+    /// [`Resolver::walk_for`] (`None`: no tenant, as the audit's walks), with the workload's own credentials (its pull secrets,
     /// [`super::pull`]): the walk's requests to the hosts they name use them, and its cached
     /// answers are kept under their principal.
     pub fn walk_with<'a, F: Future + Send + 'a>(
         &self,
-        tenant: Tenant,
+        tenant: Option<Tenant>,
         pull: Option<Arc<PullCredentials>>,
         fut: F,
     ) -> impl Future<Output = F::Output> + 'a {
-        scope::new_walk_with(self.opts.max_walk_requests, Some(tenant), pull, fut)
-            .map(|(out, _)| out)
+        scope::new_walk_with(self.opts.max_walk_requests, tenant, pull, fut).map(|(out, _)| out)
     }
 
     /// Run `fut` as a walk of its own even inside another one (for the same tenant): work that

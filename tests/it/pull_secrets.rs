@@ -384,3 +384,81 @@ async fn an_api_server_that_fails_or_stalls_is_a_warning_and_the_review_is_still
         "{decisions:#?}"
     );
 }
+
+/// The periodic audit with `--pull-secrets`: each namespace's pull secrets open the registry for
+/// its images' walks; without them, the same registry's 401 fails the run (could not check).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_periodic_audit_walks_a_namespaces_images_with_its_pull_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, ca, image) = htpasswd_registry(dir.path()).await;
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy("")).unwrap();
+    let api = FakeApiServer::start(Behaviour::default()).await;
+    let good = dockerconfigjson(&reg.host(), USER, PASSWORD);
+    api.add_secret(
+        "team-a",
+        "regcred",
+        DOCKERCONFIGJSON,
+        &[(".dockerconfigjson", &good)],
+    );
+    let (repository, digest) = image.split_once(":1.0@").unwrap();
+    api.set_pods(vec![json!({
+        "metadata": {"name": "app-1", "namespace": "team-a", "uid": "9d1f7c2e-1b3a-4c5d-8e9f-0a1b2c3d4e5f", "resourceVersion": "4821"},
+        "spec": {"imagePullSecrets": [{"name": "regcred"}], "serviceAccountName": "default",
+                 "containers": [{"name": "app", "image": image}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": image,
+                   "imageID": format!("{repository}@{digest}"), "ready": true, "restartCount": 0,
+                   "started": true, "state": {"running": {"startedAt": "2026-01-05T10:00:00Z"}}}]}
+    })]);
+    let kubeconfig = api.kubeconfig.to_str().unwrap();
+    let audit = [
+        "--audit-interval",
+        "1s",
+        "--audit-kubeconfig",
+        kubeconfig,
+        "--ca-file",
+        &ca,
+    ];
+
+    let with = serve(policy.to_str().unwrap(), &api, &audit);
+    let without =
+        Webhook::start(&[&["--policy", policy.to_str().unwrap()][..], &audit[..]].concat());
+    crate::support::webhook::eventually(
+        "a successful audit run",
+        Duration::from_secs(20),
+        || async {
+            with.metric("tollgate_audit_runs_total{result=\"success\"}")
+                .await
+                >= 1.0
+        },
+    )
+    .await;
+    assert_eq!(with.metric("tollgate_audit_images").await, 1.0);
+    assert_eq!(
+        with.metric("tollgate_audit_running_unservable_images")
+            .await,
+        0.0
+    );
+
+    crate::support::webhook::eventually("a failed audit run", Duration::from_secs(20), || async {
+        without
+            .metric("tollgate_audit_runs_total{result=\"failure\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+    assert_eq!(
+        without
+            .metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await,
+        0.0,
+        "the registry refused the server's own (anonymous) access"
+    );
+    let refused = without.logs();
+    assert!(
+        refused.contains("1 image(s) could not be checked") && refused.contains("401"),
+        "{refused}"
+    );
+    let auth = STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    assert!(!with.logs().contains(PASSWORD) && !with.logs().contains(&auth));
+}

@@ -37,6 +37,8 @@ struct Shared {
     accounts: BTreeMap<(String, String), String>,
     /// The last resourceVersion handed out.
     resource_version: u64,
+    /// Serve these pods (one page) and no controllers, instead of the fixtures.
+    pods: Option<Vec<serde_json::Value>>,
 }
 
 /// The API server's Status for a named object that does not exist.
@@ -130,6 +132,25 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
             Some(body) => json(body).into_response(),
             None => not_found(resource, name),
         };
+    }
+    if let Some(pods) = shared.lock().unwrap().pods.clone() {
+        let body = match path.as_str() {
+            "/api/v1/pods" => serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "48213390"},
+                "items": pods
+            })
+            .to_string(),
+            "/apis/apps/v1/deployments" => empty_list("Deployment", "apps/v1"),
+            "/apis/apps/v1/replicasets" => empty_list("ReplicaSet", "apps/v1"),
+            "/apis/apps/v1/statefulsets" => empty_list("StatefulSet", "apps/v1"),
+            "/apis/apps/v1/daemonsets" => empty_list("DaemonSet", "apps/v1"),
+            "/apis/batch/v1/jobs" => empty_list("Job", "batch/v1"),
+            "/apis/batch/v1/cronjobs" => empty_list("CronJob", "batch/v1"),
+            _ => return not_found("", ""),
+        };
+        return json(body).into_response();
     }
     let body = match (path.as_str(), continue_.is_some()) {
         ("/api/v1/pods", false) => fixture("pods-page1.json"),
@@ -228,6 +249,12 @@ impl FakeApiServer {
         );
         s.accounts
             .insert((namespace.to_owned(), name.to_owned()), body);
+    }
+
+    /// List these pods (items as the API server lists them: without kind and apiVersion) and no
+    /// controllers, instead of the fixtures.
+    pub fn set_pods(&self, pods: Vec<serde_json::Value>) {
+        self.shared.lock().unwrap().pods = Some(pods);
     }
 
     /// Never answer from now on.
