@@ -25,6 +25,41 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// (namespace, name).
 type Key = (String, String);
 
+/// Why a secret or service account could not be read. Says what the API server answered, never
+/// what the object held: a response that does not parse is named as such, without the parser's
+/// message, which could quote a secret's data.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The API server refused or failed (403 without `get`, 5xx): its own status message.
+    #[error("the API server answered {code} {reason}: {message}")]
+    Status {
+        /// The HTTP status.
+        code: u16,
+        /// The Status's reason (`Forbidden`, `ServiceUnavailable`).
+        reason: String,
+        /// The Status's message.
+        message: String,
+    },
+    /// An answer that is not the object asked for.
+    #[error("the API server's answer is not a {0}")]
+    Shape(&'static str),
+    /// No answer: connection refused, TLS, timeout.
+    #[error("the API server could not be reached")]
+    Transport(#[source] kube::Error),
+}
+
+fn read_error(what: &'static str, e: kube::Error) -> SourceError {
+    Box::new(match e {
+        kube::Error::Api(s) => ReadError::Status {
+            code: s.code,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        kube::Error::SerdeError(_) => ReadError::Shape(what),
+        other => ReadError::Transport(other),
+    })
+}
+
 /// Reads pull secrets through one API client, with a short cache.
 pub struct ApiPullSecrets {
     client: kube::Client,
@@ -54,7 +89,11 @@ impl ApiPullSecrets {
             return Ok(Some((*s).clone()));
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let Some(secret) = api.get_opt(name).await? else {
+        let Some(secret) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| read_error("Secret", e))?
+        else {
             return Ok(None);
         };
         let raw = RawSecret {
@@ -77,7 +116,11 @@ impl ApiPullSecrets {
             return Ok(Some((*a).clone()));
         }
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
-        let Some(account) = api.get_opt(name).await? else {
+        let Some(account) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| read_error("ServiceAccount", e))?
+        else {
             return Ok(None);
         };
         let names: Vec<String> = account

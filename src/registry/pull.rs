@@ -108,6 +108,11 @@ impl PullCredentials {
         self.by_host.get(host)
     }
 
+    /// Credentials for `host` from `auth` (tests and callers that assemble their own).
+    pub fn insert(&mut self, host: RegistryHost, auth: PullAuth) {
+        self.by_host.insert(host, auth);
+    }
+
     /// Whether no secret gave credentials for any approved host.
     pub fn is_empty(&self) -> bool {
         self.by_host.is_empty()

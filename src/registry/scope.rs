@@ -187,6 +187,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_walks_pull_credentials_serve_their_own_host_only_and_never_a_separate_walk() {
+        let a: RegistryHost = "registry-a.example.org".parse().unwrap();
+        let b: RegistryHost = "registry-b.example.org".parse().unwrap();
+        let mut creds = PullCredentials::default();
+        creds.insert(
+            a.clone(),
+            PullAuth {
+                principal: super::super::pull::Principal::new("team-a", "pull", "1"),
+                credentials: Arc::new(super::super::auth::Credentials {
+                    username: "u".into(),
+                    password: "p4ssw0rd".into(),
+                }),
+            },
+        );
+        let ((for_a, for_b, joined, separate), _) = new_walk_with(
+            10,
+            Some(Tenant::new("team-a")),
+            Some(Arc::new(creds)),
+            async {
+                let (joined, _) = in_walk(10, async { pull_auth(&a) }).await;
+                // What the approved bases are resolved in: shared by every namespace.
+                let (separate, _) = new_walk(10, tenant(), async { pull_auth(&a) }).await;
+                (pull_auth(&a), pull_auth(&b), joined, separate)
+            },
+        )
+        .await;
+        assert_eq!(
+            for_a.map(|p| p.principal.to_string()),
+            Some("team-a/pull@1".to_owned())
+        );
+        assert!(for_b.is_none(), "an entry for A is never B's");
+        assert!(joined.is_some());
+        assert!(separate.is_none());
+        assert!(pull_auth(&a).is_none(), "outside the walk");
+    }
+
+    #[tokio::test]
     async fn outside_a_walk_nothing_is_charged() {
         assert!((0..10).all(|_| charge().is_ok()));
         assert!(!exhausted());
