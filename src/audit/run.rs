@@ -16,6 +16,7 @@ use crate::policy::eval::{self, Context, Status};
 use crate::policy::retention::{self, OrderBy, TagInfo};
 use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::reference::ImageRef;
+use crate::registry::pull::PullCredentials;
 use crate::registry::{Resolution, Resolver};
 use crate::report::error_text;
 
@@ -72,8 +73,13 @@ type TagLists = HashMap<String, Result<Vec<String>, String>>;
 
 /// Fetch the tag list of every repository that a retention rule covers and an image of the
 /// inventory uses with a tag.
-async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage]) -> TagLists {
-    let mut wanted: Vec<(String, ImageRef)> = Vec::new();
+async fn tag_lists(
+    policy: &Policy,
+    resolver: &Resolver,
+    pull: &ByNamespace,
+    inventory: &[AuditImage],
+) -> TagLists {
+    let mut wanted: Vec<(String, ImageRef, Option<Arc<PullCredentials>>)> = Vec::new();
     for image in inventory {
         let Some(r) = image.image.reference() else {
             continue;
@@ -82,23 +88,32 @@ async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage
         if r.tag().is_some()
             && policy.retention_for(&canonical).is_some()
             && policy.approved_registry(r).is_some()
-            && !wanted.iter().any(|(c, _)| *c == canonical)
+            && !wanted.iter().any(|(c, _, _)| *c == canonical)
         {
-            wanted.push((canonical, r.clone()));
+            let creds = super::pull::for_image(pull, image, r);
+            wanted.push((canonical, r.clone(), creds));
         }
     }
     let mut lists = HashMap::new();
-    for (canonical, r) in wanted {
-        let result = match resolver.endpoint(&r) {
-            Ok(ep) => match resolver
-                .client()
-                .tags(&ep, &r.repository().to_string())
-                .await
-            {
-                Ok(tags) => Ok(tags.unwrap_or_default()),
+    for (canonical, r, creds) in wanted {
+        // In a walk of its own to carry the namespace's credentials (the endpoint picks them up
+        // for their host); the walk's request budget is far above any tag list's pages.
+        let list = async {
+            match resolver.endpoint(&r) {
+                Ok(ep) => match resolver
+                    .client()
+                    .tags(&ep, &r.repository().to_string())
+                    .await
+                {
+                    Ok(tags) => Ok(tags.unwrap_or_default()),
+                    Err(e) => Err(error_text(&e)),
+                },
                 Err(e) => Err(error_text(&e)),
-            },
-            Err(e) => Err(error_text(&e)),
+            }
+        };
+        let result = match creds {
+            Some(c) => resolver.walk_with(None, Some(c), list).await,
+            None => list.await,
         };
         lists.insert(canonical, result);
     }
@@ -181,7 +196,7 @@ pub async fn audit(
     progress: &(dyn Fn() + Sync),
 ) -> AuditReport {
     let lists = match resolver {
-        Some(r) => tag_lists(policy, r, &inventory).await,
+        Some(r) => tag_lists(policy, r, pull, &inventory).await,
         None => TagLists::new(),
     };
     let lists = &lists;

@@ -392,7 +392,12 @@ async fn the_periodic_audit_walks_a_namespaces_images_with_its_pull_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, ca, image) = htpasswd_registry(dir.path()).await;
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, reg.policy("")).unwrap();
+    // A retention rule: its tag list needs the namespace's credentials too.
+    let retention = format!(
+        "  retention:\n    - repositories: ['{}/team/**']\n      keep: 1\n      orderBy: version\n",
+        reg.host()
+    );
+    std::fs::write(&policy, reg.policy(&retention)).unwrap();
     let api = FakeApiServer::start(Behaviour::default()).await;
     let good = dockerconfigjson(&reg.host(), USER, PASSWORD);
     api.add_secret(
@@ -435,6 +440,10 @@ async fn the_periodic_audit_walks_a_namespaces_images_with_its_pull_secrets() {
     .await;
     assert_eq!(with.metric("tollgate_audit_images").await, 1.0);
     assert_eq!(
+        with.metric("tollgate_audit_retention_risk_images").await,
+        0.0
+    );
+    assert_eq!(
         with.metric("tollgate_audit_running_unservable_images")
             .await,
         0.0
@@ -456,7 +465,7 @@ async fn the_periodic_audit_walks_a_namespaces_images_with_its_pull_secrets() {
     );
     let refused = without.logs();
     assert!(
-        refused.contains("1 image(s) could not be checked") && refused.contains("401"),
+        refused.contains("image(s) could not be checked") && refused.contains("401"),
         "{refused}"
     );
     let auth = STANDARD.encode(format!("{USER}:{PASSWORD}"));
