@@ -451,14 +451,34 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 /// never sent for another's walk.
 type ScopeKey = (RegistryHost, Option<Principal>, String);
 
+/// How long an unused header is kept. Bearer tokens expire within minutes anyway (a stale one
+/// is answered with a 401 and replaced); the bound is for the keys: with pull secrets there is
+/// one per principal, and a rotated secret is a new principal, so without it the map only grows.
+const TOKEN_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The `Authorization` header to send per registry and scope, got by answering the registry's
 /// 401 challenges. Concurrent 401s for one scope exchange one token: the others wait, then use
 /// the header the first one stored.
-#[derive(Default)]
 pub struct Tokens {
-    headers: Mutex<HashMap<ScopeKey, String>>,
-    /// Held while a scope's token is fetched.
-    locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
+    headers: moka::future::Cache<ScopeKey, String>,
+    /// Held while a scope's token is fetched. Evicting one that is held only lets a later
+    /// request fetch a second token concurrently: harmless.
+    locks: moka::future::Cache<ScopeKey, Arc<Mutex<()>>>,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            headers: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(TOKEN_IDLE)
+                .build(),
+            locks: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(TOKEN_IDLE)
+                .build(),
+        }
+    }
 }
 
 impl fmt::Debug for Tokens {
@@ -477,10 +497,8 @@ impl Tokens {
         scope: &str,
     ) -> Option<String> {
         self.headers
-            .lock()
-            .await
             .get(&(host.clone(), principal.cloned(), scope.to_owned()))
-            .cloned()
+            .await
     }
 
     /// Answer a 401 from `host` for `scope`: a bearer token from the challenge's realm (sent
@@ -501,12 +519,12 @@ impl Tokens {
         on_request: impl Fn() -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
         let key = (host.clone(), principal.cloned(), scope.to_owned());
-        let lock = {
-            let mut locks = self.locks.lock().expect("token locks");
-            locks.entry(key.clone()).or_default().clone()
-        };
+        let lock = self
+            .locks
+            .get_with(key.clone(), async { Arc::default() })
+            .await;
         let _guard = lock.lock().await;
-        let current = self.headers.lock().await.get(&key).cloned();
+        let current = self.headers.get(&key).await;
         if current.is_some() && current.as_deref() != sent {
             return Ok(());
         }
@@ -569,7 +587,7 @@ impl Tokens {
             None => return Err(refused(401)),
         };
         // Stored under the scope tollgate looks it up by, whatever words the registry used.
-        self.headers.lock().await.insert(key, header);
+        self.headers.insert(key, header).await;
         Ok(())
     }
 }
