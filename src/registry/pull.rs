@@ -427,6 +427,48 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
     }
 
+    proptest::proptest! {
+        /// A secret's data is the workload owner's to write: any bytes give entries for
+        /// approved hosts only, or a reason, never a panic.
+        #[test]
+        fn any_secret_data_gives_approved_entries_or_a_reason(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            legacy in proptest::bool::ANY,
+        ) {
+            let (type_, key) = if legacy {
+                ("kubernetes.io/dockercfg", ".dockercfg")
+            } else {
+                (DOCKERCONFIGJSON_TYPE, ".dockerconfigjson")
+            };
+            let s = RawSecret {
+                type_: type_.into(),
+                resource_version: "1".into(),
+                data: HashMap::from([(key.to_owned(), data)]),
+            };
+            let approved = hosts(&["registry.example.org", "docker.io"]);
+            if let Ok(entries) = secret_entries("ns", "s", &s, &approved) {
+                proptest::prop_assert!(entries.iter().all(|(h, _)| approved.contains(h)));
+            }
+        }
+
+        #[test]
+        fn config_shaped_secret_data_gives_approved_entries_or_a_reason(
+            v in r#"(\{|\}|"auths"|:|,|"auth"|"username"|"password"|"registry.example.org"|"https://docker.io/v1/"|"Registry.Example.Org:5000"|"cm9ib3Q6cGFzcw=="|"!!"|\[|\]|1| ){0,40}"#
+        ) {
+            let s = RawSecret {
+                type_: DOCKERCONFIGJSON_TYPE.into(),
+                resource_version: "1".into(),
+                data: HashMap::from([(".dockerconfigjson".to_owned(), v.into_bytes())]),
+            };
+            let approved = hosts(&["registry.example.org"]);
+            if let Ok(entries) = secret_entries("ns", "s", &s, &approved) {
+                proptest::prop_assert!(entries.iter().all(|(h, _)| approved.contains(h)));
+            }
+        }
+    }
+
+    const DOCKERCONFIGJSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+
     struct Fixed {
         secrets: HashMap<String, RawSecret>,
         accounts: HashMap<String, Vec<String>>,

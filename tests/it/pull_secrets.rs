@@ -471,3 +471,30 @@ async fn the_periodic_audit_walks_a_namespaces_images_with_its_pull_secrets() {
     let auth = STANDARD.encode(format!("{USER}:{PASSWORD}"));
     assert!(!with.logs().contains(PASSWORD) && !with.logs().contains(&auth));
 }
+
+#[rstest::rstest]
+#[case::without_the_registry(&["--pull-secrets", "--no-resolve"], "--pull-secrets gives credentials for the registry; drop --no-resolve")]
+#[case::a_kubeconfig_without_pull_secrets(&["--kubeconfig", "/nonexistent"], "--pull-secrets")]
+#[case::an_unreadable_kubeconfig(&["--pull-secrets", "--kubeconfig", "/nonexistent/kubeconfig"], "--pull-secrets needs the API server: cannot read kubeconfig /nonexistent/kubeconfig")]
+fn pull_secrets_that_cannot_work_stop_the_start(#[case] args: &[&str], #[case] message: &str) {
+    let pki = crate::support::webhook::Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.serving();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let base = [
+        "serve",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    let r = crate::support::run(&[&base[..], args].concat());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(message), "{}", r.stderr);
+}
