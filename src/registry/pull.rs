@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 
 use super::auth::{self, Credentials, SecretFormat};
 use crate::reference::RegistryHost;
@@ -180,7 +180,8 @@ pub struct Lookup {
     pub warnings: Vec<String>,
 }
 
-/// One secret's contribution: its entries for approved hosts, or why it has none.
+/// One secret's contribution: its entries for the `approved` hosts (the approved registries of
+/// the images to check), or why it has none.
 pub fn secret_entries(
     namespace: &str,
     name: &str,
@@ -224,8 +225,12 @@ pub fn secret_entries(
         return Err(if named.is_empty() {
             format!("{what} holds no credentials")
         } else {
+            // `approved` is what the walks need (the approved registries of the images
+            // checked), so a secret for another approved registry is named here too.
+            let wanted: Vec<String> = approved.iter().map(ToString::to_string).collect();
             format!(
-                "{what} names no registry the policy approves ({}); it is not used",
+                "{what} has no entry for {} (it names {}); it is not used",
+                wanted.join(", "),
                 named.join(", ")
             )
         });
@@ -245,8 +250,17 @@ pub async fn lookup(
 ) -> Lookup {
     let mut out = Lookup::default();
     let mut names = wants.secrets.clone();
-    for sa in &wants.service_accounts {
-        match source.service_account_secrets(namespace, sa).await {
+    // Each round's reads go out together: a slow API server costs two round trips, not one
+    // per object.
+    let accounts = join_all(
+        wants
+            .service_accounts
+            .iter()
+            .map(|sa| source.service_account_secrets(namespace, sa)),
+    )
+    .await;
+    for (sa, answer) in wants.service_accounts.iter().zip(accounts) {
+        match answer {
             Ok(Some(list)) => names.extend(list),
             // A pod whose service account does not exist is not admitted by the API server;
             // a controller's may be created later. Either way nothing to read.
@@ -259,13 +273,15 @@ pub async fn lookup(
             )),
         }
     }
-    let mut seen = Vec::new();
+    let mut unique: Vec<String> = Vec::new();
     for name in names {
-        if seen.contains(&name) {
-            continue;
+        if !unique.contains(&name) {
+            unique.push(name);
         }
-        seen.push(name.clone());
-        let secret = match source.secret(namespace, &name).await {
+    }
+    let secrets = join_all(unique.iter().map(|name| source.secret(namespace, name))).await;
+    for (name, answer) in unique.iter().zip(secrets) {
+        let secret = match answer {
             Ok(Some(s)) => s,
             Ok(None) => {
                 out.warnings.push(format!(
@@ -283,7 +299,7 @@ pub async fn lookup(
                 continue;
             }
         };
-        match secret_entries(namespace, &name, &secret, approved) {
+        match secret_entries(namespace, name, &secret, approved) {
             Ok(entries) => {
                 for (host, auth) in entries {
                     out.credentials.by_host.entry(host).or_insert(auth);
@@ -399,13 +415,13 @@ mod tests {
         "kubernetes.io/dockerconfigjson",
         ".dockerconfigjson",
         r#"{"auths":{"other.example.org":{"username":"u","password":"hunter2"}}}"#,
-        "names no registry the policy approves (other.example.org)"
+        "has no entry for registry.example.org (it names other.example.org); it is not used"
     )]
     #[case::lookalike_host_is_another_registry(
         "kubernetes.io/dockerconfigjson",
         ".dockerconfigjson",
         r#"{"auths":{"registry.example.org.evil.com":{"username":"u","password":"hunter2"}}}"#,
-        "names no registry the policy approves"
+        "(it names registry.example.org.evil.com)"
     )]
     #[case::only_helper_entries(
         "kubernetes.io/dockerconfigjson",
