@@ -5,7 +5,8 @@
 //! What the API server said is cached for [`TTL`], by namespace and name: a secret's
 //! credentials are stamped with its resourceVersion ([`crate::registry::pull::Principal`]), so
 //! a rotated secret is a new principal as soon as it is read again. Only objects found are
-//! cached; a 404 or a failure is asked again next time. Nothing here logs a secret's data.
+//! cached; a 404 or a failure is asked again next time. Concurrent reads of one object (the
+//! pods of one rollout) share one request. Nothing here logs a secret's data.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +49,8 @@ pub enum ReadError {
     Transport(#[source] kube::Error),
 }
 
-fn read_error(what: &'static str, e: kube::Error) -> SourceError {
-    Box::new(match e {
+fn read_error(what: &'static str, e: kube::Error) -> ReadError {
+    match e {
         kube::Error::Api(s) => ReadError::Status {
             code: s.code,
             reason: s.reason.clone(),
@@ -57,7 +58,7 @@ fn read_error(what: &'static str, e: kube::Error) -> SourceError {
         },
         kube::Error::SerdeError(_) => ReadError::Shape(what),
         other => ReadError::Transport(other),
-    })
+    }
 }
 
 /// Reads pull secrets through one API client, with a short cache.
@@ -84,54 +85,86 @@ impl ApiPullSecrets {
     }
 
     async fn read_secret(&self, ns: &str, name: &str) -> Result<Option<RawSecret>, SourceError> {
+        let fetch = async {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+            let secret = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Miss::Failed(read_error("Secret", e)))?
+                .ok_or(Miss::NotFound)?;
+            Ok(Arc::new(RawSecret {
+                type_: secret.type_.unwrap_or_default(),
+                resource_version: secret.metadata.resource_version.unwrap_or_default(),
+                data: secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect(),
+            }))
+        };
         let key = (ns.to_owned(), name.to_owned());
-        if let Some(s) = self.secrets.get(&key).await {
-            return Ok(Some((*s).clone()));
-        }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let Some(secret) = api
-            .get_opt(name)
-            .await
-            .map_err(|e| read_error("Secret", e))?
-        else {
-            return Ok(None);
-        };
-        let raw = RawSecret {
-            type_: secret.type_.unwrap_or_default(),
-            resource_version: secret.metadata.resource_version.unwrap_or_default(),
-            data: secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect(),
-        };
-        self.secrets.insert(key, Arc::new(raw.clone())).await;
-        Ok(Some(raw))
+        answer(self.secrets.try_get_with(key, fetch).await).map(|s| s.map(|s| (*s).clone()))
     }
 
     async fn read_account(&self, ns: &str, name: &str) -> Result<Option<Vec<String>>, SourceError> {
-        let key = (ns.to_owned(), name.to_owned());
-        if let Some(a) = self.accounts.get(&key).await {
-            return Ok(Some((*a).clone()));
-        }
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
-        let Some(account) = api
-            .get_opt(name)
-            .await
-            .map_err(|e| read_error("ServiceAccount", e))?
-        else {
-            return Ok(None);
+        let fetch = async {
+            let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+            let account = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Miss::Failed(read_error("ServiceAccount", e)))?
+                .ok_or(Miss::NotFound)?;
+            Ok(Arc::new(
+                account
+                    .image_pull_secrets
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.name)
+                    .filter(|n| !n.is_empty())
+                    .collect::<Vec<String>>(),
+            ))
         };
-        let names: Vec<String> = account
-            .image_pull_secrets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.name)
-            .filter(|n| !n.is_empty())
-            .collect();
-        self.accounts.insert(key, Arc::new(names.clone())).await;
-        Ok(Some(names))
+        let key = (ns.to_owned(), name.to_owned());
+        answer(self.accounts.try_get_with(key, fetch).await).map(|a| a.map(|a| (*a).clone()))
+    }
+}
+
+/// A read that found nothing to cache. Concurrent reads of one object share one request
+/// (moka's `try_get_with`), and share its miss too; a miss is never cached.
+#[derive(Debug)]
+enum Miss {
+    NotFound,
+    Failed(ReadError),
+}
+
+/// The shared miss of a read, for each caller that waited for it.
+#[derive(Debug)]
+struct SharedMiss(Arc<Miss>);
+
+impl std::fmt::Display for SharedMiss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0 {
+            Miss::NotFound => f.write_str("not found"),
+            Miss::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SharedMiss {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            Miss::NotFound => None,
+            Miss::Failed(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+fn answer<T>(found: Result<T, Arc<Miss>>) -> Result<Option<T>, SourceError> {
+    match found {
+        Ok(v) => Ok(Some(v)),
+        Err(miss) if matches!(*miss, Miss::NotFound) => Ok(None),
+        Err(miss) => Err(Box::new(SharedMiss(miss))),
     }
 }
 

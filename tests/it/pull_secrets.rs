@@ -224,6 +224,28 @@ async fn a_pods_pull_secret_opens_its_approved_registry_for_that_namespace_only(
         "{w:#?}"
     );
 
+    // Four pods of one rollout at once: one read of their secret, shared, then cached.
+    api.add_secret(
+        "team-g",
+        "regcred",
+        DOCKERCONFIGJSON,
+        &[(".dockerconfigjson", &good)],
+    );
+    let pod = pod_review("team-g", &image, &["regcred"]);
+    let answers =
+        futures_util::future::join_all((0..4).map(|_| hook.review("/validate", &pod))).await;
+    for r in &answers {
+        assert_eq!(r["allowed"], true, "{r}");
+        assert!(warnings(r).is_empty(), "{:#?}", warnings(r));
+    }
+    let reads = |path: &str| api.requests().iter().filter(|r| *r == path).count();
+    assert_eq!(reads("/api/v1/namespaces/team-g/secrets/regcred"), 1);
+    assert_eq!(
+        reads("/api/v1/namespaces/team-a/secrets/regcred"),
+        1,
+        "the Pod's and the Deployment's"
+    );
+
     // Only named reads, never a list: what the chart's `get`-only RBAC allows.
     let requests = api.requests();
     assert!(
