@@ -32,8 +32,9 @@ goes on in the background after --registry-deadline has passed, so that a retry 
 answer cached. See docs/webhook.md.
 
 With --pull-secrets, each workload's imagePullSecrets (and its service account's) give the
-credentials for the approved registries they name, for that workload's walks only; answers
-fetched with them are cached apart from the server's own. See docs/webhook.md.
+credentials for the approved registries they name, for that workload's walks only (and, with
+--audit-interval, for each namespace's images in the audit); answers fetched with them are
+cached apart from the server's own. See docs/webhook.md.
 
 With --audit-interval, the audit of `tollgate audit` runs in the background every interval
 (live state through --audit-kubeconfig/--audit-context, else in-cluster or $KUBECONFIG) and its
@@ -41,7 +42,8 @@ results are gauges on the metrics port (tollgate_audit_*); admission never waits
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT after draining in-flight requests
-  2  cannot start: unreadable or invalid certificate, key or policy, address in use")]
+  2  cannot start: unreadable or invalid certificate, key or policy, address in use, or
+     --pull-secrets without a usable kubeconfig or in-cluster configuration")]
 pub struct ServeArgs {
     /// Serving certificate chain (PEM, leaf first); reloaded when the file changes.
     #[arg(long, value_name = "FILE")]
