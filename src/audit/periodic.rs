@@ -219,7 +219,18 @@ pub async fn run_once(
     let pull = match (pull_secrets, resolver) {
         (Some(source), Some(_)) => {
             let approved = super::pull::approved(policy, &inventory);
-            super::pull::read(source, super::pull::wants(&objects), &approved).await
+            let read = super::pull::read(source, super::pull::wants(&objects), &approved);
+            // A quarter of the run at most: an API server that lists but stalls on secrets
+            // leaves the walks their time, with the server's own credentials.
+            let limit = config.timeout / 4;
+            tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+                tracing::warn!(
+                    limit_s = limit.as_secs_f64(),
+                    "audit: the API server did not answer for the pull secrets in time; \
+                     images are walked with the server's own registry credentials"
+                );
+                Default::default()
+            })
         }
         _ => Default::default(),
     };
