@@ -59,9 +59,9 @@ pub struct Requester {
 /// never started; those in flight finish (bounded by the resolver's own deadline) so that the
 /// API server's retry finds their answers cached.
 ///
-/// Each walk is the requester's namespace's: its registry requests wait for slots as that namespace's, so a
-/// namespace flooding one registry holds at most its share of that registry's slots
-/// ([`crate::registry::slots`]) and another namespace's image still gets walked. With its
+/// Each walk is the requester's namespace's: its registry requests wait for slots as that
+/// namespace's, so a namespace flooding one registry holds at most its share of that registry's
+/// slots ([`crate::registry::slots`]) and another namespace's image still gets walked. With its
 /// `pull`, the workload's own credentials are used for the approved hosts they name.
 pub async fn walk(
     policy: &Arc<Policy>,

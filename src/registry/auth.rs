@@ -283,8 +283,9 @@ pub enum SecretDataError {
     },
 }
 
-/// The credentials of a pull secret's data, by registry key as written (`https://index.docker.io/v1/`,
-/// `registry.example.org:5000`). Pure: no credential helper is ever run for a pull secret.
+/// The credentials of a pull secret's data, by registry key as written
+/// (`https://index.docker.io/v1/`, `registry.example.org:5000`). Pure: no credential helper is
+/// ever run for a pull secret.
 pub fn parse_secret_data(
     format: SecretFormat,
     data: &[u8],

@@ -166,9 +166,9 @@ impl Resolver {
         scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut).map(|(out, _)| out)
     }
 
-    /// [`Resolver::walk_for`] (`None`: no tenant, as the audit's walks), with the workload's own credentials (its pull secrets,
-    /// [`super::pull`]): the walk's requests to the hosts they name use them, and its cached
-    /// answers are kept under their principal.
+    /// [`Resolver::walk_for`] (`None`: no tenant, as the audit's walks), with the workload's
+    /// own credentials (its pull secrets, [`super::pull`]): the walk's requests to the hosts
+    /// they name use them, and its cached answers are kept under their principal.
     pub fn walk_with<'a, F: Future + Send + 'a>(
         &self,
         tenant: Option<Tenant>,
