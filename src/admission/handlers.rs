@@ -19,7 +19,7 @@ use super::decide::{self, Decision, Plan, Verdict};
 use super::exposition::Exposition;
 use super::metrics::kind_label;
 use super::state::AppState;
-use super::{AdmissionError, patch, review, walk};
+use super::{AdmissionError, patch, pull, review, walk};
 use crate::registry::Tenant;
 use crate::report::error_text;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -183,6 +183,12 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
     drop(bytes);
     drop(budget);
     let subject = Subject::of(&request);
+    // Read before the object is handed to the plan; only with --pull-secrets.
+    let wants = s
+        .pull_secrets
+        .as_ref()
+        .and(request.object.as_ref())
+        .and_then(|o| crate::workload::pull_secrets(&o.value));
     let mut response = AdmissionResponse::from(&request);
     let plan = decide::plan(
         &engine.policy,
@@ -193,7 +199,8 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
     );
     let mut patch = None;
     let mut answers = decide::Answers::default();
-    let decision = match plan {
+    let mut pull_warnings = Vec::new();
+    let mut decision = match plan {
         Plan::Done(d) => d,
         Plan::Checked(mut checked) => {
             if let Some(registry) = &engine.registry {
@@ -201,10 +208,30 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
                 if webhook == Webhook::Mutate {
                     todo.retain(|site| patch::wants_pin(&checked, site, &s.mutate_kinds));
                 }
+                let creds = match (&s.pull_secrets, &wants) {
+                    (Some(source), Some(wants)) if !subject.namespace.is_empty() => {
+                        let approved = pull::approved_hosts(&engine.policy, &todo);
+                        let (creds, warnings) = pull::credentials(
+                            source.as_ref(),
+                            &subject.namespace,
+                            wants,
+                            &approved,
+                            started,
+                            s.registry_deadline,
+                        )
+                        .await;
+                        pull_warnings = warnings;
+                        creds
+                    }
+                    _ => None,
+                };
                 let walked = walk::walk(
                     &engine.policy,
                     registry,
-                    Tenant::new(&subject.namespace),
+                    walk::Requester {
+                        namespace: Tenant::new(&subject.namespace),
+                        pull: creds,
+                    },
                     todo,
                     s.jobs,
                     started,
@@ -220,6 +247,11 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
             decide::decide(checked, &s.settings)
         }
     };
+    for w in pull_warnings {
+        // The namespace and secret names only: a warning never holds a credential.
+        tracing::warn!(uid = %subject.uid, namespace = %subject.namespace, "{w}");
+        decision.warnings.push(w);
+    }
 
     let label = match webhook {
         Webhook::Validate => {

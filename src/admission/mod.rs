@@ -8,6 +8,7 @@
 //! - [`walk`]: the registry-backed rules under the webhook's deadline, through one long-lived
 //!   resolver and its caches;
 //! - [`patch`]: the mutating webhook's `tag` → `tag@digest` JSON patch;
+//! - `pull`: the workload's pull secrets (`--pull-secrets`), under a share of the deadline;
 //! - [`certs`], [`tls`]: the webhook's certificates (generated for `tollgate certs`) and the
 //!   serving certificate, reloaded in place;
 //! - [`metrics`]: Prometheus metrics, and [`exposition`]: the format `/metrics` answers in (the
@@ -17,7 +18,8 @@
 //!   [`crate::audit::periodic`] runs on its own task, exported as gauges).
 //!
 //! `review`, `decide` and `patch` are pure; the rest is the shell around them. Must not touch
-//! git or the API server (the periodic audit does, in its own room).
+//! git or the API server (the periodic audit does, in its own room); pull secrets come through
+//! the [`crate::registry::pull::PullSecretSource`] the binary hands in.
 
 pub mod certs;
 /// Shell: the clock, per connection.
@@ -30,6 +32,7 @@ pub mod exposition;
 mod handlers;
 pub mod metrics;
 pub mod patch;
+mod pull;
 /// Shell: reads the certificate and policy files.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod reload;

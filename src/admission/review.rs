@@ -25,7 +25,8 @@ use super::AdmissionError;
 /// The object of an admission request, reduced to what the policy reads: `apiVersion`, `kind`,
 /// `metadata.name`/`generateName`/`namespace`, and below `spec`, `template` and `jobTemplate`
 /// (at any depth, from the top) the container lists with each container's `name` and `image`,
-/// and the volumes with each volume's `name` and `image` (image volumes pull an image too).
+/// the volumes with each volume's `name` and `image` (image volumes pull an image too), and
+/// `imagePullSecrets` and the service account's name (whose pull secrets the walk may use).
 /// Lists keep every entry, so JSON pointers into it are pointers into the real object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewObject {
@@ -260,6 +261,11 @@ impl Level {
                 "initContainers",
                 "ephemeralContainers",
                 "volumes",
+                // Read only with --pull-secrets, and small: the names of the secrets and of
+                // the service account whose credentials the walk may use.
+                "imagePullSecrets",
+                "serviceAccountName",
+                "serviceAccount",
             ],
             Level::Container | Level::Volume => &["name", "image"],
         }
@@ -472,6 +478,29 @@ mod tests {
         assert_eq!(
             r.object.unwrap().value["template"],
             json!({"spec": {"containers": [{"name": "a", "image": "r.io/a:1"}]}})
+        );
+    }
+
+    #[test]
+    fn a_pod_templates_pull_secrets_and_service_account_are_kept_for_pull_secrets() {
+        let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                            "spec": {"template": {"spec": {
+                                "serviceAccountName": "builder",
+                                "imagePullSecrets": [{"name": "team-pull"}],
+                                "nodeSelector": {"a": "b"},
+                                "containers": [{"name": "a", "image": "r.io/a:1"}]}}}});
+        let value = parse(&review(object)).unwrap().object.unwrap().value;
+        assert_eq!(
+            crate::workload::pull_secrets(&value),
+            Some(crate::workload::PodPullSecrets {
+                secrets: vec!["team-pull".into()],
+                service_accounts: vec!["builder".into()],
+            })
+        );
+        assert!(
+            value["spec"]["template"]["spec"]
+                .get("nodeSelector")
+                .is_none()
         );
     }
 

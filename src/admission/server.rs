@@ -32,6 +32,7 @@ use super::tls::{self, ReloadingCert, ServingCert, TlsError};
 use crate::audit::periodic::{self, AuditConfig, Recorder};
 use crate::policy::Policy;
 use crate::registry::http::RequestObserver;
+use crate::registry::pull::PullSecretSource;
 
 /// How long a connection being closed (idle, shed) may take to finish what is in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -74,6 +75,9 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// First-request and idle timeouts, and the connection cap.
     pub connections: Limits,
+    /// Where the workloads' pull secrets are read (`--pull-secrets`); `None`: only the
+    /// server's own registry credentials are used.
+    pub pull_secrets: Option<Arc<dyn PullSecretSource>>,
 }
 
 /// Why the server cannot start.
@@ -172,6 +176,7 @@ impl Server {
             resolvers: config.resolvers,
             settings: config.settings,
             registry_deadline: config.registry_deadline,
+            pull_secrets: config.pull_secrets.clone(),
             jobs: config.jobs.max(1),
             mutate_kinds: config.mutate_kinds.clone().unwrap_or_default(),
             max_body_bytes: config.max_body_bytes,
@@ -266,6 +271,7 @@ impl Server {
                 config,
                 current,
                 recorder,
+                state.pull_secrets.clone(),
                 stop_rx.clone(),
             ))
         });

@@ -13,6 +13,7 @@ use crate::policy::Policy;
 use crate::registry::Resolver;
 use crate::registry::base::BaseChecker;
 use crate::registry::http::RequestObserver;
+use crate::registry::pull::PullSecretSource;
 
 /// An error from outside the library (the binary's resolver factory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +82,8 @@ pub(super) struct AppState {
     pub(super) resolvers: Option<ResolverFactory>,
     pub(super) settings: Settings,
     pub(super) registry_deadline: Duration,
+    /// The workloads' pull secrets, read through the API server (`--pull-secrets`).
+    pub(super) pull_secrets: Option<Arc<dyn PullSecretSource>>,
     pub(super) jobs: usize,
     pub(super) mutate_kinds: Vec<String>,
     pub(super) max_body_bytes: usize,

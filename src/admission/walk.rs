@@ -18,6 +18,7 @@ use crate::policy::Policy;
 use crate::reference::ImageRef;
 use crate::registry::base::BaseChecker;
 use crate::registry::facts;
+use crate::registry::pull::PullCredentials;
 use crate::registry::{Resolver, Tenant, sites};
 use crate::report::ImageSite;
 
@@ -45,18 +46,27 @@ pub fn namespace_share(slots: usize) -> usize {
     (slots / 2).max(1)
 }
 
+/// Whose walks they are.
+pub struct Requester {
+    /// The review's namespace: the tenant whose share of the registry slots the walks take.
+    pub namespace: Tenant,
+    /// The workload's own credentials (`--pull-secrets`), for the hosts they name.
+    pub pull: Option<Arc<PullCredentials>>,
+}
+
 /// Walk the distinct images of `sites` (at most `jobs` at a time, at most
 /// [`MAX_IMAGES_PER_REVIEW`]) until `deadline`. Walks not started when the decision is made are
 /// never started; those in flight finish (bounded by the resolver's own deadline) so that the
 /// API server's retry finds their answers cached.
 ///
-/// Each walk is `namespace`'s: its registry requests wait for slots as that namespace's, so a
-/// namespace flooding one registry holds at most its share of that registry's slots
-/// ([`crate::registry::slots`]) and another namespace's image still gets walked.
+/// Each walk is the requester's namespace's: its registry requests wait for slots as that
+/// namespace's, so a namespace flooding one registry holds at most its share of that registry's
+/// slots ([`crate::registry::slots`]) and another namespace's image still gets walked. With its
+/// `pull`, the workload's own credentials are used for the approved hosts they name.
 pub async fn walk(
     policy: &Arc<Policy>,
     engine: &RegistryEngine,
-    namespace: Tenant,
+    requester: Requester,
     sites: Vec<ImageSite>,
     jobs: usize,
     started: Instant,
@@ -81,10 +91,10 @@ pub async fn walk(
             .take_while(move |_| std::future::ready(!gone.is_closed()))
             .map(|(i, r)| {
                 let (policy, resolver, bases) = (&policy, &resolver, &bases);
-                let namespace = namespace.clone();
+                let (namespace, pull) = (requester.namespace.clone(), requester.pull.clone());
                 async move {
                     let facts = facts::evaluate(policy, resolver, bases, &r);
-                    (i, resolver.walk_for(namespace, facts).await)
+                    (i, resolver.walk_with(Some(namespace), pull, facts).await)
                 }
             })
             .buffer_unordered(jobs.max(1))

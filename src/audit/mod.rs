@@ -7,7 +7,8 @@
 //! - [`render`]: the report as text, JSON, Markdown and HTML; pure;
 //! - [`openreports`]: the report as OpenReports `Report` objects, one per workload; pure;
 //! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges;
-//! - [`publish`]: the periodic run's OpenReports Reports written through the API server.
+//! - [`publish`]: the periodic run's OpenReports Reports written through the API server;
+//! - [`pull`]: with `serve --pull-secrets`, each namespace's pull secrets for its images' walks.
 //!
 //! Must not touch the webhook: [`periodic`] records through [`periodic::Recorder`], which the
 //! webhook's metrics implement.
@@ -17,6 +18,7 @@ pub mod openreports;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod periodic;
 pub mod publish;
+pub mod pull;
 pub mod render;
 pub mod run;
 

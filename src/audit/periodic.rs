@@ -25,6 +25,7 @@ use crate::cluster::kube::{Cluster, ClusterError};
 use crate::git::DeployRepo;
 use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::registry::Resolver;
+use crate::registry::pull::PullSecretSource;
 use crate::report::error_text;
 use crate::rollout::{self, RolloutError};
 
@@ -193,6 +194,7 @@ pub async fn run_once(
     config: &AuditConfig,
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull_secrets: Option<&dyn PullSecretSource>,
     now: Timestamp,
     recorder: &dyn Recorder,
 ) -> Result<AuditSummary, AuditRunError> {
@@ -225,7 +227,34 @@ pub async fn run_once(
         None => None,
     };
     let inventory = super::inventory(&state);
-    let report = run::audit(policy, resolver, inventory, now, config.jobs.max(1), &|| {}).await;
+    let pull = match (pull_secrets, resolver) {
+        (Some(source), Some(_)) => {
+            let approved = super::pull::approved(policy, &inventory);
+            let read = super::pull::read(source, super::pull::wants(&objects), &approved);
+            // A quarter of the run at most: an API server that lists but stalls on secrets
+            // leaves the walks their time, with the server's own credentials.
+            let limit = config.timeout / 4;
+            tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+                tracing::warn!(
+                    limit_s = limit.as_secs_f64(),
+                    "audit: the API server did not answer for the pull secrets in time; \
+                     images are walked with the server's own registry credentials"
+                );
+                Default::default()
+            })
+        }
+        _ => Default::default(),
+    };
+    let report = run::audit(
+        policy,
+        resolver,
+        &pull,
+        inventory,
+        now,
+        config.jobs.max(1),
+        &|| {},
+    )
+    .await;
     if let Some(rc) = &config.reports {
         let reports = openreports::reports(
             &report,
@@ -252,13 +281,14 @@ pub async fn run_and_record(
     config: &AuditConfig,
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull_secrets: Option<&dyn PullSecretSource>,
     recorder: &dyn Recorder,
 ) {
     let started = tokio::time::Instant::now();
     let now = Timestamp::now();
     let result = tokio::time::timeout(
         config.timeout,
-        run_once(config, policy, resolver, now, recorder),
+        run_once(config, policy, resolver, pull_secrets, now, recorder),
     )
     .await
     .unwrap_or(Err(AuditRunError::TimedOut(config.timeout)));
@@ -288,11 +318,13 @@ pub async fn run_and_record(
 }
 
 /// Audit every interval (the first run at once) with the policy and resolver `current` gives
-/// when the run starts; stops when `stop` changes, in the middle of a run too.
+/// when the run starts, and the workloads' pull secrets through `pull_secrets`; stops when
+/// `stop` changes, in the middle of a run too.
 pub async fn run_periodically(
     config: AuditConfig,
     current: Arc<Current>,
     recorder: Arc<dyn Recorder>,
+    pull_secrets: Option<Arc<dyn PullSecretSource>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(config.interval);
@@ -303,7 +335,13 @@ pub async fn run_periodically(
             _ = stop.changed() => return,
         }
         let (policy, resolver) = current();
-        let run = run_and_record(&config, &policy, resolver.as_ref(), recorder.as_ref());
+        let run = run_and_record(
+            &config,
+            &policy,
+            resolver.as_ref(),
+            pull_secrets.as_deref(),
+            recorder.as_ref(),
+        );
         tokio::select! {
             () = run => {}
             _ = stop.changed() => return,

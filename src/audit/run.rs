@@ -10,11 +10,13 @@ use futures_util::StreamExt as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::pull::ByNamespace;
 use super::{AuditImage, Role};
 use crate::policy::eval::{self, Context, Status};
 use crate::policy::retention::{self, OrderBy, TagInfo};
 use crate::policy::{AuditKind, FindingKind, Level, Policy};
 use crate::reference::ImageRef;
+use crate::registry::pull::PullCredentials;
 use crate::registry::{Resolution, Resolver};
 use crate::report::error_text;
 
@@ -105,8 +107,13 @@ type TagLists = HashMap<String, Result<Vec<String>, String>>;
 
 /// Fetch the tag list of every repository that a retention rule covers and an image of the
 /// inventory uses with a tag.
-async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage]) -> TagLists {
-    let mut wanted: Vec<(String, ImageRef)> = Vec::new();
+async fn tag_lists(
+    policy: &Policy,
+    resolver: &Resolver,
+    pull: &ByNamespace,
+    inventory: &[AuditImage],
+) -> TagLists {
+    let mut wanted: Vec<(String, ImageRef, Option<Arc<PullCredentials>>)> = Vec::new();
     for image in inventory {
         let Some(r) = image.image.reference() else {
             continue;
@@ -115,23 +122,32 @@ async fn tag_lists(policy: &Policy, resolver: &Resolver, inventory: &[AuditImage
         if r.tag().is_some()
             && policy.retention_for(&canonical).is_some()
             && policy.contactable_registry(r).is_some()
-            && !wanted.iter().any(|(c, _)| *c == canonical)
+            && !wanted.iter().any(|(c, _, _)| *c == canonical)
         {
-            wanted.push((canonical, r.clone()));
+            let creds = super::pull::for_image(pull, image, r);
+            wanted.push((canonical, r.clone(), creds));
         }
     }
     let mut lists = HashMap::new();
-    for (canonical, r) in wanted {
-        let result = match resolver.endpoint(&r) {
-            Ok(ep) => match resolver
-                .client()
-                .tags(&ep, &r.repository().to_string())
-                .await
-            {
-                Ok(tags) => Ok(tags.unwrap_or_default()),
+    for (canonical, r, creds) in wanted {
+        // In a walk of its own to carry the namespace's credentials (the endpoint picks them up
+        // for their host); the walk's request budget is far above any tag list's pages.
+        let list = async {
+            match resolver.endpoint(&r) {
+                Ok(ep) => match resolver
+                    .client()
+                    .tags(&ep, &r.repository().to_string())
+                    .await
+                {
+                    Ok(tags) => Ok(tags.unwrap_or_default()),
+                    Err(e) => Err(error_text(&e)),
+                },
                 Err(e) => Err(error_text(&e)),
-            },
-            Err(e) => Err(error_text(&e)),
+            }
+        };
+        let result = match creds {
+            Some(c) => resolver.walk_with(None, Some(c), list).await,
+            None => list.await,
         };
         lists.insert(canonical, result);
     }
@@ -212,24 +228,26 @@ fn retention_finding(
     })
 }
 
-/// Evaluate every image: the policy's rules at audit level, and (with a resolver) the walks.
-/// `progress` is told after each image.
+/// Evaluate every image: the policy's rules at audit level, and (with a resolver) the walks,
+/// with the credentials `pull` has for the namespaces using the image (empty: the resolver's
+/// own). `progress` is told after each image.
 pub async fn audit(
     policy: &Arc<Policy>,
     resolver: Option<&Arc<Resolver>>,
+    pull: &ByNamespace,
     inventory: Vec<AuditImage>,
     now: Timestamp,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> AuditReport {
     let lists = match resolver {
-        Some(r) => tag_lists(policy, r, &inventory).await,
+        Some(r) => tag_lists(policy, r, pull, &inventory).await,
         None => TagLists::new(),
     };
     let lists = &lists;
     let results: Vec<(ImageResult, Vec<String>)> = futures_util::stream::iter(inventory)
         .map(|image| async move {
-            let mut out = one(policy, resolver, image, now).await;
+            let mut out = one(policy, resolver, pull, image, now).await;
             let (result, errors) = &mut out;
             if let Some(f) =
                 retention_finding(policy, &result.image, lists, errors, &mut result.checks)
@@ -268,6 +286,7 @@ pub async fn audit(
 async fn one(
     policy: &Policy,
     resolver: Option<&Arc<Resolver>>,
+    pull: &ByNamespace,
     image: AuditImage,
     now: Timestamp,
 ) -> (ImageResult, Vec<String>) {
@@ -362,7 +381,11 @@ async fn one(
     if let Some(resolver) = resolver {
         let pods = image.running_pods();
         if let Some(reference) = target {
-            match resolver.resolve(reference).await {
+            let creds = super::pull::for_image(pull, &image, reference);
+            match resolver
+                .walk_with(None, creds, resolver.resolve(reference))
+                .await
+            {
                 Ok(res) => {
                     requests += res.requests;
                     if res.is_pullable() {
@@ -490,6 +513,7 @@ mod tests {
         let report = audit(
             &policy(),
             None,
+            &HashMap::new(),
             vec![
                 image("r.example.org/legacy/app:latest"),
                 image("other.example.org/app:1"),

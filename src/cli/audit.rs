@@ -120,6 +120,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
     let report = runtime.block_on(run::audit(
         &policy,
         resolver.as_ref(),
+        // `tollgate audit` uses the credentials of --registry-config only.
+        &Default::default(),
         inventory,
         now,
         args.registry.jobs,

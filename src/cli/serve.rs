@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::ValueEnum;
 use tollgate::admission::connections::Limits;
 use tollgate::admission::decide::{Settings, UnchangedImages};
@@ -13,6 +14,8 @@ use tollgate::admission::walk::namespace_share;
 use tollgate::audit::openreports;
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
 use tollgate::audit::publish::ReportsConfig;
+use tollgate::cluster::kube::Cluster;
+use tollgate::cluster::pullsecrets::ApiPullSecrets;
 use tollgate::registry::{RegistryClient, Resolver};
 
 use super::args::{any_duration, positive_duration};
@@ -30,6 +33,11 @@ number of images walked at once for one request; --deadline bounds each image's 
 goes on in the background after --registry-deadline has passed, so that a retry finds the
 answer cached. See docs/webhook.md.
 
+With --pull-secrets, each workload's imagePullSecrets (and its service account's) give the
+credentials for the approved registries they name, for that workload's walks only (and, with
+--audit-interval, for each namespace's images in the audit); answers fetched with them are
+cached apart from the server's own. See docs/webhook.md.
+
 With --audit-interval, the audit of `tollgate audit` runs in the background every interval
 (live state through --audit-kubeconfig/--audit-context, else in-cluster or $KUBECONFIG) and its
 results are gauges on the metrics port (tollgate_audit_*); admission never waits for it. With
@@ -38,7 +46,8 @@ Reporter and other dashboards. See docs/audit.md.
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT after draining in-flight requests
-  2  cannot start: unreadable or invalid certificate, key or policy, address in use")]
+  2  cannot start: unreadable or invalid certificate, key or policy, address in use, or
+     --pull-secrets without a usable kubeconfig or in-cluster configuration")]
 pub struct ServeArgs {
     /// Serving certificate chain (PEM, leaf first); reloaded when the file changes.
     #[arg(long, value_name = "FILE")]
@@ -136,6 +145,21 @@ pub struct ServeArgs {
     /// With --audit-repo: how long a merged commit may wait for its rollout (30m, 1h).
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = any_duration)]
     pub audit_grace: Duration,
+    /// Use each workload's own registry credentials: the pod spec's imagePullSecrets and its
+    /// service account's (default `default`), read from the API server by name (RBAC: `get`
+    /// on secrets and serviceaccounts), for the approved registries they name only. Without a
+    /// usable secret, or when the API server does not answer within half of
+    /// --registry-deadline, the images are checked with --registry-config's credentials and
+    /// the response carries a warning.
+    #[arg(long)]
+    pub pull_secrets: bool,
+    /// Kubeconfig for --pull-secrets (default: $KUBECONFIG, ~/.kube/config, else the
+    /// in-cluster service account).
+    #[arg(long, value_name = "FILE", requires = "pull_secrets")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for --pull-secrets (default: the current one).
+    #[arg(long, value_name = "NAME", requires = "pull_secrets")]
+    pub context: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -174,6 +198,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     if args.audit_reports && audit_interval.is_zero() {
         anyhow::bail!("--audit-reports needs the periodic audit: give --audit-interval");
     }
+    if args.pull_secrets && args.no_resolve {
+        anyhow::bail!("--pull-secrets gives credentials for the registry; drop --no-resolve");
+    }
     if args.mutate && args.no_resolve {
         anyhow::bail!("--mutate needs the registry to find digests; drop --no-resolve");
     }
@@ -191,6 +218,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         anyhow::bail!("--max-body-bytes must be at least 1");
     }
     let policy = load_policy(args.policy.as_deref())?;
+    let pull_secrets = args
+        .pull_secrets
+        .then(|| (args.kubeconfig.clone(), args.context.clone()));
     let jobs = args.registry.jobs.max(1);
     let resolvers: Option<ResolverFactory> = if args.no_resolve {
         None
@@ -241,9 +271,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             idle: args.idle_timeout,
             max: args.max_connections,
         },
+        pull_secrets: None,
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {
+        let mut config = config;
+        if let Some((kubeconfig, context)) = pull_secrets {
+            let cluster = Cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .context("--pull-secrets needs the API server")?;
+            config.pull_secrets = Some(Arc::new(ApiPullSecrets::new(&cluster)));
+        }
         let server = Server::bind(config).await?;
         eprintln!(
             "tollgate serve: listening on https://{}, metrics on http://{}",

@@ -154,6 +154,11 @@ impl Cluster {
         Ok(Cluster { client })
     }
 
+    /// The API client (cheap to clone), for reads other than listings.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// Every object of [`KINDS`] in `namespaces` (all when empty), `page_size` per request,
     /// within `deadline` for the whole listing. Each object gets its `kind` and `apiVersion`
     /// (list items come without them).

@@ -7,11 +7,15 @@
 //! old content from its cache, possibly long after the registry deleted it.
 //!
 //! This module is pure (objects in, model out); [`kube`] is the shell that lists the objects
-//! from the API server. Must not touch the policy or the registry.
+//! from the API server, and [`pullsecrets`] the one that reads pull secrets by name (their
+//! parsing is the registry's). Must not touch the policy or the registry.
 
 /// Shell: the API server.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod kube;
+/// Shell: pull secrets and service accounts, read by name.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod pullsecrets;
 
 use std::collections::BTreeMap;
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::RegistryError;
+use super::pull::Principal;
 use crate::reference::RegistryHost;
 
 /// A user name and password (or token) for one registry.
@@ -165,26 +166,10 @@ impl CredentialStore {
                 source,
             })?;
         let mut store = CredentialStore::default();
-        for (key, entry) in config.auths {
-            let creds = match (entry.auth, entry.username, entry.password) {
-                (Some(auth), _, _) if !auth.is_empty() => {
-                    let decoded = STANDARD
-                        .decode(auth.trim())
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
-                    let Some((username, password)) = decoded else {
-                        return Err(ConfigError::Auth {
-                            path: path.to_owned(),
-                            host: key,
-                        });
-                    };
-                    Credentials { username, password }
-                }
-                (_, Some(username), Some(password)) => Credentials { username, password },
-                // Entries written by credential helpers hold no secret here.
-                _ => continue,
-            };
+        for (key, creds) in entries(config.auths).map_err(|host| ConfigError::Auth {
+            path: path.to_owned(),
+            host,
+        })? {
             store.insert(&key, creds);
         }
         let wildcard_hosts: Vec<String> = config
@@ -225,6 +210,126 @@ impl CredentialStore {
         };
         candidate.exists().then_some(candidate)
     }
+}
+
+/// The usable entries of an `auths` map, by key as written: `auth` (base64 of
+/// `user:password`) wins over `username`/`password`; an entry with neither (written by a
+/// credential helper) holds no secret and is skipped. `Err` names the key of an `auth` that is
+/// not base64 of `user:password`.
+fn entries(auths: HashMap<String, AuthEntry>) -> Result<Vec<(String, Credentials)>, String> {
+    let mut out = Vec::new();
+    for (key, entry) in auths {
+        let creds = match (entry.auth, entry.username, entry.password) {
+            (Some(auth), _, _) if !auth.is_empty() => {
+                let decoded = STANDARD
+                    .decode(auth.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
+                let Some((username, password)) = decoded else {
+                    return Err(key);
+                };
+                Credentials { username, password }
+            }
+            (_, Some(username), Some(password)) => Credentials { username, password },
+            _ => continue,
+        };
+        out.push((key, creds));
+    }
+    Ok(out)
+}
+
+/// The format of a pull secret's data, by the secret's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// `kubernetes.io/dockerconfigjson`: `.dockerconfigjson` holds a `config.json`
+    /// (`{"auths": {host: entry}}`).
+    DockerConfigJson,
+    /// `kubernetes.io/dockercfg`: `.dockercfg` holds the legacy `~/.dockercfg`
+    /// (`{host: entry}`, without the `auths` level).
+    DockerCfg,
+}
+
+impl SecretFormat {
+    /// The format of a secret of `type_`, `None` for a type that holds no registry credentials.
+    pub fn of_type(type_: &str) -> Option<Self> {
+        match type_ {
+            "kubernetes.io/dockerconfigjson" => Some(SecretFormat::DockerConfigJson),
+            "kubernetes.io/dockercfg" => Some(SecretFormat::DockerCfg),
+            _ => None,
+        }
+    }
+
+    /// The data key the credentials are under.
+    pub fn data_key(self) -> &'static str {
+        match self {
+            SecretFormat::DockerConfigJson => ".dockerconfigjson",
+            SecretFormat::DockerCfg => ".dockercfg",
+        }
+    }
+}
+
+/// Why a pull secret's data holds no usable credentials. Never carries the data itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretDataError {
+    /// Not the JSON the format says. Only where and what kind of error: serde_json's own
+    /// message quotes the offending value (`invalid type: string "..."`), which may be a
+    /// password.
+    #[error("its {key} is not valid JSON: {what} at line {line} column {column}")]
+    Json {
+        /// `.dockerconfigjson` or `.dockercfg`.
+        key: &'static str,
+        /// The kind of error.
+        what: &'static str,
+        /// Where, 1-based.
+        line: usize,
+        /// Where, 1-based.
+        column: usize,
+    },
+    /// An `auth` entry that is not `base64(user:password)`.
+    #[error("the `auth` of {host} is not base64 of user:password")]
+    Auth {
+        /// The entry's key, as written.
+        host: String,
+    },
+}
+
+/// The credentials of a pull secret's data, by registry key as written
+/// (`https://index.docker.io/v1/`, `registry.example.org:5000`). Pure: no credential helper is
+/// ever run for a pull secret.
+pub fn parse_secret_data(
+    format: SecretFormat,
+    data: &[u8],
+) -> Result<Vec<(String, Credentials)>, SecretDataError> {
+    let json = |e: serde_json::Error| SecretDataError::Json {
+        key: format.data_key(),
+        what: match e.classify() {
+            serde_json::error::Category::Syntax => "a syntax error",
+            serde_json::error::Category::Eof => "it ends too early",
+            serde_json::error::Category::Data => "a value of the wrong type",
+            serde_json::error::Category::Io => "it cannot be read",
+        },
+        line: e.line(),
+        column: e.column(),
+    };
+    let auths = match format {
+        SecretFormat::DockerConfigJson => {
+            serde_json::from_slice::<DockerConfig>(data)
+                .map_err(json)?
+                .auths
+        }
+        SecretFormat::DockerCfg => {
+            serde_json::from_slice::<HashMap<String, AuthEntry>>(data).map_err(json)?
+        }
+    };
+    entries(auths).map_err(|host| SecretDataError::Auth { host })
+}
+
+/// The registry a credentials key names: the key without its scheme and path, lowercased, and
+/// Docker Hub's API and index hosts as `docker.io`. `None` for a key that names no single host
+/// (a wildcard, an empty key).
+pub fn key_host(key: &str) -> Option<RegistryHost> {
+    normalize_key(key).parse().ok()
 }
 
 /// `docker-credential-<helper> get`, with the server on stdin, as docker runs it. "Not found"
@@ -353,17 +458,39 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     })
 }
 
-/// A registry and an auth scope (`repository:team/app:pull`).
-type ScopeKey = (RegistryHost, String);
+/// A registry, whose credentials (a pull secret's principal, `None` for the configured ones)
+/// and an auth scope (`repository:team/app:pull`). A token got with one namespace's secret is
+/// never sent for another's walk.
+type ScopeKey = (RegistryHost, Option<Principal>, String);
+
+/// How long an unused header is kept. Bearer tokens expire within minutes anyway (a stale one
+/// is answered with a 401 and replaced); the bound is for the keys: with pull secrets there is
+/// one per principal, and a rotated secret is a new principal, so without it the map only grows.
+const TOKEN_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The `Authorization` header to send per registry and scope, got by answering the registry's
 /// 401 challenges. Concurrent 401s for one scope exchange one token: the others wait, then use
 /// the header the first one stored.
-#[derive(Default)]
 pub struct Tokens {
-    headers: Mutex<HashMap<ScopeKey, String>>,
-    /// Held while a scope's token is fetched.
-    locks: std::sync::Mutex<HashMap<ScopeKey, Arc<Mutex<()>>>>,
+    headers: moka::future::Cache<ScopeKey, String>,
+    /// Held while a scope's token is fetched. Evicting one that is held only lets a later
+    /// request fetch a second token concurrently: harmless.
+    locks: moka::future::Cache<ScopeKey, Arc<Mutex<()>>>,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            headers: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(TOKEN_IDLE)
+                .build(),
+            locks: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(TOKEN_IDLE)
+                .build(),
+        }
+    }
 }
 
 impl fmt::Debug for Tokens {
@@ -373,13 +500,17 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// The header to send to `host` for `scope`, if a challenge was answered.
-    pub async fn header(&self, host: &RegistryHost, scope: &str) -> Option<String> {
+    /// The header to send to `host` for `scope` with `principal`'s credentials, if a challenge
+    /// was answered.
+    pub async fn header(
+        &self,
+        host: &RegistryHost,
+        principal: Option<&Principal>,
+        scope: &str,
+    ) -> Option<String> {
         self.headers
-            .lock()
+            .get(&(host.clone(), principal.cloned(), scope.to_owned()))
             .await
-            .get(&(host.clone(), scope.to_owned()))
-            .cloned()
     }
 
     /// Answer a 401 from `host` for `scope`: a bearer token from the challenge's realm (sent
@@ -393,18 +524,19 @@ impl Tokens {
         http: &reqwest::Client,
         credentials: Option<&Credentials>,
         host: &RegistryHost,
+        principal: Option<&Principal>,
         scope: &str,
         challenge: Option<&str>,
         sent: Option<&str>,
         on_request: impl Fn() -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
-        let key = (host.clone(), scope.to_owned());
-        let lock = {
-            let mut locks = self.locks.lock().expect("token locks");
-            locks.entry(key.clone()).or_default().clone()
-        };
+        let key = (host.clone(), principal.cloned(), scope.to_owned());
+        let lock = self
+            .locks
+            .get_with(key.clone(), async { Arc::default() })
+            .await;
         let _guard = lock.lock().await;
-        let current = self.headers.lock().await.get(&key).cloned();
+        let current = self.headers.get(&key).await;
         if current.is_some() && current.as_deref() != sent {
             return Ok(());
         }
@@ -467,7 +599,7 @@ impl Tokens {
             None => return Err(refused(401)),
         };
         // Stored under the scope tollgate looks it up by, whatever words the registry used.
-        self.headers.lock().await.insert(key, header);
+        self.headers.insert(key, header).await;
         Ok(())
     }
 }

@@ -23,7 +23,8 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use super::RegistryError;
-use super::auth::{CredentialStore, Tokens};
+use super::auth::{CredentialStore, Credentials, Tokens};
+use super::pull::PullAuth;
 use super::slots::FairSlots;
 use crate::policy::HostPattern;
 use crate::reference::RegistryHost;
@@ -91,7 +92,11 @@ impl ClientOptions {
     }
 }
 
-/// Where a registry is and how to reach it.
+/// Where a registry is, how to reach it, and whose credentials to use there.
+///
+/// It is part of every cache key of the resolver, so an answer fetched with a workload's pull
+/// secret ([`super::pull`]) is kept apart from answers fetched with the server's own
+/// credentials, and from another secret's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// The registry as references name it; Docker Hub's API is reached at
@@ -99,6 +104,9 @@ pub struct Endpoint {
     pub host: RegistryHost,
     /// Plain HTTP: only for registries the policy marks insecure.
     pub insecure: bool,
+    /// A pull secret's credentials for this host, used instead of the configured ones; `None`:
+    /// the configured credentials (`--registry-config`), or anonymous access.
+    pub auth: Option<PullAuth>,
 }
 
 impl Endpoint {
@@ -300,6 +308,15 @@ impl RegistryClient {
         slots
     }
 
+    /// The credentials for `ep`: its pull secret's when it has one (never another host's: the
+    /// endpoint only carries an entry for its own host), else the configured ones.
+    fn credentials<'a>(&'a self, ep: &'a Endpoint) -> Option<&'a Credentials> {
+        match &ep.auth {
+            Some(a) => Some(&a.credentials),
+            None => self.opts.credentials.get(&ep.host.to_string()),
+        }
+    }
+
     /// `HEAD` or `GET` a manifest by tag or digest.
     pub async fn manifest(
         &self,
@@ -454,7 +471,7 @@ impl RegistryClient {
             let retry_after = match result {
                 Ok(r) if r.status == StatusCode::UNAUTHORIZED && !authenticated_once => {
                     authenticated_once = true;
-                    let creds = self.opts.credentials.get(&ep.host.to_string());
+                    let creds = self.credentials(ep);
                     let on_request = || {
                         self.count_request()?;
                         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
@@ -465,6 +482,7 @@ impl RegistryClient {
                             &self.http,
                             creds,
                             &ep.host,
+                            ep.auth.as_ref().map(|a| &a.principal),
                             &scope,
                             r.challenge.as_deref(),
                             r.sent_auth.as_deref(),
@@ -558,7 +576,10 @@ impl RegistryClient {
         if let Some(a) = accept {
             req = req.header(ACCEPT, a);
         }
-        let token = self.tokens.header(&ep.host, scope).await;
+        let token = self
+            .tokens
+            .header(&ep.host, ep.auth.as_ref().map(|a| &a.principal), scope)
+            .await;
         if let Some(t) = &token {
             req = req.header(AUTHORIZATION, t);
         }

@@ -6,6 +6,7 @@
 //! - [`resolution`]: what a walk found, a tree with the path to each broken piece; pure;
 //! - [`oci`]: the OCI and Docker manifest formats; pure;
 //! - [`http`], [`auth`]: the distribution API over HTTPS, credentials and token exchange;
+//! - [`pull`]: a workload's own credentials, from its pull secrets, for its walks only; pure;
 //! - [`cache`], [`resolve`]: the cached fetches and the walk;
 //! - [`scope`]: one walk's request budget and whose walk it is; [`slots`]: each registry's
 //!   request slots, shared fairly between tenants (pure decision, and its lock);
@@ -24,6 +25,7 @@ pub mod facts;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod http;
 pub mod oci;
+pub mod pull;
 pub mod resolution;
 pub mod resolve;
 pub mod scan;

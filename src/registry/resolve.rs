@@ -23,6 +23,7 @@ use super::RegistryError;
 use super::cache::{Cached, Fetched, Key, NotFound};
 use super::http::{Endpoint, RegistryClient, Response};
 use super::oci::{self, Descriptor, Manifest};
+use super::pull::PullCredentials;
 use super::resolution::{Node, NodeKind, NodeStatus, Resolution, TagState, collect_broken};
 use super::scope::{self, Tenant};
 use crate::policy::Policy;
@@ -124,6 +125,9 @@ impl Resolver {
             Some(approved) => Ok(Endpoint {
                 host: image.registry().clone(),
                 insecure: approved.insecure(),
+                // Looked up by the approved host itself: a secret's entry for another host is
+                // never this endpoint's.
+                auth: scope::pull_auth(image.registry()),
             }),
             None => Err(RegistryError::NotApproved {
                 registry: image.registry().to_string(),
@@ -140,6 +144,7 @@ impl Resolver {
             .map(|r| Endpoint {
                 host: host.clone(),
                 insecure: r.insecure(),
+                auth: scope::pull_auth(host),
             })
             .ok_or_else(|| RegistryError::NotApproved {
                 registry: host.to_string(),
@@ -162,8 +167,22 @@ impl Resolver {
         scope::new_walk(self.opts.max_walk_requests, Some(tenant), fut).map(|(out, _)| out)
     }
 
+    /// [`Resolver::walk_for`] (`None`: no tenant, as the audit's walks), with the workload's
+    /// own credentials (its pull secrets, [`super::pull`]): the walk's requests to the hosts
+    /// they name use them, and its cached answers are kept under their principal.
+    pub fn walk_with<'a, F: Future + Send + 'a>(
+        &self,
+        tenant: Option<Tenant>,
+        pull: Option<Arc<PullCredentials>>,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        scope::new_walk_with(self.opts.max_walk_requests, tenant, pull, fut).map(|(out, _)| out)
+    }
+
     /// Run `fut` as a walk of its own even inside another one (for the same tenant): work that
-    /// serves every later walk, not the one that happens to need it first.
+    /// serves every later walk, not the one that happens to need it first. It never has the
+    /// current walk's pull secrets: what it finds (the approved bases) is shared by every
+    /// namespace, so it is found with the server's own credentials.
     pub fn separate_walk<'a, F: Future + Send + 'a>(
         &self,
         fut: F,

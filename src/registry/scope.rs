@@ -16,6 +16,8 @@ use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 
 use super::RegistryError;
+use super::pull::{PullAuth, PullCredentials};
+use crate::reference::RegistryHost;
 
 /// The most registry requests one image's walk may send, retries and token requests included.
 ///
@@ -59,6 +61,8 @@ struct Walk {
     sent: AtomicU64,
     budget: u64,
     tenant: Option<Tenant>,
+    /// The workload's own credentials (its pull secrets), for this walk only.
+    pull: Option<Arc<PullCredentials>>,
 }
 
 tokio::task_local! {
@@ -73,6 +77,17 @@ pub fn new_walk<'a, F: Future + Send + 'a>(
     tenant: Option<Tenant>,
     fut: F,
 ) -> BoxFuture<'a, (F::Output, u64)> {
+    new_walk_with(budget, tenant, None, fut)
+}
+
+/// [`new_walk`], with `pull`: the credentials of the workload the walk is for, used for the
+/// hosts they name instead of the configured ones.
+pub fn new_walk_with<'a, F: Future + Send + 'a>(
+    budget: u64,
+    tenant: Option<Tenant>,
+    pull: Option<Arc<PullCredentials>>,
+    fut: F,
+) -> BoxFuture<'a, (F::Output, u64)> {
     // Boxed at once, here and in `in_walk`: a walk's future is large, and every level that
     // opens or joins a walk would otherwise hold it inline (a debug build's stack overflows).
     let fut = fut.boxed();
@@ -81,6 +96,7 @@ pub fn new_walk<'a, F: Future + Send + 'a>(
             sent: AtomicU64::new(0),
             budget,
             tenant,
+            pull,
         });
         let out = WALK.scope(walk.clone(), fut).await;
         (out, walk.sent.load(Ordering::Relaxed))
@@ -104,6 +120,13 @@ pub fn in_walk<'a, F: Future + Send + 'a>(budget: u64, fut: F) -> BoxFuture<'a, 
         .boxed(),
         Err(_) => new_walk(budget, None, fut),
     }
+}
+
+/// The pull-secret credentials the current walk has for `host`, if any.
+pub(super) fn pull_auth(host: &RegistryHost) -> Option<PullAuth> {
+    WALK.try_with(|w| w.pull.as_ref().and_then(|p| p.get(host).cloned()))
+        .ok()
+        .flatten()
 }
 
 /// The current walk's tenant, if the request belongs to a walk that has one.
@@ -161,6 +184,43 @@ mod tests {
         assert_eq!(nested.2, Some(Tenant::new("ns")));
         assert!(after.0.is_ok() && after.1.is_err(), "{after:?}");
         assert_eq!(sent, 2);
+    }
+
+    #[tokio::test]
+    async fn a_walks_pull_credentials_serve_their_own_host_only_and_never_a_separate_walk() {
+        let a: RegistryHost = "registry-a.example.org".parse().unwrap();
+        let b: RegistryHost = "registry-b.example.org".parse().unwrap();
+        let mut creds = PullCredentials::default();
+        creds.insert(
+            a.clone(),
+            PullAuth {
+                principal: super::super::pull::Principal::new("team-a", "pull", "1"),
+                credentials: Arc::new(super::super::auth::Credentials {
+                    username: "u".into(),
+                    password: "p4ssw0rd".into(),
+                }),
+            },
+        );
+        let ((for_a, for_b, joined, separate), _) = new_walk_with(
+            10,
+            Some(Tenant::new("team-a")),
+            Some(Arc::new(creds)),
+            async {
+                let (joined, _) = in_walk(10, async { pull_auth(&a) }).await;
+                // What the approved bases are resolved in: shared by every namespace.
+                let (separate, _) = new_walk(10, tenant(), async { pull_auth(&a) }).await;
+                (pull_auth(&a), pull_auth(&b), joined, separate)
+            },
+        )
+        .await;
+        assert_eq!(
+            for_a.map(|p| p.principal.to_string()),
+            Some("team-a/pull@1".to_owned())
+        );
+        assert!(for_b.is_none(), "an entry for A is never B's");
+        assert!(joined.is_some());
+        assert!(separate.is_none());
+        assert!(pull_auth(&a).is_none(), "outside the walk");
     }
 
     #[tokio::test]

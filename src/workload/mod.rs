@@ -418,6 +418,52 @@ fn custom_site(
     }
 }
 
+/// What a pod spec (or a controller's pod template) says about its pull credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodPullSecrets {
+    /// `imagePullSecrets[].name`, in order, without repeats.
+    pub secrets: Vec<String>,
+    /// `serviceAccountName` (else the deprecated `serviceAccount`, else `default`, as the
+    /// service account admission plugin sets it).
+    pub service_accounts: Vec<String>,
+}
+
+/// The pull secrets and service account of `object`'s pod spec, `None` when it is not a
+/// pod-bearing kind. Entries that are not `{name: string}` are skipped: the API server
+/// rejects them, and they name no secret to read.
+pub fn pull_secrets(object: &Value) -> Option<PodPullSecrets> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    let mut spec = object;
+    for seg in pod_spec_path(api_version, kind)? {
+        spec = spec.get(seg)?;
+    }
+    let mut out = PodPullSecrets::default();
+    for entry in spec
+        .get("imagePullSecrets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = entry.get("name").and_then(Value::as_str)
+            && !name.is_empty()
+            && !out.secrets.iter().any(|s| s == name)
+        {
+            out.secrets.push(name.to_owned());
+        }
+    }
+    let account = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|k| {
+            spec.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default");
+    out.service_accounts.push(account.to_owned());
+    Some(out)
+}
+
 fn containers(
     spec: &serde_json::Map<String, Value>,
     spec_pointer: &str,

@@ -294,3 +294,41 @@ fn a_kind_of_the_same_name_in_another_group_is_not_a_workload() {
         "spec": {"template": {"spec": pod_spec("a")}}});
     assert!(extract(&doc).images.is_empty());
 }
+
+#[rstest]
+#[case::pod_with_its_own_secrets(
+    json!({"apiVersion": "v1", "kind": "Pod", "spec": {"imagePullSecrets": [{"name": "a"}, {"name": "b"}, {"name": "a"}], "serviceAccountName": "builder", "containers": []}}),
+    Some((vec!["a", "b"], "builder"))
+)]
+#[case::service_account_defaults_to_default(
+    json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}}),
+    Some((vec![], "default"))
+)]
+#[case::deprecated_service_account_field(
+    json!({"apiVersion": "v1", "kind": "Pod", "spec": {"serviceAccount": "old", "containers": []}}),
+    Some((vec![], "old"))
+)]
+#[case::deployment_reads_its_pod_template(
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"imagePullSecrets": [{"name": "not-a-pod-field"}], "template": {"spec": {"imagePullSecrets": [{"name": "t"}], "containers": []}}}}),
+    Some((vec!["t"], "default"))
+)]
+#[case::cronjob_reads_its_job_template(
+    json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "c"}], "serviceAccountName": "cron", "containers": []}}}}}}),
+    Some((vec!["c"], "cron"))
+)]
+#[case::entries_without_a_name_are_skipped(
+    json!({"apiVersion": "v1", "kind": "Pod", "spec": {"imagePullSecrets": [{}, "x", {"name": 3}, {"name": ""}], "containers": []}}),
+    Some((vec![], "default"))
+)]
+#[case::not_a_workload(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {}}), None)]
+fn finds_the_pull_secrets_of_a_pod_spec(
+    #[case] object: Value,
+    #[case] expected: Option<(Vec<&str>, &str)>,
+) {
+    let got = pull_secrets(&object);
+    let expected = expected.map(|(secrets, sa)| PodPullSecrets {
+        secrets: secrets.into_iter().map(str::to_owned).collect(),
+        service_accounts: vec![sa.to_owned()],
+    });
+    assert_eq!(got, expected);
+}

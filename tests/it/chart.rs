@@ -172,6 +172,8 @@ fn args(deployment: &Value) -> Vec<&str> {
 #[case::server_tuning(json!({"server": {"maxBodyBytes": 1048576, "unchangedImages": "enforce", "logFormat": "text", "shutdownGraceSeconds": 5, "exemptNamespaces": ["kube-system", "cert-manager"], "env": [{"name": "RUST_LOG", "value": "info"}], "extraArgs": ["--ca-file=/x"]}}))]
 #[case::audit_cronjob(json!({"audit": {"cronJob": {"enabled": true}}}))]
 #[case::audit_cronjob_in_namespaces(json!({"audit": {"namespaces": ["shop", "payments"], "cronJob": {"enabled": true, "schedule": "@daily", "timeZone": "Europe/Berlin", "args": ["--no-resolve"], "activeDeadlineSeconds": null}}, "registry": {"credentialsSecret": "regcred", "ca": {"configMap": "registry-ca"}}}))]
+#[case::pull_secrets(json!({"registry": {"pullSecrets": {"enabled": true}}}))]
+#[case::pull_secrets_and_periodic_audit(json!({"registry": {"pullSecrets": {"enabled": true}}, "audit": {"periodic": {"enabled": true}}}))]
 #[case::periodic_audit_and_alerts(json!({"audit": {"periodic": {"enabled": true, "intervalSeconds": 900}}, "prometheusRule": {"enabled": true}}))]
 #[case::periodic_audit_in_namespaces_and_cronjob(json!({"audit": {"namespaces": ["shop"], "periodic": {"enabled": true}, "cronJob": {"enabled": true}}}))]
 #[case::custom_kinds(json!({"webhook": {"customKinds": {"argoRollouts": true, "knative": true, "openKruise": true, "argoWorkflows": true, "tekton": true}, "extraRules": [{"apiGroups": ["ci.example.com"], "apiVersions": ["v1"], "resources": ["runners"], "scope": "Cluster"}]}}))]
@@ -221,6 +223,10 @@ fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
 #[case::deadline_not_below_the_timeout(
     json!({"registry": {"deadlineSeconds": 5}}),
     "must be above 0 and below webhook.timeoutSeconds"
+)]
+#[case::pull_secrets_without_the_registry(
+    json!({"registry": {"resolve": false, "pullSecrets": {"enabled": true}}}),
+    "it needs registry.resolve: true"
 )]
 #[case::grace_not_longer_than_the_drain(
     json!({"terminationGracePeriodSeconds": 20, "server": {"shutdownGraceSeconds": 20}}),
@@ -1509,4 +1515,42 @@ fn every_alert_of_the_chart_passes_its_promtool_unit_test() {
     std::fs::write(&copy, &text).unwrap();
     let (ok, said) = promtool(&["test".as_ref(), "rules".as_ref(), copy.as_os_str()]);
     assert!(ok && said.contains("SUCCESS"), "{said}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull secrets.
+
+#[test]
+fn pull_secrets_are_off_by_default_and_when_on_the_server_may_only_get_secrets_and_service_accounts()
+ {
+    let off = rendered(json!({}));
+    assert!(!args(&off.one("Deployment")).contains(&"--pull-secrets"));
+    assert!(off.all("ClusterRole").is_empty());
+
+    let h = rendered(json!({"registry": {"pullSecrets": {"enabled": true}}}));
+    let d = h.one("Deployment");
+    assert!(args(&d).contains(&"--pull-secrets"), "{:?}", args(&d));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["automountServiceAccountToken"], true,
+        "the server needs its token to read the secrets"
+    );
+    let role = h.one("ClusterRole");
+    assert_eq!(role["metadata"]["name"], "tollgate-pull-secrets");
+    // `get` by name only: no list or watch, which would hand the server every secret.
+    assert_eq!(
+        permissions(&role),
+        BTreeMap::from([
+            (
+                ("".to_owned(), "secrets".to_owned()),
+                vec!["get".to_owned()]
+            ),
+            (
+                ("".to_owned(), "serviceaccounts".to_owned()),
+                vec!["get".to_owned()]
+            ),
+        ])
+    );
+    let binding = h.one("ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], "tollgate-pull-secrets");
+    assert_eq!(subjects(&binding), [sa(RELEASE)]);
 }

@@ -21,6 +21,7 @@ mod hardening;
 mod image;
 mod layout;
 mod policy_reach;
+mod pull_secrets;
 mod registry;
 mod report_tools;
 mod rollout;

@@ -10,17 +10,17 @@ use crate::support::oci::{Pusher, layer};
 use crate::support::registry::{Security, TestRegistry};
 use crate::support::run;
 
-const USER: &str = "robot";
-const PASSWORD: &str = "s3cret-registry-passw0rd";
+pub(crate) const USER: &str = "robot";
+pub(crate) const PASSWORD: &str = "s3cret-registry-passw0rd";
 
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 /// A CA and a serving certificate for 127.0.0.1, made now (no key is committed).
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,7 +40,7 @@ fn pki() -> Pki {
 
 /// A registry serving HTTPS with a certificate from `pki()`'s CA and asking for USER/PASSWORD,
 /// holding `team/app:1.0`.
-async fn secured_registry_with_image() -> (Pki, TestRegistry) {
+pub(crate) async fn secured_registry_with_image() -> (Pki, TestRegistry) {
     let pki = pki();
     let htpasswd = format!("{USER}:{}\n", bcrypt::hash(PASSWORD, 4).unwrap());
     let reg = TestRegistry::start_with(Security {

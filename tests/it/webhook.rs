@@ -29,7 +29,7 @@ const SIDECAR: &str = "docker-registry.wikimedia.org/envoy:1.23.10-3@sha256:8453
 const INIT: &str = "docker-registry.wikimedia.org/httpd-fcgi:2.4.62-2@sha256:655f5c6e972034a839b54712cb61c52ae099fca7ac10d402bf5fc096e0ef9e9e";
 
 /// pod-create.json with every container running `image`.
-fn pod_running(image: &str) -> Value {
+pub(crate) fn pod_running(image: &str) -> Value {
     let text = fixture_text("pod-create.json")
         .replace(GOOD, image)
         .replace(SIDECAR, image)
@@ -38,13 +38,13 @@ fn pod_running(image: &str) -> Value {
 }
 
 /// A fixture with its first container's image (and every other use of it) replaced.
-fn with_image(name: &str, image: &str) -> Value {
+pub(crate) fn with_image(name: &str, image: &str) -> Value {
     let text = fixture_text(name);
     assert!(text.contains(GOOD), "{name} runs {GOOD}");
     serde_json::from_str(&text.replace(GOOD, image)).unwrap()
 }
 
-fn warnings(response: &Value) -> Vec<String> {
+pub(crate) fn warnings(response: &Value) -> Vec<String> {
     response["warnings"]
         .as_array()
         .map(|w| w.iter().map(|s| s.as_str().unwrap().to_owned()).collect())

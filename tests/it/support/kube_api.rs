@@ -4,7 +4,10 @@
 //! continue tokens, and can expire a continue token. It also keeps OpenReports Reports
 //! (reports.openreports.io): lists them by label selector, takes server-side applies and
 //! deletes, answering with the API server's object and Status shapes, and records every write.
-//! Plain HTTP on 127.0.0.1, port from the OS.
+//! And it serves Secrets and ServiceAccounts by name (`GET /api/v1/namespaces/NS/secrets/NAME`,
+//! `.../serviceaccounts/NAME`) as the API server does, with its 404 Status for a missing one;
+//! every namespace has a `default` service account without pull secrets unless a test adds
+//! another. Plain HTTP on 127.0.0.1, port from the OS.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +55,12 @@ struct Shared {
     writes: Vec<Write>,
     /// The Reports stored, by (namespace, name).
     reports: BTreeMap<(String, String), serde_json::Value>,
+    /// Secret objects by (namespace, name), as the API server serializes them.
+    secrets: BTreeMap<(String, String), String>,
+    /// ServiceAccount objects by (namespace, name).
+    accounts: BTreeMap<(String, String), String>,
+    /// Serve these pods (one page) and no controllers, instead of the fixtures.
+    pods: Option<Vec<serde_json::Value>>,
     /// The next resourceVersion handed out.
     resource_version: u64,
 }
@@ -178,6 +187,30 @@ fn reports(
     }
 }
 
+
+/// The API server's Status for a named object that does not exist.
+fn not_found(resource: &str, name: &str) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("{resource} \"{name}\" not found"),
+        "reason": "NotFound",
+        "details": {"name": name, "kind": resource},
+        "code": 404
+    });
+    (StatusCode::NOT_FOUND, json(body.to_string())).into_response()
+}
+
+/// A namespaced object by name: `/api/v1/namespaces/NS/RESOURCE/NAME`.
+fn named(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let mut parts = rest.split('/');
+    let (ns, resource, name) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some((ns, resource, name))
+}
+
 pub struct FakeApiServer {
     shared: Arc<Mutex<Shared>>,
     task: tokio::task::JoinHandle<()>,
@@ -276,6 +309,42 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
             return (StatusCode::GONE, json(fixture("gone.json"))).into_response();
         }
     }
+    if let Some((ns, resource, name)) = named(&path) {
+        let key = (ns.to_owned(), name.to_owned());
+        let s = shared.lock().unwrap();
+        let found = match resource {
+            "secrets" => s.secrets.get(&key).cloned(),
+            "serviceaccounts" => s
+                .accounts
+                .get(&key)
+                .cloned()
+                .or_else(|| (name == "default").then(|| service_account(ns, name, &[], "1"))),
+            _ => None,
+        };
+        return match found {
+            Some(body) => json(body).into_response(),
+            None => not_found(resource, name),
+        };
+    }
+    if let Some(pods) = shared.lock().unwrap().pods.clone() {
+        let body = match path.as_str() {
+            "/api/v1/pods" => serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "48213390"},
+                "items": pods
+            })
+            .to_string(),
+            "/apis/apps/v1/deployments" => empty_list("Deployment", "apps/v1"),
+            "/apis/apps/v1/replicasets" => empty_list("ReplicaSet", "apps/v1"),
+            "/apis/apps/v1/statefulsets" => empty_list("StatefulSet", "apps/v1"),
+            "/apis/apps/v1/daemonsets" => empty_list("DaemonSet", "apps/v1"),
+            "/apis/batch/v1/jobs" => empty_list("Job", "batch/v1"),
+            "/apis/batch/v1/cronjobs" => empty_list("CronJob", "batch/v1"),
+            _ => return not_found("", ""),
+        };
+        return json(body).into_response();
+    }
     let body = match (path.as_str(), continue_.is_some()) {
         ("/api/v1/pods", false) => fixture("pods-page1.json"),
         ("/api/v1/pods", true) => fixture("pods-page2.json"),
@@ -304,7 +373,88 @@ fn json(body: String) -> Response {
         .into_response()
 }
 
+/// A ServiceAccount as the API server serializes it (no `secrets` list: since Kubernetes 1.24
+/// no token secret is made for it).
+fn service_account(ns: &str, name: &str, pull_secrets: &[&str], rv: &str) -> String {
+    let mut sa = serde_json::json!({
+        "kind": "ServiceAccount",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": "0b9c1a4e-2f3d-4c5b-8e6f-7a8b9c0d1e2f",
+            "resourceVersion": rv,
+            "creationTimestamp": "2026-01-05T10:00:00Z"
+        }
+    });
+    if !pull_secrets.is_empty() {
+        sa["imagePullSecrets"] = pull_secrets
+            .iter()
+            .map(|n| serde_json::json!({"name": n}))
+            .collect();
+    }
+    sa.to_string()
+}
+
 impl FakeApiServer {
+    /// Serve `namespace`'s secret `name` of `type_` with `data` (raw bytes, base64-encoded on
+    /// the wire as the API server does); a new resourceVersion each time.
+    pub fn add_secret(&self, namespace: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) {
+        use base64::Engine as _;
+        let mut s = self.shared.lock().unwrap();
+        s.resource_version += 1;
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    base64::engine::general_purpose::STANDARD.encode(v).into(),
+                )
+            })
+            .collect();
+        let body = serde_json::json!({
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": "5f0c8a7e-9d1b-4e2a-b3c4-d5e6f7a8b9c0",
+                "resourceVersion": s.resource_version.to_string(),
+                "creationTimestamp": "2026-01-05T10:00:00Z",
+                "managedFields": [{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": "2026-01-05T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {".": {}}, "f:type": {}}}]
+            },
+            "data": data,
+            "type": type_
+        });
+        s.secrets
+            .insert((namespace.to_owned(), name.to_owned()), body.to_string());
+    }
+
+    /// Serve `namespace`'s service account `name`, listing `pull_secrets`.
+    pub fn add_service_account(&self, namespace: &str, name: &str, pull_secrets: &[&str]) {
+        let mut s = self.shared.lock().unwrap();
+        s.resource_version += 1;
+        let body = service_account(
+            namespace,
+            name,
+            pull_secrets,
+            &s.resource_version.to_string(),
+        );
+        s.accounts
+            .insert((namespace.to_owned(), name.to_owned()), body);
+    }
+
+    /// List these pods (items as the API server lists them: without kind and apiVersion) and no
+    /// controllers, instead of the fixtures.
+    pub fn set_pods(&self, pods: Vec<serde_json::Value>) {
+        self.shared.lock().unwrap().pods = Some(pods);
+    }
+
+    /// Never answer from now on.
+    pub fn stall(&self) {
+        self.shared.lock().unwrap().behaviour.stall = true;
+    }
+
     pub async fn start(behaviour: Behaviour) -> FakeApiServer {
         let reports = behaviour
             .reports

@@ -82,6 +82,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub fault: Option<Fault>,
+    /// The request's `Authorization` header, to show whose credentials reached this host.
+    pub authorization: Option<String>,
 }
 
 struct ActiveRule {
@@ -108,7 +110,7 @@ struct Bearer {
 
 impl State {
     /// Record a request and pick the fault of the first rule that still applies to it.
-    fn admit(&mut self, method: &str, path: &str) -> Option<Fault> {
+    fn admit(&mut self, method: &str, path: &str, authorization: Option<&str>) -> Option<Fault> {
         let mut fault = None;
         for active in &mut self.rules {
             let rule = &active.rule;
@@ -133,6 +135,7 @@ impl State {
             method: method.to_owned(),
             path: path.to_owned(),
             fault: fault.clone(),
+            authorization: authorization.map(str::to_owned),
         });
         fault
     }
@@ -362,7 +365,15 @@ async fn handle(
     let Some(req) = read_request(&mut stream).await else {
         return;
     };
-    let fault = state.lock().unwrap().admit(&req.method, &req.path);
+    let authorization = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.clone());
+    let fault = state
+        .lock()
+        .unwrap()
+        .admit(&req.method, &req.path, authorization.as_deref());
     let bearer = state.lock().unwrap().bearer.clone();
     if let Some(b) = bearer
         && let Some(answer) = bearer_gate(&b, &req)
