@@ -737,7 +737,7 @@ impl Checker {
                 return None;
             }
             // A prefix of the wrong type was reported and read past: nothing more to say.
-            (None, None) if self.v.read_past(&at.to_owned()) => return None,
+            (None, None) if self.v.read_past(at) => return None,
             (None, None) => {
                 self.problem(
                     at.to_owned(),

@@ -352,7 +352,7 @@ impl ImagePattern {
         };
         let tag = match tag {
             None => None,
-            Some(t) if t.is_empty() => {
+            Some("") => {
                 return Err(ImagePatternError::Tag {
                     tag: String::new(),
                     reason: "is empty".into(),

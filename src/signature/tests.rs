@@ -67,7 +67,12 @@ fn each_key_kind_verifies_its_own_signature_only(
     let k = key(alg);
     let s = signer("ci", &k);
     assert_eq!(s.key.kind(), kind);
-    let v = verify(&digest(D), &[signed(&k, payload(D))], &[s.clone()], 1);
+    let v = verify(
+        &digest(D),
+        &[signed(&k, payload(D))],
+        std::slice::from_ref(&s),
+        1,
+    );
     assert!(v.is_verified(), "{v:?}");
     assert_eq!(v.signed_by, ["ci"]);
     let stranger = key(alg);

@@ -187,7 +187,6 @@ fn reports(
     }
 }
 
-
 /// The API server's Status for a named object that does not exist.
 fn not_found(resource: &str, name: &str) -> Response {
     let body = serde_json::json!({
