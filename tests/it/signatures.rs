@@ -251,3 +251,51 @@ async fn a_threshold_needs_that_many_distinct_signers() {
     let (r, v) = verify(&s, &format!("{name}:both"));
     assert_eq!(r.code, 0, "{}{v:#}", r.stderr);
 }
+
+/// pod-create.json with every container running `image`, in namespace `signed`.
+fn pod_review(image: &str) -> Value {
+    let mut review = crate::support::webhook::fixture("pod-create.json");
+    let object = &mut review["request"]["object"];
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = object["spec"][list].as_array_mut() {
+            for c in cs {
+                c["image"] = json!(image);
+            }
+        }
+    }
+    review
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_admits_a_signed_digest_and_denies_an_unsigned_one_within_its_deadline() {
+    let s = setup(1);
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let signed = push(&p, "signed", b"signed").await;
+    sign(&p, "signed/app", &name, &signed, &signed, &[&s.trusted]).await;
+    push(&p, "unsigned", b"unsigned").await;
+    let hook = crate::support::webhook::Webhook::start(&[
+        "--policy",
+        &s.policy,
+        "--registry-deadline",
+        "3s",
+    ]);
+    let allowed = hook
+        .review("/validate", &pod_review(&format!("{name}:signed@{signed}")))
+        .await;
+    assert_eq!(allowed["allowed"], true, "{allowed}\n{}", hook.logs());
+    // The same digest again: its manifest and payload come from the cache.
+    let again = hook
+        .review("/validate", &pod_review(&format!("{name}:signed@{signed}")))
+        .await;
+    assert_eq!(again["allowed"], true, "{again}");
+    let denied = hook
+        .review("/validate", &pod_review(&format!("{name}:unsigned")))
+        .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let message = denied["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("[signature-unverified]") && message.contains("has no signature"),
+        "{message}"
+    );
+}
