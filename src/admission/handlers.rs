@@ -188,7 +188,7 @@ async fn admit(s: &AppState, webhook: Webhook, headers: &HeaderMap, body: Body) 
         .pull_secrets
         .as_ref()
         .and(request.object.as_ref())
-        .and_then(|o| crate::workload::pull_secrets(&o.value));
+        .and_then(|o| crate::workload::pull_secrets_with(&o.value, engine.policy.workloads()));
     let mut response = AdmissionResponse::from(&request);
     let plan = decide::plan(
         &engine.policy,

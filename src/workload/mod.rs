@@ -432,12 +432,30 @@ pub struct PodPullSecrets {
 /// pod-bearing kind. Entries that are not `{name: string}` are skipped: the API server
 /// rejects them, and they name no secret to read.
 pub fn pull_secrets(object: &Value) -> Option<PodPullSecrets> {
+    pull_secrets_with(object, WorkloadKinds::builtin())
+}
+
+/// [`pull_secrets`], with `kinds` for the custom kinds: the first pod spec site of a custom
+/// kind (an Argo Rollout's template) whose path has no list step says it.
+pub fn pull_secrets_with(object: &Value, kinds: &WorkloadKinds) -> Option<PodPullSecrets> {
     let api_version = object.get("apiVersion")?.as_str()?;
     let kind = object.get("kind")?.as_str()?;
-    let mut spec = object;
-    for seg in pod_spec_path(api_version, kind)? {
-        spec = spec.get(seg)?;
-    }
+    let spec = match pod_spec_path(api_version, kind) {
+        Some(path) => path.iter().try_fold(object, |v, seg| v.get(seg))?,
+        None => {
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            kinds
+                .sites(group, kind)?
+                .iter()
+                .find_map(|site| match site {
+                    Site::PodSpec(p) => p.steps().iter().try_fold(object, |v, step| match step {
+                        kinds::Step::Key(k) => v.get(k),
+                        kinds::Step::Each => None,
+                    }),
+                    _ => None,
+                })?
+        }
+    };
     let mut out = PodPullSecrets::default();
     for entry in spec
         .get("imagePullSecrets")

@@ -332,3 +332,13 @@ fn finds_the_pull_secrets_of_a_pod_spec(
     });
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_rollouts_template_says_its_pull_secrets() {
+    let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "regcred"}],
+            "serviceAccountName": "deployer", "containers": []}}}});
+    let got = pull_secrets(&rollout).unwrap();
+    assert_eq!(got.secrets, ["regcred"]);
+    assert_eq!(got.service_accounts, ["deployer"]);
+}
