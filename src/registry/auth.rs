@@ -528,6 +528,7 @@ impl Tokens {
         scope: &str,
         challenge: Option<&str>,
         sent: Option<&str>,
+        realm_allowed: impl Fn(&str) -> bool,
         on_request: impl Fn() -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
         let key = (host.clone(), principal.cloned(), scope.to_owned());
@@ -554,6 +555,14 @@ impl Tokens {
                 service,
                 scope: asked,
             }) => {
+                // The realm is attacker-chosen: a registry's answer must never send tollgate,
+                // with the registry's credentials, to a host the policy does not approve.
+                if !realm_allowed(&realm) {
+                    return Err(RegistryError::ForeignRealm {
+                        registry: host.to_string(),
+                        realm,
+                    });
+                }
                 let scope = asked.unwrap_or_else(|| scope.to_owned());
                 let mut req = http.get(&realm).query(&[("scope", scope.as_str())]);
                 if let Some(s) = &service {

@@ -98,6 +98,18 @@ pub enum RegistryError {
         /// The link as sent.
         link: String,
     },
+    /// A bearer challenge whose token realm is on a host the policy does not approve for this
+    /// registry: not contacted, it would be sent the registry's credentials.
+    #[error(
+        "the registry {registry} asks for a token from {realm}, which is neither the registry \
+         nor among the policy's redirectHosts for it (and HTTPS); tollgate does not contact it"
+    )]
+    ForeignRealm {
+        /// The registry.
+        registry: String,
+        /// The realm URL as the challenge named it.
+        realm: String,
+    },
     /// A token endpoint that answered without a token.
     #[error("the token response from {realm} has no token")]
     NoToken {

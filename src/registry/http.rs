@@ -486,6 +486,7 @@ impl RegistryClient {
                             &scope,
                             r.challenge.as_deref(),
                             r.sent_auth.as_deref(),
+                            |realm| realm_allowed(ep, &self.opts.redirect_hosts, realm),
                             on_request,
                         )
                         .await?;
@@ -696,6 +697,38 @@ fn redirect_policy(allowed: Vec<(HostPattern, Vec<RegistryHost>)>) -> reqwest::r
             ))
         }
     })
+}
+
+/// Docker Hub's token service, on a host of its own.
+const DOCKER_HUB_AUTH: &str = "auth.docker.io";
+
+/// Whether a bearer challenge's realm may be asked for a token: on the registry's own host
+/// (HTTPS, or plain HTTP for a registry the policy marks insecure), Docker Hub's
+/// `auth.docker.io` for Docker Hub, or a host the policy's `redirectHosts` name for this
+/// registry, over HTTPS.
+fn realm_allowed(
+    ep: &Endpoint,
+    redirect_hosts: &[(HostPattern, Vec<RegistryHost>)],
+    realm: &str,
+) -> bool {
+    let Ok(url) = reqwest::Url::parse(realm) else {
+        return false;
+    };
+    let https = url.scheme() == "https";
+    let Some(host) = url.host_str().and_then(|h| match url.port() {
+        Some(p) => format!("{h}:{p}").parse::<RegistryHost>().ok(),
+        None => h.parse::<RegistryHost>().ok(),
+    }) else {
+        return false;
+    };
+    if host.canonical() == ep.host.canonical() {
+        return https || (ep.insecure && url.scheme() == "http");
+    }
+    https
+        && ((ep.host.is_docker_hub() && host.canonical() == DOCKER_HUB_AUTH)
+            || redirect_hosts
+                .iter()
+                .any(|(from, to)| from.matches(&ep.host) && to.contains(&host)))
 }
 
 fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {

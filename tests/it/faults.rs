@@ -657,6 +657,44 @@ async fn bearer_token_auth_is_answered_with_the_configured_credentials_once() {
     );
 }
 
+/// Regression: a registry's bearer challenge named any realm, and tollgate sent the registry's
+/// credentials there. A realm on another host is now refused unless the policy names it for
+/// the registry (redirectHosts, HTTPS), and the other host is never contacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_realm_on_a_host_the_policy_does_not_approve_is_never_contacted() {
+    let reg = TestRegistry::start();
+    Pusher::new(reg.base_url())
+        .image(
+            "team/app",
+            Some("1"),
+            &[layer(&[("a", b"1")])],
+            "linux/amd64",
+        )
+        .await;
+    let collector = FaultProxy::start(&reg.base_url());
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.require_bearer_from(
+        &format!("{}/token", collector.base_url()),
+        "robot",
+        "t0ken-pass",
+    );
+    let policy = Arc::new(parse_policy(&proxy.policy(""), "p.yaml").unwrap());
+    let image: ImageRef = format!("{}/team/app:1", proxy.host()).parse().unwrap();
+    collector.reset_counts();
+    let r = resolver_with_credentials(&proxy, policy);
+    let err = r.resolve(&image).await.unwrap_err();
+    assert!(matches!(err, RegistryError::ForeignRealm { .. }), "{err}");
+    assert!(
+        err.to_string().contains("tollgate does not contact it"),
+        "{err}"
+    );
+    assert_eq!(
+        collector.count("GET", "/token"),
+        0,
+        "the foreign realm was contacted"
+    );
+}
+
 /// Regression: requests that got the 401 at the same time each fetched a token; now they wait
 /// for the first one's.
 #[tokio::test(flavor = "multi_thread")]

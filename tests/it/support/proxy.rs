@@ -181,6 +181,17 @@ impl FaultProxy {
         });
     }
 
+    /// Like [`Self::require_bearer`], with the challenge naming `realm` as the token service:
+    /// a registry that sends its clients, and their credentials, somewhere else.
+    pub fn require_bearer_from(&self, realm: &str, user: &str, password: &str) {
+        self.state.lock().unwrap().bearer = Some(Bearer {
+            realm: realm.to_owned(),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            token: "tok-0123456789".to_owned(),
+        });
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
