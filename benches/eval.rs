@@ -274,3 +274,72 @@ fn json_parse_and_evaluate(bencher: Bencher) {
         report
     });
 }
+
+/// Issue 14: one cosign signature checked against one trusted ECDSA P-256 key (payload
+/// digest, payload document, signature), what a verdict-cache miss costs in memory after the
+/// registry answered; and against four keys, as a rule with several signers does.
+mod signatures {
+    use std::hint::black_box;
+    use std::sync::LazyLock;
+
+    use divan::Bencher;
+    use rcgen::{KeyPair, SigningKey as _};
+    use sha2::{Digest as _, Sha256};
+    use tollgate::reference::Digest;
+    use tollgate::signature::{Fetched, PublicKey, SignatureLayer, Signer, verify};
+
+    const SIGNED: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    struct Case {
+        digest: Digest,
+        fetched: Vec<Fetched>,
+        one: Vec<Signer>,
+        four: Vec<Signer>,
+    }
+
+    static CASE: LazyLock<Case> = LazyLock::new(|| {
+        let keys: Vec<KeyPair> = (0..4)
+            .map(|_| KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap())
+            .collect();
+        let payload = format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"registry.example.org/app"}},"image":{{"docker-manifest-digest":"{SIGNED}"}},"type":"cosign container image signature"}},"optional":null}}"#
+        )
+        .into_bytes();
+        let hex: String = Sha256::digest(&payload)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let signer = |i: usize| Signer {
+            name: format!("k{i}"),
+            key: PublicKey::from_pem(&keys[i].public_key_pem()).unwrap(),
+        };
+        Case {
+            digest: SIGNED.parse().unwrap(),
+            fetched: vec![Fetched {
+                layer: SignatureLayer {
+                    payload: format!("sha256:{hex}").parse().unwrap(),
+                    size: payload.len() as u64,
+                    // Signed by the last key: the four-key case tries every key.
+                    signature: keys[3].sign(&payload).unwrap(),
+                    certificate: None,
+                    bundle: None,
+                },
+                payload: Ok(payload),
+            }],
+            one: vec![signer(3)],
+            four: (0..4).map(signer).collect(),
+        }
+    });
+
+    #[divan::bench(sample_count = 1000)]
+    fn verify_one_signature_one_key(bencher: Bencher) {
+        let c = &*CASE;
+        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.one, 1));
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn verify_one_signature_four_keys(bencher: Bencher) {
+        let c = &*CASE;
+        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.four, 1));
+    }
+}

@@ -130,7 +130,13 @@ async fn signature_status(
     res: &Resolution,
 ) -> Result<Status, RegistryError> {
     let canonical = policy.canonical_name(reference);
-    let rules: Vec<_> = policy.signature_rules_for(&canonical).collect();
+    // Indexed in the policy's list: the verdict cache's key.
+    let rules: Vec<(usize, &crate::policy::SignatureRule)> = policy
+        .signature_rules()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.images.iter().any(|p| p.is_match(&canonical)))
+        .collect();
     if rules.is_empty() || policy.level(RuleId::SignatureUnverified) == Level::Off {
         return Ok(Status::NotEvaluated("no signature rule covers this image"));
     }
@@ -139,7 +145,15 @@ async fn signature_status(
     };
     let set = resolver.signatures(reference, digest).await?;
     let mut failed = Vec::new();
-    for rule in rules {
+    for (index, rule) in rules {
+        // A verified set is remembered (only success: a failure is re-checked, and its
+        // message needs the details anyway).
+        let key = set.manifest.clone().map(|m| (digest.clone(), m, index));
+        if let Some(k) = &key
+            && resolver.signature_verdicts.get(k).await == Some(true)
+        {
+            continue;
+        }
         let verdict = match &set.problem {
             Some(p) => crate::signature::Verdict {
                 signed_by: Vec::new(),
@@ -151,7 +165,11 @@ async fn signature_status(
                 crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold)
             }
         };
-        if !verdict.is_verified() {
+        if verdict.is_verified() {
+            if let Some(k) = key {
+                resolver.signature_verdicts.insert(k, true).await;
+            }
+        } else {
             failed.push(verdict.summary(digest));
         }
     }

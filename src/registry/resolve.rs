@@ -88,6 +88,10 @@ pub struct Resolver {
     blobs: Cached<Option<u64>>,
     /// Not-found answers (the registry's words), kept only briefly: a push may be on its way.
     not_found: NotFound,
+    /// Signature verdicts by (digest, signature manifest digest, rule index): a signature set
+    /// is immutable under its digest and the policy is this resolver's, so a verdict holds as
+    /// long as both; a new signature moves the `.sig` tag to another manifest, another key.
+    pub(super) signature_verdicts: Cache<(Digest, Digest, usize), bool>,
 }
 
 impl Resolver {
@@ -106,6 +110,7 @@ impl Resolver {
             blobs: Cached::new(short_lived(opts.blob_ttl)),
             not_found: short_lived(opts.not_found_ttl),
             documents: Cached::new(documents),
+            signature_verdicts: Cache::builder().max_capacity(100_000).build(),
             client,
             policy,
             opts,

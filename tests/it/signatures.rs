@@ -289,6 +289,12 @@ async fn the_webhook_admits_a_signed_digest_and_denies_an_unsigned_one_within_it
         .review("/validate", &pod_review(&format!("{name}:signed@{signed}")))
         .await;
     assert_eq!(again["allowed"], true, "{again}");
+    // The second walk, signatures included, made no registry request.
+    let m = hook.metrics().await;
+    assert!(
+        m.contains("tollgate_registry_cache_total{result=\"hit\"} 1"),
+        "{m}"
+    );
     let denied = hook
         .review("/validate", &pod_review(&format!("{name}:unsigned")))
         .await;
