@@ -13,7 +13,7 @@ use super::eval::REGISTRY_RULES;
 use super::pattern::Segment;
 use super::{
     ApprovedRegistry, BaseFamily, BaseImage, Exemption, Expiry, HostPattern, ImagePattern, Level,
-    NamePattern, OnUnavailable, Override, Pattern, Policy, RuleId, SignatureRule,
+    NamePattern, OnUnavailable, Override, Pattern, Policy, RuleId, SignatureRule, SignedDigests,
 };
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
@@ -123,6 +123,7 @@ struct SignatureSpec {
     /// message.
     level: Option<Value>,
     registry_unavailable: Option<String>,
+    digests: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -566,7 +567,20 @@ impl Checker {
                 OnUnavailable::Allow
             }
         };
+        let digests = match spec.digests.as_deref() {
+            None | Some("image") => SignedDigests::Image,
+            Some("platforms") => SignedDigests::Platforms,
+            Some("imageOrPlatforms") => SignedDigests::ImageOrPlatforms,
+            Some(other) => {
+                self.problem(
+                    format!("{at}/digests"),
+                    format!("digests {other:?} is not one of image, platforms, imageOrPlatforms"),
+                );
+                SignedDigests::Image
+            }
+        };
         (self.v.problem_count() == before).then_some(SignatureRule {
+            digests,
             images,
             signers,
             threshold,

@@ -82,6 +82,21 @@ pub struct SignatureRule {
     pub level: Level,
     /// What admission does when the registry cannot say in time.
     pub on_unavailable: OnUnavailable,
+    /// Which digests of the image must be signed.
+    pub digests: SignedDigests,
+}
+
+/// Which digests a signature rule requires signatures on (`spec.signatures[].digests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedDigests {
+    /// `image` (default): the digest the reference resolves to; for a multi-arch tag, the
+    /// index (what `cosign sign` of the tag signs).
+    Image,
+    /// `platforms`: every runnable platform manifest of an index (attestations left out); a
+    /// single-platform image is its own platform.
+    Platforms,
+    /// `imageOrPlatforms`: the image's digest, or else every platform.
+    ImageOrPlatforms,
 }
 
 /// One entry of `spec.overrides`: what changes for the namespaces it selects.

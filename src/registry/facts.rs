@@ -7,11 +7,14 @@ use serde::Serialize;
 
 use super::RegistryError;
 use super::base::{BaseChecker, BaseVerdict};
-use super::resolution::{Resolution, TagState};
+use super::resolution::{NodeKind, NodeStatus, Resolution, TagState};
 use super::resolve::Resolver;
+use super::signatures::SignatureSet;
+use crate::policy::SignedDigests;
 use crate::policy::eval::{Status, Violation};
 use crate::policy::{Level, Policy, RuleId};
-use crate::reference::ImageRef;
+use crate::reference::{Digest, ImageRef};
+use std::collections::HashMap;
 
 /// What the registry says about one image.
 #[derive(Debug, Clone, Serialize)]
@@ -143,35 +146,40 @@ async fn signature_status(
     let Some(digest) = &res.digest else {
         return Ok(Status::NotEvaluated("the image does not resolve"));
     };
-    let set = resolver.signatures(reference, digest).await?;
+    let image = [(None, digest.clone())];
+    let platforms = platform_digests(res);
+    let mut sets = HashMap::new();
     let mut failed = Vec::new();
     for (index, rule) in rules {
-        // A verified set is remembered (only success: a failure is re-checked, and its
-        // message needs the details anyway).
-        let key = set.manifest.clone().map(|m| (digest.clone(), m, index));
-        if let Some(k) = &key
-            && resolver.signature_verdicts.get(k).await == Some(true)
-        {
-            continue;
-        }
-        let verdict = match &set.problem {
-            Some(p) => crate::signature::Verdict {
-                signed_by: Vec::new(),
-                threshold: rule.threshold,
-                signatures: set.signatures.len(),
-                problems: vec![p.to_string()],
-            },
-            None => {
-                crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold)
+        let problems = match rule.digests {
+            SignedDigests::Image => {
+                check_targets(resolver, reference, &image, index, rule, &mut sets).await?
+            }
+            SignedDigests::Platforms => {
+                check_targets(resolver, reference, &platforms, index, rule, &mut sets).await?
+            }
+            SignedDigests::ImageOrPlatforms => {
+                let first =
+                    check_targets(resolver, reference, &image, index, rule, &mut sets).await?;
+                if first.is_empty() {
+                    first
+                } else {
+                    let each =
+                        check_targets(resolver, reference, &platforms, index, rule, &mut sets)
+                            .await?;
+                    if each.is_empty() {
+                        each
+                    } else {
+                        vec![format!(
+                            "neither the image nor every platform is signed: {}; {}",
+                            first.join("; "),
+                            each.join("; ")
+                        )]
+                    }
+                }
             }
         };
-        if verdict.is_verified() {
-            if let Some(k) = key {
-                resolver.signature_verdicts.insert(k, true).await;
-            }
-        } else {
-            failed.push(verdict.summary(digest));
-        }
+        failed.extend(problems);
     }
     if failed.is_empty() {
         return Ok(Status::Pass);
@@ -179,12 +187,99 @@ async fn signature_status(
     Ok(Status::Fail(Violation {
         message: failed.join("; "),
         hint: format!(
-            "sign the digest with a key the policy trusts (`cosign sign --key cosign.key {}@{digest}`; \
+            "sign the digest with a key the policy trusts (`cosign sign --key cosign.key {}@{digest}`, \
+             with --recursive for an index's platforms too; \
              cosign 3 also needs --new-bundle-format=false --use-signing-config=false, tollgate reads \
              the .sig tag scheme)",
             reference.name()
         ),
     }))
+}
+
+/// The runnable platform manifests of an index (attestations and platforms not selected left
+/// out), with their platforms; a single manifest is its own platform.
+fn platform_digests(res: &Resolution) -> Vec<(Option<String>, Digest)> {
+    let Some(root) = &res.root else {
+        return Vec::new();
+    };
+    if root.kind != NodeKind::Index {
+        return res.digest.iter().map(|d| (None, d.clone())).collect();
+    }
+    root.children
+        .iter()
+        .filter(|c| {
+            c.kind == NodeKind::Manifest
+                && !matches!(c.status, NodeStatus::Attestation | NodeStatus::Skipped)
+        })
+        .filter_map(|c| Some((c.platform.clone(), c.digest.parse().ok()?)))
+        .collect()
+}
+
+/// Each of `targets` against one rule: why each that is not verified is not, prefixed with its
+/// platform.
+async fn check_targets(
+    resolver: &Resolver,
+    reference: &ImageRef,
+    targets: &[(Option<String>, Digest)],
+    index: usize,
+    rule: &crate::policy::SignatureRule,
+    sets: &mut HashMap<Digest, SignatureSet>,
+) -> Result<Vec<String>, RegistryError> {
+    let mut problems = Vec::new();
+    if targets.is_empty() {
+        problems.push("the index has no runnable platform to check".to_owned());
+    }
+    for (platform, d) in targets {
+        if let Some(why) = check_digest(resolver, reference, d, index, rule, sets).await? {
+            problems.push(match platform {
+                Some(p) => format!("{p}: {why}"),
+                None => why,
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// One digest against one rule: `None` when verified, else why not. The digest's signatures
+/// are read once per walk (`sets`), and a verified (digest, signature manifest, rule) is
+/// remembered by the resolver.
+async fn check_digest(
+    resolver: &Resolver,
+    reference: &ImageRef,
+    digest: &Digest,
+    index: usize,
+    rule: &crate::policy::SignatureRule,
+    sets: &mut HashMap<Digest, SignatureSet>,
+) -> Result<Option<String>, RegistryError> {
+    if !sets.contains_key(digest) {
+        let set = resolver.signatures(reference, digest).await?;
+        sets.insert(digest.clone(), set);
+    }
+    let set = &sets[digest];
+    // Only success is remembered: a failure is checked again, and its message needs the
+    // details anyway.
+    let key = set.manifest.clone().map(|m| (digest.clone(), m, index));
+    if let Some(k) = &key
+        && resolver.signature_verdicts.get(k).await == Some(true)
+    {
+        return Ok(None);
+    }
+    let verdict = match &set.problem {
+        Some(p) => crate::signature::Verdict {
+            signed_by: Vec::new(),
+            threshold: rule.threshold,
+            signatures: set.signatures.len(),
+            problems: vec![p.to_string()],
+        },
+        None => crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold),
+    };
+    if verdict.is_verified() {
+        if let Some(k) = key {
+            resolver.signature_verdicts.insert(k, true).await;
+        }
+        return Ok(None);
+    }
+    Ok(Some(verdict.summary(digest)))
 }
 
 /// The rule fails when any platform is not on an approved base.

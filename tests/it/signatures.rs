@@ -97,10 +97,14 @@ struct Setup {
 }
 
 fn setup(threshold: usize) -> Setup {
+    setup_for(threshold, "image")
+}
+
+fn setup_for(threshold: usize, digests: &str) -> Setup {
     let reg = TestRegistry::start();
     let (trusted, second) = (key(), key());
     let spec = format!(
-        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: {threshold}\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}        - name: security-team\n          publicKey: |\n{}",
+        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: {threshold}\n      digests: {digests}\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}        - name: security-team\n          publicKey: |\n{}",
         block(&trusted),
         block(&second),
         host = reg.host(),
@@ -304,4 +308,77 @@ async fn the_webhook_admits_a_signed_digest_and_denies_an_unsigned_one_within_it
         message.contains("[signature-unverified]") && message.contains("has no signature"),
         "{message}"
     );
+}
+
+/// A two-platform index with an attestation child, tagged `tag` in `signed/app`: the index
+/// digest and the two platform digests.
+async fn multi_arch(p: &Pusher, tag: &str) -> (String, String, String) {
+    let amd = p
+        .image(
+            "signed/app",
+            None,
+            &[layer(&[("bin", format!("{tag}-amd").as_bytes())])],
+            "linux/amd64",
+        )
+        .await;
+    let arm = p
+        .image(
+            "signed/app",
+            None,
+            &[layer(&[("bin", format!("{tag}-arm").as_bytes())])],
+            "linux/arm64",
+        )
+        .await;
+    let index = p
+        .index(
+            "signed/app",
+            tag,
+            &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
+            true,
+        )
+        .await;
+    (index, amd.digest, arm.digest)
+}
+
+#[rstest::rstest]
+#[case::index_signed_image_rule("image", "index", vec![])]
+#[case::index_signed_platforms_rule("platforms", "index", vec!["linux/amd64: ", "linux/arm64: "])]
+#[case::one_child_signed_platforms_rule("platforms", "amd64", vec!["linux/arm64: "])]
+#[case::both_children_signed_platforms_rule("platforms", "both", vec![])]
+#[case::both_children_signed_image_rule("image", "both", vec!["has no signature"])]
+#[case::index_signed_either_rule("imageOrPlatforms", "index", vec![])]
+#[case::both_children_signed_either_rule("imageOrPlatforms", "both", vec![])]
+#[case::one_child_signed_either_rule("imageOrPlatforms", "amd64", vec!["neither the image nor every platform is signed"])]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_rule_says_which_digests_must_be_signed(
+    #[case] digests: &str,
+    #[case] signed: &str,
+    #[case] expected: Vec<&str>,
+) {
+    let s = setup_for(1, digests);
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let (index, amd, arm) = multi_arch(&p, "multi").await;
+    let targets: Vec<&String> = match signed {
+        "index" => vec![&index],
+        "amd64" => vec![&amd],
+        _ => vec![&amd, &arm],
+    };
+    for d in targets {
+        sign(&p, "signed/app", &name, d, d, &[&s.trusted]).await;
+    }
+    let (r, v) = verify(&s, &format!("{name}:multi"));
+    let found = signature_findings(&v);
+    if expected.is_empty() {
+        assert_eq!(r.code, 0, "{}{v:#}", r.stderr);
+        assert!(found.is_empty(), "{found:?}");
+    } else {
+        assert_eq!(r.code, 1, "{}{v:#}", r.stderr);
+        let message = found.join("\n");
+        for e in &expected {
+            assert!(message.contains(e), "{e:?} not in {message}");
+        }
+        // The attestation child is never required to be signed.
+        assert!(!message.contains("unknown/unknown"), "{message}");
+    }
 }
