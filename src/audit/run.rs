@@ -14,7 +14,7 @@ use super::pull::ByNamespace;
 use super::{AuditImage, Role};
 use crate::policy::eval::{self, Context, Status};
 use crate::policy::retention::{self, OrderBy, TagInfo};
-use crate::policy::{AuditKind, FindingKind, Level, Policy};
+use crate::policy::{AuditKind, FindingKind, Level, Policy, RuleId};
 use crate::reference::ImageRef;
 use crate::registry::pull::PullCredentials;
 use crate::registry::{Resolution, Resolver};
@@ -152,6 +152,66 @@ async fn tag_lists(
         lists.insert(canonical, result);
     }
     lists
+}
+
+/// `signature-unverified` for what runs (or would run on a rollback): the digest the image
+/// resolves to against the signature rules that cover it, as admission checks it. A registry
+/// that does not answer is an error of the run, never "unsigned".
+#[allow(clippy::too_many_arguments)]
+async fn signature_check(
+    policy: &Policy,
+    resolver: &Resolver,
+    creds: Option<Arc<crate::registry::pull::PullCredentials>>,
+    reference: &ImageRef,
+    res: &crate::registry::resolution::Resolution,
+    findings: &mut Vec<AuditFinding>,
+    checks: &mut Vec<Check>,
+    errors: &mut Vec<String>,
+) {
+    let canonical = policy.canonical_name(reference);
+    let Some(level) = policy
+        .signature_rules_for(&canonical)
+        .map(|r| r.level)
+        .max()
+    else {
+        return;
+    };
+    if policy.level(RuleId::SignatureUnverified) == Level::Off {
+        return;
+    }
+    let check = |outcome, message: String| Check {
+        kind: RuleId::SignatureUnverified.into(),
+        level,
+        outcome,
+        message,
+    };
+    let status = resolver
+        .walk_with(
+            None,
+            creds,
+            crate::registry::facts::signature_status(policy, resolver, reference, res),
+        )
+        .await;
+    match status {
+        Ok(Status::Fail(v)) => findings.push(AuditFinding {
+            kind: RuleId::SignatureUnverified.into(),
+            level,
+            message: format!("{reference}: {}", v.message),
+            hint: v.hint,
+        }),
+        Ok(Status::Pass) => checks.push(check(CheckOutcome::Passed, String::new())),
+        Ok(Status::NotEvaluated(why)) => {
+            checks.push(check(CheckOutcome::NotEvaluated, why.to_owned()));
+        }
+        Err(e) => {
+            let message = format!(
+                "cannot read the signatures of {reference}: {}",
+                error_text(&e)
+            );
+            checks.push(check(CheckOutcome::Unchecked, message.clone()));
+            errors.push(message);
+        }
+    }
 }
 
 /// Whether the retention rule for `image`'s repository deletes its tag on its next run.
@@ -388,6 +448,17 @@ async fn one(
             {
                 Ok(res) => {
                     requests += res.requests;
+                    signature_check(
+                        policy,
+                        resolver,
+                        super::pull::for_image(pull, &image, reference),
+                        reference,
+                        &res,
+                        &mut findings,
+                        &mut checks,
+                        &mut errors,
+                    )
+                    .await;
                     if res.is_pullable() {
                         checks.push(walk_check(CheckOutcome::Passed, String::new()));
                     } else {

@@ -123,10 +123,11 @@ async fn evaluate_in_walk(
     })
 }
 
-/// `signature-unverified`: the digest the reference resolves to must satisfy every signature
-/// rule that covers the image. The signatures are read once, whatever the number of rules and
+/// `signature-unverified` for a resolved image: the digests each covering signature rule
+/// names (`digests`) must be signed by its threshold of keys. Also the audit's check of what
+/// runs. The signatures are read once, whatever the number of rules and
 /// keys; an unanswered registry is an error, never "unsigned".
-async fn signature_status(
+pub async fn signature_status(
     policy: &Policy,
     resolver: &Resolver,
     reference: &ImageRef,

@@ -382,3 +382,60 @@ async fn an_index_rule_says_which_digests_must_be_signed(
         assert!(!message.contains("unknown/unknown"), "{message}");
     }
 }
+
+/// A live state of one bare Pod in namespace `prod` running `image` (its imageID the digest).
+fn live_pod(name: &str, image: &str, digest: &str) -> Value {
+    // The tag is after the last ':' (the host has a port).
+    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": name, "namespace": "prod"},
+         "spec": {"containers": [{"name": "app", "image": image}]},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": image,
+            "imageID": format!("{repo}@{digest}"), "ready": true}]}}
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_reports_running_digests_without_a_trusted_signature() {
+    let s = setup(1);
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let signed = push(&p, "signed", b"signed").await;
+    sign(&p, "signed/app", &name, &signed, &signed, &[&s.trusted]).await;
+    let unsigned = push(&p, "unsigned", b"unsigned").await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = |state: Value| {
+        let path = dir.path().join("live.json");
+        std::fs::write(&path, state.to_string()).unwrap();
+        let r = run(&[
+            "audit",
+            "--live-file",
+            path.to_str().unwrap(),
+            "--policy",
+            &s.policy,
+            "--format",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+        let found: Vec<String> = v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["findings"].as_array().unwrap().clone())
+            .filter(|f| f["kind"] == "signature-unverified")
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .collect();
+        (r.code, found)
+    };
+    let (code, found) =
+        tokio::task::block_in_place(|| audit(live_pod("ok", &format!("{name}:signed"), &signed)));
+    assert_eq!((code, found.len()), (0, 0), "{found:?}");
+    let (code, found) = tokio::task::block_in_place(|| {
+        audit(live_pod("bad", &format!("{name}:unsigned"), &unsigned))
+    });
+    assert_eq!(code, 1, "{found:?}");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("has no signature"), "{found:?}");
+}
