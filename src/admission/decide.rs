@@ -446,20 +446,20 @@ pub fn record_unavailable(
             if !applies {
                 continue;
             }
+            // Each signature rule says for itself: a rule that denies when the registry cannot
+            // answer denies at its own level; the others only warn.
+            let deny_level = (rule == RuleId::SignatureUnverified)
+                .then(|| {
+                    policy
+                        .signature_rules_for(&policy.canonical_name(reference))
+                        .filter(|r| r.on_unavailable == OnUnavailable::Deny)
+                        .map(|r| r.level)
+                        .max()
+                })
+                .flatten();
             let on = match rule {
-                // Each signature rule says for itself; any that denies, denies.
-                RuleId::SignatureUnverified => {
-                    let scoped = policy.in_namespace(&site.namespace);
-                    let canonical = policy.canonical_name(reference);
-                    if scoped
-                        .signature_rules_for(&canonical)
-                        .any(|r| r.on_unavailable == OnUnavailable::Deny)
-                    {
-                        OnUnavailable::Deny
-                    } else {
-                        OnUnavailable::Allow
-                    }
-                }
+                RuleId::SignatureUnverified if deny_level.is_some() => OnUnavailable::Deny,
+                RuleId::SignatureUnverified => OnUnavailable::Allow,
                 _ => policy.on_registry_unavailable(rule),
             };
             let (effect, hint) = match on {
@@ -480,6 +480,9 @@ pub fn record_unavailable(
                 hint: hint.to_owned(),
             });
             let mut outcome = eval::registry_outcome(policy, rule, status, reference, ctx);
+            if let (Some(l), true) = (deny_level, outcome.level != Level::Off) {
+                outcome.level = l;
+            }
             if on == OnUnavailable::Allow {
                 outcome.level = outcome.level.min(Level::Warn);
             }

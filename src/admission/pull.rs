@@ -24,8 +24,17 @@ const SHARE: u32 = 2;
 /// The approved registries `sites` pull from: the only hosts a secret's entries are used for.
 pub(super) fn approved_hosts(policy: &Policy, sites: &[ImageSite]) -> Vec<RegistryHost> {
     let mut hosts: Vec<RegistryHost> = Vec::new();
-    for r in sites.iter().filter_map(|s| s.image.reference()) {
-        if policy.approved_registry(r).is_some() && !hosts.contains(r.registry()) {
+    for site in sites {
+        let Some(r) = site.image.reference() else {
+            continue;
+        };
+        // Approved where the site runs: an override may approve a namespace's own registry.
+        if policy
+            .in_namespace(&site.namespace)
+            .approved_registry(r)
+            .is_some()
+            && !hosts.contains(r.registry())
+        {
             hosts.push(r.registry().clone());
         }
     }

@@ -30,14 +30,23 @@ pub(super) struct Engine {
     pub(super) registry: Option<RegistryEngine>,
 }
 
-/// What decides whether a reloaded policy can keep the resolver: the resolver only uses the
-/// policy to find (and approve) registries.
+/// What decides whether a reloaded policy can keep the resolver: the resolver uses the policy
+/// to find (and approve) registries, the overrides' included, and its client was built with
+/// their redirect hosts (which also bound the token realms it may ask).
 fn registries_key(p: &Policy) -> Vec<String> {
-    p.registries()
-        .iter()
+    p.all_registries()
         .map(|r| {
             let aliases: Vec<String> = r.aliases().iter().map(ToString::to_string).collect();
-            format!("{} {} {}", r.prefix(), aliases.join(","), r.insecure())
+            let redirects: Vec<String> =
+                r.redirect_hosts().iter().map(ToString::to_string).collect();
+            format!(
+                "{} {} {} {} {}",
+                r.shown(),
+                aliases.join(","),
+                r.insecure(),
+                redirects.join(","),
+                r.is_exact()
+            )
         })
         .collect()
 }

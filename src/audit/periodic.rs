@@ -230,7 +230,11 @@ pub async fn run_once(
     let pull = match (pull_secrets, resolver) {
         (Some(source), Some(_)) => {
             let approved = super::pull::approved(policy, &inventory);
-            let read = super::pull::read(source, super::pull::wants(&objects), &approved);
+            let read = super::pull::read(
+                source,
+                super::pull::wants(&objects, policy.workloads()),
+                &approved,
+            );
             // A quarter of the run at most: an API server that lists but stalls on secrets
             // leaves the walks their time, with the server's own credentials.
             let limit = config.timeout / 4;

@@ -16,15 +16,16 @@ use super::AuditImage;
 use crate::policy::Policy;
 use crate::reference::{ImageRef, RegistryHost};
 use crate::registry::pull::{self, PodPullSecrets, PullCredentials, PullSecretSource};
+use crate::workload::WorkloadKinds;
 
 /// Each namespace's credentials.
 pub type ByNamespace = HashMap<String, Arc<PullCredentials>>;
 
 /// What the objects of each namespace say about their pull credentials, merged. Pure.
-pub fn wants(objects: &[Value]) -> BTreeMap<String, PodPullSecrets> {
+pub fn wants(objects: &[Value], kinds: &WorkloadKinds) -> BTreeMap<String, PodPullSecrets> {
     let mut out: BTreeMap<String, PodPullSecrets> = BTreeMap::new();
     for object in objects {
-        let Some(found) = crate::workload::pull_secrets(object) else {
+        let Some(found) = crate::workload::pull_secrets_with(object, kinds) else {
             continue;
         };
         let namespace = object
@@ -56,11 +57,15 @@ pub fn approved(policy: &Policy, inventory: &[AuditImage]) -> BTreeMap<String, V
             .reference()
             .into_iter()
             .chain(image.running.as_ref());
-        let hosts: Vec<&RegistryHost> = refs
-            .filter(|r| policy.approved_registry(r).is_some())
-            .map(ImageRef::registry)
-            .collect();
+        let refs: Vec<&ImageRef> = refs.collect();
         for usage in &image.usages {
+            // Approved in the usage's namespace: an override may approve its own registry.
+            let scoped = policy.in_namespace(&usage.namespace);
+            let hosts: Vec<&RegistryHost> = refs
+                .iter()
+                .filter(|r| scoped.approved_registry(r).is_some())
+                .map(|r| r.registry())
+                .collect();
             let list = out.entry(usage.namespace.clone()).or_default();
             for h in &hosts {
                 if !list.contains(h) {
@@ -127,7 +132,7 @@ mod tests {
                    "spec": {"containers": []}}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "c"}}),
         ];
-        let w = wants(&objects);
+        let w = wants(&objects, WorkloadKinds::builtin());
         assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w["a"].secrets, ["one", "two"]);
         assert_eq!(w["a"].service_accounts, ["default", "builder"]);

@@ -176,7 +176,7 @@ async fn signature_check(
     else {
         return;
     };
-    if policy.level(RuleId::SignatureUnverified) == Level::Off {
+    if policy.level_anywhere(RuleId::SignatureUnverified) == Level::Off {
         return;
     }
     let check = |outcome, message: String| Check {
@@ -193,14 +193,14 @@ async fn signature_check(
         )
         .await;
     match status {
-        Ok(Status::Fail(v)) => findings.push(AuditFinding {
+        Ok((Status::Fail(v), failed)) => findings.push(AuditFinding {
             kind: RuleId::SignatureUnverified.into(),
-            level,
+            level: failed.unwrap_or(level),
             message: format!("{reference}: {}", v.message),
             hint: v.hint,
         }),
-        Ok(Status::Pass) => checks.push(check(CheckOutcome::Passed, String::new())),
-        Ok(Status::NotEvaluated(why)) => {
+        Ok((Status::Pass, _)) => checks.push(check(CheckOutcome::Passed, String::new())),
+        Ok((Status::NotEvaluated(why), _)) => {
             checks.push(check(CheckOutcome::NotEvaluated, why.to_owned()));
         }
         Err(e) => {

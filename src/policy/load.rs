@@ -522,6 +522,18 @@ impl Checker {
                 continue;
             };
             match PublicKey::from_pem(&pem) {
+                // One key under two names would count twice towards the threshold.
+                Ok(key) if signers.iter().any(|s| s.key == key) => self.problem(
+                    format!("{kat}/publicKey"),
+                    format!(
+                        "key {name:?} is the same key as {:?}; a threshold counts keys, so list \
+                         each once",
+                        signers
+                            .iter()
+                            .find(|s| s.key == key)
+                            .map_or("", |s| &s.name)
+                    ),
+                ),
                 Ok(key) => signers.push(Signer { name, key }),
                 Err(e) => self.problem(format!("{kat}/publicKey"), format!("key {name:?}: {e}")),
             }
@@ -579,7 +591,11 @@ impl Checker {
                 SignedDigests::Image
             }
         };
+        let mut keys: Vec<String> = signers.iter().map(|s| s.key.fingerprint()).collect();
+        keys.sort();
+        let fingerprint = format!("{threshold}|{digests:?}|{}", keys.join(","));
         (self.v.problem_count() == before).then_some(SignatureRule {
+            fingerprint,
             digests,
             images,
             signers,
@@ -645,6 +661,19 @@ impl Checker {
                      cannot approve more registries; add them to spec.registries, or unlock \
                      the rule",
                 );
+            }
+            for (j, r) in o.registries.iter().enumerate() {
+                if !r.aliases.is_empty() {
+                    // An alias renames images to the primary host for every pattern: in an
+                    // override it would move a namespace's images out from under the
+                    // cluster-wide rules (signatures, notDeployable, locked rules).
+                    self.problem(
+                        format!("{at}/registries/{j}/aliases"),
+                        "an override's registry cannot have aliases: they would rename the \
+                         namespace's images for every cluster-wide pattern; give the alias its \
+                         own entry, or put the aliases in spec.registries",
+                    );
+                }
             }
             let registries: Vec<ApprovedRegistry> = o
                 .registries

@@ -84,6 +84,9 @@ pub struct SignatureRule {
     pub on_unavailable: OnUnavailable,
     /// Which digests of the image must be signed.
     pub digests: SignedDigests,
+    /// What a verdict of this rule depends on (its keys, threshold and digests), hashed: the
+    /// key of remembered verdicts, so that a reloaded policy with other keys never reuses one.
+    pub fingerprint: String,
 }
 
 /// Which digests a signature rule requires signatures on (`spec.signatures[].digests`).
@@ -299,6 +302,17 @@ impl Policy {
     /// The level the policy gives `rule`.
     pub fn level(&self, rule: RuleId) -> Level {
         self.levels[rule as usize]
+    }
+
+    /// The highest level `rule` has cluster-wide or in any override: whether the registry must
+    /// be asked at all (each namespace's level is applied to the outcome afterwards).
+    pub fn level_anywhere(&self, rule: RuleId) -> Level {
+        self.overrides
+            .iter()
+            .flat_map(|o| o.levels.iter())
+            .filter(|(r, _)| *r == rule)
+            .map(|(_, l)| *l)
+            .fold(self.level(rule), Level::max)
     }
 
     /// The approved registries.

@@ -4,7 +4,8 @@
 //! A pattern is `host[:port]/path`, matched against an image's canonical name:
 //! - in the host, `*` is exactly one DNS label: never empty, never across a `.`
 //!   (`*.azurecr.io` approves `team.azurecr.io`, not `azurecr.io` nor `a.b.azurecr.io`); the
-//!   last two labels are always literal, so no pattern approves a whole top-level domain;
+//!   last two labels are always literal, so no pattern approves a whole top-level domain of one
+//!   label (`*.io`); a public suffix of two (`*.co.uk`) is the policy author's to avoid;
 //! - in the path, a segment is a literal, a glob within that one segment (`team-*`, whose `*`
 //!   never crosses a `/`), or `**`, whole segments: zero or more in the middle, one or more
 //!   at the end (`team/**` is what is under `team`, not `team` itself).
@@ -201,6 +202,20 @@ impl Segment {
                 .map(|g| Segment::Glob(g.compile_matcher()))
                 .map_err(|e| err(&format!("is not a valid glob: {}", e.kind())));
         }
+        // A literal that no repository component can equal would match nothing, silently.
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let bytes = text.as_bytes();
+        if !bytes
+            .iter()
+            .all(|&b| alnum(b) || matches!(b, b'.' | b'_' | b'-'))
+            || !alnum(bytes[0])
+            || !alnum(bytes[bytes.len() - 1])
+        {
+            return Err(err(
+                "can never match: a repository path component is lowercase letters and digits, \
+                 separated by '.', '_' or '-'",
+            ));
+        }
         Ok(Segment::Literal(text.to_owned()))
     }
 
@@ -271,6 +286,17 @@ impl NamePattern {
     /// Parse `host[:port]/path-pattern`. The caller has checked that it names a host.
     pub fn parse(text: &str) -> Result<NamePattern, PatternError> {
         let (host, path) = text.split_once('/').unwrap_or((text, ""));
+        // Docker Hub's official images are `library/NAME`: `docker.io/nginx` is never a
+        // canonical name, so it would match nothing.
+        if host == "docker.io" && !path.is_empty() && !path.contains('/') && !path.contains("**") {
+            return Err(PatternError::Segment {
+                segment: path.to_owned(),
+                reason: format!(
+                    "is a Docker Hub name without its namespace, which matches nothing; did you \
+                     mean docker.io/library/{path}?"
+                ),
+            });
+        }
         let host = HostPattern::parse(host)?;
         let path = path
             .split('/')
@@ -528,6 +554,15 @@ mod tests {
     #[case::empty_tag("r.example.org/app:")]
     fn image_patterns_refused(#[case] pattern: &str) {
         assert!(ImagePattern::parse(pattern).is_err(), "{pattern}");
+    }
+
+    #[rstest]
+    #[case::uppercase("registry.example.org/Team/**", "can never match")]
+    #[case::trailing_dash("registry.example.org/team-/**", "can never match")]
+    #[case::hub_without_library("docker.io/nginx", "did you mean docker.io/library/nginx?")]
+    fn name_patterns_that_could_never_match_are_refused(#[case] text: &str, #[case] message: &str) {
+        let e = NamePattern::parse(text).unwrap_err().to_string();
+        assert!(e.contains(message), "{e}");
     }
 
     #[test]

@@ -817,3 +817,47 @@ fn signature_rules_are_validated(#[case] entry: &str, #[case] message: &str) {
         "{message}\n{got:#?}"
     );
 }
+
+#[test]
+fn the_same_key_under_two_names_is_refused() {
+    let key = pem_key();
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org/}}]\n  signatures:\n    - images: [\"r.example.org/**\"]\n      threshold: 2\n      keys:\n        - name: a\n          publicKey: |\n{k}        - name: b\n          publicKey: |\n{k}",
+        k = block(&key)
+    );
+    let got = problems(&text);
+    assert!(
+        got.iter()
+            .any(|(_, m)| m.contains("key \"b\" is the same key as \"a\"")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn an_overrides_registry_cannot_rename_images_with_aliases() {
+    let text = "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  registries: [{prefix: r.example.org/}]\n  overrides:\n    - namespaces: [team]\n      registries: [{prefix: mirror.example.org/, aliases: [ghcr.io]}]\n";
+    let got = problems(text);
+    assert!(
+        got.iter()
+            .any(|(l, m)| *l == Some(8) && m.contains("cannot have aliases")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn a_rule_an_override_turns_on_is_on_somewhere() {
+    let p = policy(
+        "  rules: {base-not-approved: 'off'}
+  registries: [{prefix: r.example.org/}]
+  overrides:
+    - namespaces: [\"prod-*\"]
+      rules: {base-not-approved: deny}
+",
+    );
+    assert_eq!(p.level(RuleId::BaseNotApproved), Level::Off);
+    assert_eq!(p.level_anywhere(RuleId::BaseNotApproved), Level::Deny);
+    assert_eq!(
+        p.in_namespace("prod-eu").level(RuleId::BaseNotApproved),
+        Level::Deny
+    );
+}

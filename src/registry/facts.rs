@@ -28,6 +28,32 @@ pub struct RegistryFacts {
     /// The status of each registry-backed rule.
     #[serde(skip)]
     pub statuses: Vec<(RuleId, Status)>,
+    /// When `signature-unverified` failed: the highest `level` of the signature rules that
+    /// failed (not of every rule that covers the image), which the outcome takes.
+    #[serde(skip)]
+    pub signature_level: Option<Level>,
+}
+
+impl RegistryFacts {
+    /// The outcome of `rule` from `status`, as [`crate::policy::eval::registry_outcome`]
+    /// makes it, with a failed signature check at the level of the rules that failed.
+    pub fn outcome(
+        &self,
+        policy: &Policy,
+        rule: RuleId,
+        status: Status,
+        reference: &ImageRef,
+        ctx: crate::policy::eval::Context<'_>,
+    ) -> crate::policy::eval::Outcome {
+        let mut o = crate::policy::eval::registry_outcome(policy, rule, status, reference, ctx);
+        if rule == RuleId::SignatureUnverified
+            && o.level != Level::Off
+            && let Some(l) = self.signature_level
+        {
+            o.level = l;
+        }
+        o
+    }
 }
 
 impl RegistryFacts {
@@ -99,7 +125,8 @@ async fn evaluate_in_walk(
     let mut verdicts = Vec::new();
     let base = match (
         &res.root,
-        policy.level(RuleId::BaseNotApproved),
+        // Asked when some namespace needs it; each namespace's level applies afterwards.
+        policy.level_anywhere(RuleId::BaseNotApproved),
         policy.bases().is_empty(),
     ) {
         (_, Level::Off, _) => Status::NotEvaluated("the rule is off in this policy"),
@@ -110,7 +137,7 @@ async fn evaluate_in_walk(
             base_status(&verdicts)
         }
     };
-    let signed = signature_status(policy, resolver, reference, &res).await?;
+    let (signed, signature_level) = signature_status(policy, resolver, reference, &res).await?;
     Ok(RegistryFacts {
         resolution: res,
         bases: verdicts,
@@ -120,6 +147,7 @@ async fn evaluate_in_walk(
             (RuleId::BaseNotApproved, base),
             (RuleId::SignatureUnverified, signed),
         ],
+        signature_level,
     })
 }
 
@@ -132,42 +160,39 @@ pub async fn signature_status(
     resolver: &Resolver,
     reference: &ImageRef,
     res: &Resolution,
-) -> Result<Status, RegistryError> {
+) -> Result<(Status, Option<Level>), RegistryError> {
     let canonical = policy.canonical_name(reference);
-    // Indexed in the policy's list: the verdict cache's key.
-    let rules: Vec<(usize, &crate::policy::SignatureRule)> = policy
-        .signature_rules()
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.images.iter().any(|p| p.is_match(&canonical)))
-        .collect();
-    if rules.is_empty() || policy.level(RuleId::SignatureUnverified) == Level::Off {
-        return Ok(Status::NotEvaluated("no signature rule covers this image"));
+    let rules: Vec<&crate::policy::SignatureRule> =
+        policy.signature_rules_for(&canonical).collect();
+    if rules.is_empty() || policy.level_anywhere(RuleId::SignatureUnverified) == Level::Off {
+        return Ok((
+            Status::NotEvaluated("no signature rule covers this image"),
+            None,
+        ));
     }
     let Some(digest) = &res.digest else {
-        return Ok(Status::NotEvaluated("the image does not resolve"));
+        return Ok((Status::NotEvaluated("the image does not resolve"), None));
     };
     let image = [(None, digest.clone())];
     let platforms = platform_digests(res);
     let mut sets = HashMap::new();
     let mut failed = Vec::new();
-    for (index, rule) in rules {
+    let mut failed_level: Option<Level> = None;
+    for rule in rules {
         let problems = match rule.digests {
             SignedDigests::Image => {
-                check_targets(resolver, reference, &image, index, rule, &mut sets).await?
+                check_targets(resolver, reference, &image, rule, &mut sets).await?
             }
             SignedDigests::Platforms => {
-                check_targets(resolver, reference, &platforms, index, rule, &mut sets).await?
+                check_targets(resolver, reference, &platforms, rule, &mut sets).await?
             }
             SignedDigests::ImageOrPlatforms => {
-                let first =
-                    check_targets(resolver, reference, &image, index, rule, &mut sets).await?;
+                let first = check_targets(resolver, reference, &image, rule, &mut sets).await?;
                 if first.is_empty() {
                     first
                 } else {
                     let each =
-                        check_targets(resolver, reference, &platforms, index, rule, &mut sets)
-                            .await?;
+                        check_targets(resolver, reference, &platforms, rule, &mut sets).await?;
                     if each.is_empty() {
                         each
                     } else {
@@ -180,12 +205,15 @@ pub async fn signature_status(
                 }
             }
         };
+        if !problems.is_empty() {
+            failed_level = failed_level.max(Some(rule.level));
+        }
         failed.extend(problems);
     }
     if failed.is_empty() {
-        return Ok(Status::Pass);
+        return Ok((Status::Pass, None));
     }
-    Ok(Status::Fail(Violation {
+    let violation = Violation {
         message: failed.join("; "),
         hint: format!(
             "sign the digest with a key the policy trusts (`cosign sign --key cosign.key {}@{digest}`, \
@@ -194,7 +222,8 @@ pub async fn signature_status(
              the .sig tag scheme)",
             reference.name()
         ),
-    }))
+    };
+    Ok((Status::Fail(violation), failed_level))
 }
 
 /// The runnable platform manifests of an index (attestations and platforms not selected left
@@ -222,7 +251,6 @@ async fn check_targets(
     resolver: &Resolver,
     reference: &ImageRef,
     targets: &[(Option<String>, Digest)],
-    index: usize,
     rule: &crate::policy::SignatureRule,
     sets: &mut HashMap<Digest, SignatureSet>,
 ) -> Result<Vec<String>, RegistryError> {
@@ -231,7 +259,7 @@ async fn check_targets(
         problems.push("the index has no runnable platform to check".to_owned());
     }
     for (platform, d) in targets {
-        if let Some(why) = check_digest(resolver, reference, d, index, rule, sets).await? {
+        if let Some(why) = check_digest(resolver, reference, d, rule, sets).await? {
             problems.push(match platform {
                 Some(p) => format!("{p}: {why}"),
                 None => why,
@@ -248,7 +276,6 @@ async fn check_digest(
     resolver: &Resolver,
     reference: &ImageRef,
     digest: &Digest,
-    index: usize,
     rule: &crate::policy::SignatureRule,
     sets: &mut HashMap<Digest, SignatureSet>,
 ) -> Result<Option<String>, RegistryError> {
@@ -259,7 +286,10 @@ async fn check_digest(
     let set = &sets[digest];
     // Only success is remembered: a failure is checked again, and its message needs the
     // details anyway.
-    let key = set.manifest.clone().map(|m| (digest.clone(), m, index));
+    let key = set
+        .manifest
+        .clone()
+        .map(|m| (digest.clone(), m, rule.fingerprint.clone()));
     if let Some(k) = &key
         && resolver.signature_verdicts.get(k).await == Some(true)
     {

@@ -24,6 +24,13 @@ use super::auth::{self, Credentials, SecretFormat};
 use crate::reference::RegistryHost;
 pub use crate::workload::PodPullSecrets;
 
+/// The most pull secrets read for one workload (or one namespace in the audit); a pod spec
+/// rarely names more than two or three.
+pub const MAX_SECRETS: usize = 16;
+/// The most service accounts read for one workload (one per pod template in practice; the
+/// audit merges a namespace's).
+pub const MAX_SERVICE_ACCOUNTS: usize = 16;
+
 /// Whose credentials a registry answer was fetched with: `namespace/secret@resourceVersion`.
 /// A rotated secret (a new resourceVersion) is a new principal, so answers fetched with the old
 /// password are not reused for the new one. Holds no secret; printable.
@@ -256,10 +263,16 @@ pub async fn lookup(
         wants
             .service_accounts
             .iter()
+            .take(MAX_SERVICE_ACCOUNTS)
             .map(|sa| source.service_account_secrets(namespace, sa)),
     )
     .await;
-    for (sa, answer) in wants.service_accounts.iter().zip(accounts) {
+    for (sa, answer) in wants
+        .service_accounts
+        .iter()
+        .take(MAX_SERVICE_ACCOUNTS)
+        .zip(accounts)
+    {
         match answer {
             Ok(Some(list)) => names.extend(list),
             // A pod whose service account does not exist is not admitted by the API server;
@@ -278,6 +291,15 @@ pub async fn lookup(
         if !unique.contains(&name) {
             unique.push(name);
         }
+    }
+    // A pod (attacker input) may name any number of secrets: each is a request to the API
+    // server, so only the first few are read.
+    if unique.len() > MAX_SECRETS {
+        out.warnings.push(format!(
+            "{} pull secrets are named for {namespace}; only the first {MAX_SECRETS} are read",
+            unique.len()
+        ));
+        unique.truncate(MAX_SECRETS);
     }
     let secrets = join_all(unique.iter().map(|name| source.secret(namespace, name))).await;
     for (name, answer) in unique.iter().zip(secrets) {

@@ -88,10 +88,11 @@ pub struct Resolver {
     blobs: Cached<Option<u64>>,
     /// Not-found answers (the registry's words), kept only briefly: a push may be on its way.
     not_found: NotFound,
-    /// Signature verdicts by (digest, signature manifest digest, rule index): a signature set
-    /// is immutable under its digest and the policy is this resolver's, so a verdict holds as
-    /// long as both; a new signature moves the `.sig` tag to another manifest, another key.
-    pub(super) signature_verdicts: Cache<(Digest, Digest, usize), bool>,
+    /// Signature verdicts by (digest, signature manifest digest, rule fingerprint): a
+    /// signature set is immutable under its digest, and the fingerprint covers the rule's keys,
+    /// threshold and digests, so a verdict holds as long as all three, across policy reloads
+    /// that keep this resolver; a new signature moves the `.sig` tag to another manifest.
+    pub(super) signature_verdicts: Cache<(Digest, Digest, String), bool>,
 }
 
 impl Resolver {

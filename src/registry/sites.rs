@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 
 use crate::check::{self, Options};
-use crate::policy::eval::{self, Context};
+use crate::policy::eval::Context;
 use crate::policy::{Policy, RuleId};
 use crate::reference::{ImageRef, WrittenImage};
 use crate::report::{ImageSite, InputError, Report, error_text};
@@ -106,7 +106,7 @@ pub fn record(
             now: opts.now,
         };
         for (rule, status) in &facts.statuses {
-            let outcome = eval::registry_outcome(policy, *rule, status.clone(), reference, ctx);
+            let outcome = facts.outcome(policy, *rule, status.clone(), reference, ctx);
             check::record_outcome(policy, outcome, site, opts, report);
         }
     }

@@ -182,8 +182,8 @@ pub async fn verify_one(
                 }
             }
             outcomes.retain(|o| !eval::REGISTRY_RULES.contains(&o.rule));
-            for (rule, status) in facts.statuses {
-                outcomes.push(eval::registry_outcome(policy, rule, status, reference, ctx));
+            for (rule, status) in facts.statuses.clone() {
+                outcomes.push(facts.outcome(policy, rule, status, reference, ctx));
             }
             report.verdict = if facts.resolution.is_pullable() {
                 Verdict::Pullable

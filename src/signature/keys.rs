@@ -121,6 +121,17 @@ impl PublicKey {
         Ok(PublicKey { kind, bits })
     }
 
+    /// The SHA-256 of the key's kind and bits, hex: the same key pasted twice (under two names)
+    /// has one fingerprint.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.kind.to_string().as_bytes());
+        h.update([0]);
+        h.update(&self.bits);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The kind of key.
     pub fn kind(&self) -> KeyKind {
         self.kind

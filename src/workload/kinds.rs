@@ -245,6 +245,54 @@ static BUILTIN: LazyLock<WorkloadKinds> = LazyLock::new(|| {
             tekton_pipeline("spec.pipelineSpec"),
         ),
     ];
+    // Argo Rollouts' Experiment runs a pod template per template; analysis with the job
+    // provider runs a Job.
+    entries.push(entry(
+        "argoproj.io",
+        "Experiment",
+        vec![pod("spec.templates[*].template.spec")],
+    ));
+    for kind in ["AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun"] {
+        entries.push(entry(
+            "argoproj.io",
+            kind,
+            vec![pod("spec.metrics[*].provider.job.spec.template.spec")],
+        ));
+    }
+    // OpenKruise's UnitedDeployment holds one workload template of four kinds; an EphemeralJob
+    // adds ephemeral containers to running pods; an ImagePullJob pulls `spec.image` onto nodes.
+    entries.push(entry(
+        "apps.kruise.io",
+        "UnitedDeployment",
+        [
+            "statefulSetTemplate",
+            "advancedStatefulSetTemplate",
+            "cloneSetTemplate",
+            "deploymentTemplate",
+        ]
+        .iter()
+        .map(|t| pod(&format!("spec.template.{t}.spec.template.spec")))
+        .collect(),
+    ));
+    entries.push(entry(
+        "apps.kruise.io",
+        "EphemeralJob",
+        vec![containers(
+            "spec.template.ephemeralContainers",
+            ContainerKind::EphemeralContainer,
+        )],
+    ));
+    entries.push(entry(
+        "apps.kruise.io",
+        "ImagePullJob",
+        vec![containers("spec", ContainerKind::Container)],
+    ));
+    // Tekton's StepAction is one step: its spec names the image.
+    entries.push(entry(
+        "tekton.dev",
+        "StepAction",
+        vec![containers("spec", ContainerKind::Container)],
+    ));
     // OpenKruise's BroadcastJob and AdvancedCronJob carry Job-shaped templates.
     entries.push(entry("apps.kruise.io", "BroadcastJob", template()));
     entries.push(entry(

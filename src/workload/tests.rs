@@ -342,3 +342,28 @@ fn a_rollouts_template_says_its_pull_secrets() {
     assert_eq!(got.secrets, ["regcred"]);
     assert_eq!(got.service_accounts, ["deployer"]);
 }
+
+#[rstest]
+#[case::experiment(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"},
+    "spec": {"templates": [{"name": "baseline", "template": {"spec": pod_spec("a")}}]}}),
+    "/spec/templates/0/template/spec/containers/0/image")]
+#[case::analysis_job(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "t"},
+    "spec": {"metrics": [{"name": "m", "provider": {"job": {"spec": {"template": {"spec": pod_spec("a")}}}}}]}}),
+    "/spec/metrics/0/provider/job/spec/template/spec/containers/0/image")]
+#[case::united_deployment(json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "UnitedDeployment", "metadata": {"name": "u"},
+    "spec": {"template": {"cloneSetTemplate": {"spec": {"template": {"spec": pod_spec("a")}}}}}}),
+    "/spec/template/cloneSetTemplate/spec/template/spec/containers/0/image")]
+#[case::ephemeral_job(json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "EphemeralJob", "metadata": {"name": "j"},
+    "spec": {"template": {"ephemeralContainers": [{"name": "debug", "image": "a"}]}}}),
+    "/spec/template/ephemeralContainers/0/image")]
+#[case::image_pull_job(json!({"apiVersion": "apps.kruise.io/v1alpha1", "kind": "ImagePullJob", "metadata": {"name": "p"},
+    "spec": {"image": "a", "parallelism": 10}}),
+    "/spec/image")]
+#[case::step_action(json!({"apiVersion": "tekton.dev/v1beta1", "kind": "StepAction", "metadata": {"name": "s"},
+    "spec": {"image": "a", "script": "echo"}}),
+    "/spec/image")]
+fn more_custom_kinds_of_the_builtin_table(#[case] doc: Value, #[case] pointer: &str) {
+    let w = extract(&doc);
+    let pointers: Vec<&str> = w.images.iter().map(|i| i.pointer.as_str()).collect();
+    assert_eq!(pointers, [pointer], "{:#?}", w.malformed);
+}

@@ -513,7 +513,10 @@ fn custom_kinds_are_registered_per_project_and_extra_rules_as_written() {
     // Every kind of the built-in table (src/workload/kinds.rs), by its plural, in each version
     // the project serves; ClusterWorkflowTemplate is cluster-scoped, hence "*".
     for expected in [
-        "argoproj.io/v1alpha1/rollouts (Namespaced)",
+        "argoproj.io/v1alpha1/rollouts (*)",
+        "argoproj.io/v1alpha1/experiments (*)",
+        "apps.kruise.io/v1alpha1/imagepulljobs (*)",
+        "tekton.dev/v1beta1/stepactions (Namespaced)",
         "serving.knative.dev/v1/services (Namespaced)",
         "serving.knative.dev/v1/configurations (Namespaced)",
         "serving.knative.dev/v1/revisions (Namespaced)",

@@ -439,3 +439,42 @@ async fn the_audit_reports_running_digests_without_a_trusted_signature() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("has no signature"), "{found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_takes_the_level_of_the_rules_that_failed() {
+    // Rule A denies and trusts the release key; rule B only warns and trusts a second key
+    // (a migration). An image signed by the release key fails B only: a warning.
+    let reg = TestRegistry::start();
+    let (release, migration) = (key(), key());
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      level: deny\n      keys:\n        - name: release\n          publicKey: |\n{}    - images: [\"{host}/signed/**\"]\n      level: warn\n      keys:\n        - name: migration\n          publicKey: |\n{}",
+        block(&release),
+        block(&migration),
+        host = reg.host(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    let p = Pusher::new(reg.base_url());
+    let name = format!("{}/signed/app", reg.host());
+    let d = push(&p, "one", b"one").await;
+    sign(&p, "signed/app", &name, &d, &d, &[&release]).await;
+    let r = run(&[
+        "verify",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+        &format!("{name}:one"),
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let f: Vec<&Value> = v["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["ruleId"] == "signature-unverified")
+        .collect();
+    assert_eq!(f.len(), 1, "{v:#}");
+    assert_eq!(f[0]["level"], "warn", "{v:#}");
+    assert_eq!(r.code, 0, "a warning does not fail verify: {}", r.stderr);
+}
