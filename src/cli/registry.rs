@@ -20,8 +20,10 @@ use super::{Exit, load_policy, print};
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
-    /// Walk the catalog and every tag, verify each end to end, and report broken tags and
-    /// orphan indexes. Exit 0 all pullable, 1 something broken, 2 something could not be checked.
+    /// Walk the catalog and every tag, verify each end to end, and report broken tags, orphan
+    /// indexes, and tags a signature rule covers that are not signed as it requires. Exit 0 all
+    /// pullable (and signed), 1 something broken or unsigned under a deny rule, 2 something
+    /// could not be checked.
     Scan(ScanArgs),
 }
 
@@ -117,7 +119,12 @@ pub fn run(cmd: RegistryCommand) -> anyhow::Result<Exit> {
     }
     Ok(if !report.errors.is_empty() {
         Exit::Error
-    } else if !report.broken.is_empty() {
+    } else if !report.broken.is_empty()
+        || report
+            .unsigned
+            .iter()
+            .any(|u| u.level == tollgate::policy::Level::Deny)
+    {
         Exit::Violations
     } else {
         Exit::Clean
@@ -140,6 +147,9 @@ fn render_text(r: &ScanReport) -> String {
             let _ = writeln!(out, "  missing: {}", p.path);
         }
     }
+    for u in &r.unsigned {
+        let _ = writeln!(out, "{}: unsigned ({}): {}", u.image, u.level, u.message);
+    }
     for e in &r.errors {
         let _ = writeln!(out, "error: {}: {}", e.subject, e.message);
     }
@@ -154,5 +164,12 @@ fn render_text(r: &ScanReport) -> String {
         r.errors.len(),
         plural(r.requests as usize, "request", "requests")
     );
+    if !r.unsigned.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} not signed as the policy's signature rules require",
+            plural(r.unsigned.len(), "tag", "tags")
+        );
+    }
     out
 }

@@ -118,6 +118,11 @@ impl Resolver {
         }
     }
 
+    /// The policy whose registries this resolver may contact.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The shared HTTP client (for its request counters).
     pub fn client(&self) -> &RegistryClient {
         &self.client

@@ -11,6 +11,8 @@ use super::RegistryError;
 use super::http::Endpoint;
 use super::resolution::Broken;
 use super::resolve::Resolver;
+use crate::policy::Level;
+use crate::policy::eval::Status;
 use crate::reference::{Digest, ImageRef, RegistryHost};
 use crate::report::error_text;
 
@@ -30,6 +32,21 @@ pub struct BrokenTag {
     pub unresolved: Option<String>,
     /// Every broken piece, with the path to it.
     pub problems: Vec<Broken>,
+}
+
+/// A tag whose digest a signature rule covers and that is not signed as the rule requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsignedTag {
+    /// `registry/repository:tag`.
+    pub image: ImageRef,
+    /// What the tag resolves to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// The level of the rules that failed.
+    pub level: Level,
+    /// Why, digest by digest.
+    pub message: String,
 }
 
 /// Something the scan could not check.
@@ -55,6 +72,9 @@ pub struct ScanReport {
     pub pullable: usize,
     /// Tags that do not.
     pub broken: Vec<BrokenTag>,
+    /// Pullable tags that a signature rule covers and that are not signed as it requires.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsigned: Vec<UnsignedTag>,
     /// What could not be checked.
     pub errors: Vec<ScanError>,
     /// HTTP requests the scan sent.
@@ -95,6 +115,7 @@ pub async fn scan(
         tags: 0,
         pullable: 0,
         broken: Vec::new(),
+        unsigned: Vec::new(),
         errors: Vec::new(),
         requests: 0,
     };
@@ -136,16 +157,42 @@ pub async fn scan(
         }
     }
     report.tags = images.len();
+    let policy = resolver.policy();
     let results: Vec<_> = futures_util::stream::iter(images.iter())
         .map(|r| async move {
             let res = resolver.resolve(r).await;
+            // A pullable tag a signature rule covers: is its digest signed as required?
+            let artifact = r
+                .tag()
+                .is_some_and(|t| crate::signature::cosign::is_artifact_tag(t.as_str()));
+            let signed = match &res {
+                Ok(res) if res.is_pullable() && !artifact => Some(
+                    resolver
+                        .walk(super::facts::signature_status(policy, resolver, r, res))
+                        .await,
+                ),
+                _ => None,
+            };
             progress.checked();
-            res
+            (res, signed)
         })
         .buffered(jobs.max(1))
         .collect()
         .await;
-    for (image, result) in images.iter().zip(results) {
+    for (image, (result, signed)) in images.iter().zip(results) {
+        match signed {
+            Some(Ok((Status::Fail(v), level))) => report.unsigned.push(UnsignedTag {
+                image: image.clone(),
+                digest: result.as_ref().ok().and_then(|r| r.digest.clone()),
+                level: level.unwrap_or(Level::Deny),
+                message: v.message,
+            }),
+            Some(Err(e)) => report.errors.push(ScanError {
+                subject: image.to_string(),
+                message: format!("cannot read its signatures: {}", error_text(&e)),
+            }),
+            _ => {}
+        }
         match result {
             Ok(res) if res.is_pullable() => report.pullable += 1,
             Ok(res) => report.broken.push(BrokenTag {

@@ -41,6 +41,23 @@ pub fn signature_tag(digest: &Digest) -> String {
     format!("{alg}-{hex}.sig")
 }
 
+/// Whether `tag` is one of cosign's artifact tags (`sha256-<hex>.sig`, `.att`, `.sbom`): a
+/// signature, attestation or SBOM stored beside an image, never an image to sign itself.
+pub fn is_artifact_tag(tag: &str) -> bool {
+    let Some((alg, rest)) = tag.split_once('-') else {
+        return false;
+    };
+    let Some((hex, suffix)) = rest.split_once('.') else {
+        return false;
+    };
+    matches!(alg, "sha256" | "sha384" | "sha512")
+        && matches!(suffix, "sig" | "att" | "sbom")
+        && !hex.is_empty()
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
 /// One signature layer of a signature manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureLayer {

@@ -240,3 +240,23 @@ proptest! {
         prop_assert!(!verify(&digest(D), &[f], &[s], 1).is_verified());
     }
 }
+
+#[rstest]
+#[case::signature(
+    "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.sig",
+    true
+)]
+#[case::attestation(
+    "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.att",
+    true
+)]
+#[case::sbom(
+    "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.sbom",
+    true
+)]
+#[case::a_release("1.2.3", false)]
+#[case::a_lookalike("sha256-notreallyhex.sig", false)]
+#[case::another_suffix("sha256-0123.bak", false)]
+fn cosigns_artifact_tags_are_recognised(#[case] tag: &str, #[case] artifact: bool) {
+    assert_eq!(super::cosign::is_artifact_tag(tag), artifact);
+}

@@ -478,3 +478,38 @@ async fn a_failure_takes_the_level_of_the_rules_that_failed() {
     assert_eq!(f[0]["level"], "warn", "{v:#}");
     assert_eq!(r.code, 0, "a warning does not fail verify: {}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_scan_lists_the_tags_that_are_not_signed() {
+    let s = setup(1);
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let signed = push(&p, "signed", b"signed").await;
+    sign(&p, "signed/app", &name, &signed, &signed, &[&s.trusted]).await;
+    let unsigned = push(&p, "unsigned", b"unsigned").await;
+    let host = s.reg.host();
+    let r = tokio::task::block_in_place(|| {
+        run(&[
+            "registry",
+            "scan",
+            &host,
+            "--policy",
+            &s.policy,
+            "--repository",
+            "signed/*",
+            "--format",
+            "json",
+        ])
+    });
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let listed: Vec<&str> = v["unsigned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["image"].as_str().unwrap())
+        .collect();
+    // The .sig tag is a tag of the repository too, and no image: it is not listed.
+    assert_eq!(listed, [format!("{name}:unsigned")], "{v:#}");
+    assert_eq!(v["unsigned"][0]["digest"], unsigned.as_str());
+}
