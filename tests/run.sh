@@ -38,6 +38,8 @@ need curl || missing+=(curl)
 need python3 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 need npm || missing+=(npm)
+# The RSA signature test signs with a key openssl makes at test time.
+[ -x /usr/bin/openssl ] || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then

@@ -513,3 +513,90 @@ async fn registry_scan_lists_the_tags_that_are_not_signed() {
     assert_eq!(listed, [format!("{name}:unsigned")], "{v:#}");
     assert_eq!(v["unsigned"][0]["digest"], unsigned.as_str());
 }
+
+/// An RSA key made by openssl at test time (neither ring nor rcgen makes RSA keys), and a
+/// signature by it: cosign's RSA keys sign PKCS#1 v1.5 over SHA-256.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rsa_key_verifies_a_cosign_signature() {
+    let openssl = crate::support::tools::debian("/usr/bin/openssl", "openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("rsa.key");
+    let public = dir.path().join("rsa.pub");
+    let ok = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    ok(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "RSA".as_ref(),
+        "-pkeyopt".as_ref(),
+        "rsa_keygen_bits:2048".as_ref(),
+        "-out".as_ref(),
+        private.as_os_str(),
+    ]);
+    ok(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    let reg = TestRegistry::start();
+    let pem = std::fs::read_to_string(&public).unwrap();
+    let block: String = pem.lines().map(|l| format!("            {l}\n")).collect();
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{}/signed/**\"]\n      keys:\n        - name: rsa-pipeline\n          publicKey: |\n{block}",
+        reg.host()
+    );
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    let p = Pusher::new(reg.base_url());
+    let name = format!("{}/signed/app", reg.host());
+    let digest = push(&p, "rsa", b"rsa").await;
+    let body = payload(&name, &digest);
+    let payload_file = dir.path().join("payload.json");
+    std::fs::write(&payload_file, &body).unwrap();
+    let signature = ok(&[
+        "dgst".as_ref(),
+        "-sha256".as_ref(),
+        "-sign".as_ref(),
+        private.as_os_str(),
+        payload_file.as_os_str(),
+    ]);
+    let config = p.blob("signed/app", b"{}").await;
+    let payload_digest = p.blob("signed/app", &body).await;
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": config},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": body.len(),
+            "digest": payload_digest, "annotations": {"dev.cosignproject.cosign/signature": base64_encode(&signature)}}],
+    });
+    p.manifest(
+        "signed/app",
+        &format!("{}.sig", digest.replace(':', "-")),
+        OCI_MANIFEST,
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = tokio::task::block_in_place(|| {
+        run(&[
+            "verify",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--format",
+            "json",
+            &format!("{name}:rsa"),
+        ])
+    });
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
