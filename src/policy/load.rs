@@ -818,7 +818,10 @@ impl Checker {
         let host = match HostPattern::parse(host_text) {
             Ok(h) => h,
             Err(e) => {
-                self.problem(pointer, format!("registry {written:?}: {e}"));
+                self.problem(
+                    pointer,
+                    format!("registry {written:?}: {}", crate::report::error_text(&e)),
+                );
                 return None;
             }
         };
@@ -837,7 +840,13 @@ impl Checker {
                     }
                     Ok(other) => path.push(other),
                     Err(e) => {
-                        self.problem(pointer, format!("registry path {written:?}: {e}"));
+                        self.problem(
+                            pointer,
+                            format!(
+                                "registry path {written:?}: {}",
+                                crate::report::error_text(&e)
+                            ),
+                        );
                         return None;
                     }
                 }
@@ -1099,7 +1108,10 @@ impl Checker {
             }
             match NamePattern::parse(&g) {
                 Ok(n) => out.push(n),
-                Err(e) => self.problem(p, format!("image pattern {g:?}: {e}")),
+                Err(e) => self.problem(
+                    p,
+                    format!("image pattern {g:?}: {}", crate::report::error_text(&e)),
+                ),
             }
         }
         out
@@ -1115,7 +1127,10 @@ impl Checker {
             }
             match ImagePattern::parse(&g) {
                 Ok(n) => out.push(n),
-                Err(e) => self.problem(p, format!("image pattern {g:?}: {e}")),
+                Err(e) => self.problem(
+                    p,
+                    format!("image pattern {g:?}: {}", crate::report::error_text(&e)),
+                ),
             }
         }
         out

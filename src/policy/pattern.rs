@@ -20,8 +20,26 @@ use globset::{GlobBuilder, GlobMatcher};
 use crate::reference::{Digest, RegistryHost, Tag};
 
 /// Why a pattern cannot be used. Messages say what to write instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PatternError {
+    /// The host part does not parse as a registry host.
+    #[error("host {host:?} is not a registry host")]
+    NotAHost {
+        /// The host part as written.
+        host: String,
+        /// The reference parser's reason.
+        #[source]
+        source: crate::reference::ReferenceError,
+    },
+    /// A segment glob does not compile.
+    #[error("path segment {segment:?} is not a valid glob")]
+    Glob {
+        /// The segment as written.
+        segment: String,
+        /// globset's reason.
+        #[source]
+        source: globset::Error,
+    },
     /// The host part is not a host or a label-safe host pattern.
     #[error("host {host:?} {reason}")]
     Host {
@@ -67,7 +85,10 @@ impl HostPattern {
             return text
                 .parse::<RegistryHost>()
                 .map(HostPattern::Exact)
-                .map_err(|e| err(&format!("is not a registry host: {e}")));
+                .map_err(|source| PatternError::NotAHost {
+                    host: text.to_owned(),
+                    source,
+                });
         }
         if text.starts_with('[') {
             return Err(err("is an IPv6 literal, which cannot hold a wildcard"));
@@ -103,7 +124,10 @@ impl HostPattern {
             .join(".");
         literal
             .parse::<RegistryHost>()
-            .map_err(|e| err(&format!("is not a registry host: {e}")))?;
+            .map_err(|source| PatternError::NotAHost {
+                host: text.to_owned(),
+                source,
+            })?;
         Ok(HostPattern::Wildcard {
             text: text.to_ascii_lowercase(),
             labels,
@@ -200,7 +224,10 @@ impl Segment {
                 .literal_separator(true)
                 .build()
                 .map(|g| Segment::Glob(g.compile_matcher()))
-                .map_err(|e| err(&format!("is not a valid glob: {}", e.kind())));
+                .map_err(|source| PatternError::Glob {
+                    segment: text.to_owned(),
+                    source,
+                });
         }
         // A literal that no repository component can equal would match nothing, silently.
         let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -359,10 +386,12 @@ impl ImagePattern {
     pub fn parse(text: &str) -> Result<ImagePattern, ImagePatternError> {
         let (rest, digest) = match text.split_once('@') {
             Some((name, d)) => {
-                let digest = d.parse::<Digest>().map_err(|e| ImagePatternError::Digest {
-                    digest: d.to_owned(),
-                    reason: e.to_string(),
-                })?;
+                let digest = d
+                    .parse::<Digest>()
+                    .map_err(|source| ImagePatternError::Digest {
+                        digest: d.to_owned(),
+                        source,
+                    })?;
                 (name, Some(digest))
             }
             None => (text, None),
@@ -378,19 +407,14 @@ impl ImagePattern {
         };
         let tag = match tag {
             None => None,
-            Some("") => {
-                return Err(ImagePatternError::Tag {
-                    tag: String::new(),
-                    reason: "is empty".into(),
-                });
-            }
+            Some("") => return Err(ImagePatternError::EmptyTag),
             Some(t) => Some(
                 GlobBuilder::new(t)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| ImagePatternError::Tag {
+                    .map_err(|source| ImagePatternError::Tag {
                         tag: t.to_owned(),
-                        reason: format!("is not a valid glob: {}", e.kind()),
+                        source,
                     })?
                     .compile_matcher(),
             ),
@@ -421,26 +445,31 @@ impl ImagePattern {
 }
 
 /// Why an exemption's image selector cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ImagePatternError {
     /// The name part.
     #[error(transparent)]
     Name(PatternError),
-    /// The tag glob.
-    #[error("tag {tag:?} {reason}")]
+    /// The tag is empty (`name:`).
+    #[error("the tag after ':' is empty")]
+    EmptyTag,
+    /// The tag glob does not compile.
+    #[error("tag {tag:?} is not a valid glob")]
     Tag {
         /// As written.
         tag: String,
-        /// What is wrong.
-        reason: String,
+        /// globset's reason.
+        #[source]
+        source: globset::Error,
     },
-    /// The digest.
-    #[error("digest {digest:?} {reason}")]
+    /// The digest does not parse.
+    #[error("digest {digest:?} is not a digest")]
     Digest {
         /// As written.
         digest: String,
-        /// What is wrong.
-        reason: String,
+        /// Why.
+        #[source]
+        source: crate::reference::DigestError,
     },
     /// Both a tag and a digest.
     #[error(

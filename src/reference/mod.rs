@@ -25,7 +25,7 @@
 
 mod digest;
 
-pub use digest::{Digest, DigestAlgorithm};
+pub use digest::{Digest, DigestAlgorithm, DigestError};
 
 use std::fmt;
 use std::str::FromStr;

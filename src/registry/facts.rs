@@ -300,7 +300,7 @@ async fn check_digest(
             signed_by: Vec::new(),
             threshold: rule.threshold,
             signatures: set.signatures.len(),
-            problems: vec![p.to_string()],
+            problems: vec![crate::report::error_text(p)],
         },
         None => crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold),
     };

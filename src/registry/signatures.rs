@@ -58,9 +58,7 @@ impl Resolver {
             return Ok(SignatureSet {
                 manifest: Some(manifest),
                 signatures: Vec::new(),
-                problem: Some(SignatureError::Manifest(format!(
-                    "the signature manifest's bytes hash to {actual}"
-                ))),
+                problem: Some(SignatureError::ManifestDigest(actual.clone())),
             });
         }
         let layers = match cosign::signature_layers(&doc.body) {

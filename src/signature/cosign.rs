@@ -10,6 +10,8 @@
 //! `critical.image.docker-manifest-digest`, `critical.type` = `cosign container image
 //! signature`, and an `optional` object.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -74,17 +76,46 @@ pub struct SignatureLayer {
 }
 
 /// Why a signature manifest or payload cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignatureError {
     /// The manifest is not JSON of an image manifest's shape.
-    #[error("the signature manifest is not an image manifest: {0}")]
-    Manifest(String),
+    #[error("the signature manifest is not an image manifest")]
+    ManifestJson(#[source] Arc<serde_json::Error>),
+    /// A layer of the manifest cannot be used.
+    #[error("the signature manifest's layer {layer} {reason}")]
+    Layer {
+        /// Its index.
+        layer: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A layer's digest does not parse.
+    #[error("the signature manifest's layer {layer} has an invalid digest")]
+    LayerDigest {
+        /// Its index.
+        layer: usize,
+        /// Why.
+        #[source]
+        source: crate::reference::DigestError,
+    },
+    /// A layer's signature is not base64.
+    #[error("the signature manifest's layer {layer} has a signature that is not base64")]
+    LayerSignature {
+        /// Its index.
+        layer: usize,
+        /// Why.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// The manifest's bytes do not hash to its digest.
+    #[error("the signature manifest's bytes hash to {0}, not to its digest")]
+    ManifestDigest(String),
     /// More layers than are read.
     #[error("the signature manifest has {0} layers; at most {MAX_SIGNATURES} are read")]
     TooMany(usize),
     /// The payload is not a simple-signing document.
-    #[error("the signed payload is not a cosign simple-signing document: {0}")]
-    Payload(String),
+    #[error("the signed payload is not a cosign simple-signing document")]
+    Payload(#[source] Arc<serde_json::Error>),
     /// The payload signs something else than an image signature.
     #[error("the signed payload's critical.type is {0:?}, not {SIGNATURE_TYPE:?}")]
     Type(String),
@@ -122,7 +153,7 @@ struct Layer {
 /// decodable signature is an error, never skipped.
 pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, SignatureError> {
     let m: Manifest =
-        serde_json::from_slice(manifest).map_err(|e| SignatureError::Manifest(e.to_string()))?;
+        serde_json::from_slice(manifest).map_err(|e| SignatureError::ManifestJson(Arc::new(e)))?;
     if m.layers.len() > MAX_SIGNATURES {
         return Err(SignatureError::TooMany(m.layers.len()));
     }
@@ -134,17 +165,18 @@ pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, Signatur
         let payload = l
             .digest
             .parse::<Digest>()
-            .map_err(|e| SignatureError::Manifest(format!("layer {i}: digest: {e}")))?;
+            .map_err(|source| SignatureError::LayerDigest { layer: i, source })?;
         let signature = l
             .annotations
             .get(SIGNATURE_ANNOTATION)
-            .ok_or_else(|| {
-                SignatureError::Manifest(format!("layer {i} has no {SIGNATURE_ANNOTATION}"))
+            .ok_or(SignatureError::Layer {
+                layer: i,
+                reason: "has no dev.cosignproject.cosign/signature annotation",
             })
             .and_then(|s| {
-                STANDARD.decode(s.trim()).map_err(|e| {
-                    SignatureError::Manifest(format!("layer {i}: the signature is not base64: {e}"))
-                })
+                STANDARD
+                    .decode(s.trim())
+                    .map_err(|source| SignatureError::LayerSignature { layer: i, source })
             })?;
         out.push(SignatureLayer {
             payload,
@@ -203,7 +235,7 @@ pub fn check_payload(
         return Err(SignatureError::PayloadDigest(layer.payload.clone()));
     }
     let p: Payload =
-        serde_json::from_slice(payload).map_err(|e| SignatureError::Payload(e.to_string()))?;
+        serde_json::from_slice(payload).map_err(|e| SignatureError::Payload(Arc::new(e)))?;
     if p.critical.kind != SIGNATURE_TYPE {
         return Err(SignatureError::Type(p.critical.kind));
     }

@@ -103,7 +103,11 @@ pub fn verify(
             }
         };
         if let Err(e) = cosign::check_payload(&s.layer, payload, digest) {
-            problems.push(format!("signature {}: {e}", i + 1));
+            problems.push(format!(
+                "signature {}: {}",
+                i + 1,
+                crate::report::error_text(&e)
+            ));
             continue;
         }
         let mut any = false;
