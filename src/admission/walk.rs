@@ -25,8 +25,9 @@ use crate::report::ImageSite;
 /// The registry side of the server: one resolver for the server's lifetime (its caches are the
 /// point), and the base checker of the current policy.
 pub struct RegistryEngine {
-    /// The registry client and its caches; a policy reload keeps it while the policy's
-    /// registries (prefixes, aliases, `insecure`) stay the same.
+    /// The registry client and its caches; a policy reload keeps it while every registry entry
+    /// of the policy, its overrides' included (prefixes, aliases, `insecure`, redirect hosts),
+    /// stays the same.
     pub resolver: Arc<Resolver>,
     /// Checks base images against the current policy's approved bases; rebuilt on every reload.
     pub bases: Arc<BaseChecker>,

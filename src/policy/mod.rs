@@ -261,8 +261,7 @@ impl Policy {
         &self.forbidden_tags
     }
 
-    /// Every exemption of the policy and of its overrides, with the namespaces of the
-    /// override it is in (`None`: cluster-wide): what `exemption-expired` reports.
+    /// Every exemption of the policy and of its overrides: what `exemption-expired` reports.
     pub fn all_exemptions(&self) -> impl Iterator<Item = &Exemption> {
         self.exemptions
             .iter()

@@ -1,7 +1,8 @@
-//! The registry-backed rules (`image-unavailable`, `tag-moved`, `base-not-approved`): one
-//! resolution of an image turned into rule statuses, shared by `verify`, `check --resolve`, the
-//! git gates and admission. Levels and exemptions are applied by the caller per namespace, through
-//! [`crate::policy::eval::registry_outcome`], exactly as for the offline rules.
+//! The registry-backed rules (`image-unavailable`, `tag-moved`, `base-not-approved`,
+//! `signature-unverified`): one resolution of an image turned into rule statuses, shared by
+//! `verify`, `check --resolve`, the git gates and admission. A rule is asked when any namespace
+//! turns it on; levels and exemptions are applied by the caller per namespace, through
+//! [`RegistryFacts::outcome`], exactly as for the offline rules.
 
 use serde::Serialize;
 
