@@ -16,6 +16,7 @@ pub mod audit;
 pub mod check;
 pub mod cluster;
 pub mod config;
+pub mod error_text;
 /// Shell: git through git2.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod git;

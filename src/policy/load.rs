@@ -820,7 +820,10 @@ impl Checker {
             Err(e) => {
                 self.problem(
                     pointer,
-                    format!("registry {written:?}: {}", crate::report::error_text(&e)),
+                    format!(
+                        "registry {written:?}: {}",
+                        crate::error_text::error_text(&e)
+                    ),
                 );
                 return None;
             }
@@ -844,7 +847,7 @@ impl Checker {
                             pointer,
                             format!(
                                 "registry path {written:?}: {}",
-                                crate::report::error_text(&e)
+                                crate::error_text::error_text(&e)
                             ),
                         );
                         return None;
@@ -1110,7 +1113,7 @@ impl Checker {
                 Ok(n) => out.push(n),
                 Err(e) => self.problem(
                     p,
-                    format!("image pattern {g:?}: {}", crate::report::error_text(&e)),
+                    format!("image pattern {g:?}: {}", crate::error_text::error_text(&e)),
                 ),
             }
         }
@@ -1129,7 +1132,7 @@ impl Checker {
                 Ok(n) => out.push(n),
                 Err(e) => self.problem(
                     p,
-                    format!("image pattern {g:?}: {}", crate::report::error_text(&e)),
+                    format!("image pattern {g:?}: {}", crate::error_text::error_text(&e)),
                 ),
             }
         }

@@ -21,24 +21,7 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// An error and its causes, each once, joined by `: ` (as anyhow's `{:#}` prints them). A
-/// cause whose text the error above it already shows is left out: tollgate's own errors never
-/// repeat their source, but some of the libraries' errors do (kube's kubeconfig errors).
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut above = s.clone();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !above.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        above = text;
-        source = cause.source();
-    }
-    s
-}
+pub use crate::error_text::error_text;
 
 /// Where a finding is: a file and line when the input was a file, and the JSON pointer of the
 /// field within the object.

@@ -106,7 +106,7 @@ pub fn verify(
             problems.push(format!(
                 "signature {}: {}",
                 i + 1,
-                crate::report::error_text(&e)
+                crate::error_text::error_text(&e)
             ));
             continue;
         }
