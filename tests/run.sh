@@ -89,17 +89,21 @@ pre_commit_ok() {
   [ -f "$TOLLGATE_PRE_COMMIT_DIR/pre_commit/__main__.py" ] &&
     [ "$(PYTHONPATH="$TOLLGATE_PRE_COMMIT_DIR" python3 -m pre_commit --version 2>/dev/null)" = "pre-commit $PRE_COMMIT_VERSION" ]
 }
-if ! pre_commit_ok; then
-  echo "tests/run.sh: installing pre-commit==$PRE_COMMIT_VERSION (PyPI)" >&2
-  rm -rf "$TOLLGATE_PRE_COMMIT_DIR"
+# `pip --target DIR REQUIREMENT`, unless the check OK (a function) passes already, and OK must
+# pass after it; MODULE names what is run, for the message.
+pip_tool() {
+  local dir=$1 requirement=$2 ok=$3 module=$4
+  "$ok" && return 0
+  echo "tests/run.sh: installing $requirement (PyPI)" >&2
+  rm -rf "$dir"
   PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
-    --disable-pip-version-check \
-    --target "$TOLLGATE_PRE_COMMIT_DIR" "pre-commit==$PRE_COMMIT_VERSION"
-  if ! pre_commit_ok; then
-    echo "tests/run.sh: pre-commit is installed in $TOLLGATE_PRE_COMMIT_DIR but python3 -m pre_commit does not run" >&2
+    --disable-pip-version-check --target "$dir" "$requirement"
+  if ! "$ok"; then
+    echo "tests/run.sh: $requirement is installed in $dir but python3 -m $module does not run" >&2
     exit 2
   fi
-fi
+}
+pip_tool "$TOLLGATE_PRE_COMMIT_DIR" "pre-commit==$PRE_COMMIT_VERSION" pre_commit_ok pre_commit
 
 # check-jsonschema (PyPI), the validator of the OpenReports objects `audit --format openreports`
 # prints (tests/it/audit.rs checks them against the CRD's schema in
@@ -113,17 +117,8 @@ check_jsonschema_ok() {
     PYTHONPATH="$TOLLGATE_CHECK_JSONSCHEMA_DIR" python3 -m check_jsonschema --version 2>/dev/null |
     grep -q "version $CHECK_JSONSCHEMA_VERSION\$"
 }
-if ! check_jsonschema_ok; then
-  echo "tests/run.sh: installing check-jsonschema==$CHECK_JSONSCHEMA_VERSION (PyPI)" >&2
-  rm -rf "$TOLLGATE_CHECK_JSONSCHEMA_DIR"
-  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
-    --disable-pip-version-check \
-    --target "$TOLLGATE_CHECK_JSONSCHEMA_DIR" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
-  if ! check_jsonschema_ok; then
-    echo "tests/run.sh: check-jsonschema is installed in $TOLLGATE_CHECK_JSONSCHEMA_DIR but python3 -m check_jsonschema does not run" >&2
-    exit 2
-  fi
-fi
+pip_tool "$TOLLGATE_CHECK_JSONSCHEMA_DIR" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" \
+  check_jsonschema_ok check_jsonschema
 
 # The JUnit and Prometheus validators: xmllint and promtool from Debian, junitparser from PyPI,
 # and junit-10.xsd, which no package ships on its own but pytest's sdist carries (PyPI); the

@@ -426,6 +426,13 @@ pub fn record_unavailable(
     sites: &[ImageSite],
     reason: &str,
 ) {
+    // Signature rules are cluster-wide (overrides cannot change them): decided once per image.
+    // Each says for itself what an unanswered registry means: the rules that deny then deny
+    // at their own level; the others only warn.
+    let canonical = policy.canonical_name(reference);
+    let signed_by_rule = policy.signature_level(&canonical, |_| true).is_some();
+    let deny_level =
+        policy.signature_level(&canonical, |r| r.on_unavailable == OnUnavailable::Deny);
     for site in sites {
         let ctx = Context {
             namespace: &site.namespace,
@@ -436,27 +443,12 @@ pub fn record_unavailable(
                 // Only a tag pinned to a digest can have moved.
                 RuleId::TagMoved => reference.tag().is_some() && reference.digest().is_some(),
                 RuleId::BaseNotApproved => !policy.bases().is_empty(),
-                RuleId::SignatureUnverified => policy
-                    .in_namespace(&site.namespace)
-                    .signature_rules_for(&policy.canonical_name(reference))
-                    .next()
-                    .is_some(),
+                RuleId::SignatureUnverified => signed_by_rule,
                 _ => true,
             };
             if !applies {
                 continue;
             }
-            // Each signature rule says for itself: a rule that denies when the registry cannot
-            // answer denies at its own level; the others only warn.
-            let deny_level = (rule == RuleId::SignatureUnverified)
-                .then(|| {
-                    policy
-                        .signature_rules_for(&policy.canonical_name(reference))
-                        .filter(|r| r.on_unavailable == OnUnavailable::Deny)
-                        .map(|r| r.level)
-                        .max()
-                })
-                .flatten();
             let on = match rule {
                 RuleId::SignatureUnverified if deny_level.is_some() => OnUnavailable::Deny,
                 RuleId::SignatureUnverified => OnUnavailable::Allow,
@@ -480,7 +472,10 @@ pub fn record_unavailable(
                 hint: hint.to_owned(),
             });
             let mut outcome = eval::registry_outcome(policy, rule, status, reference, ctx);
-            if let (Some(l), true) = (deny_level, outcome.level != Level::Off) {
+            if rule == RuleId::SignatureUnverified
+                && outcome.level != Level::Off
+                && let Some(l) = deny_level
+            {
                 outcome.level = l;
             }
             if on == OnUnavailable::Allow {

@@ -169,11 +169,7 @@ async fn signature_check(
     errors: &mut Vec<String>,
 ) {
     let canonical = policy.canonical_name(reference);
-    let Some(level) = policy
-        .signature_rules_for(&canonical)
-        .map(|r| r.level)
-        .max()
-    else {
+    let Some(level) = policy.signature_level(&canonical, |_| true) else {
         return;
     };
     if policy.level_anywhere(RuleId::SignatureUnverified) == Level::Off {

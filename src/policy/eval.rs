@@ -186,12 +186,7 @@ fn level_of(policy: &Policy, rule: RuleId, image: Option<ImageKey<'_>>) -> Level
         return level;
     }
     image
-        .and_then(|i| {
-            policy
-                .signature_rules_for(i.canonical)
-                .map(|r| r.level)
-                .max()
-        })
+        .and_then(|i| policy.signature_level(i.canonical, |_| true))
         .unwrap_or(Level::Off)
 }
 

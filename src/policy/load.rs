@@ -1090,50 +1090,49 @@ impl Checker {
         ok
     }
 
-    /// Repository name patterns (`notDeployable`, retention): fully qualified, no tag or
-    /// digest, segment-safe.
+    /// Repository name patterns (`notDeployable`, retention, signature rules): fully
+    /// qualified, no tag or digest, segment-safe.
     fn name_patterns(&mut self, pointer: &str, globs: Vec<String>) -> Vec<NamePattern> {
-        let mut out = Vec::new();
-        for (i, g) in globs.into_iter().enumerate() {
-            let p = format!("{pointer}/{i}");
-            if !self.qualified(&p, &g) {
-                continue;
-            }
+        self.image_name_patterns(pointer, globs, |v, p, g| {
             if g.contains('@') || g.rsplit('/').next().is_some_and(|last| last.contains(':')) {
-                self.problem(
-                    p,
+                v.problem(
+                    p.to_owned(),
                     format!(
                         "image pattern {g:?} matches repository names; leave out the tag and \
                          digest"
                     ),
                 );
-                continue;
+                return None;
             }
-            match NamePattern::parse(&g) {
-                Ok(n) => out.push(n),
-                Err(e) => self.problem(
-                    p,
-                    format!("image pattern {g:?}: {}", crate::error_text::error_text(&e)),
-                ),
-            }
-        }
-        out
+            Some(NamePattern::parse(g).map_err(|e| crate::error_text::error_text(&e)))
+        })
     }
 
     /// Exemption image selectors: a name pattern, optionally with a tag glob or a digest.
     fn image_patterns(&mut self, pointer: &str, globs: Vec<String>) -> Vec<ImagePattern> {
+        self.image_name_patterns(pointer, globs, |_, _, g| {
+            Some(ImagePattern::parse(g).map_err(|e| crate::error_text::error_text(&e)))
+        })
+    }
+
+    /// Each of `globs` at `pointer/i`, fully qualified, through `parse` (`None`: it reported
+    /// the problem itself; `Err`: the parser's reason, reported here).
+    fn image_name_patterns<T>(
+        &mut self,
+        pointer: &str,
+        globs: Vec<String>,
+        parse: impl Fn(&mut Self, &str, &str) -> Option<Result<T, String>>,
+    ) -> Vec<T> {
         let mut out = Vec::new();
         for (i, g) in globs.into_iter().enumerate() {
             let p = format!("{pointer}/{i}");
             if !self.qualified(&p, &g) {
                 continue;
             }
-            match ImagePattern::parse(&g) {
-                Ok(n) => out.push(n),
-                Err(e) => self.problem(
-                    p,
-                    format!("image pattern {g:?}: {}", crate::error_text::error_text(&e)),
-                ),
+            match parse(self, &p, &g) {
+                Some(Ok(n)) => out.push(n),
+                Some(Err(why)) => self.problem(p, format!("image pattern {g:?}: {why}")),
+                None => {}
             }
         }
         out

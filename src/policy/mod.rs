@@ -246,6 +246,19 @@ impl Policy {
             .filter(move |r| r.images.iter().any(|p| p.is_match(canonical_name)))
     }
 
+    /// The highest `level` of the signature rules that cover `canonical_name` and that `keep`
+    /// selects; `None` when none does.
+    pub fn signature_level(
+        &self,
+        canonical_name: &str,
+        keep: impl Fn(&SignatureRule) -> bool,
+    ) -> Option<Level> {
+        self.signature_rules_for(canonical_name)
+            .filter(|r| keep(r))
+            .map(|r| r.level)
+            .max()
+    }
+
     /// `spec.signatures`.
     pub fn signature_rules(&self) -> &[SignatureRule] {
         &self.signatures

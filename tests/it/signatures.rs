@@ -191,15 +191,13 @@ async fn verify_requires_a_trusted_signature_over_the_resolved_digest() {
     );
 
     // Outside the rule's images, nothing is required.
-    let other = p
-        .image(
-            "other/app",
-            Some("1"),
-            &[layer(&[("bin", b"o")])],
-            "linux/amd64",
-        )
-        .await;
-    let _ = other;
+    p.image(
+        "other/app",
+        Some("1"),
+        &[layer(&[("bin", b"o")])],
+        "linux/amd64",
+    )
+    .await;
     let (r, _) = verify(&s, &format!("{host}/other/app:1"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
@@ -209,15 +207,7 @@ async fn a_threshold_needs_that_many_distinct_signers() {
     let s = setup(2);
     let p = Pusher::new(s.reg.base_url());
     let name = format!("{}/signed/app", s.reg.host());
-    let one = p
-        .image(
-            "signed/app",
-            Some("one"),
-            &[layer(&[("bin", b"one")])],
-            "linux/amd64",
-        )
-        .await
-        .digest;
+    let one = push(&p, "one", b"one").await;
     sign(
         &p,
         "signed/app",
@@ -234,15 +224,7 @@ async fn a_threshold_needs_that_many_distinct_signers() {
             .contains("is signed by release-pipeline (1 of 2 required, 2 signatures read)"),
         "{v:#}"
     );
-    let both = p
-        .image(
-            "signed/app",
-            Some("both"),
-            &[layer(&[("bin", b"both")])],
-            "linux/amd64",
-        )
-        .await
-        .digest;
+    let both = push(&p, "both", b"both").await;
     sign(
         &p,
         "signed/app",
