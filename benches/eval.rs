@@ -286,7 +286,7 @@ mod signatures {
     use rcgen::{KeyPair, SigningKey as _};
     use sha2::{Digest as _, Sha256};
     use tollgate::reference::Digest;
-    use tollgate::signature::{Fetched, PublicKey, SignatureLayer, Signer, verify};
+    use tollgate::signature::{Fetched, PublicKey, SignatureLayer, Signer, Trusted, verify};
 
     const SIGNED: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -311,7 +311,7 @@ mod signatures {
             .collect();
         let signer = |i: usize| Signer {
             name: format!("k{i}"),
-            key: PublicKey::from_pem(&keys[i].public_key_pem()).unwrap(),
+            trusted: Trusted::Key(PublicKey::from_pem(&keys[i].public_key_pem()).unwrap()),
         };
         Case {
             digest: SIGNED.parse().unwrap(),
@@ -322,6 +322,7 @@ mod signatures {
                     // Signed by the last key: the four-key case tries every key.
                     signature: keys[3].sign(&payload).unwrap(),
                     certificate: None,
+                    chain: None,
                     bundle: None,
                 },
                 payload: Ok(payload),
@@ -334,12 +335,12 @@ mod signatures {
     #[divan::bench(sample_count = 1000)]
     fn verify_one_signature_one_key(bencher: Bencher) {
         let c = &*CASE;
-        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.one, 1));
+        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.one, 1, None));
     }
 
     #[divan::bench(sample_count = 1000)]
     fn verify_one_signature_four_keys(bencher: Bencher) {
         let c = &*CASE;
-        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.four, 1));
+        bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.four, 1, None));
     }
 }

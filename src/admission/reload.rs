@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::state::{AppState, BoxError, engine};
 use super::tls::ServingCert;
-use crate::policy::{PolicyError, parse_policy};
+use crate::policy::{PolicyError, parse_policy_with, read_beside};
 use crate::report::error_text;
 
 /// Why a changed policy file is not applied.
@@ -48,7 +48,33 @@ pub(super) struct Reloader {
     /// Of the last certificate and key read, applied or not (a bad pair is reported once).
     pub(super) cert_hash: [u8; 32],
     pub(super) policy: Option<PathBuf>,
+    /// Of the policy file and the files it names, as last read.
     pub(super) policy_hash: Option<[u8; 32]>,
+    /// The files the policy in force names (`spec.trustedRoot`): a change to one of them is a
+    /// change to the policy.
+    pub(super) policy_files: Vec<String>,
+}
+
+/// The hash of a policy file's read and of the files it names, as read now (an unreadable
+/// file hashes its error, so that it becoming readable is a change).
+pub(super) async fn policy_hash(
+    path: &std::path::Path,
+    text: &Result<Vec<u8>, std::io::Error>,
+    files: &[String],
+) -> [u8; 32] {
+    let mut parts: Vec<Vec<u8>> = vec![match text {
+        Ok(t) => t.clone(),
+        Err(e) => e.to_string().into_bytes(),
+    }];
+    for name in files {
+        parts.push(
+            match tokio::fs::read(crate::policy::files::beside(path, name)).await {
+                Ok(b) => b,
+                Err(e) => e.to_string().into_bytes(),
+            },
+        );
+    }
+    hash(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
 impl Reloader {
@@ -116,10 +142,7 @@ impl Reloader {
             return;
         };
         let text = tokio::fs::read(path).await;
-        let h = match &text {
-            Ok(t) => hash(&[t]),
-            Err(e) => hash(&[e.to_string().as_bytes()]),
-        };
+        let h = policy_hash(path, &text, &self.policy_files).await;
         if Some(h) == self.policy_hash {
             return;
         }
@@ -128,7 +151,18 @@ impl Reloader {
         let parsed = text
             .map_err(PolicyReloadError::Read)
             .and_then(|t| String::from_utf8(t).map_err(|_| PolicyReloadError::NotUtf8))
-            .and_then(|t| parse_policy(&t, &origin).map_err(PolicyReloadError::Invalid));
+            .and_then(|t| {
+                parse_policy_with(&t, &origin, &|name: &str| read_beside(path, name))
+                    .map_err(PolicyReloadError::Invalid)
+            });
+        if let Ok(p) = &parsed
+            && p.files() != self.policy_files.as_slice()
+        {
+            // The new policy names other files: watch those, and hash what was just read.
+            self.policy_files = p.files().to_vec();
+            let again = tokio::fs::read(path).await;
+            self.policy_hash = Some(policy_hash(path, &again, &self.policy_files).await);
+        }
         let current = state.engine();
         let next = parsed.and_then(|p| {
             engine(

@@ -25,7 +25,7 @@ use super::connections::{Limits, Open, Slot, Tracked};
 use super::decide::Settings;
 use super::handlers::{healthz, metrics, mutate, readyz, validate};
 use super::metrics::{Metrics, RegistryObserver};
-use super::reload::{Reloader, hash};
+use super::reload::{Reloader, hash, policy_hash};
 use super::state::{AppState, engine};
 pub use super::state::{BoxError, ResolverFactory};
 use super::tls::{self, ReloadingCert, ServingCert, TlsError};
@@ -157,8 +157,12 @@ impl Server {
             config.audit.as_ref().is_some_and(|a| a.reports.is_some()),
         ));
         let observer: Arc<dyn RequestObserver> = Arc::new(RegistryObserver(metrics.clone()));
+        let policy_files = config.policy.files().to_vec();
         let policy_hash = match &config.policy_path {
-            Some(p) => Some(hash(&[&read(p.clone()).await?])),
+            Some(p) => {
+                let text = Ok(read(p.clone()).await?);
+                Some(policy_hash(p, &text, &policy_files).await)
+            }
             None => None,
         };
         let engine = engine(
@@ -217,6 +221,7 @@ impl Server {
                 cert_hash: hash(&[&cert_pem, &key_pem]),
                 policy: config.policy_path,
                 policy_hash,
+                policy_files,
             },
             shutdown_grace: config.shutdown_grace,
             reload_interval: config.reload_interval,

@@ -44,7 +44,10 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read policy {}", path.display()))?;
-    let policy = tollgate::policy::parse_policy(&text, &path.display().to_string())?;
+    let policy =
+        tollgate::policy::parse_policy_with(&text, &path.display().to_string(), &|name: &str| {
+            tollgate::policy::read_beside(path, name)
+        })?;
     tracing::debug!(
         policy = policy.name(),
         origin = policy.origin(),

@@ -59,9 +59,9 @@ pub struct Settings {
     /// The policy in force: `--policy`, else the one the config names (read from the same
     /// commit), else the embedded default.
     pub policy: Policy,
-    /// Blob ids of `.tollgate.yaml` and the policy file, so that refs sharing them share one
-    /// load.
-    pub key: (Option<Oid>, Option<Oid>),
+    /// Blob ids of `.tollgate.yaml`, the policy file and the files the policy names, so that
+    /// refs sharing them share one load (and a changed trusted root is a new load).
+    pub key: (Option<Oid>, Option<Oid>, Vec<Oid>),
 }
 
 /// Load `.tollgate.yaml` and its policy from `commit` (the defaults and the embedded policy when
@@ -82,9 +82,9 @@ pub fn load_settings(
                 .map_err(|e| GateError::Config(e, short.clone()))?
         }
     };
-    let (policy, policy_blob) = match (policy_override, config.policy()) {
-        (Some(p), _) => (p.clone(), None),
-        (None, None) => (policy::default_policy(), None),
+    let (policy, policy_blob, named) = match (policy_override, config.policy()) {
+        (Some(p), _) => (p.clone(), None, Vec::new()),
+        (None, None) => (policy::default_policy(), None, Vec::new()),
         (None, Some(path)) => {
             let blob = repo
                 .file_at(commit, path)?
@@ -94,16 +94,53 @@ pub fn load_settings(
                     commit: short.clone(),
                 })?;
             let text = text(repo, blob, path, &short)?;
-            let policy = policy::parse_policy(&text, path)
+            // The files the policy names are read from the same commit, beside it.
+            let named = std::cell::RefCell::new(Vec::new());
+            let read = |name: &str| -> Result<Vec<u8>, String> {
+                let at = tree_path_beside(path, name)?;
+                match repo.file_at(commit, &at) {
+                    Ok(Some(blob)) => {
+                        named.borrow_mut().push(blob);
+                        repo.blob(blob).map_err(|e| e.to_string())
+                    }
+                    Ok(None) => Err(format!("{at} is not in commit {short}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            let policy = policy::parse_policy_with(&text, path, &read)
                 .map_err(|e| GateError::Policy(e, short.clone()))?;
-            (policy, Some(blob))
+            (policy, Some(blob), named.into_inner())
         }
     };
     Ok(Settings {
         config,
         policy,
-        key: (config_blob, policy_blob),
+        key: (config_blob, policy_blob, named),
     })
+}
+
+/// The path in a commit's tree of `name`, which the policy at `policy` names: relative to
+/// the policy's directory, and never outside the tree.
+fn tree_path_beside(policy: &str, name: &str) -> Result<String, String> {
+    if name.starts_with('/') {
+        return Err(format!(
+            "{name} is absolute; in a repository, name it relative to the policy"
+        ));
+    }
+    let mut parts: Vec<&str> = policy.split('/').collect();
+    parts.pop();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!("{name} points outside the repository"));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
 fn text(repo: &DeployRepo, blob: Oid, path: &str, commit: &str) -> Result<String, GateError> {

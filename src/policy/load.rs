@@ -2,6 +2,7 @@
 //! file and line.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -18,7 +19,7 @@ use super::{
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
-use crate::signature::{PublicKey, Signer};
+use crate::signature::{Identity, Matcher, PublicKey, Signer, Trusted, TrustedRoot};
 use crate::workload::{self, ContainerKind, FieldPath, KindEntry, Site, WorkloadKinds};
 use crate::yaml::Pos;
 
@@ -42,14 +43,39 @@ pub fn default_policy() -> Policy {
 }
 
 /// Parse and validate a policy from `text`; `origin` names it in messages (usually the path).
+/// A policy that names other files (`spec.trustedRoot`) is refused: it must be read with
+/// [`parse_policy_with`], which can read them.
 pub fn parse_policy(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    parse_policy_with(text, origin, &|name: &str| {
+        Err(format!(
+            "{name} cannot be read: this policy was not loaded from a file, so the files it \
+             names have no place to be read from"
+        ))
+    })
+}
+
+/// Reads a file the policy names, by the name it gives (relative to the policy's own
+/// place: its directory, or its commit's tree); `Err`: why not, in one line. The loader stays
+/// pure: whoever loads the policy does the reading.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<Vec<u8>, String>;
+
+/// [`parse_policy`], reading the files the policy names with `read`.
+pub fn parse_policy_with(
+    text: &str,
+    origin: &str,
+    read: ReadFile<'_>,
+) -> Result<Policy, PolicyError> {
     let fail = |problems| PolicyError {
         what: "policy",
         origin: origin.to_owned(),
         problems,
     };
     let (file, v) = config::read::<PolicyFile>(text).map_err(fail)?;
-    let mut checker = Checker { v };
+    let mut checker = Checker {
+        v,
+        read,
+        files: Vec::new(),
+    };
     let policy = checker.policy(file, origin);
     checker.v.finish().map_err(fail)?;
     Ok(policy)
@@ -109,6 +135,9 @@ struct Spec {
     /// Which images must be signed, and by whom.
     #[serde(default)]
     signatures: Vec<SignatureSpec>,
+    /// The Sigstore trusted_root.json keyless signers are checked against: a file name,
+    /// relative to the policy.
+    trusted_root: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -118,12 +147,25 @@ struct SignatureSpec {
     images: Vec<String>,
     #[serde(default)]
     keys: Vec<KeySpec>,
+    #[serde(default)]
+    keyless: Vec<KeylessSpec>,
     threshold: Option<usize>,
     /// `deny`, `warn` or `audit`; a Value so that YAML's bare `off` (a boolean) gets its own
     /// message.
     level: Option<Value>,
     registry_unavailable: Option<String>,
     digests: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KeylessSpec {
+    name: Option<String>,
+    issuer: Option<String>,
+    #[serde(rename = "issuerRegExp")]
+    issuer_regexp: Option<String>,
+    subject: Option<String>,
+    #[serde(rename = "subjectRegExp")]
+    subject_regexp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -225,11 +267,15 @@ struct ExemptionSpec {
 // ---- validation ------------------------------------------------------------------------------
 
 /// The policy's own checks, reported through the shared validator.
-struct Checker {
+struct Checker<'r> {
     v: Validator,
+    /// Reads the files the policy names.
+    read: ReadFile<'r>,
+    /// The names of the files read, in order (a reload watches them).
+    files: Vec<String>,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn problem(&mut self, pointer: String, message: impl Into<String>) {
         self.v.problem(pointer, message);
     }
@@ -338,16 +384,21 @@ impl Checker {
 
         let workloads = self.workloads(spec.workloads);
         let locked = self.locked(&spec.locked);
+        let root = spec
+            .trusted_root
+            .and_then(|name| self.trusted_root(&name))
+            .map(Arc::new);
         let signatures = spec
             .signatures
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| self.signature_rule(i, r))
+            .filter_map(|(i, r)| self.signature_rule(i, r, root.as_ref()))
             .collect();
         let overrides = self.overrides(spec.overrides, &locked, &levels);
 
         Policy {
             signatures,
+            files: std::mem::take(&mut self.files),
             workloads,
             overrides,
             locked,
@@ -483,8 +534,73 @@ impl Checker {
         out
     }
 
+    /// `spec.trustedRoot`: read and parsed once, for every rule's keyless signers.
+    fn trusted_root(&mut self, name: &str) -> Option<TrustedRoot> {
+        let at = "/spec/trustedRoot".to_owned();
+        self.files.push(name.to_owned());
+        let bytes = match (self.read)(name) {
+            Ok(b) => b,
+            Err(why) => {
+                self.problem(at, format!("trustedRoot {name:?}: {why}"));
+                return None;
+            }
+        };
+        match crate::signature::trust::parse(&bytes) {
+            Ok(root) => Some(root),
+            Err(e) => {
+                self.problem(at, format!("trustedRoot {name:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A keyless signer's issuer or subject: exactly one of the exact and the pattern form.
+    fn matcher(
+        &mut self,
+        at: &str,
+        field: &str,
+        exact: Option<String>,
+        pattern: Option<String>,
+    ) -> Option<Matcher> {
+        match (exact, pattern) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{at}/{field}"),
+                    format!("give {field} or {field}RegExp, not both"),
+                );
+                None
+            }
+            (Some(e), None) if !e.trim().is_empty() => Some(Matcher::Exact(e)),
+            (None, Some(p)) => match Matcher::pattern(&p) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.problem(
+                        format!("{at}/{field}RegExp"),
+                        format!("{field}RegExp {p:?} is not a regular expression: {e}"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.problem(
+                    at.to_owned(),
+                    format!(
+                        "a keyless signer needs `{field}` (exact) or `{field}RegExp` (a regular \
+                         expression over the whole value)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// One `spec.signatures` entry.
-    fn signature_rule(&mut self, i: usize, spec: SignatureSpec) -> Option<SignatureRule> {
+    fn signature_rule(
+        &mut self,
+        i: usize,
+        spec: SignatureSpec,
+        root: Option<&Arc<TrustedRoot>>,
+    ) -> Option<SignatureRule> {
         let at = format!("/spec/signatures/{i}");
         let before = self.v.problem_count();
         if spec.images.is_empty() {
@@ -494,10 +610,10 @@ impl Checker {
             );
         }
         let images = self.name_patterns(&format!("{at}/images"), spec.images);
-        if spec.keys.is_empty() {
+        if spec.keys.is_empty() && spec.keyless.is_empty() {
             self.problem(
                 at.clone(),
-                "a signature rule needs `keys`: the signers whose signature counts",
+                "a signature rule needs `keys` or `keyless`: the signers whose signature counts",
             );
         }
         let mut signers: Vec<Signer> = Vec::new();
@@ -522,20 +638,45 @@ impl Checker {
                 continue;
             };
             match PublicKey::from_pem(&pem) {
-                // One key under two names would count twice towards the threshold.
-                Ok(key) if signers.iter().any(|s| s.key == key) => self.problem(
-                    format!("{kat}/publicKey"),
-                    format!(
-                        "key {name:?} is the same key as {:?}; a threshold counts keys, so list \
-                         each once",
-                        signers
-                            .iter()
-                            .find(|s| s.key == key)
-                            .map_or("", |s| &s.name)
-                    ),
-                ),
-                Ok(key) => signers.push(Signer { name, key }),
+                Ok(key) => {
+                    self.signer(
+                        &mut signers,
+                        format!("{kat}/publicKey"),
+                        name,
+                        Trusted::Key(key),
+                    );
+                }
                 Err(e) => self.problem(format!("{kat}/publicKey"), format!("key {name:?}: {e}")),
+            }
+        }
+        if !spec.keyless.is_empty() && root.is_none() {
+            self.problem(
+                format!("{at}/keyless"),
+                "keyless signers need `spec.trustedRoot`: the Sigstore trusted_root.json their \
+                 certificates and Rekor entries are checked against (tollgate never fetches one)",
+            );
+        }
+        for (j, k) in spec.keyless.into_iter().enumerate() {
+            let kat = format!("{at}/keyless/{j}");
+            let Some(name) = k.name.filter(|n| !n.trim().is_empty()) else {
+                self.problem(
+                    kat,
+                    "a keyless signer needs a `name` for reports (release-workflow)",
+                );
+                continue;
+            };
+            if signers.iter().any(|s| s.name == name) {
+                self.problem(
+                    format!("{kat}/name"),
+                    format!("signer name {name:?} is used twice"),
+                );
+                continue;
+            }
+            let issuer = self.matcher(&kat, "issuer", k.issuer, k.issuer_regexp);
+            let subject = self.matcher(&kat, "subject", k.subject, k.subject_regexp);
+            if let (Some(issuer), Some(subject)) = (issuer, subject) {
+                let id = Trusted::Keyless(Identity { issuer, subject });
+                self.signer(&mut signers, kat, name, id);
             }
         }
         let threshold = spec.threshold.unwrap_or(1);
@@ -543,7 +684,7 @@ impl Checker {
             self.problem(
                 format!("{at}/threshold"),
                 format!(
-                    "threshold {threshold} must be between 1 and the number of keys ({})",
+                    "threshold {threshold} must be between 1 and the number of signers ({})",
                     signers.len()
                 ),
             );
@@ -591,10 +732,15 @@ impl Checker {
                 SignedDigests::Image
             }
         };
-        let mut keys: Vec<String> = signers.iter().map(|s| s.key.fingerprint()).collect();
+        let mut keys: Vec<String> = signers.iter().map(|s| s.trusted.fingerprint()).collect();
         keys.sort();
-        let fingerprint = format!("{threshold}|{digests:?}|{}", keys.join(","));
+        let fingerprint = format!(
+            "{threshold}|{digests:?}|{}|{}",
+            keys.join(","),
+            root.map_or("", |r| &r.fingerprint)
+        );
         (self.v.problem_count() == before).then_some(SignatureRule {
+            root: root.cloned(),
             fingerprint,
             digests,
             images,
@@ -603,6 +749,27 @@ impl Checker {
             level,
             on_unavailable,
         })
+    }
+
+    /// Add a signer, unless it is one already listed: one key (or identity) under two names
+    /// would count twice towards the threshold.
+    fn signer(&mut self, signers: &mut Vec<Signer>, at: String, name: String, trusted: Trusted) {
+        if let Some(same) = signers.iter().find(|s| s.trusted == trusted) {
+            let what = match trusted {
+                Trusted::Key(_) => "key",
+                Trusted::Keyless(_) => "identity",
+            };
+            self.problem(
+                at,
+                format!(
+                    "{name:?} is the same {what} as {:?}; a threshold counts signers, so list \
+                     each once",
+                    same.name
+                ),
+            );
+            return;
+        }
+        signers.push(Signer { name, trusted });
     }
 
     /// `spec.locked`: rule ids.

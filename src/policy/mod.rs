@@ -10,14 +10,19 @@
 //! clock.
 
 pub mod eval;
+/// Shell: the files a policy names, read beside it.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod files;
 mod load;
 pub mod pattern;
 pub mod retention;
 pub mod rules;
 pub mod show;
 
+pub use files::read_beside;
 pub use load::{
-    API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, default_policy, parse_policy,
+    API_VERSION, DEFAULT_POLICY, KIND, PolicyError, Problem, ReadFile, default_policy,
+    parse_policy, parse_policy_with,
 };
 pub use pattern::{HostPattern, ImageKey, ImagePattern, NamePattern, PatternError};
 pub use rules::{AuditKind, FindingKind, Level, RuleId};
@@ -57,6 +62,9 @@ pub struct Policy {
     locked: Vec<RuleId>,
     /// `spec.signatures`: which images must be signed, by whom.
     signatures: Vec<SignatureRule>,
+    /// The files the policy named and that were read with it (`spec.trustedRoot`), by the
+    /// names it gives: a reload watches them too.
+    files: Vec<String>,
     /// In a policy resolved for a namespace: the overrides applied, in order.
     applied: Vec<Applied>,
     /// Resolved policies by the set of overrides that apply, shared by the clones of this
@@ -84,8 +92,11 @@ pub struct SignatureRule {
     pub on_unavailable: OnUnavailable,
     /// Which digests of the image must be signed.
     pub digests: SignedDigests,
-    /// What a verdict of this rule depends on (its keys, threshold and digests), hashed: the
-    /// key of remembered verdicts, so that a reloaded policy with other keys never reuses one.
+    /// The trusted root its keyless signers are checked against (`spec.trustedRoot`).
+    pub root: Option<Arc<crate::signature::TrustedRoot>>,
+    /// What a verdict of this rule depends on (its signers, threshold, digests and trusted
+    /// root): the key of remembered verdicts, so that a reloaded policy with other signers
+    /// never reuses one.
     pub fingerprint: String,
 }
 
@@ -262,6 +273,11 @@ impl Policy {
     /// `spec.signatures`.
     pub fn signature_rules(&self) -> &[SignatureRule] {
         &self.signatures
+    }
+
+    /// The files the policy named and that were read with it, by the names it gives.
+    pub fn files(&self) -> &[String] {
+        &self.files
     }
 
     /// `spec.locked`.

@@ -796,7 +796,7 @@ fn signature_rules_are_read_and_matched_segment_safely() {
 
 #[rstest]
 #[case::no_images("    - keys: [{name: a, publicKey: x}]\n", "needs `images`")]
-#[case::no_keys("    - images: [\"r.example.org/**\"]\n", "needs `keys`")]
+#[case::no_keys("    - images: [\"r.example.org/**\"]\n", "needs `keys` or `keyless`")]
 #[case::not_a_key(
     "    - images: [\"r.example.org/**\"]\n      keys: [{name: a, publicKey: \"ssh-ed25519 AAAA\"}]\n",
     "key \"a\": not a PEM public key"
@@ -805,7 +805,7 @@ fn signature_rules_are_read_and_matched_segment_safely() {
     "    - images: [\"r.example.org/**\"]\n      keys: [{publicKey: x}]\n",
     "a key needs a `name`"
 )]
-#[case::threshold_too_high(&format!("    - images: [\"r.example.org/**\"]\n      threshold: 2\n      keys:\n        - name: a\n          publicKey: |\n{}", block(&pem_key())), "threshold 2 must be between 1 and the number of keys (1)")]
+#[case::threshold_too_high(&format!("    - images: [\"r.example.org/**\"]\n      threshold: 2\n      keys:\n        - name: a\n          publicKey: |\n{}", block(&pem_key())), "threshold 2 must be between 1 and the number of signers (1)")]
 #[case::bad_level(&format!("    - images: [\"r.example.org/**\"]\n      level: off\n      keys:\n        - name: a\n          publicKey: |\n{}", block(&pem_key())), "is not one of deny, warn, audit")]
 fn signature_rules_are_validated(#[case] entry: &str, #[case] message: &str) {
     let text = format!(
@@ -828,7 +828,7 @@ fn the_same_key_under_two_names_is_refused() {
     let got = problems(&text);
     assert!(
         got.iter()
-            .any(|(_, m)| m.contains("key \"b\" is the same key as \"a\"")),
+            .any(|(_, m)| m.contains("\"b\" is the same key as \"a\"")),
         "{got:#?}"
     );
 }
@@ -859,5 +859,130 @@ fn a_rule_an_override_turns_on_is_on_somewhere() {
     assert_eq!(
         p.in_namespace("prod-eu").level(RuleId::BaseNotApproved),
         Level::Deny
+    );
+}
+
+/// A trusted root the keyless tests can name: one CA (its own certificate) and no log.
+fn test_trusted_root() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    use base64::Engine as _;
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "certificateAuthorities": [{
+            "uri": "https://fulcio.example",
+            "certChain": {"certificates": [{"rawBytes": base64::engine::general_purpose::STANDARD.encode(cert.der())}]},
+            "validFor": {"start": "2026-01-01T00:00:00Z"}
+        }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn keyless_problems(spec: &str, root: Option<Vec<u8>>) -> Vec<(Option<u32>, String)> {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org/}}]\n{spec}"
+    );
+    let read = |name: &str| match (&root, name) {
+        (Some(r), "trusted_root.json") => Ok(r.clone()),
+        _ => Err(format!("cannot read {name}: No such file or directory")),
+    };
+    match crate::policy::parse_policy_with(&text, "p.yaml", &read) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .problems
+            .into_iter()
+            .map(|p| (p.pos.map(|p| p.line), p.message))
+            .collect(),
+    }
+}
+
+const KEYLESS_RULE: &str = "  signatures:\n    - images: [\"r.example.org/**\"]\n      keyless:\n        - name: release\n";
+
+#[rstest]
+#[case::valid(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://token.actions.githubusercontent.com\n          subject: https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main\n",
+    None
+)]
+#[case::pattern(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://token.actions.githubusercontent.com\n          subjectRegExp: 'https://github\\.com/acme/.+'\n",
+    None
+)]
+#[case::no_trusted_root(
+    "",
+    "          issuer: https://a.example\n          subject: s\n",
+    Some("keyless signers need `spec.trustedRoot`")
+)]
+#[case::missing_file(
+    "  trustedRoot: nowhere.json\n",
+    "          issuer: https://a.example\n          subject: s\n",
+    Some("trustedRoot \"nowhere.json\": cannot read nowhere.json")
+)]
+#[case::no_issuer(
+    "  trustedRoot: trusted_root.json\n",
+    "          subject: s\n",
+    Some("needs `issuer` (exact) or `issuerRegExp`")
+)]
+#[case::both_forms(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://a.example\n          subject: s\n          subjectRegExp: s.*\n",
+    Some("give subject or subjectRegExp, not both")
+)]
+#[case::bad_pattern(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://a.example\n          subjectRegExp: '(unclosed'\n",
+    Some("subjectRegExp \"(unclosed\" is not a regular expression")
+)]
+fn keyless_signers_are_validated(
+    #[case] root_line: &str,
+    #[case] signer: &str,
+    #[case] message: Option<&str>,
+) {
+    let got = keyless_problems(
+        &format!("{root_line}{KEYLESS_RULE}{signer}"),
+        Some(test_trusted_root()),
+    );
+    match message {
+        None => assert!(got.is_empty(), "{got:#?}"),
+        Some(m) => assert!(
+            got.iter()
+                .any(|(line, text)| line.is_some() && text.contains(m)),
+            "{m}\n{got:#?}"
+        ),
+    }
+}
+
+#[rstest]
+#[case::not_json(b"{".to_vec(), "not a Sigstore trusted_root.json")]
+#[case::other_media_type(br#"{"mediaType":"application/json"}"#.to_vec(), "mediaType \"application/json\" is not")]
+#[case::empty(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#.to_vec(), "names no certificate authority")]
+#[case::bad_key(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"publicKey":{"rawBytes":"AAAA"},"logId":{"keyId":"AAAA"}}]}"#.to_vec(), "tlogs[0].publicKey")]
+fn broken_trusted_roots_say_why(#[case] root: Vec<u8>, #[case] message: &str) {
+    let got = keyless_problems(
+        &format!(
+            "  trustedRoot: trusted_root.json\n{KEYLESS_RULE}          issuer: https://a.example\n          subject: s\n"
+        ),
+        Some(root),
+    );
+    assert!(
+        got.iter()
+            .any(|(line, text)| line.is_some() && text.contains(message)),
+        "{message}\n{got:#?}"
+    );
+}
+
+#[test]
+fn a_policy_read_without_files_says_it_cannot_read_its_trusted_root() {
+    let got = problems(&format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  trustedRoot: trusted_root.json\n  registries: [{{prefix: r.example.org/}}]\n{KEYLESS_RULE}          issuer: https://a.example\n          subject: s\n"
+    ));
+    assert!(
+        got.iter()
+            .any(|(_, m)| m.contains("was not loaded from a file")),
+        "{got:#?}"
     );
 }

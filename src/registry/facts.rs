@@ -303,7 +303,13 @@ async fn check_digest(
             signatures: set.signatures.len(),
             problems: vec![crate::report::error_text(p)],
         },
-        None => crate::signature::verify(digest, &set.signatures, &rule.signers, rule.threshold),
+        None => crate::signature::verify(
+            digest,
+            &set.signatures,
+            &rule.signers,
+            rule.threshold,
+            rule.root.as_deref(),
+        ),
     };
     if verdict.is_verified() {
         if let Some(k) = key {

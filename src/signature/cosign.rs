@@ -25,6 +25,8 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The annotation that holds a keyless signature's certificate, PEM.
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation that holds the certificates between a keyless certificate and its root, PEM.
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 /// The annotation that holds a signature's Rekor bundle (SET and entry), JSON.
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// `critical.type` of an image signature.
@@ -71,6 +73,8 @@ pub struct SignatureLayer {
     pub signature: Vec<u8>,
     /// The certificate of a keyless signature, PEM.
     pub certificate: Option<String>,
+    /// The rest of its chain, PEM.
+    pub chain: Option<String>,
     /// The Rekor bundle, JSON.
     pub bundle: Option<String>,
 }
@@ -183,6 +187,7 @@ pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, Signatur
             size: l.size,
             signature,
             certificate: l.annotations.get(CERTIFICATE_ANNOTATION).cloned(),
+            chain: l.annotations.get(CHAIN_ANNOTATION).cloned(),
             bundle: l.annotations.get(BUNDLE_ANNOTATION).cloned(),
         });
     }

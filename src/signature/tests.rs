@@ -39,6 +39,7 @@ fn signed(key: &KeyPair, payload: Vec<u8>) -> Fetched {
             size: payload.len() as u64,
             signature: key.sign(&payload).unwrap(),
             certificate: None,
+            chain: None,
             bundle: None,
         },
         payload: Ok(payload),
@@ -48,7 +49,7 @@ fn signed(key: &KeyPair, payload: Vec<u8>) -> Fetched {
 fn signer(name: &str, key: &KeyPair) -> Signer {
     Signer {
         name: name.into(),
-        key: PublicKey::from_pem(&key.public_key_pem()).unwrap(),
+        trusted: Trusted::Key(PublicKey::from_pem(&key.public_key_pem()).unwrap()),
     }
 }
 
@@ -66,17 +67,21 @@ fn each_key_kind_verifies_its_own_signature_only(
 ) {
     let k = key(alg);
     let s = signer("ci", &k);
-    assert_eq!(s.key.kind(), kind);
+    let Trusted::Key(pk) = &s.trusted else {
+        unreachable!("a key signer")
+    };
+    assert_eq!(pk.kind(), kind);
     let v = verify(
         &digest(D),
         &[signed(&k, payload(D))],
         std::slice::from_ref(&s),
         1,
+        None,
     );
     assert!(v.is_verified(), "{v:?}");
     assert_eq!(v.signed_by, ["ci"]);
     let stranger = key(alg);
-    let v = verify(&digest(D), &[signed(&stranger, payload(D))], &[s], 1);
+    let v = verify(&digest(D), &[signed(&stranger, payload(D))], &[s], 1, None);
     assert!(!v.is_verified());
     assert_eq!(
         v.problems,
@@ -92,6 +97,7 @@ fn a_signature_over_another_digest_never_counts() {
         &[signed(&k, payload(OTHER))],
         &[signer("ci", &k)],
         1,
+        None,
     );
     assert!(!v.is_verified());
     assert!(
@@ -107,7 +113,7 @@ fn a_tampered_payload_fails_its_digest_before_any_key() {
     if let Ok(p) = &mut s.payload {
         p[10] ^= 1;
     }
-    let v = verify(&digest(D), &[s], &[signer("ci", &k)], 1);
+    let v = verify(&digest(D), &[s], &[signer("ci", &k)], 1, None);
     assert!(v.problems[0].contains("do not match its digest"), "{v:?}");
 }
 
@@ -120,7 +126,7 @@ fn a_re_hashed_tampered_payload_fails_the_signature() {
         .replace("registry.example.org", "evil.example.org");
     s.layer.payload = sha256(forged.as_bytes());
     s.payload = Ok(forged.into_bytes());
-    let v = verify(&digest(D), &[s], &[signer("ci", &k)], 1);
+    let v = verify(&digest(D), &[s], &[signer("ci", &k)], 1, None);
     assert!(!v.is_verified());
 }
 
@@ -134,13 +140,13 @@ fn a_threshold_counts_distinct_signers() {
     let signers = [signer("a", &a), signer("b", &b), signer("c", &c)];
     // Two signatures by the same signer are one signer.
     let twice = [signed(&a, payload(D)), signed(&a, payload(D))];
-    let v = verify(&digest(D), &twice, &signers, 2);
+    let v = verify(&digest(D), &twice, &signers, 2, None);
     assert_eq!(
         (v.is_verified(), v.signed_by.clone()),
         (false, vec!["a".to_owned()])
     );
     let two = [signed(&a, payload(D)), signed(&c, payload(D))];
-    let v = verify(&digest(D), &two, &signers, 2);
+    let v = verify(&digest(D), &two, &signers, 2, None);
     assert_eq!(
         (v.is_verified(), v.signed_by.clone()),
         (true, vec!["a".to_owned(), "c".to_owned()])
@@ -154,7 +160,7 @@ fn a_threshold_counts_distinct_signers() {
 #[test]
 fn no_signature_says_so() {
     let k = key(&rcgen::PKCS_ED25519);
-    let v = verify(&digest(D), &[], &[signer("ci", &k)], 1);
+    let v = verify(&digest(D), &[], &[signer("ci", &k)], 1, None);
     assert!(!v.is_verified());
     assert_eq!(
         v.summary(&digest(D)),
@@ -237,7 +243,7 @@ proptest! {
                 f.layer.signature[i] ^= 1 << bit;
             }
         }
-        prop_assert!(!verify(&digest(D), &[f], &[s], 1).is_verified());
+        prop_assert!(!verify(&digest(D), &[f], &[s], 1, None).is_verified());
     }
 }
 
@@ -259,4 +265,240 @@ proptest! {
 #[case::another_suffix("sha256-0123.bak", false)]
 fn cosigns_artifact_tags_are_recognised(#[case] tag: &str, #[case] artifact: bool) {
     assert_eq!(super::cosign::is_artifact_tag(tag), artifact);
+}
+
+#[path = "../../tests/common/sigstore.rs"]
+mod sigstore;
+
+/// Keyless signatures against a trusted root the test makes (tests/common/sigstore.rs, shared
+/// with the integration tests).
+mod keyless {
+    use super::*;
+
+    use super::sigstore::{self, EPOCH, Keyless, TestSigstore};
+
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    const SUBJECT: &str =
+        "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    /// 2026-11-15, inside the test CA's and log's windows.
+    const SIGNED_AT: i64 = EPOCH + 14 * 86_400;
+
+    fn good() -> Keyless {
+        Keyless {
+            issuer: ISSUER.into(),
+            subject: SUBJECT.into(),
+            integrated_time: SIGNED_AT,
+            ..Keyless::default()
+        }
+    }
+
+    fn fetched(s: &sigstore::Signed, payload: Vec<u8>) -> Fetched {
+        Fetched {
+            layer: SignatureLayer {
+                payload: sha256(&payload),
+                size: payload.len() as u64,
+                signature: s.signature.clone(),
+                certificate: Some(s.certificate_pem.clone()),
+                chain: Some(s.chain_pem.clone()),
+                bundle: s.bundle.clone(),
+            },
+            payload: Ok(payload),
+        }
+    }
+
+    fn identity(issuer: Matcher, subject: Matcher) -> Signer {
+        Signer {
+            name: "release".into(),
+            trusted: Trusted::Keyless(Identity { issuer, subject }),
+        }
+    }
+
+    fn exact() -> Signer {
+        identity(
+            Matcher::Exact(ISSUER.into()),
+            Matcher::Exact(SUBJECT.into()),
+        )
+    }
+
+    fn root(s: &TestSigstore) -> TrustedRoot {
+        trust::parse(s.trusted_root().as_bytes()).unwrap()
+    }
+
+    #[rstest]
+    #[case::valid(good(), exact(), None)]
+    #[case::subject_pattern(good(), identity(Matcher::Exact(ISSUER.into()), Matcher::pattern(r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main").unwrap()), None)]
+    #[case::an_email(Keyless { subject: "release@acme.example".into(), ..good() }, identity(Matcher::Exact(ISSUER.into()), Matcher::Exact("release@acme.example".into())), None)]
+    #[case::wrong_subject(Keyless { subject: "https://github.com/mallory/app/.github/workflows/release.yml@refs/heads/main".into(), ..good() }, exact(), Some("which no keyless signer trusts"))]
+    #[case::wrong_issuer(Keyless { issuer: "https://accounts.google.com".into(), ..good() }, exact(), Some("(issuer https://accounts.google.com)"))]
+    #[case::expired_at_signing(Keyless { valid_from: Some(-900), valid_until: Some(-300), ..good() }, exact(), Some("the certificate had expired"))]
+    #[case::not_yet_valid(Keyless { valid_from: Some(60), valid_until: Some(600), ..good() }, exact(), Some("not valid yet"))]
+    #[case::no_rekor_bundle(Keyless { no_bundle: true, ..good() }, exact(), Some("has no Rekor bundle"))]
+    #[case::forged_set(Keyless { forge_set: true, ..good() }, exact(), Some("signed entry timestamp does not verify"))]
+    #[case::entry_of_another_payload(Keyless { entry_for_other_payload: true, ..good() }, exact(), Some("its payload hash differs"))]
+    #[case::foreign_ca(Keyless { foreign_ca: true, ..good() }, exact(), Some("does not chain to a trusted root"))]
+    #[case::not_for_code_signing(Keyless { no_code_signing: true, ..good() }, exact(), Some("not for code signing"))]
+    #[case::before_the_ca(Keyless { integrated_time: EPOCH - 86_400, ..good() }, exact(), Some("Rekor log's key was not valid"))]
+    fn keyless_signatures(
+        #[case] how: Keyless,
+        #[case] signer: Signer,
+        #[case] problem: Option<&str>,
+    ) {
+        let s = TestSigstore::new();
+        let signed = s.sign(&payload(D), &how);
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, payload(D))],
+            &[signer],
+            1,
+            Some(&root(&s)),
+        );
+        match problem {
+            None => assert!(v.is_verified(), "{}", v.summary(&digest(D))),
+            Some(p) => {
+                assert!(!v.is_verified());
+                let text = v.summary(&digest(D));
+                assert!(text.contains(p), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tampered_payload_does_not_verify_with_the_certificates_key() {
+        let s = TestSigstore::new();
+        let signed = s.sign(&payload(D), &good());
+        let mut tampered = payload(D);
+        tampered.extend_from_slice(b" ");
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, tampered)],
+            &[exact()],
+            1,
+            Some(&root(&s)),
+        );
+        assert!(
+            v.summary(&digest(D))
+                .contains("does not verify with its certificate's key"),
+            "{}",
+            v.summary(&digest(D))
+        );
+    }
+
+    #[test]
+    fn a_signature_over_another_digest_never_counts() {
+        let s = TestSigstore::new();
+        let signed = s.sign(&payload(OTHER), &good());
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, payload(OTHER))],
+            &[exact()],
+            1,
+            Some(&root(&s)),
+        );
+        assert!(
+            v.summary(&digest(D)).contains("not over"),
+            "{}",
+            v.summary(&digest(D))
+        );
+    }
+
+    #[test]
+    fn another_trusted_root_proves_nothing() {
+        let s = TestSigstore::new();
+        let other = TestSigstore::new();
+        let signed = s.sign(&payload(D), &good());
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, payload(D))],
+            &[exact()],
+            1,
+            Some(&root(&other)),
+        );
+        assert!(
+            v.summary(&digest(D)).contains("is not in the trusted root"),
+            "{}",
+            v.summary(&digest(D))
+        );
+    }
+
+    #[test]
+    fn a_key_signer_does_not_accept_a_keyless_signature_nor_the_reverse() {
+        let s = TestSigstore::new();
+        let signed = s.sign(&payload(D), &good());
+        let k = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, payload(D))],
+            &[signer("ci", &k)],
+            1,
+            Some(&root(&s)),
+        );
+        assert!(!v.is_verified());
+        let v = verify(
+            &digest(D),
+            &[signed_by_key(&k)],
+            &[exact()],
+            1,
+            Some(&root(&s)),
+        );
+        assert!(!v.is_verified());
+    }
+
+    fn signed_by_key(k: &KeyPair) -> Fetched {
+        super::signed(k, payload(D))
+    }
+
+    #[test]
+    fn a_threshold_counts_keyless_and_key_signers_together() {
+        let s = TestSigstore::new();
+        let k = key(&rcgen::PKCS_ED25519);
+        let keyless = fetched(&s.sign(&payload(D), &good()), payload(D));
+        let signers = [exact(), signer("ci", &k)];
+        let root = root(&s);
+        let one = verify(
+            &digest(D),
+            std::slice::from_ref(&keyless),
+            &signers,
+            2,
+            Some(&root),
+        );
+        assert!(!one.is_verified());
+        let both = verify(
+            &digest(D),
+            &[keyless, signed_by_key(&k)],
+            &signers,
+            2,
+            Some(&root),
+        );
+        assert!(both.is_verified(), "{}", both.summary(&digest(D)));
+    }
+
+    #[rstest]
+    #[case::whole_value_only(r"https://github\.com/acme/", "https://github.com/acme/app", false)]
+    #[case::no_prefix_match(r"release@acme\.example", "x-release@acme.example", false)]
+    #[case::alternation_stays_anchored("a|b", "ab", false)]
+    #[case::matches("refs/(heads/main|tags/v.*)", "refs/tags/v1.2", true)]
+    fn patterns_match_the_whole_value(
+        #[case] pattern: &str,
+        #[case] value: &str,
+        #[case] matches: bool,
+    ) {
+        assert_eq!(Matcher::pattern(pattern).unwrap().matches(value), matches);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        /// No byte flip in the certificate verifies.
+        #[test]
+        fn no_byte_flip_in_the_certificate_verifies(at in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let s = TestSigstore::new();
+            let signed = s.sign(&payload(D), &good());
+            let mut f = fetched(&signed, payload(D));
+            let mut der = x509::pem_chain(&signed.certificate_pem).unwrap().remove(0);
+            let i = at.index(der.len());
+            der[i] ^= 1 << bit;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+            f.layer.certificate = Some(format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"));
+            prop_assert!(!verify(&digest(D), &[f], &[exact()], 1, Some(&root(&s))).is_verified());
+        }
+    }
 }

@@ -1,0 +1,263 @@
+//! A Sigstore of the tests' own making: a Fulcio-like CA (a P-384 root and a P-384
+//! intermediate, as the public-good instance has), a Rekor-like log key (P-256), and the
+//! `trusted_root.json` that names them. It issues short-lived code-signing certificates with
+//! Fulcio's identity extensions and writes Rekor bundles in cosign's exact shape, with knobs
+//! to get each part wrong. Shared by the library's unit tests and the integration tests
+//! (`#[path]`), so both check one format.
+
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType, SigningKey as _,
+};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+/// Fulcio's OIDC issuer extension (v2: a DER UTF8String).
+const ISSUER_V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
+
+/// 2026-11-01T00:00:00Z: the test CA's and log's start.
+pub const EPOCH: i64 = 1_793_491_200;
+
+pub struct TestSigstore {
+    root: rcgen::Certificate,
+    root_key: KeyPair,
+    root_params: CertificateParams,
+    pub intermediate: rcgen::Certificate,
+    intermediate_key: KeyPair,
+    intermediate_params: CertificateParams,
+    pub rekor: KeyPair,
+}
+
+/// What to get wrong in one keyless signature.
+#[derive(Debug, Clone, Default)]
+pub struct Keyless {
+    /// The OIDC issuer written into the certificate.
+    pub issuer: String,
+    /// The subject (an email if it has `@` and no `://`, else a URI).
+    pub subject: String,
+    /// When Rekor says it logged the signature (seconds since the epoch).
+    pub integrated_time: i64,
+    /// The certificate's validity, as offsets from `integrated_time` (default -60 s .. +540 s,
+    /// Fulcio's ten minutes).
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    /// Sign the SET over other bytes.
+    pub forge_set: bool,
+    /// Leave the Rekor bundle out.
+    pub no_bundle: bool,
+    /// The log entry names another payload hash.
+    pub entry_for_other_payload: bool,
+    /// Issue the certificate from a CA the trusted root does not name.
+    pub foreign_ca: bool,
+    /// Leave out the code-signing extended key usage.
+    pub no_code_signing: bool,
+}
+
+/// One keyless signature as cosign stores it in a signature layer's annotations.
+pub struct Signed {
+    pub signature: Vec<u8>,
+    pub certificate_pem: String,
+    pub chain_pem: String,
+    pub bundle: Option<String>,
+}
+
+impl Signed {
+    /// The layer annotations cosign writes.
+    pub fn annotations(&self) -> serde_json::Value {
+        let mut a = json!({
+            "dev.cosignproject.cosign/signature": STANDARD.encode(&self.signature),
+            "dev.sigstore.cosign/certificate": self.certificate_pem,
+            "dev.sigstore.cosign/chain": self.chain_pem,
+        });
+        if let Some(b) = &self.bundle {
+            a["dev.sigstore.cosign/bundle"] = json!(b);
+        }
+        a
+    }
+}
+
+fn at(t: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t).unwrap()
+}
+
+fn der_utf8(s: &str) -> Vec<u8> {
+    // A short UTF8String: tag 12, one length byte.
+    assert!(s.len() < 128);
+    let mut v = vec![12, s.len() as u8];
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn ca(
+    name: &str,
+    key: &KeyPair,
+    issuer: Option<&Issuer<'_, &KeyPair>>,
+) -> (rcgen::Certificate, CertificateParams) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "sigstore.test");
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = at(EPOCH);
+    p.not_after = at(EPOCH + 10 * 365 * 86_400);
+    let cert = match issuer {
+        None => p.self_signed(key).unwrap(),
+        Some(i) => p.signed_by(key, i).unwrap(),
+    };
+    (cert, p)
+}
+
+impl TestSigstore {
+    pub fn new() -> TestSigstore {
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let (root, root_params) = ca("sigstore-test", &root_key, None);
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let issuer = Issuer::from_params(&root_params, &root_key);
+        let (intermediate, intermediate_params) = ca(
+            "sigstore-test-intermediate",
+            &intermediate_key,
+            Some(&issuer),
+        );
+        TestSigstore {
+            root,
+            root_key,
+            root_params,
+            intermediate,
+            intermediate_key,
+            intermediate_params,
+            rekor: KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+        }
+    }
+
+    /// The log id: SHA-256 of the Rekor key's DER SubjectPublicKeyInfo.
+    pub fn log_id(&self) -> Vec<u8> {
+        Sha256::digest(self.rekor.subject_public_key_info()).to_vec()
+    }
+
+    /// `trusted_root.json` naming this CA (intermediate first, root last) and this log.
+    pub fn trusted_root(&self) -> String {
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{
+                "baseUrl": "https://rekor.sigstore.test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": STANDARD.encode(self.rekor.subject_public_key_info()),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2026-11-01T00:00:00Z"}
+                },
+                "logId": {"keyId": STANDARD.encode(self.log_id())}
+            }],
+            "certificateAuthorities": [{
+                "subject": {"organization": "sigstore.test", "commonName": "sigstore-test"},
+                "uri": "https://fulcio.sigstore.test",
+                "certChain": {"certificates": [
+                    {"rawBytes": STANDARD.encode(self.intermediate.der())},
+                    {"rawBytes": STANDARD.encode(self.root.der())}
+                ]},
+                "validFor": {"start": "2026-11-01T00:00:00Z"}
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": []
+        })
+        .to_string()
+    }
+
+    /// Sign `payload` keylessly: a fresh key, a certificate for it from this CA (or a foreign
+    /// one), and a Rekor bundle over a hashedrekord entry of it.
+    pub fn sign(&self, payload: &[u8], k: &Keyless) -> Signed {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        let san = if k.subject.contains('@') && !k.subject.contains("://") {
+            SanType::Rfc822Name(k.subject.clone().try_into().unwrap())
+        } else {
+            SanType::URI(k.subject.clone().try_into().unwrap())
+        };
+        p.subject_alt_names = vec![san];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if !k.no_code_signing {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        }
+        p.custom_extensions = vec![CustomExtension::from_oid_content(
+            ISSUER_V2,
+            der_utf8(&k.issuer),
+        )];
+        p.not_before = at(k.integrated_time + k.valid_from.unwrap_or(-60));
+        p.not_after = at(k.integrated_time + k.valid_until.unwrap_or(540));
+        let cert = if k.foreign_ca {
+            let other_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+            let (_, other) = ca("sigstore-test-intermediate", &other_key, None);
+            p.signed_by(&key, &Issuer::from_params(&other, &other_key))
+                .unwrap()
+        } else {
+            p.signed_by(
+                &key,
+                &Issuer::from_params(&self.intermediate_params, &self.intermediate_key),
+            )
+            .unwrap()
+        };
+        let signature = key.sign(payload).unwrap();
+        let certificate_pem = cert.pem();
+        let hashed = if k.entry_for_other_payload {
+            Sha256::digest(b"another payload")
+        } else {
+            Sha256::digest(payload)
+        };
+        let entry = json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex(&hashed)}},
+                "signature": {
+                    "content": STANDARD.encode(&signature),
+                    "publicKey": {"content": STANDARD.encode(certificate_pem.as_bytes())}
+                }
+            }
+        });
+        let bundle =
+            (!k.no_bundle).then(|| self.bundle(&entry.to_string(), k.integrated_time, k.forge_set));
+        Signed {
+            signature,
+            certificate_pem,
+            chain_pem: format!("{}{}", self.intermediate.pem(), self.root.pem()),
+            bundle,
+        }
+    }
+
+    /// cosign's bundle annotation for a logged `entry`: the SET is the log key's signature over
+    /// the canonical JSON of the payload (keys in order, no spaces).
+    pub fn bundle(&self, entry: &str, integrated_time: i64, forge: bool) -> String {
+        let body = STANDARD.encode(entry.as_bytes());
+        let log_id = hex(&self.log_id());
+        let log_index = 4242;
+        let canonical = format!(
+            "{{\"body\":\"{body}\",\"integratedTime\":{integrated_time},\"logID\":\"{log_id}\",\"logIndex\":{log_index}}}"
+        );
+        let signed = if forge {
+            format!("{canonical} ")
+        } else {
+            canonical
+        };
+        let set = self.rekor.sign(signed.as_bytes()).unwrap();
+        json!({
+            "SignedEntryTimestamp": STANDARD.encode(set),
+            "Payload": {
+                "body": body,
+                "integratedTime": integrated_time,
+                "logIndex": log_index,
+                "logID": log_id
+            }
+        })
+        .to_string()
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
