@@ -9,6 +9,7 @@ use crate::support;
 use crate::support::oci::{OCI_CONFIG, OCI_MANIFEST, Pusher, layer};
 use crate::support::registry::TestRegistry;
 use crate::support::run;
+use crate::support::sigstore::{EPOCH, Keyless, TestSigstore};
 
 /// A cosign key pair made here; only its public half is ever written to disk.
 fn key() -> KeyPair {
@@ -581,4 +582,163 @@ async fn an_rsa_key_verifies_a_cosign_signature() {
         ])
     });
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+/// Push a keyless signature of `digest` (cosign's tag scheme: the certificate, chain and Rekor
+/// bundle in the layer's annotations) made by the test's own Sigstore.
+async fn sign_keyless(
+    p: &Pusher,
+    name: &str,
+    digest: &str,
+    sigstore: &TestSigstore,
+    how: &Keyless,
+) {
+    let repo = "signed/app";
+    let config = p.blob(repo, b"{}").await;
+    let body = payload(name, digest);
+    let blob = p.blob(repo, &body).await;
+    let signed = sigstore.sign(&body, how);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": config},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": body.len(),
+            "digest": blob,
+            "annotations": signed.annotations(),
+        }],
+    });
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    p.manifest(repo, &tag, OCI_MANIFEST, manifest.to_string().as_bytes())
+        .await;
+}
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const WORKFLOW: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+
+/// Keyless cosign signatures through `tollgate verify`: the policy names a trusted root
+/// beside it, and every way a keyless signature can be wrong is told apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_policy() {
+    let reg = TestRegistry::start();
+    let sigstore = TestSigstore::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("trust")).unwrap();
+    std::fs::write(
+        dir.path().join("trust/trusted_root.json"),
+        sigstore.trusted_root(),
+    )
+    .unwrap();
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trust/trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subjectRegExp: 'https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/(heads/main|tags/v.+)'\n",
+        host = reg.host(),
+    );
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    let s = Setup {
+        policy: policy.to_str().unwrap().to_owned(),
+        reg,
+        _dir: dir,
+        trusted: key(),
+        second: key(),
+    };
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let good = Keyless {
+        issuer: ISSUER.into(),
+        subject: WORKFLOW.into(),
+        integrated_time: EPOCH + 86_400,
+        ..Keyless::default()
+    };
+    let cases: Vec<(&str, Keyless, Option<&str>)> = vec![
+        ("valid", good.clone(), None),
+        (
+            "a-tag-workflow",
+            Keyless {
+                subject: WORKFLOW.replace("heads/main", "tags/v1.2.0"),
+                ..good.clone()
+            },
+            None,
+        ),
+        (
+            "another-repository",
+            Keyless {
+                subject: WORKFLOW.replace("acme/app", "acme/app-fork"),
+                ..good.clone()
+            },
+            Some("which no keyless signer trusts"),
+        ),
+        (
+            "another-issuer",
+            Keyless {
+                issuer: "https://gitlab.com".into(),
+                ..good.clone()
+            },
+            Some("(issuer https://gitlab.com)"),
+        ),
+        (
+            "expired-when-signed",
+            Keyless {
+                valid_from: Some(-1200),
+                valid_until: Some(-600),
+                ..good.clone()
+            },
+            Some("the certificate had expired"),
+        ),
+        (
+            "no-rekor-bundle",
+            Keyless {
+                no_bundle: true,
+                ..good.clone()
+            },
+            Some("has no Rekor bundle"),
+        ),
+        (
+            "forged-set",
+            Keyless {
+                forge_set: true,
+                ..good.clone()
+            },
+            Some("signed entry timestamp does not verify"),
+        ),
+        (
+            "another-ca",
+            Keyless {
+                foreign_ca: true,
+                ..good.clone()
+            },
+            Some("does not chain to a trusted root"),
+        ),
+    ];
+    for (tag, how, problem) in &cases {
+        let digest = push(&p, tag, tag.as_bytes()).await;
+        sign_keyless(&p, &name, &digest, &sigstore, how).await;
+        let (r, v) = verify(&s, &format!("{name}:{tag}"));
+        match problem {
+            None => {
+                assert_eq!(r.code, 0, "{tag}: {}{}", r.stdout, r.stderr);
+                assert!(signature_findings(&v).is_empty(), "{tag}: {v:#}");
+            }
+            Some(problem) => {
+                assert_eq!(r.code, 1, "{tag}: {}{}", r.stdout, r.stderr);
+                let found = signature_findings(&v);
+                assert!(
+                    found.len() == 1 && found[0].contains(problem),
+                    "{tag}: {problem}\n{v:#}"
+                );
+            }
+        }
+    }
+
+    // A trusted root that no longer parses stops the run with its file and line, never a pass.
+    std::fs::write(s._dir.path().join("trust/trusted_root.json"), "{").unwrap();
+    let (r, _) = verify(&s, &format!("{name}:valid"));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("trustedRoot \"trust/trusted_root.json\": not a Sigstore trusted_root.json"),
+        "{}",
+        r.stderr
+    );
 }

@@ -13,6 +13,8 @@ pub mod webhook;
 pub mod oci;
 #[path = "../../common/registry.rs"]
 pub mod registry;
+#[path = "../../common/sigstore.rs"]
+pub mod sigstore;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
