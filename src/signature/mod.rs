@@ -9,6 +9,7 @@
 //! matching (which rule applies to an image is the policy's business).
 
 pub mod cosign;
+pub mod dsse;
 pub mod keys;
 
 pub use cosign::{SignatureError, SignatureLayer};
