@@ -8,6 +8,7 @@
 //! payloads and passes their bytes in. Must not touch: the network, the clock, the policy's
 //! matching (which rule applies to an image is the policy's business).
 
+pub mod bundle;
 pub mod cosign;
 pub mod dsse;
 pub mod keys;
