@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod cosign;
 pub mod dsse;
 pub mod keys;
+pub mod tlog;
 
 pub use cosign::{SignatureError, SignatureLayer};
 pub use keys::{KeyError, KeyKind, PublicKey};
