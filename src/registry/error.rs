@@ -87,6 +87,30 @@ pub enum RegistryError {
         #[source]
         source: Arc<serde_json::Error>,
     },
+    /// A listing longer than tollgate reads (a referrers list of more pages or descriptors than
+    /// its bound): not read in part, since what was left out could be what decides.
+    #[error("{url}: the {what} has more than {limit} {unit}; tollgate reads no more")]
+    TooMany {
+        /// The request's URL (the first page's).
+        url: String,
+        /// What was listed (`referrers list`).
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+        /// What the bound counts (`pages`, `descriptors`).
+        unit: &'static str,
+    },
+    /// An answer that is not what it must be (an index that is not one, bytes that do not hash
+    /// to their digest), where the caller cannot go on without it.
+    #[error("{url}: the {what} is invalid: {message}")]
+    Invalid {
+        /// The request's URL.
+        url: String,
+        /// What was read (`referrers index`).
+        what: &'static str,
+        /// Why it is invalid.
+        message: String,
+    },
     /// A pagination link to another origin: not followed, it would carry the credentials away.
     #[error(
         "the registry at {base} links its next page to {link}, another origin; tollgate follows \

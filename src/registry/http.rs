@@ -137,6 +137,8 @@ pub struct Response {
     /// The target of a `Link: <…>; rel="next"` header, as sent (absolute or a path); `None` on
     /// the last page.
     pub link_next: Option<String>,
+    /// `OCI-Filters-Applied`: the filters a referrers answer applied (`artifactType`).
+    pub filters_applied: Option<String>,
     /// The body; empty for a HEAD. Never larger than the request's cap: a larger one is a
     /// [`RegistryError::TooLarge`] instead.
     pub body: Vec<u8>,
@@ -359,6 +361,47 @@ impl RegistryClient {
         let url = format!("{}/v2/{repo}/blobs/{digest}", ep.base());
         self.send(ep, repo, Method::GET, &url, None, Some(max_bytes))
             .await
+    }
+
+    /// `GET` one page of the referrers of `digest` (distribution-spec v1.1, "Listing
+    /// Referrers"): the first page, filtered by `artifact_type` if given, or the page a previous
+    /// one's `Link: rel="next"` names (`next`), which must be on the registry's own origin.
+    /// The body is bounded as a manifest's: the answer is an image index.
+    pub async fn referrers(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+        next: Option<&str>,
+    ) -> Result<Response, RegistryError> {
+        let url = match next {
+            Some(link) => join_link(&ep.base(), link)?,
+            None => {
+                let mut url = format!("{}/v2/{repo}/referrers/{digest}", ep.base());
+                if let Some(t) = artifact_type {
+                    // Media types hold `/`, `+`, `;` and `=`: all encoded, so the query stays
+                    // one parameter.
+                    const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                        .remove(b'-')
+                        .remove(b'.')
+                        .remove(b'_')
+                        .remove(b'~');
+                    url.push_str("?artifactType=");
+                    url.extend(percent_encoding::utf8_percent_encode(t, QUERY));
+                }
+                url
+            }
+        };
+        self.send(
+            ep,
+            repo,
+            Method::GET,
+            &url,
+            Some(super::oci::OCI_INDEX),
+            Some(MAX_MANIFEST_BYTES),
+        )
+        .await
     }
 
     /// Every tag of `repo`, following `Link` pagination; `None` when the repository is unknown.
@@ -615,6 +658,7 @@ impl RegistryClient {
             docker_digest: header_str(&headers, "docker-content-digest").map(str::to_owned),
             content_length,
             link_next: header_str(&headers, LINK.as_str()).and_then(parse_link_next),
+            filters_applied: header_str(&headers, "oci-filters-applied").map(str::to_owned),
             body,
             retry_after_secs: None,
             challenge: None,

@@ -8,6 +8,8 @@
 //! - [`http`], [`auth`]: the distribution API over HTTPS, credentials and token exchange;
 //! - [`pull`]: a workload's own credentials, from its pull secrets, for its walks only; pure;
 //! - [`cache`], [`resolve`]: the cached fetches and the walk;
+//! - [`signatures`], [`referrers`]: cosign's signature tags, and OCI 1.1 referrers (the API, or
+//!   its tag fallback) with their artifacts;
 //! - [`scope`]: one walk's request budget and whose walk it is; [`slots`]: each registry's
 //!   request slots, shared fairly between tenants (pure decision, and its lock);
 //! - [`facts`], [`base`], [`sites`]: the registry-backed rules, the base-image check, and
@@ -26,6 +28,7 @@ pub mod facts;
 pub mod http;
 pub mod oci;
 pub mod pull;
+pub mod referrers;
 pub mod resolution;
 pub mod resolve;
 pub mod scan;

@@ -82,12 +82,15 @@ pub(super) struct Document {
 pub struct Resolver {
     client: Arc<RegistryClient>,
     policy: Arc<Policy>,
-    opts: ResolveOptions,
+    pub(super) opts: ResolveOptions,
     documents: Cached<Document>,
     tags: Cached<Digest>,
     blobs: Cached<Option<u64>>,
+    /// Referrers lists by subject digest and artifact type: they change as artifacts are pushed,
+    /// so they are kept as briefly as tags.
+    pub(super) referrers: Cached<Arc<Vec<Descriptor>>>,
     /// Not-found answers (the registry's words), kept only briefly: a push may be on its way.
-    not_found: NotFound,
+    pub(super) not_found: NotFound,
     /// Signature verdicts by (digest, signature manifest digest, rule fingerprint): a
     /// signature set is immutable under its digest, and the fingerprint covers the rule's keys,
     /// threshold and digests, so a verdict holds as long as all three, across policy reloads
@@ -109,6 +112,7 @@ impl Resolver {
         Resolver {
             tags: Cached::new(short_lived(opts.tag_ttl)),
             blobs: Cached::new(short_lived(opts.blob_ttl)),
+            referrers: Cached::new(short_lived(opts.tag_ttl)),
             not_found: short_lived(opts.not_found_ttl),
             documents: Cached::new(documents),
             signature_verdicts: Cache::builder().max_capacity(100_000).build(),

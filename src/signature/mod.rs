@@ -5,15 +5,21 @@
 //! - [`trust`]: the Sigstore `trusted_root.json` keyless signatures are checked against;
 //! - [`x509`]: signing certificates: path validation, and the identity Fulcio writes;
 //! - [`rekor`]: Rekor's signed entry timestamp, which proves when a signature was made;
+//! - [`tlog`]: transparency-log inclusion proofs and signed checkpoints;
+//! - [`dsse`]: DSSE envelopes (attestations, Sigstore bundles) and their PAE;
+//! - [`bundle`]: Sigstore bundles, as cosign v3 writes them;
 //! - this file: a digest's signatures against a rule's signers and threshold.
 //!
 //! Pure: the registry walk (in [`crate::registry`]) fetches the signature manifest and the
 //! payloads and passes their bytes in. Must not touch: the network, the clock, the policy's
 //! matching (which rule applies to an image is the policy's business).
 
+pub mod bundle;
 pub mod cosign;
+pub mod dsse;
 pub mod keys;
 pub mod rekor;
+pub mod tlog;
 pub mod trust;
 pub mod x509;
 

@@ -14,6 +14,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The empty descriptor's media type (image-spec 1.1): an artifact's config when it has none.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// A built layer.
 #[derive(Clone, Debug)]
@@ -52,6 +54,34 @@ pub struct Pushed {
     pub size: u64,
     pub config: String,
     pub layers: Vec<String>,
+}
+
+/// What an artifact refers to: a manifest's descriptor.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+impl From<&Pushed> for Subject {
+    fn from(p: &Pushed) -> Subject {
+        Subject {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: p.digest.clone(),
+            size: p.size,
+        }
+    }
+}
+
+/// An OCI 1.1 artifact to push: one layer, and the annotations of its manifest (what a
+/// referrers list shows of it).
+#[derive(Clone, Debug)]
+pub struct Artifact<'a> {
+    pub artifact_type: &'a str,
+    pub layer_media_type: &'a str,
+    pub layer: &'a [u8],
+    pub annotations: &'a [(&'a str, &'a str)],
 }
 
 /// Pushes to one registry over plain HTTP (it is on loopback).
@@ -180,6 +210,81 @@ impl Pusher {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 202, "delete blob {digest}");
+    }
+
+    /// Push `artifact` as an OCI 1.1 artifact manifest (image-spec 1.1: `artifactType`, the
+    /// empty config `{}`, one layer, `subject`) referring to `subject`, by digest, and add its
+    /// descriptor to the subject's referrers tag schema index (tag `sha256-<hex>`, created or
+    /// updated), as clients do for registries without the referrers API. Returns the artifact
+    /// manifest's digest.
+    pub async fn artifact(&self, repo: &str, subject: &Subject, artifact: &Artifact<'_>) -> String {
+        let config = self.blob(repo, b"{}").await;
+        let layer = self.blob(repo, artifact.layer).await;
+        let annotations: serde_json::Map<String, Value> = artifact
+            .annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact.artifact_type,
+            "config": {"mediaType": OCI_EMPTY, "digest": config, "size": 2},
+            "layers": [{
+                "mediaType": artifact.layer_media_type,
+                "digest": layer,
+                "size": artifact.layer.len(),
+            }],
+            "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        });
+        if !annotations.is_empty() {
+            manifest["annotations"] = Value::Object(annotations.clone());
+        }
+        let body = serde_json::to_vec(&manifest).unwrap();
+        let digest = self
+            .manifest(repo, &sha256(&body), OCI_MANIFEST, &body)
+            .await;
+        let mut descriptor = json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": body.len(),
+            "artifactType": artifact.artifact_type,
+        });
+        if !annotations.is_empty() {
+            descriptor["annotations"] = Value::Object(annotations);
+        }
+        let tag = subject.digest.replacen(':', "-", 1);
+        let mut manifests = match self.get_manifest(repo, &tag, OCI_INDEX).await {
+            Some(index) => serde_json::from_slice::<Value>(&index).unwrap()["manifests"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        manifests.retain(|d| d["digest"] != json!(digest));
+        manifests.push(descriptor);
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        self.manifest(repo, &tag, OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+            .await;
+        digest
+    }
+
+    /// A manifest's bytes by tag or digest, asked for as `accept`; `None` when not found.
+    pub async fn get_manifest(&self, repo: &str, reference: &str, accept: &str) -> Option<Vec<u8>> {
+        let r = self
+            .req(
+                reqwest::Method::GET,
+                format!("{}/v2/{repo}/manifests/{reference}", self.base),
+            )
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 404 {
+            return None;
+        }
+        assert_eq!(r.status().as_u16(), 200, "get manifest {reference}");
+        Some(r.bytes().await.unwrap().to_vec())
     }
 
     /// Build and push an image of `layers` for `platform` (`linux/amd64`), tagged if `tag`.

@@ -22,6 +22,7 @@ mod image;
 mod layout;
 mod policy_reach;
 mod pull_secrets;
+mod referrers;
 mod registry;
 mod report_tools;
 mod rollout;

@@ -4,6 +4,10 @@
 //! requests or always): a slow answer, no answer at all, a 500, a 429 with `Retry-After`, a body whose bytes are
 //! not the registry's, or a wrong `Content-Length` on a HEAD.
 //!
+//! With [`FaultProxy::serve_referrers`] it also answers the OCI 1.1 referrers API itself (the
+//! registry behind it, Debian's distribution 2.8, predates it and answers 404): each answer is
+//! built from the registry's referrers tag schema index, in the distribution spec's shape.
+//!
 //! It records every request it saw, so tests can assert that a retry happened and that nothing
 //! was asked twice. It speaks just enough HTTP/1.1 for tollgate's client: one request per
 //! connection, answered with `Connection: close`. It runs as a tokio task (so it must be
@@ -96,6 +100,14 @@ struct State {
     rules: Vec<ActiveRule>,
     seen: Vec<Seen>,
     bearer: Option<Bearer>,
+    referrers: Option<Referrers>,
+}
+
+/// How the proxy serves the referrers API.
+#[derive(Clone, Copy)]
+struct Referrers {
+    /// Descriptors per page; `None`: all on one page.
+    per_page: Option<usize>,
 }
 
 /// Token authentication as Docker Hub and Harbor do it: a 401 with a `Bearer` challenge that
@@ -189,6 +201,25 @@ impl FaultProxy {
             user: user.to_owned(),
             password: password.to_owned(),
             token: "tok-0123456789".to_owned(),
+        });
+    }
+
+    /// Answer `GET /v2/<name>/referrers/<digest>` here, as a registry with the OCI 1.1
+    /// referrers API does ("Listing Referrers"): an image index of the referring manifests'
+    /// descriptors (with their `artifactType` and annotations), read from the registry's
+    /// referrers tag schema index (`<alg>-<hex>`); an empty index when there is none; the
+    /// `artifactType` query filter applied and announced with `OCI-Filters-Applied`. Without
+    /// this the registry's own 404 passes through: the API unsupported. Fault rules still come
+    /// first.
+    pub fn serve_referrers(&self) {
+        self.state.lock().unwrap().referrers = Some(Referrers { per_page: None });
+    }
+
+    /// [`Self::serve_referrers`], `per_page` descriptors a page, each page linking the next
+    /// with `Link: <…>; rel="next"` (a path on the proxy itself).
+    pub fn serve_referrers_paged(&self, per_page: usize) {
+        self.state.lock().unwrap().referrers = Some(Referrers {
+            per_page: Some(per_page.max(1)),
         });
     }
 
@@ -385,7 +416,10 @@ async fn handle(
         .lock()
         .unwrap()
         .admit(&req.method, &req.path, authorization.as_deref());
-    let bearer = state.lock().unwrap().bearer.clone();
+    let (bearer, referrers) = {
+        let s = state.lock().unwrap();
+        (s.bearer.clone(), s.referrers)
+    };
     if let Some(b) = bearer
         && let Some(answer) = bearer_gate(&b, &req)
     {
@@ -400,11 +434,11 @@ async fn handle(
         ),
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(*d).await;
-            forward(&http, &upstream, &req).await
+            upstream_answer(&http, &upstream, &req, referrers).await
         }
         Some(Fault::Stall) => std::future::pending().await,
         Some(Fault::CorruptBody) => {
-            let mut a = forward(&http, &upstream, &req).await;
+            let mut a = upstream_answer(&http, &upstream, &req, referrers).await;
             if req.method != "HEAD" {
                 a.body = corrupt(&a.body);
                 a.content_length = a.body.len() as u64;
@@ -412,7 +446,7 @@ async fn handle(
             a
         }
         Some(Fault::WrongContentLength { add }) => {
-            let mut a = forward(&http, &upstream, &req).await;
+            let mut a = upstream_answer(&http, &upstream, &req, referrers).await;
             a.content_length += add;
             a
         }
@@ -423,17 +457,17 @@ async fn handle(
             body: Vec::new(),
         },
         Some(Fault::NoContentLength) => {
-            let a = forward(&http, &upstream, &req).await;
+            let a = upstream_answer(&http, &upstream, &req, referrers).await;
             let _ = write_answer_without_length(&mut stream, &req.method, a).await;
             return;
         }
         Some(Fault::AddHeader { name, value }) => {
-            let mut a = forward(&http, &upstream, &req).await;
+            let mut a = upstream_answer(&http, &upstream, &req, referrers).await;
             a.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
             a.headers.push((name.clone(), value.clone()));
             a
         }
-        None => forward(&http, &upstream, &req).await,
+        None => upstream_answer(&http, &upstream, &req, referrers).await,
     };
     let _ = write_answer(&mut stream, &req.method, answer).await;
 }
@@ -473,6 +507,7 @@ fn bearer_gate(b: &Bearer, req: &Request) -> Option<Answer> {
         .strip_prefix("/v2/")
         .and_then(|p| p.split("/manifests/").next())
         .and_then(|p| p.split("/blobs/").next())
+        .and_then(|p| p.split("/referrers/").next())
         .unwrap_or("");
     let challenge = format!(
         r#"Bearer realm="{}",service="tollgate-test",scope="repository:{repo}:pull""#,
@@ -482,6 +517,112 @@ fn bearer_gate(b: &Bearer, req: &Request) -> Option<Answer> {
         401,
         vec![("WWW-Authenticate".to_owned(), challenge)],
     ))
+}
+
+/// What the registry would answer: the referrers API's answer when the proxy serves it and
+/// `req` asks it, else upstream's.
+async fn upstream_answer(
+    http: &reqwest::Client,
+    upstream: &str,
+    req: &Request,
+    referrers: Option<Referrers>,
+) -> Answer {
+    if let Some(mode) = referrers
+        && req.method == "GET"
+        && let Some(a) = referrers_answer(http, upstream, req, mode).await
+    {
+        return a;
+    }
+    forward(http, upstream, req).await
+}
+
+/// The referrers API's answer to `req`, if it is a referrers request
+/// (`/v2/<name>/referrers/<alg>:<hex>[?artifactType=…][&page=…]`); `None` otherwise.
+async fn referrers_answer(
+    http: &reqwest::Client,
+    upstream: &str,
+    req: &Request,
+    mode: Referrers,
+) -> Option<Answer> {
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let (name, digest) = path.strip_prefix("/v2/")?.rsplit_once("/referrers/")?;
+    let (alg, hex) = digest.split_once(':')?;
+    let mut artifact_type = None;
+    let mut page = 0usize;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned();
+        match k {
+            "artifactType" => artifact_type = Some(v),
+            "page" => page = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    // The referrers tag schema: `<alg>-<ref>`, the reference cut to 64 characters.
+    let tag = format!("{alg}-{}", &hex[..hex.len().min(64)]);
+    let mut ask = http
+        .get(format!("{upstream}/v2/{name}/manifests/{tag}"))
+        .header("Accept", OCI_INDEX);
+    if let Some((_, auth)) = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    {
+        ask = ask.header("Authorization", auth.as_str());
+    }
+    let mut manifests: Vec<serde_json::Value> = match ask.send().await {
+        Ok(r) if r.status().as_u16() == 404 => Vec::new(),
+        Ok(r) if r.status().is_success() => {
+            let Ok(body) = r.bytes().await else {
+                return Some(error_answer(502, Vec::new()));
+            };
+            let Ok(index) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                return Some(error_answer(502, Vec::new()));
+            };
+            index["manifests"].as_array().cloned().unwrap_or_default()
+        }
+        Ok(r) => return Some(error_answer(r.status().as_u16(), Vec::new())),
+        Err(_) => return Some(error_answer(502, Vec::new())),
+    };
+    let mut headers = vec![("Content-Type".to_owned(), OCI_INDEX.to_owned())];
+    if let Some(t) = &artifact_type {
+        manifests.retain(|d| d["artifactType"].as_str() == Some(t.as_str()));
+        headers.push(("OCI-Filters-Applied".to_owned(), "artifactType".to_owned()));
+    }
+    if let Some(per_page) = mode.per_page {
+        let total = manifests.len();
+        manifests = manifests
+            .into_iter()
+            .skip(page * per_page)
+            .take(per_page)
+            .collect();
+        if (page + 1) * per_page < total {
+            let mut next = format!("/v2/{name}/referrers/{digest}?page={}", page + 1);
+            if let Some(t) = &artifact_type {
+                next.push_str("&artifactType=");
+                next.extend(percent_encoding::utf8_percent_encode(
+                    t,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
+            }
+            headers.push(("Link".to_owned(), format!("<{next}>; rel=\"next\"")));
+        }
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .unwrap();
+    Some(Answer {
+        status: 200,
+        headers,
+        content_length: body.len() as u64,
+        body,
+    })
 }
 
 /// Read the request head (and a body, if one is announced). `None` on EOF, oversize or junk.
