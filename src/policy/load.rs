@@ -19,6 +19,7 @@ use super::{
 use crate::config::{self, Validator};
 use crate::policy::retention::OrderBy;
 use crate::reference::{ImageRef, RegistryHost};
+use crate::signature::attestation::{RefPattern, Requirement, SLSA_PROVENANCE_V1, SlsaConditions};
 use crate::signature::{Identity, Matcher, PublicKey, Signer, Trusted, TrustedRoot};
 use crate::workload::{self, ContainerKind, FieldPath, KindEntry, Site, WorkloadKinds};
 use crate::yaml::Pos;
@@ -149,12 +150,29 @@ struct SignatureSpec {
     keys: Vec<KeySpec>,
     #[serde(default)]
     keyless: Vec<KeylessSpec>,
+    #[serde(default)]
+    attestations: Vec<AttestationSpec>,
     threshold: Option<usize>,
     /// `deny`, `warn` or `audit`; a Value so that YAML's bare `off` (a boolean) gets its own
     /// message.
     level: Option<Value>,
     registry_unavailable: Option<String>,
     digests: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttestationSpec {
+    name: Option<String>,
+    predicate_type: Option<String>,
+    builder_id: Option<String>,
+    #[serde(rename = "builderIdRegExp")]
+    builder_id_regexp: Option<String>,
+    source_repository: Option<String>,
+    #[serde(rename = "sourceRepositoryRegExp")]
+    source_repository_regexp: Option<String>,
+    #[serde(default)]
+    source_refs: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -679,13 +697,26 @@ impl Checker<'_> {
                 self.signer(&mut signers, kat, name, id);
             }
         }
+        let attestations: Vec<Requirement> = spec
+            .attestations
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, a)| self.attestation(&format!("{at}/attestations/{j}"), a))
+            .collect();
         let threshold = spec.threshold.unwrap_or(1);
-        if threshold == 0 || (threshold > signers.len() && !signers.is_empty()) {
+        // 0 is "attestations only": the image itself need not be signed.
+        let lowest = usize::from(attestations.is_empty());
+        if threshold < lowest || (threshold > signers.len() && !signers.is_empty()) {
             self.problem(
                 format!("{at}/threshold"),
                 format!(
-                    "threshold {threshold} must be between 1 and the number of signers ({})",
-                    signers.len()
+                    "threshold {threshold} must be between {lowest} and the number of signers ({}){}",
+                    signers.len(),
+                    if lowest == 1 {
+                        " (0 is for rules that require attestations only)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -735,11 +766,17 @@ impl Checker<'_> {
         let mut keys: Vec<String> = signers.iter().map(|s| s.trusted.fingerprint()).collect();
         keys.sort();
         let fingerprint = format!(
-            "{threshold}|{digests:?}|{}|{}",
+            "{threshold}|{digests:?}|{}|{}|{}",
             keys.join(","),
-            root.map_or("", |r| &r.fingerprint)
+            root.map_or("", |r| &r.fingerprint),
+            attestations
+                .iter()
+                .map(Requirement::fingerprint)
+                .collect::<Vec<_>>()
+                .join(";")
         );
         (self.v.problem_count() == before).then_some(SignatureRule {
+            attestations,
             root: root.cloned(),
             fingerprint,
             digests,
@@ -748,6 +785,79 @@ impl Checker<'_> {
             threshold,
             level,
             on_unavailable,
+        })
+    }
+
+    /// One required attestation.
+    fn attestation(&mut self, at: &str, a: AttestationSpec) -> Option<Requirement> {
+        let before = self.v.problem_count();
+        let name = a.name.filter(|n| !n.trim().is_empty());
+        if name.is_none() {
+            self.problem(
+                at.to_owned(),
+                "an attestation needs a `name` for reports (provenance)",
+            );
+        }
+        let predicate_type = a.predicate_type.filter(|p| !p.trim().is_empty());
+        if predicate_type.is_none() {
+            self.problem(
+                at.to_owned(),
+                format!(
+                    "an attestation needs `predicateType` (SLSA provenance v1 is \
+                     {SLSA_PROVENANCE_V1})"
+                ),
+            );
+        }
+        let conditions = a.builder_id.is_some()
+            || a.builder_id_regexp.is_some()
+            || a.source_repository.is_some()
+            || a.source_repository_regexp.is_some()
+            || !a.source_refs.is_empty();
+        let mut slsa = None;
+        if conditions {
+            if predicate_type.as_deref() != Some(SLSA_PROVENANCE_V1) {
+                self.problem(
+                    at.to_owned(),
+                    format!(
+                        "builderId, sourceRepository and sourceRefs are conditions on SLSA \
+                         provenance v1: they need `predicateType: {SLSA_PROVENANCE_V1}`"
+                    ),
+                );
+            }
+            let optional = |c: &mut Self, field: &str, e: Option<String>, p: Option<String>| {
+                if e.is_none() && p.is_none() {
+                    None
+                } else {
+                    c.matcher(at, field, e, p)
+                }
+            };
+            let builder_id = optional(self, "builderId", a.builder_id, a.builder_id_regexp);
+            let source_repository = optional(
+                self,
+                "sourceRepository",
+                a.source_repository,
+                a.source_repository_regexp,
+            );
+            let mut source_refs = Vec::new();
+            for (k, r) in a.source_refs.iter().enumerate() {
+                match RefPattern::parse(r) {
+                    Ok(p) => source_refs.push(p),
+                    Err(e) => self.problem(
+                        format!("{at}/sourceRefs/{k}"),
+                        format!("sourceRefs pattern {r:?} is not a glob: {e}"),
+                    ),
+                }
+            }
+            slsa = Some(SlsaConditions {
+                builder_id,
+                source_repository,
+                source_refs,
+            });
+        }
+        (self.v.problem_count() == before).then(|| Requirement {
+            name: name.unwrap_or_default(),
+            predicate_type: predicate_type.unwrap_or_default(),
+            slsa,
         })
     }
 

@@ -84,8 +84,11 @@ pub struct SignatureRule {
     pub images: Vec<NamePattern>,
     /// The signers whose signatures count.
     pub signers: Vec<crate::signature::Signer>,
-    /// How many distinct signers must have signed (1 to `signers.len()`).
+    /// How many distinct signers must have signed (1 to `signers.len()`; 0 when the rule
+    /// requires attestations only).
     pub threshold: usize,
+    /// The attestations each covered digest must carry, each signed by one of `signers`.
+    pub attestations: Vec<crate::signature::attestation::Requirement>,
     /// How hard a failure bites.
     pub level: Level,
     /// What admission does when the registry cannot say in time.

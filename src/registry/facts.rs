@@ -10,7 +10,7 @@ use super::RegistryError;
 use super::base::{BaseChecker, BaseVerdict};
 use super::resolution::{NodeKind, NodeStatus, Resolution, TagState};
 use super::resolve::Resolver;
-use super::signatures::SignatureSet;
+use super::signatures::{AttestationSet, SignatureSet};
 use crate::policy::SignedDigests;
 use crate::policy::eval::{Status, Violation};
 use crate::policy::{Level, Policy, RuleId};
@@ -176,7 +176,7 @@ pub async fn signature_status(
     };
     let image = [(None, digest.clone())];
     let platforms = platform_digests(res);
-    let mut sets = HashMap::new();
+    let mut sets = Sets::default();
     let mut failed = Vec::new();
     let mut failed_level: Option<Level> = None;
     for rule in rules {
@@ -217,10 +217,11 @@ pub async fn signature_status(
     let violation = Violation {
         message: failed.join("; "),
         hint: format!(
-            "sign the digest with a key the policy trusts (`cosign sign --key cosign.key {}@{digest}`, \
-             with --recursive for an index's platforms too; \
+            "sign the digest as a signer the policy trusts (`cosign sign --key cosign.key {}@{digest}`, \
+             or keyless from the pipeline the policy names; --recursive for an index's platforms \
+             too; attest with `cosign attest --type slsaprovenance1`; \
              cosign 3 also needs --new-bundle-format=false --use-signing-config=false, tollgate reads \
-             the .sig tag scheme)",
+             the .sig and .att tag scheme)",
             reference.name()
         ),
     };
@@ -253,7 +254,7 @@ async fn check_targets(
     reference: &ImageRef,
     targets: &[(Option<String>, Digest)],
     rule: &crate::policy::SignatureRule,
-    sets: &mut HashMap<Digest, SignatureSet>,
+    sets: &mut Sets,
 ) -> Result<Vec<String>, RegistryError> {
     let mut problems = Vec::new();
     if targets.is_empty() {
@@ -270,54 +271,98 @@ async fn check_targets(
     Ok(problems)
 }
 
+/// A walk's signature and attestation sets, read once per digest whatever the number of rules.
+#[derive(Default)]
+struct Sets {
+    signatures: HashMap<Digest, SignatureSet>,
+    attestations: HashMap<Digest, AttestationSet>,
+}
+
 /// One digest against one rule: `None` when verified, else why not. The digest's signatures
-/// are read once per walk (`sets`), and a verified (digest, signature manifest, rule) is
-/// remembered by the resolver.
+/// (and attestations, when the rule requires some) are read once per walk (`sets`), and a
+/// verified (digest, manifests, rule) is remembered by the resolver.
 async fn check_digest(
     resolver: &Resolver,
     reference: &ImageRef,
     digest: &Digest,
     rule: &crate::policy::SignatureRule,
-    sets: &mut HashMap<Digest, SignatureSet>,
+    sets: &mut Sets,
 ) -> Result<Option<String>, RegistryError> {
-    if !sets.contains_key(digest) {
+    // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
+    let wants_signatures = rule.threshold > 0;
+    let wants_attestations = !rule.attestations.is_empty();
+    if wants_signatures && !sets.signatures.contains_key(digest) {
         let set = resolver.signatures(reference, digest).await?;
-        sets.insert(digest.clone(), set);
+        sets.signatures.insert(digest.clone(), set);
     }
-    let set = &sets[digest];
+    if wants_attestations && !sets.attestations.contains_key(digest) {
+        let set = resolver.attestations(reference, digest).await?;
+        sets.attestations.insert(digest.clone(), set);
+    }
+    let sig = sets.signatures.get(digest).filter(|_| wants_signatures);
+    let att = sets.attestations.get(digest).filter(|_| wants_attestations);
     // Only success is remembered: a failure is checked again, and its message needs the
-    // details anyway.
-    let key = set
-        .manifest
-        .clone()
-        .map(|m| (digest.clone(), m, rule.fingerprint.clone()));
+    // details anyway. The key names every manifest the verdict was made from.
+    let sig_manifest = sig.map(|s| s.manifest.clone());
+    let att_manifest = att.map(|a| a.manifest.clone());
+    let key = match (sig_manifest, att_manifest) {
+        (Some(None), _) | (_, Some(None)) => None,
+        (Some(Some(s)), a) => Some((
+            digest.clone(),
+            s,
+            format!("{}|{:?}", rule.fingerprint, a.flatten()),
+        )),
+        (None, Some(Some(a))) => Some((digest.clone(), a, format!("{}|att", rule.fingerprint))),
+        (None, None) => None,
+    };
     if let Some(k) = &key
         && resolver.signature_verdicts.get(k).await == Some(true)
     {
         return Ok(None);
     }
-    let verdict = match &set.problem {
-        Some(p) => crate::signature::Verdict {
-            signed_by: Vec::new(),
-            threshold: rule.threshold,
-            signatures: set.signatures.len(),
-            problems: vec![crate::report::error_text(p)],
-        },
-        None => crate::signature::verify(
-            digest,
-            &set.signatures,
-            &rule.signers,
-            rule.threshold,
-            rule.root.as_deref(),
-        ),
-    };
-    if verdict.is_verified() {
+    let mut problems = Vec::new();
+    if let Some(set) = sig {
+        let verdict = match &set.problem {
+            Some(p) => crate::signature::Verdict {
+                signed_by: Vec::new(),
+                threshold: rule.threshold,
+                signatures: set.signatures.len(),
+                problems: vec![crate::report::error_text(p)],
+            },
+            None => crate::signature::verify(
+                digest,
+                &set.signatures,
+                &rule.signers,
+                rule.threshold,
+                rule.root.as_deref(),
+            ),
+        };
+        if !verdict.is_verified() {
+            problems.push(verdict.summary(digest));
+        }
+    }
+    if let Some(set) = att {
+        match &set.problem {
+            Some(p) => problems.push(format!(
+                "the attestations of {digest} cannot be read: {}",
+                crate::report::error_text(p)
+            )),
+            None => problems.extend(crate::signature::verify_attestations(
+                digest,
+                &set.attestations,
+                &rule.attestations,
+                &rule.signers,
+                rule.root.as_deref(),
+            )),
+        }
+    }
+    if problems.is_empty() {
         if let Some(k) = key {
             resolver.signature_verdicts.insert(k, true).await;
         }
         return Ok(None);
     }
-    Ok(Some(verdict.summary(digest)))
+    Ok(Some(problems.join("; ")))
 }
 
 /// The rule fails when any platform is not on an approved base.

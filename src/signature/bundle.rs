@@ -229,9 +229,9 @@ impl Int {
     }
 }
 
-fn int<T: std::str::FromStr>(v: &Option<Int>, field: impl Fn() -> String) -> Result<T, BundleError>
+fn int<T>(v: &Option<Int>, field: impl Fn() -> String) -> Result<T, BundleError>
 where
-    T: Default,
+    T: std::str::FromStr + Default,
 {
     match v {
         None => Ok(T::default()),

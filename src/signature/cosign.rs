@@ -45,6 +45,13 @@ pub fn signature_tag(digest: &Digest) -> String {
     format!("{alg}-{hex}.sig")
 }
 
+/// The tag cosign stores `digest`'s attestations under: `sha256-<hex>.att`.
+pub fn attestation_tag(digest: &Digest) -> String {
+    let text = digest.to_string();
+    let (alg, hex) = text.split_once(':').unwrap_or(("sha256", &text));
+    format!("{alg}-{hex}.att")
+}
+
 /// Whether `tag` is one of cosign's artifact tags (`sha256-<hex>.sig`, `.att`, `.sbom`): a
 /// signature, attestation or SBOM stored beside an image, never an image to sign itself.
 pub fn is_artifact_tag(tag: &str) -> bool {
@@ -194,6 +201,51 @@ pub fn signature_layers(manifest: &[u8]) -> Result<Vec<SignatureLayer>, Signatur
     Ok(out)
 }
 
+/// One attestation layer of an attestation manifest: a DSSE envelope blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationLayer {
+    /// The envelope blob's digest.
+    pub envelope: Digest,
+    /// Its size as the manifest declares it.
+    pub size: u64,
+    /// The `predicateType` annotation (unauthenticated: the statement inside is what counts).
+    pub predicate_type: Option<String>,
+    /// The certificate of a keyless attestation, PEM.
+    pub certificate: Option<String>,
+    /// The rest of its chain, PEM.
+    pub chain: Option<String>,
+    /// The Rekor bundle, JSON.
+    pub bundle: Option<String>,
+}
+
+/// The attestation layers of an attestation manifest (`sha256-<hex>.att`): its DSSE envelope
+/// layers; layers of another media type are skipped.
+pub fn attestation_layers(manifest: &[u8]) -> Result<Vec<AttestationLayer>, SignatureError> {
+    let m: Manifest =
+        serde_json::from_slice(manifest).map_err(|e| SignatureError::ManifestJson(Arc::new(e)))?;
+    if m.layers.len() > MAX_SIGNATURES {
+        return Err(SignatureError::TooMany(m.layers.len()));
+    }
+    let mut out = Vec::new();
+    for (i, mut l) in m.layers.into_iter().enumerate() {
+        if l.media_type != crate::signature::attestation::DSSE_LAYER {
+            continue;
+        }
+        out.push(AttestationLayer {
+            envelope: l
+                .digest
+                .parse::<Digest>()
+                .map_err(|source| SignatureError::LayerDigest { layer: i, source })?,
+            size: l.size,
+            predicate_type: l.annotations.remove("predicateType"),
+            certificate: l.annotations.remove(CERTIFICATE_ANNOTATION),
+            chain: l.annotations.remove(CHAIN_ANNOTATION),
+            bundle: l.annotations.remove(BUNDLE_ANNOTATION),
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Deserialize)]
 struct Payload {
     critical: Critical,
@@ -256,6 +308,6 @@ pub fn check_payload(
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,6 +6,7 @@
 //! - [`x509`]: signing certificates: path validation, and the identity Fulcio writes;
 //! - [`rekor`]: Rekor's signed entry timestamp, which proves when a signature was made;
 //! - [`tlog`]: transparency-log inclusion proofs and signed checkpoints;
+//! - [`attestation`]: in-toto attestations and SLSA provenance conditions;
 //! - [`dsse`]: DSSE envelopes (attestations, Sigstore bundles) and their PAE;
 //! - [`bundle`]: Sigstore bundles, as cosign v3 writes them;
 //! - this file: a digest's signatures against a rule's signers and threshold.
@@ -14,6 +15,7 @@
 //! payloads and passes their bytes in. Must not touch: the network, the clock, the policy's
 //! matching (which rule applies to an image is the policy's business).
 
+pub mod attestation;
 pub mod bundle;
 pub mod cosign;
 pub mod dsse;
@@ -227,35 +229,24 @@ pub fn verify(
             ));
             continue;
         };
-        let identity = match keyless_identity(&s.layer, cert, payload, root) {
-            Ok(id) => id,
-            Err(why) => {
-                problems.push(format!("signature {n}: {why}"));
-                continue;
+        let proof = keyless_proof(
+            &Keyless {
+                certificate: cert,
+                chain: s.layer.chain.as_deref(),
+                bundle: s.layer.bundle.as_deref(),
+            },
+            payload,
+            &s.layer.signature,
+            rekor::sha256(payload),
+            root,
+        );
+        match proof {
+            Ok(identity) => {
+                if !mark_keyless(&identity, signers, &mut signed) {
+                    problems.push(format!("signature {n} {}", untrusted(&identity)));
+                }
             }
-        };
-        for (j, signer) in signers.iter().enumerate() {
-            if let Trusted::Keyless(want) = &signer.trusted
-                && identity
-                    .issuer
-                    .as_deref()
-                    .is_some_and(|i| want.issuer.matches(i))
-                && identity.subjects.iter().any(|s| want.subject.matches(s))
-            {
-                signed[j] = true;
-                any = true;
-            }
-        }
-        if !any {
-            problems.push(format!(
-                "signature {n} is by {} (issuer {}), which no keyless signer trusts",
-                if identity.subjects.is_empty() {
-                    "a certificate without an email or URI".to_owned()
-                } else {
-                    identity.subjects.join(", ")
-                },
-                identity.issuer.as_deref().unwrap_or("not named")
-            ));
+            Err(why) => problems.push(format!("signature {n}: {why}")),
         }
     }
     Verdict {
@@ -271,31 +262,74 @@ pub fn verify(
     }
 }
 
+/// Mark the keyless signers whose identity `identity` is; whether there was one.
+fn mark_keyless(identity: &x509::Identity, signers: &[Signer], signed: &mut [bool]) -> bool {
+    let mut any = false;
+    for (j, signer) in signers.iter().enumerate() {
+        if let Trusted::Keyless(want) = &signer.trusted
+            && identity
+                .issuer
+                .as_deref()
+                .is_some_and(|i| want.issuer.matches(i))
+            && identity.subjects.iter().any(|s| want.subject.matches(s))
+        {
+            signed[j] = true;
+            any = true;
+        }
+    }
+    any
+}
+
+/// "is by … (issuer …), which no keyless signer trusts".
+fn untrusted(identity: &x509::Identity) -> String {
+    format!(
+        "is by {} (issuer {}), which no keyless signer trusts",
+        if identity.subjects.is_empty() {
+            "a certificate without an email or URI".to_owned()
+        } else {
+            identity.subjects.join(", ")
+        },
+        identity.issuer.as_deref().unwrap_or("not named")
+    )
+}
+
+/// A keyless signature's material, as cosign's layer annotations carry it.
+struct Keyless<'a> {
+    /// The signing certificate, PEM.
+    certificate: &'a str,
+    /// The rest of its chain, PEM.
+    chain: Option<&'a str>,
+    /// The Rekor bundle, JSON.
+    bundle: Option<&'a str>,
+}
+
 /// A keyless signature's proven identity: the Rekor bundle's SET verifies with a trusted log
 /// and dates the signature; the certificate chains to a Fulcio CA of the trusted root at
-/// that time; the signature verifies with the certificate's key; and the log entry is of this
-/// signature, certificate and payload. The order is cosign's: no identity is read from a
-/// certificate that has not been proven.
-fn keyless_identity(
-    layer: &SignatureLayer,
-    cert_pem: &str,
-    payload: &[u8],
+/// that time; `signature` over `message` verifies with the certificate's key; and the log
+/// entry is of this signature, certificate and payload (`payload_sha256`: for a signature the
+/// payload's hash, for an attestation its envelope payload's). The order is cosign's: no
+/// identity is read from a certificate that has not been proven.
+fn keyless_proof(
+    k: &Keyless<'_>,
+    message: &[u8],
+    signature: &[u8],
+    payload_sha256: [u8; 32],
     root: Option<&TrustedRoot>,
 ) -> Result<x509::Identity, String> {
     let text = |e: &(dyn std::error::Error + 'static)| crate::error_text::error_text(e);
     let root = root.ok_or("it is keyless, and the policy names no trustedRoot to check it with")?;
-    let leaf = x509::pem_chain(cert_pem)
+    let leaf = x509::pem_chain(k.certificate)
         .map_err(|e| text(&e))?
         .into_iter()
         .next()
         .ok_or("its certificate annotation is empty")?;
-    let bundle = layer.bundle.as_deref().ok_or(
+    let bundle = k.bundle.ok_or(
         "it is keyless but has no Rekor bundle (dev.sigstore.cosign/bundle): nothing proves \
          when it was signed, so its short-lived certificate cannot be judged",
     )?;
     let bundle = rekor::parse(bundle).map_err(|e| text(&e))?;
     let at = rekor::verify_set(&bundle, root).map_err(|e| text(&e))?;
-    let extra = match layer.chain.as_deref() {
+    let extra = match k.chain {
         Some(chain) => x509::pem_chain(chain).map_err(|e| format!("its chain: {}", text(&e)))?,
         None => Vec::new(),
     };
@@ -310,19 +344,144 @@ fn keyless_identity(
         })
         .collect();
     let verified = x509::verify_chain(&leaf, &extra, &anchors, at).map_err(|e| text(&e))?;
-    if !verified.key.verify(payload, &layer.signature) {
+    if !verified.key.verify(message, signature) {
         return Err("it does not verify with its certificate's key".into());
     }
     rekor::check_entry(
         &bundle,
         &rekor::Expected {
-            signature: &layer.signature,
+            signature,
             certificate: &leaf,
-            payload_sha256: rekor::sha256(payload),
+            payload_sha256,
         },
     )
     .map_err(|e| text(&e))?;
     x509::identity(&leaf).map_err(|e| text(&e))
+}
+
+/// An attestation as fetched: its layer, and the envelope blob's bytes (or why it could not
+/// be read).
+#[derive(Debug, Clone)]
+pub struct FetchedAttestation {
+    /// The layer of the attestation manifest.
+    pub layer: cosign::AttestationLayer,
+    /// The envelope's bytes; `Err`: the registry's reason, in one line.
+    pub envelope: Result<Vec<u8>, String>,
+}
+
+/// Each of `required` that `digest`'s attestations do not meet, and why: one line each
+/// (empty: all are met). An attestation counts when one of `signers` signed its envelope
+/// (any one: the threshold is the image signature's) and its statement is about `digest`, of
+/// the required predicate type, and meets the conditions. Each envelope is parsed and its
+/// signatures checked once, whatever the number of requirements.
+pub fn verify_attestations(
+    digest: &Digest,
+    attestations: &[FetchedAttestation],
+    required: &[attestation::Requirement],
+    signers: &[Signer],
+    root: Option<&TrustedRoot>,
+) -> Vec<String> {
+    let read: Vec<Result<(Vec<String>, attestation::Statement), String>> = attestations
+        .iter()
+        .map(|a| read_attestation(a, signers, root))
+        .collect();
+    let mut problems = Vec::new();
+    for req in required {
+        let mut why = Vec::new();
+        let met = read.iter().enumerate().any(|(i, r)| {
+            let result = r.as_ref().map_err(Clone::clone).and_then(|(by, st)| {
+                attestation::check(req, st, digest)?;
+                if by.is_empty() {
+                    return Err("it is signed by none of the trusted signers".into());
+                }
+                Ok(())
+            });
+            if let Err(e) = &result {
+                why.push(format!("attestation {}: {e}", i + 1));
+            }
+            result.is_ok()
+        });
+        if met {
+            continue;
+        }
+        let head = format!("attestation {:?} ({})", req.name, req.predicate_type);
+        problems.push(if attestations.is_empty() {
+            format!("{head} is missing: {digest} has no attestation (no cosign .att manifest)")
+        } else {
+            format!("{head} is not met: {}", why.join("; "))
+        });
+    }
+    problems
+}
+
+/// One attestation: the signers who signed its envelope, and its statement.
+fn read_attestation(
+    a: &FetchedAttestation,
+    signers: &[Signer],
+    root: Option<&TrustedRoot>,
+) -> Result<(Vec<String>, attestation::Statement), String> {
+    let bytes = a
+        .envelope
+        .as_ref()
+        .map_err(|why| format!("its envelope could not be read: {why}"))?;
+    if a.layer.envelope.to_string() != format!("sha256:{}", cosign::hex(&rekor::sha256(bytes))) {
+        return Err(format!(
+            "its envelope's bytes do not match its digest {}",
+            a.layer.envelope
+        ));
+    }
+    let env = dsse::parse(bytes).map_err(|e| crate::error_text::error_text(&e))?;
+    let statement = attestation::parse_statement(&env.payload_type, &env.payload)?;
+    let pae = dsse::pae(&env.payload_type, &env.payload);
+    let mut signed = vec![false; signers.len()];
+    let mut keyless_why = None;
+    for sig in &env.signatures {
+        for (j, signer) in signers.iter().enumerate() {
+            if let Trusted::Key(key) = &signer.trusted
+                && key.verify(&pae, &sig.sig)
+            {
+                signed[j] = true;
+            }
+        }
+    }
+    let keyless = signers
+        .iter()
+        .any(|s| matches!(s.trusted, Trusted::Keyless(_)));
+    if let (true, Some(cert), Some(first)) = (
+        keyless,
+        a.layer.certificate.as_deref(),
+        env.signatures.first(),
+    ) {
+        let proof = keyless_proof(
+            &Keyless {
+                certificate: cert,
+                chain: a.layer.chain.as_deref(),
+                bundle: a.layer.bundle.as_deref(),
+            },
+            &pae,
+            &first.sig,
+            rekor::sha256(&env.payload),
+            root,
+        );
+        match proof {
+            Ok(identity) => {
+                if !mark_keyless(&identity, signers, &mut signed) {
+                    keyless_why = Some(format!("it {}", untrusted(&identity)));
+                }
+            }
+            Err(why) => keyless_why = Some(why),
+        }
+    }
+    let by: Vec<String> = signers
+        .iter()
+        .zip(&signed)
+        .filter(|(_, s)| **s)
+        .map(|(k, _)| k.name.clone())
+        .collect();
+    match (by.is_empty(), keyless_why) {
+        (true, Some(why)) => Err(why),
+        _ => Ok((by, statement)),
+    }
 }
 
 #[cfg(test)]

@@ -502,3 +502,180 @@ mod keyless {
         }
     }
 }
+
+/// in-toto attestations and SLSA provenance v1 conditions.
+mod attestations {
+    use super::attestation::{RefPattern, Requirement, SLSA_PROVENANCE_V1, SlsaConditions};
+    use super::sigstore::{self, EPOCH, Keyless, TestSigstore};
+    use super::*;
+
+    const BUILDER: &str = "https://github.com/actions/runner/github-hosted";
+    const REPO: &str = "https://github.com/acme/app";
+
+    fn statement(d: &str, git_ref: &str) -> Vec<u8> {
+        sigstore::provenance("registry.example.org/app", d, BUILDER, REPO, git_ref)
+    }
+
+    fn fetched(envelope: Vec<u8>, keyless: Option<&sigstore::Signed>) -> FetchedAttestation {
+        FetchedAttestation {
+            layer: cosign::AttestationLayer {
+                envelope: sha256(&envelope),
+                size: envelope.len() as u64,
+                predicate_type: Some(SLSA_PROVENANCE_V1.into()),
+                certificate: keyless.map(|s| s.certificate_pem.clone()),
+                chain: keyless.map(|s| s.chain_pem.clone()),
+                bundle: keyless.and_then(|s| s.bundle.clone()),
+            },
+            envelope: Ok(envelope),
+        }
+    }
+
+    fn by_key(k: &KeyPair, st: &[u8]) -> FetchedAttestation {
+        let sig = k.sign(&dsse::pae(sigstore::IN_TOTO, st)).unwrap();
+        fetched(sigstore::envelope(st, &sig), None)
+    }
+
+    fn provenance_rule(refs: &[&str]) -> Requirement {
+        Requirement {
+            name: "provenance".into(),
+            predicate_type: SLSA_PROVENANCE_V1.into(),
+            slsa: Some(SlsaConditions {
+                builder_id: Some(Matcher::Exact(BUILDER.into())),
+                source_repository: Some(Matcher::Exact(REPO.into())),
+                source_refs: refs.iter().map(|r| RefPattern::parse(r).unwrap()).collect(),
+            }),
+        }
+    }
+
+    #[rstest]
+    #[case::main(statement(D, "refs/heads/main"), vec!["refs/heads/main"], None)]
+    #[case::a_release_tag(statement(D, "refs/tags/v1.4.0"), vec!["refs/heads/main", "refs/tags/v*"], None)]
+    #[case::a_feature_branch(statement(D, "refs/heads/feature/x"), vec!["refs/heads/main", "refs/tags/v*"], Some("its source ref refs/heads/feature/x matches none of refs/heads/main, refs/tags/v*"))]
+    #[case::star_stays_in_its_segment(statement(D, "refs/tags/v1/evil"), vec!["refs/tags/v*"], Some("matches none of"))]
+    #[case::another_digest(statement(OTHER, "refs/heads/main"), vec![], Some("its subject is not sha256:0123456789abcdef"))]
+    #[case::another_builder(sigstore::provenance("x", D, "https://evil.example/builder", REPO, "refs/heads/main"), vec![], Some("its builder id is https://evil.example/builder, not https://github.com/actions/runner/github-hosted"))]
+    #[case::another_repository(sigstore::provenance("x", D, BUILDER, "https://github.com/acme/app-fork", "refs/heads/main"), vec![], Some("its source repository is https://github.com/acme/app-fork"))]
+    fn slsa_provenance_conditions(
+        #[case] st: Vec<u8>,
+        #[case] refs: Vec<&str>,
+        #[case] problem: Option<&str>,
+    ) {
+        let k = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let got = verify_attestations(
+            &digest(D),
+            &[by_key(&k, &st)],
+            &[provenance_rule(&refs)],
+            &[signer("ci", &k)],
+            None,
+        );
+        match problem {
+            None => assert!(got.is_empty(), "{got:?}"),
+            Some(p) => assert!(got.len() == 1 && got[0].contains(p), "{p}\n{got:?}"),
+        }
+    }
+
+    #[test]
+    fn the_source_is_read_from_resolved_dependencies_when_the_workflow_does_not_say() {
+        let p = serde_json::json!({
+            "buildDefinition": {"resolvedDependencies": [
+                {"uri": "pkg:npm/x@1"},
+                {"uri": "git+https://gitlab.com/acme/app@refs/tags/v2"}
+            ]},
+            "runDetails": {"builder": {"id": "b"}}
+        });
+        let got = attestation::provenance(&p);
+        assert_eq!(
+            got.source_repository.as_deref(),
+            Some("https://gitlab.com/acme/app")
+        );
+        assert_eq!(got.source_ref.as_deref(), Some("refs/tags/v2"));
+    }
+
+    #[test]
+    fn an_attestation_signed_by_nobody_trusted_or_tampered_or_missing_does_not_count() {
+        let k = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let stranger = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let st = statement(D, "refs/heads/main");
+        let rule = [provenance_rule(&[])];
+        let signers = [signer("ci", &k)];
+        let got = verify_attestations(&digest(D), &[by_key(&stranger, &st)], &rule, &signers, None);
+        assert!(
+            got[0].contains("signed by none of the trusted signers"),
+            "{got:?}"
+        );
+
+        // The statement changed after signing (and the layer digest with it).
+        let sig = k.sign(&dsse::pae(sigstore::IN_TOTO, &st)).unwrap();
+        let forged = statement(D, "refs/heads/feature");
+        let got = verify_attestations(
+            &digest(D),
+            &[fetched(sigstore::envelope(&forged, &sig), None)],
+            &rule,
+            &signers,
+            None,
+        );
+        assert!(
+            got[0].contains("signed by none of the trusted signers"),
+            "{got:?}"
+        );
+
+        let got = verify_attestations(&digest(D), &[], &rule, &signers, None);
+        assert_eq!(
+            got,
+            [format!(
+                "attestation \"provenance\" ({SLSA_PROVENANCE_V1}) is missing: {D} has no attestation (no cosign .att manifest)"
+            )]
+        );
+
+        // A predicate of another type does not stand in for the one required.
+        let other = String::from_utf8(st.clone())
+            .unwrap()
+            .replace(SLSA_PROVENANCE_V1, "https://spdx.dev/Document");
+        let got = verify_attestations(
+            &digest(D),
+            &[by_key(&k, other.as_bytes())],
+            &rule,
+            &signers,
+            None,
+        );
+        assert!(
+            got[0].contains("its predicateType is https://spdx.dev/Document"),
+            "{got:?}"
+        );
+    }
+
+    #[rstest]
+    #[case::valid(Keyless::default(), None)]
+    #[case::forged_set(Keyless { forge_set: true, ..Keyless::default() }, Some("signed entry timestamp does not verify"))]
+    #[case::another_subject(Keyless { subject: "https://github.com/mallory/app/.github/workflows/x.yml@refs/heads/main".into(), ..Keyless::default() }, Some("which no keyless signer trusts"))]
+    fn keyless_attestations(#[case] mut how: Keyless, #[case] problem: Option<&str>) {
+        let s = TestSigstore::new();
+        how.issuer = "https://token.actions.githubusercontent.com".into();
+        if how.subject.is_empty() {
+            how.subject =
+                "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main".into();
+        }
+        how.integrated_time = EPOCH + 86_400;
+        let st = statement(D, "refs/heads/main");
+        let (env, signed) = s.attest(&st, &how);
+        let signer = Signer {
+            name: "release".into(),
+            trusted: Trusted::Keyless(Identity {
+                issuer: Matcher::Exact("https://token.actions.githubusercontent.com".into()),
+                subject: Matcher::pattern(r"https://github\.com/acme/app/.+").unwrap(),
+            }),
+        };
+        let root = trust::parse(s.trusted_root().as_bytes()).unwrap();
+        let got = verify_attestations(
+            &digest(D),
+            &[fetched(env, Some(&signed))],
+            &[provenance_rule(&["refs/heads/main"])],
+            &[signer],
+            Some(&root),
+        );
+        match problem {
+            None => assert!(got.is_empty(), "{got:?}"),
+            Some(p) => assert!(got.len() == 1 && got[0].contains(p), "{p}\n{got:?}"),
+        }
+    }
+}

@@ -168,9 +168,8 @@ impl TestSigstore {
         .to_string()
     }
 
-    /// Sign `payload` keylessly: a fresh key, a certificate for it from this CA (or a foreign
-    /// one), and a Rekor bundle over a hashedrekord entry of it.
-    pub fn sign(&self, payload: &[u8], k: &Keyless) -> Signed {
+    /// A fresh key and a certificate for it from this CA (or a foreign one), as `k` says.
+    fn issue(&self, k: &Keyless) -> (KeyPair, rcgen::Certificate) {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
@@ -202,6 +201,13 @@ impl TestSigstore {
             )
             .unwrap()
         };
+        (key, cert)
+    }
+
+    /// Sign `payload` keylessly: a fresh key, a certificate for it, and a Rekor bundle over a
+    /// hashedrekord entry of it.
+    pub fn sign(&self, payload: &[u8], k: &Keyless) -> Signed {
+        let (key, cert) = self.issue(k);
         let signature = key.sign(payload).unwrap();
         let certificate_pem = cert.pem();
         let hashed = if k.entry_for_other_payload {
@@ -228,6 +234,36 @@ impl TestSigstore {
             chain_pem: format!("{}{}", self.intermediate.pem(), self.root.pem()),
             bundle,
         }
+    }
+
+    /// Attest `statement` keylessly: a DSSE envelope (its JSON) signed over its PAE, and the
+    /// annotations with a Rekor bundle over a `dsse` entry of it.
+    pub fn attest(&self, statement: &[u8], k: &Keyless) -> (Vec<u8>, Signed) {
+        let (key, cert) = self.issue(k);
+        let signature = key.sign(&pae(IN_TOTO, statement)).unwrap();
+        let certificate_pem = cert.pem();
+        let entry = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "payloadHash": {"algorithm": "sha256", "value": hex(&Sha256::digest(statement))},
+                "signatures": [{
+                    "signature": STANDARD.encode(&signature),
+                    "verifier": STANDARD.encode(certificate_pem.as_bytes())
+                }]
+            }
+        });
+        let bundle =
+            (!k.no_bundle).then(|| self.bundle(&entry.to_string(), k.integrated_time, k.forge_set));
+        (
+            envelope(statement, &signature),
+            Signed {
+                signature,
+                certificate_pem,
+                chain_pem: format!("{}{}", self.intermediate.pem(), self.root.pem()),
+                bundle,
+            },
+        )
     }
 
     /// cosign's bundle annotation for a logged `entry`: the SET is the log key's signature over
@@ -260,4 +296,66 @@ impl TestSigstore {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The in-toto payload type.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// DSSE's pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A DSSE envelope of an in-toto `statement` with one signature.
+pub fn envelope(statement: &[u8], signature: &[u8]) -> Vec<u8> {
+    json!({
+        "payloadType": IN_TOTO,
+        "payload": STANDARD.encode(statement),
+        "signatures": [{"keyid": "", "sig": STANDARD.encode(signature)}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A SLSA provenance v1 statement about `digest` (`sha256:<hex>`), built by GitHub Actions
+/// from `repository` at `git_ref`.
+pub fn provenance(
+    name: &str,
+    digest: &str,
+    builder: &str,
+    repository: &str,
+    git_ref: &str,
+) -> Vec<u8> {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": digest.trim_start_matches("sha256:")}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                "externalParameters": {"workflow": {
+                    "ref": git_ref,
+                    "repository": repository,
+                    "path": ".github/workflows/release.yml"
+                }},
+                "resolvedDependencies": [{
+                    "uri": format!("git+{repository}@{git_ref}"),
+                    "digest": {"gitCommit": "7d3fa9c2a5d9a6f0b6d3b1c1e2f3a4b5c6d7e8f9"}
+                }]
+            },
+            "runDetails": {
+                "builder": {"id": builder},
+                "metadata": {"invocationId": "https://github.com/acme/app/actions/runs/1/attempts/1"}
+            }
+        }
+    })
+    .to_string()
+    .into_bytes()
 }

@@ -742,3 +742,147 @@ async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_poli
         r.stderr
     );
 }
+
+/// Push `envelopes` as cosign's attestation manifest (`sha256-<hex>.att`) of `digest`, each
+/// layer a DSSE envelope with the given annotations.
+async fn attest(p: &Pusher, digest: &str, envelopes: &[(Vec<u8>, Value)]) {
+    let repo = "signed/app";
+    let config = p.blob(repo, b"{}").await;
+    let mut layers = Vec::new();
+    for (env, annotations) in envelopes {
+        let blob = p.blob(repo, env).await;
+        let mut a = annotations.clone();
+        a["predicateType"] = json!("https://slsa.dev/provenance/v1");
+        a["dev.cosignproject.cosign/signature"] = json!("");
+        layers.push(json!({
+            "mediaType": "application/vnd.dsse.envelope.v1+json",
+            "size": env.len(),
+            "digest": blob,
+            "annotations": a,
+        }));
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": config},
+        "layers": layers,
+    });
+    let tag = format!("{}.att", digest.replace(':', "-"));
+    p.manifest(repo, &tag, OCI_MANIFEST, manifest.to_string().as_bytes())
+        .await;
+}
+
+const BUILDER: &str = "https://github.com/actions/runner/github-hosted";
+
+/// SLSA provenance through `tollgate verify`: a rule requires a provenance attestation from
+/// the release workflow, built from main or a release tag, signed by the pipeline's key or
+/// keylessly by the workflow.
+#[tokio::test(flavor = "multi_thread")]
+async fn slsa_provenance_attestations_are_required_by_builder_source_and_ref() {
+    let reg = TestRegistry::start();
+    let sigstore = TestSigstore::new();
+    let pipeline = key();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trusted_root.json"),
+        sigstore.trusted_root(),
+    )
+    .unwrap();
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: 0\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subject: {WORKFLOW}\n      attestations:\n        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          builderId: {BUILDER}\n          sourceRepository: https://github.com/acme/app\n          sourceRefs: [refs/heads/main, 'refs/tags/v*']\n",
+        block(&pipeline),
+        host = reg.host(),
+    );
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    let s = Setup {
+        policy: policy.to_str().unwrap().to_owned(),
+        reg,
+        _dir: dir,
+        trusted: key(),
+        second: key(),
+    };
+    let p = Pusher::new(s.reg.base_url());
+    let name = format!("{}/signed/app", s.reg.host());
+    let by_key = |st: &[u8]| {
+        let sig = pipeline.sign(&sigstore_pae(st)).unwrap();
+        (crate::support::sigstore::envelope(st, &sig), json!({}))
+    };
+    let keyless = |st: &[u8]| {
+        let (env, signed) = sigstore.attest(
+            st,
+            &Keyless {
+                issuer: ISSUER.into(),
+                subject: WORKFLOW.into(),
+                integrated_time: EPOCH + 86_400,
+                ..Keyless::default()
+            },
+        );
+        (env, signed.annotations())
+    };
+    let prov = |digest: &str, git_ref: &str| {
+        crate::support::sigstore::provenance(
+            &name,
+            digest,
+            BUILDER,
+            "https://github.com/acme/app",
+            git_ref,
+        )
+    };
+
+    // Attestations only (threshold 0): the image itself is not signed.
+    let main = push(&p, "main", b"main").await;
+    attest(&p, &main, &[by_key(&prov(&main, "refs/heads/main"))]).await;
+    let tagged = push(&p, "tagged", b"tagged").await;
+    attest(&p, &tagged, &[keyless(&prov(&tagged, "refs/tags/v2.0.1"))]).await;
+    let feature = push(&p, "feature", b"feature").await;
+    attest(
+        &p,
+        &feature,
+        &[by_key(&prov(&feature, "refs/heads/feature/x"))],
+    )
+    .await;
+    let copied = push(&p, "copied", b"copied").await;
+    attest(&p, &copied, &[by_key(&prov(&main, "refs/heads/main"))]).await;
+    let bare = push(&p, "bare", b"bare").await;
+
+    let cases: [(&str, Option<String>); 5] = [
+        ("main", None),
+        ("tagged", None),
+        (
+            "feature",
+            Some(
+                "its source ref refs/heads/feature/x matches none of refs/heads/main, refs/tags/v*"
+                    .into(),
+            ),
+        ),
+        ("copied", Some(format!("its subject is not {copied}"))),
+        (
+            "bare",
+            Some(format!(
+                "{bare} has no attestation (no cosign .att manifest)"
+            )),
+        ),
+    ];
+    for (tag, problem) in &cases {
+        let (r, v) = verify(&s, &format!("{name}:{tag}"));
+        match problem {
+            None => {
+                assert_eq!(r.code, 0, "{tag}: {}{}", r.stdout, r.stderr);
+                assert!(signature_findings(&v).is_empty(), "{tag}: {v:#}");
+            }
+            Some(problem) => {
+                assert_eq!(r.code, 1, "{tag}: {}{}", r.stdout, r.stderr);
+                let found = signature_findings(&v);
+                assert!(
+                    found.len() == 1 && found[0].contains(problem.as_str()),
+                    "{tag}: {problem}\n{v:#}"
+                );
+            }
+        }
+    }
+}
+
+fn sigstore_pae(statement: &[u8]) -> Vec<u8> {
+    crate::support::sigstore::pae(crate::support::sigstore::IN_TOTO, statement)
+}
