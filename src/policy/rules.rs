@@ -132,7 +132,7 @@ rules! {
     /// The image's digest is not signed by enough of the signers a signature rule trusts.
     SignatureUnverified = "signature-unverified", Deny,
         "Images a signature rule covers must be signed, over the digest they resolve to, by enough of the rule's signers (needs the registry).",
-        "The digest the reference resolves to carries cosign signatures (the `sha256-<hex>.sig` tag scheme) by at least `threshold` of the keys of each `spec.signatures` rule whose `images` match. Each signature's payload must be a simple-signing document naming exactly that digest; a signature over another digest, a tampered payload or an unknown key does not count. The level is each rule's `level`; `off` in `spec.rules` turns every signature rule off. Registry-backed.";
+        "The digest the reference resolves to carries cosign signatures (the `sha256-<hex>.sig` tag scheme) by at least `threshold` of the signers (public keys, or keyless Fulcio identities checked offline against `spec.trustedRoot` at the time Rekor proves) of each `spec.signatures` rule whose `images` match, and the rule's in-toto attestations (`.att`; SLSA provenance v1 conditions on builder, source repository and ref). Each signature's payload must be a simple-signing document naming exactly that digest; a signature over another digest, a tampered payload or an unknown signer does not count. The level is each rule's `level`; `off` in `spec.rules` turns every signature rule off. Registry-backed.";
     /// An exemption in the policy has expired.
     ExemptionExpired = "exemption-expired", Warn,
         "Exemptions expire; an expired one no longer exempts anything and should be renewed or removed.",
