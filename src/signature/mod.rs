@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod cosign;
 pub mod dsse;
 pub mod keys;
+pub mod referred;
 pub mod rekor;
 pub mod tlog;
 pub mod trust;
@@ -263,7 +264,7 @@ pub fn verify(
 }
 
 /// Mark the keyless signers whose identity `identity` is; whether there was one.
-fn mark_keyless(identity: &x509::Identity, signers: &[Signer], signed: &mut [bool]) -> bool {
+pub(crate) fn mark_keyless(identity: &x509::Identity, signers: &[Signer], signed: &mut [bool]) -> bool {
     let mut any = false;
     for (j, signer) in signers.iter().enumerate() {
         if let Trusted::Keyless(want) = &signer.trusted
@@ -281,7 +282,7 @@ fn mark_keyless(identity: &x509::Identity, signers: &[Signer], signed: &mut [boo
 }
 
 /// "is by … (issuer …), which no keyless signer trusts".
-fn untrusted(identity: &x509::Identity) -> String {
+pub(crate) fn untrusted(identity: &x509::Identity) -> String {
     format!(
         "is by {} (issuer {}), which no keyless signer trusts",
         if identity.subjects.is_empty() {
@@ -317,7 +318,6 @@ fn keyless_proof(
     root: Option<&TrustedRoot>,
 ) -> Result<x509::Identity, String> {
     let text = |e: &(dyn std::error::Error + 'static)| crate::error_text::error_text(e);
-    let root = root.ok_or("it is keyless, and the policy names no trustedRoot to check it with")?;
     let leaf = x509::pem_chain(k.certificate)
         .map_err(|e| text(&e))?
         .into_iter()
@@ -327,12 +327,45 @@ fn keyless_proof(
         "it is keyless but has no Rekor bundle (dev.sigstore.cosign/bundle): nothing proves \
          when it was signed, so its short-lived certificate cannot be judged",
     )?;
-    let bundle = rekor::parse(bundle).map_err(|e| text(&e))?;
-    let at = rekor::verify_set(&bundle, root).map_err(|e| text(&e))?;
+    let log = rekor::parse(bundle).map_err(|e| text(&e))?;
     let extra = match k.chain {
         Some(chain) => x509::pem_chain(chain).map_err(|e| format!("its chain: {}", text(&e)))?,
         None => Vec::new(),
     };
+    prove_keyless(
+        &Proven {
+            leaf: &leaf,
+            extra: &extra,
+            log: &log,
+        },
+        message,
+        signature,
+        payload_sha256,
+        root,
+    )
+}
+
+/// A keyless signature's certificate and log entry, decoded.
+pub(crate) struct Proven<'a> {
+    /// The signing certificate, DER.
+    pub leaf: &'a [u8],
+    /// Certificates towards its root, DER.
+    pub extra: &'a [Vec<u8>],
+    /// The Rekor entry with its SET.
+    pub log: &'a rekor::Bundle,
+}
+
+/// [`keyless_proof`] on decoded parts (a cosign annotation's or a Sigstore bundle's).
+pub(crate) fn prove_keyless(
+    p: &Proven<'_>,
+    message: &[u8],
+    signature: &[u8],
+    payload_sha256: [u8; 32],
+    root: Option<&TrustedRoot>,
+) -> Result<x509::Identity, String> {
+    let text = |e: &(dyn std::error::Error + 'static)| crate::error_text::error_text(e);
+    let root = root.ok_or("it is keyless, and the policy names no trustedRoot to check it with")?;
+    let at = rekor::verify_set(p.log, root).map_err(|e| text(&e))?;
     let anchors: Vec<x509::Anchor<'_>> = root
         .authorities
         .iter()
@@ -343,20 +376,20 @@ fn keyless_proof(
             name: &ca.uri,
         })
         .collect();
-    let verified = x509::verify_chain(&leaf, &extra, &anchors, at).map_err(|e| text(&e))?;
+    let verified = x509::verify_chain(p.leaf, p.extra, &anchors, at).map_err(|e| text(&e))?;
     if !verified.key.verify(message, signature) {
         return Err("it does not verify with its certificate's key".into());
     }
     rekor::check_entry(
-        &bundle,
+        p.log,
         &rekor::Expected {
             signature,
-            certificate: &leaf,
+            certificate: p.leaf,
             payload_sha256,
         },
     )
     .map_err(|e| text(&e))?;
-    x509::identity(&leaf).map_err(|e| text(&e))
+    x509::identity(p.leaf).map_err(|e| text(&e))
 }
 
 /// An attestation as fetched: its layer, and the envelope blob's bytes (or why it could not

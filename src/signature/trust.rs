@@ -61,6 +61,8 @@ pub struct TransparencyLog {
     pub key_id: Vec<u8>,
     /// Its key.
     pub key: PublicKey,
+    /// Its key's DER SubjectPublicKeyInfo (a checkpoint's key hint is derived from it).
+    pub der: Vec<u8>,
     /// When it signed.
     pub valid: Window,
 }
@@ -279,6 +281,7 @@ pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, TrustError> {
             url: log.base_url.clone(),
             key_id,
             key,
+            der,
             valid: window(
                 &format!("{at}.publicKey"),
                 log.public_key.valid_for.as_ref(),
