@@ -229,10 +229,10 @@ impl Int {
     }
 }
 
-fn int<T: std::str::FromStr>(v: &Option<Int>, field: impl Fn() -> String) -> Result<T, BundleError>
-where
-    T: Default,
-{
+fn int<T: std::str::FromStr + Default>(
+    v: &Option<Int>,
+    field: impl Fn() -> String,
+) -> Result<T, BundleError> {
     match v {
         None => Ok(T::default()),
         // A number is parsed from its text too: `1e3` or `-1` for a u64 is refused, not rounded.
