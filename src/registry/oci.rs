@@ -47,8 +47,8 @@ pub struct Descriptor {
     /// `annotations` (BuildKit marks attestation children here).
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
-    /// `artifactType` (OCI 1.1): what a referrer is (`application/vnd.dev.sigstore.bundle.v0.3+json`),
-    /// in a referrers index; `None` elsewhere.
+    /// `artifactType` (OCI 1.1): what a referrer is, in a referrers index
+    /// (`application/vnd.dev.sigstore.bundle.v0.3+json`); `None` elsewhere.
     #[serde(default)]
     pub artifact_type: Option<String>,
 }

@@ -20,6 +20,8 @@ pub const MAX_TLOG_ENTRIES: usize = 8;
 pub const MAX_PROOF_HASHES: usize = 64;
 /// The most certificates of one chain: Fulcio's chains are two or three long.
 pub const MAX_CERTIFICATES: usize = 10;
+/// The most RFC 3161 timestamps read from one bundle: a signer asks one or two authorities.
+pub const MAX_TIMESTAMPS: usize = 8;
 
 /// Which bundle format version (its media type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,6 +114,10 @@ pub struct Bundle {
     pub material: Material,
     /// `verificationMaterial.tlogEntries`.
     pub tlog: Vec<TlogEntry>,
+    /// `verificationMaterial.timestampVerificationData.rfc3161Timestamps[].signedTimestamp`,
+    /// decoded: RFC 3161 timestamp tokens (DER), the signing time's evidence when the log
+    /// attests none (Rekor v2 entries have no integrated time).
+    pub timestamps: Vec<Vec<u8>>,
     /// `messageSignature` or `dsseEnvelope`.
     pub content: Content,
 }
@@ -229,10 +235,10 @@ impl Int {
     }
 }
 
-fn int<T>(v: &Option<Int>, field: impl Fn() -> String) -> Result<T, BundleError>
-where
-    T: std::str::FromStr + Default,
-{
+fn int<T: std::str::FromStr + Default>(
+    v: &Option<Int>,
+    field: impl Fn() -> String,
+) -> Result<T, BundleError> {
     match v {
         None => Ok(T::default()),
         // A number is parsed from its text too: `1e3` or `-1` for a u64 is refused, not rounded.
@@ -282,6 +288,22 @@ struct RawMaterial {
     certificate: Option<RawCertificate>,
     #[serde(default, alias = "tlog_entries")]
     tlog_entries: Vec<RawEntry>,
+    #[serde(default, alias = "timestamp_verification_data")]
+    timestamp_verification_data: Option<RawTimestamps>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTimestamps {
+    #[serde(default, alias = "rfc3161_timestamps")]
+    rfc3161_timestamps: Vec<RawTimestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTimestamp {
+    #[serde(default, alias = "signed_timestamp")]
+    signed_timestamp: String,
 }
 
 #[derive(Deserialize)]
@@ -465,6 +487,36 @@ pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
         .enumerate()
         .map(|(i, e)| entry(i, e, version))
         .collect::<Result<Vec<_>, _>>()?;
+    let stamps = vm
+        .timestamp_verification_data
+        .as_ref()
+        .map(|t| t.rfc3161_timestamps.as_slice())
+        .unwrap_or_default();
+    if stamps.len() > MAX_TIMESTAMPS {
+        return Err(BundleError::TooMany {
+            field: "verificationMaterial.timestampVerificationData.rfc3161Timestamps",
+            count: stamps.len(),
+            max: MAX_TIMESTAMPS,
+        });
+    }
+    let timestamps = stamps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let field = || {
+                format!(
+                    "verificationMaterial.timestampVerificationData.rfc3161Timestamps[{i}].signedTimestamp"
+                )
+            };
+            match b64(&t.signed_timestamp, field)? {
+                der if der.is_empty() => Err(BundleError::Base64 {
+                    field: field(),
+                    source: base64::DecodeError::InvalidLength(0),
+                }),
+                der => Ok(der),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let content = match (raw.message_signature, raw.dsse_envelope) {
         (Some(_), Some(_)) => return Err(BundleError::Both("messageSignature", "dsseEnvelope")),
         (None, None) => return Err(BundleError::Missing("messageSignature or dsseEnvelope")),
@@ -492,6 +544,7 @@ pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
         version,
         material,
         tlog,
+        timestamps,
         content,
     })
 }

@@ -401,3 +401,59 @@ async fn a_referrers_artifact_is_read_with_its_subject_and_size_checked() {
         "{elsewhere:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_descriptors_than_the_bound_are_an_error_through_the_api_and_the_tag() {
+    let f = fixture().await;
+    let p = Pusher::new(f.reg.base_url());
+    // The registry checks an index's children exist, not that they differ: one artifact, 257
+    // times.
+    let tag = f.image.replacen(':', "-", 1);
+    let index: Value =
+        serde_json::from_slice(&p.get_manifest(REPO, &tag, OCI_INDEX).await.unwrap()).unwrap();
+    let child = index["manifests"][0].clone();
+    let flood = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": vec![child; 257],
+    });
+    p.manifest(REPO, &tag, OCI_INDEX, flood.to_string().as_bytes())
+        .await;
+    let proxy = FaultProxy::start(&f.reg.base_url());
+    let (image, digest) = image_at(&proxy.host(), &f.image);
+    let e = resolver(&proxy.policy(""))
+        .referrers(&image, &digest, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RegistryError::TooMany {
+                limit: 256,
+                unit: "descriptors",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    proxy.serve_referrers();
+    let e = resolver(&proxy.policy(""))
+        .referrers(&image, &digest, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RegistryError::TooMany {
+                limit: 256,
+                unit: "descriptors",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The registry's filter leaves none of them: nothing over the bound is read.
+    let notation = resolver(&proxy.policy(""))
+        .referrers(&image, &digest, Some(NOTATION))
+        .await
+        .unwrap();
+    assert!(notation.is_empty());
+}

@@ -32,7 +32,7 @@ fn v03() -> Value {
                 },
                 "canonicalizedBody": BODY
             }],
-            "timestampVerificationData": {}
+            "timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": "MIIE"}]}
         },
         "messageSignature": {
             "messageDigest": {"algorithm": "SHA2_256", "digest": TWOS},
@@ -93,6 +93,7 @@ fn parses_a_v03_message_signature_bundle() {
     let b = parse_value(&v03()).unwrap();
     assert_eq!(b.version, BundleVersion::V0_3);
     assert_eq!(b.material, Material::Certificate(vec![0x30, 0x82, 0x01]));
+    assert_eq!(b.timestamps, vec![vec![0x30, 0x82, 0x04]]);
     assert_eq!(b.tlog.len(), 1);
     let e = &b.tlog[0];
     assert_eq!(e.log_index, 25915956);
@@ -123,6 +124,7 @@ fn parses_a_v03_message_signature_bundle() {
 fn parses_a_v01_dsse_bundle_with_a_chain() {
     let b = parse_value(&v01()).unwrap();
     assert_eq!(b.version, BundleVersion::V0_1);
+    assert!(b.timestamps.is_empty());
     assert_eq!(
         b.material,
         Material::Chain(vec![vec![0x30, 0x82, 0x01], vec![0x30, 0x82, 0x02]])
@@ -278,6 +280,9 @@ fn v02() -> Value {
 #[case::no_root_hash(with(v03(), &format!("{E}/inclusionProof/rootHash"), None), "rootHash is 0 bytes")]
 #[case::short_path_hash(with(v03(), &format!("{E}/inclusionProof/hashes/1"), Some(json!("AQID"))), "hashes[1] is 3 bytes")]
 #[case::sixty_five_hashes(with(v03(), &format!("{E}/inclusionProof/hashes"), Some(json!(vec![ONES; 65]))), "hashes has 65 items; at most 64")]
+#[case::timestamp_not_base64(with(v03(), "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp", Some(json!("."))), "rfc3161Timestamps[0].signedTimestamp is not base64")]
+#[case::empty_timestamp(with(v03(), "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0", Some(json!({}))), "rfc3161Timestamps[0].signedTimestamp is not base64")]
+#[case::nine_timestamps(with(v03(), "/verificationMaterial/timestampVerificationData/rfc3161Timestamps", Some(json!(vec![json!({"signedTimestamp": "MIIE"}); 9]))), "rfc3161Timestamps has 9 items; at most 8")]
 #[case::set_not_base64(with(v01(), &format!("{E}/inclusionPromise/signedEntryTimestamp"), Some(json!("?"))), "signedEntryTimestamp is not base64")]
 fn broken_bundles(#[case] v: Value, #[case] why: &str) {
     let e = parse_value(&v).unwrap_err();

@@ -562,7 +562,7 @@ async fn referrers_answer(
         }
     }
     // The referrers tag schema: `<alg>-<ref>`, the reference cut to 64 characters.
-    let tag = format!("{alg}-{}", &hex[..hex.len().min(64)]);
+    let tag = format!("{alg}-{}", hex.get(..64).unwrap_or(hex));
     let mut ask = http
         .get(format!("{upstream}/v2/{name}/manifests/{tag}"))
         .header("Accept", OCI_INDEX);
