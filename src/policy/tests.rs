@@ -990,12 +990,30 @@ fn a_policy_read_without_files_says_it_cannot_read_its_trusted_root() {
 const ATTESTING_RULE: &str = "  signatures:\n    - images: [\"r.example.org/**\"]\n      keyless:\n        - {name: ci, issuer: https://a.example, subject: s}\n      attestations:\n";
 
 #[rstest]
-#[case::slsa("        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          builderId: https://github.com/actions/runner/github-hosted\n          sourceRepositoryRegExp: 'https://github\\.com/acme/.+'\n          sourceRefs: [refs/heads/main, 'refs/tags/v*']\n", None)]
-#[case::any_predicate("        - name: sbom\n          predicateType: https://spdx.dev/Document\n", None)]
-#[case::no_name("        - predicateType: https://spdx.dev/Document\n", Some("an attestation needs a `name`"))]
-#[case::no_type("        - name: provenance\n", Some("an attestation needs `predicateType`"))]
-#[case::conditions_on_another_type("        - name: sbom\n          predicateType: https://spdx.dev/Document\n          builderId: b\n", Some("they need `predicateType: https://slsa.dev/provenance/v1`"))]
-#[case::bad_ref_glob("        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          sourceRefs: ['refs/tags/[v']\n", Some("sourceRefs pattern \"refs/tags/[v\" is not a glob"))]
+#[case::slsa(
+    "        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          builderId: https://github.com/actions/runner/github-hosted\n          sourceRepositoryRegExp: 'https://github\\.com/acme/.+'\n          sourceRefs: [refs/heads/main, 'refs/tags/v*']\n",
+    None
+)]
+#[case::any_predicate(
+    "        - name: sbom\n          predicateType: https://spdx.dev/Document\n",
+    None
+)]
+#[case::no_name(
+    "        - predicateType: https://spdx.dev/Document\n",
+    Some("an attestation needs a `name`")
+)]
+#[case::no_type(
+    "        - name: provenance\n",
+    Some("an attestation needs `predicateType`")
+)]
+#[case::conditions_on_another_type(
+    "        - name: sbom\n          predicateType: https://spdx.dev/Document\n          builderId: b\n",
+    Some("they need `predicateType: https://slsa.dev/provenance/v1`")
+)]
+#[case::bad_ref_glob(
+    "        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          sourceRefs: ['refs/tags/[v']\n",
+    Some("sourceRefs pattern \"refs/tags/[v\" is not a glob")
+)]
 fn attestation_requirements_are_validated(#[case] entry: &str, #[case] message: Option<&str>) {
     let got = keyless_problems(
         &format!("  trustedRoot: trusted_root.json\n{ATTESTING_RULE}{entry}"),
@@ -1004,26 +1022,42 @@ fn attestation_requirements_are_validated(#[case] entry: &str, #[case] message: 
     match message {
         None => assert!(got.is_empty(), "{got:#?}"),
         Some(m) => assert!(
-            got.iter().any(|(line, text)| line.is_some() && text.contains(m)),
+            got.iter()
+                .any(|(line, text)| line.is_some() && text.contains(m)),
             "{m}\n{got:#?}"
         ),
     }
 }
 
 #[rstest]
-#[case::zero_without_attestations("      threshold: 0\n", "", Some("threshold 0 must be between 1 and the number of signers (1) (0 is for rules that require attestations only)"))]
-#[case::zero_with_attestations("      threshold: 0\n", "      attestations:\n        - {name: sbom, predicateType: https://spdx.dev/Document}\n", None)]
+#[case::zero_without_attestations(
+    "      threshold: 0\n",
+    "",
+    Some(
+        "threshold 0 must be between 1 and the number of signers (1) (0 is for rules that require attestations only)"
+    )
+)]
+#[case::zero_with_attestations(
+    "      threshold: 0\n",
+    "      attestations:\n        - {name: sbom, predicateType: https://spdx.dev/Document}\n",
+    None
+)]
 fn threshold_zero_is_for_attestation_only_rules(
     #[case] threshold: &str,
     #[case] attestations: &str,
     #[case] message: Option<&str>,
 ) {
     let got = keyless_problems(
-        &format!("  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"r.example.org/**\"]\n{threshold}      keyless:\n        - {{name: ci, issuer: https://a.example, subject: s}}\n{attestations}"),
+        &format!(
+            "  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"r.example.org/**\"]\n{threshold}      keyless:\n        - {{name: ci, issuer: https://a.example, subject: s}}\n{attestations}"
+        ),
         Some(test_trusted_root()),
     );
     match message {
         None => assert!(got.is_empty(), "{got:#?}"),
-        Some(m) => assert!(got.iter().any(|(_, text)| text.contains(m)), "{m}\n{got:#?}"),
+        Some(m) => assert!(
+            got.iter().any(|(_, text)| text.contains(m)),
+            "{m}\n{got:#?}"
+        ),
     }
 }

@@ -15,6 +15,8 @@ use crate::policy::SignedDigests;
 use crate::policy::eval::{Status, Violation};
 use crate::policy::{Level, Policy, RuleId};
 use crate::reference::{Digest, ImageRef};
+use crate::signature::attestation::Statement;
+use crate::signature::referred::{FetchedBundle, verify_bundles};
 use std::collections::HashMap;
 
 /// What the registry says about one image.
@@ -276,6 +278,7 @@ async fn check_targets(
 struct Sets {
     signatures: HashMap<Digest, SignatureSet>,
     attestations: HashMap<Digest, AttestationSet>,
+    bundles: HashMap<Digest, Vec<FetchedBundle>>,
 }
 
 /// One digest against one rule: `None` when verified, else why not. The digest's signatures
@@ -320,44 +323,101 @@ async fn check_digest(
     {
         return Ok(None);
     }
-    let mut problems = Vec::new();
-    if let Some(set) = sig {
-        let verdict = match &set.problem {
-            Some(p) => crate::signature::Verdict {
-                signed_by: Vec::new(),
-                threshold: rule.threshold,
-                signatures: set.signatures.len(),
-                problems: vec![crate::report::error_text(p)],
-            },
-            None => crate::signature::verify(
-                digest,
-                &set.signatures,
-                &rule.signers,
-                rule.threshold,
-                rule.root.as_deref(),
-            ),
-        };
-        if !verdict.is_verified() {
-            problems.push(verdict.summary(digest));
-        }
-    }
-    if let Some(set) = att {
-        match &set.problem {
-            Some(p) => problems.push(format!(
-                "the attestations of {digest} cannot be read: {}",
-                crate::report::error_text(p)
-            )),
-            None => problems.extend(crate::signature::verify_attestations(
-                digest,
-                &set.attestations,
-                &rule.attestations,
-                &rule.signers,
-                rule.root.as_deref(),
-            )),
-        }
-    }
-    if problems.is_empty() {
+    let verdict = sig.map(|set| match &set.problem {
+        Some(p) => crate::signature::Verdict {
+            signed_by: Vec::new(),
+            threshold: rule.threshold,
+            signatures: set.signatures.len(),
+            problems: vec![crate::report::error_text(p)],
+        },
+        None => crate::signature::verify(
+            digest,
+            &set.signatures,
+            &rule.signers,
+            rule.threshold,
+            rule.root.as_deref(),
+        ),
+    });
+    let attestations = |bundled: &[(Vec<String>, Statement)]| match att {
+        None => Vec::new(),
+        Some(AttestationSet {
+            problem: Some(p), ..
+        }) => vec![format!(
+            "the attestations of {digest} cannot be read: {}",
+            crate::report::error_text(p)
+        )],
+        Some(set) => crate::signature::verify_attestations(
+            digest,
+            &set.attestations,
+            &rule.attestations,
+            &rule.signers,
+            rule.root.as_deref(),
+            bundled,
+        ),
+    };
+    let signed = verdict.as_ref().is_none_or(|v| v.is_verified());
+    if signed && attestations(&[]).is_empty() {
         if let Some(k) = key {
+            resolver.signature_verdicts.insert(k, true).await;
+        }
+        return Ok(None);
+    }
+
+    // The tag scheme did not prove it: cosign 3 keeps signatures and attestations as Sigstore
+    // bundles among the digest's referrers. Read only now, so that a digest signed the
+    // cosign 2 way costs no referrers lookup.
+    if !sets.bundles.contains_key(digest) {
+        let bundles = resolver.bundles(reference, digest).await?;
+        sets.bundles.insert(digest.clone(), bundles);
+    }
+    let bundles = &sets.bundles[digest];
+    // Keyed by everything the verdict is made from: the tag-scheme manifests (or their
+    // absence) and the bundle referrers, so a cosign 3 image is remembered too.
+    let bundle_key = {
+        let referrers: Vec<&str> = bundles.iter().map(|b| b.referrer.as_str()).collect();
+        Some((
+            digest.clone(),
+            digest.clone(),
+            format!(
+                "{}|sig:{:?}|att:{:?}|bundles:{}",
+                rule.fingerprint,
+                sig.and_then(|s| s.manifest.as_ref()),
+                att.and_then(|a| a.manifest.as_ref()),
+                referrers.join(",")
+            ),
+        ))
+    };
+    if let Some(k) = &bundle_key
+        && !bundles.is_empty()
+        && resolver.signature_verdicts.get(k).await == Some(true)
+    {
+        return Ok(None);
+    }
+    let found = verify_bundles(digest, bundles, &rule.signers, rule.root.as_deref());
+    let mut problems = Vec::new();
+    if let Some(v) = &verdict
+        && !v.is_verified()
+    {
+        let by: Vec<&String> = rule
+            .signers
+            .iter()
+            .map(|s| &s.name)
+            .filter(|n| v.signed_by.contains(n) || found.signed_by.contains(n))
+            .collect();
+        if by.len() < rule.threshold {
+            let mut why = v.summary(digest);
+            if found.read == 0 {
+                why.push_str(", and no Sigstore bundle among its referrers");
+            } else if !found.problems.is_empty() {
+                why.push_str("; ");
+                why.push_str(&found.problems.join("; "));
+            }
+            problems.push(why);
+        }
+    }
+    problems.extend(attestations(&found.attested));
+    if problems.is_empty() {
+        if let Some(k) = bundle_key {
             resolver.signature_verdicts.insert(k, true).await;
         }
         return Ok(None);

@@ -14,6 +14,7 @@ use super::resolve::Resolver;
 use crate::reference::{Digest, ImageRef};
 use crate::signature::attestation::MAX_ENVELOPE_BYTES;
 use crate::signature::cosign::{self, MAX_PAYLOAD_BYTES};
+use crate::signature::referred::{BUNDLE_ARTIFACT_TYPE, FetchedBundle, MAX_BUNDLE_BYTES};
 use crate::signature::{Fetched, FetchedAttestation, SignatureError};
 
 /// What the registry holds for a digest's signatures.
@@ -176,5 +177,51 @@ impl Resolver {
             attestations,
             problem: None,
         })
+    }
+}
+
+/// The most bundle referrers read for one digest: each costs a manifest and a blob.
+const MAX_BUNDLES: usize = 32;
+
+impl Resolver {
+    /// The Sigstore bundles among `digest`'s referrers (cosign 3's default storage): the
+    /// referrers API when the registry has it, else the referrers tag schema. Each bundle's
+    /// referrer manifest and blob are read and checked (subject, size, digest); one that
+    /// cannot be used is reported, never skipped. The referrer manifests' digests, in order,
+    /// come first: what a verdict made from them depends on.
+    pub async fn bundles(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<FetchedBundle>, RegistryError> {
+        let referrers = self
+            .referrers(image, digest, Some(BUNDLE_ARTIFACT_TYPE))
+            .await?;
+        let read = join_all(
+            referrers
+                .iter()
+                .take(MAX_BUNDLES)
+                .map(|r| self.referrer_artifact(image, digest, r, MAX_BUNDLE_BYTES)),
+        )
+        .await;
+        let mut out = Vec::with_capacity(read.len());
+        for (r, got) in referrers.iter().zip(read) {
+            out.push(FetchedBundle {
+                referrer: r.digest.clone(),
+                bytes: got?
+                    .map(|a| a.blob)
+                    .map_err(|e| crate::error_text::error_text(&e)),
+            });
+        }
+        if referrers.len() > MAX_BUNDLES {
+            out.push(FetchedBundle {
+                referrer: String::new(),
+                bytes: Err(format!(
+                    "{} bundles refer to the digest; the first {MAX_BUNDLES} were read",
+                    referrers.len()
+                )),
+            });
+        }
+        Ok(out)
     }
 }

@@ -264,7 +264,11 @@ pub fn verify(
 }
 
 /// Mark the keyless signers whose identity `identity` is; whether there was one.
-pub(crate) fn mark_keyless(identity: &x509::Identity, signers: &[Signer], signed: &mut [bool]) -> bool {
+pub(crate) fn mark_keyless(
+    identity: &x509::Identity,
+    signers: &[Signer],
+    signed: &mut [bool],
+) -> bool {
     let mut any = false;
     for (j, signer) in signers.iter().enumerate() {
         if let Trusted::Keyless(want) = &signer.trusted
@@ -406,17 +410,20 @@ pub struct FetchedAttestation {
 /// (empty: all are met). An attestation counts when one of `signers` signed its envelope
 /// (any one: the threshold is the image signature's) and its statement is about `digest`, of
 /// the required predicate type, and meets the conditions. Each envelope is parsed and its
-/// signatures checked once, whatever the number of requirements.
+/// signatures checked once, whatever the number of requirements. `bundled`: statements
+/// already proven from Sigstore bundles ([`referred`]), with their signers.
 pub fn verify_attestations(
     digest: &Digest,
     attestations: &[FetchedAttestation],
     required: &[attestation::Requirement],
     signers: &[Signer],
     root: Option<&TrustedRoot>,
+    bundled: &[(Vec<String>, attestation::Statement)],
 ) -> Vec<String> {
     let read: Vec<Result<(Vec<String>, attestation::Statement), String>> = attestations
         .iter()
         .map(|a| read_attestation(a, signers, root))
+        .chain(bundled.iter().map(|b| Ok(b.clone())))
         .collect();
     let mut problems = Vec::new();
     for req in required {
@@ -438,7 +445,7 @@ pub fn verify_attestations(
             continue;
         }
         let head = format!("attestation {:?} ({})", req.name, req.predicate_type);
-        problems.push(if attestations.is_empty() {
+        problems.push(if read.is_empty() {
             format!("{head} is missing: {digest} has no attestation (no cosign .att manifest)")
         } else {
             format!("{head} is not met: {}", why.join("; "))

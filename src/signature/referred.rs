@@ -142,13 +142,33 @@ fn one(
             }
         }
         Material::Certificate(leaf) => {
-            keyless(&b, leaf, &[], &pae, sig, &env.payload, signers, root, &mut signed)?;
+            keyless(
+                &b,
+                leaf,
+                &[],
+                &pae,
+                sig,
+                &env.payload,
+                signers,
+                root,
+                &mut signed,
+            )?;
         }
         Material::Chain(chain) => {
             let (leaf, extra) = chain
                 .split_first()
                 .ok_or("its certificate chain is empty")?;
-            keyless(&b, leaf, extra, &pae, sig, &env.payload, signers, root, &mut signed)?;
+            keyless(
+                &b,
+                leaf,
+                extra,
+                &pae,
+                sig,
+                &env.payload,
+                signers,
+                root,
+                &mut signed,
+            )?;
         }
     }
     Ok((

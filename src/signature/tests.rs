@@ -567,6 +567,7 @@ mod attestations {
             &[provenance_rule(&refs)],
             &[signer("ci", &k)],
             None,
+            &[],
         );
         match problem {
             None => assert!(got.is_empty(), "{got:?}"),
@@ -598,7 +599,14 @@ mod attestations {
         let st = statement(D, "refs/heads/main");
         let rule = [provenance_rule(&[])];
         let signers = [signer("ci", &k)];
-        let got = verify_attestations(&digest(D), &[by_key(&stranger, &st)], &rule, &signers, None);
+        let got = verify_attestations(
+            &digest(D),
+            &[by_key(&stranger, &st)],
+            &rule,
+            &signers,
+            None,
+            &[],
+        );
         assert!(
             got[0].contains("signed by none of the trusted signers"),
             "{got:?}"
@@ -613,13 +621,14 @@ mod attestations {
             &rule,
             &signers,
             None,
+            &[],
         );
         assert!(
             got[0].contains("signed by none of the trusted signers"),
             "{got:?}"
         );
 
-        let got = verify_attestations(&digest(D), &[], &rule, &signers, None);
+        let got = verify_attestations(&digest(D), &[], &rule, &signers, None, &[]);
         assert_eq!(
             got,
             [format!(
@@ -637,6 +646,7 @@ mod attestations {
             &rule,
             &signers,
             None,
+            &[],
         );
         assert!(
             got[0].contains("its predicateType is https://spdx.dev/Document"),
@@ -672,10 +682,128 @@ mod attestations {
             &[provenance_rule(&["refs/heads/main"])],
             &[signer],
             Some(&root),
+            &[],
         );
         match problem {
             None => assert!(got.is_empty(), "{got:?}"),
             Some(p) => assert!(got.len() == 1 && got[0].contains(p), "{p}\n{got:?}"),
         }
+    }
+}
+
+/// cosign 3's Sigstore bundles (found as referrers).
+mod bundles {
+    use super::referred::{FetchedBundle, verify_bundles};
+    use super::sigstore::{self, EPOCH, Keyless, TestSigstore};
+    use super::*;
+
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    const SUBJECT: &str =
+        "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+
+    fn good() -> Keyless {
+        Keyless {
+            issuer: ISSUER.into(),
+            subject: SUBJECT.into(),
+            integrated_time: EPOCH + 86_400,
+            ..Keyless::default()
+        }
+    }
+
+    fn release() -> Signer {
+        Signer {
+            name: "release".into(),
+            trusted: Trusted::Keyless(Identity {
+                issuer: Matcher::Exact(ISSUER.into()),
+                subject: Matcher::Exact(SUBJECT.into()),
+            }),
+        }
+    }
+
+    fn fetched(bytes: Vec<u8>) -> FetchedBundle {
+        FetchedBundle {
+            referrer: OTHER.into(),
+            bytes: Ok(bytes),
+        }
+    }
+
+    #[rstest]
+    #[case::valid(good(), D, None)]
+    #[case::forged_set(Keyless { forge_set: true, ..good() }, D, Some("signed entry timestamp does not verify"))]
+    #[case::forged_inclusion_proof(Keyless { forge_proof: true, ..good() }, D, Some("its inclusion proof"))]
+    #[case::no_set(Keyless { no_bundle: true, ..good() }, D, Some("no signed entry timestamp"))]
+    #[case::another_identity(Keyless { subject: "https://github.com/mallory/x/.github/workflows/r.yml@refs/heads/main".into(), ..good() }, D, Some("which no keyless signer trusts"))]
+    #[case::expired_when_signed(Keyless { valid_from: Some(-900), valid_until: Some(-300), ..good() }, D, Some("the certificate had expired"))]
+    #[case::about_another_digest(good(), OTHER, Some("its statement's subject is not"))]
+    fn cosign_3_image_signature_bundles(
+        #[case] how: Keyless,
+        #[case] about: &str,
+        #[case] problem: Option<&str>,
+    ) {
+        let s = TestSigstore::new();
+        let b = s.bundle_v03(
+            &sigstore::cosign_sign_statement("r.example.org/app", about),
+            &how,
+        );
+        let root = trust::parse(s.trusted_root().as_bytes()).unwrap();
+        let found = verify_bundles(&digest(D), &[fetched(b)], &[release()], Some(&root));
+        match problem {
+            None => assert_eq!(found.signed_by, ["release"], "{found:?}"),
+            Some(p) => {
+                assert!(found.signed_by.is_empty());
+                assert!(
+                    found.problems.len() == 1 && found.problems[0].contains(p),
+                    "{p}\n{found:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_attestation_bundle_is_kept_as_an_attestation() {
+        let s = TestSigstore::new();
+        let st = sigstore::provenance(
+            "r.example.org/app",
+            D,
+            "b",
+            "https://github.com/acme/app",
+            "refs/heads/main",
+        );
+        let root = trust::parse(s.trusted_root().as_bytes()).unwrap();
+        let found = verify_bundles(
+            &digest(D),
+            &[fetched(s.bundle_v03(&st, &good()))],
+            &[release()],
+            Some(&root),
+        );
+        assert!(found.signed_by.is_empty());
+        assert_eq!(found.attested.len(), 1);
+        assert_eq!(found.attested[0].0, ["release"]);
+        assert_eq!(
+            found.attested[0].1.predicate_type,
+            attestation::SLSA_PROVENANCE_V1
+        );
+    }
+
+    #[test]
+    fn a_message_signature_bundle_is_reported_not_counted() {
+        let b = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": "k"}, "tlogEntries": []},
+            "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": "AAAA"}, "signature": "AAAA"}
+        });
+        let k = key(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let found = verify_bundles(
+            &digest(D),
+            &[fetched(b.to_string().into_bytes())],
+            &[signer("ci", &k)],
+            None,
+        );
+        assert!(found.signed_by.is_empty());
+        assert!(
+            found.problems[0].contains("messageSignature bundle")
+                || found.problems[0].contains("tlog"),
+            "{found:?}"
+        );
     }
 }

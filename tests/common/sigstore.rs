@@ -55,6 +55,8 @@ pub struct Keyless {
     pub foreign_ca: bool,
     /// Leave out the code-signing extended key usage.
     pub no_code_signing: bool,
+    /// In a Sigstore bundle: an inclusion proof whose root is not the tree's.
+    pub forge_proof: bool,
 }
 
 /// One keyless signature as cosign stores it in a signature layer's annotations.
@@ -296,6 +298,91 @@ impl TestSigstore {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TestSigstore {
+    /// A Sigstore bundle v0.3 as cosign 3 writes for an image: a DSSE envelope of
+    /// `statement`, the leaf certificate, and one Rekor entry (`dsse` 0.0.1) with its SET and
+    /// an inclusion proof in a one-leaf tree whose checkpoint the log signed.
+    pub fn bundle_v03(&self, statement: &[u8], k: &Keyless) -> Vec<u8> {
+        let (key, cert) = self.issue(k);
+        let signature = key.sign(&pae(IN_TOTO, statement)).unwrap();
+        let entry = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "payloadHash": {"algorithm": "sha256", "value": hex(&Sha256::digest(statement))},
+                "signatures": [{
+                    "signature": STANDARD.encode(&signature),
+                    "verifier": STANDARD.encode(cert.pem().as_bytes())
+                }]
+            }
+        })
+        .to_string();
+        let annotation: serde_json::Value =
+            serde_json::from_str(&self.bundle(&entry, k.integrated_time, k.forge_set)).unwrap();
+        let set = annotation["SignedEntryTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A one-leaf tree: its root is the leaf's hash (RFC 9162 §2.1.1), the path is empty.
+        let mut leaf = vec![0u8];
+        leaf.extend_from_slice(entry.as_bytes());
+        let mut root = Sha256::digest(&leaf).to_vec();
+        if k.forge_proof {
+            root[0] ^= 1;
+        }
+        let text = format!("rekor.sigstore.test - 42\n1\n{}\n", STANDARD.encode(&root));
+        let hint = &Sha256::digest(self.rekor.subject_public_key_info())[..4];
+        let note_sig = self.rekor.sign(text.as_bytes()).unwrap();
+        let checkpoint = format!(
+            "{text}\n\u{2014} rekor.sigstore.test {}\n",
+            STANDARD.encode([hint, &note_sig[..]].concat())
+        );
+        let mut entry_json = json!({
+            "logIndex": "4242",
+            "logId": {"keyId": STANDARD.encode(self.log_id())},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": k.integrated_time.to_string(),
+            "inclusionProof": {
+                "logIndex": "0",
+                "rootHash": STANDARD.encode(&root),
+                "treeSize": "1",
+                "hashes": [],
+                "checkpoint": {"envelope": checkpoint}
+            },
+            "canonicalizedBody": STANDARD.encode(entry.as_bytes())
+        });
+        if !k.no_bundle {
+            entry_json["inclusionPromise"] = json!({"signedEntryTimestamp": set});
+        }
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "certificate": {"rawBytes": STANDARD.encode(cert.der())},
+                "tlogEntries": [entry_json]
+            },
+            "dsseEnvelope": {
+                "payload": STANDARD.encode(statement),
+                "payloadType": IN_TOTO,
+                "signatures": [{"sig": STANDARD.encode(&signature), "keyid": ""}]
+            }
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// cosign 3's image signature statement about `digest` (`sha256:<hex>`).
+pub fn cosign_sign_statement(name: &str, digest: &str) -> Vec<u8> {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": digest.trim_start_matches("sha256:")}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {}
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The in-toto payload type.

@@ -167,7 +167,7 @@ async fn verify_requires_a_trusted_signature_over_the_resolved_digest() {
     assert_eq!(
         signature_findings(&v),
         [format!(
-            "{unsigned} has no signature (no cosign signature manifest)"
+            "{unsigned} has no signature (no cosign signature manifest), and no Sigstore bundle among its referrers"
         )]
     );
 
@@ -885,4 +885,116 @@ async fn slsa_provenance_attestations_are_required_by_builder_source_and_ref() {
 
 fn sigstore_pae(statement: &[u8]) -> Vec<u8> {
     crate::support::sigstore::pae(crate::support::sigstore::IN_TOTO, statement)
+}
+
+/// cosign 3's default storage: a Sigstore bundle (v0.3, DSSE envelope, keyless, Rekor SET and
+/// inclusion proof) as an OCI referrer of the image. On Debian's registry, which lacks the
+/// referrers API, tollgate finds it through the referrers tag schema; through a proxy that
+/// serves the API in the distribution spec's shape, through the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn cosign_3_bundles_are_found_among_the_referrers_by_the_api_or_the_tag_schema() {
+    use crate::support::oci::{Artifact, Subject};
+    use crate::support::proxy::FaultProxy;
+    use crate::support::sigstore::cosign_sign_statement;
+
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.base_url());
+    let sigstore = TestSigstore::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trusted_root.json"),
+        sigstore.trusted_root(),
+    )
+    .unwrap();
+    let rule = |host: &str| {
+        format!(
+            "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subject: {WORKFLOW}\n"
+        )
+    };
+    let direct = dir.path().join("direct.yaml");
+    std::fs::write(&direct, reg.policy(&rule(&reg.host()))).unwrap();
+    let proxied = dir.path().join("proxied.yaml");
+    std::fs::write(&proxied, proxy.policy(&rule(&proxy.host()))).unwrap();
+
+    let p = Pusher::new(reg.base_url());
+    let good = Keyless {
+        issuer: ISSUER.into(),
+        subject: WORKFLOW.into(),
+        integrated_time: EPOCH + 86_400,
+        ..Keyless::default()
+    };
+    let mut pushed = Vec::new();
+    for (tag, how) in [
+        ("bundled", good.clone()),
+        (
+            "forged-proof",
+            Keyless {
+                forge_proof: true,
+                ..good.clone()
+            },
+        ),
+    ] {
+        let image = p
+            .image(
+                "signed/app",
+                Some(tag),
+                &[layer(&[("bin", tag.as_bytes())])],
+                "linux/amd64",
+            )
+            .await;
+        let statement = cosign_sign_statement("signed/app", &image.digest);
+        let bundle = sigstore.bundle_v03(&statement, &how);
+        p.artifact(
+            "signed/app",
+            &Subject::from(&image),
+            &Artifact {
+                artifact_type: "application/vnd.dev.sigstore.bundle.v0.3+json",
+                layer_media_type: "application/vnd.dev.sigstore.bundle.v0.3+json",
+                layer: &bundle,
+                annotations: &[(
+                    "dev.sigstore.bundle.predicateType",
+                    "https://sigstore.dev/cosign/sign/v1",
+                )],
+            },
+        )
+        .await;
+        pushed.push(image.digest);
+    }
+
+    let run_verify = |policy: &std::path::Path, host: &str, tag: &str| {
+        let r = run(&[
+            "verify",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--format",
+            "json",
+            "--deadline",
+            "10s",
+            &format!("{host}/signed/app:{tag}"),
+        ]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+        (r, v)
+    };
+    for (policy, host) in [(&direct, reg.host()), (&proxied, proxy.host())] {
+        let (r, v) = run_verify(policy, &host, "bundled");
+        assert_eq!(r.code, 0, "{host}: {}{}", r.stdout, r.stderr);
+        assert!(signature_findings(&v).is_empty(), "{v:#}");
+        let (r, v) = run_verify(policy, &host, "forged-proof");
+        assert_eq!(r.code, 1, "{host}: {}{}", r.stdout, r.stderr);
+        let found = signature_findings(&v);
+        assert!(
+            found.len() == 1 && found[0].contains("its inclusion proof"),
+            "{v:#}"
+        );
+    }
+    // Through the proxy, the referrers API answered; the registry itself has no such API, so
+    // the direct runs used the tag schema.
+    assert!(proxy.count("GET", "/referrers/") >= 2, "{:?}", proxy.seen());
+    assert_eq!(
+        proxy.count(
+            "GET",
+            &format!("/manifests/{}", pushed[0].replace(':', "-"))
+        ),
+        0
+    );
 }
