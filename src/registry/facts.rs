@@ -221,9 +221,8 @@ pub async fn signature_status(
         hint: format!(
             "sign the digest as a signer the policy trusts (`cosign sign --key cosign.key {}@{digest}`, \
              or keyless from the pipeline the policy names; --recursive for an index's platforms \
-             too; attest with `cosign attest --type slsaprovenance1`; \
-             cosign 3 also needs --new-bundle-format=false --use-signing-config=false, tollgate reads \
-             the .sig and .att tag scheme)",
+             too; attest with `cosign attest --type slsaprovenance1`; tollgate reads cosign's .sig \
+             and .att tags and cosign 3's bundles among the referrers)",
             reference.name()
         ),
     };
