@@ -2,6 +2,8 @@
 //! signatures the test code makes in cosign's exact tag-scheme format: the simple-signing
 //! payload as a blob, and a `sha256-<hex>.sig` manifest whose layer carries the signature.
 
+use std::time::Duration;
+
 use rcgen::{KeyPair, SigningKey as _};
 use serde_json::{Value, json};
 
@@ -996,5 +998,73 @@ async fn cosign_3_bundles_are_found_among_the_referrers_by_the_api_or_the_tag_sc
             &format!("/manifests/{}", pushed[0].replace(':', "-"))
         ),
         0
+    );
+}
+
+/// The webhook checks keyless signatures offline within its deadline, remembers the verdict
+/// (the second Pod costs no registry request), and reloads the trusted root beside the policy
+/// like the policy itself: a root that no longer trusts the signing CA denies the same digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_reloads_the_trusted_root_with_the_policy() {
+    use crate::support::webhook::{Webhook, eventually};
+
+    let reg = TestRegistry::start();
+    let sigstore = TestSigstore::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root_file = dir.path().join("trusted_root.json");
+    std::fs::write(&root_file, sigstore.trusted_root()).unwrap();
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subject: {WORKFLOW}\n",
+        host = reg.host(),
+    );
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, reg.policy(&spec)).unwrap();
+    let p = Pusher::new(reg.base_url());
+    let name = format!("{}/signed/app", reg.host());
+    let digest = push(&p, "keyless", b"keyless").await;
+    let how = Keyless {
+        issuer: ISSUER.into(),
+        subject: WORKFLOW.into(),
+        integrated_time: EPOCH + 86_400,
+        ..Keyless::default()
+    };
+    sign_keyless(&p, &name, &digest, &sigstore, &how).await;
+
+    let hook = Webhook::start(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--registry-deadline",
+        "3s",
+    ]);
+    let pod = pod_review(&format!("{name}:keyless@{digest}"));
+    let first = hook.review("/validate", &pod).await;
+    assert_eq!(first["allowed"], true, "{first}\n{}", hook.logs());
+    let again = hook.review("/validate", &pod).await;
+    assert_eq!(again["allowed"], true, "{again}");
+    let m = hook.metrics().await;
+    assert!(
+        m.contains("tollgate_registry_cache_total{result=\"hit\"} 1"),
+        "{m}"
+    );
+
+    // Another Sigstore's root: the signing CA and log are no longer trusted.
+    std::fs::write(&root_file, TestSigstore::new().trusted_root()).unwrap();
+    eventually(
+        "the new trusted root is applied",
+        Duration::from_secs(20),
+        || async { hook.review("/validate", &pod).await["allowed"] == false },
+    )
+    .await;
+    let denied = hook.review("/validate", &pod).await;
+    let message = denied["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("[signature-unverified]")
+            && message.contains("is not in the trusted root"),
+        "{message}"
+    );
+    assert_eq!(
+        hook.metric("tollgate_policy_reloads_total{result=\"success\"}")
+            .await,
+        1.0
     );
 }
