@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tollgate::signature::bundle::{self, BundleVersion};
-use tollgate::signature::{dsse, tlog};
+use tollgate::signature::{attestation, cosign, dsse, rekor, tlog, trust, x509};
 
 /// The DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410); any 32 bytes after it
 /// make a key that parses.
@@ -57,4 +57,21 @@ fuzz_target!(|data: &[u8]| {
     // The fixed key's signatures never verify on fuzzed text (nobody holds its private half),
     // so every note is refused.
     assert!(tlog::verify_checkpoint(&text, &key).is_err());
+
+    // The rest of what keyless signing and attestations bring: a trusted root, a cosign Rekor
+    // bundle annotation, certificates, attestation manifests and in-toto statements. Each
+    // gives an answer; nothing fuzzed verifies.
+    if let Ok(root) = trust::parse(data) {
+        assert!(!root.authorities.is_empty() || !root.logs.is_empty());
+    }
+    if let Ok(b) = rekor::parse(&text) {
+        let _ = rekor::canonical_payload(&b);
+    }
+    let _ = x509::identity(data);
+    if let Ok(chain) = x509::pem_chain(&text) {
+        assert!(!chain.is_empty() && chain.len() <= 10);
+    }
+    let _ = cosign::attestation_layers(data);
+    let _ = attestation::parse_statement(attestation::IN_TOTO_PAYLOAD, data)
+        .map(|s| attestation::provenance(&s.predicate));
 });
