@@ -181,7 +181,8 @@ echo
 echo "== 2. registry rules, warm cache (loopback docker-registry, 3 images + base lineage)"
 mkfifo "$tmp/reg.in"
 timeout 1800 "$load" registry "$tmp/reg" < "$tmp/reg.in" > "$tmp/reg.out" &
-pids+=("$!")
+reg_role=$!
+pids+=("$reg_role")
 exec 3> "$tmp/reg.in"
 for _ in $(seq 300); do grep -q READY "$tmp/reg.out" 2> /dev/null && break; sleep 0.1; done
 grep -q READY "$tmp/reg.out" || { echo "the registry did not start" >&2; exit 1; }
@@ -221,3 +222,7 @@ echo "counters, registry+signature rules:"
 counters "$sig_metrics"
 echo "signature denials or warnings (should be none): $(grep -c 'signature-unverified' "$tmp/signed.log" || true)"
 kill -TERM "$reg_pid" "$sig_pid"
+# Closing its stdin lets the registry role stop its docker-registry (a TERM would leave that
+# running until its own timeout).
+exec 3>&-
+wait "$reg_role" || true
