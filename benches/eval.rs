@@ -5,6 +5,17 @@
 // Benchmarks set up their own files, servers and clocks.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+// The warm signature check (`signatures::warm_*`) needs a registry once, to fill the resolver's
+// caches; the timed calls send no request.
+#[allow(dead_code)]
+#[path = "../tests/common/registry.rs"]
+mod registry;
+
+// oci.rs imports `super::registry::sha256`: both modules sit at the crate root.
+#[allow(dead_code)]
+#[path = "../tests/common/oci.rs"]
+mod oci;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::LazyLock;
@@ -27,6 +38,8 @@ fn main() {
             .len()
     );
     divan::main();
+    // Statics are never dropped: stop the warm benches' registry, if they started one.
+    drop(signatures::REGISTRY.lock().unwrap().take());
 }
 
 const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -277,15 +290,21 @@ fn json_parse_and_evaluate(bencher: Bencher) {
 
 /// Issue 14: one cosign signature checked against one trusted ECDSA P-256 key (payload
 /// digest, payload document, signature), what a verdict-cache miss costs in memory after the
-/// registry answered; and against four keys, as a rule with several signers does.
+/// registry answered; and against four keys, as a rule with several signers does. Then the
+/// warm path, a cache hit (`warm_*`).
 mod signatures {
     use std::hint::black_box;
-    use std::sync::LazyLock;
+    use std::sync::{Arc, LazyLock, Mutex};
+    use std::time::Duration;
 
     use divan::Bencher;
     use rcgen::{KeyPair, SigningKey as _};
     use sha2::{Digest as _, Sha256};
-    use tollgate::reference::Digest;
+    use tollgate::policy::eval::Status;
+    use tollgate::policy::{Policy, parse_policy};
+    use tollgate::reference::{Digest, ImageRef};
+    use tollgate::registry::facts::signature_status;
+    use tollgate::registry::{ClientOptions, RegistryClient, Resolution, ResolveOptions, Resolver};
     use tollgate::signature::{Fetched, PublicKey, SignatureLayer, Signer, Trusted, verify};
 
     const SIGNED: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -342,5 +361,159 @@ mod signatures {
     fn verify_one_signature_four_keys(bencher: Bencher) {
         let c = &*CASE;
         bencher.bench_local(|| verify(black_box(&c.digest), &c.fetched, &c.four, 1, None));
+    }
+
+    /// Issue 14's target, "a warm verification (cache hit) costs at most 50 µs of the admission
+    /// path": `signature_status` for one image whose `.sig` tag, signature manifest, payload
+    /// and verdict are all in the resolver's caches, as the webhook calls it for each image of
+    /// a review once a first review has verified it. It runs on a real loopback registry
+    /// (Debian's docker-registry), which is asked only while the caches are filled: the tag TTL
+    /// is an hour, so the timed calls send no request (checked after the run). The runtime is
+    /// a current-thread tokio runtime; `warm_no_signature_rule` is the same call under a policy
+    /// without a signature rule, the floor (the runtime's `block_on` and the rule lookup).
+    struct Warm {
+        rt: tokio::runtime::Runtime,
+        signed: Policy,
+        plain: Policy,
+        resolver: Resolver,
+        plain_resolver: Resolver,
+        image: ImageRef,
+        resolution: Resolution,
+    }
+
+    /// The registry behind [`WARM`], stopped at the end of `main`.
+    pub static REGISTRY: Mutex<Option<crate::registry::TestRegistry>> = Mutex::new(None);
+
+    static WARM: LazyLock<Warm> = LazyLock::new(|| {
+        use base64::Engine as _;
+        use serde_json::json;
+        let reg = crate::registry::TestRegistry::start();
+        let host = reg.host();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let name = format!("{host}/svc/app");
+        let digest = rt.block_on(async {
+            let p = crate::oci::Pusher::new(reg.base_url());
+            let l = crate::oci::layer(&[("srv/app", b"app")]);
+            let digest = p
+                .image("svc/app", Some("1.0"), &[l], "linux/amd64")
+                .await
+                .digest;
+            // One cosign signature in the tag scheme (as tests/it/signatures.rs makes them).
+            let config = p.blob("svc/app", b"{}").await;
+            let body = json!({
+                "critical": {
+                    "identity": {"docker-reference": name},
+                    "image": {"docker-manifest-digest": digest},
+                    "type": "cosign container image signature"
+                },
+                "optional": null
+            })
+            .to_string()
+            .into_bytes();
+            let payload = p.blob("svc/app", &body).await;
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": crate::oci::OCI_MANIFEST,
+                "config": {"mediaType": crate::oci::OCI_CONFIG, "size": 2, "digest": config},
+                "layers": [{
+                    "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "size": body.len(),
+                    "digest": payload,
+                    "annotations": {"dev.cosignproject.cosign/signature":
+                        base64::engine::general_purpose::STANDARD.encode(key.sign(&body).unwrap())}
+                }],
+            });
+            p.manifest(
+                "svc/app",
+                &format!("{}.sig", digest.replace(':', "-")),
+                crate::oci::OCI_MANIFEST,
+                manifest.to_string().as_bytes(),
+            )
+            .await;
+            digest
+        });
+        let pem: String = key
+            .public_key_pem()
+            .lines()
+            .map(|l| format!("            {l}\n"))
+            .collect();
+        let signed = parse_policy(
+            &reg.policy(&format!(
+                "  signatures:\n    - images: [\"{host}/svc/**\"]\n      keys:\n        - name: bench\n          publicKey: |\n{pem}"
+            )),
+            "bench-signed.yaml",
+        )
+        .unwrap();
+        let plain = parse_policy(&reg.policy(""), "bench-plain.yaml").unwrap();
+        let opts = || ResolveOptions {
+            tag_ttl: Duration::from_secs(3600),
+            blob_ttl: Duration::from_secs(3600),
+            ..ResolveOptions::default()
+        };
+        let client = Arc::new(RegistryClient::new(ClientOptions::default()).unwrap());
+        let resolver = Resolver::new(client.clone(), Arc::new(signed.clone()), opts());
+        let plain_resolver = Resolver::new(client, Arc::new(plain.clone()), opts());
+        let image: ImageRef = format!("{name}:1.0@{digest}").parse().unwrap();
+        let resolution = rt.block_on(resolver.resolve(&image)).unwrap();
+        // The cold check fills the caches and the verdict.
+        let (status, _) = rt
+            .block_on(signature_status(&signed, &resolver, &image, &resolution))
+            .unwrap();
+        assert!(matches!(status, Status::Pass), "{status:?}");
+        *REGISTRY.lock().unwrap() = Some(reg);
+        Warm {
+            rt,
+            signed,
+            plain,
+            resolver,
+            plain_resolver,
+            image,
+            resolution,
+        }
+    });
+
+    fn requests(r: &Resolver) -> u64 {
+        r.client()
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn warm_signature_status_one_key(bencher: Bencher) {
+        let w = &*WARM;
+        let before = requests(&w.resolver);
+        bencher.bench_local(|| {
+            w.rt.block_on(signature_status(
+                &w.signed,
+                &w.resolver,
+                black_box(&w.image),
+                &w.resolution,
+            ))
+            .unwrap()
+        });
+        assert_eq!(
+            requests(&w.resolver),
+            before,
+            "a warm check sent a registry request"
+        );
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn warm_no_signature_rule(bencher: Bencher) {
+        let w = &*WARM;
+        bencher.bench_local(|| {
+            w.rt.block_on(signature_status(
+                &w.plain,
+                &w.plain_resolver,
+                black_box(&w.image),
+                &w.resolution,
+            ))
+            .unwrap()
+        });
     }
 }

@@ -17,10 +17,18 @@
 #    image and three images built on it; the same Pod with its three containers running those
 #    images (tag@digest); tollgate resolves every image end to end and checks the base lineage.
 #    A closed loop, then the open loops.
-# After each part: tollgate's peak resident memory (VmHWM) and its registry/cache counters.
+#    Issue 14's signature target (p99 with signature rules on and a warm cache within 10% of the
+#    same run without them): each image also carries one cosign signature (tag scheme, ECDSA
+#    P-256), and a second server runs the same policy plus a `spec.signatures` rule trusting that
+#    key. For each of ROUNDS rounds, a closed loop and the open loops at RATES on both servers,
+#    in alternating order (round 1 without first, round 2 with first, ...). Each line is followed
+#    by the server's CPU per request (server cores / requests per second).
+# After each part: tollgate's peak resident memory (VmHWM) and its registry/cache counters
+# (`tollgate_registry_cache_total{result="hit"}` counts image walks, signatures included,
+# answered without a registry request).
 #
 # Usage: bash benches/webhook.sh
-#   DURATION=10 WARMUP=2 ROUNDS=2 RATES="1000 4000" CONNECTIONS=64 (the defaults)
+#   DURATION=10 WARMUP=2 ROUNDS=2 RATES="1000 4000" CONNECTIONS=64 PARTS="1 2" (the defaults)
 #   BASELINE=/path/to/an/older/tollgate: part 1 also runs that binary, side by side in the same
 #   rounds and rates (to measure a change against the build before it, in one run).
 set -euo pipefail
@@ -30,6 +38,7 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-2}
 RATES=${RATES:-"1000 4000"}
 CONNECTIONS=${CONNECTIONS:-64}
+PARTS=${PARTS:-"1 2"}
 
 missing=()
 [[ -x /usr/bin/docker-registry || -x /usr/sbin/docker-registry ]] || missing+=(docker-registry)
@@ -105,9 +114,12 @@ run_load() {
   echo "$out" | grep -v '^client-cpu'
   echo "$out" | awk -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$hz" '
     /^client-cpu/ { c = $2 + $3 }
+    /req\/s;/ { for (i = 1; i < NF; i++) if ($(i + 1) == "req/s;") rps = $i }
     END {
       w = w1 - w0; s = (s1 - s0) / hz; all = (t1 - t0) / hz
-      printf "    cpu (cores): server %.2f, load client %.2f, other processes %.2f\n", s / w, c / w, (all - s - c) / w
+      printf "    cpu (cores): server %.2f, load client %.2f, other processes %.2f", s / w, c / w, (all - s - c) / w
+      if (rps > 0) printf "; server %.1f us per request", s / w / rps * 1e6
+      printf "\n"
     }'
 }
 
@@ -130,6 +142,7 @@ pids+=("$noop_pid")
 noop_addr=$(await_addr "$tmp/noop.out" "listening on https://")
 noop_server=$(pgrep -P "$noop_pid" || echo "$noop_pid")
 
+if [[ " $PARTS " == *" 1 "* ]]; then
 echo "== 1. static rules, $CONNECTIONS keep-alive TLS connections, ${DURATION}s per run after ${WARMUP}s warm-up"
 if [[ -n "${BASELINE:-}" ]]; then
   current=$bin
@@ -161,20 +174,55 @@ memory "$noop_server" "noop"
 counters "$tg_metrics"
 echo "decision log lines: $(grep -c '"admission decision"' "$tmp/static.log")"
 kill -TERM "$tg_pid"
+fi
+[[ " $PARTS " == *" 2 "* ]] || exit 0
 
 echo
 echo "== 2. registry rules, warm cache (loopback docker-registry, 3 images + base lineage)"
 mkfifo "$tmp/reg.in"
 timeout 1800 "$load" registry "$tmp/reg" < "$tmp/reg.in" > "$tmp/reg.out" &
-pids+=("$!")
+reg_role=$!
+pids+=("$reg_role")
 exec 3> "$tmp/reg.in"
 for _ in $(seq 300); do grep -q READY "$tmp/reg.out" 2> /dev/null && break; sleep 0.1; done
 grep -q READY "$tmp/reg.out" || { echo "the registry did not start" >&2; exit 1; }
 start_tollgate registry --policy "$tmp/reg/policy.yaml" --registry-deadline 3s
-run_load "tollgate registry, closed loop" "$tg_server" "$tg_addr" "$tmp/reg/review.json"
-for rate in $RATES; do
-  run_load "tollgate registry" "$tg_server" "$tg_addr" "$tmp/reg/review.json" --rate "$rate"
+reg_pid=$tg_pid reg_server=$tg_server reg_addr=$tg_addr reg_metrics=$tg_metrics
+start_tollgate signed --policy "$tmp/reg/policy-signed.yaml" --registry-deadline 3s
+sig_pid=$tg_pid sig_server=$tg_server sig_addr=$tg_addr sig_metrics=$tg_metrics
+review=$tmp/reg/review.json
+# Both caches warm before anything is timed (each run has its own warm-up as well).
+"$load" load --addr "$reg_addr" --ca "$tmp/certs/ca.pem" --body "$review" --connections 4 \
+  --duration 1 --warmup 0 --max-requests 1000 --label "warm registry" > /dev/null
+"$load" load --addr "$sig_addr" --ca "$tmp/certs/ca.pem" --body "$review" --connections 4 \
+  --duration 1 --warmup 0 --max-requests 1000 --label "warm signed" > /dev/null
+echo "after warming (signed):"
+counters "$sig_metrics"
+unsigned_run() { run_load "registry rules           $1" "$reg_server" "$reg_addr" "$review" "${@:2}"; }
+signed_run() { run_load "registry+signature rules $1" "$sig_server" "$sig_addr" "$review" "${@:2}"; }
+for round in $(seq "$ROUNDS"); do
+  for mode in closed $RATES; do
+    args=()
+    [[ $mode == closed ]] || args=(--rate "$mode")
+    what="round $round, ${mode/closed/closed loop}"
+    if ((round % 2)); then
+      unsigned_run "$what" "${args[@]}"
+      signed_run "$what" "${args[@]}"
+    else
+      signed_run "$what" "${args[@]}"
+      unsigned_run "$what" "${args[@]}"
+    fi
+  done
 done
-memory "$tg_server" "tollgate (registry)"
-counters "$tg_metrics"
-kill -TERM "$tg_pid"
+memory "$reg_server" "tollgate (registry)"
+memory "$sig_server" "tollgate (registry+signature)"
+echo "counters, registry rules:"
+counters "$reg_metrics"
+echo "counters, registry+signature rules:"
+counters "$sig_metrics"
+echo "signature denials or warnings (should be none): $(grep -c 'signature-unverified' "$tmp/signed.log" || true)"
+kill -TERM "$reg_pid" "$sig_pid"
+# Closing its stdin lets the registry role stop its docker-registry (a TERM would leave that
+# running until its own timeout).
+exec 3>&-
+wait "$reg_role" || true

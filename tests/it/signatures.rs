@@ -1068,3 +1068,239 @@ async fn the_webhook_reloads_the_trusted_root_with_the_policy() {
         1.0
     );
 }
+
+// ---- registry requests of a cold verification (issue 14, "Speed"): counts, not timings ------
+
+/// A registry behind the tests' counting proxy, and a policy file approving the proxy, with
+/// `signatures` (a `spec.signatures` list, or nothing) and `digest-missing` off.
+struct Counted {
+    reg: TestRegistry,
+    proxy: crate::support::proxy::FaultProxy,
+    dir: tempfile::TempDir,
+}
+
+impl Counted {
+    fn start() -> Counted {
+        let reg = TestRegistry::start();
+        let proxy = crate::support::proxy::FaultProxy::start(&reg.base_url());
+        Counted {
+            reg,
+            proxy,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A policy file trusting `keys` (none: no signature rule) for `<proxy>/signed/**`.
+    fn policy(&self, file: &str, keys: &[&KeyPair], threshold: usize) -> String {
+        let mut spec = "  rules: {digest-missing: 'off'}\n".to_owned();
+        if !keys.is_empty() {
+            spec.push_str(&format!(
+                "  signatures:\n    - images: [\"{}/signed/**\"]\n      threshold: {threshold}\n      keys:\n",
+                self.proxy.host()
+            ));
+            for (i, k) in keys.iter().enumerate() {
+                spec.push_str(&format!(
+                    "        - name: key-{i}\n          publicKey: |\n{}",
+                    block(k)
+                ));
+            }
+        }
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, self.proxy.policy(&spec)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// `tollgate verify` of `image` (through the proxy), cold (a new process, so an empty
+    /// cache): its exit code and the registry requests it sent.
+    fn verify(&self, policy: &str, image: &str) -> (i32, Vec<crate::support::proxy::Seen>) {
+        self.proxy.reset_counts();
+        let r = tokio::task::block_in_place(|| {
+            run(&[
+                "verify",
+                "--policy",
+                policy,
+                "--format",
+                "json",
+                "--deadline",
+                "10s",
+                image,
+            ])
+        });
+        assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
+        (r.code, self.proxy.seen())
+    }
+}
+
+/// Sign `digest` in `signed/app` once by each of `keys`, each signature a layer of its own
+/// with a payload of its own (as `cosign sign -a n=<i>` writes: the annotation goes into the
+/// payload's `optional`), so that no two signatures share a payload blob.
+async fn sign_each(p: &Pusher, name: &str, digest: &str, keys: &[&KeyPair]) {
+    let config = p.blob("signed/app", b"{}").await;
+    let mut layers = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let body = json!({
+            "critical": {
+                "identity": {"docker-reference": name},
+                "image": {"docker-manifest-digest": digest},
+                "type": "cosign container image signature"
+            },
+            "optional": {"n": i.to_string()}
+        })
+        .to_string()
+        .into_bytes();
+        let payload_digest = p.blob("signed/app", &body).await;
+        layers.push(json!({
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": body.len(),
+            "digest": payload_digest,
+            "annotations": {"dev.cosignproject.cosign/signature": base64_encode(&k.sign(&body).unwrap())}
+        }));
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": 2, "digest": config},
+        "layers": layers,
+    });
+    p.manifest(
+        "signed/app",
+        &format!("{}.sig", digest.replace(':', "-")),
+        OCI_MANIFEST,
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+}
+
+/// The requests of `with` that `without` did not send (as a multiset of method and path).
+fn extra(
+    with: &[crate::support::proxy::Seen],
+    without: &[crate::support::proxy::Seen],
+) -> Vec<(String, String)> {
+    let mut rest: Vec<(String, String)> = without
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for s in with {
+        let k = (s.method.clone(), s.path.clone());
+        match rest.iter().position(|r| *r == k) {
+            Some(i) => {
+                rest.remove(i);
+            }
+            None => out.push(k),
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_verification_of_a_signed_digest_adds_three_registry_requests_to_the_walk() {
+    let c = Counted::start();
+    let p = Pusher::new(c.reg.base_url());
+    let name = format!("{}/signed/app", c.proxy.host());
+    let signed = push(&p, "signed", b"signed").await;
+    let trusted = key();
+    sign(&p, "signed/app", &name, &signed, &signed, &[&trusted]).await;
+    let plain = c.policy("plain.yaml", &[], 1);
+    let rule = c.policy("signed.yaml", &[&trusted], 1);
+    let image = format!("{name}:signed");
+
+    let (code, walk) = c.verify(&plain, &image);
+    assert_eq!(code, 0, "{walk:#?}");
+    let (code, verified) = c.verify(&rule, &image);
+    assert_eq!(code, 0, "{verified:#?}");
+    let tag = format!("/v2/signed/app/manifests/{}.sig", signed.replace(':', "-"));
+    let added = extra(&verified, &walk);
+    assert!(
+        added.len() <= 3 && verified.len() - walk.len() <= 3,
+        "issue 14: at most 3 more requests, got {added:#?}"
+    );
+    // Exactly: the `.sig` tag, its manifest, the one payload; nothing of the walk twice.
+    assert_eq!(added.len(), 3, "{added:#?}");
+    assert_eq!(
+        added
+            .iter()
+            .filter(|(m, p)| m == "HEAD" && *p == tag)
+            .count(),
+        1,
+        "{added:#?}"
+    );
+    assert_eq!(
+        added
+            .iter()
+            .filter(|(m, p)| m == "GET" && p.contains("/manifests/sha256:"))
+            .count(),
+        1,
+        "{added:#?}"
+    );
+    assert_eq!(
+        added
+            .iter()
+            .filter(|(m, p)| m == "GET" && p.contains("/blobs/sha256:"))
+            .count(),
+        1,
+        "{added:#?}"
+    );
+    assert_eq!(verified.len(), walk.len() + 3);
+
+    // An unsigned digest under the rule: three requests more than the walk. The `.sig` tag's
+    // 404, then cosign 3's place: the referrers API (a 404 on this registry, which lacks it)
+    // and the referrers tag schema's `sha256-<hex>` tag (another 404).
+    push(&p, "plain", b"plain").await;
+    let unsigned = format!("{name}:plain");
+    let (code, walk) = c.verify(&plain, &unsigned);
+    assert_eq!(code, 0, "{walk:#?}");
+    let (code, checked) = c.verify(&rule, &unsigned);
+    assert_eq!(code, 1, "{checked:#?}");
+    let added = extra(&checked, &walk);
+    assert_eq!(added.len(), 3, "{added:#?}");
+    assert!(
+        added.iter().any(|(m, p)| m == "HEAD" && p.ends_with(".sig"))
+            && added.iter().any(|(m, p)| m == "GET" && p.contains("/referrers/"))
+            && added
+                .iter()
+                .any(|(m, p)| m == "HEAD" && p.contains("/manifests/sha256-") && !p.ends_with(".sig")),
+        "{added:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_keys_and_four_signatures_cost_two_requests_and_one_per_signature_never_sixteen() {
+    let c = Counted::start();
+    let p = Pusher::new(c.reg.base_url());
+    let name = format!("{}/signed/app", c.proxy.host());
+    let digest = push(&p, "many", b"many").await;
+    let keys: Vec<KeyPair> = (0..4).map(|_| key()).collect();
+    let keys: Vec<&KeyPair> = keys.iter().collect();
+    // Signed in the reverse order of the policy's keys, so every signature meets every key.
+    let reversed: Vec<&KeyPair> = keys.iter().rev().copied().collect();
+    sign_each(&p, &name, &digest, &reversed).await;
+    let plain = c.policy("plain.yaml", &[], 1);
+    // All four must have signed: every signature is checked and counts.
+    let rule = c.policy("four.yaml", &keys, 4);
+    let image = format!("{name}:many");
+
+    let (code, walk) = c.verify(&plain, &image);
+    assert_eq!(code, 0, "{walk:#?}");
+    let (code, verified) = c.verify(&rule, &image);
+    assert_eq!(code, 0, "4 of 4 keys: {verified:#?}");
+    let added = extra(&verified, &walk);
+    let tag = format!("/v2/signed/app/manifests/{}.sig", digest.replace(':', "-"));
+    let heads = added
+        .iter()
+        .filter(|(m, p)| m == "HEAD" && *p == tag)
+        .count();
+    let manifests = added
+        .iter()
+        .filter(|(m, p)| m == "GET" && p.contains("/manifests/sha256:"))
+        .count();
+    let payloads = added
+        .iter()
+        .filter(|(m, p)| m == "GET" && p.contains("/blobs/sha256:"))
+        .count();
+    assert_eq!((heads, manifests, payloads), (1, 1, 4), "{added:#?}");
+    // signatures + a constant (6), not signatures × keys (16).
+    assert_eq!(added.len(), 6, "{added:#?}");
+    assert_eq!(verified.len(), walk.len() + 6);
+}
