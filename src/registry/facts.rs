@@ -293,6 +293,47 @@ async fn check_digest(
     // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
     let wants_signatures = rule.threshold > 0;
     let wants_attestations = !rule.attestations.is_empty();
+    // Only success is remembered: a failure is checked again, and its message needs the
+    // details anyway. The key names every manifest the verdict was made from, and is looked
+    // up from the tags alone (cached lookups), before any manifest is parsed or payload
+    // copied: the warm path of a scale-up.
+    let (sig_manifest, att_manifest) = match (
+        sets.signatures.get(digest).map(|s| s.manifest.clone()),
+        sets.attestations.get(digest).map(|a| a.manifest.clone()),
+    ) {
+        (Some(s), Some(a)) => (s, a),
+        (Some(s), None) if !wants_attestations => (s, None),
+        (None, Some(a)) if !wants_signatures => (None, a),
+        _ => {
+            resolver
+                .artifact_tags(reference, digest, wants_signatures, wants_attestations)
+                .await?
+        }
+    };
+    let key = match (
+        wants_signatures,
+        &sig_manifest,
+        wants_attestations,
+        &att_manifest,
+    ) {
+        (true, None, _, _) | (_, _, true, None) => None,
+        (true, Some(s), _, a) => Some((
+            digest.clone(),
+            s.clone(),
+            format!("{}|{:?}", rule.fingerprint, a),
+        )),
+        (false, _, true, Some(a)) => Some((
+            digest.clone(),
+            a.clone(),
+            format!("{}|att", rule.fingerprint),
+        )),
+        (false, _, false, _) => None,
+    };
+    if let Some(k) = &key
+        && resolver.signature_verdicts.get(k).await == Some(true)
+    {
+        return Ok(None);
+    }
     if wants_signatures && !sets.signatures.contains_key(digest) {
         let set = resolver.signatures(reference, digest).await?;
         sets.signatures.insert(digest.clone(), set);
@@ -303,25 +344,22 @@ async fn check_digest(
     }
     let sig = sets.signatures.get(digest).filter(|_| wants_signatures);
     let att = sets.attestations.get(digest).filter(|_| wants_attestations);
-    // Only success is remembered: a failure is checked again, and its message needs the
-    // details anyway. The key names every manifest the verdict was made from.
-    let sig_manifest = sig.map(|s| s.manifest.clone());
-    let att_manifest = att.map(|a| a.manifest.clone());
-    let key = match (sig_manifest, att_manifest) {
+    // What is remembered names the manifests the verdict is made from, as read now (a tag
+    // moved between the two reads is the newer manifest's verdict).
+    let key = match (sig.map(|s| &s.manifest), att.map(|a| &a.manifest)) {
         (Some(None), _) | (_, Some(None)) => None,
         (Some(Some(s)), a) => Some((
             digest.clone(),
-            s,
-            format!("{}|{:?}", rule.fingerprint, a.flatten()),
+            s.clone(),
+            format!("{}|{:?}", rule.fingerprint, a.cloned().flatten()),
         )),
-        (None, Some(Some(a))) => Some((digest.clone(), a, format!("{}|att", rule.fingerprint))),
-        (None, None) => None,
+        (None, Some(Some(a))) => Some((
+            digest.clone(),
+            a.clone(),
+            format!("{}|att", rule.fingerprint),
+        )),
+        (None, None) => key,
     };
-    if let Some(k) = &key
-        && resolver.signature_verdicts.get(k).await == Some(true)
-    {
-        return Ok(None);
-    }
     let verdict = sig.map(|set| match &set.problem {
         Some(p) => crate::signature::Verdict {
             signed_by: Vec::new(),

@@ -90,6 +90,36 @@ impl Resolver {
         )
     }
 
+    /// The manifest digests of `digest`'s `.sig` and `.att` tags (`None`: no such tag), each
+    /// asked only when `signatures` / `attestations` says so. The tag lookups are cached, so
+    /// this is what a warm check costs before its remembered verdict answers.
+    pub async fn artifact_tags(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        signatures: bool,
+        attestations: bool,
+    ) -> Result<(Option<Digest>, Option<Digest>), RegistryError> {
+        let ep = self.endpoint(image)?;
+        let repo = image.repository().as_str();
+        let mut out = (None, None);
+        if signatures
+            && let Got::Found(d) = self
+                .tag_digest(&ep, repo, &cosign::signature_tag(digest))
+                .await?
+        {
+            out.0 = Some(d);
+        }
+        if attestations
+            && let Got::Found(d) = self
+                .tag_digest(&ep, repo, &cosign::attestation_tag(digest))
+                .await?
+        {
+            out.1 = Some(d);
+        }
+        Ok(out)
+    }
+
     /// The cosign signatures of `digest`, in `image`'s repository. An unanswered registry is an
     /// error (never "unsigned"); a missing tag or payload is an answer.
     pub async fn signatures(

@@ -1256,11 +1256,15 @@ async fn a_cold_verification_of_a_signed_digest_adds_three_registry_requests_to_
     let added = extra(&checked, &walk);
     assert_eq!(added.len(), 3, "{added:#?}");
     assert!(
-        added.iter().any(|(m, p)| m == "HEAD" && p.ends_with(".sig"))
-            && added.iter().any(|(m, p)| m == "GET" && p.contains("/referrers/"))
+        added
+            .iter()
+            .any(|(m, p)| m == "HEAD" && p.ends_with(".sig"))
             && added
                 .iter()
-                .any(|(m, p)| m == "HEAD" && p.contains("/manifests/sha256-") && !p.ends_with(".sig")),
+                .any(|(m, p)| m == "GET" && p.contains("/referrers/"))
+            && added.iter().any(|(m, p)| m == "HEAD"
+                && p.contains("/manifests/sha256-")
+                && !p.ends_with(".sig")),
         "{added:#?}"
     );
 }
