@@ -276,6 +276,7 @@ async fn check_targets(
 struct Sets {
     signatures: HashMap<Digest, SignatureSet>,
     attestations: HashMap<Digest, AttestationSet>,
+    notation: HashMap<Digest, super::notation::NotationSet>,
 }
 
 /// One digest against one rule: `None` when verified, else why not. The digest's signatures
@@ -299,6 +300,14 @@ async fn check_digest(
         let set = resolver.attestations(reference, digest).await?;
         sets.attestations.insert(digest.clone(), set);
     }
+    let wants_notation = wants_signatures
+        && (rule.signers.iter())
+            .any(|s| matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    if wants_notation && !sets.notation.contains_key(digest) {
+        let set = resolver.notation_signatures(reference, digest).await?;
+        sets.notation.insert(digest.clone(), set);
+    }
+    let notation = sets.notation.get(digest).filter(|_| wants_notation);
     let sig = sets.signatures.get(digest).filter(|_| wants_signatures);
     let att = sets.attestations.get(digest).filter(|_| wants_attestations);
     // Only success is remembered: a failure is checked again, and its message needs the
@@ -315,6 +324,11 @@ async fn check_digest(
         (None, Some(Some(a))) => Some((digest.clone(), a, format!("{}|att", rule.fingerprint))),
         (None, None) => None,
     };
+    // A verdict that notation signatures helped make also depends on which there are.
+    let key = key.map(|(d, m, f)| match notation {
+        Some(n) => (d, m, format!("{f}|notation:{}", n.manifests())),
+        None => (d, m, f),
+    });
     if let Some(k) = &key
         && resolver.signature_verdicts.get(k).await == Some(true)
     {
@@ -337,8 +351,21 @@ async fn check_digest(
                 rule.root.as_deref(),
             ),
         };
+        // Notation signers count towards the same threshold. The certificates are checked at
+        // each signature's claimed signing time: `now` does not reach this walk yet.
+        let verdict = match notation {
+            Some(n) => crate::signature::notation::merge(
+                verdict,
+                crate::signature::notation::verify(digest, &n.signatures, &rule.signers, None),
+                &rule.signers,
+            ),
+            None => verdict,
+        };
         if !verdict.is_verified() {
-            problems.push(verdict.summary(digest));
+            problems.push(match notation {
+                Some(_) => crate::signature::notation::summary(&verdict, digest),
+                None => verdict.summary(digest),
+            });
         }
     }
     if let Some(set) = att {
