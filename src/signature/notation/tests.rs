@@ -63,6 +63,8 @@ enum Case {
     OtherContentType,
     NoCodeSigning,
     AnyIdentity,
+    Rsa,
+    AlgOfAnotherKey,
 }
 
 #[rstest]
@@ -86,6 +88,11 @@ enum Case {
 #[case::another_content_type(Case::OtherContentType, Some("content type is \"application/json\""))]
 #[case::no_code_signing_usage(Case::NoCodeSigning, Some("not for code signing"))]
 #[case::any_identity_of_the_store(Case::AnyIdentity, None)]
+#[case::rsa_pss(Case::Rsa, None)]
+#[case::an_alg_of_another_key(
+    Case::AlgOfAnotherKey,
+    Some("algorithm \"ES384\" does not fit the certificate's ECDSA P-256 key")
+)]
 fn a_notation_signature_is_checked_end_to_end(#[case] case: Case, #[case] why: Option<&str>) {
     let n = TestNotary::new();
     let mut knobs = Notation::default();
@@ -99,6 +106,8 @@ fn a_notation_signature_is_checked_end_to_end(#[case] case: Case, #[case] why: O
         Case::OtherContentType => knobs.cty = Some("application/json"),
         Case::UntrustedRoot => knobs.foreign_ca = true,
         Case::NoCodeSigning => knobs.no_code_signing = true,
+        Case::Rsa => knobs.rsa = true,
+        Case::AlgOfAnotherKey => knobs.alg = Some("ES384"),
         _ => {}
     }
     let signed = if matches!(case, Case::OtherDigest) {
