@@ -18,10 +18,8 @@ use crate::signature::notation::{
 /// What the registry holds for a digest's notation signatures.
 #[derive(Debug, Clone, Default)]
 pub struct NotationSet {
-    /// Every signature read, in the registry's order.
+    /// Every signature read, in the registry's order: the first [`MAX_SIGNATURES`] listed.
     pub signatures: Vec<FetchedNotation>,
-    /// The signatures listed past [`MAX_SIGNATURES`], which were not read.
-    pub unread: usize,
 }
 
 impl NotationSet {
@@ -45,7 +43,6 @@ impl Resolver {
         digest: &Digest,
     ) -> Result<NotationSet, RegistryError> {
         let mut listed = self.referrers(image, digest, Some(ARTIFACT_TYPE)).await?;
-        let unread = listed.len().saturating_sub(MAX_SIGNATURES);
         listed.truncate(MAX_SIGNATURES);
         let artifacts = join_all(
             listed
@@ -76,6 +73,6 @@ impl Resolver {
             };
             signatures.push(FetchedNotation { manifest, envelope });
         }
-        Ok(NotationSet { signatures, unread })
+        Ok(NotationSet { signatures })
     }
 }
