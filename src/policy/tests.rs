@@ -796,7 +796,10 @@ fn signature_rules_are_read_and_matched_segment_safely() {
 
 #[rstest]
 #[case::no_images("    - keys: [{name: a, publicKey: x}]\n", "needs `images`")]
-#[case::no_keys("    - images: [\"r.example.org/**\"]\n", "needs `keys`, `keyless` or `notation`")]
+#[case::no_keys(
+    "    - images: [\"r.example.org/**\"]\n",
+    "needs `keys`, `keyless` or `notation`"
+)]
 #[case::not_a_key(
     "    - images: [\"r.example.org/**\"]\n      keys: [{name: a, publicKey: \"ssh-ed25519 AAAA\"}]\n",
     "key \"a\": not a PEM public key"
