@@ -1019,6 +1019,26 @@ async fn notation_signatures_found_through_the_referrers_tag_schema_verify_again
         "{v:#}"
     );
 
+    // A certificate that had expired when the signature says it was made.
+    let late = push_image(&p, "late", b"late").await;
+    let after_expiry = Notation {
+        valid_from: Some(-7_200),
+        valid_until: Some(-3_600),
+        ..Notation::default()
+    };
+    push_notation(
+        &p,
+        &late,
+        &notary.sign(&late.digest, late.size, &after_expiry),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &image("late"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0].contains("the certificate had expired"),
+        "{v:#}"
+    );
+
     let unsigned = push_image(&p, "unsigned", b"unsigned").await;
     let (r, v) = run_verify(&policy, &image("unsigned"));
     assert_eq!(r.code, 1, "{}", r.stderr);
