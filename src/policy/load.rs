@@ -150,6 +150,9 @@ struct SignatureSpec {
     keys: Vec<KeySpec>,
     #[serde(default)]
     keyless: Vec<KeylessSpec>,
+    /// Notary Project (notation) signers.
+    #[serde(default)]
+    notation: Vec<NotationSpec>,
     #[serde(default)]
     attestations: Vec<AttestationSpec>,
     threshold: Option<usize>,
@@ -184,6 +187,16 @@ struct KeylessSpec {
     subject: Option<String>,
     #[serde(rename = "subjectRegExp")]
     subject_regexp: Option<String>,
+}
+
+/// A notation signer: a trust store file beside the policy, and its trusted identities.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotationSpec {
+    name: Option<String>,
+    trust_store: Option<String>,
+    #[serde(default)]
+    identities: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -628,10 +641,11 @@ impl Checker<'_> {
             );
         }
         let images = self.name_patterns(&format!("{at}/images"), spec.images);
-        if spec.keys.is_empty() && spec.keyless.is_empty() {
+        if spec.keys.is_empty() && spec.keyless.is_empty() && spec.notation.is_empty() {
             self.problem(
                 at.clone(),
-                "a signature rule needs `keys` or `keyless`: the signers whose signature counts",
+                "a signature rule needs `keys`, `keyless` or `notation`: the signers whose \
+                 signature counts",
             );
         }
         let mut signers: Vec<Signer> = Vec::new();
@@ -696,6 +710,9 @@ impl Checker<'_> {
                 let id = Trusted::Keyless(Identity { issuer, subject });
                 self.signer(&mut signers, kat, name, id);
             }
+        }
+        for (j, n) in spec.notation.into_iter().enumerate() {
+            self.notation_signer(&mut signers, &format!("{at}/notation/{j}"), n);
         }
         let attestations: Vec<Requirement> = spec
             .attestations
@@ -861,6 +878,90 @@ impl Checker<'_> {
         })
     }
 
+    /// One notation signer (`spec.signatures[].notation[]`): its trust store read through
+    /// the loader's reader like `spec.trustedRoot`, and its identities parsed.
+    fn notation_signer(&mut self, signers: &mut Vec<Signer>, at: &str, n: NotationSpec) {
+        use crate::signature::notation::{self, NotationSigner, TrustedIdentity};
+        let before = self.v.problem_count();
+        let Some(name) = n.name.filter(|n| !n.trim().is_empty()) else {
+            self.problem(
+                at.to_owned(),
+                "a notation signer needs a `name` for reports (release-signing)",
+            );
+            return;
+        };
+        if signers.iter().any(|s| s.name == name) {
+            self.problem(
+                format!("{at}/name"),
+                format!("signer name {name:?} is used twice"),
+            );
+            return;
+        }
+        let store = match n.trust_store.filter(|f| !f.trim().is_empty()) {
+            None => {
+                self.problem(
+                    at.to_owned(),
+                    "a notation signer needs `trustStore`: a PEM file of the root certificates \
+                     its signing certificates chain to, relative to the policy",
+                );
+                None
+            }
+            Some(file) => {
+                if !self.files.contains(&file) {
+                    self.files.push(file.clone());
+                }
+                match (self.read)(&file) {
+                    Err(why) => {
+                        self.problem(
+                            format!("{at}/trustStore"),
+                            format!("trustStore {file:?}: {why}"),
+                        );
+                        None
+                    }
+                    Ok(bytes) => match notation::trust_store(&file, &bytes) {
+                        Ok(store) => Some(store),
+                        Err(e) => {
+                            self.problem(
+                                format!("{at}/trustStore"),
+                                format!("trustStore {file:?}: {e}"),
+                            );
+                            None
+                        }
+                    },
+                }
+            }
+        };
+        if n.identities.is_empty() {
+            self.problem(
+                at.to_owned(),
+                "a notation signer needs `identities`: \"x509.subject: C=US, ST=WA, O=acme, \
+                 CN=release\" entries, or [\"*\"] for any certificate of the trust store",
+            );
+        }
+        let mut identities = Vec::new();
+        for (k, text) in n.identities.iter().enumerate() {
+            match notation::parse_identity(text) {
+                Ok(id) => identities.push(id),
+                Err(why) => self.problem(format!("{at}/identities/{k}"), why),
+            }
+        }
+        // trust-store-trust-policy.md: "*" stands alone; beside names it would hide them.
+        if identities.len() > 1 && identities.contains(&TrustedIdentity::Any) {
+            self.problem(
+                format!("{at}/identities"),
+                "\"*\" trusts every certificate of the trust store: give it alone, or list \
+                 subjects only",
+            );
+        }
+        if let (Some(store), true) = (store, self.v.problem_count() == before) {
+            let trusted = Trusted::Notation(NotationSigner {
+                store: Arc::new(store),
+                identities,
+            });
+            self.signer(signers, at.to_owned(), name, trusted);
+        }
+    }
+
     /// Add a signer, unless it is one already listed: one key (or identity) under two names
     /// would count twice towards the threshold.
     fn signer(&mut self, signers: &mut Vec<Signer>, at: String, name: String, trusted: Trusted) {
@@ -868,6 +969,7 @@ impl Checker<'_> {
             let what = match trusted {
                 Trusted::Key(_) => "key",
                 Trusted::Keyless(_) => "identity",
+                Trusted::Notation(_) => "trust store and identities",
             };
             self.problem(
                 at,

@@ -796,7 +796,10 @@ fn signature_rules_are_read_and_matched_segment_safely() {
 
 #[rstest]
 #[case::no_images("    - keys: [{name: a, publicKey: x}]\n", "needs `images`")]
-#[case::no_keys("    - images: [\"r.example.org/**\"]\n", "needs `keys` or `keyless`")]
+#[case::no_keys(
+    "    - images: [\"r.example.org/**\"]\n",
+    "needs `keys`, `keyless` or `notation`"
+)]
 #[case::not_a_key(
     "    - images: [\"r.example.org/**\"]\n      keys: [{name: a, publicKey: \"ssh-ed25519 AAAA\"}]\n",
     "key \"a\": not a PEM public key"
@@ -1060,4 +1063,116 @@ fn threshold_zero_is_for_attestation_only_rules(
             "{m}\n{got:#?}"
         ),
     }
+}
+
+/// A PEM root certificate for notation trust stores.
+fn notation_root_pem() -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// A policy of one rule with the notation signer `signer` (its lines under `- name: release`),
+/// `trust/root.pem` reading as `store`; the policy, or its problems with their lines.
+fn notation_policy(
+    signer: &str,
+    store: &[u8],
+) -> Result<crate::policy::Policy, Vec<(Option<u32>, String)>> {
+    let text = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Policy\nmetadata: {{name: t}}\nspec:\n  registries: [{{prefix: r.example.org/}}]\n  signatures:\n    - images: [\"r.example.org/**\"]\n      notation:\n        - name: release\n{signer}"
+    );
+    let read = |name: &str| match name {
+        "trust/root.pem" => Ok(store.to_vec()),
+        _ => Err(format!("cannot read {name}: No such file or directory")),
+    };
+    crate::policy::parse_policy_with(&text, "p.yaml", &read).map_err(|e| {
+        e.problems
+            .into_iter()
+            .map(|p| (p.pos.map(|p| p.line), p.message))
+            .collect()
+    })
+}
+
+#[rstest]
+#[case::valid(
+    "          trustStore: trust/root.pem\n          identities: [\"x509.subject: C=US, ST=WA, O=acme, CN=release\"]\n",
+    None
+)]
+#[case::any_identity(
+    "          trustStore: trust/root.pem\n          identities: [\"*\"]\n",
+    None
+)]
+#[case::no_trust_store(
+    "          identities: [\"*\"]\n",
+    Some("a notation signer needs `trustStore`")
+)]
+#[case::missing_trust_store(
+    "          trustStore: trust/nowhere.pem\n          identities: [\"*\"]\n",
+    Some("trustStore \"trust/nowhere.pem\": cannot read trust/nowhere.pem")
+)]
+#[case::no_identities(
+    "          trustStore: trust/root.pem\n",
+    Some("a notation signer needs `identities`")
+)]
+#[case::a_dn_without_state(
+    "          trustStore: trust/root.pem\n          identities: [\"x509.subject: C=US, O=acme\"]\n",
+    Some("must name C, ST and O at least; it has no ST")
+)]
+#[case::a_misspelt_kind(
+    "          trustStore: trust/root.pem\n          identities: [\"x509.subjet: C=US, ST=WA, O=acme\"]\n",
+    Some("did you mean x509.subject?")
+)]
+#[case::star_beside_names(
+    "          trustStore: trust/root.pem\n          identities: [\"*\", \"x509.subject: C=US, ST=WA, O=acme\"]\n",
+    Some("give it alone")
+)]
+#[case::a_misspelt_key(
+    "          trustStor: trust/root.pem\n          identities: [\"*\"]\n",
+    Some("did you mean \"trustStore\"?")
+)]
+fn notation_signers_are_validated(#[case] signer: &str, #[case] message: Option<&str>) {
+    let got = notation_policy(signer, notation_root_pem().as_bytes());
+    match (message, got) {
+        (None, Ok(p)) => {
+            assert_eq!(p.files(), ["trust/root.pem"]);
+            assert!(matches!(
+                p.signature_rules()[0].signers[0].trusted,
+                crate::signature::Trusted::Notation(_)
+            ));
+        }
+        (Some(m), Err(got)) => assert!(
+            got.iter()
+                .any(|(line, text)| line.is_some() && text.contains(m)),
+            "{m}\n{got:#?}"
+        ),
+        (m, got) => panic!("{m:?}: {:?}", got.map(|_| "a policy")),
+    }
+}
+
+#[test]
+fn a_notation_trust_store_that_is_no_pem_says_so_at_its_line() {
+    let got = notation_policy(
+        "          trustStore: trust/root.pem\n          identities: [\"*\"]\n",
+        b"hello",
+    )
+    .err()
+    .unwrap();
+    assert!(
+        got.iter().any(
+            |(line, m)| *line == Some(10) && m.contains("no -----BEGIN CERTIFICATE----- block")
+        ),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn a_rules_fingerprint_changes_with_its_notation_trust_store() {
+    let signer = "          trustStore: trust/root.pem\n          identities: [\"*\"]\n";
+    let a = notation_policy(signer, notation_root_pem().as_bytes()).unwrap();
+    let b = notation_policy(signer, notation_root_pem().as_bytes()).unwrap();
+    assert_ne!(
+        a.signature_rules()[0].fingerprint,
+        b.signature_rules()[0].fingerprint
+    );
 }

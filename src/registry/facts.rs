@@ -278,6 +278,7 @@ struct Sets {
     signatures: HashMap<Digest, SignatureSet>,
     attestations: HashMap<Digest, AttestationSet>,
     bundles: HashMap<Digest, Vec<FetchedBundle>>,
+    notation: HashMap<Digest, super::notation::NotationSet>,
 }
 
 /// One digest against one rule: `None` when verified, else why not. The digest's signatures
@@ -293,6 +294,22 @@ async fn check_digest(
     // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
     let wants_signatures = rule.threshold > 0;
     let wants_attestations = !rule.attestations.is_empty();
+    // Notation signatures are OCI referrers: read whenever the rule has notation signers (the
+    // referrers listing is cached like a tag), and part of what a verdict is remembered by.
+    let wants_notation = wants_signatures
+        && (rule.signers.iter())
+            .any(|s| matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    if wants_notation && !sets.notation.contains_key(digest) {
+        let set = resolver.notation_signatures(reference, digest).await?;
+        sets.notation.insert(digest.clone(), set);
+    }
+    let notation = sets.notation.get(digest).filter(|_| wants_notation);
+    let with_notation = |key: Option<(Digest, Digest, String)>| {
+        key.map(|(d, m, f)| match notation {
+            Some(n) => (d, m, format!("{f}|notation:{}", n.manifests())),
+            None => (d, m, f),
+        })
+    };
     // Only success is remembered: a failure is checked again, and its message needs the
     // details anyway. The key names every manifest the verdict was made from, and is looked
     // up from the tags alone (cached lookups), before any manifest is parsed or payload
@@ -329,6 +346,7 @@ async fn check_digest(
         )),
         (false, _, false, _) => None,
     };
+    let key = with_notation(key);
     if let Some(k) = &key
         && resolver.signature_verdicts.get(k).await == Some(true)
     {
@@ -360,20 +378,33 @@ async fn check_digest(
         )),
         (None, None) => key,
     };
-    let verdict = sig.map(|set| match &set.problem {
-        Some(p) => crate::signature::Verdict {
-            signed_by: Vec::new(),
-            threshold: rule.threshold,
-            signatures: set.signatures.len(),
-            problems: vec![crate::report::error_text(p)],
-        },
-        None => crate::signature::verify(
-            digest,
-            &set.signatures,
-            &rule.signers,
-            rule.threshold,
-            rule.root.as_deref(),
-        ),
+    let key = with_notation(key);
+    let verdict = sig.map(|set| {
+        let verdict = match &set.problem {
+            Some(p) => crate::signature::Verdict {
+                signed_by: Vec::new(),
+                threshold: rule.threshold,
+                signatures: set.signatures.len(),
+                problems: vec![crate::report::error_text(p)],
+            },
+            None => crate::signature::verify(
+                digest,
+                &set.signatures,
+                &rule.signers,
+                rule.threshold,
+                rule.root.as_deref(),
+            ),
+        };
+        // Notation signers count towards the same threshold. The certificates are checked at
+        // each signature's claimed signing time: `now` does not reach this walk yet.
+        match notation {
+            Some(n) => crate::signature::notation::merge(
+                verdict,
+                crate::signature::notation::verify(digest, &n.signatures, &rule.signers, None),
+                &rule.signers,
+            ),
+            None => verdict,
+        }
     });
     let attestations = |bundled: &[(Vec<String>, Statement)]| match att {
         None => Vec::new(),
@@ -416,10 +447,11 @@ async fn check_digest(
             digest.clone(),
             digest.clone(),
             format!(
-                "{}|sig:{:?}|att:{:?}|bundles:{}",
+                "{}|sig:{:?}|att:{:?}|notation:{}|bundles:{}",
                 rule.fingerprint,
                 sig.and_then(|s| s.manifest.as_ref()),
                 att.and_then(|a| a.manifest.as_ref()),
+                notation.map(|n| n.manifests()).unwrap_or_default(),
                 referrers.join(",")
             ),
         ))
@@ -442,10 +474,24 @@ async fn check_digest(
             .filter(|n| v.signed_by.contains(n) || found.signed_by.contains(n))
             .collect();
         if by.len() < rule.threshold {
-            let mut why = v.summary(digest);
-            if found.read == 0 {
-                why.push_str(", and no Sigstore bundle among its referrers");
-            } else if !found.problems.is_empty() {
+            let mut why = if v.signatures == 0 && found.read == 0 {
+                // Say every place that was looked in, once.
+                format!(
+                    "{digest} has no signature (no cosign signature manifest, no Sigstore \
+                     bundle{} among its referrers)",
+                    if notation.is_some() {
+                        " or notation signature"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                match notation {
+                    Some(_) => crate::signature::notation::summary(v, digest),
+                    None => v.summary(digest),
+                }
+            };
+            if found.read > 0 && !found.problems.is_empty() {
                 why.push_str("; ");
                 why.push_str(&found.problems.join("; "));
             }

@@ -9,7 +9,7 @@
 //! - [`pull`]: a workload's own credentials, from its pull secrets, for its walks only; pure;
 //! - [`cache`], [`resolve`]: the cached fetches and the walk;
 //! - [`signatures`], [`referrers`]: cosign's signature tags, and OCI 1.1 referrers (the API, or
-//!   its tag fallback) with their artifacts;
+//!   its tag fallback) with their artifacts; [`notation`]: notation signatures among them;
 //! - [`scope`]: one walk's request budget and whose walk it is; [`slots`]: each registry's
 //!   request slots, shared fairly between tenants (pure decision, and its lock);
 //! - [`facts`], [`base`], [`sites`]: the registry-backed rules, the base-image check, and
@@ -26,6 +26,7 @@ pub mod facts;
 /// Shell: HTTPS, the CA bundle file, request timing.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod http;
+pub mod notation;
 pub mod oci;
 pub mod pull;
 pub mod referrers;

@@ -137,6 +137,21 @@ impl PublicKey {
         self.kind
     }
 
+    /// Whether `signature` verifies over `message` with this key under exactly `algorithm`
+    /// (a JWS `alg` names one: ES256 is P-256 with SHA-256 and a raw r||s signature, RFC 7518
+    /// §3.4, where cosign's are ASN.1 DER). Callers check that the algorithm fits the key's
+    /// kind; ring refuses a key of another algorithm anyway.
+    pub fn verify_with(
+        &self,
+        algorithm: &'static dyn VerificationAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        UnparsedPublicKey::new(algorithm, &self.bits)
+            .verify(message, signature)
+            .is_ok()
+    }
+
     /// Whether `signature` is this key's signature over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let algorithms: &[&'static dyn VerificationAlgorithm] = match self.kind {

@@ -9,6 +9,7 @@
 //! - [`attestation`]: in-toto attestations and SLSA provenance conditions;
 //! - [`dsse`]: DSSE envelopes (attestations, Sigstore bundles) and their PAE;
 //! - [`bundle`]: Sigstore bundles, as cosign v3 writes them;
+//! - [`notation`]: Notary Project signatures (JWS envelopes) and their trust stores;
 //! - this file: a digest's signatures against a rule's signers and threshold.
 //!
 //! Pure: the registry walk (in [`crate::registry`]) fetches the signature manifest and the
@@ -20,6 +21,7 @@ pub mod bundle;
 pub mod cosign;
 pub mod dsse;
 pub mod keys;
+pub mod notation;
 pub mod referred;
 pub mod rekor;
 pub mod tlog;
@@ -49,6 +51,9 @@ pub enum Trusted {
     /// Keyless: a certificate from a trusted Fulcio CA, valid when Rekor logged the
     /// signature, naming this OIDC issuer and subject.
     Keyless(Identity),
+    /// Notation: a Notary Project signature whose certificate chains to this signer's trust
+    /// store and names one of its identities.
+    Notation(notation::NotationSigner),
 }
 
 impl Trusted {
@@ -58,6 +63,7 @@ impl Trusted {
         match self {
             Trusted::Key(k) => k.fingerprint(),
             Trusted::Keyless(i) => format!("keyless:{}|{}", i.issuer.shown(), i.subject.shown()),
+            Trusted::Notation(n) => n.fingerprint(),
         }
     }
 }

@@ -267,3 +267,67 @@ pub fn certificate_der(text: &[u8]) -> Option<Vec<u8>> {
         .decode(s.trim())
         .ok()
 }
+
+/// The subject attribute types notation's distinguished names use, by the short names it
+/// writes them with (RFC 4514 §3, and Go's `pkix.Name`, which notation reads subjects with).
+pub const DN_ATTRIBUTES: &[(&str, ObjectIdentifier)] = &[
+    ("C", ObjectIdentifier::new_unwrap("2.5.4.6")),
+    ("ST", ObjectIdentifier::new_unwrap("2.5.4.8")),
+    ("L", ObjectIdentifier::new_unwrap("2.5.4.7")),
+    ("O", ObjectIdentifier::new_unwrap("2.5.4.10")),
+    ("OU", ObjectIdentifier::new_unwrap("2.5.4.11")),
+    ("CN", ObjectIdentifier::new_unwrap("2.5.4.3")),
+    ("SERIALNUMBER", ObjectIdentifier::new_unwrap("2.5.4.5")),
+    ("STREET", ObjectIdentifier::new_unwrap("2.5.4.9")),
+    ("POSTALCODE", ObjectIdentifier::new_unwrap("2.5.4.17")),
+];
+
+/// The subject of `der` as (attribute, value) pairs in the certificate's order: short names
+/// for the attributes of [`DN_ATTRIBUTES`], the dotted OID for others. A value that is not a
+/// directory string is left out: no trusted identity can then name it.
+pub fn subject_dn(der: &[u8]) -> Result<Vec<(String, String)>, CertError> {
+    let cert = Certificate::from_der(der).map_err(|e| CertError::Der(e.to_string()))?;
+    let mut out = Vec::new();
+    for atv in cert.tbs_certificate().subject().iter() {
+        let name = DN_ATTRIBUTES
+            .iter()
+            .find(|(_, oid)| *oid == atv.oid)
+            .map_or_else(|| atv.oid.to_string(), |(n, _)| (*n).to_owned());
+        if let Ok(v) = x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value) {
+            out.push((name, v.value().into_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// A distinguished name as notation writes it (`C=US, ST=WA, L=Seattle, O=acme, CN=release`),
+/// with RFC 4514 §2.4's escapes for the characters that would split it.
+pub fn shown_dn(dn: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in dn.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        for (j, c) in v.chars().enumerate() {
+            if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+                || (j == 0 && matches!(c, '#' | ' '))
+            {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `der` may sign: a key usage extension with `digitalSignature` (RFC 5280 §4.2.1.3),
+/// which the Notary Project signature specification requires of a signing certificate.
+pub fn signs_digitally(der: &[u8]) -> Result<bool, CertError> {
+    let cert = Certificate::from_der(der).map_err(|e| CertError::Der(e.to_string()))?;
+    Ok(matches!(
+        cert.tbs_certificate().get_extension::<x509_cert::ext::pkix::KeyUsage>(),
+        Ok(Some((_, ku))) if ku.digital_signature()
+    ))
+}

@@ -169,7 +169,7 @@ async fn verify_requires_a_trusted_signature_over_the_resolved_digest() {
     assert_eq!(
         signature_findings(&v),
         [format!(
-            "{unsigned} has no signature (no cosign signature manifest), and no Sigstore bundle among its referrers"
+            "{unsigned} has no signature (no cosign signature manifest, no Sigstore bundle among its referrers)"
         )]
     );
 
@@ -1307,4 +1307,223 @@ async fn four_keys_and_four_signatures_cost_two_requests_and_one_per_signature_n
     // signatures + a constant (6), not signatures × keys (16).
     assert_eq!(added.len(), 6, "{added:#?}");
     assert_eq!(verified.len(), walk.len() + 6);
+}
+
+// ---- notation (Notary Project) signatures ------------------------------------------------------
+
+/// A policy whose rule trusts one notation signer (`identities`), with the test notary's root
+/// as the trust store beside it (`trust/notation-root.pem`); the policy file's path.
+fn notation_policy(
+    dir: &std::path::Path,
+    policy_of: impl Fn(&str) -> String,
+    host: &str,
+    root_pem: &str,
+    identities: &str,
+) -> String {
+    std::fs::create_dir_all(dir.join("trust")).unwrap();
+    std::fs::write(dir.join("trust/notation-root.pem"), root_pem).unwrap();
+    let spec = format!(
+        "  rules: {{digest-missing: 'off'}}\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      notation:\n        - name: release-signing\n          trustStore: trust/notation-root.pem\n          identities: [{identities}]\n"
+    );
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_of(&spec)).unwrap();
+    policy.to_str().unwrap().to_owned()
+}
+
+/// Push `envelope` as a notation signature of `subject`: an artifact manifest referring to it,
+/// listed in its referrers tag schema index (distribution without the referrers API).
+async fn push_notation(
+    p: &Pusher,
+    subject: &crate::support::oci::Pushed,
+    envelope: &[u8],
+) -> String {
+    p.artifact(
+        "signed/app",
+        &subject.into(),
+        &crate::support::oci::Artifact {
+            artifact_type: "application/vnd.cncf.notary.signature",
+            layer_media_type: "application/jose+json",
+            layer: envelope,
+            annotations: &[("io.cncf.notary.x509chain.thumbprint#S256", "[]")],
+        },
+    )
+    .await
+}
+
+async fn push_image(p: &Pusher, tag: &str, bytes: &[u8]) -> crate::support::oci::Pushed {
+    p.image(
+        "signed/app",
+        Some(tag),
+        &[layer(&[("bin", bytes)])],
+        "linux/amd64",
+    )
+    .await
+}
+
+fn run_verify(policy: &str, image: &str) -> (support::Run, Value) {
+    let r = run(&[
+        "verify",
+        "--policy",
+        policy,
+        "--format",
+        "json",
+        "--deadline",
+        "10s",
+        image,
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    (r, v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notation_signatures_found_through_the_referrers_tag_schema_verify_against_the_trust_store()
+{
+    use crate::support::notary::{Notation, TestNotary};
+    let reg = TestRegistry::start();
+    let notary = TestNotary::new();
+    let dir = tempfile::tempdir().unwrap();
+    let host = reg.host();
+    let policy = notation_policy(
+        dir.path(),
+        |s| reg.policy(s),
+        &host,
+        &notary.root_pem(),
+        "\"x509.subject: C=US, ST=WA, O=acme, CN=release\"",
+    );
+    let p = Pusher::new(reg.base_url());
+    let image = |tag: &str| format!("{host}/signed/app:{tag}");
+
+    let good = push_image(&p, "good", b"good").await;
+    push_notation(
+        &p,
+        &good,
+        &notary.sign(&good.digest, good.size, &Notation::default()),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &image("good"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(signature_findings(&v).is_empty(), "{v:#}");
+
+    // Signed by the trust store's CA, but as someone the signer does not trust.
+    let intern = push_image(&p, "intern", b"intern").await;
+    let by_intern = Notation {
+        subject: Some(["US", "WA", "Seattle", "acme", "intern"]),
+        ..Notation::default()
+    };
+    push_notation(
+        &p,
+        &intern,
+        &notary.sign(&intern.digest, intern.size, &by_intern),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &image("intern"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let found = signature_findings(&v);
+    assert!(
+        found[0].starts_with(&format!("{} is signed by none of the trusted signers", intern.digest))
+            && found[0].contains("release-signing: its certificate's subject C=US, ST=WA, L=Seattle, O=acme, CN=intern is none of the signer's identities"),
+        "{v:#}"
+    );
+
+    // A good signature of one digest, pushed as a referrer of another.
+    let copied = push_image(&p, "copied", b"copied").await;
+    push_notation(
+        &p,
+        &copied,
+        &notary.sign(&good.digest, good.size, &Notation::default()),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &image("copied"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0]
+            .contains(&format!("it signs {}, not {}", good.digest, copied.digest)),
+        "{v:#}"
+    );
+
+    // A certificate that had expired when the signature says it was made.
+    let late = push_image(&p, "late", b"late").await;
+    let after_expiry = Notation {
+        valid_from: Some(-7_200),
+        valid_until: Some(-3_600),
+        ..Notation::default()
+    };
+    push_notation(
+        &p,
+        &late,
+        &notary.sign(&late.digest, late.size, &after_expiry),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &image("late"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        signature_findings(&v)[0].contains("the certificate had expired"),
+        "{v:#}"
+    );
+
+    let unsigned = push_image(&p, "unsigned", b"unsigned").await;
+    let (r, v) = run_verify(&policy, &image("unsigned"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        signature_findings(&v),
+        [format!(
+            "{} has no signature (no cosign signature manifest, no Sigstore bundle or notation signature among its referrers)",
+            unsigned.digest
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notation_signatures_are_listed_through_the_referrers_api_when_the_registry_has_it() {
+    use crate::support::notary::{Notation, TestNotary};
+    use crate::support::proxy::FaultProxy;
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.base_url());
+    proxy.serve_referrers();
+    let notary = TestNotary::new();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = notation_policy(
+        dir.path(),
+        |s| proxy.policy(s),
+        &proxy.host(),
+        &notary.root_pem(),
+        "\"*\"",
+    );
+    let p = Pusher::new(reg.base_url());
+    let good = push_image(&p, "good", b"good").await;
+    push_notation(
+        &p,
+        &good,
+        &notary.sign(&good.digest, good.size, &Notation::default()),
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &format!("{}/signed/app:good", proxy.host()));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(signature_findings(&v).is_empty(), "{v:#}");
+    assert_eq!(proxy.count("GET", "/referrers/"), 1, "{:?}", proxy.seen());
+    // The API answered: the tag schema's index was never asked for (cosign's `.sig` tag is).
+    let fallback = format!("/manifests/{}", good.digest.replacen(':', "-", 1));
+    assert!(
+        !proxy.seen().iter().any(|s| s.path.ends_with(&fallback)),
+        "{:?}",
+        proxy.seen()
+    );
+
+    // A registry that fails the referrers request is an error, never "unsigned".
+    let other = push_image(&p, "other", b"other").await;
+    push_notation(
+        &p,
+        &other,
+        &notary.sign(&other.digest, other.size, &Notation::default()),
+    )
+    .await;
+    proxy.inject(
+        "GET",
+        "/referrers/",
+        crate::support::proxy::Fault::Status(503),
+        crate::support::proxy::Times::Always,
+    );
+    let (r, v) = run_verify(&policy, &format!("{}/signed/app:other", proxy.host()));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(signature_findings(&v).is_empty(), "{v:#}");
 }

@@ -9,6 +9,8 @@ pub mod webhook;
 
 // The registry and the image builder are also compiled into benches/, which include them by
 // these paths.
+#[path = "../../common/notary.rs"]
+pub mod notary;
 #[path = "../../common/oci.rs"]
 pub mod oci;
 #[path = "../../common/registry.rs"]
