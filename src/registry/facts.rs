@@ -395,12 +395,18 @@ async fn check_digest(
                 rule.root.as_deref(),
             ),
         };
-        // Notation signers count towards the same threshold. The certificates are checked at
-        // each signature's claimed signing time: `now` does not reach this walk yet.
+        // Notation signers count towards the same threshold. Their certificates and expiry
+        // are judged now, as the `notary.x509` scheme says (a claimed signing time proves
+        // nothing).
         match notation {
             Some(n) => crate::signature::notation::merge(
                 verdict,
-                crate::signature::notation::verify(digest, &n.signatures, &rule.signers, None),
+                crate::signature::notation::verify(
+                    digest,
+                    &n.signatures,
+                    &rule.signers,
+                    Some(super::http::unix_now()),
+                ),
                 &rule.signers,
             ),
             None => verdict,

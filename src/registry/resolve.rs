@@ -115,7 +115,13 @@ impl Resolver {
             referrers: Cached::new(short_lived(opts.tag_ttl)),
             not_found: short_lived(opts.not_found_ttl),
             documents: Cached::new(documents),
-            signature_verdicts: Cache::builder().max_capacity(100_000).build(),
+            // Kept ten minutes at most: a verdict of notation signatures is judged at the time
+            // it was made (certificates and expiry), so one whose certificate has since
+            // expired is made again within that. Cosign verdicts do not depend on the clock.
+            signature_verdicts: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
             client,
             policy,
             opts,
