@@ -824,6 +824,15 @@ pub(super) fn transport(url: &str, e: reqwest::Error) -> RegistryError {
     }
 }
 
+/// The wall clock, seconds since the Unix epoch: the verification time of notation signatures
+/// (their `notary.x509` scheme judges certificates and expiry now, since the signing time a
+/// signature claims proves nothing). Read here, in the shell, and passed into the pure check.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,11 +895,3 @@ mod tests {
     }
 }
 
-/// The wall clock, seconds since the Unix epoch: the verification time of notation signatures
-/// (their `notary.x509` scheme judges certificates and expiry now, since the signing time a
-/// signature claims proves nothing). Read here, in the shell, and passed into the pure check.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
