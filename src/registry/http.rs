@@ -894,4 +894,3 @@ mod tests {
         assert!(tls_config(None).is_ok());
     }
 }
-
