@@ -127,8 +127,19 @@ fn one(
     }
     let pae = dsse::pae(&env.payload_type, &env.payload);
     let mut signed = vec![false; signers.len()];
-    match &b.material {
-        Material::PublicKey { .. } => {
+    // A certificate (v0.3) or a chain (v0.1, v0.2) is keyless; a bare key is one of the rule's.
+    let keyless_material: Option<(&[u8], &[Vec<u8>])> = match &b.material {
+        Material::PublicKey { .. } => None,
+        Material::Certificate(leaf) => Some((leaf, &[])),
+        Material::Chain(chain) => {
+            let (leaf, extra) = chain
+                .split_first()
+                .ok_or("its certificate chain is empty")?;
+            Some((leaf, extra))
+        }
+    };
+    match keyless_material {
+        None => {
             // The hint is unauthenticated: every key is tried.
             for (j, s) in signers.iter().enumerate() {
                 if let Trusted::Key(k) = &s.trusted
@@ -141,23 +152,7 @@ fn one(
                 return Err("it is valid for none of the trusted keys".into());
             }
         }
-        Material::Certificate(leaf) => {
-            keyless(
-                &b,
-                leaf,
-                &[],
-                &pae,
-                sig,
-                &env.payload,
-                signers,
-                root,
-                &mut signed,
-            )?;
-        }
-        Material::Chain(chain) => {
-            let (leaf, extra) = chain
-                .split_first()
-                .ok_or("its certificate chain is empty")?;
+        Some((leaf, extra)) => {
             keyless(
                 &b,
                 leaf,

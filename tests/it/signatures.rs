@@ -619,32 +619,39 @@ async fn sign_keyless(
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 const WORKFLOW: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 
-/// Keyless cosign signatures through `tollgate verify`: the policy names a trusted root
-/// beside it, and every way a keyless signature can be wrong is told apart.
-#[tokio::test(flavor = "multi_thread")]
-async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_policy() {
+/// A registry, and a policy whose `spec` (made for the registry's host) names `sigstore`'s
+/// trusted root, written at `root_at` beside the policy file.
+fn setup_with_root(
+    sigstore: &TestSigstore,
+    root_at: &str,
+    spec: impl FnOnce(&str) -> String,
+) -> Setup {
     let reg = TestRegistry::start();
-    let sigstore = TestSigstore::new();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("trust")).unwrap();
-    std::fs::write(
-        dir.path().join("trust/trusted_root.json"),
-        sigstore.trusted_root(),
-    )
-    .unwrap();
-    let spec = format!(
-        "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trust/trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subjectRegExp: 'https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/(heads/main|tags/v.+)'\n",
-        host = reg.host(),
-    );
+    let root = dir.path().join(root_at);
+    std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+    std::fs::write(&root, sigstore.trusted_root()).unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, reg.policy(&spec)).unwrap();
-    let s = Setup {
+    std::fs::write(&policy, reg.policy(&spec(&reg.host()))).unwrap();
+    Setup {
         policy: policy.to_str().unwrap().to_owned(),
         reg,
         _dir: dir,
         trusted: key(),
         second: key(),
-    };
+    }
+}
+
+/// Keyless cosign signatures through `tollgate verify`: the policy names a trusted root
+/// beside it, and every way a keyless signature can be wrong is told apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_policy() {
+    let sigstore = TestSigstore::new();
+    let s = setup_with_root(&sigstore, "trust/trusted_root.json", |host| {
+        format!(
+            "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trust/trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subjectRegExp: 'https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/(heads/main|tags/v.+)'\n",
+        )
+    });
     let p = Pusher::new(s.reg.base_url());
     let name = format!("{}/signed/app", s.reg.host());
     let good = Keyless {
@@ -781,29 +788,14 @@ const BUILDER: &str = "https://github.com/actions/runner/github-hosted";
 /// keylessly by the workflow.
 #[tokio::test(flavor = "multi_thread")]
 async fn slsa_provenance_attestations_are_required_by_builder_source_and_ref() {
-    let reg = TestRegistry::start();
     let sigstore = TestSigstore::new();
     let pipeline = key();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("trusted_root.json"),
-        sigstore.trusted_root(),
-    )
-    .unwrap();
-    let spec = format!(
-        "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: 0\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subject: {WORKFLOW}\n      attestations:\n        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          builderId: {BUILDER}\n          sourceRepository: https://github.com/acme/app\n          sourceRefs: [refs/heads/main, 'refs/tags/v*']\n",
-        block(&pipeline),
-        host = reg.host(),
-    );
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, reg.policy(&spec)).unwrap();
-    let s = Setup {
-        policy: policy.to_str().unwrap().to_owned(),
-        reg,
-        _dir: dir,
-        trusted: key(),
-        second: key(),
-    };
+    let s = setup_with_root(&sigstore, "trusted_root.json", |host| {
+        format!(
+            "  rules: {{digest-missing: 'off'}}\n  trustedRoot: trusted_root.json\n  signatures:\n    - images: [\"{host}/signed/**\"]\n      threshold: 0\n      keys:\n        - name: release-pipeline\n          publicKey: |\n{}      keyless:\n        - name: release-workflow\n          issuer: {ISSUER}\n          subject: {WORKFLOW}\n      attestations:\n        - name: provenance\n          predicateType: https://slsa.dev/provenance/v1\n          builderId: {BUILDER}\n          sourceRepository: https://github.com/acme/app\n          sourceRefs: [refs/heads/main, 'refs/tags/v*']\n",
+            block(&pipeline),
+        )
+    });
     let p = Pusher::new(s.reg.base_url());
     let name = format!("{}/signed/app", s.reg.host());
     let by_key = |st: &[u8]| {
