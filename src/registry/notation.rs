@@ -12,7 +12,8 @@ use super::RegistryError;
 use super::resolve::Resolver;
 use crate::reference::{Digest, ImageRef};
 use crate::signature::notation::{
-    ARTIFACT_TYPE, FetchedNotation, MAX_ENVELOPE_BYTES, MAX_SIGNATURES, MEDIA_TYPE_JWS,
+    ARTIFACT_TYPE, FetchedNotation, MAX_ENVELOPE_BYTES, MAX_SIGNATURES, MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
 };
 
 /// What the registry holds for a digest's notation signatures.
@@ -64,11 +65,16 @@ impl Resolver {
                     "its artifactType is {}, not {ARTIFACT_TYPE}",
                     a.artifact_type
                 )),
-                // signature-envelope-cose.md's `application/cose` is the other envelope.
-                Ok(a) if a.layer.media_type != MEDIA_TYPE_JWS => Err(format!(
-                    "its envelope is {}; tollgate reads {MEDIA_TYPE_JWS} (JWS) envelopes",
-                    a.layer.media_type
-                )),
+                Ok(a)
+                    if a.layer.media_type != MEDIA_TYPE_JWS
+                        && a.layer.media_type != MEDIA_TYPE_COSE =>
+                {
+                    Err(format!(
+                        "its envelope is {}; tollgate reads {MEDIA_TYPE_JWS} (JWS) and \
+                     {MEDIA_TYPE_COSE} (COSE) envelopes",
+                        a.layer.media_type
+                    ))
+                }
                 Ok(a) => Ok(a.blob),
             };
             signatures.push(FetchedNotation { manifest, envelope });

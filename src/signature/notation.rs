@@ -1,14 +1,16 @@
-//! Notary Project (notation) signatures in JWS envelopes: the envelope's integrity, its
+//! Notary Project (notation) signatures in JWS and COSE envelopes: the envelope's integrity, its
 //! payload's target, its signing certificate's chain to a signer's trust store, and the
 //! signer's trusted identities.
 //!
 //! The formats are the Notary Project specifications':
 //! - signature-specification.md, "Storage": a signature is an OCI artifact manifest whose
 //!   `subject` is the signed manifest, of artifactType [`ARTIFACT_TYPE`], with one layer, the
-//!   envelope ([`MEDIA_TYPE_JWS`] here; COSE envelopes are not read);
+//!   envelope ([`MEDIA_TYPE_JWS`] or [`MEDIA_TYPE_COSE`]);
 //! - signature-envelope-jws.md (`jws`): the JWS JSON serialization, flattened (RFC 7515
 //!   §7.2.2), with the signed attributes in the protected header and the certificate chain
 //!   (`x5c`, leaf first) in the unprotected one;
+//! - signature-envelope-cose.md (`cose`): a tagged COSE_Sign1 with the same attributes and
+//!   payload, taken apart into the JWS checks' shape so both are checked alike;
 //! - trust-store-trust-policy.md (`identity`): trust stores of root certificates, and trusted
 //!   identities (`x509.subject: <DN>` or `*`).
 //!
@@ -22,16 +24,41 @@ use super::x509;
 use super::{Signer, Trusted, Verdict};
 use crate::reference::Digest;
 
+mod cose;
 mod identity;
 mod jws;
 
+pub use cose::check_cose_envelope;
 pub use identity::{SUBJECT_PREFIX, TrustedIdentity, parse_dn, parse_identity};
-pub use jws::{Proof, check_envelope};
+pub use jws::{Proof, check_jws_envelope};
+
+/// A tagged COSE_Sign1 opens with tag 18's one-byte head (RFC 8949 §3.4: major type 6,
+/// value 18), which no JSON text can start with: the envelope says its own format.
+const COSE_SIGN1_HEAD: u8 = 0xd2;
+
+/// Check an envelope of either format ([`check_jws_envelope`], [`check_cose_envelope`]).
+pub fn check_envelope(bytes: &[u8], digest: &Digest, at: i64) -> Result<Proof, NotationError> {
+    if bytes.first() == Some(&COSE_SIGN1_HEAD) {
+        check_cose_envelope(bytes, digest, at)
+    } else {
+        check_jws_envelope(bytes, digest, at)
+    }
+}
+
+fn claimed_time(bytes: &[u8]) -> Option<i64> {
+    if bytes.first() == Some(&COSE_SIGN1_HEAD) {
+        cose::claimed_time(bytes)
+    } else {
+        jws::claimed_time(bytes)
+    }
+}
 
 /// The artifactType of a notation signature manifest.
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// The media type of a JWS envelope layer.
 pub const MEDIA_TYPE_JWS: &str = "application/jose+json";
+/// The media type of a COSE envelope layer.
+pub const MEDIA_TYPE_COSE: &str = "application/cose";
 /// The protected header's `cty`: the payload is a Notary Project payload.
 pub const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 /// The signing scheme this reads: signing time as the signer claims it, no timestamp
@@ -50,6 +77,9 @@ pub enum NotationError {
     /// Not the flattened JWS JSON serialization.
     #[error("the envelope is not a flattened JWS JSON serialization: {0}")]
     Envelope(String),
+    /// Not a tagged COSE_Sign1 with its payload attached.
+    #[error("the envelope is not a tagged COSE_Sign1: {0}")]
+    Cose(String),
     /// A base64url member does not decode.
     #[error("the envelope's {0} is not base64url without padding")]
     Base64(&'static str),
@@ -245,7 +275,7 @@ pub fn verify(
         };
         // The claimed signing time is only known once the header is read; the envelope's
         // checks that need a time take it then.
-        let at = now.unwrap_or_else(|| jws::claimed_time(bytes).unwrap_or(i64::MIN));
+        let at = now.unwrap_or_else(|| claimed_time(bytes).unwrap_or(i64::MIN));
         let proof = match check_envelope(bytes, digest, at) {
             Ok(p) => p,
             Err(e) => {

@@ -232,3 +232,99 @@ impl TestNotary {
         .into_bytes()
     }
 }
+
+impl TestNotary {
+    /// A COSE envelope (signature-envelope-cose.md) signing `digest`: a tagged COSE_Sign1
+    /// with the same attributes and payload as [`TestNotary::sign`]'s JWS.
+    pub fn sign_cose(&self, digest: &str, size: u64, n: &Notation) -> Vec<u8> {
+        use coset::cbor::value::Value as Cbor;
+        use coset::{Label, RegisteredLabelWithPrivate as L, TaggedCborSerializable as _, iana};
+        let (key, cert) = self.issue(n);
+        let text = |s: &str| Label::Text(s.to_owned());
+        let time = |t: i64| Cbor::Tag(1, Box::new(Cbor::Integer(t.into())));
+        let mut protected = coset::Header {
+            alg: Some(L::Assigned(if n.rsa {
+                iana::Algorithm::PS256
+            } else {
+                match n.alg {
+                    Some("ES384") => iana::Algorithm::ES384,
+                    _ => iana::Algorithm::ES256,
+                }
+            })),
+            crit: vec![L::Text("io.cncf.notary.signingScheme".into())],
+            content_type: Some(coset::RegisteredLabel::Text(
+                n.cty
+                    .unwrap_or("application/vnd.cncf.notary.payload.v1+json")
+                    .into(),
+            )),
+            ..Default::default()
+        };
+        protected.rest.push((
+            text("io.cncf.notary.signingScheme"),
+            Cbor::Text("notary.x509".into()),
+        ));
+        protected.rest.push((
+            text("io.cncf.notary.signingTime"),
+            time(n.signing_time.unwrap_or(SIGNED_AT)),
+        ));
+        if let Some(e) = n.expiry {
+            protected.crit.push(L::Text("io.cncf.notary.expiry".into()));
+            protected
+                .rest
+                .push((text("io.cncf.notary.expiry"), time(e)));
+        }
+        if let Some(extra) = n.extra_crit {
+            protected.crit.push(L::Text(extra.into()));
+            protected
+                .rest
+                .push((text(extra), Cbor::Text("1.0.0".into())));
+        }
+        let mut unprotected = coset::Header::default();
+        unprotected.rest.push((
+            Label::Int(33),
+            Cbor::Array(vec![Cbor::Bytes(cert.der().to_vec())]),
+        ));
+        unprotected.rest.push((
+            text("io.cncf.notary.signingAgent"),
+            Cbor::Text("notation-go/1.3.0 (tollgate tests)".into()),
+        ));
+        let payload = json!({
+            "targetArtifact": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+            }
+        });
+        let rng = ring::rand::SystemRandom::new();
+        coset::CoseSign1Builder::new()
+            .protected(protected)
+            .unprotected(unprotected)
+            .payload(payload.to_string().into_bytes())
+            .create_signature(b"", |input| {
+                if n.rsa {
+                    let signer =
+                        ring::signature::RsaKeyPair::from_pkcs8(&key.serialize_der()).unwrap();
+                    let mut sig = vec![0; signer.public().modulus_len()];
+                    signer
+                        .sign(&ring::signature::RSA_PSS_SHA256, &rng, input, &mut sig)
+                        .unwrap();
+                    sig
+                } else {
+                    // COSE ECDSA signatures are r||s (RFC 9053 §2.1), as ring's FIXED signs.
+                    ring::signature::EcdsaKeyPair::from_pkcs8(
+                        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                        &key.serialize_der(),
+                        &rng,
+                    )
+                    .unwrap()
+                    .sign(&rng, input)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+                }
+            })
+            .build()
+            .to_tagged_vec()
+            .unwrap()
+    }
+}

@@ -1329,12 +1329,22 @@ async fn push_notation(
     subject: &crate::support::oci::Pushed,
     envelope: &[u8],
 ) -> String {
+    push_notation_as(p, subject, envelope, "application/jose+json").await
+}
+
+/// [`push_notation`] with the envelope layer of `media_type`.
+async fn push_notation_as(
+    p: &Pusher,
+    subject: &crate::support::oci::Pushed,
+    envelope: &[u8],
+    media_type: &str,
+) -> String {
     p.artifact(
         "signed/app",
         &subject.into(),
         &crate::support::oci::Artifact {
             artifact_type: "application/vnd.cncf.notary.signature",
-            layer_media_type: "application/jose+json",
+            layer_media_type: media_type,
             layer: envelope,
             annotations: &[("io.cncf.notary.x509chain.thumbprint#S256", "[]")],
         },
@@ -1517,5 +1527,33 @@ async fn notation_signatures_are_listed_through_the_referrers_api_when_the_regis
     );
     let (r, v) = run_verify(&policy, &format!("{}/signed/app:other", proxy.host()));
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(signature_findings(&v).is_empty(), "{v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notation_cose_signatures_pushed_as_referrers_verify() {
+    use crate::support::notary::{Notation, TestNotary};
+    let reg = TestRegistry::start();
+    let notary = TestNotary::new();
+    let dir = tempfile::tempdir().unwrap();
+    let host = reg.host();
+    let policy = notation_policy(
+        dir.path(),
+        |s| reg.policy(s),
+        &host,
+        &notary.root_pem(),
+        "\"x509.subject: C=US, ST=WA, O=acme, CN=release\"",
+    );
+    let p = Pusher::new(reg.base_url());
+    let good = push_image(&p, "cose", b"cose").await;
+    push_notation_as(
+        &p,
+        &good,
+        &notary.sign_cose(&good.digest, good.size, &Notation::default()),
+        "application/cose",
+    )
+    .await;
+    let (r, v) = run_verify(&policy, &format!("{host}/signed/app:cose"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(signature_findings(&v).is_empty(), "{v:#}");
 }

@@ -76,7 +76,7 @@ pub struct Proof {
 /// understood, the Notary Project payload naming `digest`, signed by its leaf certificate's
 /// key under its `alg`, and not expired at `at` (seconds since the epoch). No trust is decided
 /// here: the chain is [`super::signed_by`]'s.
-pub fn check_envelope(bytes: &[u8], digest: &Digest, at: i64) -> Result<Proof, NotationError> {
+pub fn check_jws_envelope(bytes: &[u8], digest: &Digest, at: i64) -> Result<Proof, NotationError> {
     let jws: Jws =
         serde_json::from_slice(bytes).map_err(|e| NotationError::Envelope(e.to_string()))?;
     let header_bytes = b64url(&jws.protected, "protected header")?;
@@ -84,7 +84,47 @@ pub fn check_envelope(bytes: &[u8], digest: &Digest, at: i64) -> Result<Proof, N
     let signature = b64url(&jws.signature, "signature")?;
     let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
         .map_err(|e| NotationError::Header(format!("is not a JSON object: {e}")))?;
-    let text = |name: &str| member(&header, name);
+    let x5c = certificates(&jws.header.x5c)?;
+    // signature-envelope-jws.md: the signature is over the JWS Signing Input,
+    // ASCII(BASE64URL(protected)) || '.' || ASCII(BASE64URL(payload)), as the envelope
+    // carries them (RFC 7515 §5.2): never re-encoded.
+    let mut input = Vec::with_capacity(jws.protected.len() + 1 + jws.payload.len());
+    input.extend_from_slice(jws.protected.as_bytes());
+    input.push(b'.');
+    input.extend_from_slice(jws.payload.as_bytes());
+    check_signed(
+        &Signed {
+            header,
+            input,
+            signature,
+            payload: payload_bytes,
+            x5c,
+        },
+        digest,
+        at,
+    )
+}
+
+/// An envelope taken apart, whichever its format: the protected header as JWS names it
+/// (`alg`, `cty`, `crit` and the notary attributes, times in RFC 3339), the bytes the
+/// signature is over, the signature, the payload and the chain (DER, leaf first). The COSE
+/// parser ([`super::cose`]) produces it too, so every check below is the same for both.
+pub(super) struct Signed {
+    pub(super) header: Map<String, Value>,
+    pub(super) input: Vec<u8>,
+    pub(super) signature: Vec<u8>,
+    pub(super) payload: Vec<u8>,
+    pub(super) x5c: Vec<Vec<u8>>,
+}
+
+/// [`check_envelope`]'s checks on an envelope taken apart.
+pub(super) fn check_signed(
+    signed: &Signed,
+    digest: &Digest,
+    at: i64,
+) -> Result<Proof, NotationError> {
+    let header = &signed.header;
+    let text = |name: &str| member(header, name);
     // RFC 7515 §4.1.11: a recipient that does not understand a critical extension must
     // reject the JWS; notation makes the signing scheme (and the expiry, when set) critical.
     let crit: Vec<&str> = match header.get("crit") {
@@ -136,20 +176,17 @@ pub fn check_envelope(bytes: &[u8], digest: &Digest, at: i64) -> Result<Proof, N
     };
     let alg = text("alg")?.to_owned();
 
-    let (leaf, chain) = certificates(&jws.header.x5c)?;
+    let (leaf, chain) = match signed.x5c.split_first() {
+        Some((leaf, chain)) if signed.x5c.len() <= 10 => (leaf.clone(), chain.to_vec()),
+        Some(_) => return Err(NotationError::Chain("has more than 10 certificates".into())),
+        None => return Err(NotationError::Chain("is missing or empty".into())),
+    };
     let key = leaf_key(&leaf)?;
     let algorithm = algorithm(&alg, key.kind())?;
-    // signature-envelope-jws.md: the signature is over the JWS Signing Input,
-    // ASCII(BASE64URL(protected)) || '.' || ASCII(BASE64URL(payload)), as the envelope
-    // carries them (RFC 7515 §5.2): never re-encoded.
-    let mut input = Vec::with_capacity(jws.protected.len() + 1 + jws.payload.len());
-    input.extend_from_slice(jws.protected.as_bytes());
-    input.push(b'.');
-    input.extend_from_slice(jws.payload.as_bytes());
-    if !key.verify_with(algorithm, &input, &signature) {
+    if !key.verify_with(algorithm, &signed.input, &signed.signature) {
         return Err(NotationError::Signature);
     }
-    let payload: Payload = serde_json::from_slice(&payload_bytes)
+    let payload: Payload = serde_json::from_slice(&signed.payload)
         .map_err(|e| NotationError::Payload(e.to_string()))?;
     if payload.target_artifact.digest != digest.to_string() {
         return Err(NotationError::Target {
@@ -193,7 +230,7 @@ fn timestamp(s: &str, name: &str) -> Result<i64, NotationError> {
 }
 
 /// The x5c chain, leaf first: standard base64 DER (RFC 7515 §4.1.6), a handful of them.
-fn certificates(x5c: &[String]) -> Result<(Vec<u8>, Vec<Vec<u8>>), NotationError> {
+fn certificates(x5c: &[String]) -> Result<Vec<Vec<u8>>, NotationError> {
     if x5c.is_empty() {
         return Err(NotationError::Chain("is missing or empty".into()));
     }
@@ -208,8 +245,7 @@ fn certificates(x5c: &[String]) -> Result<(Vec<u8>, Vec<Vec<u8>>), NotationError
                 .map_err(|_| NotationError::Chain(format!("entry {} is not base64", i + 1)))?,
         );
     }
-    let leaf = ders.remove(0);
-    Ok((leaf, ders))
+    Ok(ders)
 }
 
 /// The leaf's public key, once it is known to be able to sign.

@@ -285,6 +285,103 @@ fn a_trust_store_must_hold_certificates() {
     assert!(e.to_string().contains("BEGIN CERTIFICATE"), "{e}");
 }
 
+/// COSE envelopes go through the same checks as JWS ones: the same cases, the same answers.
+#[rstest]
+#[case::valid(Case::Valid, None)]
+#[case::tampered_payload(
+    Case::TamperedPayload,
+    Some("does not verify with its certificate's key")
+)]
+#[case::signature_over_another_digest(Case::OtherDigest, Some("it signs sha256:1123"))]
+#[case::untrusted_root(Case::UntrustedRoot, Some("issued by none of the trusted authorities"))]
+#[case::identity_not_trusted(
+    Case::IdentityNotTrusted,
+    Some("subject C=US, ST=WA, L=Seattle, O=acme, CN=intern is none of the signer's identities")
+)]
+#[case::certificate_expired(Case::CertificateExpired, Some("the certificate had expired"))]
+#[case::unknown_crit(
+    Case::UnknownCrit,
+    Some("marks \"io.cncf.notary.verificationPlugin\" critical")
+)]
+#[case::expired_notary_expiry(Case::Expired, Some("it expired at 2026-11-15T12:00:00Z"))]
+#[case::rsa_pss(Case::Rsa, None)]
+fn a_cose_notation_signature_is_checked_end_to_end(#[case] case: Case, #[case] why: Option<&str>) {
+    let n = TestNotary::new();
+    let mut knobs = Notation::default();
+    match case {
+        Case::IdentityNotTrusted => knobs.subject = Some(["US", "WA", "Seattle", "acme", "intern"]),
+        Case::CertificateExpired => knobs.valid_until = Some(3_600),
+        Case::UnknownCrit => knobs.extra_crit = Some("io.cncf.notary.verificationPlugin"),
+        Case::Expired => knobs.expiry = Some(SIGNED_AT + 12 * 3_600),
+        Case::UntrustedRoot => knobs.foreign_ca = true,
+        Case::Rsa => knobs.rsa = true,
+        _ => {}
+    }
+    let signed = if matches!(case, Case::OtherDigest) {
+        OTHER
+    } else {
+        D
+    };
+    let size = if matches!(case, Case::TamperedPayload) {
+        5120
+    } else {
+        512
+    };
+    let mut envelope = n.sign_cose(signed, size, &knobs);
+    if matches!(case, Case::TamperedPayload) {
+        // The payload's size 5120 becomes 5130, the same length: only the signature breaks.
+        let at = envelope.windows(4).position(|w| w == b"5120").unwrap();
+        envelope[at + 2] = b'3';
+    }
+    let signers = [signer(
+        "release",
+        &n.root_pem(),
+        &["x509.subject: C=US, ST=WA, O=acme, CN=release"],
+    )];
+    let v = verify(&digest(D), &[fetched(envelope)], &signers, Some(NOW));
+    match why {
+        None => assert_eq!(v.signed, vec![true], "{:?}", v.problems),
+        Some(why) => {
+            assert_eq!(v.signed, vec![false]);
+            assert!(v.problems[0].contains(why), "{}", v.problems[0]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// No single bit flip of a COSE envelope's signed parts, chain or structure verifies.
+    #[test]
+    fn no_byte_flip_of_a_cose_envelope_verifies(index in any::<prop::sample::Index>(), bit in 0u8..8) {
+        thread_local! {
+            static FIXTURE: (String, Vec<u8>) = {
+                let n = TestNotary::new();
+                (n.root_pem(), n.sign_cose(D, 512, &Notation::default()))
+            };
+        }
+        let (root, mut envelope) = FIXTURE.with(Clone::clone);
+        let i = index.index(envelope.len());
+        // The unprotected signingAgent is signed by nothing (as in JWS): a flip there may verify.
+        let find = |s: &[u8]| envelope.windows(s.len()).position(|w| w == s).unwrap();
+        let agent = b"notation-go/1.3.0 (tollgate tests)";
+        let unsigned = find(b"io.cncf.notary.signingAgent") - 1..find(agent) + agent.len();
+        prop_assume!(!unsigned.contains(&i));
+        envelope[i] ^= 1 << bit;
+        let signers = [signer("release", &root, &["*"])];
+        let v = verify(&digest(D), &[fetched(envelope)], &signers, Some(NOW));
+        prop_assert_eq!(v.signed, vec![false]);
+    }
+
+    /// Whatever the bytes after a COSE_Sign1 tag, checking never panics.
+    #[test]
+    fn arbitrary_cose_envelopes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let mut b = vec![0xd2];
+        b.extend(bytes);
+        let _ = check_envelope(&b, &digest(D), NOW);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
