@@ -792,14 +792,7 @@ impl Checker<'_> {
                 .collect::<Vec<_>>()
                 .join(";")
         );
-        let fingerprint_hash = {
-            use std::hash::{Hash as _, Hasher as _};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            fingerprint.hash(&mut h);
-            h.finish()
-        };
         (self.v.problem_count() == before).then_some(SignatureRule {
-            fingerprint_hash,
             attestations,
             root: root.cloned(),
             fingerprint,

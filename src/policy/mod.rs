@@ -101,8 +101,6 @@ pub struct SignatureRule {
     /// root): the key of remembered verdicts, so that a reloaded policy with other signers
     /// never reuses one.
     pub fingerprint: String,
-    /// [`Self::fingerprint`], hashed once: the key of the webhook's most recent verdicts.
-    pub fingerprint_hash: u64,
 }
 
 /// Which digests a signature rule requires signatures on (`spec.signatures[].digests`).

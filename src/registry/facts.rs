@@ -291,11 +291,6 @@ async fn check_digest(
     rule: &crate::policy::SignatureRule,
     sets: &mut Sets,
 ) -> Result<Option<String>, RegistryError> {
-    // Verified under this rule within the last tag lifetime: nothing to read or check.
-    let recent = (digest.clone(), rule.fingerprint_hash);
-    if resolver.recent_verdicts.get(&recent).await.is_some() {
-        return Ok(None);
-    }
     // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
     let wants_signatures = rule.threshold > 0;
     let wants_attestations = !rule.attestations.is_empty();
@@ -355,7 +350,6 @@ async fn check_digest(
     if let Some(k) = &key
         && resolver.signature_verdicts.get(k).await == Some(true)
     {
-        resolver.recent_verdicts.insert(recent, ()).await;
         return Ok(None);
     }
     if wants_signatures && !sets.signatures.contains_key(digest) {
@@ -440,7 +434,6 @@ async fn check_digest(
         if let Some(k) = key {
             resolver.signature_verdicts.insert(k, true).await;
         }
-        resolver.recent_verdicts.insert(recent, ()).await;
         return Ok(None);
     }
 
@@ -473,7 +466,6 @@ async fn check_digest(
         && !bundles.is_empty()
         && resolver.signature_verdicts.get(k).await == Some(true)
     {
-        resolver.recent_verdicts.insert(recent, ()).await;
         return Ok(None);
     }
     let found = verify_bundles(digest, bundles, &rule.signers, rule.root.as_deref());
@@ -517,7 +509,6 @@ async fn check_digest(
         if let Some(k) = bundle_key {
             resolver.signature_verdicts.insert(k, true).await;
         }
-        resolver.recent_verdicts.insert(recent, ()).await;
         return Ok(None);
     }
     Ok(Some(problems.join("; ")))

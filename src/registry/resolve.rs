@@ -96,11 +96,6 @@ pub struct Resolver {
     /// threshold and digests, so a verdict holds as long as all three, across policy reloads
     /// that keep this resolver; a new signature moves the `.sig` tag to another manifest.
     pub(super) signature_verdicts: Cache<(Digest, Digest, String), bool>,
-    /// Digests verified under a rule (its fingerprint's hash) in the last tag lifetime: the
-    /// warm path of a scale-up answers from here without looking the `.sig` tag up again.
-    /// Kept no longer than a tag is (`tag_ttl`), so a signature taken down is seen as soon
-    /// as the tag cache would see it.
-    pub(super) recent_verdicts: Cache<(Digest, u64), ()>,
 }
 
 impl Resolver {
@@ -126,10 +121,6 @@ impl Resolver {
             signature_verdicts: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
-                .build(),
-            recent_verdicts: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(opts.tag_ttl.max(Duration::from_millis(1)))
                 .build(),
             client,
             policy,

@@ -68,6 +68,11 @@ async fn sign(
 
 /// Push a one-layer image tagged `tag` in `signed/app`; its digest.
 async fn push(p: &Pusher, tag: &str, bytes: &[u8]) -> String {
+    push_image(p, tag, bytes).await.digest
+}
+
+/// [`push`], with the whole pushed manifest (a referrer's subject needs its size).
+async fn push_image(p: &Pusher, tag: &str, bytes: &[u8]) -> crate::support::oci::Pushed {
     p.image(
         "signed/app",
         Some(tag),
@@ -75,7 +80,6 @@ async fn push(p: &Pusher, tag: &str, bytes: &[u8]) -> String {
         "linux/amd64",
     )
     .await
-    .digest
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -1348,16 +1352,6 @@ async fn push_notation_as(
             layer: envelope,
             annotations: &[("io.cncf.notary.x509chain.thumbprint#S256", "[]")],
         },
-    )
-    .await
-}
-
-async fn push_image(p: &Pusher, tag: &str, bytes: &[u8]) -> crate::support::oci::Pushed {
-    p.image(
-        "signed/app",
-        Some(tag),
-        &[layer(&[("bin", bytes)])],
-        "linux/amd64",
     )
     .await
 }
