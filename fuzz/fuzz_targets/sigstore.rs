@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tollgate::signature::bundle::{self, BundleVersion};
-use tollgate::signature::{attestation, cosign, dsse, rekor, tlog, trust, x509};
+use tollgate::signature::{attestation, cosign, dsse, rekor, sct, tlog, trust, x509};
 
 /// The DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410); any 32 bytes after it
 /// make a key that parses.
@@ -68,6 +68,23 @@ fuzz_target!(|data: &[u8]| {
         let _ = rekor::canonical_payload(&b);
     }
     let _ = x509::identity(data);
+    // A certificate's embedded SCTs: the precertificate is the certificate's own bytes less
+    // one extension, never longer; no fuzzed SCT verifies with the fixed key.
+    if let Ok(tbs) = sct::precertificate_tbs(data) {
+        assert!(tbs.len() <= data.len());
+    }
+    let ct = trust::TransparencyLog {
+        url: "ct".into(),
+        key_id: vec![7; 32],
+        key: tollgate::signature::keys::PublicKey::from_spki_der(&der)
+            .expect("the fixed key parses"),
+        der: der.clone(),
+        valid: trust::Window {
+            start: i64::MIN,
+            end: None,
+        },
+    };
+    assert!(sct::check_embedded(data, &der, &[ct]).is_err());
     if let Ok(chain) = x509::pem_chain(&text) {
         assert!(!chain.is_empty() && chain.len() <= 10);
     }

@@ -187,6 +187,8 @@ struct KeylessSpec {
     subject: Option<String>,
     #[serde(rename = "subjectRegExp")]
     subject_regexp: Option<String>,
+    #[serde(rename = "insecureIgnoreSCT", default)]
+    insecure_ignore_sct: bool,
 }
 
 /// A notation signer: a trust store file beside the policy, and its trusted identities.
@@ -707,7 +709,11 @@ impl Checker<'_> {
             let issuer = self.matcher(&kat, "issuer", k.issuer, k.issuer_regexp);
             let subject = self.matcher(&kat, "subject", k.subject, k.subject_regexp);
             if let (Some(issuer), Some(subject)) = (issuer, subject) {
-                let id = Trusted::Keyless(Identity { issuer, subject });
+                let id = Trusted::Keyless(Identity {
+                    issuer,
+                    subject,
+                    insecure_ignore_sct: k.insecure_ignore_sct,
+                });
                 self.signer(&mut signers, kat, name, id);
             }
         }

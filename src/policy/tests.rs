@@ -940,6 +940,16 @@ const KEYLESS_RULE: &str = "  signatures:\n    - images: [\"r.example.org/**\"]\
     "          issuer: https://a.example\n          subjectRegExp: '(unclosed'\n",
     Some("subjectRegExp \"(unclosed\" is not a regular expression")
 )]
+#[case::ignoring_sct(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://a.example\n          subject: s\n          insecureIgnoreSCT: true\n",
+    None
+)]
+#[case::ignoring_sct_not_a_boolean(
+    "  trustedRoot: trusted_root.json\n",
+    "          issuer: https://a.example\n          subject: s\n          insecureIgnoreSCT: sometimes\n",
+    Some("expected a boolean")
+)]
 fn keyless_signers_are_validated(
     #[case] root_line: &str,
     #[case] signer: &str,
@@ -964,6 +974,7 @@ fn keyless_signers_are_validated(
 #[case::other_media_type(br#"{"mediaType":"application/json"}"#.to_vec(), "mediaType \"application/json\" is not")]
 #[case::empty(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#.to_vec(), "names no certificate authority")]
 #[case::bad_key(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"publicKey":{"rawBytes":"AAAA"},"logId":{"keyId":"AAAA"}}]}"#.to_vec(), "tlogs[0].publicKey")]
+#[case::bad_ct_log_key(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[],"ctlogs":[{"publicKey":{"rawBytes":"AAAA"},"logId":{"keyId":"AAAA"}}]}"#.to_vec(), "ctlogs[0].publicKey")]
 fn broken_trusted_roots_say_why(#[case] root: Vec<u8>, #[case] message: &str) {
     let got = keyless_problems(
         &format!(

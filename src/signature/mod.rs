@@ -24,6 +24,7 @@ pub mod keys;
 pub mod notation;
 pub mod referred;
 pub mod rekor;
+pub mod sct;
 pub mod tlog;
 pub mod trust;
 pub mod x509;
@@ -62,7 +63,12 @@ impl Trusted {
     pub fn fingerprint(&self) -> String {
         match self {
             Trusted::Key(k) => k.fingerprint(),
-            Trusted::Keyless(i) => format!("keyless:{}|{}", i.issuer.shown(), i.subject.shown()),
+            Trusted::Keyless(i) => format!(
+                "keyless:{}|{}{}",
+                i.issuer.shown(),
+                i.subject.shown(),
+                if i.insecure_ignore_sct { "|no-sct" } else { "" }
+            ),
             Trusted::Notation(n) => n.fingerprint(),
         }
     }
@@ -76,6 +82,10 @@ pub struct Identity {
     /// The subject: an email, or a URI such as a workflow's
     /// (`https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main`).
     pub subject: Matcher,
+    /// Count a certificate without a valid SCT from a CT log of the trusted root
+    /// (`insecureIgnoreSCT`, policy-controller's name; cosign's `--insecure-ignore-sct`): for
+    /// a private Fulcio that runs without certificate transparency.
+    pub insecure_ignore_sct: bool,
 }
 
 /// An exact string or a regular expression, which must match the whole value.
@@ -249,8 +259,8 @@ pub fn verify(
         );
         match proof {
             Ok(identity) => {
-                if !mark_keyless(&identity, signers, &mut signed) {
-                    problems.push(format!("signature {n} {}", untrusted(&identity)));
+                if let Err(why) = mark_keyless(&identity, signers, &mut signed) {
+                    problems.push(format!("signature {n} {why}"));
                 }
             }
             Err(why) => problems.push(format!("signature {n}: {why}")),
@@ -269,13 +279,16 @@ pub fn verify(
     }
 }
 
-/// Mark the keyless signers whose identity `identity` is; whether there was one.
+/// Mark the keyless signers whose identity `identity` is. `Err`: why it counts for none, as
+/// a predicate ("is by …, which no keyless signer trusts", or "is by …, but …" when its
+/// identity is trusted and its certificate was not logged for certificate transparency).
 pub(crate) fn mark_keyless(
     identity: &x509::Identity,
     signers: &[Signer],
     signed: &mut [bool],
-) -> bool {
+) -> Result<(), String> {
     let mut any = false;
+    let mut unlogged = false;
     for (j, signer) in signers.iter().enumerate() {
         if let Trusted::Keyless(want) = &signer.trusted
             && identity
@@ -284,17 +297,30 @@ pub(crate) fn mark_keyless(
                 .is_some_and(|i| want.issuer.matches(i))
             && identity.subjects.iter().any(|s| want.subject.matches(s))
         {
+            if identity.unlogged.is_some() && !want.insecure_ignore_sct {
+                unlogged = true;
+                continue;
+            }
             signed[j] = true;
             any = true;
         }
     }
-    any
+    match (&identity.unlogged, any, unlogged) {
+        (_, true, _) => Ok(()),
+        (Some(why), false, true) => Err(format!("is by {}, but {why}", shown(identity))),
+        _ => Err(untrusted(identity)),
+    }
 }
 
 /// "is by … (issuer …), which no keyless signer trusts".
 pub(crate) fn untrusted(identity: &x509::Identity) -> String {
+    format!("is by {}, which no keyless signer trusts", shown(identity))
+}
+
+/// "… (issuer …)": a certificate's identity, for reports.
+fn shown(identity: &x509::Identity) -> String {
     format!(
-        "is by {} (issuer {}), which no keyless signer trusts",
+        "{} (issuer {})",
         if identity.subjects.is_empty() {
             "a certificate without an email or URI".to_owned()
         } else {
@@ -318,7 +344,9 @@ struct Keyless<'a> {
 /// and dates the signature; the certificate chains to a Fulcio CA of the trusted root at
 /// that time; `signature` over `message` verifies with the certificate's key; and the log
 /// entry is of this signature, certificate and payload (`payload_sha256`: for a signature the
-/// payload's hash, for an attestation its envelope payload's). The order is cosign's: no
+/// payload's hash, for an attestation its envelope payload's). Whether the certificate was
+/// logged for certificate transparency (an embedded SCT by a CT log of the trusted root) is
+/// the identity's `unlogged`, judged per signer. The order is cosign's: no
 /// identity is read from a certificate that has not been proven.
 fn keyless_proof(
     k: &Keyless<'_>,
@@ -399,7 +427,9 @@ pub(crate) fn prove_keyless(
         },
     )
     .map_err(|e| text(&e))?;
-    x509::identity(p.leaf).map_err(|e| text(&e))
+    let mut identity = x509::identity(p.leaf).map_err(|e| text(&e))?;
+    identity.unlogged = sct::check_embedded(p.leaf, &verified.issuer_spki, &root.ct_logs).err();
+    Ok(identity)
 }
 
 /// An attestation as fetched: its layer, and the envelope blob's bytes (or why it could not
@@ -511,8 +541,8 @@ fn read_attestation(
         );
         match proof {
             Ok(identity) => {
-                if !mark_keyless(&identity, signers, &mut signed) {
-                    keyless_why = Some(format!("it {}", untrusted(&identity)));
+                if let Err(why) = mark_keyless(&identity, signers, &mut signed) {
+                    keyless_why = Some(format!("it {why}"));
                 }
             }
             Err(why) => keyless_why = Some(why),

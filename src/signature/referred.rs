@@ -229,8 +229,8 @@ fn keyless(
         rekor::sha256(payload),
         Some(root),
     )?;
-    if !mark_keyless(&identity, signers, signed) {
-        return Err(format!("it {}", super::untrusted(&identity)));
+    if let Err(why) = mark_keyless(&identity, signers, signed) {
+        return Err(format!("it {why}"));
     }
     Ok(())
 }

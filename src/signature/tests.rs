@@ -309,8 +309,21 @@ mod keyless {
     fn identity(issuer: Matcher, subject: Matcher) -> Signer {
         Signer {
             name: "release".into(),
-            trusted: Trusted::Keyless(Identity { issuer, subject }),
+            trusted: Trusted::Keyless(Identity {
+                issuer,
+                subject,
+                insecure_ignore_sct: false,
+            }),
         }
+    }
+
+    /// [`exact`] with `insecureIgnoreSCT: true`.
+    fn ignoring_sct() -> Signer {
+        let mut s = exact();
+        if let Trusted::Keyless(i) = &mut s.trusted {
+            i.insecure_ignore_sct = true;
+        }
+        s
     }
 
     fn exact() -> Signer {
@@ -338,6 +351,11 @@ mod keyless {
     #[case::foreign_ca(Keyless { foreign_ca: true, ..good() }, exact(), Some("does not chain to a trusted root"))]
     #[case::not_for_code_signing(Keyless { no_code_signing: true, ..good() }, exact(), Some("not for code signing"))]
     #[case::before_the_ca(Keyless { integrated_time: EPOCH - 86_400, ..good() }, exact(), Some("Rekor log's key was not valid"))]
+    #[case::no_sct(Keyless { no_sct: true, ..good() }, exact(), Some("but its certificate carries no signed certificate timestamp (SCT)"))]
+    #[case::sct_by_an_unknown_log(Keyless { sct_foreign_log: true, ..good() }, exact(), Some("an SCT is by a log the trusted root does not name"))]
+    #[case::sct_over_another_precertificate(Keyless { forge_sct: true, ..good() }, exact(), Some("does not verify with its key"))]
+    #[case::no_sct_ignored(Keyless { no_sct: true, ..good() }, ignoring_sct(), None)]
+    #[case::no_sct_and_another_subject(Keyless { no_sct: true, subject: "https://github.com/mallory/x".into(), ..good() }, exact(), Some("which no keyless signer trusts"))]
     fn keyless_signatures(
         #[case] how: Keyless,
         #[case] signer: Signer,
@@ -359,6 +377,34 @@ mod keyless {
                 let text = v.summary(&digest(D));
                 assert!(text.contains(p), "{text}");
             }
+        }
+    }
+
+    /// A trusted root without `ctlogs` proves no SCT: a keyless signer then needs
+    /// `insecureIgnoreSCT` (cosign fails the same way without CT log keys).
+    #[rstest]
+    #[case::required(exact(), false)]
+    #[case::ignored(ignoring_sct(), true)]
+    fn a_root_without_ct_logs(#[case] signer: Signer, #[case] verified: bool) {
+        let s = TestSigstore::new();
+        let signed = s.sign(&payload(D), &good());
+        let mut r = root(&s);
+        r.ct_logs.clear();
+        let v = verify(
+            &digest(D),
+            &[fetched(&signed, payload(D))],
+            &[signer],
+            1,
+            Some(&r),
+        );
+        assert_eq!(v.is_verified(), verified, "{}", v.summary(&digest(D)));
+        if !verified {
+            assert!(
+                v.summary(&digest(D))
+                    .contains("the trusted root names no certificate transparency log"),
+                "{}",
+                v.summary(&digest(D))
+            );
         }
     }
 
@@ -673,6 +719,7 @@ mod attestations {
             trusted: Trusted::Keyless(Identity {
                 issuer: Matcher::Exact("https://token.actions.githubusercontent.com".into()),
                 subject: Matcher::pattern(r"https://github\.com/acme/app/.+").unwrap(),
+                insecure_ignore_sct: false,
             }),
         };
         let root = trust::parse(s.trusted_root().as_bytes()).unwrap();
@@ -716,6 +763,7 @@ mod bundles {
             trusted: Trusted::Keyless(Identity {
                 issuer: Matcher::Exact(ISSUER.into()),
                 subject: Matcher::Exact(SUBJECT.into()),
+                insecure_ignore_sct: false,
             }),
         }
     }

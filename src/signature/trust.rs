@@ -7,8 +7,12 @@
 //! - the Rekor transparency logs (`tlogs[]`): a public key each, identified by `logId.keyId`
 //!   (the SHA-256 of the key's DER SubjectPublicKeyInfo), and its window.
 //!
-//! CT logs and timestamp authorities are read and kept for reports but not used: tollgate
-//! proves the signing time with Rekor's signed entry timestamp, as cosign does by default.
+//! - the certificate transparency logs (`ctlogs[]`), in the same shape: the signed
+//!   certificate timestamps Fulcio embeds in its certificates are checked with them
+//!   ([`super::sct`]).
+//!
+//! Timestamp authorities are not used: tollgate proves the signing time with Rekor's signed
+//! entry timestamp, as cosign does by default.
 //!
 //! tollgate never fetches this file (no TUF, no CDN): what the user gives is all it trusts.
 
@@ -51,7 +55,7 @@ pub struct CertificateAuthority {
     pub valid: Window,
 }
 
-/// One Rekor log.
+/// One transparency log: a Rekor log, or a certificate transparency log.
 #[derive(Debug, Clone)]
 pub struct TransparencyLog {
     /// Its base URL, for reports.
@@ -74,6 +78,8 @@ pub struct TrustedRoot {
     pub authorities: Vec<CertificateAuthority>,
     /// The Rekor logs.
     pub logs: Vec<TransparencyLog>,
+    /// The certificate transparency logs Fulcio's SCTs are checked with.
+    pub ct_logs: Vec<TransparencyLog>,
     /// The SHA-256 of the file, hex: what a verdict made with this root depends on.
     pub fingerprint: String,
 }
@@ -133,6 +139,8 @@ struct RootJson {
     media_type: String,
     #[serde(default)]
     tlogs: Vec<LogJson>,
+    #[serde(default)]
+    ctlogs: Vec<LogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
 }
@@ -228,6 +236,37 @@ fn window(at: &str, w: Option<&WindowJson>) -> Result<Window, TrustError> {
     })
 }
 
+/// The logs of `tlogs` or `ctlogs` (`field`): both are `TransparencyLogInstance`s.
+fn transparency_logs(field: &str, list: &[LogJson]) -> Result<Vec<TransparencyLog>, TrustError> {
+    let mut logs = Vec::new();
+    for (i, log) in list.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let der = decode(
+            &format!("{at}.publicKey.rawBytes"),
+            &log.public_key.raw_bytes,
+        )?;
+        let key = PublicKey::from_spki_der(&der).map_err(|source| TrustError::Key {
+            at: format!("{at}.publicKey"),
+            source,
+        })?;
+        // Matched as the file gives it: Rekor v1 logs and CT logs (RFC 6962's `LogID`) use
+        // the SHA-256 of the key's DER, later logs other derivations, and an entry is only
+        // ever checked with the key it names.
+        let key_id = decode(&format!("{at}.logId.keyId"), &log.log_id.key_id)?;
+        logs.push(TransparencyLog {
+            url: log.base_url.clone(),
+            key_id,
+            key,
+            der,
+            valid: window(
+                &format!("{at}.publicKey"),
+                log.public_key.valid_for.as_ref(),
+            )?,
+        });
+    }
+    Ok(logs)
+}
+
 /// Parse a `trusted_root.json`.
 pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, TrustError> {
     if bytes.len() > MAX_TRUSTED_ROOT_BYTES {
@@ -263,37 +302,15 @@ pub fn parse(bytes: &[u8]) -> Result<TrustedRoot, TrustError> {
             valid: window(&at, ca.valid_for.as_ref())?,
         });
     }
-    let mut logs = Vec::new();
-    for (i, log) in root.tlogs.iter().enumerate() {
-        let at = format!("tlogs[{i}]");
-        let der = decode(
-            &format!("{at}.publicKey.rawBytes"),
-            &log.public_key.raw_bytes,
-        )?;
-        let key = PublicKey::from_spki_der(&der).map_err(|source| TrustError::Key {
-            at: format!("{at}.publicKey"),
-            source,
-        })?;
-        // Matched as the file gives it: Rekor v1 logs use the SHA-256 of the key's DER, later
-        // logs other derivations, and an entry is only ever checked with the key it names.
-        let key_id = decode(&format!("{at}.logId.keyId"), &log.log_id.key_id)?;
-        logs.push(TransparencyLog {
-            url: log.base_url.clone(),
-            key_id,
-            key,
-            der,
-            valid: window(
-                &format!("{at}.publicKey"),
-                log.public_key.valid_for.as_ref(),
-            )?,
-        });
-    }
+    let logs = transparency_logs("tlogs", &root.tlogs)?;
+    let ct_logs = transparency_logs("ctlogs", &root.ctlogs)?;
     if authorities.is_empty() && logs.is_empty() {
         return Err(TrustError::Empty);
     }
     Ok(TrustedRoot {
         authorities,
         logs,
+        ct_logs,
         fingerprint: Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))

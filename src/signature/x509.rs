@@ -112,6 +112,9 @@ pub struct Verified {
     pub key: PublicKey,
     /// The anchor's name.
     pub anchor: String,
+    /// The DER SubjectPublicKeyInfo of the certificate that issued it (an embedded SCT
+    /// signs its hash).
+    pub issuer_spki: Vec<u8>,
 }
 
 /// Check that `leaf` (DER) chains to one of `anchors` at `at` (seconds since the epoch) with
@@ -160,7 +163,15 @@ pub fn verify_chain(
             None,
             None,
         ) {
-            Ok(_) => {
+            Ok(path) => {
+                // The path runs from the leaf up: its first intermediate issued the leaf, or
+                // the root did.
+                let issuer_spki = match path.intermediate_certificates().next() {
+                    Some(c) => c.subject_public_key_info().to_vec(),
+                    None => Certificate::from_der(a.root)
+                        .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der())
+                        .map_err(|e| CertError::Der(e.to_string()))?,
+                };
                 let cert =
                     Certificate::from_der(leaf).map_err(|e| CertError::Der(e.to_string()))?;
                 let code_signing = matches!(
@@ -184,6 +195,7 @@ pub fn verify_chain(
                 return Ok(Verified {
                     key: PublicKey::from_spki_der(&spki).map_err(CertError::Key)?,
                     anchor: a.name.to_owned(),
+                    issuer_spki,
                 });
             }
             Err(e) => last = format!("{}: {}", a.name, webpki_reason(&e)),
@@ -221,6 +233,10 @@ pub struct Identity {
     pub issuer: Option<String>,
     /// The subject alternative names: emails and URIs, in the certificate's order.
     pub subjects: Vec<String>,
+    /// Why the certificate is not proven logged for certificate transparency (`None`: one
+    /// of its SCTs verified): a keyless signer without `insecureIgnoreSCT` then does not
+    /// count it.
+    pub unlogged: Option<String>,
 }
 
 /// The Fulcio identity of `der`. Fields that are absent or malformed are left out: a

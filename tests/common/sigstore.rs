@@ -19,6 +19,9 @@ use sha2::{Digest as _, Sha256};
 /// Fulcio's OIDC issuer extension (v2: a DER UTF8String).
 const ISSUER_V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
 
+/// The embedded SCT list extension (RFC 6962 §3.3).
+const SCT_LIST: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2];
+
 /// 2026-11-01T00:00:00Z: the test CA's and log's start.
 pub const EPOCH: i64 = 1_793_491_200;
 
@@ -30,6 +33,8 @@ pub struct TestSigstore {
     intermediate_key: KeyPair,
     intermediate_params: CertificateParams,
     pub rekor: KeyPair,
+    /// The certificate transparency log's key: it signs the SCT embedded in each certificate.
+    pub ct: KeyPair,
 }
 
 /// What to get wrong in one keyless signature.
@@ -57,6 +62,12 @@ pub struct Keyless {
     pub no_code_signing: bool,
     /// In a Sigstore bundle: an inclusion proof whose root is not the tree's.
     pub forge_proof: bool,
+    /// Embed no SCT in the certificate.
+    pub no_sct: bool,
+    /// The SCT is signed by a CT log the trusted root does not name.
+    pub sct_foreign_log: bool,
+    /// The SCT signs another precertificate than the one issued.
+    pub forge_sct: bool,
 }
 
 /// One keyless signature as cosign stores it in a signature layer's annotations.
@@ -133,6 +144,7 @@ impl TestSigstore {
             intermediate_key,
             intermediate_params,
             rekor: KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+            ct: KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
         }
     }
 
@@ -164,7 +176,16 @@ impl TestSigstore {
                 ]},
                 "validFor": {"start": "2026-11-01T00:00:00Z"}
             }],
-            "ctlogs": [],
+            "ctlogs": [{
+                "baseUrl": "https://ctfe.sigstore.test/test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": STANDARD.encode(self.ct.subject_public_key_info()),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2026-11-01T00:00:00Z"}
+                },
+                "logId": {"keyId": STANDARD.encode(Sha256::digest(self.ct.subject_public_key_info()))}
+            }],
             "timestampAuthorities": []
         })
         .to_string()
@@ -191,18 +212,49 @@ impl TestSigstore {
         )];
         p.not_before = at(k.integrated_time + k.valid_from.unwrap_or(-60));
         p.not_after = at(k.integrated_time + k.valid_until.unwrap_or(540));
-        let cert = if k.foreign_ca {
+        let foreign = k.foreign_ca.then(|| {
             let other_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
             let (_, other) = ca("sigstore-test-intermediate", &other_key, None);
-            p.signed_by(&key, &Issuer::from_params(&other, &other_key))
-                .unwrap()
-        } else {
-            p.signed_by(
-                &key,
-                &Issuer::from_params(&self.intermediate_params, &self.intermediate_key),
-            )
-            .unwrap()
+            (other, other_key)
+        });
+        let (issuer_params, issuer_key) = match &foreign {
+            Some((params, key)) => (params, key),
+            None => (&self.intermediate_params, &self.intermediate_key),
         };
+        let issuer = Issuer::from_params(issuer_params, issuer_key);
+        // The precertificate: the same certificate without the SCT list (rcgen derives the
+        // serial from the key and writes custom extensions last, so the two agree but for
+        // that extension). Fulcio has the CT log sign it, then embeds the SCT.
+        let precert = p.signed_by(&key, &issuer).unwrap();
+        if k.no_sct {
+            return (key, precert);
+        }
+        let tbs = {
+            use x509_cert::der::{Decode as _, Encode as _};
+            x509_cert::Certificate::from_der(precert.der())
+                .unwrap()
+                .tbs_certificate()
+                .to_der()
+                .unwrap()
+        };
+        let mut precert_tbs = tbs.clone();
+        if k.forge_sct {
+            precert_tbs.push(0);
+        }
+        let log = if k.sct_foreign_log {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+        } else {
+            clone_key(&self.ct)
+        };
+        let timestamp = u64::try_from(k.integrated_time).unwrap() * 1000;
+        let issuer_spki = issuer_key.subject_public_key_info();
+        let signed = sct_signed_data(timestamp, &Sha256::digest(&issuer_spki), &precert_tbs);
+        let signature = log.sign(&signed).unwrap();
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            SCT_LIST,
+            sct_list(&log, timestamp, &signature),
+        ));
+        let cert = p.signed_by(&key, &issuer).unwrap();
         (key, cert)
     }
 
@@ -294,6 +346,49 @@ impl TestSigstore {
         })
         .to_string()
     }
+}
+
+/// A copy of `key` (rcgen's key pairs are not `Clone`).
+fn clone_key(key: &KeyPair) -> KeyPair {
+    KeyPair::from_pem(&key.serialize_pem()).unwrap()
+}
+
+/// RFC 6962 §3.2's `digitally-signed struct` of a precertificate SCT, written out field by
+/// field: v1, certificate_timestamp, the timestamp, precert_entry, the issuer key hash, the
+/// TBSCertificate (24-bit length), no extensions.
+fn sct_signed_data(timestamp: u64, issuer_key_hash: &[u8], tbs: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8, 0u8];
+    m.extend_from_slice(&timestamp.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(issuer_key_hash);
+    m.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(tbs);
+    m.extend_from_slice(&[0, 0]);
+    m
+}
+
+/// The SCT list extension's value: a DER OCTET STRING around the TLS-encoded
+/// `SignedCertificateTimestampList` of one SCT by `log` (RFC 6962 §3.3).
+fn sct_list(log: &KeyPair, timestamp: u64, signature: &[u8]) -> Vec<u8> {
+    let mut sct = vec![0u8];
+    sct.extend_from_slice(&Sha256::digest(log.subject_public_key_info()));
+    sct.extend_from_slice(&timestamp.to_be_bytes());
+    sct.extend_from_slice(&[0, 0]);
+    // SHA-256 (4), ECDSA (3), then the signature with its 16-bit length.
+    sct.extend_from_slice(&[4, 3]);
+    sct.extend_from_slice(&(signature.len() as u16).to_be_bytes());
+    sct.extend_from_slice(signature);
+    let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
+    list.extend_from_slice(&(sct.len() as u16).to_be_bytes());
+    list.extend_from_slice(&sct);
+    let mut der = vec![0x04];
+    match list.len() {
+        n if n < 128 => der.push(n as u8),
+        n if n < 256 => der.extend_from_slice(&[0x81, n as u8]),
+        n => der.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    der.extend_from_slice(&list);
+    der
 }
 
 pub fn hex(bytes: &[u8]) -> String {

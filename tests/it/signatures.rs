@@ -723,6 +723,22 @@ async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_poli
             },
             Some("does not chain to a trusted root"),
         ),
+        (
+            "no-sct",
+            Keyless {
+                no_sct: true,
+                ..good.clone()
+            },
+            Some("but its certificate carries no signed certificate timestamp (SCT)"),
+        ),
+        (
+            "sct-by-an-unknown-log",
+            Keyless {
+                sct_foreign_log: true,
+                ..good.clone()
+            },
+            Some("an SCT is by a log the trusted root does not name"),
+        ),
     ];
     for (tag, how, problem) in &cases {
         let digest = push(&p, tag, tag.as_bytes()).await;
@@ -743,6 +759,20 @@ async fn keyless_signatures_are_checked_against_the_trusted_root_beside_the_poli
             }
         }
     }
+
+    // `insecureIgnoreSCT` (a private Fulcio without certificate transparency) counts the
+    // certificate without an SCT, and nothing else changes.
+    let policy = std::fs::read_to_string(&s.policy).unwrap();
+    let ignoring = policy.replace(
+        "        - name: release-workflow\n",
+        "        - name: release-workflow\n          insecureIgnoreSCT: true\n",
+    );
+    assert_ne!(ignoring, policy);
+    std::fs::write(&s.policy, ignoring).unwrap();
+    let (r, _) = verify(&s, &format!("{name}:no-sct"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (r, _) = verify(&s, &format!("{name}:another-ca"));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
 
     // A trusted root that no longer parses stops the run with its file and line, never a pass.
     std::fs::write(s._dir.path().join("trust/trusted_root.json"), "{").unwrap();
