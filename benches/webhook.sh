@@ -31,6 +31,11 @@
 #   DURATION=10 WARMUP=2 ROUNDS=2 RATES="1000 4000" CONNECTIONS=64 PARTS="1 2" (the defaults)
 #   BASELINE=/path/to/an/older/tollgate: part 1 also runs that binary, side by side in the same
 #   rounds and rates (to measure a change against the build before it, in one run).
+#   PERF_DIR=/tmp/perf: record each server with `perf record` during each measured run, one
+#   file per run (PERF_ARGS, default `-F 1999`; `-F 499 --call-graph dwarf,16384` for call
+#   graphs). Build with symbols for readable profiles:
+#   CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+#   CARGO_TARGET_DIR=/tmp/target-prof (the script's own `cargo build` then keeps them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -107,9 +112,17 @@ run_load() {
   local label=$1 pid=$2 addr=$3 file=$4 out s0 s1 t0 t1 w0 w1
   shift 4
   s0=$(proc_cpu "$pid"); t0=$(busy); w0=$(date +%s.%N)
+  local perf_pid=
+  if [[ -n "${PERF_DIR:-}" ]]; then
+    # A flat profile of the server for the measured part of the run (after the warm-up).
+    mkdir -p "$PERF_DIR"
+    (sleep "$WARMUP"; exec perf record -q ${PERF_ARGS:--F 1999} -p "$pid" -o "$PERF_DIR/$(echo "$label" | tr -cs 'a-zA-Z0-9' '-').data" -- sleep "$DURATION") > /dev/null 2>&1 &
+    perf_pid=$!
+  fi
   out=$(/usr/bin/time -f "client-cpu %U %S" "$load" load --addr "$addr" --ca "$tmp/certs/ca.pem" \
     --body "$file" --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
     --max-requests 2000000 --label "$label" "$@" 2>&1)
+  [[ -z "$perf_pid" ]] || wait "$perf_pid" || true
   s1=$(proc_cpu "$pid"); t1=$(busy); w1=$(date +%s.%N)
   echo "$out" | grep -v '^client-cpu'
   echo "$out" | awk -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$hz" '
