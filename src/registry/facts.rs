@@ -299,6 +299,11 @@ async fn check_digest(
     let wants_notation = wants_signatures
         && (rule.signers.iter())
             .any(|s| matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    // cosign's `.sig` tag and Sigstore bundles hold what key and keyless signers sign: a rule
+    // whose signers are all notation signers never reads them.
+    let wants_cosign = wants_signatures
+        && (rule.signers.iter())
+            .any(|s| !matches!(s.trusted, crate::signature::Trusted::Notation(_)));
     if wants_notation && !sets.notation.contains_key(digest) {
         let set = resolver.notation_signatures(reference, digest).await?;
         sets.notation.insert(digest.clone(), set);
@@ -320,15 +325,16 @@ async fn check_digest(
     ) {
         (Some(s), Some(a)) => (s, a),
         (Some(s), None) if !wants_attestations => (s, None),
-        (None, Some(a)) if !wants_signatures => (None, a),
+        (None, Some(a)) if !wants_cosign => (None, a),
+        _ if !wants_cosign && !wants_attestations => (None, None),
         _ => {
             resolver
-                .artifact_tags(reference, digest, wants_signatures, wants_attestations)
+                .artifact_tags(reference, digest, wants_cosign, wants_attestations)
                 .await?
         }
     };
     let key = match (
-        wants_signatures,
+        wants_cosign,
         &sig_manifest,
         wants_attestations,
         &att_manifest,
@@ -344,6 +350,12 @@ async fn check_digest(
             a.clone(),
             format!("{}|att", rule.fingerprint),
         )),
+        // Notation signers only: the verdict is made from the referrers alone.
+        (false, _, false, _) if wants_notation => Some((
+            digest.clone(),
+            digest.clone(),
+            format!("{}|notation-only", rule.fingerprint),
+        )),
         (false, _, false, _) => None,
     };
     let key = with_notation(key);
@@ -352,7 +364,7 @@ async fn check_digest(
     {
         return Ok(None);
     }
-    if wants_signatures && !sets.signatures.contains_key(digest) {
+    if wants_cosign && !sets.signatures.contains_key(digest) {
         let set = resolver.signatures(reference, digest).await?;
         sets.signatures.insert(digest.clone(), set);
     }
@@ -360,7 +372,7 @@ async fn check_digest(
         let set = resolver.attestations(reference, digest).await?;
         sets.attestations.insert(digest.clone(), set);
     }
-    let sig = sets.signatures.get(digest).filter(|_| wants_signatures);
+    let sig = sets.signatures.get(digest).filter(|_| wants_cosign);
     let att = sets.attestations.get(digest).filter(|_| wants_attestations);
     // What is remembered names the manifests the verdict is made from, as read now (a tag
     // moved between the two reads is the newer manifest's verdict).
@@ -379,8 +391,8 @@ async fn check_digest(
         (None, None) => key,
     };
     let key = with_notation(key);
-    let verdict = sig.map(|set| {
-        let verdict = match &set.problem {
+    let cosign = match sig {
+        Some(set) => Some(match &set.problem {
             Some(p) => crate::signature::Verdict {
                 signed_by: Vec::new(),
                 threshold: rule.threshold,
@@ -394,7 +406,17 @@ async fn check_digest(
                 rule.threshold,
                 rule.root.as_deref(),
             ),
-        };
+        }),
+        // Notation signers only: nothing was read from the tag scheme, and the verdict is
+        // notation's alone (never "no verdict", which would pass).
+        None => wants_signatures.then(|| crate::signature::Verdict {
+            signed_by: Vec::new(),
+            threshold: rule.threshold,
+            signatures: 0,
+            problems: Vec::new(),
+        }),
+    };
+    let verdict = cosign.map(|verdict| {
         // Notation signers count towards the same threshold. Their certificates and expiry
         // are judged now, as the `notary.x509` scheme says (a claimed signing time proves
         // nothing).
@@ -440,6 +462,17 @@ async fn check_digest(
     // The tag scheme did not prove it: cosign 3 keeps signatures and attestations as Sigstore
     // bundles among the digest's referrers. Read only now, so that a digest signed the
     // cosign 2 way costs no referrers lookup.
+    if !wants_cosign && !wants_attestations {
+        // Notation signers only: no bundle can be theirs.
+        let Some(v) = verdict.filter(|v| !v.is_verified()) else {
+            return Ok(None);
+        };
+        return Ok(Some(if v.signatures == 0 {
+            format!("{digest} has no signature (no notation signature among its referrers)")
+        } else {
+            v.summary(digest)
+        }));
+    }
     if !sets.bundles.contains_key(digest) {
         let bundles = resolver.bundles(reference, digest).await?;
         sets.bundles.insert(digest.clone(), bundles);
