@@ -125,14 +125,22 @@ run_load() {
   [[ -z "$perf_pid" ]] || wait "$perf_pid" || true
   s1=$(proc_cpu "$pid"); t1=$(busy); w1=$(date +%s.%N)
   echo "$out" | grep -v '^client-cpu'
-  echo "$out" | awk -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$hz" '
+  echo "$out" | awk -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v hz="$hz" \
+    -v label="$label" -v runs="$tmp/runs.tsv" '
     /^client-cpu/ { c = $2 + $3 }
-    /req\/s;/ { for (i = 1; i < NF; i++) if ($(i + 1) == "req/s;") rps = $i }
+    /req\/s;/ {
+      for (i = 1; i < NF; i++) {
+        if ($(i + 1) == "req/s;") rps = $i
+        if ($i == "p99") p99 = $(i + 1)
+      }
+    }
     END {
       w = w1 - w0; s = (s1 - s0) / hz; all = (t1 - t0) / hz
       printf "    cpu (cores): server %.2f, load client %.2f, other processes %.2f", s / w, c / w, (all - s - c) / w
       if (rps > 0) printf "; server %.1f us per request", s / w / rps * 1e6
       printf "\n"
+      # One line per run for the summary: label, p99 (ms), server us per request.
+      if (rps > 0) printf "%s\t%s\t%.1f\n", label, p99, s / w / rps * 1e6 >> runs
     }'
 }
 
@@ -229,6 +237,30 @@ for round in $(seq "$ROUNDS"); do
 done
 memory "$reg_server" "tollgate (registry)"
 memory "$sig_server" "tollgate (registry+signature)"
+# One 10 s run's p99 moves by more than 10% between identical servers on a shared 2-core
+# machine, so the comparison is of medians over the rounds (each round runs both, in
+# alternating order), with the range beside them.
+echo "summary over $ROUNDS rounds, median [min-max]:"
+grep -E '^registry' "$tmp/runs.tsv" | sed -E 's/round [0-9]+, //' | awk -F'\t' '
+  function median(list, n,   a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    lo = a[1]; hi = a[n]
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  {
+    signed = ($1 ~ /signature/); mode = $1; sub(/^registry(\+signature)? rules +/, "", mode)
+    p99[mode, signed] = p99[mode, signed] " " $2; us[mode, signed] = us[mode, signed] " " $3
+    if (!(mode in seen)) { seen[mode] = 1; order[++n] = mode }
+  }
+  END {
+    for (k = 1; k <= n; k++) {
+      m = order[k]
+      a = median(p99[m, 0]); alo = lo; ahi = hi; b = median(p99[m, 1]); blo = lo; bhi = hi
+      c = median(us[m, 0]); d = median(us[m, 1])
+      printf "  %-12s p99 without %.3f ms [%s-%s], with %.3f ms [%s-%s]: with/without %.2f; server us per request %.1f -> %.1f (%+.1f)\n", m, a, alo, ahi, b, blo, bhi, b / a, c, d, d - c
+    }
+  }'
 echo "counters, registry rules:"
 counters "$reg_metrics"
 echo "counters, registry+signature rules:"
