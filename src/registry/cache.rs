@@ -6,6 +6,8 @@
 //! - Errors are never cached, as success or as a verdict.
 //! - Concurrent lookups of one key share one fetch; when that fetch was refused because the
 //!   walk that ran it had spent its request budget, the others fetch again, in their own walks.
+//! - Answers kept briefly are asked again by one lookup in the last quarter of their life,
+//!   while the others keep using them ([`Cached::refreshed`]).
 
 use std::future::Future;
 
@@ -37,12 +39,32 @@ pub(super) type NotFound = Cache<Key, String>;
 /// One kind of answer (tag digests, documents, blob sizes), cached by key.
 pub(super) struct Cached<T> {
     found: Cache<Key, Fetched<T>>,
+    /// For answers kept briefly (tags, referrers, blob sizes): a marker that lives for the
+    /// first three quarters of an answer's life. A lookup that finds the answer without its
+    /// marker is in the last quarter: it claims the marker and asks the registry again while
+    /// every other lookup keeps the cached answer. An expiring tag then costs one admission a
+    /// registry round trip, instead of stalling every admission that needs it until the shared
+    /// fetch returns; no answer is ever used past its time to live.
+    fresh: Option<Cache<Key, ()>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Cached<T> {
     /// A cache over `found`, built by the caller with its capacity, weigher and time to live.
     pub(super) fn new(found: Cache<Key, Fetched<T>>) -> Self {
-        Cached { found }
+        Cached { found, fresh: None }
+    }
+
+    /// [`Cached::new`] for answers that live `ttl` and are asked again before they expire.
+    pub(super) fn refreshed(found: Cache<Key, Fetched<T>>, ttl: std::time::Duration) -> Self {
+        Cached {
+            found,
+            fresh: Some(
+                Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl * 3 / 4)
+                    .build(),
+            ),
+        }
     }
 
     /// The answer for `key`: from the caches, else from `fetch`. A found answer for which
@@ -56,6 +78,32 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
     ) -> Result<Fetched<T>, RegistryError> {
         if let Some(answer) = not_found.get(&key).await {
             return Ok(Fetched::NotFound(answer));
+        }
+        if let Some(fresh) = &self.fresh
+            && let Some(Fetched::Found(cached)) = self.found.get(&key).await
+        {
+            // Only the lookup that claims the marker asks again; the rest use the answer.
+            if !fresh.entry(key.clone()).or_insert(()).await.is_fresh() {
+                return Ok(Fetched::Found(cached));
+            }
+            return match fetch().await {
+                Ok(Fetched::Found(v)) => {
+                    if keep(&v) {
+                        self.found.insert(key, Fetched::Found(v.clone())).await;
+                    } else {
+                        self.found.invalidate(&key).await;
+                    }
+                    Ok(Fetched::Found(v))
+                }
+                Ok(Fetched::NotFound(answer)) => {
+                    self.found.invalidate(&key).await;
+                    not_found.insert(key, answer.clone()).await;
+                    Ok(Fetched::NotFound(answer))
+                }
+                // The cached answer is still within its time to live: an unanswered refresh
+                // changes nothing, and the answer expires as it would have.
+                Err(_) => Ok(Fetched::Found(cached)),
+            };
         }
         let mut attempts = 0;
         let fetched = loop {
@@ -81,7 +129,11 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
                 not_found.insert(key, answer.clone()).await;
             }
             Fetched::Found(v) if !keep(v) => self.found.invalidate(&key).await,
-            Fetched::Found(_) => {}
+            Fetched::Found(_) => {
+                if let Some(fresh) = &self.fresh {
+                    fresh.insert(key, ()).await;
+                }
+            }
         }
         Ok(fetched)
     }
@@ -94,5 +146,90 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
     /// Forget `key` (an answer found wrong after the fact: ask again next time).
     pub(super) async fn forget(&self, key: &Key) {
         self.found.invalidate(key).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn key() -> Key {
+        (
+            Endpoint {
+                host: "registry.example.org".parse().unwrap(),
+                insecure: false,
+                auth: None,
+            },
+            "team/app".into(),
+            "tag:v1".into(),
+        )
+    }
+
+    /// A tag answer in the last quarter of its life is asked again by one lookup, and the
+    /// lookups beside it keep the cached answer; a refresh the registry does not answer keeps
+    /// it too (it is still within its time to live), and it then expires as it would have.
+    #[tokio::test]
+    async fn an_answer_about_to_expire_is_asked_again_by_one_lookup() {
+        let ttl = Duration::from_secs(4);
+        let cache: Cached<u32> = Cached::refreshed(
+            Cache::builder().max_capacity(10).time_to_live(ttl).build(),
+            ttl,
+        );
+        let not_found: NotFound = Cache::builder().max_capacity(10).build();
+        let fetches = Arc::new(AtomicU32::new(0));
+        let answer = Arc::new(AtomicU32::new(1));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fetch = || {
+            let (fetches, answer, fail) = (fetches.clone(), answer.clone(), fail.clone());
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                if fail.load(Ordering::SeqCst) {
+                    return Err(RegistryError::Status {
+                        url: "https://registry.example.org/v2/team/app/manifests/v1".into(),
+                        message: "unavailable".into(),
+                        status: 503,
+                    });
+                }
+                Ok(Fetched::Found(answer.load(Ordering::SeqCst)))
+            }
+        };
+        let get = || cache.get(&not_found, key(), fetch, |_| true);
+        let found = |f: Result<Fetched<u32>, RegistryError>| match f {
+            Ok(Fetched::Found(v)) => v,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(found(get().await), 1);
+        assert_eq!(found(get().await), 1);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "fresh: from the cache");
+
+        // The tag moves; in the last quarter, one of several lookups asks again and sees it.
+        answer.store(2, Ordering::SeqCst);
+        tokio::time::sleep(ttl * 7 / 8).await;
+        let (a, b, c) = tokio::join!(get(), get(), get());
+        let seen = [found(a), found(b), found(c)];
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "{seen:?}");
+        assert!(
+            seen.contains(&2) && seen.iter().all(|v| *v == 1 || *v == 2),
+            "{seen:?}"
+        );
+        assert_eq!(found(get().await), 2);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "refreshed: fresh again");
+
+        // A refresh the registry does not answer keeps the answer, which still expires.
+        fail.store(true, Ordering::SeqCst);
+        tokio::time::sleep(ttl * 7 / 8).await;
+        assert_eq!(found(get().await), 2);
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
+        assert_eq!(found(get().await), 2, "claimed: not asked again");
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
+        tokio::time::sleep(ttl / 4).await;
+        assert!(
+            get().await.is_err(),
+            "expired: never used past its time to live"
+        );
     }
 }

@@ -110,9 +110,9 @@ impl Resolver {
             .time_to_live(Duration::from_secs(24 * 3600))
             .build();
         Resolver {
-            tags: Cached::new(short_lived(opts.tag_ttl)),
-            blobs: Cached::new(short_lived(opts.blob_ttl)),
-            referrers: Cached::new(short_lived(opts.tag_ttl)),
+            tags: Cached::refreshed(short_lived(opts.tag_ttl), opts.tag_ttl),
+            blobs: Cached::refreshed(short_lived(opts.blob_ttl), opts.blob_ttl),
+            referrers: Cached::refreshed(short_lived(opts.tag_ttl), opts.tag_ttl),
             not_found: short_lived(opts.not_found_ttl),
             documents: Cached::new(documents),
             // Kept ten minutes at most: a verdict of notation signatures is judged at the time
