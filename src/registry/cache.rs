@@ -83,7 +83,8 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
             && let Some(Fetched::Found(cached)) = self.found.get(&key).await
         {
             // Only the lookup that claims the marker asks again; the rest use the answer.
-            if !fresh.entry(key.clone()).or_insert(()).await.is_fresh() {
+            if fresh.contains_key(&key) || !fresh.entry(key.clone()).or_insert(()).await.is_fresh()
+            {
                 return Ok(Fetched::Found(cached));
             }
             return match fetch().await {

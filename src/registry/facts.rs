@@ -177,7 +177,12 @@ pub async fn signature_status(
         return Ok((Status::NotEvaluated("the image does not resolve"), None));
     };
     let image = [(None, digest.clone())];
-    let platforms = platform_digests(res);
+    // Only rules over platforms need them.
+    let platforms = if rules.iter().any(|r| r.digests != SignedDigests::Image) {
+        platform_digests(res)
+    } else {
+        Vec::new()
+    };
     let mut sets = Sets::default();
     let mut failed = Vec::new();
     let mut failed_level: Option<Level> = None;
@@ -291,6 +296,9 @@ async fn check_digest(
     rule: &crate::policy::SignatureRule,
     sets: &mut Sets,
 ) -> Result<Option<String>, RegistryError> {
+    // The registry reads below are boxed: their futures (HTTP and cache included) would
+    // otherwise make this one, and every future that awaits it, several kilobytes that are
+    // copied each time an admission starts a check, warm or not.
     // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
     let wants_signatures = rule.threshold > 0;
     let wants_attestations = !rule.attestations.is_empty();
@@ -305,7 +313,7 @@ async fn check_digest(
         && (rule.signers.iter())
             .any(|s| !matches!(s.trusted, crate::signature::Trusted::Notation(_)));
     if wants_notation && !sets.notation.contains_key(digest) {
-        let set = resolver.notation_signatures(reference, digest).await?;
+        let set = Box::pin(resolver.notation_signatures(reference, digest)).await?;
         sets.notation.insert(digest.clone(), set);
     }
     let notation = sets.notation.get(digest).filter(|_| wants_notation);
@@ -328,8 +336,7 @@ async fn check_digest(
         (None, Some(a)) if !wants_cosign => (None, a),
         _ if !wants_cosign && !wants_attestations => (None, None),
         _ => {
-            resolver
-                .artifact_tags(reference, digest, wants_cosign, wants_attestations)
+            Box::pin(resolver.artifact_tags(reference, digest, wants_cosign, wants_attestations))
                 .await?
         }
     };
@@ -365,11 +372,11 @@ async fn check_digest(
         return Ok(None);
     }
     if wants_cosign && !sets.signatures.contains_key(digest) {
-        let set = resolver.signatures(reference, digest).await?;
+        let set = Box::pin(resolver.signatures(reference, digest)).await?;
         sets.signatures.insert(digest.clone(), set);
     }
     if wants_attestations && !sets.attestations.contains_key(digest) {
-        let set = resolver.attestations(reference, digest).await?;
+        let set = Box::pin(resolver.attestations(reference, digest)).await?;
         sets.attestations.insert(digest.clone(), set);
     }
     let sig = sets.signatures.get(digest).filter(|_| wants_cosign);
@@ -474,7 +481,7 @@ async fn check_digest(
         }));
     }
     if !sets.bundles.contains_key(digest) {
-        let bundles = resolver.bundles(reference, digest).await?;
+        let bundles = Box::pin(resolver.bundles(reference, digest)).await?;
         sets.bundles.insert(digest.clone(), bundles);
     }
     let bundles = &sets.bundles[digest];
