@@ -1356,6 +1356,36 @@ fn notation_policy(
     policy.to_str().unwrap().to_owned()
 }
 
+/// A registry, a test notary, and a policy (on the registry's host) trusting the notary's
+/// `CN=release` identity.
+struct NotarySetup {
+    reg: TestRegistry,
+    notary: crate::support::notary::TestNotary,
+    _dir: tempfile::TempDir,
+    policy: String,
+}
+
+impl NotarySetup {
+    fn start() -> NotarySetup {
+        let reg = TestRegistry::start();
+        let notary = crate::support::notary::TestNotary::new();
+        let dir = tempfile::tempdir().unwrap();
+        let policy = notation_policy(
+            dir.path(),
+            |s| reg.policy(s),
+            &reg.host(),
+            &notary.root_pem(),
+            "\"x509.subject: C=US, ST=WA, O=acme, CN=release\"",
+        );
+        NotarySetup {
+            reg,
+            notary,
+            _dir: dir,
+            policy,
+        }
+    }
+}
+
 /// Push `envelope` as a notation signature of `subject`: an artifact manifest referring to it,
 /// listed in its referrers tag schema index (distribution without the referrers API).
 async fn push_notation(
@@ -1404,18 +1434,14 @@ fn run_verify(policy: &str, image: &str) -> (support::Run, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn notation_signatures_found_through_the_referrers_tag_schema_verify_against_the_trust_store()
 {
-    use crate::support::notary::{Notation, TestNotary};
-    let reg = TestRegistry::start();
-    let notary = TestNotary::new();
-    let dir = tempfile::tempdir().unwrap();
+    use crate::support::notary::Notation;
+    let NotarySetup {
+        reg,
+        notary,
+        _dir,
+        policy,
+    } = NotarySetup::start();
     let host = reg.host();
-    let policy = notation_policy(
-        dir.path(),
-        |s| reg.policy(s),
-        &host,
-        &notary.root_pem(),
-        "\"x509.subject: C=US, ST=WA, O=acme, CN=release\"",
-    );
     let p = Pusher::new(reg.base_url());
     let image = |tag: &str| format!("{host}/signed/app:{tag}");
 
@@ -1560,18 +1586,14 @@ async fn notation_signatures_are_listed_through_the_referrers_api_when_the_regis
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notation_cose_signatures_pushed_as_referrers_verify() {
-    use crate::support::notary::{Notation, TestNotary};
-    let reg = TestRegistry::start();
-    let notary = TestNotary::new();
-    let dir = tempfile::tempdir().unwrap();
+    use crate::support::notary::Notation;
+    let NotarySetup {
+        reg,
+        notary,
+        _dir,
+        policy,
+    } = NotarySetup::start();
     let host = reg.host();
-    let policy = notation_policy(
-        dir.path(),
-        |s| reg.policy(s),
-        &host,
-        &notary.root_pem(),
-        "\"x509.subject: C=US, ST=WA, O=acme, CN=release\"",
-    );
     let p = Pusher::new(reg.base_url());
     let good = push_image(&p, "cose", b"cose").await;
     push_notation_as(
