@@ -175,7 +175,9 @@ mod tests {
     /// it too (it is still within its time to live), and it then expires as it would have.
     #[tokio::test]
     async fn an_answer_about_to_expire_is_asked_again_by_one_lookup() {
-        let ttl = Duration::from_secs(4);
+        // Long enough that a slow, shared machine stays inside each window it sleeps into
+        // (the last quarter is 2 s wide).
+        let ttl = Duration::from_secs(8);
         let cache: Cached<u32> = Cached::refreshed(
             Cache::builder().max_capacity(10).time_to_live(ttl).build(),
             ttl,

@@ -288,7 +288,8 @@ pub(crate) fn mark_keyless(
     signed: &mut [bool],
 ) -> Result<(), String> {
     let mut any = false;
-    let mut unlogged = false;
+    // Why a signer whose identity this is did not count it, if one did not.
+    let mut unlogged = None;
     for (j, signer) in signers.iter().enumerate() {
         if let Trusted::Keyless(want) = &signer.trusted
             && identity
@@ -297,18 +298,22 @@ pub(crate) fn mark_keyless(
                 .is_some_and(|i| want.issuer.matches(i))
             && identity.subjects.iter().any(|s| want.subject.matches(s))
         {
-            if identity.unlogged.is_some() && !want.insecure_ignore_sct {
-                unlogged = true;
+            if let Some(why) = identity
+                .unlogged
+                .as_ref()
+                .filter(|_| !want.insecure_ignore_sct)
+            {
+                unlogged = Some(why);
                 continue;
             }
             signed[j] = true;
             any = true;
         }
     }
-    match (&identity.unlogged, any, unlogged) {
-        (_, true, _) => Ok(()),
-        (Some(why), false, true) => Err(format!("is by {}, but {why}", shown(identity))),
-        _ => Err(untrusted(identity)),
+    match unlogged {
+        _ if any => Ok(()),
+        Some(why) => Err(format!("is by {}, but {why}", shown(identity))),
+        None => Err(untrusted(identity)),
     }
 }
 
