@@ -28,6 +28,13 @@ use tollgate::report::Report;
 use tollgate::yaml::{self, Record};
 
 fn main() {
+    // `TOLLGATE_COUNT=WORKLOAD:N` runs one workload N times and exits, without divan's timing
+    // loop: benches/instructions.sh counts its instructions under callgrind at two values of N,
+    // and the difference is the cost of N2 - N1 runs, set-up taken out.
+    if let Ok(spec) = std::env::var("TOLLGATE_COUNT") {
+        counted(&spec);
+        return;
+    }
     let f = &*FIXTURE;
     eprintln!(
         "fixture: {} bytes of YAML, {} images, {} findings",
@@ -246,28 +253,38 @@ fn evaluate_only(bencher: Bencher) {
     let f = &*FIXTURE;
     bencher
         .with_inputs(|| Report::new(check::policy_info(&f.policy)))
-        .bench_local_refs(|report| {
-            let source = Source {
-                file: Some("bench.yaml"),
-                positions: None,
-                start_line: Some(1),
-            };
-            check::check_document(&f.policy, black_box(&f.value), source, &f.opts, report);
-        });
+        .bench_local_refs(|report| evaluate(f, report));
+}
+
+fn evaluate(f: &Fixture, report: &mut Report) {
+    let source = Source {
+        file: Some("bench.yaml"),
+        positions: None,
+        start_line: Some(1),
+    };
+    check::check_document(&f.policy, black_box(&f.value), source, &f.opts, report);
 }
 
 /// What `tollgate check` does per file: parse with positions, then evaluate.
 #[divan::bench(sample_count = 1000)]
 fn parse_and_evaluate(bencher: Bencher) {
     let f = &*FIXTURE;
-    bencher.bench_local(|| check::check_text(&f.policy, "bench.yaml", black_box(&f.yaml), &f.opts));
+    bencher.bench_local(|| parse_and_evaluate_once(f));
+}
+
+fn parse_and_evaluate_once(f: &Fixture) -> Report {
+    check::check_text(&f.policy, "bench.yaml", black_box(&f.yaml), &f.opts)
 }
 
 /// Parsing alone (YAML events -> serde_json::Value + image positions).
 #[divan::bench(sample_count = 1000)]
 fn parse_only(bencher: Bencher) {
     let f = &*FIXTURE;
-    bencher.bench_local(|| yaml::load_all(black_box(&f.yaml), Record::ImageFields).count());
+    bencher.bench_local(|| parse_once(f));
+}
+
+fn parse_once(f: &Fixture) -> usize {
+    yaml::load_all(black_box(&f.yaml), Record::ImageFields).count()
 }
 
 /// The admission path: the object arrives as JSON (no positions needed), parsed with
@@ -275,17 +292,43 @@ fn parse_only(bencher: Bencher) {
 #[divan::bench(sample_count = 1000)]
 fn json_parse_and_evaluate(bencher: Bencher) {
     let f = &*FIXTURE;
-    bencher.bench_local(|| {
-        let value: Value = serde_json::from_str(black_box(&f.json)).expect("valid JSON");
-        let mut report = Report::new(check::policy_info(&f.policy));
-        let source = Source {
-            file: None,
-            positions: None,
-            start_line: None,
-        };
-        check::check_document(&f.policy, &value, source, &f.opts, &mut report);
-        report
-    });
+    bencher.bench_local(|| json_parse_and_evaluate_once(f));
+}
+
+fn json_parse_and_evaluate_once(f: &Fixture) -> Report {
+    let value: Value = serde_json::from_str(black_box(&f.json)).expect("valid JSON");
+    let mut report = Report::new(check::policy_info(&f.policy));
+    let source = Source {
+        file: None,
+        positions: None,
+        start_line: None,
+    };
+    check::check_document(&f.policy, &value, source, &f.opts, &mut report);
+    report
+}
+
+/// `WORKLOAD:N` ([`main`]): the same bodies as the timed benches above, run N times.
+fn counted(spec: &str) {
+    let (workload, n) = spec
+        .split_once(':')
+        .and_then(|(w, n)| Some((w, n.parse::<u64>().ok()?)))
+        .expect("TOLLGATE_COUNT is WORKLOAD:N");
+    let f = &*FIXTURE;
+    for _ in 0..n {
+        match workload {
+            "parse_only" => drop(black_box(parse_once(f))),
+            "evaluate_only" => {
+                let mut report = Report::new(check::policy_info(&f.policy));
+                evaluate(f, &mut report);
+                drop(black_box(report));
+            }
+            "parse_and_evaluate" => drop(black_box(parse_and_evaluate_once(f))),
+            "json_parse_and_evaluate" => drop(black_box(json_parse_and_evaluate_once(f))),
+            other => panic!(
+                "unknown workload {other}: parse_only, evaluate_only, parse_and_evaluate, json_parse_and_evaluate"
+            ),
+        }
+    }
 }
 
 /// Issue 14: one cosign signature checked against one trusted ECDSA P-256 key (payload
