@@ -10,6 +10,9 @@
 //!   while the others keep using them ([`Cached::refreshed`]).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 
@@ -36,39 +39,80 @@ pub(super) type Key = (Endpoint, String, String);
 /// The not-found answers of every kind, kept briefly.
 pub(super) type NotFound = Cache<Key, String>;
 
+/// What a cache holds under a key: the answer, and for answers kept briefly, when it is due to
+/// be asked again.
+#[derive(Debug, Clone)]
+pub(super) struct Entry<T> {
+    fetched: Fetched<T>,
+    refresh: Option<Arc<Refresh>>,
+}
+
+impl<T> Entry<T> {
+    /// The answer kept.
+    pub(super) fn fetched(&self) -> &Fetched<T> {
+        &self.fetched
+    }
+}
+
+/// When a kept answer is due to be asked again, and whether a lookup already claimed that.
+/// Shared by every copy of one entry (moka hands out clones), so exactly one lookup wins the
+/// claim.
+#[derive(Debug)]
+pub(super) struct Refresh {
+    after: Instant,
+    claimed: AtomicBool,
+}
+
+/// A cache of one kind of answer, as [`Resolver`](super::Resolver) builds them.
+pub(super) type Store<T> = Cache<Key, Entry<T>>;
+
 /// One kind of answer (tag digests, documents, blob sizes), cached by key.
 pub(super) struct Cached<T> {
-    found: Cache<Key, Fetched<T>>,
-    /// For answers kept briefly (tags, referrers, blob sizes): a marker that lives for the
-    /// first three quarters of an answer's life. A lookup that finds the answer without its
-    /// marker is in the last quarter: it claims the marker and asks the registry again while
-    /// every other lookup keeps the cached answer. An expiring tag then costs one admission a
-    /// registry round trip, instead of stalling every admission that needs it until the shared
-    /// fetch returns; no answer is ever used past its time to live.
-    fresh: Option<Cache<Key, ()>>,
+    found: Store<T>,
+    /// For answers kept briefly (tags, referrers, blob sizes): how long after it is kept an
+    /// answer is due to be asked again, three quarters of its life. The first lookup after that
+    /// claims the entry and asks the registry again while every other lookup keeps the cached
+    /// answer. An expiring tag then costs one admission a registry round trip, instead of
+    /// stalling every admission that needs it until the shared fetch returns; no answer is ever
+    /// used past its time to live (the cache's own).
+    refresh_after: Option<Duration>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Cached<T> {
     /// A cache over `found`, built by the caller with its capacity, weigher and time to live.
-    pub(super) fn new(found: Cache<Key, Fetched<T>>) -> Self {
-        Cached { found, fresh: None }
+    pub(super) fn new(found: Store<T>) -> Self {
+        Cached {
+            found,
+            refresh_after: None,
+        }
     }
 
     /// [`Cached::new`] for answers that live `ttl` and are asked again before they expire.
-    pub(super) fn refreshed(found: Cache<Key, Fetched<T>>, ttl: std::time::Duration) -> Self {
+    pub(super) fn refreshed(found: Store<T>, ttl: Duration) -> Self {
         Cached {
             found,
-            fresh: Some(
-                Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_live(ttl * 3 / 4)
-                    .build(),
-            ),
+            refresh_after: Some(ttl * 3 / 4),
+        }
+    }
+
+    fn entry(&self, fetched: Fetched<T>) -> Entry<T> {
+        Entry {
+            fetched,
+            refresh: self.refresh_after.map(|after| {
+                Arc::new(Refresh {
+                    after: Instant::now() + after,
+                    claimed: AtomicBool::new(false),
+                })
+            }),
         }
     }
 
     /// The answer for `key`: from the caches, else from `fetch`. A found answer for which
     /// `keep` says no (content that failed verification) is returned but not kept.
+    ///
+    /// A hit costs one cache lookup. What a miss or a refresh runs (the fetch, with its HTTP
+    /// future) is boxed, so that this future, and every future that awaits it, stays small on
+    /// the warm path: it is moved whenever an admission starts a walk.
     pub(super) async fn get<F: Future<Output = Result<Fetched<T>, RegistryError>>>(
         &self,
         not_found: &NotFound,
@@ -76,42 +120,75 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
         fetch: impl Fn() -> F,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Fetched<T>, RegistryError> {
+        // A found answer and a not-found one are never both kept for long: keeping either
+        // drops the other. So the found cache is asked first, and a hit is one lookup.
+        if let Some(entry) = self.found.get(&key).await {
+            match entry.fetched {
+                Fetched::Found(cached) => {
+                    // Only the lookup that claims the entry asks again; the rest use it.
+                    let due = entry.refresh.as_ref().is_some_and(|r| {
+                        Instant::now() >= r.after && !r.claimed.swap(true, Ordering::Relaxed)
+                    });
+                    if !due {
+                        return Ok(Fetched::Found(cached));
+                    }
+                    return Box::pin(self.refresh(not_found, key, cached, fetch, keep)).await;
+                }
+                // Kept for an instant by the shared fetch below, which drops it at once.
+                Fetched::NotFound(answer) => return Ok(Fetched::NotFound(answer)),
+            }
+        }
         if let Some(answer) = not_found.get(&key).await {
             return Ok(Fetched::NotFound(answer));
         }
-        if let Some(fresh) = &self.fresh
-            && let Some(Fetched::Found(cached)) = self.found.get(&key).await
-        {
-            // Only the lookup that claims the marker asks again; the rest use the answer.
-            if fresh.contains_key(&key) || !fresh.entry(key.clone()).or_insert(()).await.is_fresh()
-            {
-                return Ok(Fetched::Found(cached));
-            }
-            return match fetch().await {
-                Ok(Fetched::Found(v)) => {
-                    if keep(&v) {
-                        self.found.insert(key, Fetched::Found(v.clone())).await;
-                    } else {
-                        self.found.invalidate(&key).await;
-                    }
-                    Ok(Fetched::Found(v))
-                }
-                Ok(Fetched::NotFound(answer)) => {
+        Box::pin(self.fetch_shared(not_found, key, fetch, keep)).await
+    }
+
+    /// Ask again for an answer in the last quarter of its life.
+    async fn refresh<F: Future<Output = Result<Fetched<T>, RegistryError>>>(
+        &self,
+        not_found: &NotFound,
+        key: Key,
+        cached: T,
+        fetch: impl Fn() -> F,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Fetched<T>, RegistryError> {
+        match fetch().await {
+            Ok(Fetched::Found(v)) => {
+                if keep(&v) {
+                    let entry = self.entry(Fetched::Found(v.clone()));
+                    self.found.insert(key, entry).await;
+                } else {
                     self.found.invalidate(&key).await;
-                    not_found.insert(key, answer.clone()).await;
-                    Ok(Fetched::NotFound(answer))
                 }
-                // The cached answer is still within its time to live: an unanswered refresh
-                // changes nothing, and the answer expires as it would have.
-                Err(_) => Ok(Fetched::Found(cached)),
-            };
+                Ok(Fetched::Found(v))
+            }
+            Ok(Fetched::NotFound(answer)) => {
+                self.found.invalidate(&key).await;
+                not_found.insert(key, answer.clone()).await;
+                Ok(Fetched::NotFound(answer))
+            }
+            // The cached answer is still within its time to live: an unanswered refresh
+            // changes nothing, and the answer expires as it would have.
+            Err(_) => Ok(Fetched::Found(cached)),
         }
+    }
+
+    /// Fetch an answer not in the caches, one fetch shared by concurrent lookups of `key`.
+    async fn fetch_shared<F: Future<Output = Result<Fetched<T>, RegistryError>>>(
+        &self,
+        not_found: &NotFound,
+        key: Key,
+        fetch: impl Fn() -> F,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Fetched<T>, RegistryError> {
         let mut attempts = 0;
-        let fetched = loop {
+        let entry = loop {
             // A fetch is a future only one lookup can run: a lookup that fetches again makes a
             // new one.
-            match self.found.try_get_with(key.clone(), fetch()).await {
-                Ok(fetched) => break fetched,
+            let once = async { fetch().await.map(|f| self.entry(f)) };
+            match self.found.try_get_with(key.clone(), once).await {
+                Ok(entry) => break entry,
                 // Another walk ran the shared fetch and had spent its budget: that is not this
                 // walk's answer. A walk over its own budget stops here with the error.
                 Err(e)
@@ -124,24 +201,20 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
                 Err(e) => return Err((*e).clone()),
             }
         };
-        match &fetched {
+        match &entry.fetched {
             Fetched::NotFound(answer) => {
                 self.found.invalidate(&key).await;
                 not_found.insert(key, answer.clone()).await;
             }
             Fetched::Found(v) if !keep(v) => self.found.invalidate(&key).await,
-            Fetched::Found(_) => {
-                if let Some(fresh) = &self.fresh {
-                    fresh.insert(key, ()).await;
-                }
-            }
+            Fetched::Found(_) => {}
         }
-        Ok(fetched)
+        Ok(entry.fetched)
     }
 
     /// The cached answer for `key`, without fetching.
     pub(super) async fn peek(&self, key: &Key) -> Option<Fetched<T>> {
-        self.found.get(key).await
+        self.found.get(key).await.map(|e| e.fetched)
     }
 
     /// Forget `key` (an answer found wrong after the fact: ask again next time).
@@ -152,9 +225,7 @@ impl<T: Clone + Send + Sync + 'static> Cached<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Duration;
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
 

@@ -20,7 +20,7 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256, Sha512};
 
 use super::RegistryError;
-use super::cache::{Cached, Fetched, Key, NotFound};
+use super::cache::{Cached, Entry, Fetched, Key, NotFound};
 use super::http::{Endpoint, RegistryClient, Response};
 use super::oci::{self, Descriptor, Manifest};
 use super::pull::PullCredentials;
@@ -103,7 +103,7 @@ impl Resolver {
     pub fn new(client: Arc<RegistryClient>, policy: Arc<Policy>, opts: ResolveOptions) -> Self {
         let documents = Cache::builder()
             .max_capacity(opts.cache_bytes)
-            .weigher(|_k: &Key, v: &Fetched<Document>| match v {
+            .weigher(|_k: &Key, v: &Entry<Document>| match v.fetched() {
                 Fetched::Found(d) => u32::try_from(d.body.len()).unwrap_or(u32::MAX).max(1),
                 Fetched::NotFound(_) => 1,
             })
