@@ -125,7 +125,7 @@ async fn tag_lists(
             && !wanted.iter().any(|(c, _, _)| *c == canonical)
         {
             let creds = super::pull::for_image(pull, image, r);
-            wanted.push((canonical, r.clone(), creds));
+            wanted.push((canonical.into_owned(), r.clone(), creds));
         }
     }
     let mut lists = HashMap::new();
@@ -229,7 +229,7 @@ fn retention_finding(
         outcome,
         message,
     };
-    let tags = match lists.get(&canonical)? {
+    let tags = match lists.get(canonical.as_ref())? {
         Ok(tags) => tags,
         Err(e) => {
             let message = format!("cannot list the tags of {canonical}: {e}");
@@ -324,7 +324,11 @@ pub async fn audit(
         registry_checked: resolver.is_some(),
     };
     for (r, errors) in results {
-        if let Some(name) = r.image.image.reference().map(|i| policy.canonical_name(i))
+        if let Some(name) = r
+            .image
+            .image
+            .reference()
+            .map(|i| policy.canonical_name(i).into_owned())
             && policy
                 .retention_for(&name)
                 .is_some_and(|rule| rule.order_by == OrderBy::PushTime)

@@ -225,7 +225,7 @@ fn explain_one(policy: &Policy, input: &WrittenImage, ctx: Context<'_>) -> Image
                 digest: r.digest().map(ToString::to_string),
                 familiar: r.familiar(),
                 fully_qualified: r.to_string(),
-                canonical_name: policy.canonical_name(r),
+                canonical_name: policy.canonical_name(r).into_owned(),
             }),
             rules,
         },

@@ -1379,7 +1379,7 @@ impl Checker<'_> {
         let tags = self.patterns(&format!("{pointer}/tags"), spec.tags);
         Some(BaseImage {
             family,
-            name: image.canonical_name(),
+            name: image.canonical_name().to_owned(),
             tags,
         })
     }

@@ -387,7 +387,7 @@ impl Policy {
     /// `image`'s name as every policy pattern is matched against it: the host lowercased, an
     /// alias host replaced by the registry's primary host, so that one pattern covers every
     /// name and every spelling of a registry. The written form is for display only.
-    pub fn canonical_name(&self, image: &ImageRef) -> String {
+    pub fn canonical_name<'a>(&self, image: &'a ImageRef) -> std::borrow::Cow<'a, str> {
         match self
             .registries
             .iter()
@@ -396,8 +396,8 @@ impl Policy {
         {
             // Only an entry with one exact host has aliases (the loader refuses them on a
             // wildcard host: an alias maps to one primary name).
-            Some(host) => format!("{}/{}", host.canonical(), image.repository()),
-            None => image.canonical_name(),
+            Some(host) => format!("{}/{}", host.canonical(), image.repository()).into(),
+            None => image.canonical_name().into(),
         }
     }
 }

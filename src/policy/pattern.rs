@@ -148,7 +148,7 @@ impl HostPattern {
     /// Whether the host part of a canonical name (`host[:port]`, host lowercased) matches.
     fn matches_canonical(&self, host: &str) -> bool {
         match self {
-            HostPattern::Exact(h) => h.canonical() == host,
+            HostPattern::Exact(h) => h.is_canonical(host),
             // A wildcard never matches an IPv6 literal, so a ':' here is the port's.
             HostPattern::Wildcard { .. } if host.starts_with('[') => false,
             HostPattern::Wildcard { labels, port, .. } => {
@@ -271,9 +271,11 @@ pub fn matched_lengths(segments: &[Segment], components: &[&str]) -> Vec<bool> {
     // reach[j]: the segments so far match components[..j].
     let mut reach = vec![false; n + 1];
     reach[0] = true;
+    // Two rows, swapped: a pattern is matched for every image an admission names.
+    let mut next = vec![false; n + 1];
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
-        let mut next = vec![false; n + 1];
+        next.fill(false);
         match seg {
             Segment::AnyDepth => {
                 // Zero or more components; at the end of a pattern, one or more.
@@ -296,7 +298,7 @@ pub fn matched_lengths(segments: &[Segment], components: &[&str]) -> Vec<bool> {
                 }
             }
         }
-        reach = next;
+        std::mem::swap(&mut reach, &mut next);
     }
     reach
 }
@@ -349,9 +351,47 @@ impl NamePattern {
         if !self.host.matches_canonical(host) {
             return false;
         }
+        let n = path.bytes().filter(|b| *b == b'/').count() + 1;
+        if n < 63 {
+            return matches_in_bits(&self.path, path, n);
+        }
         let components: Vec<&str> = path.split('/').collect();
         matched_lengths(&self.path, &components)[components.len()]
     }
+}
+
+/// [`matched_lengths`] for a path of `n` < 63 components, with the row as the bits of a
+/// `u64` and no allocation: patterns are matched several times for every image an admission
+/// names, and real paths are a few components long.
+fn matches_in_bits(segments: &[Segment], path: &str, n: usize) -> bool {
+    let all: u64 = (1 << (n + 1)) - 1;
+    // Bit j: the segments so far match the first j components.
+    let mut reach: u64 = 1;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        reach = match seg {
+            Segment::AnyDepth => {
+                // Zero or more components (every length from the shortest reached on); at the
+                // end of a pattern, one or more.
+                let lowest = reach & reach.wrapping_neg();
+                let from = if last { lowest << 1 } else { lowest };
+                all & !(from - 1)
+            }
+            _ => {
+                let mut next = 0;
+                for (j, component) in path.split('/').enumerate() {
+                    if reach >> j & 1 == 1 && seg.matches_one(component) {
+                        next |= 1 << (j + 1);
+                    }
+                }
+                next
+            }
+        };
+        if reach == 0 {
+            return false;
+        }
+    }
+    reach >> n & 1 == 1
 }
 
 impl fmt::Display for NamePattern {
@@ -568,7 +608,7 @@ mod tests {
         let r: crate::reference::ImageRef = image.parse().unwrap();
         let canonical = r.canonical_name();
         let key = ImageKey {
-            canonical: &canonical,
+            canonical,
             tag: r.tag(),
             digest: r.digest(),
         };
@@ -645,6 +685,25 @@ mod tests {
     }
 
     proptest! {
+        /// The allocation-free matcher agrees with the table ([`matched_lengths`]) on every
+        /// mix of literals, globs and `**`, in any position.
+        #[test]
+        fn the_bit_matcher_agrees_with_the_table(
+            segments in proptest::collection::vec(
+                prop_oneof![Just("a"), Just("b"), Just("*"), Just("a*"), Just("**")], 1..7),
+            components in proptest::collection::vec(
+                prop_oneof![Just("a"), Just("b"), Just("ab"), Just("")], 1..9),
+        ) {
+            let pattern = format!("r.example.org/{}", segments.join("/"));
+            let p = NamePattern::parse(&pattern).unwrap();
+            let path = components.join("/");
+            let table = matched_lengths(&p.path, &components)[components.len()];
+            prop_assert_eq!(
+                matches_in_bits(&p.path, &path, components.len()), table, "{} on {}", pattern, path
+            );
+            prop_assert_eq!(p.is_match(&format!("r.example.org/{path}")), table);
+        }
+
         /// The name a pattern is made from matches it; appending to any part of the name never
         /// does: `.evil.com` or `-x` after the host, `-x` after a component, `/x` or `/x/../y`
         /// after the path, a label before the host.

@@ -200,6 +200,19 @@ impl RegistryHost {
         }
     }
 
+    /// Whether `name` is [`RegistryHost::canonical`], without making that string: patterns
+    /// compare hosts for every image they are asked about.
+    pub fn is_canonical(&self, name: &str) -> bool {
+        match &self.port {
+            Some(port) => {
+                name.strip_prefix(self.host.as_str())
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    == Some(port.as_str())
+            }
+            None => name == self.host,
+        }
+    }
+
     /// Whether this is Docker Hub: written exactly `docker.io` or `index.docker.io`, without a
     /// port (`index.docker.io` is then printed as `docker.io`).
     pub fn is_docker_hub(&self) -> bool {
@@ -305,6 +318,10 @@ pub struct ImageRef {
     repository: Repository,
     tag: Option<Tag>,
     digest: Option<Digest>,
+    /// `host[:port]/path` with the host lowercased, made once at parse time: every policy
+    /// pattern is matched against it, several times per image at admission. Shared, so that a
+    /// clone of the reference does not copy it.
+    canonical: std::sync::Arc<str>,
 }
 
 impl ImageRef {
@@ -336,8 +353,8 @@ impl ImageRef {
     /// `registry/repository` with the registry's host lowercased: the form every match against
     /// a policy pattern uses (DNS names are case-insensitive, so `Registry.Example.Org/base`
     /// is the same repository as `registry.example.org/base` and must meet the same rules).
-    pub fn canonical_name(&self) -> String {
-        format!("{}/{}", self.registry.canonical(), self.repository)
+    pub fn canonical_name(&self) -> &str {
+        &self.canonical
     }
 
     /// The short form Docker prints: `nginx:1.25` rather than `docker.io/library/nginx:1.25`.
@@ -586,11 +603,13 @@ fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
             len: repository.len(),
         });
     }
+    let canonical = format!("{}/{repository}", registry.canonical()).into();
     Ok(ImageRef {
         registry,
         repository: Repository(repository),
         tag,
         digest,
+        canonical,
     })
 }
 

@@ -386,3 +386,20 @@ proptest! {
         }
     }
 }
+
+/// `is_canonical` says exactly what comparing with `canonical()` says, without the string.
+#[rstest]
+#[case::plain("Registry.Example.Org/app", "registry.example.org", true)]
+#[case::as_written_is_not_canonical("Registry.Example.Org/app", "Registry.Example.Org", false)]
+#[case::port("example.org:5000/app", "example.org:5000", true)]
+#[case::padded_port_is_another_host("example.org:05000/app", "example.org:5000", false)]
+#[case::port_missing("example.org:5000/app", "example.org", false)]
+#[case::port_not_named("example.org/app", "example.org:5000", false)]
+#[case::longer_host("example.org/app", "example.org.evil", false)]
+#[case::no_colon("example.org:5000/app", "example.org5000", false)]
+#[case::ipv6("[::1]:5000/app", "[::1]:5000", true)]
+fn is_canonical_agrees_with_canonical(#[case] image: &str, #[case] name: &str, #[case] same: bool) {
+    let host = image.parse::<ImageRef>().unwrap().registry().clone();
+    assert_eq!(host.is_canonical(name), same);
+    assert_eq!(host.canonical() == name, same);
+}

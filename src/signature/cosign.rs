@@ -40,16 +40,12 @@ pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 
 /// The tag cosign stores `digest`'s signatures under: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &Digest) -> String {
-    let text = digest.to_string();
-    let (alg, hex) = text.split_once(':').unwrap_or(("sha256", &text));
-    format!("{alg}-{hex}.sig")
+    format!("{}-{}.sig", digest.algorithm().as_str(), digest.hex())
 }
 
 /// The tag cosign stores `digest`'s attestations under: `sha256-<hex>.att`.
 pub fn attestation_tag(digest: &Digest) -> String {
-    let text = digest.to_string();
-    let (alg, hex) = text.split_once(':').unwrap_or(("sha256", &text));
-    format!("{alg}-{hex}.att")
+    format!("{}-{}.att", digest.algorithm().as_str(), digest.hex())
 }
 
 /// Whether `tag` is one of cosign's artifact tags (`sha256-<hex>.sig`, `.att`, `.sbom`): a
