@@ -286,10 +286,48 @@ struct Sets {
     notation: HashMap<Digest, super::notation::NotationSet>,
 }
 
-/// One digest against one rule: `None` when verified, else why not. The digest's signatures
-/// (and attestations, when the rule requires some) are read once per walk (`sets`), and a
-/// verified (digest, manifests, rule) is remembered by the resolver.
+/// One digest against one rule: `None` when verified, else why not. A rule of cosign signers
+/// only, without attestations, is first asked of this thread's recent verdicts
+/// ([`super::verdicts`]), then of the shared caches ([`check_digest_shared`]).
 async fn check_digest(
+    resolver: &Resolver,
+    reference: &ImageRef,
+    digest: &Digest,
+    rule: &crate::policy::SignatureRule,
+    sets: &mut Sets,
+) -> Result<Option<String>, RegistryError> {
+    let cosign_only = rule.threshold > 0
+        && rule.attestations.is_empty()
+        && (rule.signers.iter())
+            .all(|s| !matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    let endpoint = cosign_only
+        .then(|| resolver.endpoint(reference).ok())
+        .flatten();
+    let about = endpoint.as_ref().map(|endpoint| super::verdicts::About {
+        resolver: resolver.id,
+        endpoint,
+        repository: reference.repository().as_str(),
+        digest,
+        fingerprint: &rule.fingerprint,
+    });
+    if let Some(about) = &about
+        && super::verdicts::verified(about)
+    {
+        return Ok(None);
+    }
+    let why = check_digest_shared(resolver, reference, digest, rule, sets).await?;
+    if why.is_none()
+        && let Some(about) = &about
+    {
+        super::verdicts::remember(about);
+    }
+    Ok(why)
+}
+
+/// [`check_digest`] from the shared caches and the registry. The digest's signatures (and
+/// attestations, when the rule requires some) are read once per walk (`sets`), and a verified
+/// (digest, manifests, rule) is remembered by the resolver.
+async fn check_digest_shared(
     resolver: &Resolver,
     reference: &ImageRef,
     digest: &Digest,

@@ -96,7 +96,13 @@ pub struct Resolver {
     /// threshold and digests, so a verdict holds as long as all three, across policy reloads
     /// that keep this resolver; a new signature moves the `.sig` tag to another manifest.
     pub(super) signature_verdicts: Cache<(Digest, Digest, String), bool>,
+    /// This resolver among every one the process made: what threads' copies of its verdicts
+    /// are remembered under ([`super::verdicts`]).
+    pub(super) id: u64,
 }
+
+/// The next [`Resolver::id`].
+static RESOLVERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Resolver {
     /// A resolver for the registries `policy` approves, through `client`.
@@ -122,6 +128,7 @@ impl Resolver {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            id: RESOLVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             client,
             policy,
             opts,
