@@ -191,8 +191,9 @@ impl Catalog {
         Ok(v)
     }
 
-    /// Fail unless the schema is exactly this binary's: what every reader and writer checks
-    /// first, so that an older binary never writes into a newer schema.
+    /// Fail unless the schema is exactly this binary's. Every command that reads or writes the
+    /// catalog calls it after opening (`status` does), so that an older binary never writes
+    /// into a newer schema; `record_*` and the queries do not repeat it on each call.
     pub async fn check_schema(&self) -> Result<(), CatalogError> {
         match self.schema_version().await? {
             0 => Err(CatalogError::NotMigrated),
