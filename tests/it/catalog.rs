@@ -321,6 +321,34 @@ fn the_catalog_url_can_come_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("applied migration 1"));
 }
 
+/// docs/catalog.md shows real output: each `$ tollgate ...` line of its console block, run in
+/// an empty directory one after the other, prints exactly the lines under it.
+#[test]
+fn the_doc_shows_the_binary_s_real_output() {
+    let doc = include_str!("../../docs/catalog.md");
+    let dir = tempfile::tempdir().unwrap();
+    let mut commands = 0;
+    for block in doc.split("```console\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        for step in block.split("$ tollgate ").skip(1) {
+            let (command, expected) = step.split_once('\n').unwrap();
+            let args: Vec<&str> = command.split_whitespace().collect();
+            let out = crate::support::tollgate(&args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                expected,
+                "{command}"
+            );
+            commands += 1;
+        }
+    }
+    assert!(commands >= 2, "docs/catalog.md has no console example");
+}
+
 // ---- the library on both engines ----
 
 fn migrated(backend: Backend) -> (Db, tokio::runtime::Runtime, Catalog) {
