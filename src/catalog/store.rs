@@ -98,8 +98,8 @@ impl Catalog {
     /// here with the driver's own reason.
     pub async fn open(url: &CatalogUrl, create: Create) -> Result<Catalog, CatalogError> {
         sqlx::any::install_default_drivers();
-        let (text, backend) = match url {
-            CatalogUrl::Sqlite { path } => {
+        let (text, backend) = match url.sqlite_path() {
+            Some(path) => {
                 if create == Create::No && std::fs::symlink_metadata(path).is_err() {
                     return Err(CatalogError::Missing {
                         path: path.display().to_string(),
@@ -107,7 +107,7 @@ impl Catalog {
                 }
                 (sqlite_url(path, create), Backend::Sqlite)
             }
-            CatalogUrl::Postgres { .. } => (
+            None => (
                 url.secret_url().unwrap_or_default().to_owned(),
                 Backend::Postgres,
             ),

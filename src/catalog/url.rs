@@ -5,19 +5,21 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// The database a catalog is kept in.
+/// The database a catalog is kept in: parsed with `FromStr`, printed without its password.
 #[derive(Clone, PartialEq, Eq)]
-pub enum CatalogUrl {
-    /// One SQLite file (created by `migrate` when missing).
-    Sqlite {
-        /// The file, as written (relative to the working directory, or absolute).
-        path: PathBuf,
-    },
+pub struct CatalogUrl(Location);
+
+// Private, so that the password's byte ranges always come from the parser.
+#[derive(Clone, PartialEq, Eq)]
+enum Location {
+    /// One SQLite file (created by `migrate` when missing), as written: relative to the working
+    /// directory, or absolute.
+    Sqlite { path: PathBuf },
     /// A PostgreSQL server, as a `postgres://` or `postgresql://` URL.
     Postgres {
         /// The URL as written, password included: handed to the driver, never printed.
         url: String,
-        /// Byte range of the password inside `url` (userinfo or `password=` parameter), if any.
+        /// Byte ranges of the passwords inside `url` (userinfo, `password=` parameter).
         password: Vec<(usize, usize)>,
     },
 }
@@ -44,25 +46,25 @@ pub enum CatalogUrlError {
 impl CatalogUrl {
     /// The backend's name, for messages (`SQLite`, `PostgreSQL`).
     pub fn backend(&self) -> &'static str {
-        match self {
-            CatalogUrl::Sqlite { .. } => "SQLite",
-            CatalogUrl::Postgres { .. } => "PostgreSQL",
+        match &self.0 {
+            Location::Sqlite { .. } => "SQLite",
+            Location::Postgres { .. } => "PostgreSQL",
         }
     }
 
     /// The SQLite file, for a SQLite catalog.
     pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            CatalogUrl::Sqlite { path } => Some(path),
-            CatalogUrl::Postgres { .. } => None,
+        match &self.0 {
+            Location::Sqlite { path } => Some(path),
+            Location::Postgres { .. } => None,
         }
     }
 
     /// The URL with its password, for the driver only.
     pub(crate) fn secret_url(&self) -> Option<&str> {
-        match self {
-            CatalogUrl::Sqlite { .. } => None,
-            CatalogUrl::Postgres { url, .. } => Some(url),
+        match &self.0 {
+            Location::Sqlite { .. } => None,
+            Location::Postgres { url, .. } => Some(url),
         }
     }
 }
@@ -78,7 +80,7 @@ impl FromStr for CatalogUrl {
             if path.is_empty() {
                 return Err(CatalogUrlError::MissingPath);
             }
-            return Ok(CatalogUrl::Sqlite { path: path.into() });
+            return Ok(CatalogUrl(Location::Sqlite { path: path.into() }));
         }
         let Some(rest) = s
             .strip_prefix("postgres://")
@@ -123,19 +125,19 @@ impl FromStr for CatalogUrl {
             }
         }
         password.retain(|(a, b)| a < b);
-        Ok(CatalogUrl::Postgres {
+        Ok(CatalogUrl(Location::Postgres {
             url: s.to_owned(),
             password,
-        })
+        }))
     }
 }
 
 /// The URL as written, each password replaced by `***`.
 impl fmt::Display for CatalogUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CatalogUrl::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
-            CatalogUrl::Postgres { url, password } => {
+        match &self.0 {
+            Location::Sqlite { path } => write!(f, "sqlite:{}", path.display()),
+            Location::Postgres { url, password } => {
                 let mut at = 0;
                 for &(a, b) in password {
                     f.write_str(&url[at..a])?;
