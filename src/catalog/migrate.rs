@@ -58,6 +58,16 @@ pub(crate) async fn apply(
     backend: Backend,
     applied_at: i64,
 ) -> Result<Vec<Applied>, CatalogError> {
+    apply_list(tx, backend, applied_at, MIGRATIONS).await
+}
+
+async fn apply_list(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    applied_at: i64,
+    migrations: &[Migration],
+) -> Result<Vec<Applied>, CatalogError> {
+    let binary = migrations.last().map_or(0, |m| m.version);
     if backend == Backend::Postgres {
         // Two `migrate` runs at once (two replicas starting) would both create the tables; the
         // second waits here and then finds them applied. The lock ends with the transaction.
@@ -72,14 +82,11 @@ pub(crate) async fn apply(
         .await
         .map_err(query("creating schema_version"))?;
     let database = current(tx).await?;
-    if database > SCHEMA_VERSION {
-        return Err(CatalogError::SchemaNewer {
-            database,
-            binary: SCHEMA_VERSION,
-        });
+    if database > binary {
+        return Err(CatalogError::SchemaNewer { database, binary });
     }
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| m.version > database) {
+    for m in migrations.iter().filter(|m| m.version > database) {
         let failed = |source| CatalogError::Migration {
             version: m.version,
             name: m.name,
@@ -125,6 +132,60 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1, "versions are 1, 2, 3...");
         }
+    }
+
+    /// A migration that fails leaves the database as it was, the steps before it included:
+    /// they all run in one transaction.
+    #[test]
+    fn a_failed_migration_changes_nothing() {
+        use crate::catalog::{Catalog, CatalogUrl, Create};
+        let dir = tempfile::tempdir().unwrap();
+        let url: CatalogUrl = format!("sqlite:{}", dir.path().join("c.db").display())
+            .parse()
+            .unwrap();
+        let list = [
+            Migration {
+                version: 1,
+                name: "catalog",
+                sql: MIGRATIONS[0].sql,
+            },
+            Migration {
+                version: 2,
+                name: "broken",
+                sql: "ALTER TABLE runs ADD COLUMN note TEXT; CREATE TABLE (;",
+            },
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let catalog = Catalog::open(&url, Create::IfMissing).await.unwrap();
+            let mut tx = catalog.pool.begin().await.unwrap();
+            let e = apply_list(&mut tx, Backend::Sqlite, 0, &list)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    CatalogError::Migration {
+                        version: 2,
+                        name: "broken",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            tx.rollback().await.unwrap();
+            assert_eq!(catalog.schema_version().await.unwrap(), 0);
+            let tables: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+                    .fetch_one(&catalog.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(tables, 0);
+            catalog.close().await;
+        });
     }
 
     #[test]

@@ -360,6 +360,28 @@ fn migrated(backend: Backend) -> (Db, tokio::runtime::Runtime, Catalog) {
     (db, rt, catalog)
 }
 
+/// Two replicas starting at once both run `migrate`: one applies the schema, the other waits
+/// and finds it applied (PostgreSQL's advisory lock; SQLite's write lock).
+#[rstest]
+fn two_migrations_at_once_apply_the_schema_once(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let db = db(backend);
+    let rt = runtime();
+    let (a, b) = (db.open(&rt), db.open(&rt));
+    let (ra, rb) = rt.block_on(async {
+        let (ra, rb) = tokio::join!(a.migrate(at(0)), b.migrate(at(0)));
+        a.close().await;
+        b.close().await;
+        (ra.unwrap(), rb.unwrap())
+    });
+    let mut applied = [ra.len(), rb.len()];
+    applied.sort();
+    assert_eq!(applied, [0, SCHEMA_VERSION as usize], "{ra:?} {rb:?}");
+    let status = run(&["catalog", "status", "--catalog", &db.url]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+}
+
 #[rstest]
 fn a_tag_history_opens_extends_and_moves(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
