@@ -771,3 +771,70 @@ fn concurrent_recorders_lose_no_update(
     assert_eq!(sighted[0].0, digest(9).to_string());
     assert_eq!((sighted[0].2, sighted[0].3), (2 * N, None));
 }
+
+/// A snapshot bigger than one statement's batch (500 rows per insert, 1,000 ids per update):
+/// every run lands, extends with its own pod count, and closes.
+#[rstest]
+fn a_big_snapshot_is_recorded_in_batches(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    const RUNS: u64 = 2_345;
+    let (_db, rt, catalog) = migrated(backend);
+    let snapshot = |pods: &dyn Fn(u64) -> u32, keep: &dyn Fn(u64) -> bool| -> Vec<RunSighting> {
+        (0..RUNS)
+            .filter(|i| keep(*i))
+            .map(|i| {
+                let name = format!("app{i}");
+                sighting(
+                    &format!("ns{}", i % 7),
+                    &name,
+                    "c",
+                    image("app", i),
+                    pods(i),
+                )
+            })
+            .collect()
+    };
+    rt.block_on(async {
+        let r = catalog
+            .record_runs("eqiad", &snapshot(&|_| 1, &|_| true), at(0))
+            .await
+            .unwrap();
+        assert_eq!((r.opened, r.extended, r.closed), (RUNS as usize, 0, 0));
+        let r = catalog
+            .record_runs(
+                "eqiad",
+                &snapshot(&|i| (i % 3) as u32 + 1, &|_| true),
+                at(60),
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.opened, r.extended, r.closed), (0, RUNS as usize, 0));
+        // Each run extended with its own pod count (the latest sighting's).
+        let at_60 = catalog.running_at(at(60), None, None).await.unwrap();
+        assert_eq!(at_60.len(), RUNS as usize);
+        for run in &at_60 {
+            let i = u64::from_str_radix(run.digest.hex(), 16).unwrap();
+            assert_eq!(run.pods, (i % 3) as u32 + 1, "{run:?}");
+        }
+        let r = catalog
+            .record_runs("eqiad", &snapshot(&|_| 1, &|i| i % 2 == 0), at(120))
+            .await
+            .unwrap();
+        let kept = RUNS.div_ceil(2) as usize;
+        assert_eq!(
+            (r.opened, r.extended, r.closed),
+            (0, kept, RUNS as usize - kept)
+        );
+
+        let at_120 = catalog
+            .running_at(at(120), None, Some("ns3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            at_120.len(),
+            (0..RUNS).filter(|i| i % 2 == 0 && i % 7 == 3).count()
+        );
+        catalog.close().await;
+    });
+}
