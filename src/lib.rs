@@ -13,6 +13,9 @@
 
 pub mod admission;
 pub mod audit;
+/// Shell: the catalog's databases (SQLite files, PostgreSQL servers).
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod catalog;
 pub mod check;
 pub mod cluster;
 pub mod config;

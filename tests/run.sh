@@ -8,6 +8,9 @@
 # - Debian's docker-registry package: the CNCF distribution registry the registry tests start
 #   on a loopback port (tests/common/registry.rs);
 # - coreutils' `timeout`, which bounds every test registry's lifetime;
+# - Debian's postgresql package: tests/common/postgres.rs runs its initdb and postgres in a
+#   temporary directory on a loopback port, as the unprivileged `postgres` user the package
+#   creates, for the catalog tests (tests/it/catalog.rs); util-linux's setpriv switches to it;
 # - GNU time, which measures the binary's peak memory in the streaming tests;
 # - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
 #   no helm binary, no Go), which tests/it/chart.rs drives through tests/helm/render.py to lint
@@ -33,6 +36,9 @@ missing=()
 need git || missing+=(git)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 need timeout || missing+=(coreutils)
+{ compgen -G '/usr/lib/postgresql/*/bin/initdb' && id -u postgres; } >/dev/null 2>&1 ||
+  missing+=(postgresql)
+need setpriv || missing+=(util-linux)
 need curl || missing+=(curl)
 [ -x /usr/bin/time ] || missing+=(time)
 need python3 || missing+=(python3)

@@ -3,6 +3,7 @@
 
 mod args;
 mod audit;
+mod catalog;
 mod certs;
 mod check;
 mod ci;
@@ -127,6 +128,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Deploy-repo commits that were merged but never rolled out.
     Rollout(rollout::RolloutArgs),
+    /// The image catalog's database (SQLite or PostgreSQL): its schema and what it holds.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 /// Logs on stderr, filtered by RUST_LOG; without it, warnings and errors only, except for
@@ -164,6 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Command::Certs(c) => certs::run(c),
         Command::Audit(a) => audit::run(a),
         Command::Rollout(a) => rollout::run(a),
+        Command::Catalog(c) => catalog::run(c),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod audit;
 mod base_image;
+mod catalog;
 mod certs;
 mod chart;
 mod check;

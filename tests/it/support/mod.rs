@@ -13,6 +13,8 @@ pub mod webhook;
 pub mod notary;
 #[path = "../../common/oci.rs"]
 pub mod oci;
+#[path = "../../common/postgres.rs"]
+pub mod postgres;
 #[path = "../../common/registry.rs"]
 pub mod registry;
 #[path = "../../common/sigstore.rs"]

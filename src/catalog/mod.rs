@@ -1,0 +1,22 @@
+//! The image catalog's storage: where every image version ran and when, and what each tag
+//! pointed at, kept in SQLite or PostgreSQL through one code path (sqlx's Any driver).
+//!
+//! Holds the catalog's URL (`url.rs`, pure: passwords never printed), the versioned schema
+//! (`migrations/`, applied by `migrate.rs`), opening and status (`store.rs`), tag history
+//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases. It
+//! reads no clock: every time is passed in by the caller, once per run. It does not reach the
+//! registry or the cluster; sync and recording from live state will feed it from outside.
+
+mod error;
+mod migrate;
+mod runs;
+mod store;
+mod tags;
+mod url;
+
+pub use error::CatalogError;
+pub use migrate::{Applied, SCHEMA_VERSION};
+pub use runs::{Recorded, Run, RunSighting};
+pub use store::{Catalog, Create, Status, TABLES};
+pub use tags::TagSighting;
+pub use url::{CatalogUrl, CatalogUrlError};

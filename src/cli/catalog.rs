@@ -1,0 +1,99 @@
+//! `tollgate catalog migrate` and `catalog status`: the catalog's schema and what it holds
+//! ([`tollgate::catalog`]). The clock is read here, once.
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use tollgate::catalog::{Catalog, CatalogUrl, Create, SCHEMA_VERSION};
+
+use super::{Exit, now, print, runtime};
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  done
+  2  usage error, an invalid or unreachable catalog, a failed migration, or a schema newer
+     than this binary knows";
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Create the catalog's tables, or bring an older schema up to date, in one transaction.
+    /// Prints each version applied. Refuses a schema newer than this binary knows.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Migrate(CatalogArgs),
+    /// The catalog's schema version and the rows in each table.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(CatalogArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CatalogArgs {
+    /// `sqlite:PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (a password is better
+    /// passed in the variable than on a command line, which other users can read).
+    // A String, parsed in `run`: clap would echo a refused value, password included.
+    #[arg(
+        long,
+        env = "TOLLGATE_CATALOG",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub catalog: String,
+}
+
+impl CatalogArgs {
+    fn url(&self) -> anyhow::Result<CatalogUrl> {
+        Ok(self.catalog.parse::<CatalogUrl>()?)
+    }
+}
+
+pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        CatalogCommand::Migrate(args) => migrate(&args),
+        CatalogCommand::Status(args) => status(&args),
+    }
+}
+
+fn migrate(args: &CatalogArgs) -> anyhow::Result<Exit> {
+    let url = args.url()?;
+    let applied_at = now();
+    let applied = runtime()?.block_on(async {
+        let catalog = Catalog::open(&url, Create::IfMissing).await?;
+        let applied = catalog.migrate(applied_at).await;
+        catalog.close().await;
+        applied
+    });
+    let applied = applied.with_context(|| format!("cannot migrate the catalog {url}"))?;
+    let mut out = String::new();
+    for a in &applied {
+        writeln!(out, "applied migration {} ({})", a.version, a.name)?;
+    }
+    if applied.is_empty() {
+        writeln!(out, "{url}: schema version {SCHEMA_VERSION}, up to date")?;
+    } else {
+        writeln!(out, "{url}: schema version {SCHEMA_VERSION}")?;
+    }
+    print(&out)?;
+    Ok(Exit::Clean)
+}
+
+fn status(args: &CatalogArgs) -> anyhow::Result<Exit> {
+    let url = args.url()?;
+    let status = runtime()?.block_on(async {
+        let catalog = Catalog::open(&url, Create::No).await?;
+        let status = catalog.status().await;
+        catalog.close().await;
+        status
+    });
+    let status = status.with_context(|| format!("cannot read the catalog {url}"))?;
+    let mut out = format!(
+        "{url} ({}): schema version {}\n",
+        url.backend(),
+        status.schema_version
+    );
+    let width = status.rows.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+    for (table, rows) in &status.rows {
+        writeln!(out, "  {table:<width$}  {rows}")?;
+    }
+    print(&out)?;
+    Ok(Exit::Clean)
+}
