@@ -143,10 +143,12 @@ for part in $PARTS; do
       done
       ;;
     yaml | eval | yaml+eval | json+eval)
-      workload=${part/yaml+eval/parse_and_evaluate}
-      workload=${workload/json+eval/json_parse_and_evaluate}
-      workload=${workload/yaml/parse_only}
-      workload=${workload/eval/evaluate_only}
+      case $part in
+        yaml) workload=parse_only ;;
+        eval) workload=evaluate_only ;;
+        yaml+eval) workload=parse_and_evaluate ;;
+        json+eval) workload=json_parse_and_evaluate ;;
+      esac
       a=$(TOLLGATE_COUNT="$workload:$I1" callgrind_total "$part-small" "$eval_bench")
       b=$(TOLLGATE_COUNT="$workload:$I2" callgrind_total "$part-large" "$eval_bench")
       report "$part" "eval bench, $workload" "$a" "$b" "$I1" "$I2"

@@ -120,7 +120,7 @@ impl Catalog {
                     &s.container,
                     &digest.to_string(),
                 ))
-                .or_insert_with(|| (s.image.canonical_name(), 0));
+                .or_insert_with(|| (s.image.canonical_name().to_owned(), 0));
             entry.1 += i64::from(s.pods);
         }
 
