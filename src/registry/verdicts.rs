@@ -4,10 +4,10 @@
 //! Why: a warm check of a signed image is two lookups in the shared caches (the `.sig` tag,
 //! then the verdict), and a moka hit writes shared state (the entry's access time, its
 //! reference count, the read log). Two worker threads checking the same hot images then
-//! trade those cache lines on every admission: the webhook's CPU per request rose by about
-//! three times what the instructions of those lookups account for, and by nothing with one
-//! worker thread (docs/BENCHMARKS.md, 9e). A copy per thread is read without writing anything
-//! shared.
+//! trade those cache lines on every admission: the webhook's CPU per request rose by several
+//! times what the instructions of those lookups account for, and the two servers were level
+//! with one worker thread (docs/BENCHMARKS.md, 9e). A copy per thread is read without writing
+//! anything shared.
 //!
 //! What it may answer: only "verified", and only for [`LIFETIME`] after the shared path (tag,
 //! verdict, or a full verification) said so for the same resolver, endpoint (and so the same
