@@ -296,10 +296,8 @@ async fn check_digest(
     rule: &crate::policy::SignatureRule,
     sets: &mut Sets,
 ) -> Result<Option<String>, RegistryError> {
-    let cosign_only = rule.threshold > 0
-        && rule.attestations.is_empty()
-        && (rule.signers.iter())
-            .all(|s| !matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    let reads = Reads::of(rule);
+    let cosign_only = reads.cosign && !reads.notation && !reads.attestations;
     let endpoint = cosign_only
         .then(|| resolver.endpoint(reference).ok())
         .flatten();
@@ -315,13 +313,44 @@ async fn check_digest(
     {
         return Ok(None);
     }
-    let why = check_digest_shared(resolver, reference, digest, rule, sets).await?;
+    let why = check_digest_shared(resolver, reference, digest, rule, &reads, sets).await?;
     if why.is_none()
         && let Some(about) = &about
     {
         super::verdicts::remember(about);
     }
     Ok(why)
+}
+
+/// What checking a digest against a rule reads from the registry.
+struct Reads {
+    /// Signatures of any kind: a rule that requires attestations only (threshold 0) reads
+    /// none.
+    signatures: bool,
+    /// Attestations (cosign's `.att` tag).
+    attestations: bool,
+    /// Notation signatures, which are OCI referrers: read whenever the rule has notation
+    /// signers (the referrers listing is cached like a tag), and part of what a verdict is
+    /// remembered by.
+    notation: bool,
+    /// cosign's `.sig` tag and Sigstore bundles, which hold what key and keyless signers sign:
+    /// a rule whose signers are all notation signers never reads them.
+    cosign: bool,
+}
+
+impl Reads {
+    fn of(rule: &crate::policy::SignatureRule) -> Reads {
+        let signatures = rule.threshold > 0;
+        let notation_signer = |s: &crate::signature::Signer| {
+            matches!(s.trusted, crate::signature::Trusted::Notation(_))
+        };
+        Reads {
+            signatures,
+            attestations: !rule.attestations.is_empty(),
+            notation: signatures && rule.signers.iter().any(notation_signer),
+            cosign: signatures && !rule.signers.iter().all(notation_signer),
+        }
+    }
 }
 
 /// [`check_digest`] from the shared caches and the registry. The digest's signatures (and
@@ -332,24 +361,18 @@ async fn check_digest_shared(
     reference: &ImageRef,
     digest: &Digest,
     rule: &crate::policy::SignatureRule,
+    reads: &Reads,
     sets: &mut Sets,
 ) -> Result<Option<String>, RegistryError> {
     // The registry reads below are boxed: their futures (HTTP and cache included) would
     // otherwise make this one, and every future that awaits it, several kilobytes that are
     // copied each time an admission starts a check, warm or not.
-    // A rule that requires attestations only (threshold 0) never reads the `.sig` tag.
-    let wants_signatures = rule.threshold > 0;
-    let wants_attestations = !rule.attestations.is_empty();
-    // Notation signatures are OCI referrers: read whenever the rule has notation signers (the
-    // referrers listing is cached like a tag), and part of what a verdict is remembered by.
-    let wants_notation = wants_signatures
-        && (rule.signers.iter())
-            .any(|s| matches!(s.trusted, crate::signature::Trusted::Notation(_)));
-    // cosign's `.sig` tag and Sigstore bundles hold what key and keyless signers sign: a rule
-    // whose signers are all notation signers never reads them.
-    let wants_cosign = wants_signatures
-        && (rule.signers.iter())
-            .any(|s| !matches!(s.trusted, crate::signature::Trusted::Notation(_)));
+    let &Reads {
+        signatures: wants_signatures,
+        attestations: wants_attestations,
+        notation: wants_notation,
+        cosign: wants_cosign,
+    } = reads;
     if wants_notation && !sets.notation.contains_key(digest) {
         let set = Box::pin(resolver.notation_signatures(reference, digest)).await?;
         sets.notation.insert(digest.clone(), set);
