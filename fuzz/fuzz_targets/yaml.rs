@@ -1,8 +1,11 @@
 //! The YAML/JSON loader on any text, then the whole manifest check and the Helm values check on
 //! it: never a panic, the two position-recording modes load the same values, and a stream fed
-//! line by line (as files and stdin are read) splits into the same documents as the whole text.
+//! line by line (as files and stdin are read) splits into the same documents as the whole text,
+//! and whatever the fast path reads it reads as yaml-rust2 does: the same value, start and
+//! positions, in both modes.
 #![no_main]
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use jiff::Timestamp;
@@ -11,7 +14,7 @@ use tollgate::check::values::check_values_text;
 use tollgate::check::{Options, check_text};
 use tollgate::config::repo::{FileKind, RepoConfig};
 use tollgate::policy::{Policy, default_policy};
-use tollgate::yaml::{Record, Splitter, load_all};
+use tollgate::yaml::{Record, Splitter, load_all, load_fast, load_full};
 
 // Parsed once: parsing the embedded policy per input would be most of each run.
 static POLICY: LazyLock<Policy> = LazyLock::new(default_policy);
@@ -40,6 +43,20 @@ fuzz_target!(|data: &[u8]| {
             }
             (Err(a), Err(b)) => assert_eq!(a, b),
             _ => panic!("the recording modes disagree: {a:?} / {b:?}"),
+        }
+    }
+
+    // The fast path against the reference, on the whole text as one document.
+    for record in [Record::All, Record::ImageFields] {
+        if let Some(fast) = load_fast(&text, record) {
+            let full = load_full(&text, record)
+                .unwrap_or_else(|e| panic!("the fast path read what yaml-rust2 refuses: {e}"));
+            assert_eq!(fast.value, full.value, "fast and full values differ");
+            assert_eq!(fast.start, full.start, "fast and full starts differ");
+            let positions = |d: &tollgate::yaml::Document| {
+                d.positions.iter().map(|(k, p)| (k.clone(), *p)).collect::<BTreeMap<_, _>>()
+            };
+            assert_eq!(positions(&fast), positions(&full), "fast and full positions differ");
         }
     }
 

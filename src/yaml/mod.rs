@@ -15,6 +15,11 @@
 //! - Aliases are expanded, `<<` merge keys applied, and the expansion is capped so an alias
 //!   bomb is an error rather than an out-of-memory kill.
 //! - The builder is iterative: arbitrarily deep nesting cannot overflow the stack.
+//!
+//! Two readers feed the one builder. `fast.rs` reads the block YAML that manifests are written
+//! in a line at a time, and leaves every document it is not sure of to yaml-rust2 (`mod.rs`),
+//! which stays the reference: the fuzz target `yaml` checks that whatever the fast path reads,
+//! it reads as yaml-rust2 does, value and positions alike.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -22,6 +27,8 @@ use std::fmt;
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+mod fast;
 
 /// The most values one document may expand to through aliases before it is refused.
 pub const MAX_NODES: usize = 1_000_000;
@@ -76,6 +83,11 @@ pub enum Record {
 pub struct Positions(HashMap<String, Pos>);
 
 impl Positions {
+    /// Every recorded position.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Pos)> {
+        self.0.iter()
+    }
+
     /// The position of the value at `pointer`, if recorded.
     pub fn get(&self, pointer: &str) -> Option<Pos> {
         self.0.get(pointer).copied()
@@ -408,6 +420,25 @@ fn is_blank(text: &str) -> bool {
 }
 
 fn load_chunk(text: &str, first_line: u32, record: Record) -> Result<Document, YamlError> {
+    if let Some(doc) = fast::load(text, first_line, record) {
+        return Ok(doc);
+    }
+    load_chunk_full(text, first_line, record)
+}
+
+/// One document's text through the fast path alone: `None` where it leaves the document to
+/// the full parser. For the fuzz target and the tests, which compare the two paths.
+pub fn load_fast(text: &str, record: Record) -> Option<Document> {
+    fast::load(text, 1, record)
+}
+
+/// One document's text through the full parser alone (see [`load_fast`]).
+pub fn load_full(text: &str, record: Record) -> Result<Document, YamlError> {
+    load_chunk_full(text, 1, record)
+}
+
+/// yaml-rust2's event parser: the reference for meaning, positions and messages.
+fn load_chunk_full(text: &str, first_line: u32, record: Record) -> Result<Document, YamlError> {
     let to_pos = |m: &Marker| Pos {
         line: first_line + m.line().saturating_sub(1) as u32,
         column: m.col() as u32 + 1,
@@ -462,7 +493,6 @@ enum Frame {
     Seq {
         items: Vec<Value>,
         anchor: usize,
-        pointer_len: usize,
     },
     Map {
         map: Map<String, Value>,
@@ -478,7 +508,6 @@ enum Frame {
         /// Entries so far.
         entries: usize,
         anchor: usize,
-        pointer_len: usize,
     },
 }
 
@@ -492,8 +521,10 @@ struct Builder {
     size: Size,
     /// The most bytes it may expand to.
     max_bytes: usize,
-    /// The JSON pointer of the node being built.
-    pointer: String,
+    /// Keys are checked for duplicates against the mapping itself, and their places are not
+    /// kept: the fast path (`fast.rs`) reads no merge keys and hands any error to the full
+    /// parser, whose builder keeps them for its messages.
+    untracked_keys: bool,
     positions: Positions,
 }
 
@@ -508,7 +539,7 @@ impl Builder {
             max_bytes: source_len
                 .saturating_mul(MAX_EXPANSION)
                 .clamp(MIN_EXPANDED_BYTES, MAX_EXPANDED_BYTES),
-            pointer: String::new(),
+            untracked_keys: false,
             positions: Positions::default(),
         }
     }
@@ -517,34 +548,58 @@ impl Builder {
         self.root.is_some()
     }
 
-    /// Extend the pointer for the node about to start; returns the previous length so the
-    /// caller can truncate back. Also records the node's position when asked to.
-    fn enter(&mut self, pos: Pos) -> usize {
-        let len = self.pointer.len();
-        match self.stack.last() {
-            Some(Frame::Seq { items, .. }) => {
-                self.pointer.push('/');
-                self.pointer.push_str(&items.len().to_string());
-            }
-            Some(Frame::Map { key: Some(k), .. }) => {
-                self.pointer.push('/');
-                push_escaped(&mut self.pointer, k);
-            }
-            _ => {}
-        }
+    /// Record the position of the node about to start, when it is one the record keeps. The
+    /// JSON pointer is built only then, from the stack: most nodes of a manifest are never
+    /// recorded, and keeping a pointer up to date for each of them was a tenth of the loading.
+    fn enter(&mut self, pos: Pos) {
         let wanted = match self.record {
             Record::All => true,
-            Record::ImageFields => {
-                self.pointer.is_empty()
-                    || self.pointer.ends_with("/image")
-                    || self.pointer.ends_with("/image/reference")
-                    || is_container_entry(&self.pointer)
-            }
+            Record::ImageFields => self.at_image_field(),
         };
         if wanted {
-            self.positions.0.entry(self.pointer.clone()).or_insert(pos);
+            let mut pointer = String::new();
+            for frame in &self.stack {
+                match frame {
+                    Frame::Seq { items, .. } => {
+                        pointer.push('/');
+                        pointer.push_str(&items.len().to_string());
+                    }
+                    Frame::Map { key: Some(k), .. } => {
+                        pointer.push('/');
+                        push_escaped(&mut pointer, k);
+                    }
+                    Frame::Map { key: None, .. } => {}
+                }
+            }
+            self.positions.0.entry(pointer).or_insert(pos);
         }
-        len
+    }
+
+    /// The node about to start is the root, the value of an `image` key, of `image.reference`,
+    /// or an entry of a container (or volume, or `List` item) list.
+    fn at_image_field(&self) -> bool {
+        fn key_of(frame: Option<&Frame>) -> Option<&str> {
+            match frame {
+                Some(Frame::Map { key: Some(k), .. }) => Some(k),
+                _ => None,
+            }
+        }
+        let n = self.stack.len();
+        let Some(last) = self.stack.last() else {
+            return true;
+        };
+        let parent = n.checked_sub(2).and_then(|i| self.stack.get(i));
+        match last {
+            Frame::Map { .. } => match key_of(Some(last)) {
+                Some("image") => true,
+                Some("reference") => key_of(parent) == Some("image"),
+                _ => false,
+            },
+            Frame::Seq { .. } => matches!(
+                key_of(parent),
+                Some("containers" | "initContainers" | "ephemeralContainers" | "volumes" | "items")
+            ),
+        }
     }
 
     fn expecting_key(&self) -> bool {
@@ -565,8 +620,7 @@ impl Builder {
                             }));
                     return self.key(text, pos, merge);
                 }
-                let len = self.enter(pos);
-                self.pointer.truncate(len);
+                self.enter(pos);
                 let size = Size {
                     nodes: 1,
                     bytes: text.len(),
@@ -588,8 +642,7 @@ impl Builder {
                         _ => Err("only a string alias can be used as a mapping key".into()),
                     };
                 }
-                let len = self.enter(pos);
-                self.pointer.truncate(len);
+                self.enter(pos);
                 self.finish(value, 0)
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
@@ -602,13 +655,12 @@ impl Builder {
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
                 }
-                let pointer_len = self.enter(pos);
+                self.enter(pos);
                 self.stack
                     .push(if matches!(event, Event::SequenceStart(..)) {
                         Frame::Seq {
                             items: Vec::new(),
                             anchor,
-                            pointer_len,
                         }
                     } else {
                         Frame::Map {
@@ -619,32 +671,25 @@ impl Builder {
                             merges: Vec::new(),
                             entries: 0,
                             anchor,
-                            pointer_len,
                         }
                     });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (value, anchor, pointer_len) = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        items,
-                        anchor,
-                        pointer_len,
-                    }) => (Value::Array(items), anchor, pointer_len),
+                let (value, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq { items, anchor }) => (Value::Array(items), anchor),
                     Some(Frame::Map {
                         mut map,
                         seen,
                         merges,
                         anchor,
-                        pointer_len,
                         ..
                     }) => {
                         apply_merges(&mut map, &seen, merges)?;
-                        (Value::Object(map), anchor, pointer_len)
+                        (Value::Object(map), anchor)
                     }
                     None => return Err("unbalanced end of collection".into()),
                 };
-                self.pointer.truncate(pointer_len);
                 self.grow(Size { nodes: 1, bytes: 0 })?;
                 self.finish(value, anchor)
             }
@@ -654,6 +699,7 @@ impl Builder {
 
     fn key(&mut self, text: String, pos: Pos, merge: bool) -> Result<(), String> {
         let Some(Frame::Map {
+            map,
             seen,
             key,
             merging,
@@ -664,7 +710,12 @@ impl Builder {
             unreachable!()
         };
         *entries += 1;
-        if !merge {
+        if self.untracked_keys {
+            // Every earlier entry's value is complete, so it is in the map already.
+            if merge || map.contains_key(&text) {
+                return Err("a duplicate key or a merge key, for the full parser".into());
+            }
+        } else if !merge {
             if let Some((first, _)) = seen.get(&text) {
                 return Err(format!(
                     "duplicate key {text:?} (first defined at line {})",
@@ -725,24 +776,6 @@ impl Builder {
         }
         Ok(())
     }
-}
-
-/// A container of a pod spec, or an item of a `List`: where findings about a missing field
-/// and about a List's objects point.
-fn is_container_entry(pointer: &str) -> bool {
-    let Some((parent, index)) = pointer.rsplit_once('/') else {
-        return false;
-    };
-    index.bytes().all(|b| b.is_ascii_digit())
-        && [
-            "/containers",
-            "/initContainers",
-            "/ephemeralContainers",
-            "/volumes",
-            "/items",
-        ]
-        .iter()
-        .any(|l| parent.ends_with(l))
 }
 
 /// `<<` merge keys (YAML 1.1 merge type). The spec has explicit keys win, and earlier mappings
