@@ -8,12 +8,14 @@
 //!   and `- key: value` entries;
 //! - keys and values as plain scalars, or single- or double-quoted on one line (double-quoted
 //!   without escapes);
-//! - `{}` and `[]` as values; comments; one leading `---` line.
+//! - flow collections on one line (`{app: web}`, `["--port", "80"]`);
+//! - literal block scalars (`|`, `|-`), as ConfigMaps hold files;
+//! - comments; one leading `---` line.
 //!
-//! It gives up on: anchors, aliases, tags, merge keys, flow collections with content, block
-//! scalars (`|`, `>`), scalars over several lines, empty values, escapes, directives, `...`,
-//! tabs, carriage returns, non-ASCII text, and anything the builder refuses (a duplicate key,
-//! nesting too deep). The fuzz target `yaml_fast` checks that whatever it reads, it reads as the
+//! It gives up on: anchors, aliases, tags, merge keys, flow collections over several lines,
+//! folded and kept block scalars (`>`, `|+`, an indentation indicator), other scalars over
+//! several lines, escapes, directives, `...`, tabs, carriage returns, non-ASCII text, and
+//! anything the builder refuses (a duplicate key, nesting too deep). The fuzz target `yaml_fast` checks that whatever it reads, it reads as the
 //! full parser does: the same value, the same positions.
 
 use serde_json::Value;
@@ -50,6 +52,7 @@ pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Docume
     b.untracked_keys = true;
     let mut s = Scan {
         b,
+        block: None,
         stack: Vec::new(),
         // The root is a value waiting for its first line.
         pending: true,
@@ -60,6 +63,14 @@ pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Docume
     for (n, line) in text.split('\n').enumerate() {
         let line_no = first_line.checked_add(u32::try_from(n).ok()?)?;
         s.line(line, line_no)?;
+    }
+    if s.block.is_some() {
+        // The full parser ends a text without a final line break with one; so would this,
+        // but only the full parser is sure of what that means for the last line.
+        if !text.ends_with('\n') {
+            return None;
+        }
+        s.finish_block()?;
     }
     if s.pending {
         // A last key with no value: null, marked at the start of the line after the text (the
@@ -88,8 +99,24 @@ pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Docume
     })
 }
 
+/// A literal block scalar being read.
+struct Block {
+    /// `|-`: no final line break.
+    strip: bool,
+    /// The indentation of the collection it is in: its content is more indented.
+    above: usize,
+    /// The content's indentation, from its first line.
+    indent: Option<usize>,
+    text: String,
+    /// Empty lines since the last content line.
+    empty: usize,
+    /// Where its content starts (the full parser marks it there).
+    pos: Option<Pos>,
+}
+
 struct Scan {
     b: Builder,
+    block: Option<Block>,
     stack: Vec<Open>,
     /// The last key, or the root, waits for a block value on a later line.
     pending: bool,
@@ -126,7 +153,61 @@ impl Scan {
         Some(())
     }
 
+    /// A line of a literal block scalar: `Some(true)` when it was one, `Some(false)` when it
+    /// ends the scalar (and is to be read as usual).
+    fn block_line(&mut self, line: &str, line_no: u32) -> Option<bool> {
+        let Some(block) = &mut self.block else {
+            return Some(false);
+        };
+        let spaces = line.bytes().take_while(|&c| c == b' ').count();
+        let blank = spaces == line.len();
+        match block.indent {
+            None => {
+                // Leading empty lines, and an empty scalar, are the full parser's.
+                if blank || spaces <= block.above {
+                    return None;
+                }
+                block.indent = Some(spaces);
+                block.pos = Some(at(line_no, spaces)?);
+                block.text.push_str(&line[spaces..]);
+                Some(true)
+            }
+            Some(n) if blank => {
+                // Spaces past the indentation would be content.
+                if spaces > n {
+                    return None;
+                }
+                block.empty += 1;
+                Some(true)
+            }
+            Some(n) if spaces >= n => {
+                for _ in 0..=block.empty {
+                    block.text.push('\n');
+                }
+                block.empty = 0;
+                block.text.push_str(&line[n..]);
+                Some(true)
+            }
+            Some(_) => {
+                self.finish_block()?;
+                Some(false)
+            }
+        }
+    }
+
+    fn finish_block(&mut self) -> Option<()> {
+        let block = self.block.take()?;
+        let mut text = block.text;
+        if !block.strip {
+            text.push('\n');
+        }
+        self.emit(Event::Scalar(text, TScalarStyle::Literal, 0, None), block.pos?)
+    }
+
     fn line(&mut self, line: &str, line_no: u32) -> Option<()> {
+        if self.block_line(line, line_no)? {
+            return Some(());
+        }
         let bytes = line.as_bytes();
         let indent = bytes.iter().take_while(|&&c| c == b' ').count();
         let rest = &line[indent..];
@@ -284,6 +365,26 @@ impl Scan {
         let pos = at(line_no, col)?;
         if matches!(text.as_bytes()[0], b'{' | b'[') {
             return self.flow(text, col, line_no);
+        }
+        if text.starts_with('|') {
+            // `|` or `|-`, and perhaps a comment; `|+` and indentation indicators are the full
+            // parser's.
+            let header = strip_comment(text);
+            let strip = match header {
+                "|" => false,
+                "|-" => true,
+                _ => return None,
+            };
+            let above = self.stack.last()?.indent();
+            self.block = Some(Block {
+                strip,
+                above,
+                indent: None,
+                text: String::new(),
+                empty: 0,
+                pos: None,
+            });
+            return Some(());
         }
         let content = strip_comment(text);
         let (value, style) = scalar(content)?;
@@ -596,6 +697,9 @@ mod tests {
     #[case::nested_flow("a: {b: [1, {c: d}], e: []}\n")]
     #[case::root_sequence("- a\n- b: 1\n  c: 2\n")]
     #[case::resolution("a: yes\nb: 010\nc: 0x1f\nd: ~\ne: 1.5\nf: '1.5'\n")]
+    #[case::literal_block("data:\n  app.conf: |\n    a = 1\n\n    # not a comment\n      indented\n  other: x\n")]
+    #[case::stripped_block("a: |- # header comment\n  x\n\n  y\n\nb: 1\n")]
+    #[case::block_in_sequence("- |\n  x\n- k: |\n    y\n  j: 1\n")]
     #[case::image_volume("spec:\n  volumes:\n  - name: v\n    image:\n      reference: quay.io/x/y:1\n")]
     fn reads_manifests_as_the_full_parser(#[case] text: &str) {
         assert!(same_as_full(text), "the fast path should read {text:?}");
@@ -606,7 +710,11 @@ mod tests {
     #[case::merge_key("a: {x: 1}\nb:\n  <<: {x: 2}\n")]
     #[case::merge_after_image("image: a\n<<: {image: b}\n")]
     #[case::tag("a: !!str 1\n")]
-    #[case::block_scalar("a: |\n  text\n")]
+    #[case::kept_block("a: |+\n  text\n\n")]
+    #[case::indentation_indicator("a: |2\n   text\n")]
+    #[case::block_leading_empty_line("a: |\n\n  text\n")]
+    #[case::block_without_final_break("a: |\n  text")]
+    #[case::empty_block("a: |\nb: 1\n")]
     #[case::folded("a: >-\n  text\n")]
     #[case::multi_line_plain("a: one\n  two\n")]
     #[case::multi_line_flow("a: [1,\n  2]\n")]
@@ -640,7 +748,7 @@ mod tests {
         let piece = prop::sample::select(vec![
             "a", "image", "containers", "reference", "x/y", "a~b", "- ", "-", ": ", ":", " #c",
             "#", "'q'", "'it''s'", "\"d\"", "\"e\\n\"", "{", "}", "[", "]", ", ", "{}", "[]",
-            "{a: b}", "[a, b]", "&a ", "*a", "!!str ", "|", ">", "<<", "1", "010", "yes", "~",
+            "{a: b}", "[a, b]", "&a ", "*a", "!!str ", "|", "|-", "|+", ">", "<<", "1", "010", "yes", "~",
             "1.5", "nginx:1.25", "h:5000/r@sha256:ab", " ", "---", "...", "? ", "%", "@", "a b",
         ]);
         (0usize..7, prop::collection::vec(piece, 1..5))
