@@ -365,8 +365,10 @@ impl Server {
             .output()
             .unwrap();
         assert!(made.status.success(), "{made:?}");
+        // `--foreground`: in the bench's process group, so that stopping the bench stops it
+        // (see tests/common/registry.rs).
         let mut child = Command::new("timeout")
-            .args(["-k", "5", "600"])
+            .args(["--foreground", "-k", "5", "600"])
             .arg(bin)
             .arg("serve")
             .arg("--tls-cert")

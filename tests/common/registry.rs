@@ -115,7 +115,11 @@ impl TestRegistry {
 
     /// Start the process and wait until `/v2/` answers.
     fn spawn(&mut self) -> bool {
+        // `--foreground`: timeout stays in its parent's process group, so a signal to that group
+        // (a bench's outer `timeout` stopping its load role) reaches the registry too. Without
+        // it, timeout makes a group of its own and the registry outlives the bench.
         let child = Command::new("timeout")
+            .arg("--foreground")
             .arg(MAX_LIFETIME_SECS.to_string())
             .arg(binary())
             .arg("serve")
