@@ -119,6 +119,11 @@ fn record(
     })
 }
 
+/// `t` to the second: what the catalog stores, so that the time printed is the time recorded.
+fn to_second(t: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -186,7 +191,7 @@ pub fn run_record(args: RecordArgs) -> anyhow::Result<Exit> {
     whole_cluster(&args.live.namespaces)?;
     let url = args.catalog.url()?;
     let state = args.live.load()?;
-    let at = now();
+    let at = to_second(now());
     let s = record(&url, &args.cluster, &state, None, at)
         .with_context(|| format!("cannot record into the catalog {url}"))?;
     let out = match args.format {
@@ -207,6 +212,7 @@ pub fn after_audit(
     report: &AuditReport,
     at: jiff::Timestamp,
 ) {
+    let at = to_second(at);
     let done = catalog
         .parse::<CatalogUrl>()
         .map_err(anyhow::Error::from)

@@ -171,10 +171,10 @@ pub struct ServeArgs {
     /// Record what the cluster runs into this catalog (`sqlite:PATH` or `postgres://...`)
     /// every --catalog-record-interval, as `tollgate catalog record` does, with live state
     /// through --audit-kubeconfig/--audit-context (else in-cluster or $KUBECONFIG). Needs
-    /// --cluster-name. A catalog that is down is a warning and a failure counted in
-    /// tollgate_catalog_records_total; admission never waits for it.
+    /// --cluster-name (without it, nothing is recorded). A catalog that is down is a warning
+    /// and a failure counted in tollgate_catalog_records_total; admission never waits for it.
     // A String, parsed here: clap would echo a refused value, password included.
-    #[arg(long, env = "TOLLGATE_CATALOG", value_name = "URL", hide_env_values = true, requires = "cluster_name")]
+    #[arg(long, env = "TOLLGATE_CATALOG", value_name = "URL", hide_env_values = true)]
     pub catalog: Option<String>,
     /// With --catalog: time between two recordings.
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = positive_duration)]
@@ -226,8 +226,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             context: args.audit_context.clone(),
             timeout: args.catalog_record_interval.max(RECORD_TIMEOUT),
         }),
-        (None, Some(_)) => anyhow::bail!("--cluster-name names what --catalog records: give --catalog"),
-        _ => None,
+        (None, Some(_)) => {
+            anyhow::bail!("--cluster-name names what --catalog records: give --catalog")
+        }
+        (Some(_), None) => {
+            // Not an error: the catalog's read-only routes need no cluster name.
+            eprintln!(
+                "tollgate: warning: --catalog without --cluster-name: this cluster is not recorded"
+            );
+            None
+        }
+        (None, None) => None,
     };
     if args.audit_reports && audit_interval.is_zero() {
         anyhow::bail!("--audit-reports needs the periodic audit: give --audit-interval");
