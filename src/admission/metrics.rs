@@ -611,21 +611,27 @@ impl RecordObserver for Metrics {
         let r = &self.record;
         r.duration.observe(took.as_secs_f64());
         r.last_success.set(finished.as_millisecond() as f64 / 1e3);
-        r.runs.get_or_create(&ResultLabels { result: "success" }).inc();
+        r.runs
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
         let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         for (change, count) in [
             ("opened", s.recorded.opened),
             ("extended", s.recorded.extended),
             ("closed", s.recorded.closed),
         ] {
-            r.rows.get_or_create(&ChangeLabels { change }).inc_by(n(count));
+            r.rows
+                .get_or_create(&ChangeLabels { change })
+                .inc_by(n(count));
         }
     }
 
     fn record_failed(&self, took: Duration) {
         let r = &self.record;
         r.duration.observe(took.as_secs_f64());
-        r.runs.get_or_create(&ResultLabels { result: "failure" }).inc();
+        r.runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
     }
 }
 

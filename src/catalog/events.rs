@@ -64,15 +64,16 @@ pub fn servability(report: &AuditReport) -> Servability {
     let running_unservable = FindingKind::from(AuditKind::RunningUnservable);
     let mut out = Servability::default();
     for image in &report.images {
-        let Some(running) = image.image.running.as_ref().filter(|r| r.digest().is_some()) else {
+        let Some(running) = image
+            .image
+            .running
+            .as_ref()
+            .filter(|r| r.digest().is_some())
+        else {
             continue;
         };
         let seen = |r: &ImageRef| r.digest() == running.digest();
-        if let Some(f) = image
-            .findings
-            .iter()
-            .find(|f| f.kind == running_unservable)
-        {
+        if let Some(f) = image.findings.iter().find(|f| f.kind == running_unservable) {
             if !out.unservable.iter().any(|(r, _)| seen(r)) {
                 let mut detail = f.message.clone();
                 if detail.len() > DETAIL_MAX {
@@ -343,7 +344,10 @@ mod tests {
             .map(|(repo, walk)| result(repo.map(|r| format!("{r}@{A}")).as_deref(), walk))
             .collect();
         let s = servability(&report(images));
-        assert_eq!((s.unservable.len(), s.servable.len()), (unservable, servable));
+        assert_eq!(
+            (s.unservable.len(), s.servable.len()),
+            (unservable, servable)
+        );
     }
 
     #[test]
@@ -352,7 +356,11 @@ mod tests {
         r.findings[0].message = "é".repeat(DETAIL_MAX);
         let s = servability(&report(vec![r]));
         let detail = &s.unservable[0].1;
-        assert!(detail.len() <= DETAIL_MAX + '…'.len_utf8(), "{}", detail.len());
+        assert!(
+            detail.len() <= DETAIL_MAX + '…'.len_utf8(),
+            "{}",
+            detail.len()
+        );
         assert!(detail.ends_with('…'));
     }
 }

@@ -252,7 +252,15 @@ mod tests {
             .collect();
         let want: Vec<(String, String, String, String, u32)> = want_runs
             .iter()
-            .map(|(k, n, c, d, p)| (k.to_string(), n.to_string(), c.to_string(), d.to_string(), *p))
+            .map(|(k, n, c, d, p)| {
+                (
+                    k.to_string(),
+                    n.to_string(),
+                    c.to_string(),
+                    d.to_string(),
+                    *p,
+                )
+            })
             .collect();
         assert_eq!(runs, want);
         let mut pending: Vec<(String, String, String, u32)> = s
@@ -282,6 +290,9 @@ mod tests {
             json!({"containerStatuses": [{"name": "app", "imageID": format!("docker.io/library/busybox@{A}")}]}))]});
         let (state, _) = LiveState::from_objects([&list]);
         let s = sightings(&state);
-        assert_eq!(s.runs[0].image.canonical_name(), "docker.io/library/busybox");
+        assert_eq!(
+            s.runs[0].image.canonical_name(),
+            "docker.io/library/busybox"
+        );
     }
 }

@@ -52,7 +52,12 @@ pub struct AuditArgs {
     pub cluster: Option<String>,
     /// With --cluster: the catalog, `sqlite:PATH` or `postgres://...`.
     // A String, parsed when used: clap would echo a refused value, password included.
-    #[arg(long, env = "TOLLGATE_CATALOG", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_CATALOG",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub catalog: Option<String>,
     /// Registry access.
     #[command(flatten)]

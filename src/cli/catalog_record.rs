@@ -10,8 +10,7 @@ use clap::ValueEnum;
 use serde_json::json;
 use tollgate::audit::run::AuditReport;
 use tollgate::catalog::{
-    Catalog, CatalogUrl, Create, EventsRecorded, Pending, Pruned, Recorded, servability,
-    sightings,
+    Catalog, CatalogUrl, Create, EventsRecorded, Pending, Pruned, Recorded, servability, sightings,
 };
 use tollgate::cluster::LiveState;
 
@@ -255,7 +254,11 @@ pub fn run_prune(args: PruneArgs) -> anyhow::Result<Exit> {
             json!({"cutoff": keep.to_string(), "dryRun": args.dry_run, "deleted": pruned})
         ),
         Format::Text => {
-            let verb = if args.dry_run { "would delete" } else { "deleted" };
+            let verb = if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
             format!(
                 "history that ended before {keep}: {verb} {} closed runs, {} moved tag rows, {} registry events\n",
                 pruned.runs, pruned.tag_history, pruned.registry_events

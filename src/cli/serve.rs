@@ -174,7 +174,12 @@ pub struct ServeArgs {
     /// --cluster-name (without it, nothing is recorded). A catalog that is down is a warning
     /// and a failure counted in tollgate_catalog_records_total; admission never waits for it.
     // A String, parsed here: clap would echo a refused value, password included.
-    #[arg(long, env = "TOLLGATE_CATALOG", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_CATALOG",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub catalog: Option<String>,
     /// With --catalog: time between two recordings.
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = positive_duration)]

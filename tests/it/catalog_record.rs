@@ -132,7 +132,9 @@ fn digest(d: &str) -> Digest {
 async fn a_rollout_closes_the_old_digests_run_and_opens_the_new_ones(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let db = tokio::task::spawn_blocking(move || db(backend)).await.unwrap();
+    let db = tokio::task::spawn_blocking(move || db(backend))
+        .await
+        .unwrap();
     let api = FakeApiServer::start(Default::default()).await;
     api.set_controllers("replicasets", vec![replica_set("api-1", "1")]);
     // Two pods run A, a third still pulls.
@@ -206,7 +208,12 @@ async fn a_rollout_closes_the_old_digests_run_and_opens_the_new_ones(
     assert_eq!((o.first_seen, o.last_seen, o.closed_at), (t1, t1, Some(t2)));
     assert_eq!(new.len(), 1, "{new:?}");
     assert_eq!(
-        (new[0].first_seen, new[0].last_seen, new[0].closed_at, new[0].pods),
+        (
+            new[0].first_seen,
+            new[0].last_seen,
+            new[0].closed_at,
+            new[0].pods
+        ),
         (t2, t2, None, 2)
     );
 }
@@ -317,7 +324,9 @@ fn live_list(running: &str, pods: usize) -> Value {
 async fn a_running_digest_the_registry_deleted_is_one_unservable_event(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let db = tokio::task::spawn_blocking(move || db(backend)).await.unwrap();
+    let db = tokio::task::spawn_blocking(move || db(backend))
+        .await
+        .unwrap();
     let reg = TestRegistry::start();
     let (_d, policy) = policy_file(&reg, "  rules: {digest-untagged: audit}\n");
     let p = Pusher::new(reg.base_url());
@@ -458,11 +467,7 @@ async fn a_running_digest_the_registry_deleted_is_one_unservable_event(
 fn an_audit_whose_catalog_is_down_still_reports_and_keeps_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.json");
-    std::fs::write(
-        &live,
-        live_list(&format!("{IMAGE}@{A}"), 1).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&live, live_list(&format!("{IMAGE}@{A}"), 1).to_string()).unwrap();
     // A PostgreSQL URL with a password, on a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -519,7 +524,9 @@ fn run_sighting(name: &str, n: u64) -> RunSighting {
         controller_kind: "Deployment".into(),
         controller_name: name.into(),
         container: "app".into(),
-        image: format!("{IMAGE}@sha256:{n:064x}").parse::<ImageRef>().unwrap(),
+        image: format!("{IMAGE}@sha256:{n:064x}")
+            .parse::<ImageRef>()
+            .unwrap(),
         pods: 1,
     }
 }
@@ -544,7 +551,11 @@ fn prune_deletes_only_old_closed_history(
     let recent = run_sighting("recent", 9001);
     let (registry, repository, tag) = {
         let r: ImageRef = format!("{IMAGE}:1").parse().unwrap();
-        (r.registry().clone(), r.repository().clone(), r.tag().unwrap().clone())
+        (
+            r.registry().clone(),
+            r.repository().clone(),
+            r.tag().unwrap().clone(),
+        )
     };
     let (lost, back): (ImageRef, ImageRef) = (
         format!("{IMAGE}@sha256:{:064x}", 7001).parse().unwrap(),
@@ -615,11 +626,17 @@ fn prune_deletes_only_old_closed_history(
 
     let (always_runs, recent_runs, lost_events, back_events, old_runs) = db.with(async |c| {
         (
-            c.runs_of_digest(always.image.digest().unwrap()).await.unwrap(),
-            c.runs_of_digest(recent.image.digest().unwrap()).await.unwrap(),
+            c.runs_of_digest(always.image.digest().unwrap())
+                .await
+                .unwrap(),
+            c.runs_of_digest(recent.image.digest().unwrap())
+                .await
+                .unwrap(),
             c.registry_events_of(lost.digest().unwrap()).await.unwrap(),
             c.registry_events_of(back.digest().unwrap()).await.unwrap(),
-            c.runs_of_digest(old[0].image.digest().unwrap()).await.unwrap(),
+            c.runs_of_digest(old[0].image.digest().unwrap())
+                .await
+                .unwrap(),
         )
     });
     assert!(old_runs.is_empty(), "{old_runs:?}");
@@ -643,11 +660,19 @@ fn prune_deletes_only_old_closed_history(
     let r = run(&["catalog", "prune", "--catalog", &db.url, "--keep", "400d"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.ends_with(": deleted 0 closed runs, 0 moved tag rows, 0 registry events\n"),
+        r.stdout
+            .ends_with(": deleted 0 closed runs, 0 moved tag rows, 0 registry events\n"),
         "{}",
         r.stdout
     );
-    let r = run(&["catalog", "prune", "--catalog", &db.url, "--keep", "forever"]);
+    let r = run(&[
+        "catalog",
+        "prune",
+        "--catalog",
+        &db.url,
+        "--keep",
+        "forever",
+    ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
@@ -660,7 +685,9 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn serve_with_a_catalog_records_on_its_interval(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let db = tokio::task::spawn_blocking(move || db(backend)).await.unwrap();
+    let db = tokio::task::spawn_blocking(move || db(backend))
+        .await
+        .unwrap();
     let api = FakeApiServer::start(Default::default()).await;
     let hook = Webhook::start(&[
         "--no-resolve",
@@ -701,8 +728,8 @@ async fn serve_with_a_catalog_records_on_its_interval(
                 Some("prod"),
                 None,
             )
-                .await
-                .unwrap()
+            .await
+            .unwrap()
         })
     })
     .await

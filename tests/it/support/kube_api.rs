@@ -332,17 +332,16 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
         (s.pods.clone(), s.controllers.clone())
     };
     if let Some(pods) = pods {
-        let listed = |resource: &str, kind: &str, api_version: &str| {
-            match controllers.get(resource) {
-                Some(items) => serde_json::json!({
-                    "kind": format!("{kind}List"),
-                    "apiVersion": api_version,
-                    "metadata": {"resourceVersion": "48213390"},
-                    "items": items
-                })
-                .to_string(),
-                None => empty_list(kind, api_version),
-            }
+        let listed = |resource: &str, kind: &str, api_version: &str| match controllers.get(resource)
+        {
+            Some(items) => serde_json::json!({
+                "kind": format!("{kind}List"),
+                "apiVersion": api_version,
+                "metadata": {"resourceVersion": "48213390"},
+                "items": items
+            })
+            .to_string(),
+            None => empty_list(kind, api_version),
         };
         let body = match path.as_str() {
             "/api/v1/pods" => serde_json::json!({
