@@ -178,7 +178,7 @@ impl CatalogRecord {
         );
         registry.register(
             "tollgate_catalog_records",
-            "Catalog recordings, by result (failure: the API server or the catalog did not answer; admission is not affected)",
+            "Catalog recordings (snapshots, and the periodic audit's registry events), by result (failure: the API server or the catalog did not answer; admission is not affected)",
             self.runs.clone(),
         );
         registry.register(
@@ -583,6 +583,13 @@ impl Recorder for Metrics {
 
     fn failure(&self) {
         self.audit
+            .runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+
+    fn catalog_failed(&self) {
+        self.record
             .runs
             .get_or_create(&ResultLabels { result: "failure" })
             .inc();

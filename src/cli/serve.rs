@@ -221,6 +221,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         reports: args.audit_reports.then_some(ReportsConfig {
             max_results: args.report_max_results,
         }),
+        catalog: None,
     });
     let record = match (&args.catalog, &args.cluster_name) {
         (Some(url), Some(cluster)) => Some(RecordConfig {
@@ -243,6 +244,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         }
         (None, None) => None,
     };
+    // The periodic audit records its registry events where the recording writes.
+    let audit = audit.map(|a| AuditConfig {
+        catalog: record.as_ref().map(|r| r.catalog.clone()),
+        ..a
+    });
     if args.audit_reports && audit_interval.is_zero() {
         anyhow::bail!("--audit-reports needs the periodic audit: give --audit-interval");
     }

@@ -781,3 +781,87 @@ async fn serve_keeps_admitting_while_its_catalog_is_down() {
     assert!(logs.contains("postgres://tollgate:***@127.0.0.1"), "{logs}");
     assert!(!logs.contains("s3cr3t-pw"), "{logs}");
 }
+
+/// `serve --audit-interval` with a catalog: the periodic audit records a running digest the
+/// registry deleted as one `unservable` event, however many runs find it, beside the
+/// recording of the runs that say which pods ran it.
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_s_periodic_audit_records_a_lost_digest_once(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let db = tokio::task::spawn_blocking(move || db(backend))
+        .await
+        .unwrap();
+    let reg = TestRegistry::start();
+    let (_d, policy) = policy_file(&reg, "");
+    let p = Pusher::new(reg.base_url());
+    let img = p
+        .image("svc/ores", None, &[layer(&[("a", b"1")])], "linux/amd64")
+        .await;
+    p.delete_manifest("svc/ores", &img.digest).await;
+    let running = format!("{}/svc/ores@{}", reg.host(), img.digest);
+    let api = FakeApiServer::start(Default::default()).await;
+    api.set_pods(vec![
+        json!({"metadata": {"name": "ores-0", "namespace": "prod"},
+        "spec": {"containers": [{"name": "app", "image": running}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": running,
+            "imageID": running, "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": "2026-11-30T12:00:00Z"}}}]}}),
+    ]);
+    let hook = Webhook::start(&[
+        "--policy",
+        &policy,
+        "--audit-interval",
+        "1s",
+        "--audit-kubeconfig",
+        api.kubeconfig.to_str().unwrap(),
+        "--catalog",
+        &db.url,
+        "--cluster-name",
+        "prod",
+        "--catalog-record-interval",
+        "1s",
+    ]);
+    eventually("three audit runs and a recording", WAIT, || async {
+        hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await
+            >= 3.0
+            && hook
+                .metric("tollgate_catalog_records_total{result=\"success\"}")
+                .await
+                >= 1.0
+    })
+    .await;
+    assert_eq!(
+        hook.metric("tollgate_catalog_records_total{result=\"failure\"}")
+            .await,
+        0.0,
+        "{}",
+        hook.logs()
+    );
+    let d = digest(&img.digest);
+    let (events, runs) = tokio::task::spawn_blocking(move || {
+        db.with(async |c| {
+            (
+                c.registry_events_of(&d).await.unwrap(),
+                c.runs_of_digest(&d).await.unwrap(),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::Unservable],
+        "{events:?}"
+    );
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            runs[0].controller_kind.as_str(),
+            runs[0].controller_name.as_str()
+        ),
+        ("Pod", "ores-0")
+    );
+}
