@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::openreports;
 use super::publish::{self, ReportWrites, ReportsConfig};
 use super::run::{self, AuditReport};
-use crate::catalog::{Catalog, CatalogUrl, Create, servability};
+use crate::catalog::{Catalog, CatalogUrl, Create};
 use crate::cluster::LiveState;
 use crate::cluster::kube::{Cluster, ClusterError};
 use crate::git::DeployRepo;
@@ -301,7 +301,7 @@ async fn record_events(
     now: Timestamp,
     recorder: &dyn Recorder,
 ) {
-    let found = servability(report);
+    let found = super::servability(report);
     if found.unservable.is_empty() && found.servable.is_empty() {
         return;
     }

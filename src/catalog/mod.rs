@@ -8,7 +8,7 @@
 //! registry or the cluster; sync and recording from live state will feed it from outside.
 //!
 //! Recording: live state turned into run sightings (`sightings.rs`, pure), registry events
-//! from the audit's findings (`events.rs`), retention (`prune.rs`), and the periodic
+//! (`events.rs`, fed by `crate::audit::servability`), retention (`prune.rs`), and the periodic
 //! recording of `serve --catalog` (`periodic.rs`, the one part that reads the clock and lists
 //! the cluster).
 
@@ -24,7 +24,7 @@ mod tags;
 mod url;
 
 pub use error::CatalogError;
-pub use events::{EventKind, EventsRecorded, RegistryEvent, Servability, servability};
+pub use events::{EventKind, EventsRecorded, RegistryEvent, Servability};
 pub use migrate::{Applied, SCHEMA_VERSION};
 pub use prune::Pruned;
 pub use runs::{Recorded, Run, RunSighting};

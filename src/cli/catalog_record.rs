@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde_json::json;
 use tollgate::audit::run::AuditReport;
+use tollgate::audit::servability;
 use tollgate::catalog::{
-    Catalog, CatalogUrl, Create, EventsRecorded, Pending, Pruned, Recorded, servability, sightings,
+    Catalog, CatalogUrl, Create, EventsRecorded, Pending, Pruned, Recorded, sightings,
 };
 use tollgate::cluster::LiveState;
 

@@ -1582,8 +1582,10 @@ fn pull_secrets_are_off_by_default_and_when_on_the_server_may_only_get_secrets_a
 /// RBAC; the audit CronJob does not write the server's file.
 #[test]
 fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
-    let h = rendered(json!({"replicaCount": 1, "catalog": {"enabled": true, "clusterName": "prod-eqiad"},
-        "audit": {"cronJob": {"enabled": true}}}));
+    let h = rendered(
+        json!({"replicaCount": 1, "catalog": {"enabled": true, "clusterName": "prod-eqiad"},
+        "audit": {"cronJob": {"enabled": true}}}),
+    );
     let d = h.one("Deployment");
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
@@ -1598,7 +1600,10 @@ fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
         strings(&init["args"]),
         ["catalog", "migrate", &format!("--catalog={url}")]
     );
-    assert_eq!(init["securityContext"], pod["containers"][0]["securityContext"]);
+    assert_eq!(
+        init["securityContext"],
+        pod["containers"][0]["securityContext"]
+    );
     for c in [init, &pod["containers"][0]] {
         assert!(
             c["volumeMounts"]
@@ -1611,7 +1616,10 @@ fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
     }
     let claim = h.one("PersistentVolumeClaim");
     assert_eq!(claim["metadata"]["name"], "tollgate-catalog");
-    assert_eq!(claim["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    assert_eq!(
+        claim["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
     assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
     assert!(
         pod["volumes"]
@@ -1632,7 +1640,11 @@ fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
     );
     let cron = h.one("CronJob");
     let audit = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
-    assert!(!strings(&audit["args"]).iter().any(|a| a.starts_with("--cluster")));
+    assert!(
+        !strings(&audit["args"])
+            .iter()
+            .any(|a| a.starts_with("--cluster"))
+    );
 }
 
 /// PostgreSQL: the URL from the Secret in the environment (never in argv), for the init
@@ -1640,8 +1652,10 @@ fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
 /// roll one by one as without a catalog, and no claim is made.
 #[test]
 fn a_postgres_catalog_comes_from_a_secret_for_every_writer() {
-    let h = rendered(json!({"catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "catalog-db", "key": "dsn"}},
-        "audit": {"cronJob": {"enabled": true}}}));
+    let h = rendered(
+        json!({"catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "catalog-db", "key": "dsn"}},
+        "audit": {"cronJob": {"enabled": true}}}),
+    );
     let d = h.one("Deployment");
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
@@ -1651,11 +1665,7 @@ fn a_postgres_catalog_comes_from_a_secret_for_every_writer() {
     let cron = h.one("CronJob");
     let audit = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
     for c in [&pod["initContainers"][0], &pod["containers"][0], audit] {
-        assert!(
-            c["env"].as_array().unwrap().contains(&env),
-            "{}",
-            c["env"]
-        );
+        assert!(c["env"].as_array().unwrap().contains(&env), "{}", c["env"]);
     }
     assert!(strings(&audit["args"]).contains(&"--cluster=prod"));
 }
