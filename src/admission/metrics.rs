@@ -666,6 +666,52 @@ mod tests {
     use super::*;
     use crate::policy::Level;
 
+    /// The catalog recording's series: absent without a catalog; with one, every fixed
+    /// label at 0 from the start, then a success and a failure (a recording's, and a periodic
+    /// audit's that could not write its events) counted.
+    #[test]
+    fn the_catalog_recordings_are_counted_only_with_a_catalog() {
+        let without = Metrics::new().encode(0.0, Exposition::Text);
+        assert!(!without.contains("tollgate_catalog"), "{without}");
+        let m = Metrics::new().with_catalog_record();
+        let before = m.encode(0.0, Exposition::Text);
+        for sample in [
+            "tollgate_catalog_records_total{result=\"failure\"} 0",
+            "tollgate_catalog_record_rows_total{change=\"closed\"} 0",
+        ] {
+            assert!(before.contains(sample), "{sample}:\n{before}");
+        }
+        let summary = RecordSummary {
+            recorded: crate::catalog::Recorded {
+                opened: 3,
+                extended: 5,
+                closed: 1,
+                stale: false,
+            },
+            pending: 2,
+        };
+        m.recorded(
+            &summary,
+            Duration::from_millis(40),
+            Timestamp::from_second(1_700_000_000).unwrap(),
+        );
+        m.record_failed(Duration::from_secs(2));
+        m.catalog_failed();
+        let text = m.encode(0.0, Exposition::Text);
+        for sample in [
+            "tollgate_catalog_records_total{result=\"success\"} 1",
+            "tollgate_catalog_records_total{result=\"failure\"} 2",
+            "tollgate_catalog_record_rows_total{change=\"opened\"} 3",
+            "tollgate_catalog_record_rows_total{change=\"extended\"} 5",
+            "tollgate_catalog_record_rows_total{change=\"closed\"} 1",
+            "tollgate_catalog_record_last_success_timestamp_seconds 1700000000.0",
+            "tollgate_catalog_record_duration_seconds_count 2",
+            "tollgate_catalog_record_duration_seconds_bucket{le=\"0.05\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+    }
+
     #[test]
     fn names_end_in_total_seconds_or_bytes() {
         let m = Metrics::with_audit_reports(true, true, true);
