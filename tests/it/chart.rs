@@ -1437,7 +1437,8 @@ fn the_audit_cronjob_passes_tollgate_check_too() {
 
 /// Values that render every alert the chart has.
 fn every_alert() -> Value {
-    json!({"prometheusRule": {"enabled": true}, "audit": {"periodic": {"enabled": true}}})
+    json!({"prometheusRule": {"enabled": true}, "audit": {"periodic": {"enabled": true}},
+        "catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "catalog-db"}}})
 }
 
 /// The PrometheusRule's `spec.groups` as a Prometheus rules file (JSON is YAML), in `dir`.
