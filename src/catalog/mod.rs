@@ -3,9 +3,9 @@
 //!
 //! Holds the catalog's URL (`url.rs`, pure: passwords never printed), the versioned schema
 //! (`migrations/`, applied by `migrate.rs`), opening and status (`store.rs`), tag history
-//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases. It
-//! reads no clock: every time is passed in by the caller, once per run. It does not reach the
-//! registry or the cluster; sync and recording from live state will feed it from outside.
+//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases. Apart
+//! from `periodic.rs`, it reads no clock (every time is passed in by the caller, once per run)
+//! and does not reach the registry or the cluster.
 //!
 //! Recording: live state turned into run sightings (`sightings.rs`, pure), registry events
 //! (`events.rs`, fed by `crate::audit::servability`), retention (`prune.rs`), and the periodic
