@@ -27,6 +27,7 @@ use super::decide::Answers;
 use super::exposition::{self, Exposition};
 use crate::audit::periodic::{AuditSummary, Recorder};
 use crate::audit::publish::ReportWrites;
+use crate::catalog::periodic::{RecordObserver, RecordSummary};
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;
@@ -129,6 +130,69 @@ pub struct Metrics {
     certificate_reloads: Family<ResultLabels, Counter>,
     certificate_expiry: Gauge<f64, AtomicU64>,
     audit: Audit,
+    record: CatalogRecord,
+}
+
+/// Buckets of one catalog recording: a small cluster's snapshot takes milliseconds, 10,000
+/// pods about a second, an API server or database in trouble up to the timeout.
+const RECORD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    change: &'static str,
+}
+
+/// The periodic catalog recording's metrics (see [`crate::catalog::periodic`]), registered only
+/// with `serve --catalog`.
+struct CatalogRecord {
+    duration: Histogram,
+    last_success: Gauge<f64, AtomicU64>,
+    runs: Family<ResultLabels, Counter>,
+    rows: Family<ChangeLabels, Counter>,
+}
+
+impl Default for CatalogRecord {
+    fn default() -> Self {
+        CatalogRecord {
+            duration: Histogram::new(RECORD_BUCKETS),
+            last_success: Gauge::default(),
+            runs: Family::default(),
+            rows: Family::default(),
+        }
+    }
+}
+
+impl CatalogRecord {
+    fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "tollgate_catalog_record_duration",
+            "Time one catalog recording took: listing live state and writing the snapshot",
+            Unit::Seconds,
+            self.duration.clone(),
+        );
+        registry.register_with_unit(
+            "tollgate_catalog_record_last_success_timestamp",
+            "When the last successful catalog recording finished (Unix time)",
+            Unit::Seconds,
+            self.last_success.clone(),
+        );
+        registry.register(
+            "tollgate_catalog_records",
+            "Catalog recordings (snapshots, and the periodic audit's registry events), by result (failure: the API server or the catalog did not answer; admission is not affected)",
+            self.runs.clone(),
+        );
+        registry.register(
+            "tollgate_catalog_record_rows",
+            "Run intervals the catalog recordings wrote, by change (opened, extended, closed)",
+            self.rows.clone(),
+        );
+        for result in ["success", "failure"] {
+            let _ = self.runs.get_or_create(&ResultLabels { result });
+        }
+        for change in ["opened", "extended", "closed"] {
+            let _ = self.rows.get_or_create(&ChangeLabels { change });
+        }
+    }
 }
 
 /// The periodic audit's gauges (see [`crate::audit::periodic`]).
@@ -377,7 +441,14 @@ impl Metrics {
             certificate_reloads,
             certificate_expiry,
             audit: audit_metrics,
+            record: CatalogRecord::default(),
         }
+    }
+
+    /// Register the periodic catalog recording's metrics (`serve --catalog`).
+    pub fn with_catalog_record(mut self) -> Self {
+        self.record.register(&mut self.registry);
+        self
     }
 
     /// One answered AdmissionReview.
@@ -517,6 +588,13 @@ impl Recorder for Metrics {
             .inc();
     }
 
+    fn catalog_failed(&self) {
+        self.record
+            .runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+
     fn reports_written(&self, w: &ReportWrites) {
         let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         for (operation, result, count) in [
@@ -530,6 +608,37 @@ impl Recorder for Metrics {
                 .get_or_create(&ReportWriteLabels { operation, result })
                 .inc_by(n(count));
         }
+    }
+}
+
+/// The periodic catalog recording: a success sets the last-success time and counts the rows; a
+/// failure is counted.
+impl RecordObserver for Metrics {
+    fn recorded(&self, s: &RecordSummary, took: Duration, finished: Timestamp) {
+        let r = &self.record;
+        r.duration.observe(took.as_secs_f64());
+        r.last_success.set(finished.as_millisecond() as f64 / 1e3);
+        r.runs
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        for (change, count) in [
+            ("opened", s.recorded.opened),
+            ("extended", s.recorded.extended),
+            ("closed", s.recorded.closed),
+        ] {
+            r.rows
+                .get_or_create(&ChangeLabels { change })
+                .inc_by(n(count));
+        }
+    }
+
+    fn record_failed(&self, took: Duration) {
+        let r = &self.record;
+        r.duration.observe(took.as_secs_f64());
+        r.runs
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
     }
 }
 
@@ -556,6 +665,52 @@ impl RequestObserver for RegistryObserver {
 mod tests {
     use super::*;
     use crate::policy::Level;
+
+    /// The catalog recording's series: absent without a catalog; with one, every fixed
+    /// label at 0 from the start, then a success and a failure (a recording's, and a periodic
+    /// audit's that could not write its events) counted.
+    #[test]
+    fn the_catalog_recordings_are_counted_only_with_a_catalog() {
+        let without = Metrics::new().encode(0.0, Exposition::Text);
+        assert!(!without.contains("tollgate_catalog"), "{without}");
+        let m = Metrics::new().with_catalog_record();
+        let before = m.encode(0.0, Exposition::Text);
+        for sample in [
+            "tollgate_catalog_records_total{result=\"failure\"} 0",
+            "tollgate_catalog_record_rows_total{change=\"closed\"} 0",
+        ] {
+            assert!(before.contains(sample), "{sample}:\n{before}");
+        }
+        let summary = RecordSummary {
+            recorded: crate::catalog::Recorded {
+                opened: 3,
+                extended: 5,
+                closed: 1,
+                stale: false,
+            },
+            pending: 2,
+        };
+        m.recorded(
+            &summary,
+            Duration::from_millis(40),
+            Timestamp::from_second(1_700_000_000).unwrap(),
+        );
+        m.record_failed(Duration::from_secs(2));
+        m.catalog_failed();
+        let text = m.encode(0.0, Exposition::Text);
+        for sample in [
+            "tollgate_catalog_records_total{result=\"success\"} 1",
+            "tollgate_catalog_records_total{result=\"failure\"} 2",
+            "tollgate_catalog_record_rows_total{change=\"opened\"} 3",
+            "tollgate_catalog_record_rows_total{change=\"extended\"} 5",
+            "tollgate_catalog_record_rows_total{change=\"closed\"} 1",
+            "tollgate_catalog_record_last_success_timestamp_seconds 1700000000.0",
+            "tollgate_catalog_record_duration_seconds_count 2",
+            "tollgate_catalog_record_duration_seconds_bucket{le=\"0.05\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+    }
 
     #[test]
     fn names_end_in_total_seconds_or_bytes() {

@@ -30,6 +30,7 @@ use super::state::{AppState, engine};
 pub use super::state::{BoxError, ResolverFactory};
 use super::tls::{self, ReloadingCert, ServingCert, TlsError};
 use crate::audit::periodic::{self, AuditConfig, Recorder};
+use crate::catalog::periodic::{RecordConfig, RecordObserver};
 use crate::policy::Policy;
 use crate::registry::http::RequestObserver;
 use crate::registry::pull::PullSecretSource;
@@ -73,6 +74,8 @@ pub struct Config {
     pub reload_interval: Duration,
     /// The periodic audit (`None`: off).
     pub audit: Option<AuditConfig>,
+    /// The periodic catalog recording (`None`: off).
+    pub record: Option<RecordConfig>,
     /// First-request and idle timeouts, and the connection cap.
     pub connections: Limits,
     /// Where the workloads' pull secrets are read (`--pull-secrets`); `None`: only the
@@ -129,6 +132,7 @@ pub struct Server {
     reload_interval: Duration,
     connections: Limits,
     audit: Option<AuditConfig>,
+    record: Option<RecordConfig>,
 }
 
 impl Server {
@@ -151,11 +155,15 @@ impl Server {
         let certs = Arc::new(ReloadingCert::new(serving));
         let tls = tls::server_config(provider.clone(), certs.clone()).map_err(cert_error)?;
 
-        let metrics = Arc::new(Metrics::with_audit_reports(
+        let mut metrics = Metrics::with_audit_reports(
             config.audit.is_some(),
             config.audit.as_ref().is_some_and(|a| a.repo.is_some()),
             config.audit.as_ref().is_some_and(|a| a.reports.is_some()),
-        ));
+        );
+        if config.record.is_some() {
+            metrics = metrics.with_catalog_record();
+        }
+        let metrics = Arc::new(metrics);
         let observer: Arc<dyn RequestObserver> = Arc::new(RegistryObserver(metrics.clone()));
         let policy_files = config.policy.files().to_vec();
         let policy_hash = match &config.policy_path {
@@ -227,6 +235,7 @@ impl Server {
             reload_interval: config.reload_interval,
             connections: config.connections,
             audit: config.audit,
+            record: config.record,
         })
     }
 
@@ -257,6 +266,7 @@ impl Server {
             shutdown_grace,
             reload_interval,
             audit,
+            record,
             connections: limits,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -277,6 +287,15 @@ impl Server {
                 current,
                 recorder,
                 state.pull_secrets.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        // On its own task too: a catalog that is down never holds up an admission.
+        let recorder = record.map(|config| {
+            let observer: Arc<dyn RecordObserver> = state.metrics.clone();
+            tokio::spawn(crate::catalog::periodic::run_periodically(
+                config,
+                observer,
                 stop_rx.clone(),
             ))
         });
@@ -354,6 +373,9 @@ impl Server {
         reload.abort();
         if let Some(a) = auditor {
             a.abort();
+        }
+        if let Some(r) = recorder {
+            r.abort();
         }
         tracing::info!("stopped");
     }

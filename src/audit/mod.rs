@@ -8,7 +8,9 @@
 //! - [`openreports`]: the report as OpenReports `Report` objects, one per workload; pure;
 //! - [`periodic`]: the same run on a timer for `tollgate serve`, recorded as gauges;
 //! - [`publish`]: the periodic run's OpenReports Reports written through the API server;
-//! - [`pull`]: with `serve --pull-secrets`, each namespace's pull secrets for its images' walks.
+//! - [`pull`]: with `serve --pull-secrets`, each namespace's pull secrets for its images' walks;
+//! - [`servability()`]: what the walks found of each running digest, for the catalog's
+//!   registry events (recorded by [`periodic`] with `serve --catalog`, and by the CLI); pure.
 //!
 //! Must not touch the webhook: [`periodic`] records through [`periodic::Recorder`], which the
 //! webhook's metrics implement.
@@ -21,10 +23,13 @@ pub mod publish;
 pub mod pull;
 pub mod render;
 pub mod run;
+mod servability;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+pub use servability::servability;
 
 use crate::cluster::{LiveState, Owner};
 use crate::reference::{ImageRef, WrittenImage};

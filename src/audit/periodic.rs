@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::openreports;
 use super::publish::{self, ReportWrites, ReportsConfig};
 use super::run::{self, AuditReport};
+use crate::catalog::{Catalog, CatalogUrl, Create};
 use crate::cluster::LiveState;
 use crate::cluster::kube::{Cluster, ClusterError};
 use crate::git::DeployRepo;
@@ -52,6 +53,9 @@ pub struct AuditConfig {
     pub jobs: usize,
     /// Write the results as OpenReports Reports (`--audit-reports`); `None`: never written.
     pub reports: Option<ReportsConfig>,
+    /// Record the running digests each run finds unservable (or servable again) as registry
+    /// events in this catalog (`serve --catalog --cluster-name`); `None`: not recorded.
+    pub catalog: Option<CatalogUrl>,
 }
 
 /// Where the periodic rollout report reads the deploy repository (a checkout kept current
@@ -145,6 +149,9 @@ pub trait Recorder: Send + Sync {
     fn failure(&self);
     /// What writing the OpenReports Reports did (only with [`AuditConfig::reports`]).
     fn reports_written(&self, writes: &ReportWrites);
+    /// Recording the registry events into the catalog failed (only with
+    /// [`AuditConfig::catalog`]); the run itself does not fail for it.
+    fn catalog_failed(&self) {}
 }
 
 /// The policy and the resolver in force now (a reloaded policy applies from the next run).
@@ -272,12 +279,59 @@ pub async fn run_once(
         let writes = publish::write_reports(&cluster, &config.namespaces, &reports).await;
         recorder.reports_written(&writes);
     }
+    if let Some(url) = &config.catalog {
+        // What was checked is recorded even when other images could not be: the rule only
+        // claims what a walk answered.
+        record_events(url, &report, now, recorder).await;
+    }
     if !report.errors.is_empty() {
         return Err(AuditRunError::Incomplete(report.errors));
     }
     let mut summary = AuditSummary::of(&report);
     summary.rollout = rollout;
     Ok(summary)
+}
+
+/// The registry events of `report` into the catalog at `url`. A catalog that fails is one
+/// warning (the URL's password redacted) and one failure told to `recorder`, never a failed
+/// run.
+async fn record_events(
+    url: &CatalogUrl,
+    report: &AuditReport,
+    now: Timestamp,
+    recorder: &dyn Recorder,
+) {
+    let found = super::servability(report);
+    if found.unservable.is_empty() && found.servable.is_empty() {
+        return;
+    }
+    let done = async {
+        let catalog = Catalog::open(url, Create::No).await?;
+        let done = async {
+            catalog.check_schema().await?;
+            catalog.record_servability(&found, now).await
+        }
+        .await;
+        catalog.close().await;
+        done
+    }
+    .await;
+    match done {
+        Ok(e) => tracing::info!(
+            unservable = e.unservable,
+            still_unservable = e.still_unservable,
+            servable = e.servable,
+            "audit: registry events recorded in the catalog"
+        ),
+        Err(e) => {
+            tracing::warn!(
+                catalog = %url,
+                error = %error_text(&e),
+                "audit: cannot record registry events in the catalog; the audit goes on"
+            );
+            recorder.catalog_failed();
+        }
+    }
 }
 
 /// One run with its timeout, recorded and logged.

@@ -44,6 +44,21 @@ pub struct AuditArgs {
     /// Policy rules only: do not walk images in the registry.
     #[arg(long)]
     pub no_resolve: bool,
+    /// Record this snapshot into the catalog as cluster NAME, as `tollgate catalog record`
+    /// does, with the running digests the registry walk found unservable (or servable again)
+    /// as registry events. A catalog that fails is a warning: the audit's report and exit code
+    /// stay.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// With --cluster: the catalog, `sqlite:PATH` or `postgres://...`.
+    // A String, parsed when used: clap would echo a refused value, password included.
+    #[arg(
+        long,
+        env = "TOLLGATE_CATALOG",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub catalog: Option<String>,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -73,6 +88,14 @@ pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
+    let record = match (&args.cluster, &args.catalog) {
+        (Some(cluster), Some(catalog)) => {
+            super::catalog_record::whole_cluster(&args.live.namespaces)?;
+            Some((catalog.clone(), cluster.clone()))
+        }
+        (Some(_), None) => anyhow::bail!("--cluster records into a catalog: give --catalog"),
+        (None, _) => None,
+    };
     let policy = Arc::new(load_policy(args.policy.as_deref())?);
     let runtime = super::runtime()?;
     let state = args.live.load()?;
@@ -153,6 +176,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Exit> {
         )),
     };
     print(&out)?;
+    if let Some((catalog, cluster)) = &record {
+        super::catalog_record::after_audit(catalog, cluster, &state, &report, now);
+    }
     Ok(exit_code(&report, rollout.as_ref()))
 }
 

@@ -24,6 +24,15 @@ pub enum CatalogCommand {
     /// The catalog's schema version and the rows in each table.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(CatalogArgs),
+    /// Record what the cluster runs now (live state as `tollgate audit` reads it) as one
+    /// snapshot: runs seen again are extended, new ones opened, gone ones closed. Prints what
+    /// changed, and the containers that report no digest yet.
+    #[command(after_help = super::catalog_record::RECORD_EXIT_CODES_HELP)]
+    Record(super::catalog_record::RecordArgs),
+    /// Delete the history older than --keep: closed runs, moved tag rows, registry events, in
+    /// small batches, safe next to writers. Prints the counts.
+    #[command(after_help = super::catalog_record::PRUNE_EXIT_CODES_HELP)]
+    Prune(super::catalog_record::PruneArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +50,7 @@ pub struct CatalogArgs {
 }
 
 impl CatalogArgs {
-    fn url(&self) -> anyhow::Result<CatalogUrl> {
+    pub(super) fn url(&self) -> anyhow::Result<CatalogUrl> {
         Ok(self.catalog.parse::<CatalogUrl>()?)
     }
 }
@@ -50,6 +59,8 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
     match cmd {
         CatalogCommand::Migrate(args) => migrate(&args),
         CatalogCommand::Status(args) => status(&args),
+        CatalogCommand::Record(args) => super::catalog_record::run_record(args),
+        CatalogCommand::Prune(args) => super::catalog_record::run_prune(args),
     }
 }
 

@@ -14,6 +14,8 @@ use tollgate::admission::walk::namespace_share;
 use tollgate::audit::openreports;
 use tollgate::audit::periodic::{AuditConfig, RolloutSource};
 use tollgate::audit::publish::ReportsConfig;
+use tollgate::catalog::CatalogUrl;
+use tollgate::catalog::periodic::RecordConfig;
 use tollgate::cluster::kube::Cluster;
 use tollgate::cluster::pullsecrets::ApiPullSecrets;
 use tollgate::registry::{RegistryClient, Resolver};
@@ -25,6 +27,8 @@ use super::{Exit, RegistryArgs, load_policy};
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest one periodic audit may take, at least (a longer interval allows as long).
 const AUDIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest one catalog recording may take, at least (a longer interval allows as long).
+const RECORD_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -43,6 +47,10 @@ With --audit-interval, the audit of `tollgate audit` runs in the background ever
 results are gauges on the metrics port (tollgate_audit_*); admission never waits for it. With
 --audit-reports it also writes them as OpenReports Reports (one per workload) for Policy
 Reporter and other dashboards. See docs/audit.md.
+
+With --catalog and --cluster-name, what the cluster runs is recorded into the catalog every
+--catalog-record-interval (tollgate_catalog_* on the metrics port); a catalog that is down
+never affects admission. See docs/catalog.md.
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT after draining in-flight requests
@@ -160,6 +168,25 @@ pub struct ServeArgs {
     /// Kubeconfig context for --pull-secrets (default: the current one).
     #[arg(long, value_name = "NAME", requires = "pull_secrets")]
     pub context: Option<String>,
+    /// Record what the cluster runs into this catalog (`sqlite:PATH` or `postgres://...`)
+    /// every --catalog-record-interval, as `tollgate catalog record` does, with live state
+    /// through --audit-kubeconfig/--audit-context (else in-cluster or $KUBECONFIG). Needs
+    /// --cluster-name (without it, nothing is recorded). A catalog that is down is a warning
+    /// and a failure counted in tollgate_catalog_records_total; admission never waits for it.
+    // A String, parsed here: clap would echo a refused value, password included.
+    #[arg(
+        long,
+        env = "TOLLGATE_CATALOG",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub catalog: Option<String>,
+    /// With --catalog: time between two recordings.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = positive_duration)]
+    pub catalog_record_interval: Duration,
+    /// With --catalog: the name this cluster is recorded under.
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -194,6 +221,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         reports: args.audit_reports.then_some(ReportsConfig {
             max_results: args.report_max_results,
         }),
+        catalog: None,
+    });
+    let record = match (&args.catalog, &args.cluster_name) {
+        (Some(url), Some(cluster)) => Some(RecordConfig {
+            catalog: url.parse::<CatalogUrl>()?,
+            cluster: cluster.clone(),
+            interval: args.catalog_record_interval,
+            kubeconfig: args.audit_kubeconfig.clone(),
+            context: args.audit_context.clone(),
+            timeout: args.catalog_record_interval.max(RECORD_TIMEOUT),
+        }),
+        (None, Some(_)) => {
+            anyhow::bail!("--cluster-name names what --catalog records: give --catalog")
+        }
+        (Some(_), None) => {
+            // Not an error: the catalog's read-only routes need no cluster name.
+            eprintln!(
+                "tollgate: warning: --catalog without --cluster-name: this cluster is not recorded"
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    // The periodic audit records its registry events where the recording writes.
+    let audit = audit.map(|a| AuditConfig {
+        catalog: record.as_ref().map(|r| r.catalog.clone()),
+        ..a
     });
     if args.audit_reports && audit_interval.is_zero() {
         anyhow::bail!("--audit-reports needs the periodic audit: give --audit-interval");
@@ -266,6 +320,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         shutdown_grace,
         reload_interval: RELOAD_INTERVAL,
         audit,
+        record,
         connections: Limits {
             first_request: args.first_request_timeout,
             idle: args.idle_timeout,

@@ -179,6 +179,8 @@ fn args(deployment: &Value) -> Vec<&str> {
 #[case::custom_kinds(json!({"webhook": {"customKinds": {"argoRollouts": true, "knative": true, "openKruise": true, "argoWorkflows": true, "tekton": true}, "extraRules": [{"apiGroups": ["ci.example.com"], "apiVersions": ["v1"], "resources": ["runners"], "scope": "Cluster"}]}}))]
 #[case::openreports(json!({"audit": {"periodic": {"enabled": true, "openReports": {"enabled": true, "maxResults": 50}}}}))]
 #[case::openreports_in_namespaces(json!({"audit": {"namespaces": ["shop", "payments"], "periodic": {"enabled": true, "openReports": {"enabled": true}}}}))]
+#[case::catalog_on_sqlite(json!({"replicaCount": 1, "catalog": {"enabled": true, "clusterName": "prod", "sqlite": {"size": "5Gi", "storageClassName": "fast"}}, "audit": {"periodic": {"enabled": true}, "cronJob": {"enabled": true}}}))]
+#[case::catalog_on_postgres(json!({"catalog": {"enabled": true, "clusterName": "prod", "recordIntervalSeconds": 300, "postgres": {"existingSecret": "catalog-db"}}, "audit": {"cronJob": {"enabled": true}}}))]
 fn lint_and_render_pass(#[case] values: Value) {
     let h = rendered(values);
     assert!(!h.objects().is_empty());
@@ -206,6 +208,8 @@ fn lint_and_render_pass(#[case] values: Value) {
 #[case::extra_rule_without_resources(json!({"webhook": {"extraRules": [{"apiGroups": ["x"], "apiVersions": ["v1"]}]}}), "resources")]
 #[case::openreports_without_results(json!({"audit": {"periodic": {"enabled": true, "openReports": {"enabled": true, "maxResults": 0}}}}), "/audit/periodic/openReports/maxResults")]
 #[case::openreports_unknown_key(json!({"audit": {"periodic": {"openReports": {"clusterReports": true}}}}), "additional properties 'clusterReports'")]
+#[case::catalog_interval_zero(json!({"catalog": {"recordIntervalSeconds": 0}}), "/catalog/recordIntervalSeconds")]
+#[case::catalog_size_not_a_quantity(json!({"catalog": {"sqlite": {"size": "lots"}}}), "/catalog/sqlite/size")]
 fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
     let schema = h.schema_error.as_deref().expect("the schema rejects it");
@@ -235,6 +239,18 @@ fn the_schema_rejects_bad_values(#[case] values: Value, #[case] message: &str) {
 #[case::openreports_without_the_periodic_audit(
     json!({"audit": {"periodic": {"openReports": {"enabled": true}}}}),
     "audit.periodic.openReports.enabled needs audit.periodic.enabled"
+)]
+#[case::catalog_without_a_cluster_name(
+    json!({"replicaCount": 1, "catalog": {"enabled": true}}),
+    "catalog.enabled needs catalog.clusterName"
+)]
+#[case::sqlite_catalog_with_two_replicas(
+    json!({"catalog": {"enabled": true, "clusterName": "prod"}}),
+    "replicaCount must be 1, or use PostgreSQL"
+)]
+#[case::catalog_of_some_namespaces(
+    json!({"catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "db"}}, "audit": {"namespaces": ["shop"]}}),
+    "audit.namespaces must be empty"
 )]
 fn render_refuses_inconsistent_values(#[case] values: Value, #[case] message: &str) {
     let h = helm(&values);
@@ -1421,7 +1437,8 @@ fn the_audit_cronjob_passes_tollgate_check_too() {
 
 /// Values that render every alert the chart has.
 fn every_alert() -> Value {
-    json!({"prometheusRule": {"enabled": true}, "audit": {"periodic": {"enabled": true}}})
+    json!({"prometheusRule": {"enabled": true}, "audit": {"periodic": {"enabled": true}},
+        "catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "catalog-db"}}})
 }
 
 /// The PrometheusRule's `spec.groups` as a Prometheus rules file (JSON is YAML), in `dir`.
@@ -1556,4 +1573,100 @@ fn pull_secrets_are_off_by_default_and_when_on_the_server_may_only_get_secrets_a
     let binding = h.one("ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], "tollgate-pull-secrets");
     assert_eq!(subjects(&binding), [sa(RELEASE)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image catalog.
+
+/// SQLite: a kept claim mounted by the migrating init container and the server, the file's
+/// URL in the arguments, one pod replaced at a time, a token for the recording's read-only
+/// RBAC; the audit CronJob does not write the server's file.
+#[test]
+fn a_sqlite_catalog_is_a_kept_claim_written_by_one_server() {
+    let h = rendered(
+        json!({"replicaCount": 1, "catalog": {"enabled": true, "clusterName": "prod-eqiad"},
+        "audit": {"cronJob": {"enabled": true}}}),
+    );
+    let d = h.one("Deployment");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let url = "sqlite:/var/lib/tollgate/catalog/catalog.db";
+    assert_eq!(arg(&d, "--catalog"), Some(url));
+    assert_eq!(arg(&d, "--cluster-name"), Some("prod-eqiad"));
+    assert_eq!(arg(&d, "--catalog-record-interval"), Some("600s"));
+    let init = &pod["initContainers"][0];
+    assert_eq!(init["name"], "catalog-migrate");
+    assert_eq!(
+        strings(&init["args"]),
+        ["catalog", "migrate", &format!("--catalog={url}")]
+    );
+    assert_eq!(
+        init["securityContext"],
+        pod["containers"][0]["securityContext"]
+    );
+    for c in [init, &pod["containers"][0]] {
+        assert!(
+            c["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "catalog" && m["mountPath"] == "/var/lib/tollgate/catalog"),
+            "{c}"
+        );
+    }
+    let claim = h.one("PersistentVolumeClaim");
+    assert_eq!(claim["metadata"]["name"], "tollgate-catalog");
+    assert_eq!(
+        claim["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == "tollgate-catalog")
+    );
+    // The server's ServiceAccount reads the cluster (the recording lists every pod).
+    let binding = h.one("ClusterRoleBinding");
+    assert!(
+        binding["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "tollgate"),
+        "{binding}"
+    );
+    let cron = h.one("CronJob");
+    let audit = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        !strings(&audit["args"])
+            .iter()
+            .any(|a| a.starts_with("--cluster"))
+    );
+}
+
+/// PostgreSQL: the URL from the Secret in the environment (never in argv), for the init
+/// container, the server and the audit CronJob, which records as the same cluster; replicas
+/// roll one by one as without a catalog, and no claim is made.
+#[test]
+fn a_postgres_catalog_comes_from_a_secret_for_every_writer() {
+    let h = rendered(
+        json!({"catalog": {"enabled": true, "clusterName": "prod", "postgres": {"existingSecret": "catalog-db", "key": "dsn"}},
+        "audit": {"cronJob": {"enabled": true}}}),
+    );
+    let d = h.one("Deployment");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert!(h.all("PersistentVolumeClaim").is_empty());
+    assert_eq!(arg(&d, "--catalog"), None);
+    let env = json!({"name": "TOLLGATE_CATALOG", "valueFrom": {"secretKeyRef": {"name": "catalog-db", "key": "dsn"}}});
+    let cron = h.one("CronJob");
+    let audit = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    for c in [&pod["initContainers"][0], &pod["containers"][0], audit] {
+        assert!(c["env"].as_array().unwrap().contains(&env), "{}", c["env"]);
+    }
+    assert!(strings(&audit["args"]).contains(&"--cluster=prod"));
 }

@@ -1007,7 +1007,8 @@ async fn the_periodic_audit_with_a_deploy_repo_exports_commits_not_rolled_out() 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// `/metrics` after admissions (validating and mutating, a registry walk, a request that is
-/// not an AdmissionReview) and a successful periodic audit that writes OpenReports Reports:
+/// not an AdmissionReview), a successful periodic audit that writes OpenReports Reports, and a
+/// catalog recording:
 /// `promtool check metrics` (Debian's
 /// prometheus) finds nothing to say about the text format, which every client but one asking
 /// for OpenMetrics gets; that one gets OpenMetrics, the same samples.
@@ -1027,6 +1028,10 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, reg.policy("")).unwrap();
+    // And a catalog the cluster is recorded into (tollgate_catalog_*).
+    let catalog = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let migrated = crate::support::run(&["catalog", "migrate", "--catalog", &catalog]);
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
     let hook = Webhook::start(&[
         "--mutate",
         "--policy",
@@ -1036,6 +1041,12 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "--audit-kubeconfig",
         api.kubeconfig.to_str().unwrap(),
         "--audit-reports",
+        "--catalog",
+        &catalog,
+        "--cluster-name",
+        "test",
+        "--catalog-record-interval",
+        "1s",
     ]);
     let pod = with_image("pod-create.json", &format!("{}/team/app:1.0", reg.host()));
     hook.review("/validate", &pod).await;
@@ -1044,6 +1055,12 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
     assert_eq!(hook.post("/validate", "not json").await.0, 400);
     eventually("a successful audit run", WAIT, || async {
         hook.metric("tollgate_audit_runs_total{result=\"success\"}")
+            .await
+            >= 1.0
+    })
+    .await;
+    eventually("a successful catalog recording", WAIT, || async {
+        hook.metric("tollgate_catalog_records_total{result=\"success\"}")
             .await
             >= 1.0
     })
@@ -1059,6 +1076,9 @@ async fn metrics_pass_promtool_after_admissions_walks_and_an_audit_and_honour_ac
         "tollgate_registry_request_duration_seconds_bucket{",
         "tollgate_audit_images ",
         "tollgate_audit_report_writes_total{operation=\"apply\",result=\"success\"} ",
+        "tollgate_catalog_record_duration_seconds_bucket{",
+        "tollgate_catalog_record_rows_total{change=\"opened\"} ",
+        "tollgate_catalog_record_last_success_timestamp_seconds ",
         "# HELP tollgate_admission_requests_total ",
     ] {
         assert!(text.contains(sample), "{sample} missing:\n{text}");

@@ -202,7 +202,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Whether anything reads the cluster: the audit CronJob or the server's periodic audit. */}}
 {{- define "tollgate.auditReadsCluster" -}}
-{{- if or .Values.audit.cronJob.enabled .Values.audit.periodic.enabled }}true{{ end }}
+{{- if or .Values.audit.cronJob.enabled .Values.audit.periodic.enabled .Values.catalog.enabled }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -215,7 +215,7 @@ audit, the server's.
   name: {{ include "tollgate.auditName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
-{{- if .Values.audit.periodic.enabled }}
+{{- if or .Values.audit.periodic.enabled .Values.catalog.enabled }}
 - kind: ServiceAccount
   name: {{ include "tollgate.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
@@ -251,4 +251,34 @@ server-side apply (create and patch), and delete those of workloads that are gon
 - apiGroups: ["openreports.io"]
   resources: ["reports"]
   verbs: ["get", "list", "create", "patch", "delete"]
+{{- end }}
+
+{{/*
+The catalog is a SQLite file on the chart's PersistentVolumeClaim (no PostgreSQL Secret).
+*/}}
+{{- define "tollgate.catalogSqlite" -}}
+{{- if and .Values.catalog.enabled (not .Values.catalog.postgres.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/*
+Where the catalog is, for a container's args (SQLite) ...
+*/}}
+{{- define "tollgate.catalogArg" -}}
+{{- if include "tollgate.catalogSqlite" . }}
+- --catalog=sqlite:/var/lib/tollgate/catalog/catalog.db
+{{- end }}
+{{- end }}
+
+{{/*
+... or its env (PostgreSQL: the URL and its password stay out of argv, which other users of the
+node can read).
+*/}}
+{{- define "tollgate.catalogEnv" -}}
+{{- if and .Values.catalog.enabled .Values.catalog.postgres.existingSecret }}
+- name: TOLLGATE_CATALOG
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.catalog.postgres.existingSecret }}
+      key: {{ .Values.catalog.postgres.key }}
+{{- end }}
 {{- end }}

@@ -61,6 +61,8 @@ struct Shared {
     accounts: BTreeMap<(String, String), String>,
     /// Serve these pods (one page) and no controllers, instead of the fixtures.
     pods: Option<Vec<serde_json::Value>>,
+    /// With `pods`: the controllers listed beside them, by plural resource (`replicasets`).
+    controllers: BTreeMap<String, Vec<serde_json::Value>>,
     /// The next resourceVersion handed out.
     resource_version: u64,
 }
@@ -325,7 +327,22 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
             None => not_found(resource, name),
         };
     }
-    if let Some(pods) = shared.lock().unwrap().pods.clone() {
+    let (pods, controllers) = {
+        let s = shared.lock().unwrap();
+        (s.pods.clone(), s.controllers.clone())
+    };
+    if let Some(pods) = pods {
+        let listed = |resource: &str, kind: &str, api_version: &str| match controllers.get(resource)
+        {
+            Some(items) => serde_json::json!({
+                "kind": format!("{kind}List"),
+                "apiVersion": api_version,
+                "metadata": {"resourceVersion": "48213390"},
+                "items": items
+            })
+            .to_string(),
+            None => empty_list(kind, api_version),
+        };
         let body = match path.as_str() {
             "/api/v1/pods" => serde_json::json!({
                 "kind": "PodList",
@@ -334,8 +351,8 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
                 "items": pods
             })
             .to_string(),
-            "/apis/apps/v1/deployments" => empty_list("Deployment", "apps/v1"),
-            "/apis/apps/v1/replicasets" => empty_list("ReplicaSet", "apps/v1"),
+            "/apis/apps/v1/deployments" => listed("deployments", "Deployment", "apps/v1"),
+            "/apis/apps/v1/replicasets" => listed("replicasets", "ReplicaSet", "apps/v1"),
             "/apis/apps/v1/statefulsets" => empty_list("StatefulSet", "apps/v1"),
             "/apis/apps/v1/daemonsets" => empty_list("DaemonSet", "apps/v1"),
             "/apis/batch/v1/jobs" => empty_list("Job", "batch/v1"),
@@ -447,6 +464,16 @@ impl FakeApiServer {
     /// controllers, instead of the fixtures.
     pub fn set_pods(&self, pods: Vec<serde_json::Value>) {
         self.shared.lock().unwrap().pods = Some(pods);
+    }
+
+    /// With [`FakeApiServer::set_pods`]: list these `deployments` or `replicasets` (items as
+    /// the API server lists them) beside the pods.
+    pub fn set_controllers(&self, resource: &str, items: Vec<serde_json::Value>) {
+        self.shared
+            .lock()
+            .unwrap()
+            .controllers
+            .insert(resource.to_owned(), items);
     }
 
     /// Never answer from now on.
