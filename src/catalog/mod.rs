@@ -7,16 +7,27 @@
 //! reads no clock: every time is passed in by the caller, once per run. It does not reach the
 //! registry or the cluster; sync and recording from live state will feed it from outside.
 
+mod builds;
 mod error;
+mod history;
 mod migrate;
+mod query;
+pub mod render;
+pub mod server;
 mod runs;
 mod store;
 mod tags;
 mod url;
+pub mod web;
+mod who_uses;
 
+pub use builds::{Build, BuildError, BuildRequest, MAX_PARENTS, NewBuild};
 pub use error::CatalogError;
+pub use history::{DigestInfo, Entry, History, RegistryEvent, TagInterval, What, run_place};
 pub use migrate::{Applied, SCHEMA_VERSION};
+pub use query::{Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version};
 pub use runs::{Recorded, Run, RunSighting};
 pub use store::{Catalog, Create, Status, TABLES};
 pub use tags::TagSighting;
 pub use url::{CatalogUrl, CatalogUrlError};
+pub use who_uses::{User, WhoUses};

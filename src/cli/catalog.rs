@@ -9,6 +9,13 @@ use tollgate::catalog::{Catalog, CatalogUrl, Create, SCHEMA_VERSION};
 
 use super::{Exit, now, print, runtime};
 
+#[path = "catalog_build.rs"]
+mod build;
+#[path = "catalog_query.rs"]
+mod query;
+#[path = "catalog_serve.rs"]
+mod serve;
+
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  done
@@ -24,6 +31,27 @@ pub enum CatalogCommand {
     /// The catalog's schema version and the rows in each table.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(CatalogArgs),
+    /// Record a build (digest, source, commit, builder, parents) straight into the catalog:
+    /// the CI system's way in, next to `POST /v1/builds`.
+    #[command(after_help = build::EXIT_CODES_HELP)]
+    RegisterBuild(build::RegisterBuildArgs),
+    /// Repositories, their versions and tags, the base of each, and where each runs now.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    Images(query::ImagesArgs),
+    /// A tag's moves, the builds, where and when each digest ran, and what the registry did,
+    /// on one timeline.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    History(query::HistoryArgs),
+    /// What ran at a time (default now), by cluster and namespace.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    Running(query::RunningArgs),
+    /// The images built on a base (by their layers or their declared parents), and where they
+    /// run.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    WhoUses(query::WhoUsesArgs),
+    /// The JSON API, `POST /v1/builds` and the read-only web page, over plain HTTP.
+    #[command(after_help = serve::EXIT_CODES_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +69,7 @@ pub struct CatalogArgs {
 }
 
 impl CatalogArgs {
-    fn url(&self) -> anyhow::Result<CatalogUrl> {
+    pub(super) fn url(&self) -> anyhow::Result<CatalogUrl> {
         Ok(self.catalog.parse::<CatalogUrl>()?)
     }
 }
@@ -50,6 +78,12 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
     match cmd {
         CatalogCommand::Migrate(args) => migrate(&args),
         CatalogCommand::Status(args) => status(&args),
+        CatalogCommand::RegisterBuild(args) => build::run(&args),
+        CatalogCommand::Images(args) => query::images(&args),
+        CatalogCommand::History(args) => query::history(&args),
+        CatalogCommand::Running(args) => query::running(&args),
+        CatalogCommand::WhoUses(args) => query::who_uses(&args),
+        CatalogCommand::Serve(args) => serve::run(&args),
     }
 }
 
