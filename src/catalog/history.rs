@@ -71,21 +71,22 @@ pub struct Entry {
 pub enum What {
     /// The image was built.
     Built,
+    /// The tag was seen pointing elsewhere (before the new digest's `tagged`).
+    TagMoved,
     /// A tag was first seen pointing at the digest.
     Tagged,
-    /// The tag was seen pointing elsewhere.
-    TagMoved,
+    /// A run ended (first snapshot that no longer saw it; before what replaced it started).
+    Stopped,
     /// A run started (first snapshot that saw it).
     Started,
-    /// A run ended (first snapshot that no longer saw it).
-    Stopped,
     /// The registry was noticed doing something to the digest.
     Registry,
 }
 
 impl std::fmt::Display for What {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        // `pad`, so that `{:<9}` lines the timeline's columns up.
+        f.pad(match self {
             What::Built => "built",
             What::Tagged => "tagged",
             What::TagMoved => "tag-moved",
@@ -267,7 +268,7 @@ pub fn run_place(r: &Run) -> String {
 }
 
 /// Every dated fact as a point, oldest first; at one instant, in the order things happen
-/// (built, tagged, moved, started, stopped, noticed).
+/// (built, moved away, tagged, stopped, started, noticed).
 fn timeline(
     tags: &[TagInterval],
     builds: &[Build],

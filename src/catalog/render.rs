@@ -17,10 +17,14 @@ fn bases(b: &[Base]) -> String {
 }
 
 fn running_line(out: &mut String, indent: &str, r: &Run) {
+    let _ = write!(out, "{indent}{}  ", run_place(r));
+    pods_since(out, r);
+}
+
+fn pods_since(out: &mut String, r: &Run) {
     let _ = write!(
         out,
-        "{indent}{}  {} pod{}  since {}",
-        run_place(r),
+        "{} pod{}  since {}",
         r.pods,
         if r.pods == 1 { "" } else { "s" },
         r.first_seen
@@ -129,7 +133,8 @@ pub fn running(at: jiff::Timestamp, runs: &[Run]) -> String {
     }
     for r in runs {
         let _ = writeln!(out, "  {}  {}", run_place(r), r.image);
-        running_line(&mut out, "    ", r);
+        out.push_str("    ");
+        pods_since(&mut out, r);
     }
     out
 }

@@ -9,6 +9,8 @@
 mod audit;
 mod base_image;
 mod catalog;
+mod catalog_read;
+mod catalog_web;
 mod certs;
 mod chart;
 mod check;
