@@ -20,7 +20,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#2
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
 th{background:#eee}code{font-size:.9em}.running{color:#060}.gone{color:#888}\
-svg text{font-size:11px;font-family:monospace}nav{margin:.5em 0}";
+svg text{font-size:11px;font-family:monospace}nav{margin:.5em 0}h1{overflow-wrap:anywhere}";
 
 /// Shows the filter box (hidden without JavaScript: the GET form above it works without) and
 /// hides the list's rows that do not contain what is typed.
@@ -148,9 +148,10 @@ pub fn list(repos: &[Repository], filter: Option<&str>, paging: Paging) -> Strin
                     .unwrap_or_default();
                 let _ = writeln!(
                     b,
-                    "<tr class=\"version\"><td>{}</td><td><code>{}</code></td><td>{}</td>\
+                    "<tr class=\"version\"><td>{}</td><td><code title=\"{}\">{}</code></td><td>{}</td>\
                      <td>{created}</td><td>{}</td><td>{}</td></tr>",
                     image_link(&repo.name, &repo.name),
+                    v.digest,
                     image_link(&format!("{}@{}", repo.name, v.digest), &v.digest.short()),
                     escape(&v.tags.join(", ")),
                     bases_cell(&v.base),
