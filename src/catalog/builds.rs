@@ -145,13 +145,10 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<String, BuildErr
 impl BuildRequest {
     /// Check every field once; the first problem is the error.
     pub fn validate(&self) -> Result<NewBuild, BuildError> {
-        let digest = self
-            .digest
-            .parse()
-            .map_err(|source| BuildError::Digest {
-                value: self.digest.clone(),
-                source,
-            })?;
+        let digest = self.digest.parse().map_err(|source| BuildError::Digest {
+            value: self.digest.clone(),
+            source,
+        })?;
         let built_at = self
             .built_at
             .as_deref()
@@ -252,7 +249,8 @@ impl Catalog {
                 let id: i64 = row.try_get(0).map_err(query("reading builds.id"))?;
                 let parents = self.parents(id).await?;
                 let get = |i: usize, c: &'static str| -> Result<String, CatalogError> {
-                    let v: Option<String> = row.try_get(i).map_err(query(format!("reading {c}")))?;
+                    let v: Option<String> =
+                        row.try_get(i).map_err(query(format!("reading {c}")))?;
                     Ok(v.unwrap_or_default())
                 };
                 let int = |i: usize, c: &'static str| -> Result<i64, CatalogError> {

@@ -116,6 +116,9 @@ pub struct History {
     pub timeline: Vec<Entry>,
 }
 
+/// kind, noticed_at, registry, repository, detail.
+type EventRow = (String, i64, Option<String>, Option<String>, Option<String>);
+
 impl Catalog {
     /// The history of a digest, a tag (every digest it pointed at), an image by digest, or a
     /// repository (every tag and version). Runs pass `filter`.
@@ -164,9 +167,7 @@ impl Catalog {
                 digest: parse_digest("tag_history.digest", digest)?,
                 first_seen: time("tag_history.first_seen", first)?,
                 last_seen: time("tag_history.last_seen", last)?,
-                moved_at: moved
-                    .map(|t| time("tag_history.moved_at", t))
-                    .transpose()?,
+                moved_at: moved.map(|t| time("tag_history.moved_at", t)).transpose()?,
             });
         }
 
@@ -234,16 +235,15 @@ impl Catalog {
     pub async fn events_of(&self, digests: &[Digest]) -> Result<Vec<RegistryEvent>, CatalogError> {
         let mut out = Vec::new();
         for d in digests {
-            let rows: Vec<(String, i64, Option<String>, Option<String>, Option<String>)> =
-                sqlx::query_as(
-                    "SELECT e.kind, e.noticed_at, r.registry, r.name, e.detail FROM registry_events e \
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT e.kind, e.noticed_at, r.registry, r.name, e.detail FROM registry_events e \
                      LEFT JOIN repositories r ON r.id = e.repository_id \
                      WHERE e.digest = $1 ORDER BY e.noticed_at, e.id",
-                )
-                .bind(d.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query(format!("listing the registry events of {d}")))?;
+            )
+            .bind(d.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query(format!("listing the registry events of {d}")))?;
             for (kind, at, registry, name, detail) in rows {
                 out.push(RegistryEvent {
                     digest: d.clone(),

@@ -13,8 +13,8 @@ mod history;
 mod migrate;
 mod query;
 pub mod render;
-pub mod server;
 mod runs;
+pub mod server;
 mod store;
 mod tags;
 mod url;
@@ -25,7 +25,9 @@ pub use builds::{Build, BuildError, BuildRequest, MAX_PARENTS, NewBuild};
 pub use error::CatalogError;
 pub use history::{DigestInfo, Entry, History, RegistryEvent, TagInterval, What, run_place};
 pub use migrate::{Applied, SCHEMA_VERSION};
-pub use query::{Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version};
+pub use query::{
+    Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version,
+};
 pub use runs::{Recorded, Run, RunSighting};
 pub use store::{Catalog, Create, Status, TABLES};
 pub use tags::TagSighting;

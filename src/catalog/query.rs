@@ -240,7 +240,10 @@ impl Catalog {
 
         let keep_repo = |name: &str| {
             repository.is_none_or(|g| {
-                g.is_match(name) || name.split_once('/').is_some_and(|(_, path)| g.is_match(path))
+                g.is_match(name)
+                    || name
+                        .split_once('/')
+                        .is_some_and(|(_, path)| g.is_match(path))
             })
         };
         let digests: BTreeSet<Digest> = versions
@@ -465,8 +468,12 @@ impl Catalog {
             );
         }
         out.sort_by(|a, b| {
-            (a.first_seen, &a.cluster, &a.namespace, &a.controller_name)
-                .cmp(&(b.first_seen, &b.cluster, &b.namespace, &b.controller_name))
+            (a.first_seen, &a.cluster, &a.namespace, &a.controller_name).cmp(&(
+                b.first_seen,
+                &b.cluster,
+                &b.namespace,
+                &b.controller_name,
+            ))
         });
         Ok(out)
     }

@@ -104,11 +104,7 @@ pub fn history(h: &History) -> String {
         return out;
     }
     for e in &h.timeline {
-        let _ = writeln!(
-            out,
-            "{}  {:<9}  {}  {}",
-            e.at, e.what, e.digest, e.subject
-        );
+        let _ = writeln!(out, "{}  {:<9}  {}  {}", e.at, e.what, e.digest, e.subject);
     }
     for b in &h.builds {
         let _ = write!(

@@ -68,7 +68,10 @@ impl Token {
 
     fn matches(&self, presented: &[u8]) -> bool {
         let h: [u8; 32] = sha2::Sha256::digest(presented).into();
-        h.iter().zip(self.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        h.iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -249,7 +252,10 @@ fn html(status: StatusCode, body: String) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -348,9 +354,7 @@ async fn history(
     let s = subject(q.subject.as_deref(), "subject")?;
     let h = bounded(
         &state,
-        state
-            .catalog
-            .history(&s, &filter(&q.cluster, &q.namespace)),
+        state.catalog.history(&s, &filter(&q.cluster, &q.namespace)),
     )
     .await?;
     Ok(axum::Json(h).into_response())
@@ -471,9 +475,7 @@ async fn image_page(
     let s = subject(q.subject.as_deref(), "ref").map_err(PageError)?;
     let h = bounded(
         &state,
-        state
-            .catalog
-            .history(&s, &filter(&q.cluster, &q.namespace)),
+        state.catalog.history(&s, &filter(&q.cluster, &q.namespace)),
     )
     .await
     .map_err(PageError)?;

@@ -242,7 +242,14 @@ fn timeline(h: &History) -> String {
                 .map_or("now (current)".to_owned(), |m| m.to_string())
         );
         let label = format!("tag {} {}", short_name(&t.tag), t.digest.short());
-        bar(&mut s, &label, t.first_seen.as_second(), to, "#4a7bd0", &tip);
+        bar(
+            &mut s,
+            &label,
+            t.first_seen.as_second(),
+            to,
+            "#4a7bd0",
+            &tip,
+        );
     }
     for r in &h.runs {
         let to = match r.closed_at {
@@ -258,7 +265,14 @@ fn timeline(h: &History) -> String {
                 .map_or("now (running)".to_owned(), |c| c.to_string())
         );
         let label = format!("run {}", run_place(r));
-        bar(&mut s, &label, r.first_seen.as_second(), to, "#3a9a50", &tip);
+        bar(
+            &mut s,
+            &label,
+            r.first_seen.as_second(),
+            to,
+            "#3a9a50",
+            &tip,
+        );
     }
     let marks_y = y;
     for b in &h.builds {
@@ -363,8 +377,7 @@ pub fn image(h: &History) -> String {
                 escape(&t.digest.to_string()),
                 t.first_seen,
                 t.last_seen,
-                t.moved_at
-                    .map_or("current".to_owned(), |m| m.to_string())
+                t.moved_at.map_or("current".to_owned(), |m| m.to_string())
             );
         }
         b.push_str("</tbody></table>\n");
@@ -413,8 +426,7 @@ pub fn image(h: &History) -> String {
                 r.pods,
                 r.first_seen,
                 r.last_seen,
-                r.closed_at
-                    .map_or("running".to_owned(), |c| c.to_string())
+                r.closed_at.map_or("running".to_owned(), |c| c.to_string())
             );
         }
         b.push_str("</tbody></table>\n");
@@ -471,9 +483,19 @@ mod tests {
     #[test]
     fn the_policy_allows_exactly_the_page_s_own_style_and_script() {
         let csp = content_security_policy();
-        assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe"), "{csp}");
-        let page = list(&[], None, Paging { page: 1, more: false });
+        let page = list(
+            &[],
+            None,
+            Paging {
+                page: 1,
+                more: false,
+            },
+        );
         assert_eq!(page.matches("<script>").count(), 1);
         assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
         assert!(page.contains(&format!("<style>{STYLE}</style>")));

@@ -207,9 +207,8 @@ impl Catalog {
         let list = placeholders(1, digests.len());
         let doing = || "naming the images built on a base".to_owned();
         let bind = |sql: String| {
-            let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(
-                sqlx::AssertSqlSafe(sql),
-            );
+            let mut q =
+                sqlx::query_as::<_, (String, String, Option<String>)>(sqlx::AssertSqlSafe(sql));
             for d in digests {
                 q = q.bind(d.to_string());
             }
@@ -238,6 +237,9 @@ impl Catalog {
             }
             repositories.insert(format!("{registry}/{name}"));
         }
-        Ok((repositories.into_iter().collect(), tags.into_iter().collect()))
+        Ok((
+            repositories.into_iter().collect(),
+            tags.into_iter().collect(),
+        ))
     }
 }

@@ -133,7 +133,9 @@ pub fn images(args: &ImagesArgs) -> anyhow::Result<Exit> {
         })
         .transpose()?;
     let filter = args.filters.runs();
-    let repos = ask(&args.catalog, async |c| c.images(glob.as_ref(), &filter).await)?;
+    let repos = ask(&args.catalog, async |c| {
+        c.images(glob.as_ref(), &filter).await
+    })?;
     emit(args.filters.format, &repos, |r| render::images(r))
 }
 
@@ -162,7 +164,9 @@ pub fn running(args: &RunningArgs) -> anyhow::Result<Exit> {
         c.running_at(at, f.cluster.as_deref(), f.namespace.as_deref())
             .await
     })?;
-    emit(f.format, &Running { at, runs }, |r| render::running(r.at, &r.runs))
+    emit(f.format, &Running { at, runs }, |r| {
+        render::running(r.at, &r.runs)
+    })
 }
 
 pub fn who_uses(args: &WhoUsesArgs) -> anyhow::Result<Exit> {

@@ -74,7 +74,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
         eprintln!(
             "tollgate catalog serve: listening on http://{} ({url}; POST /v1/builds {})",
             server.local_addr()?,
-            if writes { "with the token" } else { "refused: no --builds-token-file" }
+            if writes {
+                "with the token"
+            } else {
+                "refused: no --builds-token-file"
+            }
         );
         server.run(stop()).await;
         catalog.close().await;

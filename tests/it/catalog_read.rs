@@ -71,7 +71,8 @@ pub const REGISTRY: &str = "docker-registry.example.org";
 
 /// The label an attacker controls: if the page let it through, a script would set the title
 /// and a flag.
-pub const HOSTILE: &str = "<script>document.title='pwned';window.pwned=1</script><img src=x onerror=\"window.pwned=2\">";
+pub const HOSTILE: &str =
+    "<script>document.title='pwned';window.pwned=1</script><img src=x onerror=\"window.pwned=2\">";
 
 // The story every test reads (times are seconds after T0):
 // - base:bookworm pointed at B1 (layers L1 L2) from 0, then at B2 (layers L1 L3) from 500;
@@ -162,9 +163,15 @@ pub fn story(db: &Db) {
             (tag("app", "1.0"), A2, 600),
             (tag("app", "1.0"), A2, 900),
         ] {
-            c.record_tag_sighting(r.registry(), r.repository(), r.tag().unwrap(), &digest(d), at(t))
-                .await
-                .unwrap();
+            c.record_tag_sighting(
+                r.registry(),
+                r.repository(),
+                r.tag().unwrap(),
+                &digest(d),
+                at(t),
+            )
+            .await
+            .unwrap();
         }
         c.record_runs("prod", &[run_of("web", "app", A1)], at(200))
             .await
@@ -185,7 +192,13 @@ pub fn story(db: &Db) {
     sql.push_str(&manifest_sql(B1, "base", 0, &[1, 2], "{}"));
     sql.push_str(&manifest_sql(B2, "base", 480, &[1, 3], "{}"));
     sql.push_str(&manifest_sql(A1, "app", 90, &[1, 2, 4], &hostile));
-    sql.push_str(&manifest_sql(A2, "app", 590, &[1, 3, 5], "{\"version\":\"2\"}"));
+    sql.push_str(&manifest_sql(
+        A2,
+        "app",
+        590,
+        &[1, 3, 5],
+        "{\"version\":\"2\"}",
+    ));
     sql.push_str(&manifest_sql(T1, "tool", 140, &[9], "{}"));
     sql.push_str(&format!(
         "INSERT INTO registry_events (digest, kind, noticed_at, repository_id, detail) \
@@ -213,10 +226,7 @@ pub fn story(db: &Db) {
         &format!("{REGISTRY}/base:bookworm@{}", digest(B2)),
     ]);
     assert_eq!(b.code, 0, "{}", b.stderr);
-    assert_eq!(
-        b.stdout,
-        format!("registered build 1 of {}\n", digest(A2))
-    );
+    assert_eq!(b.stdout, format!("registered build 1 of {}\n", digest(A2)));
 }
 
 fn ok(args: &[&str]) -> String {
@@ -237,11 +247,20 @@ fn register_build_then_history_shows_it(
 ) {
     let db = db(backend);
     story(&db);
-    let h = json(&["catalog", "history", "--catalog", &db.url, &digest(A2).to_string()]);
+    let h = json(&[
+        "catalog",
+        "history",
+        "--catalog",
+        &db.url,
+        &digest(A2).to_string(),
+    ]);
     let builds = h["builds"].as_array().unwrap();
     assert_eq!(builds.len(), 1, "{h:#}");
     assert_eq!(builds[0]["builder"], "gitlab-ci");
-    assert_eq!(builds[0]["commit"], "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        builds[0]["commit"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
     assert_eq!(builds[0]["built_at"], at(550).to_string());
     assert_eq!(
         builds[0]["parents"][0],
@@ -299,7 +318,9 @@ fn register_build_refuses_bad_fields(
     assert!(r.stderr.contains(want), "{}", r.stderr);
     let status = ok(&["catalog", "status", "--catalog", &db.url]);
     assert!(
-        status.lines().any(|l| l.split_whitespace().eq(["builds", "0"])),
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["builds", "0"])),
         "{status}"
     );
 }
@@ -314,12 +335,23 @@ fn images_lists_versions_tags_bases_and_where_they_run(
         "catalog_images_text",
         ok(&["catalog", "images", "--catalog", &db.url])
     );
-    let j = json(&["catalog", "images", "--catalog", &db.url, "--repository", "app"]);
+    let j = json(&[
+        "catalog",
+        "images",
+        "--catalog",
+        &db.url,
+        "--repository",
+        "app",
+    ]);
     let repos = j.as_array().unwrap();
     assert_eq!(repos.len(), 1, "{j:#}");
     assert_eq!(repos[0]["name"], format!("{REGISTRY}/app"));
     let versions = repos[0]["versions"].as_array().unwrap();
-    assert_eq!(versions[0]["digest"], digest(A2).to_string(), "newest first");
+    assert_eq!(
+        versions[0]["digest"],
+        digest(A2).to_string(),
+        "newest first"
+    );
     assert_eq!(versions[0]["tags"], serde_json::json!(["1.0"]));
     let clusters: Vec<&str> = versions[0]["running"]
         .as_array()
@@ -339,7 +371,14 @@ fn images_lists_versions_tags_bases_and_where_they_run(
         format!("{REGISTRY}/base:bookworm@{}", digest(B1))
     );
 
-    let staging = json(&["catalog", "images", "--catalog", &db.url, "--cluster", "staging"]);
+    let staging = json(&[
+        "catalog",
+        "images",
+        "--catalog",
+        &db.url,
+        "--cluster",
+        "staging",
+    ]);
     let names: Vec<&str> = staging
         .as_array()
         .unwrap()
@@ -390,10 +429,21 @@ fn history_puts_tag_moves_builds_runs_and_registry_events_on_one_timeline(
         .iter()
         .find(|d| d["digest"] == digest(A1).to_string())
         .unwrap();
-    assert_eq!(a1["manifest"]["labels"]["org.opencontainers.image.title"], HOSTILE);
+    assert_eq!(
+        a1["manifest"]["labels"]["org.opencontainers.image.title"],
+        HOSTILE
+    );
 
     // Filtered to one cluster, only its runs remain.
-    let prod = json(&["catalog", "history", "--catalog", &db.url, &tag, "--cluster", "prod"]);
+    let prod = json(&[
+        "catalog",
+        "history",
+        "--catalog",
+        &db.url,
+        &tag,
+        "--cluster",
+        "prod",
+    ]);
     let clusters: Vec<&str> = prod["runs"]
         .as_array()
         .unwrap()
@@ -414,28 +464,65 @@ fn running_answers_what_ran_at_a_time(
         "catalog_running_text",
         ok(&["catalog", "running", "--catalog", &db.url, "--at", &then])
     );
-    let later = json(&["catalog", "running", "--catalog", &db.url, "--at", &at(700).to_string()]);
+    let later = json(&[
+        "catalog",
+        "running",
+        "--catalog",
+        &db.url,
+        "--at",
+        &at(700).to_string(),
+    ]);
     let runs: Vec<(&str, &str)> = later["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["cluster"].as_str().unwrap(), r["digest"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["cluster"].as_str().unwrap(),
+                r["digest"].as_str().unwrap(),
+            )
+        })
         .collect();
     let a2 = digest(A2).to_string();
     assert_eq!(runs, [("prod", a2.as_str()), ("staging", a2.as_str())]);
     let ns = json(&[
-        "catalog", "running", "--catalog", &db.url, "--at", &at(700).to_string(),
-        "--cluster", "staging", "--namespace", "web",
+        "catalog",
+        "running",
+        "--catalog",
+        &db.url,
+        "--at",
+        &at(700).to_string(),
+        "--cluster",
+        "staging",
+        "--namespace",
+        "web",
     ]);
     assert_eq!(ns["runs"].as_array().unwrap().len(), 1);
     let none = json(&[
-        "catalog", "running", "--catalog", &db.url, "--at", &at(700).to_string(),
-        "--namespace", "other",
+        "catalog",
+        "running",
+        "--catalog",
+        &db.url,
+        "--at",
+        &at(700).to_string(),
+        "--namespace",
+        "other",
     ]);
     assert_eq!(none["runs"], serde_json::json!([]));
-    let bad = run(&["catalog", "running", "--catalog", &db.url, "--at", "tuesday"]);
+    let bad = run(&[
+        "catalog",
+        "running",
+        "--catalog",
+        &db.url,
+        "--at",
+        "tuesday",
+    ]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("not an RFC 3339 time"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("not an RFC 3339 time"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[rstest]
@@ -458,7 +545,12 @@ fn who_uses_finds_images_on_a_base_by_layers_and_by_declared_parents(
             (
                 u["digest"].as_str().unwrap(),
                 u["on"].as_str().unwrap(),
-                u["by"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect(),
+                u["by"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.as_str().unwrap())
+                    .collect(),
             )
         })
         .collect();
@@ -480,11 +572,25 @@ fn who_uses_finds_images_on_a_base_by_layers_and_by_declared_parents(
     assert_eq!(old["users"].as_array().unwrap().len(), 1);
     assert_eq!(old["users"][0]["digest"], a1);
     // Only what runs in staging.
-    let staging = json(&["catalog", "who-uses", "--catalog", &db.url, &base, "--cluster", "staging"]);
+    let staging = json(&[
+        "catalog",
+        "who-uses",
+        "--catalog",
+        &db.url,
+        &base,
+        "--cluster",
+        "staging",
+    ]);
     assert_eq!(staging["users"].as_array().unwrap().len(), 1);
     assert_eq!(staging["users"][0]["digest"], a2);
     // Nothing is built on the tool.
-    let tool = json(&["catalog", "who-uses", "--catalog", &db.url, &format!("{REGISTRY}/tool:latest")]);
+    let tool = json(&[
+        "catalog",
+        "who-uses",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/tool:latest"),
+    ]);
     assert_eq!(tool["users"], serde_json::json!([]));
 }
 
@@ -526,7 +632,14 @@ impl Served {
         let mut cmd = Command::new("timeout");
         cmd.args(["-k", "5", "300"])
             .arg(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["catalog", "serve", "--catalog", &db.url, "--listen", "127.0.0.1:0"])
+            .args([
+                "catalog",
+                "serve",
+                "--catalog",
+                &db.url,
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -545,7 +658,8 @@ impl Served {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("tollgate catalog serve: listening on http://")
+                if let Some(rest) =
+                    line.strip_prefix("tollgate catalog serve: listening on http://")
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.split(' ').next().unwrap().to_owned());
@@ -645,7 +759,13 @@ fn post_builds_needs_the_right_bearer_token(
     rt.block_on(async {
         let (status, err, _) = post(&closed, Some(&format!("Bearer {TOKEN}")), &body).await;
         assert_eq!(status, 403, "{err}");
-        assert!(err["error"].as_str().unwrap().contains("--builds-token-file"), "{err}");
+        assert!(
+            err["error"]
+                .as_str()
+                .unwrap()
+                .contains("--builds-token-file"),
+            "{err}"
+        );
     });
     drop(closed);
 
@@ -656,7 +776,13 @@ fn post_builds_needs_the_right_bearer_token(
         assert_eq!(www.as_deref(), Some("Bearer realm=\"tollgate-catalog\""));
         let (status, err, _) = post(&s, Some("Bearer not-the-token"), &body).await;
         assert_eq!(status, 401, "{err}");
-        assert!(err["error"].as_str().unwrap().contains("not the builds token"), "{err}");
+        assert!(
+            err["error"]
+                .as_str()
+                .unwrap()
+                .contains("not the builds token"),
+            "{err}"
+        );
         let (status, _, _) = post(&s, Some(&format!("Basic {TOKEN}")), &body).await;
         assert_eq!(status, 401);
         // Nothing was written by the refused requests.
@@ -674,7 +800,10 @@ fn post_builds_needs_the_right_bearer_token(
         bad["parents"] = serde_json::json!(["debian:bookworm"]);
         let (status, err, _) = post(&s, Some(&format!("Bearer {TOKEN}")), &bad.to_string()).await;
         assert_eq!(status, 400, "{err}");
-        assert!(err["error"].as_str().unwrap().contains("has no digest"), "{err}");
+        assert!(
+            err["error"].as_str().unwrap().contains("has no digest"),
+            "{err}"
+        );
         let mut unknown = build_body();
         unknown["parent"] = serde_json::json!("x");
         let (status, err, _) =
@@ -694,7 +823,11 @@ fn post_builds_needs_the_right_bearer_token(
         let (_, h) = get(&s, &format!("/v1/history?subject={}", digest(T1))).await;
         assert_eq!(h["builds"].as_array().unwrap().len(), 1, "{h:#}");
     });
-    assert!(!s.logs().contains(TOKEN), "the token is never logged:\n{}", s.logs());
+    assert!(
+        !s.logs().contains(TOKEN),
+        "the token is never logged:\n{}",
+        s.logs()
+    );
 }
 
 #[rstest]
@@ -705,8 +838,20 @@ fn the_json_api_answers_the_same_questions(
     story(&db);
     let s = Served::start(&db, None);
     let cli_images = json(&["catalog", "images", "--catalog", &db.url]);
-    let cli_history = json(&["catalog", "history", "--catalog", &db.url, &format!("{REGISTRY}/app:1.0")]);
-    let cli_who = json(&["catalog", "who-uses", "--catalog", &db.url, &format!("{REGISTRY}/base:bookworm")]);
+    let cli_history = json(&[
+        "catalog",
+        "history",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/app:1.0"),
+    ]);
+    let cli_who = json(&[
+        "catalog",
+        "who-uses",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/base:bookworm"),
+    ]);
     runtime().block_on(async {
         let (status, images) = get(&s, "/v1/images").await;
         assert_eq!(status, 200);
@@ -742,7 +887,10 @@ fn the_json_api_answers_the_same_questions(
 
         let (status, err) = get(&s, "/v1/history?subject=UPPER/Case").await;
         assert_eq!(status, 400);
-        assert!(err["error"].as_str().unwrap().contains("neither a digest"), "{err}");
+        assert!(
+            err["error"].as_str().unwrap().contains("neither a digest"),
+            "{err}"
+        );
         let (status, _) = get(&s, "/v1/running?at=tuesday").await;
         assert_eq!(status, 400);
         let (status, _) = get(&s, "/v1/history").await;

@@ -150,11 +150,15 @@ impl Browser {
     }
 
     async fn text(&self, element: &str) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/text"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
     }
 
     async fn script(&self, script: &str) -> Value {
@@ -244,10 +248,14 @@ fn the_page_lists_images_clicks_through_to_a_timeline_and_escapes_a_hostile_labe
             shown.iter().any(|t| t.contains(HOSTILE)),
             "the hostile label shows as text: {shown:?}"
         );
-        let pwned = b.script("return [document.title, window.pwned === undefined]").await;
+        let pwned = b
+            .script("return [document.title, window.pwned === undefined]")
+            .await;
         assert_eq!(pwned[1], true, "no script from the label ran: {pwned}");
         assert_ne!(pwned[0], "pwned");
-        let injected = b.script("return document.querySelectorAll('td.labels img, td.labels script').length").await;
+        let injected = b
+            .script("return document.querySelectorAll('td.labels img, td.labels script').length")
+            .await;
         assert_eq!(injected, 0, "the label made no element");
 
         let png = b.call(reqwest::Method::GET, "/screenshot", None).await;
