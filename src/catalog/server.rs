@@ -170,6 +170,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/images", get(images))
         .route("/v1/history", get(history))
+        .route("/v1/history/{*subject}", get(history_at))
         .route("/v1/running", get(running))
         .route("/v1/who-uses", get(who_uses))
         .route("/v1/builds", axum::routing::post(post_build))
@@ -358,6 +359,16 @@ async fn history(
     )
     .await?;
     Ok(axum::Json(h).into_response())
+}
+
+/// `/v1/history/registry/app:1.0`, `/v1/history/sha256:…`: the subject in the path.
+async fn history_at(
+    state: State<Arc<AppState>>,
+    axum::extract::Path(subject): axum::extract::Path<String>,
+    Query(mut q): Query<SubjectQuery>,
+) -> Result<Response, ApiError> {
+    q.subject = Some(subject);
+    history(state, Query(q)).await
 }
 
 async fn who_uses(

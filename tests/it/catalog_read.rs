@@ -874,6 +874,19 @@ fn the_json_api_answers_the_same_questions(
         let (status, h) = get(&s, &format!("/v1/history?subject={q}")).await;
         assert_eq!(status, 200);
         assert_eq!(h, cli_history);
+        let (status, h) = get(&s, &format!("/v1/history/{REGISTRY}/app:1.0")).await;
+        assert_eq!(status, 200);
+        assert_eq!(h, cli_history, "the subject in the path");
+
+        // The pages carry a policy that lets only their own style and script run.
+        for path in ["/", &format!("/image?ref={q}"), "/image?ref=UPPER/Case"] {
+            let r = client().get(s.url(path)).send().await.unwrap();
+            let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+            assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            let page = r.text().await.unwrap();
+            assert!(!page.contains("<script>document.title"), "{path}: the label is escaped");
+        }
         let base = percent_encoding::utf8_percent_encode(
             &format!("{REGISTRY}/base:bookworm"),
             percent_encoding::NON_ALPHANUMERIC,
