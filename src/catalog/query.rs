@@ -48,25 +48,49 @@ pub enum Subject {
 
 /// Why a subject was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{value:?} is neither a digest (sha256:…) nor an image reference")]
-pub struct SubjectError {
-    /// What was given.
-    pub value: String,
-    /// Why it is not a reference.
-    #[source]
-    pub source: crate::reference::ReferenceError,
+pub enum SubjectError {
+    /// It starts like a digest (`sha256:`) but is not one. Read as a reference it would be
+    /// the Docker Hub image `sha256` with a tag: never what was meant.
+    #[error("{value:?} is not a digest")]
+    Digest {
+        /// What was given.
+        value: String,
+        /// Why.
+        #[source]
+        source: crate::reference::DigestError,
+    },
+    /// Neither a digest nor a reference.
+    #[error("{value:?} is neither a digest (sha256:…) nor an image reference")]
+    Reference {
+        /// What was given.
+        value: String,
+        /// Why it is not a reference.
+        #[source]
+        source: crate::reference::ReferenceError,
+    },
 }
 
 impl std::str::FromStr for Subject {
     type Err = SubjectError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(d) = s.parse::<Digest>() {
-            return Ok(Subject::Digest(d));
+        let looks_like_digest = ["sha256:", "sha384:", "sha512:"]
+            .iter()
+            .any(|a| s.starts_with(a))
+            && !s.contains('/');
+        match s.parse::<Digest>() {
+            Ok(d) => return Ok(Subject::Digest(d)),
+            Err(source) if looks_like_digest => {
+                return Err(SubjectError::Digest {
+                    value: s.to_owned(),
+                    source,
+                });
+            }
+            Err(_) => {}
         }
         s.parse::<ImageRef>()
             .map(Subject::Image)
-            .map_err(|source| SubjectError {
+            .map_err(|source| SubjectError::Reference {
                 value: s.to_owned(),
                 source,
             })
@@ -482,4 +506,29 @@ impl Catalog {
 /// A config's labels as sync stored them: a JSON object of strings.
 fn labels(text: &str) -> Result<BTreeMap<String, String>, serde_json::Error> {
     serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::digest(&format!("sha256:{}", "a".repeat(64)), "digest")]
+    #[case::tag("registry.example.org/app:1.0", "image")]
+    #[case::repository("registry.example.org/app", "image")]
+    #[case::by_digest(&format!("registry.example.org/app@sha256:{}", "a".repeat(64)), "image")]
+    fn subjects_parse_once(#[case] text: &str, #[case] kind: &str) {
+        let s: Subject = text.parse().unwrap();
+        assert_eq!(matches!(s, Subject::Digest(_)), kind == "digest");
+        assert_eq!(s.to_string(), text);
+    }
+
+    #[rstest]
+    #[case::short_digest("sha256:abc", "is not a digest")]
+    #[case::not_a_reference("UPPER/Case", "neither a digest")]
+    fn a_mistyped_digest_is_not_read_as_a_docker_hub_image(#[case] text: &str, #[case] want: &str) {
+        let e = text.parse::<Subject>().unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
 }

@@ -881,11 +881,17 @@ fn the_json_api_answers_the_same_questions(
         // The pages carry a policy that lets only their own style and script run.
         for path in ["/", &format!("/image?ref={q}"), "/image?ref=UPPER/Case"] {
             let r = client().get(s.url(path)).send().await.unwrap();
-            let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+            let csp = r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
             assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
             let page = r.text().await.unwrap();
-            assert!(!page.contains("<script>document.title"), "{path}: the label is escaped");
+            assert!(
+                !page.contains("<script>document.title"),
+                "{path}: the label is escaped"
+            );
         }
         let base = percent_encoding::utf8_percent_encode(
             &format!("{REGISTRY}/base:bookworm"),
@@ -909,4 +915,87 @@ fn the_json_api_answers_the_same_questions(
         let (status, _) = get(&s, "/v1/history").await;
         assert_eq!(status, 400);
     });
+}
+
+#[rstest]
+fn the_pages_render_the_story_escaped(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let db = db(backend);
+    story(&db);
+    let s = Served::start(&db, None);
+    let q = percent_encoding::utf8_percent_encode(
+        &format!("{REGISTRY}/app:1.0"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let s = &s;
+    let (list, image) = runtime().block_on(async {
+        let page = |path: String| async move {
+            let r = client().get(s.url(&path)).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+            assert_eq!(
+                r.headers()["content-type"].to_str().unwrap(),
+                "text/html; charset=utf-8"
+            );
+            r.text().await.unwrap()
+        };
+        (
+            page("/".to_owned()).await,
+            page(format!("/image?ref={q}")).await,
+        )
+    });
+    assert!(
+        image.contains("&lt;script&gt;document.title=&#39;pwned&#39;"),
+        "the label is there, escaped"
+    );
+    insta::assert_snapshot!("catalog_page_list_html", list);
+    insta::assert_snapshot!("catalog_page_image_html", image);
+}
+
+#[rstest]
+#[case::no_catalog(false, None, "no catalog at")]
+#[case::unmigrated(true, None, "has no schema yet")]
+#[case::empty_token_file(true, Some(""), "holds no token")]
+#[case::missing_token_file(true, Some("-"), "cannot read --builds-token-file")]
+fn catalog_serve_refuses_to_start_without_what_it_needs(
+    #[case] exists: bool,
+    #[case] token: Option<&str>,
+    #[case] want: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("c.db").display());
+    if exists {
+        raw(
+            &Db {
+                url: format!("{url}?mode=rwc"),
+                _dir: None,
+            },
+            "CREATE TABLE unrelated (x INTEGER)",
+        );
+    }
+    if want.contains("holds no token") {
+        let m = run(&["catalog", "migrate", "--catalog", &url]);
+        assert_eq!(m.code, 0, "{}", m.stderr);
+    }
+    let token_path = dir.path().join("token");
+    let mut args = vec![
+        "catalog",
+        "serve",
+        "--catalog",
+        &url,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let token_arg;
+    if let Some(t) = token {
+        if t != "-" {
+            std::fs::write(&token_path, t).unwrap();
+        }
+        token_arg = token_path.display().to_string();
+        args.extend(["--builds-token-file", &token_arg]);
+    }
+    let r = run(&args);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(want), "{}", r.stderr);
 }
