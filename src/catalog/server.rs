@@ -7,6 +7,7 @@
 //! one place ([`ApiError`]). The token is never logged, and compared in constant time.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,62 @@ impl std::fmt::Debug for Token {
 #[error("the builds token file holds no token (it is empty or only whitespace)")]
 pub struct EmptyToken;
 
+/// Largest token file read: a token is a few dozen bytes.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// Why the builds token cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file cannot be read.
+    #[error("cannot read the builds token file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is larger than a token.
+    #[error("the builds token file {path} is larger than {MAX_TOKEN_FILE} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// It holds nothing.
+    #[error("the builds token file {path}")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// That it is empty.
+        #[source]
+        source: EmptyToken,
+    },
+}
+
+/// Read the token from its file, at most [`MAX_TOKEN_FILE`] bytes.
+pub async fn read_token(path: &Path) -> Result<Token, TokenError> {
+    use tokio::io::AsyncReadExt as _;
+    let read = |source| TokenError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE {
+        return Err(TokenError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Token::from_file_contents(&bytes).map_err(|source| TokenError::Empty {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 impl Token {
     /// The token from a file's contents (a mounted Secret): surrounding whitespace, such as
     /// the newline an editor or `echo` adds, is not part of it.
@@ -80,8 +137,10 @@ impl Token {
 pub struct ServeConfig {
     /// Where to listen (port 0: any free port; [`CatalogServer::local_addr`] says which).
     pub listen: SocketAddr,
-    /// The token `POST /v1/builds` needs; None: writes are refused.
-    pub builds_token: Option<Token>,
+    /// The file holding the token `POST /v1/builds` needs (a mounted Secret), read at each
+    /// write so that a rotated Secret takes effect without a restart; None: writes are
+    /// refused.
+    pub builds_token_file: Option<PathBuf>,
     /// Rows per page when the request does not say.
     pub page_size: usize,
     /// Longest one request's queries may take.
@@ -90,7 +149,7 @@ pub struct ServeConfig {
 
 struct AppState {
     catalog: Catalog,
-    token: Option<Token>,
+    token_file: Option<PathBuf>,
     page_size: usize,
     query_timeout: Duration,
 }
@@ -107,7 +166,7 @@ impl CatalogServer {
         let listener = TcpListener::bind(config.listen).await?;
         let state = Arc::new(AppState {
             catalog,
-            token: config.builds_token,
+            token_file: config.builds_token_file,
             page_size: config.page_size.clamp(1, MAX_PER_PAGE),
             query_timeout: config.query_timeout,
         });
@@ -189,6 +248,8 @@ enum ApiError {
     WrongToken,
     #[error("this server takes no writes: it was started without --builds-token-file")]
     WritesDisabled,
+    #[error("the builds token cannot be read")]
+    Token(#[source] TokenError),
     #[error("the catalog did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the catalog failed")]
@@ -202,14 +263,21 @@ impl ApiError {
             ApiError::NoToken | ApiError::WrongToken => StatusCode::UNAUTHORIZED,
             ApiError::WritesDisabled => StatusCode::FORBIDDEN,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Catalog(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Catalog(_) | ApiError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn message(&self) -> String {
-        if let ApiError::Catalog(e) = self {
+        match self {
             // The cause chain names the query, never the URL's password.
-            tracing::error!(error = %crate::error_text::error_text(e), "catalog request failed");
+            ApiError::Catalog(e) => {
+                tracing::error!(error = %crate::error_text::error_text(e), "catalog request failed");
+            }
+            // It names the file, never its contents.
+            ApiError::Token(e) => {
+                tracing::error!(error = %crate::error_text::error_text(e), "builds token unreadable");
+            }
+            _ => {}
         }
         self.to_string()
     }
@@ -426,9 +494,10 @@ async fn post_build(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(token) = &state.token else {
+    let Some(token_file) = &state.token_file else {
         return Err(ApiError::WritesDisabled);
     };
+    let token = read_token(token_file).await.map_err(ApiError::Token)?;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))

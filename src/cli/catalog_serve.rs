@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tollgate::catalog::server::{CatalogServer, ServeConfig, Token};
+use tollgate::catalog::server::{CatalogServer, ServeConfig, read_token};
 use tollgate::catalog::{Catalog, Create};
 
 use super::super::args::positive_duration;
@@ -29,8 +29,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: a free port, printed at start).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// File holding the bearer token `POST /v1/builds` needs (a mounted Secret); read once at
-    /// start. Without it the server takes no writes.
+    /// File holding the bearer token `POST /v1/builds` needs (a mounted Secret); read at start
+    /// and again at each write, so a rotated Secret takes effect without a restart. Without
+    /// it the server takes no writes.
     #[arg(long, value_name = "FILE")]
     pub builds_token_file: Option<PathBuf>,
     /// Rows per page (repositories, runs) when a request does not say (at most 500).
@@ -43,23 +44,17 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
     let url = args.catalog.url()?;
-    let builds_token = args
-        .builds_token_file
-        .as_ref()
-        .map(|path| {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --builds-token-file {}", path.display()))?;
-            Token::from_file_contents(&bytes)
-                .with_context(|| format!("--builds-token-file {}", path.display()))
-        })
-        .transpose()?;
     let config = ServeConfig {
         listen: args.listen,
-        builds_token,
+        builds_token_file: args.builds_token_file.clone(),
         page_size: args.page_size,
         query_timeout: args.query_timeout,
     };
     runtime()?.block_on(async {
+        if let Some(path) = &config.builds_token_file {
+            // Read now too, so that a missing or empty Secret stops the start.
+            read_token(path).await.context("--builds-token-file")?;
+        }
         let catalog = Catalog::open(&url, Create::No)
             .await
             .with_context(|| format!("cannot open the catalog {url}"))?;
@@ -67,7 +62,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Exit> {
             .check_schema()
             .await
             .with_context(|| format!("cannot serve the catalog {url}"))?;
-        let writes = config.builds_token.is_some();
+        let writes = config.builds_token_file.is_some();
         let server = CatalogServer::bind(catalog.clone(), config)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -690,6 +690,11 @@ impl Served {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Where the token file is (rewrite it to rotate the token).
+    pub fn token_file(&self) -> std::path::PathBuf {
+        self._dir.path().join("token")
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
@@ -957,7 +962,7 @@ fn the_pages_render_the_story_escaped(
 #[case::no_catalog(false, None, "no catalog at")]
 #[case::unmigrated(true, None, "has no schema yet")]
 #[case::empty_token_file(true, Some(""), "holds no token")]
-#[case::missing_token_file(true, Some("-"), "cannot read --builds-token-file")]
+#[case::missing_token_file(true, Some("-"), "cannot read the builds token file")]
 fn catalog_serve_refuses_to_start_without_what_it_needs(
     #[case] exists: bool,
     #[case] token: Option<&str>,
