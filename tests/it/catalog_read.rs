@@ -833,6 +833,15 @@ fn post_builds_needs_the_right_bearer_token(
         "the token is never logged:\n{}",
         s.logs()
     );
+
+    // A rotated Secret takes effect at the next write: the old token is refused.
+    std::fs::write(s.token_file(), "the-rotated-token\n").unwrap();
+    rt.block_on(async {
+        let (status, _, _) = post(&s, Some(&format!("Bearer {TOKEN}")), &body).await;
+        assert_eq!(status, 401);
+        let (status, created, _) = post(&s, Some("Bearer the-rotated-token"), &body).await;
+        assert_eq!(status, 201, "{created}");
+    });
 }
 
 #[rstest]
