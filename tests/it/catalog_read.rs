@@ -434,6 +434,34 @@ fn history_puts_tag_moves_builds_runs_and_registry_events_on_one_timeline(
         HOSTILE
     );
 
+    // A repository: every tag and version; an image by digest: that digest only.
+    let repo = json(&[
+        "catalog",
+        "history",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/base"),
+    ]);
+    let digests: Vec<&str> = repo["digests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    let (b1, b2) = (digest(B1).to_string(), digest(B2).to_string());
+    assert_eq!(digests, [b1.as_str(), b2.as_str()]);
+    assert_eq!(repo["tags"].as_array().unwrap().len(), 2);
+    let one = json(&[
+        "catalog",
+        "history",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/app@{}", digest(A2)),
+    ]);
+    assert_eq!(one["digests"].as_array().unwrap().len(), 1);
+    assert_eq!(one["tags"].as_array().unwrap().len(), 1);
+    assert_eq!(one["runs"].as_array().unwrap().len(), 2);
+
     // Filtered to one cluster, only its runs remain.
     let prod = json(&[
         "catalog",
