@@ -203,6 +203,18 @@ impl Catalog {
         repository: Option<&globset::GlobMatcher>,
         filter: &RunFilter,
     ) -> Result<Vec<Repository>, CatalogError> {
+        Ok(self.images_page(repository, filter, None).await?.0)
+    }
+
+    /// [`Catalog::images`], `limit` repositories from `offset` when `page` is given, and
+    /// whether more follow. The tags, runs and repository contents are read whole; the
+    /// per-version lookups (manifests, bases) only for the page.
+    pub async fn images_page(
+        &self,
+        repository: Option<&globset::GlobMatcher>,
+        filter: &RunFilter,
+        page: Option<(usize, usize)>,
+    ) -> Result<(Vec<Repository>, bool), CatalogError> {
         let doing = "listing the catalog's images";
         // (repository name, digest) -> first seen
         let mut versions: BTreeMap<(String, Digest), i64> = BTreeMap::new();
@@ -270,38 +282,47 @@ impl Catalog {
                         .is_some_and(|(_, path)| g.is_match(path))
             })
         };
-        let digests: BTreeSet<Digest> = versions
-            .keys()
-            .filter(|(name, _)| keep_repo(name))
-            .map(|(_, d)| d.clone())
+        // Repositories with what they list, before the per-version lookups, so that a page
+        // of the answer costs those lookups for its own versions only.
+        let mut by_repo: BTreeMap<String, Vec<(Digest, i64)>> = BTreeMap::new();
+        for ((name, digest), first_seen) in versions {
+            if !keep_repo(&name)
+                || (!filter.is_empty() && !running.contains_key(&(name.clone(), digest.clone())))
+            {
+                continue;
+            }
+            by_repo.entry(name).or_default().push((digest, first_seen));
+        }
+        let total = by_repo.len();
+        let (offset, limit) = page.unwrap_or((0, usize::MAX));
+        let selected: Vec<(String, Vec<(Digest, i64)>)> =
+            by_repo.into_iter().skip(offset).take(limit).collect();
+        let more = offset.saturating_add(limit) < total;
+        let digests: BTreeSet<Digest> = selected
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|(d, _)| d.clone()))
             .collect();
         let digests: Vec<Digest> = digests.into_iter().collect();
         let manifests = self.manifests(&digests).await?;
         let bases = self.bases(&digests).await?;
 
-        let mut repos: BTreeMap<String, Vec<Version>> = BTreeMap::new();
-        for ((name, digest), first_seen) in versions {
-            if !keep_repo(&name) {
-                continue;
-            }
-            let key = (name, digest);
-            let running = running.remove(&key).unwrap_or_default();
-            if !filter.is_empty() && running.is_empty() {
-                continue;
-            }
-            let (name, digest) = key.clone();
-            repos.entry(name).or_default().push(Version {
-                tags: current_tags.remove(&key).unwrap_or_default(),
-                manifest: manifests.get(&digest).cloned(),
-                base: bases.get(&digest).cloned().unwrap_or_default(),
-                running,
-                first_seen,
-                digest,
-            });
-        }
-        Ok(repos
+        let repos = selected
             .into_iter()
-            .map(|(name, mut versions)| {
+            .map(|(name, list)| {
+                let mut versions: Vec<Version> = list
+                    .into_iter()
+                    .map(|(digest, first_seen)| {
+                        let key = (name.clone(), digest);
+                        Version {
+                            tags: current_tags.remove(&key).unwrap_or_default(),
+                            manifest: manifests.get(&key.1).cloned(),
+                            base: bases.get(&key.1).cloned().unwrap_or_default(),
+                            running: running.remove(&key).unwrap_or_default(),
+                            first_seen,
+                            digest: key.1,
+                        }
+                    })
+                    .collect();
                 versions.sort_by(|a, b| {
                     let at = |v: &Version| {
                         v.manifest
@@ -313,7 +334,8 @@ impl Catalog {
                 });
                 Repository { name, versions }
             })
-            .collect())
+            .collect();
+        Ok((repos, more))
     }
 
     /// What sync recorded about each of these digests (those it has seen).

@@ -385,15 +385,16 @@ async fn images(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let g = glob(q.repository.as_deref())?;
-    let repos = bounded(
+    let (page, per_page) = page_args(&state, q.page, q.per_page);
+    let (repos, more) = bounded(
         &state,
-        state
-            .catalog
-            .images(g.as_ref(), &filter(&q.cluster, &q.namespace)),
+        state.catalog.images_page(
+            g.as_ref(),
+            &filter(&q.cluster, &q.namespace),
+            Some(((page - 1).saturating_mul(per_page), per_page)),
+        ),
     )
     .await?;
-    let (page, per_page) = page_args(&state, q.page, q.per_page);
-    let (repos, more) = paged(repos, page, per_page);
     Ok(axum::Json(serde_json::json!({
         "page": page, "per_page": per_page, "more": more, "repositories": repos,
     }))
@@ -528,16 +529,17 @@ async fn list_page(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let g = glob(q.repository.as_deref()).map_err(PageError)?;
-    let repos = bounded(
+    let (page, per_page) = page_args(&state, q.page, q.per_page);
+    let (repos, more) = bounded(
         &state,
-        state
-            .catalog
-            .images(g.as_ref(), &filter(&q.cluster, &q.namespace)),
+        state.catalog.images_page(
+            g.as_ref(),
+            &filter(&q.cluster, &q.namespace),
+            Some(((page - 1).saturating_mul(per_page), per_page)),
+        ),
     )
     .await
     .map_err(PageError)?;
-    let (page, per_page) = page_args(&state, q.page, q.per_page);
-    let (repos, more) = paged(repos, page, per_page);
     Ok(html(
         StatusCode::OK,
         web::list(
