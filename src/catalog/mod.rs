@@ -3,8 +3,12 @@
 //!
 //! Holds the catalog's URL (`url.rs`, pure: passwords never printed), the versioned schema
 //! (`migrations/`, applied by `migrate.rs`), opening and status (`store.rs`), tag history
-//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases. It
-//! reads no clock: every time is passed in by the caller, once per run. It does not reach the
+//! (`tags.rs`) and runs as intervals (`runs.rs`); builds (`builds.rs`); the questions
+//! `images` (`query.rs`), `history` (`history.rs`) and `who-uses` (`who_uses.rs`), their text
+//! (`render.rs`) and their web page (`web.rs`, pure), and `catalog serve` (`server.rs`). A
+//! shell module: it talks to databases, and the server to its clients. The library reads no
+//! clock: every time is passed in by the caller, once per run (the server reads it once per
+//! request that needs "now": a build's arrival, `running` without `at`). It does not reach the
 //! registry or the cluster; sync and recording from live state will feed it from outside.
 
 mod builds;
