@@ -698,8 +698,7 @@ impl Served {
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a.parse().unwrap(),
             Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child);
                 panic!(
                     "tollgate catalog serve did not start:\n{}",
                     logs.lock().unwrap().join("\n")
@@ -728,10 +727,28 @@ impl Served {
     }
 }
 
+/// Stop a child run under `timeout`: SIGTERM, which `timeout` passes on to the program (a
+/// SIGKILL would end `timeout` alone and leave the program running), then SIGKILL if it has
+/// not ended within 5 s.
+pub fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::catalog_read::{Backend, HOSTILE, Served, client, db, runtime, story};
+use crate::catalog_read::{Backend, HOSTILE, Served, client, db, runtime, stop, story};
 
 /// The key W3C WebDriver names an element reference by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -29,8 +29,7 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -195,6 +194,21 @@ fn the_page_lists_images_clicks_through_to_a_timeline_and_escapes_a_hostile_labe
         .join(format!("catalog-web-image-{backend:?}.png").to_lowercase());
     runtime().block_on(async {
         let b = Browser::open(&driver).await;
+        // The session is closed whatever the checks do: a session left open keeps its
+        // Chromium running after chromedriver has gone.
+        let checks = std::panic::AssertUnwindSafe(check_page(&b, &served, &shot));
+        let outcome = futures_util::FutureExt::catch_unwind(checks).await;
+        b.close().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    println!("screenshot: {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+}
+
+async fn check_page(b: &Browser, served: &Served, shot: &std::path::Path) {
+    {
         b.goto(&served.url("/")).await;
         let title = b.script("return document.title").await;
         assert_eq!(title, "Image catalog");
@@ -264,9 +278,6 @@ fn the_page_lists_images_clicks_through_to_a_timeline_and_escapes_a_hostile_labe
             .decode(png.as_str().unwrap())
             .unwrap();
         std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-        std::fs::write(&shot, bytes).unwrap();
-        b.close().await;
-    });
-    println!("screenshot: {}", shot.display());
-    eprintln!("screenshot: {}", shot.display());
+        std::fs::write(shot, bytes).unwrap();
+    }
 }
