@@ -611,6 +611,16 @@ fn who_uses_finds_images_on_a_base_by_layers_and_by_declared_parents(
     ]);
     assert_eq!(staging["users"].as_array().unwrap().len(), 1);
     assert_eq!(staging["users"][0]["digest"], a2);
+    // The repository: every version of it, and builds that named it.
+    let repo = json(&[
+        "catalog",
+        "who-uses",
+        "--catalog",
+        &db.url,
+        &format!("{REGISTRY}/base"),
+    ]);
+    assert_eq!(repo["users"], j["users"]);
+    assert_eq!(repo["base_digests"], serde_json::json!([b1, b2]));
     // Nothing is built on the tool.
     let tool = json(&[
         "catalog",
@@ -731,6 +741,10 @@ impl Served {
 /// SIGKILL would end `timeout` alone and leave the program running), then SIGKILL if it has
 /// not ended within 5 s.
 pub fn stop(child: &mut Child) {
+    // Already reaped: its pid may be another process's by now.
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -744,6 +758,14 @@ pub fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+impl Served {
+    /// SIGTERM, then the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        stop(&mut self.child);
+        self.child.wait().ok().and_then(|s| s.code())
+    }
 }
 
 impl Drop for Served {
@@ -887,6 +909,7 @@ fn post_builds_needs_the_right_bearer_token(
         let (status, created, _) = post(&s, Some("Bearer the-rotated-token"), &body).await;
         assert_eq!(status, 201, "{created}");
     });
+    assert_eq!(s.terminate(), Some(0), "SIGTERM stops the server cleanly");
 }
 
 #[rstest]
