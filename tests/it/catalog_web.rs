@@ -219,8 +219,21 @@ async fn check_page(b: &Browser, served: &Served, shot: &std::path::Path) {
             .script("return document.getElementById('filter').hidden")
             .await;
         assert_eq!(hidden, false, "the inline script ran");
+        // Typing in it hides the rows that do not match.
+        let filter = b.find_all("#filter").await;
+        b.call(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", filter[0]),
+            Some(json!({ "text": "tool" })),
+        )
+        .await;
+        let shown = b
+            .script("return [...document.querySelectorAll('#images tr.version')].filter(r => !r.hidden).length")
+            .await;
+        assert_eq!(shown, 1, "only tool's row is left");
+        // Back to the whole list.
+        b.goto(&served.url("/")).await;
 
-        // Click through to app's older version: the one with the hostile label.
         // Click through to app's older version, the one with the hostile label: its link
         // names it by the short digest, its address by the whole one.
         let a1 = b
