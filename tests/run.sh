@@ -11,6 +11,8 @@
 # - Debian's postgresql package: tests/common/postgres.rs runs its initdb and postgres in a
 #   temporary directory on a loopback port, as the unprivileged `postgres` user the package
 #   creates, for the catalog tests (tests/it/catalog.rs); util-linux's setpriv switches to it;
+# - Debian's chromium and chromium-driver: the catalog's web page is tested in a real headless
+#   Chromium, driven through chromedriver's WebDriver API (tests/it/catalog_web.rs);
 # - GNU time, which measures the binary's peak memory in the streaming tests;
 # - Python 3 with pip, and the Helm v4 SDK from PyPI (helm-python-sdk: a self-contained wheel,
 #   no helm binary, no Go), which tests/it/chart.rs drives through tests/helm/render.py to lint
@@ -46,6 +48,8 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 need npm || missing+=(npm)
 # The RSA signature test signs with a key openssl makes at test time.
 [ -x /usr/bin/openssl ] || missing+=(openssl)
+need chromium || missing+=(chromium)
+need chromedriver || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then

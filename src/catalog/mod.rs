@@ -3,32 +3,51 @@
 //!
 //! Holds the catalog's URL (`url.rs`, pure: passwords never printed), the versioned schema
 //! (`migrations/`, applied by `migrate.rs`), opening and status (`store.rs`), tag history
-//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases. Apart
-//! from `periodic.rs`, it reads no clock (every time is passed in by the caller, once per run)
-//! and does not reach the registry or the cluster.
+//! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases, and the
+//! server to its clients. Apart from `periodic.rs` and the server (which reads it once per
+//! request that needs "now": a build's arrival, `running` without `at`), it reads no clock:
+//! every time is passed in by the caller, once per run. It does not reach the registry or the
+//! cluster.
 //!
 //! Recording: live state turned into run sightings (`sightings.rs`, pure), registry events
 //! (`events.rs`, fed by `crate::audit::servability`), retention (`prune.rs`), and the periodic
 //! recording of `serve --catalog` (`periodic.rs`, the one part that reads the clock and lists
 //! the cluster).
+//!
+//! Reading: builds (`builds.rs`); the questions `images` (`query.rs`), `history`
+//! (`history.rs`) and `who-uses` (`who_uses.rs`), their text (`render.rs`) and their web page
+//! (`web.rs`, pure), and `catalog serve` (`server.rs`).
 
+mod builds;
 mod error;
 mod events;
+mod history;
 mod migrate;
 pub mod periodic;
 mod prune;
+mod query;
+pub mod render;
 mod runs;
+pub mod server;
 mod sightings;
 mod store;
 mod tags;
 mod url;
+pub mod web;
+mod who_uses;
 
+pub use builds::{Build, BuildError, BuildRequest, MAX_PARENTS, NewBuild};
 pub use error::CatalogError;
 pub use events::{EventKind, EventsRecorded, RegistryEvent, Servability};
+pub use history::{DigestInfo, Entry, History, TagInterval, What, run_place};
 pub use migrate::{Applied, SCHEMA_VERSION};
 pub use prune::Pruned;
+pub use query::{
+    Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version,
+};
 pub use runs::{Recorded, Run, RunSighting};
 pub use sightings::{Pending, Sightings, sightings};
 pub use store::{Catalog, Create, Status, TABLES};
 pub use tags::TagSighting;
 pub use url::{CatalogUrl, CatalogUrlError};
+pub use who_uses::{User, WhoUses};

@@ -80,7 +80,7 @@ fn key(namespace: &str, kind: &str, name: &str, container: &str, digest: &str) -
     )
 }
 
-const RUN_COLUMNS: &str = "c.name, r.namespace, r.controller_kind, r.controller_name, r.container, r.image, r.digest, r.pod_count, r.first_seen, r.last_seen, r.closed_at";
+pub(crate) const RUN_COLUMNS: &str = "c.name, r.namespace, r.controller_kind, r.controller_name, r.container, r.image, r.digest, r.pod_count, r.first_seen, r.last_seen, r.closed_at";
 
 impl Catalog {
     /// Record what `cluster` runs at `seen_at`, in one transaction: a run seen again extends
@@ -329,7 +329,7 @@ async fn insert(
     Ok(())
 }
 
-fn time(column: &'static str, value: i64) -> Result<jiff::Timestamp, CatalogError> {
+pub(crate) fn time(column: &'static str, value: i64) -> Result<jiff::Timestamp, CatalogError> {
     jiff::Timestamp::from_second(value).map_err(|source| CatalogError::BadTime {
         column,
         value,
@@ -337,7 +337,7 @@ fn time(column: &'static str, value: i64) -> Result<jiff::Timestamp, CatalogErro
     })
 }
 
-fn run(row: &AnyRow) -> Result<Run, CatalogError> {
+pub(crate) fn run(row: &AnyRow) -> Result<Run, CatalogError> {
     let get = |i: usize, column: &'static str| -> Result<String, CatalogError> {
         row.try_get(i).map_err(query(format!("reading {column}")))
     };

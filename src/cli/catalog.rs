@@ -9,6 +9,13 @@ use tollgate::catalog::{Catalog, CatalogUrl, Create, SCHEMA_VERSION};
 
 use super::{Exit, now, print, runtime};
 
+#[path = "catalog_build.rs"]
+mod build;
+#[path = "catalog_query.rs"]
+mod query;
+#[path = "catalog_serve.rs"]
+mod serve;
+
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  done
@@ -33,6 +40,27 @@ pub enum CatalogCommand {
     /// small batches, safe next to writers. Prints the counts.
     #[command(after_help = super::catalog_record::PRUNE_EXIT_CODES_HELP)]
     Prune(super::catalog_record::PruneArgs),
+    /// Record a build (digest, source, commit, builder, parents) straight into the catalog:
+    /// the CI system's way in, next to `POST /v1/builds`.
+    #[command(after_help = build::EXIT_CODES_HELP)]
+    RegisterBuild(build::RegisterBuildArgs),
+    /// Repositories, their versions and tags, the base of each, and where each runs now.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    Images(query::ImagesArgs),
+    /// A tag's moves, the builds, where and when each digest ran, and what the registry did,
+    /// on one timeline.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    History(query::HistoryArgs),
+    /// What ran at a time (default now), by cluster and namespace.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    Running(query::RunningArgs),
+    /// The images built on a base (by their layers or their declared parents), and where they
+    /// run.
+    #[command(after_help = query::EXIT_CODES_HELP)]
+    WhoUses(query::WhoUsesArgs),
+    /// The JSON API, `POST /v1/builds` and the read-only web page, over plain HTTP.
+    #[command(after_help = serve::EXIT_CODES_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +89,12 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
         CatalogCommand::Status(args) => status(&args),
         CatalogCommand::Record(args) => super::catalog_record::run_record(args),
         CatalogCommand::Prune(args) => super::catalog_record::run_prune(args),
+        CatalogCommand::RegisterBuild(args) => build::run(&args),
+        CatalogCommand::Images(args) => query::images(&args),
+        CatalogCommand::History(args) => query::history(&args),
+        CatalogCommand::Running(args) => query::running(&args),
+        CatalogCommand::WhoUses(args) => query::who_uses(&args),
+        CatalogCommand::Serve(args) => serve::run(&args),
     }
 }
 

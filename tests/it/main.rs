@@ -9,7 +9,9 @@
 mod audit;
 mod base_image;
 mod catalog;
+mod catalog_read;
 mod catalog_record;
+mod catalog_web;
 mod certs;
 mod chart;
 mod check;
