@@ -24,6 +24,11 @@ pub enum CatalogCommand {
     /// The catalog's schema version and the rows in each table.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(CatalogArgs),
+    /// Record what a registry holds: repositories, tag history, and every manifest not yet in
+    /// the catalog (index children and platforms; config created time, labels, os/arch;
+    /// layers with sizes). A digest already recorded is never fetched again.
+    #[command(after_help = super::catalog_sync::SYNC_EXIT_CODES_HELP)]
+    Sync(super::catalog_sync::SyncArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +46,7 @@ pub struct CatalogArgs {
 }
 
 impl CatalogArgs {
-    fn url(&self) -> anyhow::Result<CatalogUrl> {
+    pub(super) fn url(&self) -> anyhow::Result<CatalogUrl> {
         Ok(self.catalog.parse::<CatalogUrl>()?)
     }
 }
@@ -50,6 +55,7 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
     match cmd {
         CatalogCommand::Migrate(args) => migrate(&args),
         CatalogCommand::Status(args) => status(&args),
+        CatalogCommand::Sync(args) => super::catalog_sync::run(&args),
     }
 }
 

@@ -4,6 +4,7 @@
 mod args;
 mod audit;
 mod catalog;
+mod catalog_sync;
 mod certs;
 mod check;
 mod ci;

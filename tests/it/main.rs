@@ -9,6 +9,7 @@
 mod audit;
 mod base_image;
 mod catalog;
+mod catalog_sync;
 mod certs;
 mod chart;
 mod check;
