@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::reference::Digest;
-use crate::registry::oci::{self, Descriptor, Manifest, Platform};
+use crate::registry::oci::{Descriptor, Manifest, Platform};
 
 /// Whether a manifest is an index or an image (the `manifests.kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,9 +164,9 @@ pub fn manifest_record(
         .or_else(|| content_type.map(str::to_owned))
         .unwrap_or_default();
     let fits = |n: u64, what: &str| {
-        i64::try_from(n)
-            .map(|_| n)
-            .map_err(|_| format!("{what} declares a size of {n} bytes, more than the catalog holds"))
+        i64::try_from(n).map(|_| n).map_err(|_| {
+            format!("{what} declares a size of {n} bytes, more than the catalog holds")
+        })
     };
     let mut record = ManifestRecord {
         digest: digest.clone(),
@@ -220,8 +220,8 @@ pub fn manifest_record(
 }
 
 fn apply_config(record: &mut ManifestRecord, bytes: &[u8]) -> Result<(), String> {
-    let config: Config =
-        serde_json::from_slice(bytes).map_err(|e| format!("image config is not valid JSON: {e}"))?;
+    let config: Config = serde_json::from_slice(bytes)
+        .map_err(|e| format!("image config is not valid JSON: {e}"))?;
     // RFC 3339, as Go's time marshals it; anything else says nothing about when.
     record.created_at = text(&config.created)
         .and_then(|c| c.parse::<jiff::Timestamp>().ok())
@@ -253,6 +253,7 @@ fn apply_config(record: &mut ManifestRecord, bytes: &[u8]) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::oci;
     use rstest::rstest;
 
     fn parse_manifest(body: &[u8], content_type: Option<&str>) -> Result<Manifest, String> {
@@ -394,7 +395,12 @@ mod tests {
                 (
                     c.digest.to_string(),
                     c.platform.as_ref().map(|p| {
-                        format!("{}/{}/{}", p.os, p.architecture, p.variant.as_deref().unwrap_or("-"))
+                        format!(
+                            "{}/{}/{}",
+                            p.os,
+                            p.architecture,
+                            p.variant.as_deref().unwrap_or("-")
+                        )
                     }),
                 )
             })
@@ -425,8 +431,15 @@ mod tests {
     )]
     fn what_the_catalog_cannot_hold_is_refused(#[case] body: String, #[case] says: &str) {
         let m = parse_manifest(body.as_bytes(), None).unwrap();
-        let e = manifest_record(&d(0xee).parse().unwrap(), None, body.as_bytes(), &m, None, None)
-            .unwrap_err();
+        let e = manifest_record(
+            &d(0xee).parse().unwrap(),
+            None,
+            body.as_bytes(),
+            &m,
+            None,
+            None,
+        )
+        .unwrap_err();
         assert!(e.contains(says), "{e}");
     }
 

@@ -190,13 +190,7 @@ async fn insert_children(
         let values: Vec<String> = (0..chunk.len())
             .map(|r| {
                 let p = 2 + r * 5;
-                format!(
-                    "($1, ${p}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4
-                )
+                format!("($1, ${p}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
             })
             .collect();
         let sql = format!(

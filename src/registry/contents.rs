@@ -124,10 +124,7 @@ async fn document(
                 return Err(Unreadable::Corrupt {
                     what,
                     digest: digest.clone(),
-                    detail: format!(
-                        "{} bytes, where {declared} are declared",
-                        doc.body.len()
-                    ),
+                    detail: format!("{} bytes, where {declared} are declared", doc.body.len()),
                 });
             }
             Ok((doc.content_type, doc.body))
@@ -157,12 +154,11 @@ pub async fn manifest(
 ) -> Result<ManifestDocument, Unreadable> {
     let (content_type, body) =
         document(resolver, ep, repo, digest, "manifest", declared_size).await?;
-    let manifest = oci::parse(&body, content_type.as_deref()).map_err(|message| {
-        Unreadable::Invalid {
+    let manifest =
+        oci::parse(&body, content_type.as_deref()).map_err(|message| Unreadable::Invalid {
             digest: digest.clone(),
             message,
-        }
-    })?;
+        })?;
     let config = match &manifest {
         Manifest::Image { config, .. } if crate::catalog::is_image_config(&config.media_type) => {
             let config_digest = config

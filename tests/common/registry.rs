@@ -181,11 +181,15 @@ impl TestRegistry {
     /// and waited for first: every request answered before it is in the log by then.
     pub fn requests(&self) -> Vec<(String, String)> {
         assert!(self.access_log, "start the registry with start_logged()");
-        let marker = format!("/v2/access-log-marker-{}/tags/list", MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let marker = format!(
+            "/v2/access-log-marker-{}/tags/list",
+            MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         http_status(self.port, "GET", &marker);
         let start = Instant::now();
         loop {
-            let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+            let text =
+                std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
             let lines: Vec<(String, String)> = text
                 .lines()
                 .filter_map(|l| {

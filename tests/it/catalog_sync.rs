@@ -10,7 +10,7 @@ use rstest::rstest;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
-use crate::support::oci::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Pusher, Pushed, layer};
+use crate::support::oci::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Pushed, Pusher, layer};
 use crate::support::postgres;
 use crate::support::registry::{TestRegistry, policy_file};
 use crate::support::run;
@@ -72,9 +72,8 @@ impl Db {
                             r.try_get::<Option<String>, _>(i)
                                 .map(|v| v.unwrap_or_else(|| "-".into()))
                                 .or_else(|_| {
-                                    r.try_get::<Option<i64>, _>(i).map(|v| {
-                                        v.map_or_else(|| "-".into(), |v| v.to_string())
-                                    })
+                                    r.try_get::<Option<i64>, _>(i)
+                                        .map(|v| v.map_or_else(|| "-".into(), |v| v.to_string()))
                                 })
                                 .unwrap()
                         })
@@ -139,10 +138,20 @@ async fn fill(reg: &TestRegistry) -> Filled {
     let app1 = image_with_config(&p, "team/app", "1", b"debian", b"app 1").await;
     let app2 = image_with_config(&p, "team/app", "2", b"debian", b"app 2").await;
     let amd = p
-        .image("team/multi", None, &[layer(&[("m", b"amd")])], "linux/amd64")
+        .image(
+            "team/multi",
+            None,
+            &[layer(&[("m", b"amd")])],
+            "linux/amd64",
+        )
         .await;
     let arm = p
-        .image("team/multi", None, &[layer(&[("m", b"arm")])], "linux/arm64")
+        .image(
+            "team/multi",
+            None,
+            &[layer(&[("m", b"arm")])],
+            "linux/arm64",
+        )
         .await;
     let index = p
         .index(
@@ -153,7 +162,12 @@ async fn fill(reg: &TestRegistry) -> Filled {
         )
         .await;
     let tool = p
-        .image("other/tool", Some("1"), &[layer(&[("t", b"tool")])], "linux/amd64")
+        .image(
+            "other/tool",
+            Some("1"),
+            &[layer(&[("t", b"tool")])],
+            "linux/amd64",
+        )
         .await;
     Filled {
         app1,
@@ -276,8 +290,18 @@ fn a_cold_sync_records_everything_once_and_a_second_sends_only_tag_lists_and_hea
     assert_eq!(
         children,
         vec![
-            vec!["0".into(), f.amd.digest.clone(), "linux".into(), "amd64".into()],
-            vec!["1".into(), f.arm.digest.clone(), "linux".into(), "arm64".into()],
+            vec![
+                "0".into(),
+                f.amd.digest.clone(),
+                "linux".into(),
+                "amd64".into()
+            ],
+            vec![
+                "1".into(),
+                f.arm.digest.clone(),
+                "linux".into(),
+                "arm64".into()
+            ],
         ]
     );
     // The layers in order, with the sizes their manifests declare; the shared base once.
@@ -338,7 +362,13 @@ fn a_tag_that_moved_is_a_move_in_its_history(
     let db = db(backend);
     assert_eq!(sync(&db, &reg, &policy, &[]).code, 0);
     let p = Pusher::new(reg.base_url());
-    let moved = rt.block_on(image_with_config(&p, "team/app", "1", b"debian", b"app 1 fixed"));
+    let moved = rt.block_on(image_with_config(
+        &p,
+        "team/app",
+        "1",
+        b"debian",
+        b"app 1 fixed",
+    ));
 
     let r = sync(&db, &reg, &policy, &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -382,14 +412,24 @@ fn broken_tags_are_reported_and_the_rest_is_synced(
     // An index whose children garbage collection removed; an image whose config is gone.
     let (gone_amd, orphan) = rt.block_on(async {
         let amd = p
-            .image("team/orphan", None, &[layer(&[("o", b"amd")])], "linux/amd64")
+            .image(
+                "team/orphan",
+                None,
+                &[layer(&[("o", b"amd")])],
+                "linux/amd64",
+            )
             .await;
         let orphan = p
             .index("team/orphan", "latest", &[(&amd, "linux/amd64")], false)
             .await;
         p.delete_manifest("team/orphan", &amd.digest).await;
         let noconfig = p
-            .image("team/noconfig", Some("1"), &[layer(&[("n", b"x")])], "linux/amd64")
+            .image(
+                "team/noconfig",
+                Some("1"),
+                &[layer(&[("n", b"x")])],
+                "linux/amd64",
+            )
             .await;
         p.delete_blob("team/noconfig", &noconfig.config).await;
         (amd, orphan)
@@ -399,7 +439,11 @@ fn broken_tags_are_reported_and_the_rest_is_synced(
 
     let r = sync(&db, &reg, &policy, &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    let errors: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 2, "{}", r.stdout);
     assert!(
         errors[0].starts_with("error: team/noconfig:1: ")
@@ -409,13 +453,17 @@ fn broken_tags_are_reported_and_the_rest_is_synced(
         errors[0]
     );
     assert!(
-        errors[1].starts_with(&format!("error: team/orphan:latest: {orphan}: child {}", gone_amd.digest))
-            && errors[1].contains("not found"),
+        errors[1].starts_with(&format!(
+            "error: team/orphan:latest: {orphan}: child {}",
+            gone_amd.digest
+        )) && errors[1].contains("not found"),
         "{}",
         errors[1]
     );
     assert!(
-        r.stdout.contains(": 5 repositories, 6 tags (6 new), 6 new manifests, 0 moved tags, 2 errors ("),
+        r.stdout.contains(
+            ": 5 repositories, 6 tags (6 new), 6 new manifests, 0 moved tags, 2 errors ("
+        ),
         "{}",
         r.stdout
     );
@@ -446,15 +494,33 @@ fn repository_globs_choose_what_is_synced(
     rt.block_on(fill(&reg));
     let (_p, policy) = policy_file(&reg, "");
     let db = db(backend);
-    let r = sync(&db, &reg, &policy, &["--repository", "team/*", "--format", "json"]);
+    let r = sync(
+        &db,
+        &reg,
+        &policy,
+        &["--repository", "team/*", "--format", "json"],
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(json_of(&r)["repositories"], 2);
     let names = db.rows("SELECT name FROM repositories ORDER BY name");
-    assert_eq!(names, vec![vec!["team/app".to_string()], vec!["team/multi".into()]]);
+    assert_eq!(
+        names,
+        vec![vec!["team/app".to_string()], vec!["team/multi".into()]]
+    );
     // `*` stays within one path component.
-    let r = sync(&db, &reg, &policy, &["--repository", "*", "--format", "json"]);
+    let r = sync(
+        &db,
+        &reg,
+        &policy,
+        &["--repository", "*", "--format", "json"],
+    );
     assert_eq!(json_of(&r)["repositories"], 0);
-    let r = sync(&db, &reg, &policy, &["--repository", "**/tool", "--format", "json"]);
+    let r = sync(
+        &db,
+        &reg,
+        &policy,
+        &["--repository", "**/tool", "--format", "json"],
+    );
     assert_eq!(json_of(&r)["repositories"], 1);
     assert_eq!(db.count("repositories"), 3);
 }
@@ -501,7 +567,15 @@ fn a_catalog_without_a_schema_is_refused_before_the_registry_is_asked() {
     let url = format!("sqlite:{}", dir.path().join("none.db").display());
     let host = reg.host();
     let started = reg.requests().len();
-    let r = run(&["catalog", "sync", &host, "--catalog", &url, "--policy", &policy]);
+    let r = run(&[
+        "catalog",
+        "sync",
+        &host,
+        "--catalog",
+        &url,
+        "--policy",
+        &policy,
+    ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no catalog at"), "{}", r.stderr);
     assert_eq!(reg.requests()[started..], []);
