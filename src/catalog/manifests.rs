@@ -177,6 +177,42 @@ impl Catalog {
         tx.commit().await.map_err(query(what()))?;
         Ok(())
     }
+
+    /// The images built on `base`, by lineage in layer digests: every image manifest whose
+    /// layers start with all of an image's layers, in order, where that image is `base` itself
+    /// or, for an index, one of its children. `base` and its children are left out; the
+    /// answer is sorted. Derived from `manifest_layers` at query time (its
+    /// `manifest_layers_layer` index): nothing about bases is stored, so a change of the
+    /// policy's approved bases needs no sync.
+    pub async fn built_on(&self, base: &Digest) -> Result<Vec<Digest>, CatalogError> {
+        let what = || format!("finding the images built on {base}");
+        // Each candidate matches a base image at every one of the base's positions: counted
+        // per (image, base) pair against the base's layer count, that is a complete prefix.
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT m.manifest_digest FROM manifest_layers b \
+             JOIN manifest_layers m ON m.layer_digest = b.layer_digest AND m.position = b.position \
+             WHERE b.manifest_digest IN \
+               (SELECT $1 UNION SELECT child_digest FROM index_children WHERE index_digest = $1) \
+             AND m.manifest_digest NOT IN \
+               (SELECT $1 UNION SELECT child_digest FROM index_children WHERE index_digest = $1) \
+             GROUP BY m.manifest_digest, b.manifest_digest \
+             HAVING COUNT(*) = (SELECT COUNT(*) FROM manifest_layers x WHERE x.manifest_digest = b.manifest_digest) \
+             ORDER BY m.manifest_digest",
+        )
+        .bind(base.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query(what()))?;
+        rows.into_iter()
+            .map(|d| {
+                d.parse().map_err(|e| CatalogError::Corrupt {
+                    column: "manifest_layers.manifest_digest",
+                    value: d.clone(),
+                    source: Box::new(e),
+                })
+            })
+            .collect()
+    }
 }
 
 async fn insert_children(

@@ -4,6 +4,7 @@
 //! auth and redirect rules; what the walk adds (a HEAD per layer, the base check) is left out,
 //! since the catalog records a layer's size from the manifest that declares it.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::RegistryError;
@@ -23,6 +24,21 @@ pub enum TagDigest {
     NotFound(String),
 }
 
+/// Run `fut` as one walk under the resolver's deadline and request budget (`--deadline`,
+/// `--max-walk-requests`), as an image's resolution is.
+async fn bounded<T>(
+    resolver: &Resolver,
+    fut: impl Future<Output = Result<T, RegistryError>> + Send,
+) -> Result<T, RegistryError> {
+    let deadline = resolver.opts.deadline;
+    resolver
+        .walk(tokio::time::timeout(deadline, fut))
+        .await
+        .map_err(|_| RegistryError::Deadline {
+            millis: deadline.as_millis() as u64,
+        })?
+}
+
 /// The digest `repo:tag` points at: a HEAD (a GET only from a registry that sends no
 /// `Docker-Content-Digest`).
 pub async fn tag_digest(
@@ -31,10 +47,12 @@ pub async fn tag_digest(
     repo: &str,
     tag: &str,
 ) -> Result<TagDigest, RegistryError> {
-    Ok(match resolver.tag_digest(ep, repo, tag).await? {
-        Fetched::Found(d) => TagDigest::Found(d),
-        Fetched::NotFound(answer) => TagDigest::NotFound(answer),
-    })
+    Ok(
+        match bounded(resolver, resolver.tag_digest(ep, repo, tag)).await? {
+            Fetched::Found(d) => TagDigest::Found(d),
+            Fetched::NotFound(answer) => TagDigest::NotFound(answer),
+        },
+    )
 }
 
 /// A manifest as fetched: bytes that hash to its digest, parsed, with its image config.
@@ -146,6 +164,32 @@ async fn document(
 /// resolver's `max_document_bytes` and checked against its digest; `declared_size` is the size
 /// an index names for it.
 pub async fn manifest(
+    resolver: &Resolver,
+    ep: &Endpoint,
+    repo: &str,
+    digest: &Digest,
+    declared_size: Option<u64>,
+) -> Result<ManifestDocument, Unreadable> {
+    // The manifest and its config are one walk: one deadline, one budget.
+    let deadline = resolver.opts.deadline;
+    resolver
+        .walk(tokio::time::timeout(
+            deadline,
+            manifest_inner(resolver, ep, repo, digest, declared_size),
+        ))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Unreadable::Registry {
+                what: "manifest",
+                digest: digest.clone(),
+                source: RegistryError::Deadline {
+                    millis: deadline.as_millis() as u64,
+                },
+            })
+        })
+}
+
+async fn manifest_inner(
     resolver: &Resolver,
     ep: &Endpoint,
     repo: &str,

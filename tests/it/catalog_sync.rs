@@ -480,9 +480,14 @@ fn broken_tags_are_reported_and_the_rest_is_synced(
     assert!(!recorded.contains(&orphan));
     assert_eq!(recorded.len(), 6);
     assert_eq!(db.count("tag_history"), 6);
+    // Read again by the next sync, and reported again; the same on both engines.
     let again = sync(&db, &reg, &policy, &["--format", "json"]);
     assert_eq!(again.code, 2);
     assert_eq!(json_of(&again)["errors"].as_array().unwrap().len(), 2);
+    insta::assert_snapshot!(
+        "catalog_sync_broken_json",
+        again.stdout.replace(&reg.host(), "REGISTRY")
+    );
 }
 
 #[rstest]
@@ -523,6 +528,55 @@ fn repository_globs_choose_what_is_synced(
     );
     assert_eq!(json_of(&r)["repositories"], 1);
     assert_eq!(db.count("repositories"), 3);
+}
+
+#[rstest]
+fn images_built_on_a_base_are_found_by_their_layers(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let reg = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, base) = rt.block_on(async {
+        let f = fill(&reg).await;
+        let p = Pusher::new(reg.base_url());
+        // The same layer as the apps' first: what `FROM base/debian:12` gives.
+        let base = p
+            .image(
+                "base/debian",
+                Some("12"),
+                &[layer(&[("base", b"debian")])],
+                "linux/amd64",
+            )
+            .await;
+        (f, base)
+    });
+    let (_p, policy) = policy_file(&reg, "");
+    let db = db(backend);
+    let r = sync(&db, &reg, &policy, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let catalog_url: tollgate::catalog::CatalogUrl = db.url.parse().unwrap();
+    let (on_base, on_app1, on_tool) = rt.block_on(async {
+        let c = tollgate::catalog::Catalog::open(&catalog_url, tollgate::catalog::Create::No)
+            .await
+            .unwrap();
+        let d = |s: &str| s.parse::<tollgate::reference::Digest>().unwrap();
+        let out = (
+            c.built_on(&d(&base.digest)).await.unwrap(),
+            c.built_on(&d(&f.app1.digest)).await.unwrap(),
+            c.built_on(&d(&f.tool.digest)).await.unwrap(),
+        );
+        c.close().await;
+        out
+    });
+    let mut want = vec![f.app1.digest.clone(), f.app2.digest.clone()];
+    want.sort();
+    assert_eq!(
+        on_base.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        want
+    );
+    // app 2 shares app 1's first layer, not its second: not built on it.
+    assert_eq!(on_app1, vec![]);
+    assert_eq!(on_tool, vec![]);
 }
 
 #[rstest]
