@@ -98,16 +98,6 @@ pub struct ManifestRecord {
     pub layers: Vec<LayerRow>,
 }
 
-/// The config media types whose blob is an image config (read for created, labels,
-/// platform). Other configs (signatures, SBOMs, charts) are artifacts' own formats: their
-/// blobs are not fetched.
-pub fn is_image_config(media_type: &str) -> bool {
-    // Left out, as some old pushers do: the image config is what it would be.
-    media_type.is_empty()
-        || media_type == "application/vnd.oci.image.config.v1+json"
-        || media_type == "application/vnd.docker.container.image.v1+json"
-}
-
 /// The parts of an image config the catalog keeps, read leniently: a field of the wrong
 /// shape is left out rather than failing the manifest (configs are written by many builders).
 #[derive(Debug, Default, Deserialize)]
@@ -441,15 +431,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains(says), "{e}");
-    }
-
-    #[rstest]
-    #[case::oci("application/vnd.oci.image.config.v1+json", true)]
-    #[case::docker("application/vnd.docker.container.image.v1+json", true)]
-    #[case::left_out("", true)]
-    #[case::cosign_signature("application/vnd.dev.cosign.artifact.sig.v1+json", false)]
-    #[case::empty_artifact_config("application/vnd.oci.empty.v1+json", false)]
-    fn only_image_configs_are_fetched(#[case] media_type: &str, #[case] fetched: bool) {
-        assert_eq!(is_image_config(media_type), fetched);
     }
 }

@@ -22,7 +22,7 @@ mod url;
 
 pub use error::CatalogError;
 pub use manifest_rows::{
-    ChildRow, LayerRow, ManifestKind, ManifestRecord, PlatformRow, is_image_config, manifest_record,
+    ChildRow, LayerRow, ManifestKind, ManifestRecord, PlatformRow, manifest_record,
 };
 pub use migrate::{Applied, SCHEMA_VERSION};
 pub use runs::{Recorded, Run, RunSighting};

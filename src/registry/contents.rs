@@ -55,6 +55,16 @@ pub async fn tag_digest(
     )
 }
 
+/// The config media types whose blob is an image config (read for created, labels,
+/// platform). Other configs (signatures, SBOMs, charts) are artifacts' own formats: their
+/// blobs are not fetched.
+pub fn is_image_config(media_type: &str) -> bool {
+    // Left out, as some old pushers do: the image config is what it would be.
+    media_type.is_empty()
+        || media_type == "application/vnd.oci.image.config.v1+json"
+        || media_type == "application/vnd.docker.container.image.v1+json"
+}
+
 /// A manifest as fetched: bytes that hash to its digest, parsed, with its image config.
 #[derive(Debug, Clone)]
 pub struct ManifestDocument {
@@ -65,7 +75,7 @@ pub struct ManifestDocument {
     /// Them, parsed.
     pub manifest: Manifest,
     /// An image's config blob, when its media type is an image config
-    /// ([`crate::catalog::is_image_config`]); `None` for an index or an artifact.
+    /// ([`is_image_config`]); `None` for an index or an artifact.
     pub config: Option<Arc<Vec<u8>>>,
 }
 
@@ -204,7 +214,7 @@ async fn manifest_inner(
             message,
         })?;
     let config = match &manifest {
-        Manifest::Image { config, .. } if crate::catalog::is_image_config(&config.media_type) => {
+        Manifest::Image { config, .. } if is_image_config(&config.media_type) => {
             let config_digest = config
                 .parsed_digest()
                 .map_err(|message| Unreadable::Invalid {
@@ -230,4 +240,20 @@ async fn manifest_inner(
         manifest,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::oci("application/vnd.oci.image.config.v1+json", true)]
+    #[case::docker("application/vnd.docker.container.image.v1+json", true)]
+    #[case::left_out("", true)]
+    #[case::cosign_signature("application/vnd.dev.cosign.artifact.sig.v1+json", false)]
+    #[case::empty_artifact_config("application/vnd.oci.empty.v1+json", false)]
+    fn only_image_configs_are_fetched(#[case] media_type: &str, #[case] fetched: bool) {
+        assert_eq!(is_image_config(media_type), fetched);
+    }
 }
