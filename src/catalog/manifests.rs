@@ -252,12 +252,15 @@ async fn insert_layers(
     tx: &mut Transaction<'static, Any>,
     m: &ManifestRecord,
 ) -> Result<(), sqlx::Error> {
-    // One row per distinct layer (an image may carry the same blob twice, empty layers).
-    let mut distinct = BTreeSet::new();
+    // One row per distinct layer (an image may carry the same blob twice, empty layers), in
+    // digest order: two writers of images that share layers then take the layers' key locks
+    // in the same order, and never wait on each other in a cycle (PostgreSQL would abort one).
     let layers: Vec<_> = m
         .layers
         .iter()
-        .filter(|l| distinct.insert(l.digest.to_string()))
+        .map(|l| (l.digest.to_string(), l))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_values()
         .collect();
     for chunk in layers.chunks(ROWS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())

@@ -119,7 +119,7 @@ pub async fn sync(
     let ep = resolver.endpoint_for_host(host).map_err(unreachable)?;
     let before = resolver.client().request_count();
     let names = resolver.client().catalog(&ep).await.map_err(unreachable)?;
-    let mut run = Sync {
+    let mut run = SyncRun {
         catalog,
         resolver,
         ep: &ep,
@@ -157,7 +157,8 @@ pub async fn sync(
     Ok(run.report)
 }
 
-struct Sync<'a> {
+/// One sync in progress: where it reads and writes, and what it found so far.
+struct SyncRun<'a> {
     catalog: &'a Catalog,
     resolver: &'a Resolver,
     ep: &'a Endpoint,
@@ -170,7 +171,7 @@ struct Sync<'a> {
     report: SyncReport,
 }
 
-impl Sync<'_> {
+impl SyncRun<'_> {
     fn problem(&mut self, subject: &str, message: String) {
         self.report.errors.push(SyncProblem {
             subject: subject.to_owned(),

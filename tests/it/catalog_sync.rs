@@ -579,6 +579,37 @@ fn images_built_on_a_base_are_found_by_their_layers(
     assert_eq!(on_tool, vec![]);
 }
 
+/// Two syncs of one registry at once (two replicas on a schedule) record each manifest, layer
+/// and tag once, and both succeed.
+#[rstest]
+fn two_syncs_at_once_record_everything_once(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let reg = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(fill(&reg));
+    let (_p, policy) = policy_file(&reg, "");
+    let db = db(backend);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| sync(&db, &reg, &policy, &["--format", "json"]));
+        let b = s.spawn(|| sync(&db, &reg, &policy, &["--format", "json"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for r in [&a, &b] {
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
+    // Between them, every manifest was recorded once, whoever got there first.
+    let recorded = json_of(&a)["newManifests"].as_u64().unwrap()
+        + json_of(&b)["newManifests"].as_u64().unwrap();
+    assert_eq!(recorded, 6);
+    assert_eq!(db.count("manifests"), 6);
+    assert_eq!(db.count("layers"), 6);
+    assert_eq!(db.count("manifest_layers"), 7);
+    assert_eq!(db.count("index_children"), 2);
+    assert_eq!(db.count("tag_history"), 4);
+    assert_eq!(db.count("repository_manifests"), 6);
+}
+
 #[rstest]
 fn a_registry_the_policy_does_not_approve_is_never_contacted(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
