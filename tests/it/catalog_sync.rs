@@ -665,3 +665,24 @@ fn a_catalog_without_a_schema_is_refused_before_the_registry_is_asked() {
     assert!(r.stderr.contains("no catalog at"), "{}", r.stderr);
     assert_eq!(reg.requests()[started..], []);
 }
+
+#[test]
+fn platform_is_refused_since_a_sync_records_every_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("c.db").display());
+    let r = run(&[
+        "catalog",
+        "sync",
+        "127.0.0.1:1",
+        "--catalog",
+        &url,
+        "--platform",
+        "linux/amd64",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--platform does not apply"),
+        "{}",
+        r.stderr
+    );
+}
