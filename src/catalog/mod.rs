@@ -6,8 +6,8 @@
 //! (`tags.rs`) and runs as intervals (`runs.rs`). A shell module: it talks to databases, and the
 //! server to its clients. Apart from `periodic.rs` and the server (which reads it once per
 //! request that needs "now": a build's arrival, `running` without `at`), it reads no clock:
-//! every time is passed in by the caller, once per run. It does not reach the registry or the
-//! cluster.
+//! every time is passed in by the caller, once per run. It reaches the registry only through
+//! `sync.rs`, and the cluster only through `periodic.rs`.
 //!
 //! Recording: live state turned into run sightings (`sightings.rs`, pure), registry events
 //! (`events.rs`, fed by `crate::audit::servability`), retention (`prune.rs`), and the periodic
@@ -17,11 +17,17 @@
 //! Reading: builds (`builds.rs`); the questions `images` (`query.rs`), `history`
 //! (`history.rs`) and `who-uses` (`who_uses.rs`), their text (`render.rs`) and their web page
 //! (`web.rs`, pure), and `catalog serve` (`server.rs`).
+//!
+//! Registry contents: manifests as rows (`manifest_rows.rs`, pure) and recorded
+//! (`manifests.rs`), and `catalog sync` (`sync.rs`), which feeds them from a registry through
+//! [`crate::registry::contents`] and the resolver: it speaks no HTTP of its own.
 
 mod builds;
 mod error;
 mod events;
 mod history;
+mod manifest_rows;
+mod manifests;
 mod migrate;
 pub mod periodic;
 mod prune;
@@ -31,6 +37,7 @@ mod runs;
 pub mod server;
 mod sightings;
 mod store;
+pub mod sync;
 mod tags;
 mod url;
 pub mod web;
@@ -40,6 +47,9 @@ pub use builds::{Build, BuildError, BuildRequest, MAX_PARENTS, NewBuild};
 pub use error::CatalogError;
 pub use events::{EventKind, EventsRecorded, RegistryEvent, Servability};
 pub use history::{DigestInfo, Entry, History, TagInterval, What, run_place};
+pub use manifest_rows::{
+    ChildRow, LayerRow, ManifestKind, ManifestRecord, PlatformRow, manifest_record,
+};
 pub use migrate::{Applied, SCHEMA_VERSION};
 pub use prune::Pruned;
 pub use query::{

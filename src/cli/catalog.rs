@@ -61,6 +61,11 @@ pub enum CatalogCommand {
     /// The JSON API, `POST /v1/builds` and the read-only web page, over plain HTTP.
     #[command(after_help = serve::EXIT_CODES_HELP)]
     Serve(serve::ServeArgs),
+    /// Record what a registry holds: repositories, tag history, and every manifest not yet in
+    /// the catalog (index children and platforms; config created time, labels, os/arch;
+    /// layers with sizes). A digest already recorded is never fetched again.
+    #[command(after_help = super::catalog_sync::SYNC_EXIT_CODES_HELP)]
+    Sync(super::catalog_sync::SyncArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +100,7 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
         CatalogCommand::Running(args) => query::running(&args),
         CatalogCommand::WhoUses(args) => query::who_uses(&args),
         CatalogCommand::Serve(args) => serve::run(&args),
+        CatalogCommand::Sync(args) => super::catalog_sync::run(&args),
     }
 }
 

@@ -5,6 +5,7 @@ mod args;
 mod audit;
 mod catalog;
 mod catalog_record;
+mod catalog_sync;
 mod certs;
 mod check;
 mod ci;

@@ -14,7 +14,8 @@
 //!   request slots, shared fairly between tenants (pure decision, and its lock);
 //! - [`facts`], [`base`], [`sites`]: the registry-backed rules, the base-image check, and
 //!   their findings placed at every use of an image;
-//! - [`verify`], [`scan`]: `tollgate verify` and `tollgate registry scan`.
+//! - [`verify`], [`scan`]: `tollgate verify` and `tollgate registry scan`;
+//! - [`contents`]: tag digests and manifests with their configs, for `tollgate catalog sync`.
 
 /// Shell: the docker config file and credential helpers.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -24,6 +25,7 @@ pub mod base;
 /// reads its own).
 #[allow(clippy::disallowed_methods)]
 mod cache;
+pub mod contents;
 mod error;
 pub mod facts;
 /// Shell: HTTPS, the CA bundle file, request timing.

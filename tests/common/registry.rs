@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+/// Numbers the marker requests of [`TestRegistry::requests`].
+static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The longest a test registry may live.
 const MAX_LIFETIME_SECS: u32 = 600;
 
@@ -41,6 +44,9 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     child: Option<Child>,
     security: Security,
+    /// Write the registry's access log (one line per request) to `access.log` in its
+    /// directory.
+    access_log: bool,
 }
 
 impl TestRegistry {
@@ -51,6 +57,15 @@ impl TestRegistry {
 
     /// Start a registry serving HTTPS and/or asking for credentials.
     pub fn start_with(security: Security) -> TestRegistry {
+        TestRegistry::start_inner(security, false)
+    }
+
+    /// Start a registry that logs every request it answers ([`TestRegistry::requests`]).
+    pub fn start_logged() -> TestRegistry {
+        TestRegistry::start_inner(Security::default(), true)
+    }
+
+    fn start_inner(security: Security, access_log: bool) -> TestRegistry {
         // The registry takes its address from its config, so ask the OS for a free port and
         // hand it over; another process could take it in between, hence the retries.
         for _ in 0..5 {
@@ -64,6 +79,7 @@ impl TestRegistry {
                 dir: tempfile::tempdir().expect("temp dir"),
                 child: None,
                 security: security.clone(),
+                access_log,
             };
             reg.write_config();
             if reg.spawn() {
@@ -106,7 +122,8 @@ impl TestRegistry {
             None => (extra, String::new()),
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: tollgate-tests\n{tls}{auth}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: tollgate-tests\n{tls}{auth}",
+            !self.access_log,
             self.dir.path().join("data").display(),
             self.port
         );
@@ -125,7 +142,7 @@ impl TestRegistry {
             .arg("serve")
             .arg(self.config_path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(self.access_log_output())
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
@@ -145,6 +162,59 @@ impl TestRegistry {
         }
         self.stop();
         false
+    }
+
+    /// Where the registry writes its access log: distribution's combined-format access log
+    /// goes to its standard output. Appended to, so that a restart keeps the earlier lines.
+    fn access_log_output(&self) -> Stdio {
+        if !self.access_log {
+            return Stdio::null();
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("access.log"))
+            .expect("open the access log")
+            .into()
+    }
+
+    /// Every request the registry answered so far, as (method, path with query), in order.
+    /// Only for a registry started with [`TestRegistry::start_logged`].
+    ///
+    /// A request's line is written after its answer went out, so a marker request is sent
+    /// and waited for first: every request answered before it is in the log by then.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        assert!(self.access_log, "start the registry with start_logged()");
+        let marker = format!(
+            "/v2/access-log-marker-{}/tags/list",
+            MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        http_status(self.port, "GET", &marker);
+        let start = Instant::now();
+        loop {
+            let text =
+                std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+            let lines: Vec<(String, String)> = text
+                .lines()
+                .filter_map(|l| {
+                    // 127.0.0.1 - - [date] "GET /v2/x HTTP/1.1" 200 ...
+                    let request = l.split('"').nth(1)?;
+                    let mut w = request.split(' ');
+                    Some((w.next()?.to_owned(), w.next()?.to_owned()))
+                })
+                .collect();
+            if let Some(i) = lines.iter().position(|(_, p)| *p == marker) {
+                let mut before = lines;
+                before.truncate(i);
+                before.retain(|(_, p)| !p.starts_with("/v2/access-log-marker-"));
+                return before;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the registry's access log never showed {marker}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `host:port` as written in image references.

@@ -11,6 +11,7 @@ mod base_image;
 mod catalog;
 mod catalog_read;
 mod catalog_record;
+mod catalog_sync;
 mod catalog_web;
 mod certs;
 mod chart;

@@ -1,0 +1,196 @@
+//! `tollgate catalog sync REGISTRY`: record what a registry holds in the catalog
+//! ([`tollgate::catalog::sync`]). The clock is read here, once.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tollgate::catalog::sync::{self, SyncReport};
+use tollgate::catalog::{Catalog, Create};
+use tollgate::reference::RegistryHost;
+use tollgate::registry::scan::Progress;
+use tollgate::report::json::SCHEMA_VERSION;
+use tollgate::report::plural;
+
+use super::catalog::CatalogArgs;
+use super::registry::Format;
+use super::{Exit, RegistryArgs, load_policy, now, print, runtime};
+
+pub const SYNC_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  every repository, tag and manifest was read and recorded
+  2  usage error, invalid policy, a registry the policy does not approve or that did not
+     answer, an invalid or unreachable catalog, or something that could not be read (a tag
+     or manifest the registry no longer serves, a broken manifest): the rest was recorded";
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The registry, host[:port]; the policy must approve it.
+    pub registry: String,
+    /// Only repositories matching these globs (`team/*`, `**`); default all.
+    #[arg(long = "repository", value_name = "PATTERN")]
+    pub repositories: Vec<String>,
+    /// Policy file (default: the embedded policy).
+    #[arg(long, env = "TOLLGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn found(&self, n: u64) {
+        self.0.inc_length(n);
+    }
+    fn checked(&self) {
+        self.0.inc(1);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncDoc<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a SyncReport,
+}
+
+pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
+    if !args.registry_args.platforms.is_empty() {
+        anyhow::bail!("--platform does not apply to `catalog sync`: it records every platform");
+    }
+    let url = args.catalog.url()?;
+    let policy = Arc::new(load_policy(args.policy.as_deref())?);
+    let host: RegistryHost = args
+        .registry
+        .parse()
+        .with_context(|| format!("registry {:?}", args.registry))?;
+    let patterns = args
+        .repositories
+        .iter()
+        .map(|p| {
+            globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("--repository")?;
+    let resolver = args.registry_args.resolver(policy)?;
+    let bar = ProgressBar::new(0);
+    bar.set_draw_target(if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} tags synced {wide_bar} {eta}")
+            .expect("valid template"),
+    );
+    let synced_at = now();
+    let jobs = args.registry_args.jobs;
+    let report = runtime()?.block_on(async {
+        let catalog = Catalog::open(&url, Create::No)
+            .await
+            .with_context(|| format!("cannot open the catalog {url}"))?;
+        let report = async {
+            catalog
+                .check_schema()
+                .await
+                .with_context(|| format!("cannot use the catalog {url}"))?;
+            sync::sync(
+                &catalog,
+                &resolver,
+                &host,
+                &patterns,
+                jobs,
+                &Bar(bar.clone()),
+                synced_at,
+            )
+            .await
+            .with_context(|| format!("cannot sync {host} into the catalog {url}"))
+        }
+        .await;
+        catalog.close().await;
+        report
+    })?;
+    bar.finish_and_clear();
+    match args.format {
+        Format::Json => print(
+            &(serde_json::to_string_pretty(&SyncDoc {
+                schema_version: SCHEMA_VERSION,
+                report: &report,
+            })? + "\n"),
+        )?,
+        Format::Text => print(&render_text(&report))?,
+    }
+    Ok(if report.errors.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Error
+    })
+}
+
+/// Registry answers are attacker input: control characters (a terminal's escape sequences)
+/// are shown spelled out, never sent to the terminal.
+fn visible(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn render_text(r: &SyncReport) -> String {
+    let mut out = String::new();
+    for m in &r.moved_tags {
+        let _ = writeln!(out, "{}: moved from {} to {}", m.image, m.from, m.to);
+    }
+    for e in &r.errors {
+        let _ = writeln!(
+            out,
+            "error: {}: {}",
+            visible(&e.subject),
+            visible(&e.message)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}: {}, {} ({} new), {}, {}, {} ({})",
+        r.registry,
+        plural(r.repositories, "repository", "repositories"),
+        plural(r.tags, "tag", "tags"),
+        r.new_tags,
+        plural(r.new_manifests, "new manifest", "new manifests"),
+        plural(r.moved_tags.len(), "moved tag", "moved tags"),
+        plural(r.errors.len(), "error", "errors"),
+        plural(r.requests as usize, "request", "requests")
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_the_registry_are_spelled_out() {
+        assert_eq!(visible("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
+        assert_eq!(visible("team/app:1.0 ünïcode"), "team/app:1.0 ünïcode");
+    }
+}
