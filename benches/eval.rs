@@ -287,6 +287,19 @@ fn parse_once(f: &Fixture) -> usize {
     yaml::load_all(black_box(&f.yaml), Record::ImageFields).count()
 }
 
+/// The same document through yaml-rust2's event parser alone, the path every document took
+/// before the fast path (src/yaml/fast.rs) and the one it still leaves the rest to: the
+/// fast path's baseline, in the same run.
+#[divan::bench(sample_count = 1000)]
+fn parse_full_only(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench_local(|| parse_full_once(f));
+}
+
+fn parse_full_once(f: &Fixture) -> usize {
+    usize::from(yaml::load_full(black_box(&f.yaml), Record::ImageFields).is_ok())
+}
+
 /// The admission path: the object arrives as JSON (no positions needed), parsed with
 /// serde_json, then evaluated.
 #[divan::bench(sample_count = 1000)]
@@ -317,6 +330,7 @@ fn counted(spec: &str) {
     for _ in 0..n {
         match workload {
             "parse_only" => drop(black_box(parse_once(f))),
+            "parse_full_only" => drop(black_box(parse_full_once(f))),
             "evaluate_only" => {
                 let mut report = Report::new(check::policy_info(&f.policy));
                 evaluate(f, &mut report);
@@ -325,7 +339,7 @@ fn counted(spec: &str) {
             "parse_and_evaluate" => drop(black_box(parse_and_evaluate_once(f))),
             "json_parse_and_evaluate" => drop(black_box(json_parse_and_evaluate_once(f))),
             other => panic!(
-                "unknown workload {other}: parse_only, evaluate_only, parse_and_evaluate, json_parse_and_evaluate"
+                "unknown workload {other}: parse_only, parse_full_only, evaluate_only, parse_and_evaluate, json_parse_and_evaluate"
             ),
         }
     }

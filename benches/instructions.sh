@@ -11,10 +11,11 @@
 #   role: a loopback docker-registry with a base and three images, each signed once by cosign's
 #   tag scheme), without and with a `spec.signatures` rule over the three images (issue 14's
 #   "within 10%" pair, as benches/webhook.sh part 2 runs it).
-# - yaml, eval, yaml+eval, json+eval: in process (the eval bench's fixture, a ~10 KB Deployment
-#   of 12 containers, and the embedded default policy): loading the YAML with positions,
-#   evaluating the parsed document (plus making its empty report), both, and the admission
-#   path's JSON parse plus evaluation.
+# - yaml, yaml-full, eval, yaml+eval, json+eval: in process (the eval bench's fixture, a ~10 KB
+#   Deployment of 12 containers, and the embedded default policy): loading the YAML with
+#   positions (yaml-full: through yaml-rust2 alone, the fast path's baseline), evaluating the
+#   parsed document (plus making its empty report), both, and the admission path's JSON parse
+#   plus evaluation.
 #
 # Each count is the difference of two runs, N1 and N2 requests (or iterations), divided by
 # N2 - N1: start-up, the first (cold) request and shutdown are in both runs and drop out.
@@ -24,12 +25,12 @@
 # Usage: bash benches/instructions.sh [BINARY...]
 #   Server parts run each BINARY (default: this tree's release build), side by side; the
 #   in-process parts always run this tree's eval bench.
-#   PARTS="decision registry signed yaml eval yaml+eval json+eval"
+#   PARTS="decision registry signed yaml yaml-full eval yaml+eval json+eval"
 #   N1=100 N2=600 (server requests), I1=10 I2=210 (in-process iterations)
 #   KEEP=DIR keeps the callgrind outputs there (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PARTS=${PARTS:-"decision registry signed yaml eval yaml+eval json+eval"}
+PARTS=${PARTS:-"decision registry signed yaml yaml-full eval yaml+eval json+eval"}
 N1=${N1:-100}
 N2=${N2:-600}
 I1=${I1:-10}
@@ -142,9 +143,10 @@ for part in $PARTS; do
         report "$part" "$bin" "$a" "$b" "$N1" "$N2"
       done
       ;;
-    yaml | eval | yaml+eval | json+eval)
+    yaml | yaml-full | eval | yaml+eval | json+eval)
       case $part in
         yaml) workload=parse_only ;;
+        yaml-full) workload=parse_full_only ;;
         eval) workload=evaluate_only ;;
         yaml+eval) workload=parse_and_evaluate ;;
         json+eval) workload=json_parse_and_evaluate ;;
