@@ -102,8 +102,6 @@ pub struct History {
     pub timeline: Vec<Entry>,
 }
 
-/// kind, noticed_at, registry, repository, detail.
-
 impl Catalog {
     /// The history of a digest, a tag (every digest it pointed at), an image by digest, or a
     /// repository (every tag and version). Runs pass `filter`.

@@ -291,7 +291,12 @@ fn timeline(h: &History) -> String {
         let _ = writeln!(
             s,
             "<g class=\"mark event\"><title>{}</title><rect x=\"{:.1}\" y=\"{}\" width=\"8\" height=\"8\" fill=\"#c03030\"/></g>",
-            escape(&format!("{} {} noticed {}", e.kind.as_str(), e.digest, e.noticed_at)),
+            escape(&format!(
+                "{} {} noticed {}",
+                e.kind.as_str(),
+                e.digest,
+                e.noticed_at
+            )),
             x(e.noticed_at.as_second(), start, end, LEFT - 4.0, WIDTH),
             marks_y - 8.0
         );

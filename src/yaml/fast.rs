@@ -42,10 +42,7 @@ impl Open {
 /// `None`: not a document this scanner is sure of; run the full parser.
 pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Document> {
     // One pass over the bytes rules out what the line scanner never handles.
-    if text
-        .bytes()
-        .any(|b| b == b'\t' || b == b'\r' || b >= 0x80)
-    {
+    if text.bytes().any(|b| b == b'\t' || b == b'\r' || b >= 0x80) {
         return None;
     }
     let mut b = Builder::new(record, text.len());
@@ -75,7 +72,8 @@ pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Docume
     if s.pending {
         // A last key with no value: null, marked at the start of the line after the text (the
         // full parser ends every text with a line break).
-        let breaks = text.bytes().filter(|&c| c == b'\n').count() + usize::from(!text.ends_with('\n'));
+        let breaks =
+            text.bytes().filter(|&c| c == b'\n').count() + usize::from(!text.ends_with('\n'));
         let line = first_line.checked_add(u32::try_from(breaks).ok()?)?;
         // Without that line break the mark depends on what the last line holds.
         if s.stack.is_empty() || !text.ends_with('\n') {
@@ -201,7 +199,10 @@ impl Scan {
         if !block.strip {
             text.push('\n');
         }
-        self.emit(Event::Scalar(text, TScalarStyle::Literal, 0, None), block.pos?)
+        self.emit(
+            Event::Scalar(text, TScalarStyle::Literal, 0, None),
+            block.pos?,
+        )
     }
 
     fn line(&mut self, line: &str, line_no: u32) -> Option<()> {
@@ -223,7 +224,10 @@ impl Scan {
             if rest.starts_with("---")
                 && self.start.is_none()
                 && self.doc_marker.is_none()
-                && matches!(rest[3..].trim_start_matches(' ').as_bytes().first(), None | Some(b'#'))
+                && matches!(
+                    rest[3..].trim_start_matches(' ').as_bytes().first(),
+                    None | Some(b'#')
+                )
             {
                 self.doc_marker = at(line_no, 0);
                 return Some(());
@@ -512,7 +516,11 @@ fn flow_scalar_len(text: &str) -> Option<usize> {
     while i < b.len() {
         match b[i] {
             b',' | b'[' | b']' | b'{' | b'}' => break,
-            b':' if matches!(b.get(i + 1), None | Some(b' ' | b',' | b'[' | b']' | b'{' | b'}')) => {
+            b':' if matches!(
+                b.get(i + 1),
+                None | Some(b' ' | b',' | b'[' | b']' | b'{' | b'}')
+            ) =>
+            {
                 break;
             }
             b'#' if i > 0 && b[i - 1] == b' ' => return None,
@@ -520,7 +528,19 @@ fn flow_scalar_len(text: &str) -> Option<usize> {
             // After a space, an indicator may start something else in a flow collection.
             b' ' if matches!(
                 b.get(i + 1),
-                Some(b'-' | b'?' | b':' | b'#' | b'!' | b'&' | b'*' | b'|' | b'>' | b'%' | b'@' | b'`')
+                Some(
+                    b'-' | b'?'
+                        | b':'
+                        | b'#'
+                        | b'!'
+                        | b'&'
+                        | b'*'
+                        | b'|'
+                        | b'>'
+                        | b'%'
+                        | b'@'
+                        | b'`'
+                )
             ) =>
             {
                 return None;
@@ -646,7 +666,6 @@ fn scalar(text: &str) -> Option<(String, TScalarStyle)> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -697,10 +716,14 @@ mod tests {
     #[case::nested_flow("a: {b: [1, {c: d}], e: []}\n")]
     #[case::root_sequence("- a\n- b: 1\n  c: 2\n")]
     #[case::resolution("a: yes\nb: 010\nc: 0x1f\nd: ~\ne: 1.5\nf: '1.5'\n")]
-    #[case::literal_block("data:\n  app.conf: |\n    a = 1\n\n    # not a comment\n      indented\n  other: x\n")]
+    #[case::literal_block(
+        "data:\n  app.conf: |\n    a = 1\n\n    # not a comment\n      indented\n  other: x\n"
+    )]
     #[case::stripped_block("a: |- # header comment\n  x\n\n  y\n\nb: 1\n")]
     #[case::block_in_sequence("- |\n  x\n- k: |\n    y\n  j: 1\n")]
-    #[case::image_volume("spec:\n  volumes:\n  - name: v\n    image:\n      reference: quay.io/x/y:1\n")]
+    #[case::image_volume(
+        "spec:\n  volumes:\n  - name: v\n    image:\n      reference: quay.io/x/y:1\n"
+    )]
     fn reads_manifests_as_the_full_parser(#[case] text: &str) {
         assert!(same_as_full(text), "the fast path should read {text:?}");
     }
@@ -746,10 +769,53 @@ mod tests {
     /// collections and the characters that change what a line means.
     fn line() -> impl Strategy<Value = String> {
         let piece = prop::sample::select(vec![
-            "a", "image", "containers", "reference", "x/y", "a~b", "- ", "-", ": ", ":", " #c",
-            "#", "'q'", "'it''s'", "\"d\"", "\"e\\n\"", "{", "}", "[", "]", ", ", "{}", "[]",
-            "{a: b}", "[a, b]", "&a ", "*a", "!!str ", "|", "|-", "|+", ">", "<<", "1", "010", "yes", "~",
-            "1.5", "nginx:1.25", "h:5000/r@sha256:ab", " ", "---", "...", "? ", "%", "@", "a b",
+            "a",
+            "image",
+            "containers",
+            "reference",
+            "x/y",
+            "a~b",
+            "- ",
+            "-",
+            ": ",
+            ":",
+            " #c",
+            "#",
+            "'q'",
+            "'it''s'",
+            "\"d\"",
+            "\"e\\n\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ", ",
+            "{}",
+            "[]",
+            "{a: b}",
+            "[a, b]",
+            "&a ",
+            "*a",
+            "!!str ",
+            "|",
+            "|-",
+            "|+",
+            ">",
+            "<<",
+            "1",
+            "010",
+            "yes",
+            "~",
+            "1.5",
+            "nginx:1.25",
+            "h:5000/r@sha256:ab",
+            " ",
+            "---",
+            "...",
+            "? ",
+            "%",
+            "@",
+            "a b",
         ]);
         (0usize..7, prop::collection::vec(piece, 1..5))
             .prop_map(|(indent, pieces)| format!("{}{}\n", " ".repeat(indent), pieces.concat()))
