@@ -42,7 +42,11 @@ impl Open {
 /// `None`: not a document this scanner is sure of; run the full parser.
 pub(super) fn load(text: &str, first_line: u32, record: Record) -> Option<Document> {
     // One pass over the bytes rules out what the line scanner never handles.
-    if text.bytes().any(|b| b == b'\t' || b == b'\r' || b >= 0x80) {
+    // Control characters are refused by the full parser, with their position.
+    if text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\n') || b == 0x7f || b >= 0x80)
+    {
         return None;
     }
     let mut b = Builder::new(record, text.len());
@@ -747,6 +751,8 @@ mod tests {
     #[case::tab("a:\tb\n")]
     #[case::crlf("a: b\r\n")]
     #[case::non_ascii("a: é\n")]
+    #[case::nul("a: b\0\n")]
+    #[case::escape_character("a: \u{1b}\n")]
     #[case::bom_inside("a: \u{feff}b\n")]
     #[case::second_document("a: 1\n---\nb: 2\n")]
     #[case::directive("%YAML 1.1\n---\na: 1\n")]

@@ -439,6 +439,9 @@ pub fn load_full(text: &str, record: Record) -> Result<Document, YamlError> {
 
 /// yaml-rust2's event parser: the reference for meaning, positions and messages.
 fn load_chunk_full(text: &str, first_line: u32, record: Record) -> Result<Document, YamlError> {
+    if let Some(at) = not_printable(text) {
+        return Err(control_character(text, at, first_line));
+    }
     let to_pos = |m: &Marker| Pos {
         line: first_line + m.line().saturating_sub(1) as u32,
         column: m.col() as u32 + 1,
@@ -486,6 +489,54 @@ fn load_chunk_full(text: &str, first_line: u32, record: Record) -> Result<Docume
         start,
         positions: builder.positions,
     })
+}
+
+/// The byte offset of the first character YAML does not allow in a stream (`c-printable`: C0
+/// controls other than tab, line feed and carriage return, DEL, C1 controls other than NEL,
+/// U+FFFE and U+FFFF). yaml-rust2 takes a NUL for the end of the input and reads nothing after
+/// it, so a document could hide what follows a NUL from tollgate while other readers refuse it
+/// (go-yaml, which kubectl uses: "control characters are not allowed"); tollgate refuses it too.
+fn not_printable(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\t' | b'\n' | b'\r' => {}
+            0..0x20 | 0x7f => return Some(i),
+            // U+0080..U+009F, except U+0085 (NEL)
+            0xc2 if b
+                .get(i + 1)
+                .is_some_and(|&c| (0x80..0xa0).contains(&c) && c != 0x85) =>
+            {
+                return Some(i);
+            }
+            // U+FFFE, U+FFFF
+            0xef if b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)) => {
+                return Some(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn control_character(text: &str, at: usize, first_line: u32) -> YamlError {
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let newlines = before.bytes().filter(|&c| c == b'\n').count();
+    let c = text[at..].chars().next().unwrap_or('\0');
+    YamlError {
+        pos: Pos {
+            line: first_line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX)),
+            column: u32::try_from(before[line_start..].chars().count() + 1).unwrap_or(u32::MAX),
+        },
+        message: format!(
+            "control character U+{:04X} is not allowed in YAML (kubectl refuses it too; a NUL \
+             would hide the rest of the document from some readers)",
+            u32::from(c)
+        ),
+    }
 }
 
 /// A collection under construction.
@@ -1001,6 +1052,35 @@ mod tests {
     #[case::date_like("a: 2024-01-01", json!({"a": "2024-01-01"}))]
     fn loads_values_as_kubernetes_reads_them(#[case] src: &str, #[case] expected: Value) {
         assert_eq!(one(src).value, expected);
+    }
+
+    #[rstest]
+    #[case::nul_hides_the_rest("image: ok\n\0\nsidecar:\n  image: evil\n", 2, 1)]
+    #[case::nul_in_a_scalar("a:\n  image: x\u{0}y\n", 2, 11)]
+    #[case::escape_character("a: \u{1b}[31m\n", 1, 4)]
+    #[case::delete("a: b\u{7f}\n", 1, 5)]
+    #[case::c1_control("a: \u{9b}x\n", 1, 4)]
+    #[case::non_character("a: \u{ffff}\n", 1, 4)]
+    #[case::after_non_ascii("a: é\u{0}\n", 1, 5)]
+    fn control_characters_are_refused_where_they_are(
+        #[case] src: &str,
+        #[case] line: u32,
+        #[case] column: u32,
+    ) {
+        for record in [Record::All, Record::ImageFields] {
+            let err = load_one(src, record).unwrap_err();
+            assert_eq!((err.pos.line, err.pos.column), (line, column), "{err}");
+            assert!(err.message.contains("control character"), "{err}");
+        }
+    }
+
+    #[rstest]
+    #[case::tab("a: 'x\ty'\n")]
+    #[case::crlf("a: b\r\n")]
+    #[case::nel("a: x\u{85}y\n")]
+    #[case::bom_later("a: \u{feff}b\n")]
+    fn printable_characters_are_not_refused(#[case] src: &str) {
+        assert!(load_one(src, Record::All).is_ok(), "{src:?}");
     }
 
     #[test]

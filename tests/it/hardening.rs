@@ -4,8 +4,8 @@
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::run_stdin;
 use crate::support::webhook::{Webhook, fixture_text};
+use crate::support::{run, run_stdin};
 
 /// A Pod running `image`, as a manifest.
 fn pod_manifest(image: &str) -> String {
@@ -137,6 +137,47 @@ fn a_byte_order_mark_does_not_hide_the_object() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["summary"]["objects"], 1, "{v:#}");
+}
+
+/// yaml-rust2 reads a NUL as the end of the input: without a check, the approved image before
+/// it passed and the unapproved sidecar after it was never seen. kubectl refuses control
+/// characters; so does tollgate, as an input error at the NUL's line, with the next file's
+/// document still checked.
+#[test]
+fn a_nul_byte_does_not_hide_the_rest_of_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let hidden = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - name: app\n      image: {APPROVED}\n\0\n    - name: sidecar\n      image: docker.io/library/nginx:1.25\n"
+    );
+    std::fs::write(dir.path().join("a-nul.yaml"), hidden).unwrap();
+    std::fs::write(
+        dir.path().join("b-next.yaml"),
+        pod_manifest("docker.io/library/nginx:1.25"),
+    )
+    .unwrap();
+    let r = run(&["check", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let errors = v["errors"].as_array().unwrap_or_else(|| panic!("{v:#}"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("control character U+0000")
+                && e.to_string().contains("a-nul.yaml")
+                && e["line"] == 8),
+        "{v:#}"
+    );
+    // The next file is still checked, and its nginx is still denied.
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["location"]["file"]
+                .as_str()
+                .is_some_and(|file| file.ends_with("b-next.yaml"))),
+        "{v:#}"
+    );
 }
 
 /// A Pod's image volume pulls an OCI image as surely as a container does.
