@@ -12,56 +12,13 @@ use tollgate::catalog::{
 };
 use tollgate::reference::{Digest, ImageRef};
 
+use crate::support::catalog::{Backend, Db, empty as db};
 use crate::support::postgres;
 use crate::support::run;
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// An empty database of one test's own.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn db(backend: Backend) -> Db {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
-            Db {
-                url,
-                _dir: Some(dir),
-            }
-        }
-        Backend::Postgres => Db {
-            url: postgres::server().database(),
-            _dir: None,
-        },
-    }
-}
 
 impl Db {
     fn catalog_url(&self) -> CatalogUrl {
         self.url.parse().unwrap()
-    }
-
-    /// SQL straight to the database, past the catalog (to fake a newer binary's schema).
-    fn raw(&self, sql: &str) {
-        let url = self.url.clone();
-        let sql = sql.to_owned();
-        runtime().block_on(async move {
-            sqlx::any::install_default_drivers();
-            let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        });
     }
 
     /// Open the catalog in `rt`, the runtime every later use must run in: the pool's

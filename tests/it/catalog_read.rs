@@ -11,42 +11,11 @@ use std::time::Duration;
 
 use rstest::rstest;
 use serde_json::Value;
-use sqlx::Connection as _;
 use tollgate::catalog::{Catalog, CatalogUrl, Create, RunSighting};
 use tollgate::reference::{Digest, ImageRef};
 
-use crate::support::{postgres, run};
-
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// An empty, migrated database of one test's own.
-pub struct Db {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-pub fn db(backend: Backend) -> Db {
-    let db = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            Db {
-                url: format!("sqlite:{}", dir.path().join("catalog.db").display()),
-                _dir: Some(dir),
-            }
-        }
-        Backend::Postgres => Db {
-            url: postgres::server().database(),
-            _dir: None,
-        },
-    };
-    let m = run(&["catalog", "migrate", "--catalog", &db.url]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    db
-}
+pub use crate::support::catalog::{Backend, Db, migrated as db};
+use crate::support::run;
 
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -96,17 +65,7 @@ fn layer(n: u64) -> String {
 /// merged (manifests, layers, repository contents, registry events), until then inserted
 /// here. Portable SQL, the same on both engines.
 pub fn raw(db: &Db, sql: &str) {
-    let url = db.url.clone();
-    let sql = sql.to_owned();
-    runtime().block_on(async move {
-        sqlx::any::install_default_drivers();
-        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        c.close().await.unwrap();
-    });
+    db.raw(sql);
 }
 
 fn manifest_sql(d: u64, repo: &str, created: i64, layers: &[u64], labels: &str) -> String {

@@ -11,44 +11,12 @@ use serde_json::{Value, json};
 use tollgate::catalog::{Catalog, CatalogUrl, Create, EventKind, RunSighting};
 use tollgate::reference::{Digest, ImageRef};
 
+use crate::support::catalog::{Backend, Db, migrated as db};
 use crate::support::kube_api::FakeApiServer;
 use crate::support::oci::{Pusher, layer};
-use crate::support::postgres;
 use crate::support::registry::{TestRegistry, policy_file};
 use crate::support::run;
 use crate::support::webhook::{Webhook, eventually};
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A migrated, empty catalog of one test's own.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn db(backend: Backend) -> Db {
-    let db = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
-            Db {
-                url,
-                _dir: Some(dir),
-            }
-        }
-        Backend::Postgres => Db {
-            url: postgres::server().database(),
-            _dir: None,
-        },
-    };
-    let m = run(&["catalog", "migrate", "--catalog", &db.url]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    db
-}
 
 impl Db {
     /// Run `f` on the open catalog, in a runtime of its own.

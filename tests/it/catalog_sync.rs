@@ -10,42 +10,10 @@ use rstest::rstest;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
+use crate::support::catalog::{Backend, Db, migrated as db};
 use crate::support::oci::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Pushed, Pusher, layer};
-use crate::support::postgres;
 use crate::support::registry::{TestRegistry, policy_file};
 use crate::support::run;
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A migrated, empty catalog of one test's own.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn db(backend: Backend) -> Db {
-    let db = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
-            Db {
-                url,
-                _dir: Some(dir),
-            }
-        }
-        Backend::Postgres => Db {
-            url: postgres::server().database(),
-            _dir: None,
-        },
-    };
-    let m = run(&["catalog", "migrate", "--catalog", &db.url]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    db
-}
 
 impl Db {
     /// Rows of a query, every column read as text (NULL as `-`), past the catalog's API.

@@ -1,5 +1,6 @@
 //! Running the real `tollgate` binary from integration tests, and the real peers it talks to.
 
+pub mod catalog;
 pub mod git;
 pub mod kube_api;
 pub mod proxy;
