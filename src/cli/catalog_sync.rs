@@ -2,22 +2,19 @@
 //! ([`tollgate::catalog::sync`]). The clock is read here, once.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tollgate::catalog::sync::{self, SyncReport};
 use tollgate::catalog::{Catalog, Create};
 use tollgate::reference::RegistryHost;
-use tollgate::registry::scan::Progress;
 use tollgate::report::json::SCHEMA_VERSION;
 use tollgate::report::plural;
 
 use super::catalog::CatalogArgs;
-use super::registry::Format;
+use super::registry::{Bar, Format, repository_patterns};
 use super::{Exit, RegistryArgs, load_policy, now, print, runtime};
 
 pub const SYNC_EXIT_CODES_HELP: &str = "\
@@ -46,18 +43,6 @@ pub struct SyncArgs {
     pub format: Format,
 }
 
-/// A progress bar on stderr when it is a terminal; nothing otherwise.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn found(&self, n: u64) {
-        self.0.inc_length(n);
-    }
-    fn checked(&self) {
-        self.0.inc(1);
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SyncDoc<'a> {
@@ -76,28 +61,9 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
         .registry
         .parse()
         .with_context(|| format!("registry {:?}", args.registry))?;
-    let patterns = args
-        .repositories
-        .iter()
-        .map(|p| {
-            globset::GlobBuilder::new(p)
-                .literal_separator(true)
-                .build()
-                .map(|g| g.compile_matcher())
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .context("--repository")?;
+    let patterns = repository_patterns(&args.repositories)?;
     let resolver = args.registry_args.resolver(policy)?;
-    let bar = ProgressBar::new(0);
-    bar.set_draw_target(if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} tags synced {wide_bar} {eta}")
-            .expect("valid template"),
-    );
+    let bar = Bar::tags("synced");
     let synced_at = now();
     let jobs = args.registry_args.jobs;
     let report = runtime()?.block_on(async {
@@ -109,23 +75,15 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
                 .check_schema()
                 .await
                 .with_context(|| format!("cannot use the catalog {url}"))?;
-            sync::sync(
-                &catalog,
-                &resolver,
-                &host,
-                &patterns,
-                jobs,
-                &Bar(bar.clone()),
-                synced_at,
-            )
-            .await
-            .with_context(|| format!("cannot sync {host} into the catalog {url}"))
+            sync::sync(&catalog, &resolver, &host, &patterns, jobs, &bar, synced_at)
+                .await
+                .with_context(|| format!("cannot sync {host} into the catalog {url}"))
         }
         .await;
         catalog.close().await;
         report
     })?;
-    bar.finish_and_clear();
+    bar.0.finish_and_clear();
     match args.format {
         Format::Json => print(
             &(serde_json::to_string_pretty(&SyncDoc {

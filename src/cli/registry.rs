@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
+use globset::GlobMatcher;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tollgate::reference::RegistryHost;
@@ -50,8 +51,42 @@ pub enum Format {
     Json,
 }
 
-/// A progress bar on stderr when it is a terminal; nothing otherwise.
-struct Bar(ProgressBar);
+/// A progress bar on stderr when it is a terminal; nothing otherwise. Shared with `catalog
+/// sync`, which walks a registry the same way.
+pub(super) struct Bar(pub(super) ProgressBar);
+
+impl Bar {
+    /// An empty bar counting tags, `{pos}/{len} tags VERB`.
+    pub(super) fn tags(verb: &str) -> Bar {
+        let bar = ProgressBar::new(0);
+        bar.set_draw_target(if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {{pos}}/{{len}} tags {verb} {{wide_bar}} {{eta}}"
+            ))
+            .expect("valid template"),
+        );
+        Bar(bar)
+    }
+}
+
+/// `--repository` globs: `*` stays inside one path segment, `**` crosses them.
+pub(super) fn repository_patterns(patterns: &[String]) -> anyhow::Result<Vec<GlobMatcher>> {
+    patterns
+        .iter()
+        .map(|p| {
+            globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("--repository")
+}
 
 impl Progress for Bar {
     fn found(&self, n: u64) {
@@ -77,37 +112,18 @@ pub fn run(cmd: RegistryCommand) -> anyhow::Result<Exit> {
         .registry
         .parse()
         .with_context(|| format!("registry {:?}", args.registry))?;
-    let patterns = args
-        .repositories
-        .iter()
-        .map(|p| {
-            globset::GlobBuilder::new(p)
-                .literal_separator(true)
-                .build()
-                .map(|g| g.compile_matcher())
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .context("--repository")?;
+    let patterns = repository_patterns(&args.repositories)?;
     let resolver = args.registry_args.resolver(policy)?;
-    let bar = ProgressBar::new(0);
-    bar.set_draw_target(if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} tags checked {wide_bar} {eta}")
-            .expect("valid template"),
-    );
+    let bar = Bar::tags("checked");
     let runtime = super::runtime()?;
     let report = runtime.block_on(scan::scan(
         &resolver,
         &host,
         &patterns,
         args.registry_args.jobs,
-        &Bar(bar.clone()),
+        &bar,
     ))?;
-    bar.finish_and_clear();
+    bar.0.finish_and_clear();
     match args.format {
         Format::Json => print(
             &(serde_json::to_string_pretty(&ScanDoc {
