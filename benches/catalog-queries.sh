@@ -23,13 +23,11 @@ else
   cargo build --release --locked
   bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 fi
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
-[[ -x $pgbin/initdb ]] || { echo "needs PostgreSQL: apt-get install -y postgresql" >&2; exit 2; }
+# shellcheck source=benches/postgres.sh
+source benches/postgres.sh
 command -v sqlite3 > /dev/null || { echo "needs sqlite3: apt-get install -y sqlite3" >&2; exit 2; }
 
 work=$(mktemp -d)
-chmod 755 "$work"
-pg_pid=
 cleanup() {
   [[ -z $pg_pid ]] || { kill -INT "$pg_pid" 2> /dev/null || true; wait "$pg_pid" 2> /dev/null || true; }
   rm -rf "$work"
@@ -37,15 +35,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir "$work/pg" && chown postgres "$work/pg"
-setpriv --reuid=postgres --regid=postgres --clear-groups -- "$pgbin/initdb" -D "$work/pg/data" -U postgres \
-  --auth=trust --encoding=UTF8 --no-locale > "$work/initdb.log" 2>&1
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setpriv --reuid=postgres --regid=postgres --clear-groups -- timeout -s INT 1800 "$pgbin/postgres" \
-  -D "$work/pg/data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
-  > "$work/pg.log" 2>&1 &
-pg_pid=$!
-for _ in $(seq 100); do "$pgbin/pg_isready" -h 127.0.0.1 -p "$port" -q && break; sleep 0.1; done
+start_postgres
 psql=("$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -q -X -v ON_ERROR_STOP=1)
 "${psql[@]}" -c "CREATE DATABASE bench" > /dev/null
 pg_url="postgres://postgres@127.0.0.1:$port/bench"

@@ -26,13 +26,10 @@ else
   cargo build --release --locked
   bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 fi
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
-[[ -x $pgbin/initdb ]] || { echo "needs PostgreSQL: apt-get install -y postgresql" >&2; exit 2; }
-command -v setpriv > /dev/null || { echo "needs setpriv: apt-get install -y util-linux" >&2; exit 2; }
+# shellcheck source=benches/postgres.sh
+source benches/postgres.sh
 
 work=$(mktemp -d)
-chmod 755 "$work"
-pg_pid=
 cleanup() {
   [[ -z $pg_pid ]] || { kill -INT "$pg_pid" 2> /dev/null || true; wait "$pg_pid" 2> /dev/null || true; }
   rm -rf "$work"
@@ -88,19 +85,7 @@ PY
 echo "live state: $(du -h "$work/live-1.json" | cut -f1) of JSON, 10,000 pods, 20,000 containers, 500 Deployments"
 
 # PostgreSQL, as tests/common/postgres.rs starts it, but durable.
-mkdir "$work/pg" && chown postgres "$work/pg"
-setpriv --reuid=postgres --regid=postgres --clear-groups -- "$pgbin/initdb" -D "$work/pg/data" -U postgres \
-  --auth=trust --encoding=UTF8 --no-locale > "$work/initdb.log" 2>&1
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setpriv --reuid=postgres --regid=postgres --clear-groups -- timeout -s INT 1800 "$pgbin/postgres" \
-  -D "$work/pg/data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
-  > "$work/pg.log" 2>&1 &
-pg_pid=$!
-for _ in $(seq 100); do
-  "$pgbin/pg_isready" -h 127.0.0.1 -p "$port" -q && break
-  sleep 0.1
-done
-"$pgbin/pg_isready" -h 127.0.0.1 -p "$port" -q || { cat "$work/pg.log" >&2; exit 1; }
+start_postgres
 
 TIMEFORMAT='%3R'
 results=$work/results

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::Role;
 use super::run::{self, AuditReport, ImageResult};
 use crate::policy::{AuditKind, FindingKind};
-use crate::report::plural;
+use crate::report::{html_escape as esc, plural};
 use crate::rollout::RolloutReport;
 use crate::rollout::render::{self as rollout, behind, short_sha};
 
@@ -427,22 +427,6 @@ fn policy_findings(r: &AuditReport) -> Vec<(&ImageResult, &run::AuditFinding)> {
                 .map(move |f| (i, f))
         })
         .collect()
-}
-
-/// Escape text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Keep text inside a Markdown table cell: pipes and newlines would end the cell or the row,

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::history::{History, run_place};
-use super::query::{Base, Repository};
+use super::query::{Base, ManifestInfo, Repository};
 use super::runs::Run;
 use super::who_uses::WhoUses;
 
@@ -54,16 +54,7 @@ pub fn images(repos: &[Repository]) -> String {
                 v.tags.join(", ")
             };
             let _ = write!(out, "  {}  {tags}", v.digest);
-            if let Some(m) = &v.manifest {
-                let _ = write!(out, "  {}", m.kind);
-                if let Some(p) = &m.platform {
-                    let _ = write!(out, " {p}");
-                }
-                if let Some(c) = m.created_at {
-                    let _ = write!(out, "  created {c}");
-                }
-            }
-            out.push('\n');
+            manifest_summary(&mut out, v.manifest.as_ref());
             if !v.base.is_empty() {
                 let _ = writeln!(out, "    base {}", bases(&v.base));
             }
@@ -75,21 +66,26 @@ pub fn images(repos: &[Repository]) -> String {
     out
 }
 
+/// The end of a version's line: what sync knows of its manifest (kind, platform, created).
+fn manifest_summary(out: &mut String, m: Option<&ManifestInfo>) {
+    if let Some(m) = m {
+        let _ = write!(out, "  {}", m.kind);
+        if let Some(p) = &m.platform {
+            let _ = write!(out, " {p}");
+        }
+        if let Some(c) = m.created_at {
+            let _ = write!(out, "  created {c}");
+        }
+    }
+    out.push('\n');
+}
+
 /// `catalog history`.
 pub fn history(h: &History) -> String {
     let mut out = format!("history of {}\n", h.subject);
     for d in &h.digests {
         let _ = write!(out, "  {}", d.digest);
-        if let Some(m) = &d.manifest {
-            let _ = write!(out, "  {}", m.kind);
-            if let Some(p) = &m.platform {
-                let _ = write!(out, " {p}");
-            }
-            if let Some(c) = m.created_at {
-                let _ = write!(out, "  created {c}");
-            }
-        }
-        out.push('\n');
+        manifest_summary(&mut out, d.manifest.as_ref());
         if !d.base.is_empty() {
             let _ = writeln!(out, "    base {}", bases(&d.base));
         }

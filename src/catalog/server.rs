@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 use super::builds::BuildRequest;
 use super::error::CatalogError;
-use super::query::{RunFilter, Subject};
+use super::query::{Repository, RunFilter, Subject};
 use super::store::Catalog;
 use super::web;
 
@@ -380,14 +380,16 @@ fn page_args(state: &AppState, page: Option<usize>, per_page: Option<usize>) -> 
     )
 }
 
-async fn images(
-    State(state): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+/// One page of `catalog images` for the API and the list page alike: the page number, its
+/// size, the repositories on it, and whether more follow.
+async fn images_of(
+    state: &AppState,
+    q: &ListQuery,
+) -> Result<(usize, usize, Vec<Repository>, bool), ApiError> {
     let g = glob(q.repository.as_deref())?;
-    let (page, per_page) = page_args(&state, q.page, q.per_page);
+    let (page, per_page) = page_args(state, q.page, q.per_page);
     let (repos, more) = bounded(
-        &state,
+        state,
         state.catalog.images_page(
             g.as_ref(),
             &filter(&q.cluster, &q.namespace),
@@ -395,6 +397,14 @@ async fn images(
         ),
     )
     .await?;
+    Ok((page, per_page, repos, more))
+}
+
+async fn images(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let (page, per_page, repos, more) = images_of(&state, &q).await?;
     Ok(axum::Json(serde_json::json!({
         "page": page, "per_page": per_page, "more": more, "repositories": repos,
     }))
@@ -528,18 +538,7 @@ async fn list_page(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let g = glob(q.repository.as_deref()).map_err(PageError)?;
-    let (page, per_page) = page_args(&state, q.page, q.per_page);
-    let (repos, more) = bounded(
-        &state,
-        state.catalog.images_page(
-            g.as_ref(),
-            &filter(&q.cluster, &q.namespace),
-            Some(((page - 1).saturating_mul(per_page), per_page)),
-        ),
-    )
-    .await
-    .map_err(PageError)?;
+    let (page, _, repos, more) = images_of(&state, &q).await.map_err(PageError)?;
     Ok(html(
         StatusCode::OK,
         web::list(

@@ -49,20 +49,7 @@ pub fn content_security_policy() -> String {
 }
 
 /// HTML-escape text for element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::report::html_escape as escape;
 
 /// A query-string value, percent-encoded (then escaped where it lands in an attribute).
 fn query_value(s: &str) -> String {

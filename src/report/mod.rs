@@ -23,6 +23,23 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
 
 pub use crate::error_text::error_text;
 
+/// Escape text for HTML element content and quoted attribute values: the audit's HTML report
+/// and the catalog's pages both hold untrusted names and labels.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Where a finding is: a file and line when the input was a file, and the JSON pointer of the
 /// field within the object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]

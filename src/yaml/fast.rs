@@ -340,9 +340,9 @@ impl Scan {
                 return None;
             }
             let item_col = col + 1 + spaces;
-            if key_end(item).is_some() {
-                self.open_map(item, item_col, line_no)?;
-                let key_len = key_end(item)?;
+            if let Some(key_len) = key_end(item) {
+                // Marked at the first key's `:`, as `open_map` does.
+                self.open(Open::Map(item_col), at(line_no, item_col + key_len)?)?;
                 return self.pair(item, key_len, item_col, line_no);
             }
             return self.value(item, item_col, line_no);
