@@ -23,6 +23,7 @@ pub mod error_text;
 /// Shell: git through git2.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod git;
+pub mod packages;
 pub mod policy;
 pub mod reference;
 pub mod registry;

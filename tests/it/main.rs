@@ -25,6 +25,7 @@ mod git_gates;
 mod hardening;
 mod image;
 mod layout;
+mod packages;
 mod policy_reach;
 mod pull_secrets;
 mod referrers;
