@@ -64,7 +64,10 @@ pub fn inventory(layers: &[&LayerScan]) -> Inventory {
         }
         // The set after this layer; a package keeps its layer while its version is unchanged.
         let mut next: BTreeMap<Key, Installed> = BTreeMap::new();
-        let files = status.iter().map(|(_, s)| *s).chain(status_d.values().map(|(_, s)| *s));
+        let files = status
+            .iter()
+            .map(|(_, s)| *s)
+            .chain(status_d.values().map(|(_, s)| *s));
         for p in files.flat_map(|f| &f.packages) {
             if !p.status.is_installed() {
                 continue;
@@ -117,7 +120,13 @@ mod tests {
     fn names(inv: &Inventory) -> Vec<(String, String, usize)> {
         inv.packages
             .iter()
-            .map(|i| (i.package.name.clone(), i.package.version.to_string(), i.layer))
+            .map(|i| {
+                (
+                    i.package.name.clone(),
+                    i.package.version.to_string(),
+                    i.layer,
+                )
+            })
             .collect()
     }
 
@@ -125,17 +134,31 @@ mod tests {
 
     #[test]
     fn an_upgrade_in_an_upper_layer_is_that_layers_and_the_rest_stays_the_bases() {
-        let base = format!("{}{}", stanza("libssl3", "3.0.11-1~deb12u2", OK), stanza("bash", "5.2.15-2+b2", OK));
-        let service = format!("{}{}", stanza("libssl3", "3.0.14-1~deb12u2", OK), stanza("bash", "5.2.15-2+b2", OK));
+        let base = format!(
+            "{}{}",
+            stanza("libssl3", "3.0.11-1~deb12u2", OK),
+            stanza("bash", "5.2.15-2+b2", OK)
+        );
+        let service = format!(
+            "{}{}",
+            stanza("libssl3", "3.0.14-1~deb12u2", OK),
+            stanza("bash", "5.2.15-2+b2", OK)
+        );
         let layers = [
-            scan(&[("var/lib/dpkg/status", Some(base.as_bytes())), ("etc/os-release", Some(b"ID=debian\n"))]),
+            scan(&[
+                ("var/lib/dpkg/status", Some(base.as_bytes())),
+                ("etc/os-release", Some(b"ID=debian\n")),
+            ]),
             scan(&[("app/server", Some(b"binary"))]),
             scan(&[("var/lib/dpkg/status", Some(service.as_bytes()))]),
         ];
         let inv = inventory(&layers.iter().collect::<Vec<_>>());
         assert_eq!(
             names(&inv),
-            [("bash".into(), "5.2.15-2+b2".into(), 0), ("libssl3".into(), "3.0.14-1~deb12u2".into(), 2)]
+            [
+                ("bash".into(), "5.2.15-2+b2".into(), 0),
+                ("libssl3".into(), "3.0.14-1~deb12u2".into(), 2)
+            ]
         );
         assert_eq!(inv.os_release.as_deref(), Some("ID=debian\n"));
         assert!(inv.has_dpkg);
@@ -145,31 +168,54 @@ mod tests {
     fn whiteouts_remove_packages_and_opaque_directories_hide_lower_entries() {
         let layers = [
             scan(&[
-                ("var/lib/dpkg/status.d/base-files", Some(stanza("base-files", "12.4+deb12u5", OK).as_bytes())),
-                ("var/lib/dpkg/status.d/tzdata", Some(stanza("tzdata", "2024a-0+deb12u1", OK).as_bytes())),
+                (
+                    "var/lib/dpkg/status.d/base-files",
+                    Some(stanza("base-files", "12.4+deb12u5", OK).as_bytes()),
+                ),
+                (
+                    "var/lib/dpkg/status.d/tzdata",
+                    Some(stanza("tzdata", "2024a-0+deb12u1", OK).as_bytes()),
+                ),
             ]),
             scan(&[("var/lib/dpkg/status.d/.wh.tzdata", Some(b""))]),
         ];
         let inv = inventory(&layers.iter().collect::<Vec<_>>());
-        assert_eq!(names(&inv), [("base-files".into(), "12.4+deb12u5".into(), 0)]);
+        assert_eq!(
+            names(&inv),
+            [("base-files".into(), "12.4+deb12u5".into(), 0)]
+        );
 
         let opaque = [
             layers[0].clone(),
             scan(&[
                 ("var/lib/dpkg/status.d/.wh..wh..opq", Some(b"")),
-                ("var/lib/dpkg/status.d/libc6", Some(stanza("libc6", "2.36-9+deb12u7", OK).as_bytes())),
+                (
+                    "var/lib/dpkg/status.d/libc6",
+                    Some(stanza("libc6", "2.36-9+deb12u7", OK).as_bytes()),
+                ),
             ]),
         ];
         let inv = inventory(&opaque.iter().collect::<Vec<_>>());
-        assert_eq!(names(&inv), [("libc6".into(), "2.36-9+deb12u7".into(), 1)], "the layer's own entry survives its opaque marker");
+        assert_eq!(
+            names(&inv),
+            [("libc6".into(), "2.36-9+deb12u7".into(), 1)],
+            "the layer's own entry survives its opaque marker"
+        );
     }
 
     #[test]
     fn a_deleted_database_leaves_nothing_and_removed_packages_do_not_count() {
-        let db = format!("{}{}", stanza("curl", "7.88.1-10+deb12u5", OK), stanza("old", "1.0", "deinstall ok config-files"));
+        let db = format!(
+            "{}{}",
+            stanza("curl", "7.88.1-10+deb12u5", OK),
+            stanza("old", "1.0", "deinstall ok config-files")
+        );
         let first = scan(&[("var/lib/dpkg/status", Some(db.as_bytes()))]);
         let inv = inventory(&[&first]);
-        assert_eq!(names(&inv), [("curl".into(), "7.88.1-10+deb12u5".into(), 0)]);
+        assert_eq!(
+            names(&inv),
+            [("curl".into(), "7.88.1-10+deb12u5".into(), 0)]
+        );
         let wiped = scan(&[("var/lib/.wh.dpkg", Some(b""))]);
         let inv = inventory(&[&first, &wiped]);
         assert!(inv.packages.is_empty());

@@ -224,8 +224,7 @@ fn join(dir: &str, name: &str) -> String {
 /// Whether `path` is, or is a whole-segment ancestor or descendant of, something read.
 fn relevant(path: &str) -> bool {
     let read = ["var/lib/dpkg", OS_RELEASE[0], OS_RELEASE[1]];
-    read.iter()
-        .any(|r| covers(path, r) || covers(r, path))
+    read.iter().any(|r| covers(path, r) || covers(r, path))
 }
 
 /// Whether `ancestor` is `path` or one of its directories, by whole segments (`var/li` does
@@ -280,9 +279,18 @@ pub(crate) mod tests {
         let tar = tar_of(&[
             ("./var/lib/dpkg/", None),
             ("./var/lib/dpkg/status", Some(SSL)),
-            ("var/lib/dpkg/status.d/tzdata", Some(b"Package: tzdata\nVersion: 2024a-0+deb12u1\n")),
-            ("var/lib/dpkg/status.d/tzdata.md5sums", Some(b"abc  usr/share/zoneinfo/UTC\n")),
-            ("usr/lib/os-release", Some(b"ID=debian\nVERSION_CODENAME=bookworm\n")),
+            (
+                "var/lib/dpkg/status.d/tzdata",
+                Some(b"Package: tzdata\nVersion: 2024a-0+deb12u1\n"),
+            ),
+            (
+                "var/lib/dpkg/status.d/tzdata.md5sums",
+                Some(b"abc  usr/share/zoneinfo/UTC\n"),
+            ),
+            (
+                "usr/lib/os-release",
+                Some(b"ID=debian\nVERSION_CODENAME=bookworm\n"),
+            ),
             ("var/lib/dpkg/status.d/.wh.base-files", Some(b"")),
             ("var/lib/.wh..wh..opq", Some(b"")),
             ("usr/share/.wh.doc", Some(b"")),
@@ -293,7 +301,11 @@ pub(crate) mod tests {
         assert_eq!(scan.status_d[0].0, "tzdata");
         assert_eq!(scan.os_release[0].0, "usr/lib/os-release");
         assert_eq!(scan.deleted, ["var/lib/dpkg/status.d/base-files"]);
-        assert_eq!(scan.opaque, ["var/lib"], "usr/share/doc is not kept: it touches nothing read");
+        assert_eq!(
+            scan.opaque,
+            ["var/lib"],
+            "usr/share/doc is not kept: it touches nothing read"
+        );
     }
 
     #[test]
@@ -344,7 +356,10 @@ pub(crate) mod tests {
     #[test]
     fn garbage_is_a_tar_error_not_a_panic() {
         let e = read_layer(&b"\x1f\x8bnot gzip at all"[..], DEFAULT_LIMITS).unwrap_err();
-        assert!(matches!(e, LayerError::Tar(_) | LayerError::Decompress(_)), "{e:?}");
+        assert!(
+            matches!(e, LayerError::Tar(_) | LayerError::Decompress(_)),
+            "{e:?}"
+        );
     }
 
     #[rstest]
