@@ -1,11 +1,17 @@
 //! Debian packages inside images (issue 16), the pure part: Debian version order and
-//! constraints (`version.rs`), and the dpkg database as image layers carry it (`dpkg.rs`).
+//! constraints (`version.rs`), the dpkg database as image layers carry it (`dpkg.rs`), one
+//! layer's part of it read from a blob stream (`layer.rs`), and an image's installed packages
+//! from its layers in order, with the layer that brought each version in (`inventory.rs`).
 //!
 //! Reading layers, the security data and the catalog's tables build on these; see
 //! docs/packages.md for what exists and what does not yet.
 
 pub mod dpkg;
+pub mod inventory;
+pub mod layer;
 pub mod version;
 
 pub use dpkg::{Package, StanzaError, Status, StatusFile, parse_status};
+pub use inventory::{Installed, Inventory, inventory};
+pub use layer::{DEFAULT_LIMITS, LayerError, LayerScan, Limits, read_layer};
 pub use version::{Constraint, ConstraintError, DebVersion, Relation, VersionError};
