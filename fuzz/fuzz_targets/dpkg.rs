@@ -9,7 +9,7 @@ use tollgate::packages::{Limits, inventory, parse_status, read_layer};
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let file = parse_status(&text);
-    // Every stanza is either a package or an error, never both, never lost.
+    // An error points at a line of the file (lines count from 1).
     for e in &file.errors {
         assert!(e.line >= 1, "{e:?}");
     }

@@ -91,12 +91,23 @@ pub enum LayerError {
 
 /// Read one layer blob (gzip, zstd or plain tar, told apart by their magic bytes).
 pub fn read_layer<R: Read>(blob: R, limits: Limits) -> Result<LayerScan, LayerError> {
-    let mut blob = BufReader::with_capacity(64 << 10, blob);
+    let tar = decompressor(BufReader::with_capacity(64 << 10, blob))?;
+    let capped = Capped {
+        inner: tar,
+        left: limits.expanded,
+    };
+    scan_tar(capped, limits)
+}
+
+/// A layer blob's tar stream: gzip (every member: some builders write several, and a decoder
+/// that stops after the first reads a short layer), zstd, or the blob itself, told apart by the
+/// magic bytes. Uncapped: callers bound the expanded size. The base-image check
+/// (`registry::base::decompress`) reads its layers through this too.
+pub fn decompressor<'a, R: BufRead + 'a>(mut blob: R) -> Result<Box<dyn Read + 'a>, LayerError> {
     let head = blob
         .fill_buf()
         .map_err(|e| LayerError::Decompress(e.to_string()))?;
-    let tar: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
-        // Multi-member: some builders write a gzip stream in several members.
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(blob))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(
@@ -105,12 +116,7 @@ pub fn read_layer<R: Read>(blob: R, limits: Limits) -> Result<LayerScan, LayerEr
         )
     } else {
         Box::new(blob)
-    };
-    let capped = Capped {
-        inner: tar,
-        left: limits.expanded,
-    };
-    scan_tar(capped, limits)
+    })
 }
 
 /// A reader that fails, rather than ends, past its limit: a truncated tar would read as a

@@ -58,13 +58,6 @@ impl fmt::Display for DebVersion {
     }
 }
 
-impl DebVersion {
-    /// The epoch, 0 when none is written (`1.0` and `0:1.0` are the same version).
-    pub fn epoch(&self) -> u32 {
-        self.0.epoch.unwrap_or(0)
-    }
-}
-
 /// One of dpkg's relations, as written in `Depends:` and `dpkg --compare-versions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {

@@ -150,13 +150,7 @@ const OS_RELEASE_PATHS: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 /// Decompress a layer by sniffing its magic bytes (gzip, zstd, or plain tar).
 pub fn decompress(blob: &[u8], limit: u64) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let reader: Box<dyn Read + '_> = if blob.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(blob))
-    } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(ruzstd::decoding::StreamingDecoder::new(blob).map_err(|e| format!("zstd: {e}"))?)
-    } else {
-        Box::new(blob)
-    };
+    let reader = crate::packages::layer::decompressor(blob).map_err(|e| e.to_string())?;
     // The uncompressed size is capped too: a small gzip can expand enormously.
     reader
         .take(limit + 1)
@@ -653,5 +647,19 @@ mod tests {
                 .unwrap_err()
                 .contains("expands to more than 100 bytes")
         );
+    }
+
+    #[test]
+    fn a_gzip_layer_in_several_members_is_read_whole() {
+        use std::io::Write;
+        let tar = tar_of(&[("etc/os-release", Some(b"ID=debian"))]);
+        let (head, tail) = tar.split_at(512);
+        let mut members = Vec::new();
+        for part in [head, tail] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(part).unwrap();
+            members.extend(gz.finish().unwrap());
+        }
+        assert_eq!(decompress(&members, 1 << 20).unwrap(), tar);
     }
 }
