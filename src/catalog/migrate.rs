@@ -13,11 +13,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. A released one is never edited: a change is a new file.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog",
-    sql: include_str!("migrations/0001_catalog.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        sql: include_str!("migrations/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "packages",
+        sql: include_str!("migrations/0002_packages.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -26,9 +26,11 @@ mod builds;
 mod error;
 mod events;
 mod history;
+pub mod inventory;
 mod manifest_rows;
 mod manifests;
 mod migrate;
+mod packages;
 pub mod periodic;
 mod prune;
 mod query;
@@ -51,6 +53,10 @@ pub use manifest_rows::{
     ChildRow, LayerRow, ManifestKind, ManifestRecord, PlatformRow, manifest_record,
 };
 pub use migrate::{Applied, SCHEMA_VERSION};
+pub use packages::{
+    Holder, ImageInventory, InstalledRow, LayerKind, PackagesAnswer, PendingImage, PendingLayer,
+    SCANNER_VERSION, StoredScan, WhereAnswer, layer_kind,
+};
 pub use prune::Pruned;
 pub use query::{
     Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version,

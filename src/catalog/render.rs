@@ -5,9 +5,11 @@
 use std::fmt::Write as _;
 
 use super::history::{History, run_place};
+use super::packages::{ImageInventory, InstalledRow, PackagesAnswer, WhereAnswer};
 use super::query::{Base, ManifestInfo, Repository};
 use super::runs::Run;
 use super::who_uses::WhoUses;
+use crate::report::{plural, visible};
 
 fn bases(b: &[Base]) -> String {
     b.iter()
@@ -159,6 +161,118 @@ pub fn who_uses(w: &WhoUses) -> String {
         for r in &u.running {
             running_line(&mut out, "  runs ", r);
         }
+    }
+    out
+}
+
+/// One package as a line: name, version, architecture, source when it differs, and the layer
+/// that brought it in.
+fn package_line(out: &mut String, p: &InstalledRow) {
+    let _ = write!(
+        out,
+        "  {}  {}  {}",
+        visible(&p.name),
+        p.version,
+        visible(&p.architecture)
+    );
+    if p.source != p.name || p.source_version != p.version {
+        let _ = write!(out, "  source {} {}", visible(&p.source), p.source_version);
+    }
+    let _ = writeln!(
+        out,
+        "  layer {} {}",
+        p.layer_position,
+        p.layer_digest.short()
+    );
+}
+
+fn os_line(i: &ImageInventory) -> String {
+    let os = i.os.as_ref().map(|o| {
+        o.pretty_name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", o.id, o.version_id.clone().unwrap_or_default()))
+    });
+    match os {
+        Some(name) => visible(&name),
+        None => "no os-release".to_owned(),
+    }
+}
+
+/// `catalog packages`.
+pub fn packages(a: &PackagesAnswer) -> String {
+    let mut out = String::new();
+    if a.images.is_empty() && a.not_inventoried.is_empty() {
+        let _ = writeln!(out, "{}: no image of that name in the catalog", a.subject);
+    }
+    for i in &a.images {
+        let _ = write!(out, "{}", i.digest);
+        if let Some(p) = &i.platform {
+            let _ = write!(out, "  {p}");
+        }
+        let _ = writeln!(out, "  {}", os_line(i));
+        if !i.has_dpkg {
+            out.push_str("  no dpkg database: not Debian-packaged (nothing to report is not nothing vulnerable)\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {} installed",
+                plural(i.packages.len(), "package", "packages")
+            );
+        }
+        if !i.complete {
+            out.push_str("  incomplete: a layer could not be read, packages may be missing\n");
+        }
+        for p in &i.problems {
+            let _ = writeln!(out, "  problem: {}", visible(p));
+        }
+        for p in &i.packages {
+            package_line(&mut out, p);
+        }
+    }
+    for d in &a.not_inventoried {
+        let _ = writeln!(
+            out,
+            "{d}  not inventoried yet (run `tollgate catalog inventory`)"
+        );
+    }
+    out
+}
+
+/// `catalog where`.
+pub fn where_installed(a: &WhereAnswer) -> String {
+    let mut out = format!("images with {}", visible(&a.package));
+    if let Some(c) = &a.constraint {
+        let _ = write!(out, " {c}");
+    }
+    let _ = writeln!(out, ": {}", a.images.len());
+    for h in &a.images {
+        let _ = write!(out, "{}", h.digest);
+        if let Some(p) = &h.platform {
+            let _ = write!(out, "  {p}");
+        }
+        out.push('\n');
+        if !h.repositories.is_empty() {
+            let _ = writeln!(out, "  in {}", h.repositories.join(", "));
+        }
+        if !h.tags.is_empty() {
+            let _ = writeln!(out, "  tags {}", h.tags.join(", "));
+        }
+        for p in &h.packages {
+            package_line(&mut out, p);
+        }
+        if h.running.is_empty() {
+            out.push_str("  not running\n");
+        }
+        for r in &h.running {
+            running_line(&mut out, "  runs ", r);
+        }
+    }
+    if a.not_inventoried > 0 {
+        let _ = writeln!(
+            out,
+            "{} without an inventory not covered (run `tollgate catalog inventory`)",
+            plural(a.not_inventoried, "image", "images")
+        );
     }
     out
 }

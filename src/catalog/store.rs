@@ -41,6 +41,9 @@ pub const TABLES: &[&str] = &[
     "clusters",
     "runs",
     "registry_events",
+    "layer_scans",
+    "image_inventories",
+    "image_packages",
 ];
 
 /// At most this many connections per process: a catalog is written by one recorder and read

@@ -203,7 +203,10 @@ impl Catalog {
     }
 
     /// The repositories holding these digests and the tags pointing at them now, sorted.
-    async fn names(&self, digests: &[Digest]) -> Result<(Vec<String>, Vec<String>), CatalogError> {
+    pub(super) async fn names(
+        &self,
+        digests: &[Digest],
+    ) -> Result<(Vec<String>, Vec<String>), CatalogError> {
         let list = placeholders(1, digests.len());
         let doing = || "naming the images built on a base".to_owned();
         let bind = |sql: String| {

@@ -66,6 +66,19 @@ pub enum CatalogCommand {
     /// layers with sizes). A digest already recorded is never fetched again.
     #[command(after_help = super::catalog_sync::SYNC_EXIT_CODES_HELP)]
     Sync(super::catalog_sync::SyncArgs),
+    /// Read the Debian packages of every image the catalog holds without an inventory, from
+    /// its layers (never run): each layer is downloaded at most once across the catalog,
+    /// streamed and hash-checked. Prints what was read.
+    #[command(after_help = super::catalog_packages::INVENTORY_EXIT_CODES_HELP)]
+    Inventory(super::catalog_packages::InventoryArgs),
+    /// The installed packages of an image (each platform), and the layer that brought each
+    /// version in.
+    #[command(after_help = super::catalog_packages::PACKAGES_EXIT_CODES_HELP)]
+    Packages(super::catalog_packages::PackagesArgs),
+    /// The images that have a package (binary or source), optionally within a version
+    /// constraint (`'<< 3.0.14-1~deb12u2'`), with their tags and where they run.
+    #[command(after_help = super::catalog_packages::WHERE_EXIT_CODES_HELP)]
+    Where(super::catalog_packages::WhereArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +114,9 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
         CatalogCommand::WhoUses(args) => query::who_uses(&args),
         CatalogCommand::Serve(args) => serve::run(&args),
         CatalogCommand::Sync(args) => super::catalog_sync::run(&args),
+        CatalogCommand::Inventory(args) => super::catalog_packages::inventory(&args),
+        CatalogCommand::Packages(args) => super::catalog_packages::packages(&args),
+        CatalogCommand::Where(args) => super::catalog_packages::where_installed(&args),
     }
 }
 

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use serde::Serialize;
+use tollgate::catalog::inventory::{InventoryReport, inventory_images};
 use tollgate::catalog::sync::{self, SyncReport};
 use tollgate::catalog::{Catalog, Create};
 use tollgate::reference::RegistryHost;
 use tollgate::report::json::SCHEMA_VERSION;
-use tollgate::report::plural;
+use tollgate::report::{plural, visible};
 
 use super::catalog::CatalogArgs;
 use super::registry::{Bar, Format, repository_patterns};
@@ -22,7 +23,8 @@ Exit codes:
   0  every repository, tag and manifest was read and recorded
   2  usage error, invalid policy, a registry the policy does not approve or that did not
      answer, an invalid or unreachable catalog, or something that could not be read (a tag
-     or manifest the registry no longer serves, a broken manifest): the rest was recorded";
+     or manifest the registry no longer serves, a broken manifest, with --packages a layer):
+     the rest was recorded";
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
@@ -38,6 +40,10 @@ pub struct SyncArgs {
     pub catalog: CatalogArgs,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
+    /// Then read the Debian packages of every image of this registry without an inventory
+    /// (`catalog inventory --registry REGISTRY`).
+    #[arg(long)]
+    pub packages: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,6 +55,8 @@ struct SyncDoc<'a> {
     schema_version: u32,
     #[serde(flatten)]
     report: &'a SyncReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<&'a InventoryReport>,
 }
 
 pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
@@ -66,7 +74,8 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
     let bar = Bar::tags("synced");
     let synced_at = now();
     let jobs = args.registry_args.jobs;
-    let report = runtime()?.block_on(async {
+    let packages = args.packages;
+    let (report, inventory) = runtime()?.block_on(async {
         let catalog = Catalog::open(&url, Create::No)
             .await
             .with_context(|| format!("cannot open the catalog {url}"))?;
@@ -75,9 +84,24 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
                 .check_schema()
                 .await
                 .with_context(|| format!("cannot use the catalog {url}"))?;
-            sync::sync(&catalog, &resolver, &host, &patterns, jobs, &bar, synced_at)
+            let report = sync::sync(&catalog, &resolver, &host, &patterns, jobs, &bar, synced_at)
                 .await
-                .with_context(|| format!("cannot sync {host} into the catalog {url}"))
+                .with_context(|| format!("cannot sync {host} into the catalog {url}"))?;
+            let inventory = if packages {
+                bar.0.finish_and_clear();
+                let bar = Bar::counting("images", "inventoried");
+                let inventory =
+                    inventory_images(&catalog, &resolver, Some(&host), jobs, &bar, synced_at)
+                        .await
+                        .with_context(|| {
+                            format!("cannot record packages into the catalog {url}")
+                        })?;
+                bar.0.finish_and_clear();
+                Some(inventory)
+            } else {
+                None
+            };
+            Ok::<_, anyhow::Error>((report, inventory))
         }
         .await;
         catalog.close().await;
@@ -89,29 +113,24 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
             &(serde_json::to_string_pretty(&SyncDoc {
                 schema_version: SCHEMA_VERSION,
                 report: &report,
+                packages: inventory.as_ref(),
             })? + "\n"),
         )?,
-        Format::Text => print(&render_text(&report))?,
-    }
-    Ok(if report.errors.is_empty() {
-        Exit::Clean
-    } else {
-        Exit::Error
-    })
-}
-
-/// Registry answers are attacker input: control characters (a terminal's escape sequences)
-/// are shown spelled out, never sent to the terminal.
-fn visible(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
+        Format::Text => {
+            let mut text = render_text(&report);
+            if let Some(i) = &inventory {
+                text.push_str(&super::catalog_packages::render_inventory(i));
             }
-        })
-        .collect()
+            print(&text)?
+        }
+    }
+    Ok(
+        if report.errors.is_empty() && inventory.is_none_or(|i| i.errors.is_empty()) {
+            Exit::Clean
+        } else {
+            Exit::Error
+        },
+    )
 }
 
 fn render_text(r: &SyncReport) -> String {

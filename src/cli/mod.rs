@@ -4,6 +4,7 @@
 mod args;
 mod audit;
 mod catalog;
+mod catalog_packages;
 mod catalog_record;
 mod catalog_sync;
 mod certs;

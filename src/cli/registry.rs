@@ -58,6 +58,11 @@ pub(super) struct Bar(pub(super) ProgressBar);
 impl Bar {
     /// An empty bar counting tags, `{pos}/{len} tags VERB`.
     pub(super) fn tags(verb: &str) -> Bar {
+        Bar::counting("tags", verb)
+    }
+
+    /// An empty bar counting `unit`, `{pos}/{len} UNIT VERB`.
+    pub(super) fn counting(unit: &str, verb: &str) -> Bar {
         let bar = ProgressBar::new(0);
         bar.set_draw_target(if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
@@ -66,7 +71,7 @@ impl Bar {
         });
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{{spinner}} {{pos}}/{{len}} tags {verb} {{wide_bar}} {{eta}}"
+                "{{spinner}} {{pos}}/{{len}} {unit} {verb} {{wide_bar}} {{eta}}"
             ))
             .expect("valid template"),
         );

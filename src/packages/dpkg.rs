@@ -6,7 +6,7 @@
 use super::version::DebVersion;
 
 /// One package of a status file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     /// `Package:`.
     pub name: String,
@@ -24,7 +24,7 @@ pub struct Package {
 }
 
 /// `Status: want flag state`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     /// `install`, `hold`, `deinstall`, `purge` or `unknown`.
     pub want: String,
@@ -48,7 +48,7 @@ impl Status {
 }
 
 /// A stanza that was skipped, with why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StanzaError {
     /// The stanza's first line (1-based) in the file.
     pub line: usize,
@@ -57,7 +57,7 @@ pub struct StanzaError {
 }
 
 /// What a status file held.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusFile {
     /// Every readable stanza, installed or not (callers filter with [`Status::is_installed`]).
     pub packages: Vec<Package>,

@@ -39,7 +39,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
 };
 
 /// What one layer says about the dpkg database.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerScan {
     /// The status file, when this layer writes one (the last copy in the tar wins).
     pub status: Option<StatusFile>,

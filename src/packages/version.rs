@@ -58,6 +58,21 @@ impl fmt::Display for DebVersion {
     }
 }
 
+/// Kept as its text (in the catalog's stored scans and in JSON output), read back through
+/// [`FromStr`], so a stored version is held to the same rules as a parsed one.
+impl serde::Serialize for DebVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DebVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One of dpkg's relations, as written in `Depends:` and `dpkg --compare-versions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {

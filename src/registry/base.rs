@@ -86,50 +86,7 @@ pub fn is_lineage_prefix(base: &[String], image: &[String]) -> bool {
     !base.is_empty() && image.len() >= base.len() && image[..base.len()] == *base
 }
 
-/// `ID` and `ID_LIKE` of an os-release file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OsRelease {
-    /// `ID`, lowercased; empty when the file has none.
-    pub id: String,
-    /// `ID_LIKE`, split on whitespace, lowercased.
-    pub id_like: Vec<String>,
-    /// `PRETTY_NAME` without its quotes, for messages.
-    pub pretty_name: Option<String>,
-}
-
-impl OsRelease {
-    /// Whether `ID` is `debian` or `ID_LIKE` lists it: Debian and its derivatives (Ubuntu's
-    /// `ID_LIKE` is `debian`).
-    pub fn is_debian(&self) -> bool {
-        self.id == "debian" || self.id_like.iter().any(|l| l == "debian")
-    }
-}
-
-/// Parse os-release(5): `KEY=value` lines, values optionally quoted.
-pub fn parse_os_release(text: &str) -> OsRelease {
-    let mut out = OsRelease::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.trim().split_once('=') else {
-            continue;
-        };
-        let value = value
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'')
-            .to_owned();
-        match key.trim() {
-            "ID" => out.id = value.to_ascii_lowercase(),
-            "ID_LIKE" => {
-                out.id_like = value
-                    .split_whitespace()
-                    .map(str::to_ascii_lowercase)
-                    .collect()
-            }
-            "PRETTY_NAME" => out.pretty_name = Some(value),
-            _ => {}
-        }
-    }
-    out
-}
+pub use crate::packages::os_release::{OsRelease, parse_os_release};
 
 /// What one layer says about the os-release file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,15 @@ pub enum RegistryError {
         /// The registry's own error text, or the HTTP reason.
         message: String,
     },
+    /// A streamed body that stopped arriving: the registry sent nothing for a whole request
+    /// timeout in the middle of it.
+    #[error("{url}: the registry sent nothing for {secs} s in the middle of the body")]
+    Stalled {
+        /// The request's URL.
+        url: String,
+        /// The request timeout, in seconds.
+        secs: u64,
+    },
     /// An answer larger than tollgate reads for its kind.
     #[error("{url}: the response is larger than {limit} bytes; not downloaded")]
     TooLarge {

@@ -186,6 +186,56 @@ impl Response {
     }
 }
 
+/// The longest a streamed blob may take in all: an 8 GiB cap at a slow but honest 15 MB/s.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A blob being read: the answer's headers, then its body chunk by chunk. Each chunk must
+/// arrive within the client's request timeout (a registry that stalls mid-body is an error,
+/// not a wait), and all of them within [`STREAM_TIMEOUT`] and the byte cap.
+#[derive(Debug)]
+pub struct BlobStream {
+    /// The status and headers; `body` is empty (a failure's is read).
+    pub response: Response,
+    body: Option<reqwest::Response>,
+    url: String,
+    left: u64,
+    limit: u64,
+    idle: Duration,
+}
+
+impl BlobStream {
+    /// The next chunk of a success's body, `None` at its end (or for a failure status).
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, RegistryError> {
+        let Some(body) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        let next = tokio::time::timeout(self.idle, body.chunk())
+            .await
+            .map_err(|_| RegistryError::Stalled {
+                url: self.url.clone(),
+                secs: self.idle.as_secs(),
+            })?
+            .map_err(|e| transport(&self.url, e))?;
+        match next {
+            Some(chunk) => {
+                if chunk.len() as u64 > self.left {
+                    self.body = None;
+                    return Err(RegistryError::TooLarge {
+                        url: self.url.clone(),
+                        limit: self.limit,
+                    });
+                }
+                self.left -= chunk.len() as u64;
+                Ok(Some(chunk))
+            }
+            None => {
+                self.body = None;
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Counts of requests, for reports and the benchmark (no request may repeat in one walk).
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -363,6 +413,30 @@ impl RegistryClient {
             .await
     }
 
+    /// `GET` a blob for reading as a stream, refusing more than `max_bytes`: the answer's
+    /// headers, and for a success its body, chunk by chunk ([`BlobStream::chunk`]). A failure
+    /// status comes back with its (bounded) body read, as from [`Self::blob_get`].
+    pub async fn blob_stream(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        digest: &str,
+        max_bytes: u64,
+    ) -> Result<BlobStream, RegistryError> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", ep.base());
+        let (response, body) = self
+            .send_with(ep, repo, Method::GET, &url, None, Some(max_bytes), true)
+            .await?;
+        Ok(BlobStream {
+            response,
+            body,
+            url,
+            left: max_bytes,
+            limit: max_bytes,
+            idle: self.opts.request_timeout,
+        })
+    }
+
     /// `GET` one page of the referrers of `digest` (distribution-spec v1.1, "Listing
     /// Referrers"): the first page, filtered by `artifact_type` if given, or the page a previous
     /// one's `Link: rel="next"` names (`next`), which must be on the registry's own origin.
@@ -495,6 +569,26 @@ impl RegistryClient {
         accept: Option<&str>,
         max_body: Option<u64>,
     ) -> Result<Response, RegistryError> {
+        let (response, _) = self
+            .send_with(ep, repo, method, url, accept, max_body, false)
+            .await?;
+        Ok(response)
+    }
+
+    /// [`Self::send`], and with `stream`, a success's body left unread for the caller: retries
+    /// and auth happen before the first byte of it, never after (a body half delivered cannot
+    /// be taken back).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with(
+        &self,
+        ep: &Endpoint,
+        repo: &str,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+        max_body: Option<u64>,
+        stream: bool,
+    ) -> Result<(Response, Option<reqwest::Response>), RegistryError> {
         let scope = if repo.is_empty() {
             "registry:catalog:*".to_owned()
         } else {
@@ -508,11 +602,11 @@ impl RegistryClient {
             let result = {
                 let limit = self.limit(&ep.host);
                 let _slot = limit.acquire(super::scope::tenant()).await;
-                self.send_once(ep, &scope, method.clone(), url, accept, max_body)
+                self.send_once(ep, &scope, method.clone(), url, accept, max_body, stream)
                     .await
             };
             let retry_after = match result {
-                Ok(r) if r.status == StatusCode::UNAUTHORIZED && !authenticated_once => {
+                Ok((r, _)) if r.status == StatusCode::UNAUTHORIZED && !authenticated_once => {
                     authenticated_once = true;
                     let creds = self.credentials(ep);
                     let on_request = || {
@@ -535,7 +629,7 @@ impl RegistryClient {
                         .await?;
                     continue;
                 }
-                Ok(r)
+                Ok((r, _))
                     if r.status == StatusCode::UNAUTHORIZED
                         || r.status == StatusCode::FORBIDDEN =>
                 {
@@ -544,7 +638,7 @@ impl RegistryClient {
                         status: r.status.as_u16(),
                     });
                 }
-                Ok(r)
+                Ok((r, _))
                     if r.status == StatusCode::TOO_MANY_REQUESTS || r.status.is_server_error() =>
                 {
                     if attempt >= self.opts.retries {
@@ -556,7 +650,7 @@ impl RegistryClient {
                     }
                     r.retry_after()
                 }
-                Ok(r) => return Ok(r),
+                Ok(answer) => return Ok(answer),
                 Err(e @ RegistryError::Transport { .. }) if attempt < self.opts.retries => {
                     tracing::debug!(url, error = %e, "transient error, retrying");
                     None
@@ -584,6 +678,7 @@ impl RegistryClient {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send_once(
         &self,
         ep: &Endpoint,
@@ -592,14 +687,15 @@ impl RegistryClient {
         url: &str,
         accept: Option<&str>,
         max_body: Option<u64>,
-    ) -> Result<Response, RegistryError> {
+        stream: bool,
+    ) -> Result<(Response, Option<reqwest::Response>), RegistryError> {
         let started = Instant::now();
         let result = self
-            .send_once_unobserved(ep, scope, method, url, accept, max_body)
+            .send_once_unobserved(ep, scope, method, url, accept, max_body, stream)
             .await;
         if let Some(o) = &self.observer {
             let status = match &result {
-                Ok(r) => Some(r.status.as_u16()),
+                Ok((r, _)) => Some(r.status.as_u16()),
                 Err(_) => None,
             };
             o.observe(&ep.host, started.elapsed(), status);
@@ -607,6 +703,7 @@ impl RegistryClient {
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send_once_unobserved(
         &self,
         ep: &Endpoint,
@@ -615,8 +712,14 @@ impl RegistryClient {
         url: &str,
         accept: Option<&str>,
         max_body: Option<u64>,
-    ) -> Result<Response, RegistryError> {
+        stream: bool,
+    ) -> Result<(Response, Option<reqwest::Response>), RegistryError> {
         let mut req = self.http.request(method.clone(), url);
+        if stream {
+            // The client's whole-request timeout would cut a large layer; a streamed body is
+            // bounded per chunk instead ([`BlobStream::chunk`]), and in total by this.
+            req = req.timeout(STREAM_TIMEOUT);
+        }
         if let Some(a) = accept {
             req = req.header(ACCEPT, a);
         }
@@ -632,6 +735,7 @@ impl RegistryClient {
         let headers = res.headers().clone();
         let content_length = header_u64(&headers, CONTENT_LENGTH.as_str());
         let mut body = Vec::new();
+        let mut unread = None;
         if method != Method::HEAD {
             let limit = max_body.unwrap_or(u64::MAX);
             if content_length.is_some_and(|n| n > limit) {
@@ -640,6 +744,12 @@ impl RegistryClient {
                     limit,
                 });
             }
+        }
+        let status = res.status();
+        if stream && status.is_success() && method != Method::HEAD {
+            unread = Some(res);
+        } else if method != Method::HEAD {
+            let limit = max_body.unwrap_or(u64::MAX);
             while let Some(chunk) = res.chunk().await.map_err(transport)? {
                 body.extend_from_slice(&chunk);
                 if body.len() as u64 > limit {
@@ -650,8 +760,7 @@ impl RegistryClient {
                 }
             }
         }
-        let status = res.status();
-        Ok(Response {
+        let response = Response {
             status,
             content_type: header_str(&headers, CONTENT_TYPE.as_str())
                 .map(|s| s.split(';').next().unwrap_or(s).trim().to_owned()),
@@ -666,7 +775,8 @@ impl RegistryClient {
         }
         .with_retry_after(header_str(&headers, RETRY_AFTER.as_str()))
         .with_challenge(header_str(&headers, WWW_AUTHENTICATE.as_str()))
-        .with_sent_auth(token))
+        .with_sent_auth(token);
+        Ok((response, unread))
     }
 }
 

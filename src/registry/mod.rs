@@ -15,7 +15,8 @@
 //! - [`facts`], [`base`], [`sites`]: the registry-backed rules, the base-image check, and
 //!   their findings placed at every use of an image;
 //! - [`verify`], [`scan`]: `tollgate verify` and `tollgate registry scan`;
-//! - [`contents`]: tag digests and manifests with their configs, for `tollgate catalog sync`.
+//! - [`contents`]: tag digests and manifests with their configs, for `tollgate catalog sync`;
+//!   [`layers`]: a layer blob streamed into the dpkg scanner, for `tollgate catalog inventory`.
 
 /// Shell: the docker config file and credential helpers.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -31,6 +32,7 @@ pub mod facts;
 /// Shell: HTTPS, the CA bundle file, request timing.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod http;
+pub mod layers;
 pub mod notation;
 pub mod oci;
 pub mod pull;

@@ -23,6 +23,20 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
 
 pub use crate::error_text::error_text;
 
+/// Untrusted text (registry answers, package names from an image's dpkg database) for a
+/// terminal: control characters (escape sequences) are spelled out, never sent.
+pub fn visible(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// Escape text for HTML element content and quoted attribute values: the audit's HTML report
 /// and the catalog's pages both hold untrusted names and labels.
 pub fn html_escape(s: &str) -> String {

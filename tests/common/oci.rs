@@ -17,16 +17,57 @@ pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// The empty descriptor's media type (image-spec 1.1): an artifact's config when it has none.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
 /// A built layer.
 #[derive(Clone, Debug)]
 pub struct Layer {
+    /// The blob as pushed (gzip unless made by [`layer_zstd`]).
     pub gz: Vec<u8>,
     pub digest: String,
     pub diff_id: String,
+    pub media_type: &'static str,
 }
 
 /// A gzip tar layer holding `files` (path, content).
 pub fn layer(files: &[(&str, &[u8])]) -> Layer {
+    let raw = tar_of(files);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    Layer {
+        digest: sha256(&gz),
+        diff_id: sha256(&raw),
+        gz,
+        media_type: OCI_LAYER_GZIP,
+    }
+}
+
+/// A zstd tar layer holding `files`.
+pub fn layer_zstd(files: &[(&str, &[u8])]) -> Layer {
+    let raw = tar_of(files);
+    let blob =
+        ruzstd::encoding::compress_to_vec(&raw[..], ruzstd::encoding::CompressionLevel::Fastest);
+    Layer {
+        digest: sha256(&blob),
+        diff_id: sha256(&raw),
+        gz: blob,
+        media_type: OCI_LAYER_ZSTD,
+    }
+}
+
+/// A layer of `bytes` as they are, declared as `media_type` (a broken or hostile layer).
+pub fn raw_layer(bytes: &[u8], media_type: &'static str) -> Layer {
+    Layer {
+        digest: sha256(bytes),
+        diff_id: sha256(bytes),
+        gz: bytes.to_vec(),
+        media_type,
+    }
+}
+
+/// A tar of `files` (path, content), in order.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, content) in files {
         let mut h = tar::Header::new_gnu();
@@ -36,15 +77,7 @@ pub fn layer(files: &[(&str, &[u8])]) -> Layer {
         h.set_cksum();
         tar.append_data(&mut h, path, *content).unwrap();
     }
-    let raw = tar.into_inner().unwrap();
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(&raw).unwrap();
-    let gz = gz.finish().unwrap();
-    Layer {
-        digest: sha256(&gz),
-        diff_id: sha256(&raw),
-        gz,
-    }
+    tar.into_inner().unwrap()
 }
 
 /// A pushed image manifest.
@@ -307,7 +340,7 @@ impl Pusher {
         for l in layers {
             self.blob(repo, &l.gz).await;
             layer_descs
-                .push(json!({"mediaType": OCI_LAYER_GZIP, "digest": l.digest, "size": l.gz.len()}));
+                .push(json!({"mediaType": l.media_type, "digest": l.digest, "size": l.gz.len()}));
         }
         let manifest = json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,

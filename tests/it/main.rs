@@ -9,6 +9,7 @@
 mod audit;
 mod base_image;
 mod catalog;
+mod catalog_packages;
 mod catalog_read;
 mod catalog_record;
 mod catalog_sync;
