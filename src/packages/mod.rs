@@ -10,10 +10,12 @@ pub mod dpkg;
 pub mod inventory;
 pub mod layer;
 pub mod os_release;
+pub mod security;
 pub mod version;
 
 pub use dpkg::{Package, StanzaError, Status, StatusFile, parse_status};
 pub use inventory::{Installed, Inventory, inventory};
 pub use layer::{DEFAULT_LIMITS, LayerError, LayerScan, Limits, read_layer};
 pub use os_release::{OsRelease, parse_os_release};
+pub use security::{Advisories, Advisory, Fix, Verdict, judge, read_osv, read_tracker};
 pub use version::{Constraint, ConstraintError, DebVersion, Relation, VersionError};
