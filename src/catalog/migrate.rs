@@ -24,6 +24,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "packages",
         sql: include_str!("migrations/0002_packages.sql"),
     },
+    Migration {
+        version: 3,
+        name: "security",
+        sql: include_str!("migrations/0003_security.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -36,6 +36,7 @@ mod prune;
 mod query;
 pub mod render;
 mod runs;
+mod security;
 pub mod server;
 mod sightings;
 mod store;
@@ -62,6 +63,10 @@ pub use query::{
     Base, BaseBy, ManifestInfo, Repository, RunFilter, Subject, SubjectError, Version,
 };
 pub use runs::{Recorded, Run, RunSighting};
+pub use security::{
+    AdvisoryRef, AffectedImage, Fixable, GroupKind, Import, NoFix, NotChecked, Origin,
+    RebuildGroup, SecurityFilter, SecurityReport,
+};
 pub use sightings::{Pending, Sightings, sightings};
 pub use store::{Catalog, Create, Status, TABLES};
 pub use tags::TagSighting;

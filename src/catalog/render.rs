@@ -8,8 +8,9 @@ use super::history::{History, run_place};
 use super::packages::{ImageInventory, InstalledRow, PackagesAnswer, WhereAnswer};
 use super::query::{Base, ManifestInfo, Repository};
 use super::runs::Run;
+use super::security::{AdvisoryRef, GroupKind, RebuildGroup, SecurityReport};
 use super::who_uses::WhoUses;
-use crate::report::{plural, visible};
+use crate::report::{html_escape, plural, visible};
 
 fn bases(b: &[Base]) -> String {
     b.iter()
@@ -274,5 +275,288 @@ pub fn where_installed(a: &WhereAnswer) -> String {
             plural(a.not_inventoried, "image", "images")
         );
     }
+    out
+}
+
+fn advisory_list(advisories: &[AdvisoryRef]) -> String {
+    advisories
+        .iter()
+        .map(|a| {
+            let mut s = visible(&a.id);
+            let mut notes = Vec::new();
+            if let Some(u) = &a.urgency {
+                notes.push(visible(u));
+            }
+            if let Some(n) = &a.nodsa {
+                let reason = a
+                    .nodsa_reason
+                    .as_deref()
+                    .map(|r| format!(" ({})", visible(r)))
+                    .unwrap_or_default();
+                notes.push(format!("no DSA: {}{reason}", visible(n)));
+            }
+            if !notes.is_empty() {
+                s.push_str(&format!(" [{}]", notes.join("; ")));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn group_title(g: &RebuildGroup) -> String {
+    let what = match g.kind {
+        GroupKind::Base => "rebuild base",
+        GroupKind::Image => "rebuild image",
+        GroupKind::Layer => "rebuild whatever builds layer",
+    };
+    let name = if g.names.is_empty() {
+        g.image
+            .as_ref()
+            .map_or_else(|| g.layer.to_string(), ToString::to_string)
+    } else {
+        g.names.join(", ")
+    };
+    format!(
+        "{what} {name}: fixes {} running in {}",
+        plural(g.images.len(), "image", "images"),
+        plural(g.pods as usize, "pod", "pods")
+    )
+}
+
+fn data_lines(r: &SecurityReport) -> Vec<String> {
+    if r.data.is_empty() {
+        return vec!["no security data imported (`tollgate catalog import-advisories`)".into()];
+    }
+    r.data
+        .iter()
+        .map(|d| {
+            format!(
+                "security data: {} imported {} from {}, {} for {}",
+                d.origin,
+                d.imported_at,
+                visible(&d.location),
+                plural(d.advisories as usize, "advisory", "advisories"),
+                d.releases.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// `catalog security`, as text.
+pub fn security(r: &SecurityReport) -> String {
+    let mut out = String::new();
+    for l in data_lines(r) {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = writeln!(
+        out,
+        "{} need a security update",
+        plural(r.images_needing_update, "image", "images")
+    );
+    for g in &r.groups {
+        let _ = writeln!(out, "\n{}", group_title(g));
+        if let Some(d) = &g.image {
+            let _ = writeln!(out, "  {d} (layer {})", g.layer.short());
+        }
+        for f in &g.fixes {
+            let _ = writeln!(
+                out,
+                "  {} {} -> {}  ({})  {}",
+                visible(&f.source),
+                f.installed,
+                f.fixed,
+                f.binaries
+                    .iter()
+                    .map(|b| visible(b))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                advisory_list(&f.advisories)
+            );
+        }
+        for i in &g.images {
+            let _ = write!(out, "  image {}", i.digest);
+            if !i.names.is_empty() {
+                let _ = write!(out, "  {}", i.names.join(", "));
+            }
+            out.push('\n');
+            if i.running.is_empty() {
+                out.push_str("    not running\n");
+            }
+            for run in &i.running {
+                running_line(&mut out, "    runs ", run);
+            }
+        }
+    }
+    if !r.no_fix_yet.is_empty() {
+        out.push_str("\nno fix yet (known issues, not counted as needing an update):\n");
+        for n in &r.no_fix_yet {
+            let _ = writeln!(
+                out,
+                "  {} {} in {}: {} ({})",
+                visible(&n.source),
+                n.installed,
+                n.release,
+                advisory_list(&n.advisories),
+                plural(n.images, "image", "images")
+            );
+        }
+    }
+    if !r.not_checked.is_empty() {
+        out.push_str("\nnot checked (never counted as up to date):\n");
+        for n in &r.not_checked {
+            let _ = writeln!(out, "  {}: {}", n.digest, n.why);
+        }
+    }
+    out
+}
+
+/// Markdown table cells: `|` and line breaks would end the cell, backticks and HTML would be
+/// markup.
+fn md(s: &str) -> String {
+    html_escape(&visible(s))
+        .replace('|', "\\|")
+        .replace('`', "\\`")
+        .replace('*', "\\*")
+        .replace('_', "\\_")
+}
+
+/// `catalog security`, as Markdown (a pull request comment, a wiki page).
+pub fn security_markdown(r: &SecurityReport) -> String {
+    let mut out = String::from("# Images needing a security update\n\n");
+    for l in data_lines(r) {
+        let _ = writeln!(out, "- {}", md(&l));
+    }
+    let _ = writeln!(
+        out,
+        "\n**{} need a security update.**",
+        plural(r.images_needing_update, "image", "images")
+    );
+    for g in &r.groups {
+        let _ = writeln!(out, "\n## {}\n", md(&group_title(g)));
+        out.push_str(
+            "| source | installed | fixed | binaries | advisories |\n|---|---|---|---|---|\n",
+        );
+        for f in &g.fixes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                md(&f.source),
+                md(&f.installed.to_string()),
+                md(&f.fixed.to_string()),
+                md(&f.binaries.join(", ")),
+                md(&advisory_list(&f.advisories))
+            );
+        }
+        out.push('\n');
+        for i in &g.images {
+            let pods: u64 = i.running.iter().map(|r| u64::from(r.pods)).sum();
+            let _ = writeln!(
+                out,
+                "- `{}` {} ({})",
+                i.digest,
+                md(&i.names.join(", ")),
+                plural(pods as usize, "pod", "pods")
+            );
+        }
+    }
+    if !r.no_fix_yet.is_empty() {
+        out.push_str("\n## No fix yet\n\n| release | source | installed | advisories | images |\n|---|---|---|---|---|\n");
+        for n in &r.no_fix_yet {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                md(&n.release),
+                md(&n.source),
+                md(&n.installed.to_string()),
+                md(&advisory_list(&n.advisories)),
+                n.images
+            );
+        }
+    }
+    if !r.not_checked.is_empty() {
+        out.push_str("\n## Not checked\n\n");
+        for n in &r.not_checked {
+            let _ = writeln!(out, "- `{}`: {}", n.digest, md(&n.why));
+        }
+    }
+    out
+}
+
+/// `catalog security`, as a standalone HTML page: every value escaped, no script.
+pub fn security_html(r: &SecurityReport) -> String {
+    let e = |s: &str| html_escape(&visible(s));
+    let mut out = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Images needing a security update</title>\
+         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}code{font-size:.9em}</style></head><body>\n\
+         <h1>Images needing a security update</h1>\n<ul>",
+    );
+    for l in data_lines(r) {
+        let _ = write!(out, "<li>{}</li>", e(&l));
+    }
+    let _ = writeln!(
+        out,
+        "</ul>\n<p><strong>{}</strong> need a security update.</p>",
+        plural(r.images_needing_update, "image", "images")
+    );
+    for g in &r.groups {
+        let _ = writeln!(
+            out,
+            "<section class=\"group\"><h2>{}</h2>",
+            e(&group_title(g))
+        );
+        out.push_str("<table><tr><th>source</th><th>installed</th><th>fixed</th><th>binaries</th><th>advisories</th></tr>\n");
+        for f in &g.fixes {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(&f.source),
+                e(&f.installed.to_string()),
+                e(&f.fixed.to_string()),
+                e(&f.binaries.join(", ")),
+                e(&advisory_list(&f.advisories))
+            );
+        }
+        out.push_str("</table>\n<ul>");
+        for i in &g.images {
+            let pods: u64 = i.running.iter().map(|r| u64::from(r.pods)).sum();
+            let _ = write!(
+                out,
+                "<li><code>{}</code> {} ({})</li>",
+                e(&i.digest.to_string()),
+                e(&i.names.join(", ")),
+                plural(pods as usize, "pod", "pods")
+            );
+        }
+        out.push_str("</ul></section>\n");
+    }
+    if !r.no_fix_yet.is_empty() {
+        out.push_str("<h2>No fix yet</h2><table><tr><th>release</th><th>source</th><th>installed</th><th>advisories</th><th>images</th></tr>\n");
+        for n in &r.no_fix_yet {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(&n.release),
+                e(&n.source),
+                e(&n.installed.to_string()),
+                e(&advisory_list(&n.advisories)),
+                n.images
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !r.not_checked.is_empty() {
+        out.push_str("<h2>Not checked</h2><ul>");
+        for n in &r.not_checked {
+            let _ = write!(
+                out,
+                "<li><code>{}</code>: {}</li>",
+                e(&n.digest.to_string()),
+                e(&n.why)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</body></html>\n");
     out
 }

@@ -44,6 +44,8 @@ pub const TABLES: &[&str] = &[
     "layer_scans",
     "image_inventories",
     "image_packages",
+    "security_imports",
+    "advisories",
 ];
 
 /// At most this many connections per process: a catalog is written by one recorder and read

@@ -79,6 +79,16 @@ pub enum CatalogCommand {
     /// constraint (`'<< 3.0.14-1~deb12u2'`), with their tags and where they run.
     #[command(after_help = super::catalog_packages::WHERE_EXIT_CODES_HELP)]
     Where(super::catalog_packages::WhereArgs),
+    /// Import security data (the Debian Security Tracker's JSON export, or OSV records) into
+    /// the catalog, replacing the previous import of that source, for the releases the
+    /// catalog's images run.
+    #[command(after_help = super::catalog_packages::IMPORT_EXIT_CODES_HELP)]
+    ImportAdvisories(super::catalog_packages::ImportArgs),
+    /// Which images need a rebuild for a security fix, grouped by the base (or layer) to
+    /// rebuild first, with where each runs; known issues without a fix, and images not
+    /// checked, listed apart.
+    #[command(after_help = super::catalog_packages::SECURITY_EXIT_CODES_HELP)]
+    Security(super::catalog_packages::SecurityArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +127,8 @@ pub fn run(cmd: CatalogCommand) -> anyhow::Result<Exit> {
         CatalogCommand::Inventory(args) => super::catalog_packages::inventory(&args),
         CatalogCommand::Packages(args) => super::catalog_packages::packages(&args),
         CatalogCommand::Where(args) => super::catalog_packages::where_installed(&args),
+        CatalogCommand::ImportAdvisories(args) => super::catalog_packages::import(&args),
+        CatalogCommand::Security(args) => super::catalog_packages::security(&args),
     }
 }
 

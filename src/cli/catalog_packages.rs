@@ -10,8 +10,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde::Serialize;
 use tollgate::catalog::inventory::{InventoryReport, inventory_images};
-use tollgate::catalog::{Catalog, Create, RunFilter, Subject, render};
-use tollgate::packages::Constraint;
+use tollgate::catalog::{Catalog, Create, Origin, RunFilter, SecurityFilter, Subject, render};
+use tollgate::packages::{Advisories, Constraint, read_osv, read_tracker};
 use tollgate::reference::RegistryHost;
 use tollgate::report::json::SCHEMA_VERSION;
 use tollgate::report::{plural, visible};
@@ -224,6 +224,250 @@ pub fn where_installed(args: &WhereArgs) -> anyhow::Result<Exit> {
         Format::Text => print(&render::where_installed(&answer))?,
     }
     Ok(if answer.images.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Violations
+    })
+}
+
+pub const IMPORT_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  imported, every entry read
+  2  usage error, a file that is not the format named, an invalid or unreachable catalog,
+     or entries that could not be read (listed; the rest was imported)";
+
+pub const SECURITY_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  no image needs a security update (images not checked are listed)
+  1  some images need a security update: listed, grouped by the base to rebuild first
+  2  usage error, or an invalid, unreachable or unmigrated catalog";
+
+/// The largest OSV record read: real ones are a few KB.
+const MAX_OSV_RECORD: u64 = 16 << 20;
+/// The most OSV files read from one directory.
+const MAX_OSV_FILES: usize = 1_000_000;
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Source {
+    /// The Debian Security Tracker's JSON export (`security-tracker.debian.org/tracker/data/json`).
+    #[arg(long, value_name = "FILE")]
+    pub tracker: Option<PathBuf>,
+    /// OSV records for the Debian ecosystem: one JSON file (a record or an array), or a
+    /// directory of `*.json` records.
+    #[arg(long, value_name = "PATH")]
+    pub osv: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub source: Source,
+    /// Keep these release codenames (`bookworm`); default: the releases of the catalog's
+    /// inventoried images.
+    #[arg(long = "release", value_name = "CODENAME")]
+    pub releases: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `catalog security --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SecurityArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Only images running now.
+    #[arg(long)]
+    pub running: bool,
+    /// Only images running in this cluster.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Only images running in this namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only advisories at least this urgent: unimportant, low, medium, high (the tracker's
+    /// `not yet assigned` counts as medium).
+    #[arg(long, value_name = "URGENCY", value_parser = ["end-of-life", "unimportant", "low", "medium", "high", "critical"])]
+    pub urgency: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportDoc<'a> {
+    origin: &'static str,
+    location: String,
+    releases: &'a [String],
+    advisories: usize,
+    errors: &'a [tollgate::packages::security::AdvisoryError],
+}
+
+fn read_osv_path(
+    path: &std::path::Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Advisories> {
+    use std::io::Read as _;
+    let read_one = |p: &std::path::Path| -> anyhow::Result<Advisories> {
+        let file =
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let mut text = Vec::new();
+        file.take(MAX_OSV_RECORD + 1)
+            .read_to_end(&mut text)
+            .with_context(|| format!("cannot read {}", p.display()))?;
+        if text.len() as u64 > MAX_OSV_RECORD {
+            anyhow::bail!(
+                "{} is larger than {MAX_OSV_RECORD} bytes; not read",
+                p.display()
+            );
+        }
+        read_osv(&text, keep).with_context(|| p.display().to_string())
+    };
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_dir() {
+        return read_one(path);
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?
+    {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "json") {
+            files.push(p);
+            if files.len() > MAX_OSV_FILES {
+                anyhow::bail!(
+                    "{} holds more than {MAX_OSV_FILES} records; not read",
+                    path.display()
+                );
+            }
+        }
+    }
+    files.sort();
+    let mut all = Advisories::default();
+    for f in files {
+        match read_one(&f) {
+            Ok(a) => {
+                all.rows.extend(a.rows);
+                all.errors.extend(a.errors);
+            }
+            // One broken record is reported; the others are still imported.
+            Err(e) => all
+                .errors
+                .push(tollgate::packages::security::AdvisoryError {
+                    at: f.display().to_string(),
+                    message: format!("{e:#}"),
+                }),
+        }
+    }
+    Ok(all)
+}
+
+pub fn import(args: &ImportArgs) -> anyhow::Result<Exit> {
+    let at = now();
+    let (origin, path) = match (&args.source.tracker, &args.source.osv) {
+        (Some(p), _) => (Origin::DebianTracker, p.clone()),
+        (None, Some(p)) => (Origin::Osv, p.clone()),
+        (None, None) => anyhow::bail!("name --tracker FILE or --osv PATH"),
+    };
+    let (releases, advisories) = with_catalog(&args.catalog, async |c| {
+        let releases = if args.releases.is_empty() {
+            c.inventoried_releases().await?
+        } else {
+            args.releases.clone()
+        };
+        if releases.is_empty() {
+            anyhow::bail!(
+                "no release to import: the catalog has no inventoried Debian image yet; run \
+                 `tollgate catalog inventory` first, or name --release CODENAME"
+            );
+        }
+        let keep = |r: &str| releases.iter().any(|k| k == r);
+        let advisories = match origin {
+            Origin::DebianTracker => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                read_tracker(file, &keep).with_context(|| path.display().to_string())?
+            }
+            Origin::Osv => read_osv_path(&path, &keep)?,
+        };
+        c.import_advisories(
+            origin,
+            &path.display().to_string(),
+            &releases,
+            &advisories,
+            at,
+        )
+        .await?;
+        Ok((releases, advisories))
+    })?;
+    match args.format {
+        Format::Json => json(&ImportDoc {
+            origin: origin.as_str(),
+            location: path.display().to_string(),
+            releases: &releases,
+            advisories: advisories.rows.len(),
+            errors: &advisories.errors,
+        })?,
+        Format::Text => {
+            let mut out = String::new();
+            for e in &advisories.errors {
+                let _ = writeln!(out, "error: {}: {}", visible(&e.at), visible(&e.message));
+            }
+            let _ = writeln!(
+                out,
+                "{}: {} for {} from {}, {}",
+                origin.as_str(),
+                plural(advisories.rows.len(), "advisory", "advisories"),
+                releases.join(", "),
+                path.display(),
+                plural(
+                    advisories.errors.len(),
+                    "entry not read",
+                    "entries not read"
+                )
+            );
+            print(&out)?;
+        }
+    }
+    Ok(if advisories.errors.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Error
+    })
+}
+
+pub fn security(args: &SecurityArgs) -> anyhow::Result<Exit> {
+    let filter = SecurityFilter {
+        runs: RunFilter {
+            cluster: args.cluster.clone(),
+            namespace: args.namespace.clone(),
+        },
+        running: args.running,
+        min_urgency: args.urgency.clone(),
+    };
+    let report = with_catalog(&args.catalog, async |c| {
+        Ok(c.security_report(&filter).await?)
+    })?;
+    match args.format {
+        ReportFormat::Json => json(&report)?,
+        ReportFormat::Text => print(&render::security(&report))?,
+        ReportFormat::Markdown => print(&render::security_markdown(&report))?,
+        ReportFormat::Html => print(&render::security_html(&report))?,
+    }
+    Ok(if report.images_needing_update == 0 {
         Exit::Clean
     } else {
         Exit::Violations

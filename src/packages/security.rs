@@ -115,10 +115,8 @@ pub fn read_tracker<R: Read>(
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Advisories, TrackerError> {
     let mut out = Advisories::default();
-    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
-        1 << 20,
-        input,
-    ));
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 20, input));
     Packages {
         out: &mut out,
         keep,
@@ -181,7 +179,11 @@ impl<'de> Visitor<'de> for Packages<'_> {
 }
 
 fn tracker_fix(r: &TrackerRelease) -> Result<Fix, String> {
-    let fixed = r.fixed_version.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let fixed = r
+        .fixed_version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
     match (r.status.as_deref(), fixed) {
         (_, Some("0")) => Ok(Fix::NotAffected),
         (Some("resolved"), Some(v)) => v
@@ -254,16 +256,15 @@ struct OsvRange {
 /// Read one OSV record (or a JSON array of them), keeping its Debian entries whose release
 /// `keep` accepts.
 pub fn read_osv(text: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Advisories, TrackerError> {
-    let records: Vec<OsvRecord> = match serde_json::from_slice::<serde_json::Value>(text)
-        .map_err(TrackerError)?
-    {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()
-            .map_err(TrackerError)?,
-        one => vec![serde_json::from_value(one).map_err(TrackerError)?],
-    };
+    let records: Vec<OsvRecord> =
+        match serde_json::from_slice::<serde_json::Value>(text).map_err(TrackerError)? {
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .map_err(TrackerError)?,
+            one => vec![serde_json::from_value(one).map_err(TrackerError)?],
+        };
     let mut out = Advisories::default();
     for r in records {
         for a in r.affected {
@@ -287,10 +288,7 @@ pub fn read_osv(text: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Advisories, 
             let fix = match fixed.as_slice() {
                 [] => Ok(Fix::NoFixYet),
                 ["0"] => Ok(Fix::NotAffected),
-                [v] => v
-                    .parse()
-                    .map(Fix::Fixed)
-                    .map_err(|e| format!("fixed: {e}")),
+                [v] => v.parse().map(Fix::Fixed).map_err(|e| format!("fixed: {e}")),
                 _ => Err("more than one fixed version in one release: not read".to_owned()),
             };
             match fix {
@@ -378,17 +376,49 @@ mod tests {
         let got: Vec<(String, String, String, Fix)> = a
             .rows
             .iter()
-            .map(|r| (r.package.clone(), r.id.clone(), r.release.clone(), r.fix.clone()))
+            .map(|r| {
+                (
+                    r.package.clone(),
+                    r.id.clone(),
+                    r.release.clone(),
+                    r.fix.clone(),
+                )
+            })
             .collect();
         let v = |s: &str| s.parse::<DebVersion>().unwrap();
         assert_eq!(
             got,
             [
-                ("openssl".into(), "CVE-2024-5535".into(), "bookworm".into(), Fix::Fixed(v("3.0.14-1~deb12u1"))),
-                ("openssl".into(), "CVE-2024-5535".into(), "bullseye".into(), Fix::NotAffected),
-                ("openssl".into(), "CVE-2024-5535".into(), "trixie".into(), Fix::NoFixYet),
-                ("openssl".into(), "CVE-2099-0001".into(), "bookworm".into(), Fix::Undetermined),
-                ("zlib".into(), "CVE-2023-45853".into(), "bookworm".into(), Fix::NoFixYet),
+                (
+                    "openssl".into(),
+                    "CVE-2024-5535".into(),
+                    "bookworm".into(),
+                    Fix::Fixed(v("3.0.14-1~deb12u1"))
+                ),
+                (
+                    "openssl".into(),
+                    "CVE-2024-5535".into(),
+                    "bullseye".into(),
+                    Fix::NotAffected
+                ),
+                (
+                    "openssl".into(),
+                    "CVE-2024-5535".into(),
+                    "trixie".into(),
+                    Fix::NoFixYet
+                ),
+                (
+                    "openssl".into(),
+                    "CVE-2099-0001".into(),
+                    "bookworm".into(),
+                    Fix::Undetermined
+                ),
+                (
+                    "zlib".into(),
+                    "CVE-2023-45853".into(),
+                    "bookworm".into(),
+                    Fix::NoFixYet
+                ),
             ]
         );
         let trixie = &a.rows[2];
@@ -431,7 +461,10 @@ mod tests {
         let a = read_osv(osv.as_bytes(), &all).unwrap();
         assert_eq!(a.rows.len(), 2);
         assert_eq!(a.rows[0].release, "bookworm");
-        assert_eq!(a.rows[0].fix, Fix::Fixed("3.0.14-1~deb12u1".parse().unwrap()));
+        assert_eq!(
+            a.rows[0].fix,
+            Fix::Fixed("3.0.14-1~deb12u1".parse().unwrap())
+        );
         assert_eq!(a.rows[0].urgency.as_deref(), Some("low"));
         assert_eq!(a.rows[1].release, "trixie");
         assert_eq!(a.rows[1].fix, Fix::NoFixYet);

@@ -124,7 +124,7 @@ fn migrate_then_status_through_the_binary(
     assert_eq!(
         first.stdout,
         format!(
-            "applied migration 1 (catalog)\napplied migration 2 (packages)\n{}: schema version 2\n",
+            "applied migration 1 (catalog)\napplied migration 2 (packages)\napplied migration 3 (security)\n{}: schema version 3\n",
             db.url
         )
     );
@@ -132,7 +132,7 @@ fn migrate_then_status_through_the_binary(
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(
         again.stdout,
-        format!("{}: schema version 2, up to date\n", db.url)
+        format!("{}: schema version 3, up to date\n", db.url)
     );
 
     let status = run(&["catalog", "status", "--catalog", &db.url]);
@@ -144,7 +144,7 @@ fn migrate_then_status_through_the_binary(
     };
     assert_eq!(
         lines.next().unwrap(),
-        format!("{} ({engine}): schema version 2", db.url)
+        format!("{} ({engine}): schema version 3", db.url)
     );
     let tables: Vec<(String, String)> = lines
         .map(|l| {

@@ -98,6 +98,7 @@ fn base_status(libssl: &str) -> String {
 struct Built {
     base: Pushed,
     app: Pushed,
+    svc: Pushed,
     distroless: Pushed,
     amd: Pushed,
     arm: Pushed,
@@ -140,6 +141,19 @@ async fn build(reg: &TestRegistry) -> Built {
         )
         .await;
 
+    let svc_layer = keep(&layer(&[(
+        "srv/svc",
+        b"a service with no packages of its own",
+    )]));
+    let svc = p
+        .image(
+            "team/svc",
+            Some("1"),
+            &[base_layer.clone(), svc_layer],
+            "linux/amd64",
+        )
+        .await;
+
     let d0 = keep(&layer(&[
         ("etc/os-release", OS_RELEASE),
         (
@@ -172,14 +186,20 @@ async fn build(reg: &TestRegistry) -> Built {
         .image("distroless/static", Some("1"), &[d0, d1], "linux/amd64")
         .await;
 
-    let amd_layer = keep(&layer(&[(
-        "var/lib/dpkg/status",
-        stanza("tgtest-openssl", old, "install ok installed", None).as_bytes(),
-    )]));
-    let arm_layer = keep(&layer(&[(
-        "var/lib/dpkg/status",
-        stanza("tgtest-openssl", new, "install ok installed", None).as_bytes(),
-    )]));
+    let amd_layer = keep(&layer(&[
+        ("etc/os-release", OS_RELEASE),
+        (
+            "var/lib/dpkg/status",
+            stanza("tgtest-openssl", old, "install ok installed", None).as_bytes(),
+        ),
+    ]));
+    let arm_layer = keep(&layer(&[
+        ("etc/os-release", OS_RELEASE),
+        (
+            "var/lib/dpkg/status",
+            stanza("tgtest-openssl", new, "install ok installed", None).as_bytes(),
+        ),
+    ]));
     let amd = p
         .image("team/multi", None, &[amd_layer], "linux/amd64")
         .await;
@@ -204,6 +224,7 @@ async fn build(reg: &TestRegistry) -> Built {
     Built {
         base,
         app,
+        svc,
         distroless,
         amd,
         arm,
@@ -316,8 +337,8 @@ fn packages_are_read_from_layers_once_and_answer_where_and_packages(
     // The broken layer is recorded as unreadable (a fact about its digest), not an error.
     assert_eq!(cold.code, 0, "{}\n{}", cold.stdout, cold.stderr);
     let inv = &report["packages"];
-    assert_eq!(inv["inventoried"], 6, "{inv}");
-    assert_eq!(inv["withDpkg"], 5, "{inv}");
+    assert_eq!(inv["inventoried"], 7, "{inv}");
+    assert_eq!(inv["withDpkg"], 6, "{inv}");
     assert_eq!(inv["layersUnreadable"], 1, "{inv}");
     assert_eq!(inv["errors"], Value::Array(vec![]), "{inv}");
 
@@ -467,7 +488,11 @@ fn packages_are_read_from_layers_once_and_answer_where_and_packages(
         .iter()
         .map(|i| i["digest"].as_str().unwrap())
         .collect();
-    let mut want = vec![b.base.digest.as_str(), b.amd.digest.as_str()];
+    let mut want = vec![
+        b.base.digest.as_str(),
+        b.amd.digest.as_str(),
+        b.svc.digest.as_str(),
+    ];
     want.sort();
     let mut got = found.clone();
     got.sort();
@@ -656,14 +681,15 @@ fn a_layer_the_registry_does_not_serve_leaves_its_image_unknown_and_is_read_agai
 }
 
 #[rstest]
-fn a_version_1_catalog_is_brought_to_version_2_with_its_rows_kept(
+fn a_version_1_catalog_is_brought_to_the_current_schema_with_its_rows_kept(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
     let db = db(backend);
     // Back to the schema a binary of issue 15 left: migration 2 never applied.
     db.raw(
-        "DROP TABLE image_packages; DROP TABLE image_inventories; DROP TABLE layer_scans; \
-         DELETE FROM schema_version WHERE version = 2; \
+        "DROP TABLE advisories; DROP TABLE security_imports; \
+         DROP TABLE image_packages; DROP TABLE image_inventories; DROP TABLE layer_scans; \
+         DELETE FROM schema_version WHERE version > 1; \
          INSERT INTO repositories (registry, name, first_seen) VALUES ('r.example.org', 'app', 1);",
     );
     let old = run(&["catalog", "status", "--catalog", &db.url]);
@@ -676,7 +702,8 @@ fn a_version_1_catalog_is_brought_to_version_2_with_its_rows_kept(
     let m = run(&["catalog", "migrate", "--catalog", &db.url]);
     assert_eq!(m.code, 0, "{}", m.stderr);
     assert!(
-        m.stdout.starts_with("applied migration 2 (packages)\n"),
+        m.stdout
+            .starts_with("applied migration 2 (packages)\napplied migration 3 (security)\n"),
         "{}",
         m.stdout
     );
@@ -696,4 +723,313 @@ fn a_version_1_catalog_is_brought_to_version_2_with_its_rows_kept(
         "{}",
         status.stdout
     );
+}
+
+/// The tracker's JSON export, in its real shape, with each edge case: a fix (high), a fix with
+/// an epoch for dpkg (low), an open issue with nodsa, a never-affected release ("0"), and a
+/// release no image runs.
+const TRACKER: &str = r#"{
+  "tgtest-openssl": {
+    "CVE-2024-0001": {"description": "a fix", "scope": "remote", "releases": {
+      "bookworm": {"status": "resolved", "repositories": {"bookworm": "3.0.14-1~deb12u1"}, "fixed_version": "3.0.14-1~deb12u1", "urgency": "high"},
+      "bullseye": {"status": "resolved", "repositories": {}, "fixed_version": "1.1.1w-0+deb11u2", "urgency": "high"}
+    }},
+    "CVE-2024-0002": {"description": "no fix yet", "releases": {
+      "bookworm": {"status": "open", "repositories": {"bookworm": "3.0.11-1~deb12u2"}, "urgency": "low", "nodsa": "Minor issue", "nodsa_reason": "postponed"}
+    }}
+  },
+  "tgtest-src": {
+    "CVE-2024-0003": {"releases": {"bookworm": {"status": "resolved", "repositories": {}, "fixed_version": "0", "urgency": "unimportant"}}}
+  },
+  "dpkg": {
+    "CVE-2099-9999": {"releases": {"bookworm": {"status": "resolved", "repositories": {}, "fixed_version": "1:0.1-1", "urgency": "low"}}}
+  }
+}"#;
+
+const OSV: &str = r#"{"schema_version": "1.6.0", "id": "DEBIAN-CVE-2024-0004", "modified": "2024-07-01T00:00:00Z",
+  "affected": [{"package": {"ecosystem": "Debian:12", "name": "tgtest-src"},
+    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.1-4"}]}],
+    "ecosystem_specific": {"urgency": "medium"}}]}"#;
+
+#[rstest]
+fn the_security_report_names_the_base_to_rebuild_first_and_where_its_images_run(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let reg = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let b = rt.block_on(build(&reg));
+    drop(rt);
+    let (_p, policy) = policy_file(&reg, "");
+    let db = db(backend);
+    let host = reg.host();
+    let s = run(&[
+        "catalog",
+        "sync",
+        &host,
+        "--catalog",
+        &db.url,
+        "--policy",
+        &policy,
+        "--packages",
+    ]);
+    assert_eq!(s.code, 0, "{}\n{}", s.stdout, s.stderr);
+    record_runs(
+        &db,
+        "east",
+        "web",
+        &[format!("{host}/base/debian@{}", b.base.digest)],
+    );
+    record_runs(
+        &db,
+        "west",
+        "shop",
+        &[
+            format!("{host}/team/multi@{}", b.amd.digest),
+            format!("{host}/team/app@{}", b.app.digest),
+        ],
+    );
+
+    // Before any import: nothing is judged fine.
+    let before = run(&[
+        "catalog",
+        "security",
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    let before = json_of(&before);
+    assert_eq!(before["imagesNeedingUpdate"], 0);
+    assert!(
+        before["notChecked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["digest"] == b.base.digest.as_str()
+                && n["why"] == "no security data imported for bookworm"),
+        "{before}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = dir.path().join("tracker.json");
+    std::fs::write(&tracker, TRACKER).unwrap();
+    let osv_dir = dir.path().join("osv");
+    std::fs::create_dir(&osv_dir).unwrap();
+    std::fs::write(osv_dir.join("DEBIAN-CVE-2024-0004.json"), OSV).unwrap();
+    std::fs::write(osv_dir.join("broken.json"), "{not json").unwrap();
+    let imported = run(&[
+        "catalog",
+        "import-advisories",
+        "--tracker",
+        tracker.to_str().unwrap(),
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let imported = json_of(&imported);
+    assert_eq!(
+        imported["releases"],
+        serde_json::json!(["bookworm"]),
+        "only what images run"
+    );
+    assert_eq!(imported["advisories"], 4, "{imported}");
+    let osv = run(&[
+        "catalog",
+        "import-advisories",
+        "--osv",
+        osv_dir.to_str().unwrap(),
+        "--catalog",
+        &db.url,
+    ]);
+    assert_eq!(osv.code, 2, "a broken record is reported: {}", osv.stdout);
+    assert!(osv.stdout.contains("broken.json"), "{}", osv.stdout);
+    assert!(
+        osv.stdout.contains("osv: 1 advisory for bookworm"),
+        "{}",
+        osv.stdout
+    );
+
+    let r = run(&[
+        "catalog",
+        "security",
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 1, "images need an update: exit 1\n{}", r.stderr);
+    let r = json_of(&r);
+    // base, svc and app (dpkg, from the base's layer), and multi's amd64 child.
+    assert_eq!(r["imagesNeedingUpdate"], 4, "{r:#}");
+    let groups = r["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{r:#}");
+    let base = &groups[0];
+    assert_eq!(base["kind"], "base");
+    assert_eq!(base["image"], b.base.digest.as_str());
+    assert_eq!(
+        base["names"],
+        serde_json::json!([format!("{host}/base/debian:12")])
+    );
+    assert_eq!(base["layer"], b.base.layers[0].as_str());
+    assert_eq!(
+        base["pods"], 6,
+        "east's 3 pods of the base, west's 3 of team/app"
+    );
+    let mut images: Vec<&str> = base["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap())
+        .collect();
+    images.sort();
+    let mut want = vec![
+        b.base.digest.as_str(),
+        b.svc.digest.as_str(),
+        b.app.digest.as_str(),
+    ];
+    want.sort();
+    assert_eq!(images, want);
+    let fixes: BTreeMap<&str, (&str, &str)> = base["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["source"].as_str().unwrap(),
+                (
+                    f["fixed"].as_str().unwrap(),
+                    f["urgency"].as_str().unwrap_or(""),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(fixes["tgtest-openssl"], ("3.0.14-1~deb12u1", "high"));
+    assert_eq!(fixes["dpkg"], ("1:0.1-1", "low"));
+    assert_eq!(fixes["tgtest-src"], ("2.1-4", "medium"), "from OSV");
+    let image = &groups[1];
+    assert_eq!(image["kind"], "image");
+    assert_eq!(image["image"], b.amd.digest.as_str());
+    assert_eq!(
+        image["names"],
+        serde_json::json!([format!("{host}/team/multi:1")])
+    );
+    assert_eq!(image["pods"], 3);
+    // The open issue is reported apart, with its nodsa, never as an update.
+    let no_fix = &r["noFixYet"][0];
+    assert_eq!(no_fix["source"], "tgtest-openssl");
+    assert_eq!(no_fix["advisories"][0]["nodsa"], "Minor issue");
+    assert_eq!(no_fix["advisories"][0]["nodsaReason"], "postponed");
+    // The layer that is not a tar: not judged, and said so.
+    assert!(
+        r["notChecked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["digest"] == b.broken.digest.as_str()),
+        "{r:#}"
+    );
+
+    // Pods attributed to their cluster; --urgency drops the low dpkg fix.
+    let west = run(&[
+        "catalog",
+        "security",
+        "--cluster",
+        "west",
+        "--urgency",
+        "high",
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    let west = json_of(&west);
+    let groups = west["groups"].as_array().unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| (
+                g["kind"].as_str().unwrap(),
+                g["images"].as_array().unwrap().len(),
+                g["pods"].as_u64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("image", 1, 3)],
+        "team/app's only fix in west is dpkg's, which is low: {west:#}"
+    );
+    assert_eq!(groups[0]["images"][0]["digest"], b.amd.digest.as_str());
+    assert_eq!(groups[0]["images"][0]["running"][0]["cluster"], "west");
+    let west_all = run(&[
+        "catalog",
+        "security",
+        "--cluster",
+        "west",
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    let west_all = json_of(&west_all);
+    assert_eq!(west_all["groups"][0]["kind"], "base", "{west_all:#}");
+    assert_eq!(
+        west_all["groups"][0]["images"][0]["digest"],
+        b.app.digest.as_str()
+    );
+    assert_eq!(west_all["groups"][0]["pods"], 3);
+
+    // The one-command answer, for people.
+    let text = run(&["catalog", "security", "--running", "--catalog", &db.url]);
+    assert_eq!(text.code, 1);
+    let first_group = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("rebuild"))
+        .unwrap();
+    assert_eq!(
+        first_group,
+        format!("rebuild base {host}/base/debian:12: fixes 2 images running in 6 pods")
+    );
+    assert!(text.stdout.contains("tgtest-openssl 3.0.11-1~deb12u2 -> 3.0.14-1~deb12u1  (tgtest-libssl, tgtest-openssl)  CVE-2024-0001 [high]"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("CVE-2024-0002 [low; no DSA: Minor issue (postponed)]"),
+        "{}",
+        text.stdout
+    );
+
+    // Markdown and HTML carry the same, escaped.
+    let md = run(&[
+        "catalog",
+        "security",
+        "--format",
+        "markdown",
+        "--catalog",
+        &db.url,
+    ]);
+    assert_eq!(md.code, 1);
+    assert!(
+        md.stdout
+            .starts_with("# Images needing a security update\n"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout
+            .contains("| tgtest-openssl | 3.0.11-1~deb12u2 | 3.0.14-1~deb12u1 |"),
+        "{}",
+        md.stdout
+    );
+    let html = run(&[
+        "catalog",
+        "security",
+        "--format",
+        "html",
+        "--catalog",
+        &db.url,
+    ]);
+    assert_eq!(html.code, 1);
+    assert!(html.stdout.contains("<h2>rebuild base"), "{}", html.stdout);
+    assert!(!html.stdout.contains("<script"), "{}", html.stdout);
 }
