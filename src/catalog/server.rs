@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use super::builds::BuildRequest;
 use super::error::CatalogError;
 use super::query::{Repository, RunFilter, Subject};
+use super::security::SecurityFilter;
 use super::store::Catalog;
 use super::web;
 
@@ -226,6 +227,8 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(list_page))
         .route("/image", get(image_page))
+        .route("/security", get(security_page))
+        .route("/v1/security", get(security))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/images", get(images))
         .route("/v1/history", get(history))
@@ -561,6 +564,42 @@ async fn image_page(
     .await
     .map_err(PageError)?;
     Ok(html(StatusCode::OK, web::image(&h)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SecurityQuery {
+    cluster: Option<String>,
+    namespace: Option<String>,
+    running: Option<bool>,
+    urgency: Option<String>,
+}
+
+impl SecurityQuery {
+    fn filter(&self) -> SecurityFilter {
+        SecurityFilter {
+            runs: filter(&self.cluster, &self.namespace),
+            running: self.running.unwrap_or(false),
+            min_urgency: self.urgency.clone().filter(|u| !u.is_empty()),
+        }
+    }
+}
+
+async fn security(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SecurityQuery>,
+) -> Result<Response, ApiError> {
+    let r = bounded(&state, state.catalog.security_report(&q.filter())).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+async fn security_page(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SecurityQuery>,
+) -> Result<Response, PageError> {
+    let r = bounded(&state, state.catalog.security_report(&q.filter()))
+        .await
+        .map_err(PageError)?;
+    Ok(html(StatusCode::OK, web::security(&r)))
 }
 
 #[cfg(test)]

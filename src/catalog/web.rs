@@ -7,6 +7,7 @@
 //! sheet and one small script (the list's filter box) are inline, allowed by their hashes in
 //! [`content_security_policy`], so no other script can run even if escaping were missed.
 
+use super::security::{GroupKind, SecurityReport};
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -110,7 +111,9 @@ pub struct Paging {
 
 /// The list page: every repository, its versions, their tags, base and where each runs.
 pub fn list(repos: &[Repository], filter: Option<&str>, paging: Paging) -> String {
-    let mut b = String::from("<h1>Image catalog</h1>\n");
+    let mut b = String::from(
+        "<h1>Image catalog</h1>\n<p><a id=\"needs-update\" href=\"/security\">images needing a security update</a></p>\n",
+    );
     let _ = write!(
         b,
         "<form method=\"get\" action=\"/\"><label>Repository (glob) \
@@ -492,4 +495,143 @@ mod tests {
         assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
         assert!(page.contains(&format!("<style>{STYLE}</style>")));
     }
+}
+
+/// The "needs update" page: each rebuild (bases first), what it fixes and where its images
+/// run; then known issues without a fix, and images not checked. Every value from images and
+/// security data is escaped: package names come from an image's own dpkg database.
+pub fn security(r: &SecurityReport) -> String {
+    let mut b = String::from("<h1>Images needing a security update</h1>\n<ul id=\"data\">");
+    if r.data.is_empty() {
+        b.push_str("<li>No security data imported.</li>");
+    }
+    for d in &r.data {
+        let _ = write!(
+            b,
+            "<li>{} imported {} ({} advisories for {})</li>",
+            escape(&d.origin),
+            d.imported_at,
+            d.advisories,
+            escape(&d.releases.join(", "))
+        );
+    }
+    let _ = writeln!(
+        b,
+        "</ul>\n<p id=\"summary\">{} image{} need a security update.</p>",
+        r.images_needing_update,
+        if r.images_needing_update == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    for g in &r.groups {
+        let kind = match g.kind {
+            GroupKind::Base => "rebuild base",
+            GroupKind::Image => "rebuild image",
+            GroupKind::Layer => "rebuild whatever builds layer",
+        };
+        let name = match (&g.image, g.names.first()) {
+            (_, Some(n)) => image_link(n, &g.names.join(", ")),
+            (Some(d), None) => image_link(&d.to_string(), &d.short()),
+            (None, None) => format!("<code>{}</code>", escape(&g.layer.to_string())),
+        };
+        let _ = writeln!(
+            b,
+            "<section class=\"rebuild {}\"><h2>{kind} {name}</h2><p>fixes {} image{} running in {} pod{}</p>",
+            match g.kind {
+                GroupKind::Base => "base",
+                GroupKind::Image => "image",
+                GroupKind::Layer => "layer",
+            },
+            g.images.len(),
+            if g.images.len() == 1 { "" } else { "s" },
+            g.pods,
+            if g.pods == 1 { "" } else { "s" }
+        );
+        b.push_str(
+            "<table class=\"fixes\"><thead><tr><th>source</th><th>installed</th><th>fixed</th>\
+             <th>binaries</th><th>advisories</th></tr></thead><tbody>\n",
+        );
+        for f in &g.fixes {
+            let advisories = f
+                .advisories
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}{}",
+                        escape(&a.id),
+                        a.urgency
+                            .as_deref()
+                            .map(|u| format!(" ({})", escape(u)))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                b,
+                "<tr class=\"fix\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{advisories}</td></tr>",
+                escape(&f.source),
+                escape(&f.installed.to_string()),
+                escape(&f.fixed.to_string()),
+                escape(&f.binaries.join(", "))
+            );
+        }
+        b.push_str("</tbody></table>\n<table class=\"images\"><tbody>\n");
+        for i in &g.images {
+            let _ = writeln!(
+                b,
+                "<tr class=\"image\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+                image_link(&i.digest.to_string(), &i.digest.short()),
+                escape(&i.names.join(", ")),
+                runs_cell(&i.running)
+            );
+        }
+        b.push_str("</tbody></table></section>\n");
+    }
+    if !r.no_fix_yet.is_empty() {
+        b.push_str(
+            "<h2>No fix yet</h2><table id=\"nofix\"><thead><tr><th>release</th><th>source</th>\
+             <th>installed</th><th>advisories</th><th>images</th></tr></thead><tbody>\n",
+        );
+        for n in &r.no_fix_yet {
+            let advisories = n
+                .advisories
+                .iter()
+                .map(|a| {
+                    let nodsa = a
+                        .nodsa
+                        .as_deref()
+                        .map(|x| format!(" — no DSA: {}", escape(x)))
+                        .unwrap_or_default();
+                    format!("{}{nodsa}", escape(&a.id))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{advisories}</td><td>{}</td></tr>",
+                escape(&n.release),
+                escape(&n.source),
+                escape(&n.installed.to_string()),
+                n.images
+            );
+        }
+        b.push_str("</tbody></table>\n");
+    }
+    if !r.not_checked.is_empty() {
+        b.push_str("<h2>Not checked</h2><ul id=\"notchecked\">");
+        for n in &r.not_checked {
+            let _ = write!(
+                b,
+                "<li>{}: {}</li>",
+                image_link(&n.digest.to_string(), &n.digest.short()),
+                escape(&n.why)
+            );
+        }
+        b.push_str("</ul>\n");
+    }
+    b.push_str("<nav><a href=\"/\">all images</a></nav>");
+    page("Needs update", &b)
 }

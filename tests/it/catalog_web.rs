@@ -184,6 +184,7 @@ fn the_page_lists_images_clicks_through_to_a_timeline_and_escapes_a_hostile_labe
 ) {
     let db = db(backend);
     story(&db);
+    needs_update(&db);
     let served = Served::start(&db, None);
     let driver = start_driver();
     // target/debug/tollgate -> target/
@@ -293,4 +294,83 @@ async fn check_page(b: &Browser, served: &Served, shot: &std::path::Path) {
         std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
         std::fs::write(shot, bytes).unwrap();
     }
+    check_security(b, served).await;
+}
+
+/// Issue 16's rows for the story, by SQL (what `catalog inventory` and `import-advisories`
+/// write): A2 (running in prod and staging) carries a package from the layer base:bookworm
+/// (B2) ends with, whose source has a fix it lacks; the binary's name is hostile, as a name
+/// read from an attacker's image can be.
+fn needs_update(db: &crate::catalog_read::Db) {
+    let a2 = crate::catalog_read::digest(crate::catalog_read::A2);
+    let l3 = format!("sha256:{:064x}", 0x1000 + 3);
+    let name = HOSTILE.replace('\'', "''");
+    db.raw(&format!(
+        "INSERT INTO image_inventories (manifest_digest, scanner, computed_at, has_dpkg, complete, \
+         os_id, os_version, os_codename, os_pretty_name, package_count, problems) \
+         VALUES ('{a2}', 1, 1700000000, 1, 1, 'debian', '12', 'bookworm', 'Debian GNU/Linux 12 (bookworm)', 1, '[]');\n\
+         INSERT INTO image_packages (manifest_digest, name, architecture, version, source, source_version, layer_position, layer_digest) \
+         VALUES ('{a2}', '{name}', 'amd64', '1.0-1', 'libfoo', '1.0-1', 1, '{l3}');\n\
+         INSERT INTO security_imports (origin, imported_at, location, releases, advisories, errors) \
+         VALUES ('debian-tracker', 1700000000, 'tracker.json', '[\"bookworm\"]', 1, 0);\n\
+         INSERT INTO advisories (origin, release, package, id, status, fixed_version, urgency) \
+         VALUES ('debian-tracker', 'bookworm', 'libfoo', 'CVE-2024-0001', 'fixed', '1.0-2', 'high');\n"
+    ));
+}
+
+async fn check_security(b: &Browser, served: &Served) {
+    b.goto(&served.url("/")).await;
+    let link = b.find_all("#needs-update").await;
+    assert_eq!(link.len(), 1, "the list page links the needs-update view");
+    b.call(
+        reqwest::Method::POST,
+        &format!("/element/{}/click", link[0]),
+        Some(json!({})),
+    )
+    .await;
+    let start = Instant::now();
+    while b.script("return document.title").await != "Needs update" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the needs-update page did not load"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let groups = b.find_all("section.rebuild.base").await;
+    assert_eq!(groups.len(), 1);
+    let h2 = b.find_all("section.rebuild.base h2").await;
+    let title = b.text(&h2[0]).await;
+    assert!(
+        title.contains("rebuild base") && title.contains("base:bookworm"),
+        "{title}"
+    );
+    let p = b
+        .script("return document.querySelector('section.rebuild.base p').textContent")
+        .await;
+    assert_eq!(
+        p, "fixes 1 image running in 4 pods",
+        "prod's 2 pods and staging's 2"
+    );
+    let fix = b
+        .script("return document.querySelector('tr.fix').textContent")
+        .await;
+    let fix = fix.as_str().unwrap();
+    assert!(fix.contains("libfoo1.0-11.0-2"), "{fix}");
+    assert!(
+        fix.contains(HOSTILE),
+        "the hostile name shows as text: {fix}"
+    );
+    let clean = b
+        .script(
+            "return [window.pwned === undefined, document.querySelectorAll('tr.fix img, tr.fix script').length]",
+        )
+        .await;
+    assert_eq!(clean, json!([true, 0]), "nothing from the package name ran");
+
+    // The same report as JSON, for scripts.
+    b.goto(&served.url("/v1/security?urgency=high")).await;
+    let body = b.script("return document.body.innerText").await;
+    let report: Value = serde_json::from_str(body.as_str().unwrap()).unwrap();
+    assert_eq!(report["imagesNeedingUpdate"], 1, "{report}");
+    assert_eq!(report["groups"][0]["kind"], "base");
 }
