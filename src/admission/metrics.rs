@@ -27,7 +27,7 @@ use super::decide::Answers;
 use super::exposition::{self, Exposition};
 use crate::audit::periodic::{AuditSummary, Recorder};
 use crate::audit::publish::ReportWrites;
-use crate::catalog::periodic::{RecordObserver, RecordSummary};
+use crate::catalog::periodic::{RecordObserver, RecordSummary, URGENCIES};
 use crate::policy::AuditKind;
 use crate::reference::RegistryHost;
 use crate::registry::http::RequestObserver;
@@ -149,6 +149,18 @@ struct CatalogRecord {
     last_success: Gauge<f64, AtomicU64>,
     runs: Family<ResultLabels, Counter>,
     rows: Family<ChangeLabels, Counter>,
+    needing_update: Family<UrgencyLabels, Gauge>,
+    data_age: Family<OriginLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UrgencyLabels {
+    urgency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    origin: String,
 }
 
 impl Default for CatalogRecord {
@@ -158,6 +170,8 @@ impl Default for CatalogRecord {
             last_success: Gauge::default(),
             runs: Family::default(),
             rows: Family::default(),
+            needing_update: Family::default(),
+            data_age: Family::default(),
         }
     }
 }
@@ -185,6 +199,17 @@ impl CatalogRecord {
             "tollgate_catalog_record_rows",
             "Run intervals the catalog recordings wrote, by change (opened, extended, closed)",
             self.rows.clone(),
+        );
+        registry.register(
+            "tollgate_security_update_needed_running_images",
+            "Images running in this cluster that need a security update (a fixed version newer than the installed one), by the highest urgency of their fixes; exported once the catalog holds security data",
+            self.needing_update.clone(),
+        );
+        registry.register_with_unit(
+            "tollgate_security_data_age",
+            "Age of each security data source in the catalog (debian-tracker, osv) at the last recording",
+            Unit::Seconds,
+            self.data_age.clone(),
         );
         for result in ["success", "failure"] {
             let _ = self.runs.get_or_create(&ResultLabels { result });
@@ -631,6 +656,20 @@ impl RecordObserver for Metrics {
                 .get_or_create(&ChangeLabels { change })
                 .inc_by(n(count));
         }
+        if let Some(g) = &s.security {
+            for (urgency, count) in URGENCIES.iter().zip(g.running_needing_update) {
+                r.needing_update
+                    .get_or_create(&UrgencyLabels { urgency })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            for (origin, age) in &g.data_age {
+                r.data_age
+                    .get_or_create(&OriginLabels {
+                        origin: origin.clone(),
+                    })
+                    .set(*age);
+            }
+        }
     }
 
     fn record_failed(&self, took: Duration) {
@@ -689,6 +728,10 @@ mod tests {
                 stale: false,
             },
             pending: 2,
+            security: Some(crate::catalog::periodic::SecurityGauges {
+                running_needing_update: [0, 0, 1, 0, 2, 0],
+                data_age: vec![("debian-tracker".into(), 3600)],
+            }),
         };
         m.recorded(
             &summary,
@@ -707,6 +750,10 @@ mod tests {
             "tollgate_catalog_record_last_success_timestamp_seconds 1700000000.0",
             "tollgate_catalog_record_duration_seconds_count 2",
             "tollgate_catalog_record_duration_seconds_bucket{le=\"0.05\"} 1",
+            "tollgate_security_update_needed_running_images{urgency=\"high\"} 2",
+            "tollgate_security_update_needed_running_images{urgency=\"low\"} 1",
+            "tollgate_security_update_needed_running_images{urgency=\"medium\"} 0",
+            "tollgate_security_data_age_seconds{origin=\"debian-tracker\"} 3600",
         ] {
             assert!(text.contains(sample), "{sample}:\n{text}");
         }

@@ -15,13 +15,17 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use super::error::CatalogError;
+use super::query::RunFilter;
 use super::runs::Recorded;
+use super::security::{SecurityFilter, SecurityReport};
 use super::sightings::sightings;
 use super::store::{Catalog, Create};
 use super::url::CatalogUrl;
 use crate::cluster::LiveState;
 use crate::cluster::kube::{Cluster, ClusterError};
 use crate::error_text::error_text;
+use crate::packages::security::urgency_rank;
+use crate::reference::Digest;
 
 /// Objects per page when listing from the API server.
 const PAGE_SIZE: u32 = 500;
@@ -44,12 +48,73 @@ pub struct RecordConfig {
 }
 
 /// What one successful recording did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSummary {
     /// Runs opened, extended and closed.
     pub recorded: Recorded,
     /// Containers that ran no known digest yet.
     pub pending: usize,
+    /// The security gauges for this cluster, when the catalog holds security data (issue
+    /// 16); `None` without data, or when reading the report failed (warned, not a failed
+    /// recording).
+    pub security: Option<SecurityGauges>,
+}
+
+/// The urgencies the security gauges are labelled with, least first: the tracker's words,
+/// `not yet assigned` and unknown ones counted as medium.
+pub const URGENCIES: [&str; 6] = [
+    "end-of-life",
+    "unimportant",
+    "low",
+    "medium",
+    "high",
+    "critical",
+];
+
+/// What `catalog security --running --cluster C` would count, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGauges {
+    /// Images running in this cluster that need a security update, by the highest urgency of
+    /// their fixes (indexed like [`URGENCIES`]).
+    pub running_needing_update: [u64; 6],
+    /// Each security data source and its age at the recording, in seconds.
+    pub data_age: Vec<(String, i64)>,
+}
+
+impl SecurityGauges {
+    /// The gauges from a report of the images running in one cluster.
+    pub fn from_report(r: &SecurityReport, now: Timestamp) -> SecurityGauges {
+        let mut worst: std::collections::BTreeMap<&Digest, u8> = Default::default();
+        for g in &r.groups {
+            let rank = g
+                .fixes
+                .iter()
+                .map(|f| urgency_rank(f.urgency.as_deref()))
+                .max()
+                .unwrap_or(3);
+            for i in &g.images {
+                let e = worst.entry(&i.digest).or_insert(rank);
+                *e = (*e).max(rank);
+            }
+        }
+        let mut running_needing_update = [0u64; 6];
+        for rank in worst.into_values() {
+            running_needing_update[usize::from(rank.min(5))] += 1;
+        }
+        SecurityGauges {
+            running_needing_update,
+            data_age: r
+                .data
+                .iter()
+                .map(|d| {
+                    (
+                        d.origin.clone(),
+                        (now.as_second() - d.imported_at.as_second()).max(0),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a recording failed.
@@ -112,10 +177,31 @@ pub async fn record_once(
         .record_runs(&config.cluster, &seen.runs, now)
         .await
         .map_err(failed)?;
+    let filter = SecurityFilter {
+        runs: RunFilter {
+            cluster: Some(config.cluster.clone()),
+            namespace: None,
+        },
+        running: true,
+        min_urgency: None,
+    };
+    let security = match open.security_report(&filter).await {
+        Ok(r) if r.data.is_empty() => None,
+        Ok(r) => Some(SecurityGauges::from_report(&r, now)),
+        Err(e) => {
+            tracing::warn!(
+                cluster = config.cluster,
+                error = %error_text(&e),
+                "reading the security report for the metrics failed; the runs were recorded"
+            );
+            None
+        }
+    };
     *catalog = Some(open);
     Ok(RecordSummary {
         recorded,
         pending: seen.pending.iter().map(|p| p.pods as usize).sum(),
+        security,
     })
 }
 

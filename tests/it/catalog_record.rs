@@ -653,9 +653,18 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn serve_with_a_catalog_records_on_its_interval(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let db = tokio::task::spawn_blocking(move || db(backend))
-        .await
-        .unwrap();
+    // Security data imported an hour ago: the recording exports its gauges (issue 16).
+    let imported = jiff::Timestamp::now().as_second() - 3600;
+    let db = tokio::task::spawn_blocking(move || {
+        let db = db(backend);
+        db.raw(&format!(
+            "INSERT INTO security_imports (origin, imported_at, location, releases, advisories, errors) \
+             VALUES ('debian-tracker', {imported}, 'tracker.json', '[\"bookworm\"]', 0, 0)"
+        ));
+        db
+    })
+    .await
+    .unwrap();
     let api = FakeApiServer::start(Default::default()).await;
     let hook = Webhook::start(&[
         "--no-resolve",
@@ -688,6 +697,16 @@ async fn serve_with_a_catalog_records_on_its_interval(
         hook.metric("tollgate_catalog_record_last_success_timestamp_seconds")
             .await
             > 1.7e9
+    );
+    let age = hook
+        .metric("tollgate_security_data_age_seconds{origin=\"debian-tracker\"}")
+        .await;
+    assert!((3600.0..4000.0).contains(&age), "{age}");
+    assert_eq!(
+        hook.metric("tollgate_security_update_needed_running_images{urgency=\"high\"}")
+            .await,
+        0.0,
+        "no image of the fixtures is inventoried, so none is counted"
     );
     let running = tokio::task::spawn_blocking(move || {
         db.with(async |c| {
