@@ -461,42 +461,6 @@ pub fn error(status: u16, message: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rstest::rstest;
-
-    #[rstest]
-    #[case::script("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;")]
-    #[case::attribute("\" onerror=\"x", "&quot; onerror=&quot;x")]
-    #[case::single_quote("it's", "it&#39;s")]
-    #[case::ampersand("a&b", "a&amp;b")]
-    fn untrusted_text_is_escaped(#[case] input: &str, #[case] want: &str) {
-        assert_eq!(escape(input), want);
-    }
-
-    #[test]
-    fn the_policy_allows_exactly_the_page_s_own_style_and_script() {
-        let csp = content_security_policy();
-        assert!(
-            csp.starts_with("default-src 'none'; style-src 'sha256-"),
-            "{csp}"
-        );
-        assert!(!csp.contains("unsafe"), "{csp}");
-        let page = list(
-            &[],
-            None,
-            Paging {
-                page: 1,
-                more: false,
-            },
-        );
-        assert_eq!(page.matches("<script>").count(), 1);
-        assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
-        assert!(page.contains(&format!("<style>{STYLE}</style>")));
-    }
-}
-
 /// The "needs update" page: each rebuild (bases first), what it fixes and where its images
 /// run; then known issues without a fix, and images not checked. Every value from images and
 /// security data is escaped: package names come from an image's own dpkg database.
@@ -634,4 +598,40 @@ pub fn security(r: &SecurityReport) -> String {
     }
     b.push_str("<nav><a href=\"/\">all images</a></nav>");
     page("Needs update", &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::script("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;")]
+    #[case::attribute("\" onerror=\"x", "&quot; onerror=&quot;x")]
+    #[case::single_quote("it's", "it&#39;s")]
+    #[case::ampersand("a&b", "a&amp;b")]
+    fn untrusted_text_is_escaped(#[case] input: &str, #[case] want: &str) {
+        assert_eq!(escape(input), want);
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_page_s_own_style_and_script() {
+        let csp = content_security_policy();
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe"), "{csp}");
+        let page = list(
+            &[],
+            None,
+            Paging {
+                page: 1,
+                more: false,
+            },
+        );
+        assert_eq!(page.matches("<script>").count(), 1);
+        assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
+        assert!(page.contains(&format!("<style>{STYLE}</style>")));
+    }
 }
