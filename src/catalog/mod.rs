@@ -21,6 +21,11 @@
 //! Registry contents: manifests as rows (`manifest_rows.rs`, pure) and recorded
 //! (`manifests.rs`), and `catalog sync` (`sync.rs`), which feeds them from a registry through
 //! [`crate::registry::contents`] and the resolver: it speaks no HTTP of its own.
+//!
+//! Packages (issue 16): layer scans kept by layer digest, image inventories and the questions
+//! `packages` and `where` (`packages.rs`), `catalog inventory` (`inventory.rs`, which streams
+//! layers through [`crate::registry::layers`]), and security data with the needs-update report
+//! (`security.rs`).
 
 mod builds;
 mod error;

@@ -1,10 +1,12 @@
 //! Debian packages inside images (issue 16), the pure part: Debian version order and
 //! constraints (`version.rs`), the dpkg database as image layers carry it (`dpkg.rs`), one
-//! layer's part of it read from a blob stream (`layer.rs`), and an image's installed packages
-//! from its layers in order, with the layer that brought each version in (`inventory.rs`).
+//! layer's part of it read from a blob stream (`layer.rs`), an image's installed packages
+//! from its layers in order, with the layer that brought each version in (`inventory.rs`),
+//! os-release (`os_release.rs`), and the security data of the Debian tracker and OSV with
+//! what it says about an installed version (`security.rs`).
 //!
-//! Reading layers, the security data and the catalog's tables build on these; see
-//! docs/packages.md for what exists and what does not yet.
+//! The registry streams layers into these (`crate::registry::layers`) and the catalog keeps
+//! their results (`crate::catalog`); see docs/packages.md.
 
 pub mod dpkg;
 pub mod inventory;
