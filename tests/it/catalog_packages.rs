@@ -617,6 +617,22 @@ fn a_layer_the_registry_does_not_serve_leaves_its_image_unknown_and_is_read_agai
     ]);
     assert_eq!(s.code, 0, "{}", s.stderr);
 
+    // A policy that does not approve the registry: nothing is downloaded, and the image is
+    // left for a run that may read it.
+    let before = blob_gets(&reg);
+    let refused = run(&["catalog", "inventory", "--catalog", &db.url, "--format", "json"]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    let r = json_of(&refused);
+    assert_eq!(r["inventoried"], 0, "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not approved by the policy"),
+        "{r}"
+    );
+    assert_eq!(blob_gets(&reg), before, "no request to an unapproved registry");
+
     // The registry loses one layer: the image gets no inventory, exit 2, and the layer that
     // could be read is kept.
     rt.block_on(p.delete_blob("team/app", &own.digest));
