@@ -639,17 +639,7 @@ impl Catalog {
         let mut out = Vec::new();
         for (digest, packages) in by_image {
             let doing = || format!("naming {digest}");
-            let mut related = vec![digest.clone()];
-            let indexes: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT index_digest FROM index_children WHERE child_digest = $1",
-            )
-            .bind(digest.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query(doing()))?;
-            for i in indexes {
-                related.push(parse_digest("index_children.index_digest", i)?);
-            }
+            let related = self.related(&digest).await?;
             let runs = self.runs_of(&related, filter, true).await?;
             if (running || !filter.is_empty()) && runs.is_empty() {
                 continue;

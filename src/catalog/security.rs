@@ -670,22 +670,6 @@ impl Catalog {
         })
     }
 
-    /// `digest` and the indexes that hold it: what tags point at and pods often run by.
-    async fn related(&self, digest: &Digest) -> Result<Vec<Digest>, CatalogError> {
-        let mut related = vec![digest.clone()];
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT index_digest FROM index_children WHERE child_digest = $1",
-        )
-        .bind(digest.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query(format!("finding the indexes of {digest}")))?;
-        for i in indexes {
-            related.push(parse_digest("index_children.index_digest", i)?);
-        }
-        Ok(related)
-    }
-
     /// Tags pointing at `digest` (or an index of it) now, else the repositories holding it.
     async fn display_names(&self, digest: &Digest) -> Result<Vec<String>, CatalogError> {
         let related = self.related(digest).await?;

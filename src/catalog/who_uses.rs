@@ -167,17 +167,7 @@ impl Catalog {
         for (digest, (on, by)) in users {
             // The user and the indexes that hold it: those are what repositories list, tags
             // point at and pods often run by.
-            let mut related = vec![digest.clone()];
-            let indexes: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT index_digest FROM index_children WHERE child_digest = $1",
-            )
-            .bind(digest.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query(doing()))?;
-            for i in indexes {
-                related.push(parse_digest("index_children.index_digest", i)?);
-            }
+            let related = self.related(&digest).await?;
             let (repositories, tags) = self.names(&related).await?;
             let running = self.runs_of(&related, filter, true).await?;
             if !filter.is_empty() && running.is_empty() {
@@ -200,6 +190,22 @@ impl Catalog {
             base_digests: base_digests.into_iter().collect(),
             users: out,
         })
+    }
+
+    /// `digest` and the indexes that hold it: what tags point at and pods often run by.
+    pub(super) async fn related(&self, digest: &Digest) -> Result<Vec<Digest>, CatalogError> {
+        let mut related = vec![digest.clone()];
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT index_digest FROM index_children WHERE child_digest = $1",
+        )
+        .bind(digest.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query(format!("finding the indexes of {digest}")))?;
+        for i in indexes {
+            related.push(parse_digest("index_children.index_digest", i)?);
+        }
+        Ok(related)
     }
 
     /// The repositories holding these digests and the tags pointing at them now, sorted.

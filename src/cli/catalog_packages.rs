@@ -169,14 +169,7 @@ pub fn inventory(args: &InventoryArgs) -> anyhow::Result<Exit> {
 
 pub(super) fn render_inventory(r: &InventoryReport) -> String {
     let mut out = String::new();
-    for e in &r.errors {
-        let _ = writeln!(
-            out,
-            "error: {}: {}",
-            visible(&e.subject),
-            visible(&e.message)
-        );
-    }
+    super::catalog_sync::error_lines(&mut out, &r.errors);
     let _ = writeln!(
         out,
         "inventory: {} of {} ({} with a dpkg database), {} read ({} bytes), {} already known, {} unreadable, {} ({})",

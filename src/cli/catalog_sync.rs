@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde::Serialize;
 use tollgate::catalog::inventory::{InventoryReport, inventory_images};
-use tollgate::catalog::sync::{self, SyncReport};
+use tollgate::catalog::sync::{self, SyncProblem, SyncReport};
 use tollgate::catalog::{Catalog, Create};
 use tollgate::reference::RegistryHost;
 use tollgate::report::json::SCHEMA_VERSION;
@@ -133,12 +133,9 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<Exit> {
     )
 }
 
-fn render_text(r: &SyncReport) -> String {
-    let mut out = String::new();
-    for m in &r.moved_tags {
-        let _ = writeln!(out, "{}: moved from {} to {}", m.image, m.from, m.to);
-    }
-    for e in &r.errors {
+/// One `error: SUBJECT: MESSAGE` line per problem, the registry's text spelled out.
+pub(super) fn error_lines(out: &mut String, errors: &[SyncProblem]) {
+    for e in errors {
         let _ = writeln!(
             out,
             "error: {}: {}",
@@ -146,6 +143,14 @@ fn render_text(r: &SyncReport) -> String {
             visible(&e.message)
         );
     }
+}
+
+fn render_text(r: &SyncReport) -> String {
+    let mut out = String::new();
+    for m in &r.moved_tags {
+        let _ = writeln!(out, "{}: moved from {} to {}", m.image, m.from, m.to);
+    }
+    error_lines(&mut out, &r.errors);
     let _ = writeln!(
         out,
         "{}: {}, {} ({} new), {}, {}, {} ({})",

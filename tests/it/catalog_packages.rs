@@ -307,6 +307,25 @@ fn record_runs(db: &Db, cluster: &str, namespace: &str, images: &[String]) {
     });
 }
 
+/// east runs base/debian; west runs team/multi's amd64 image and team/app, 3 pods each.
+fn two_clusters(db: &Db, host: &str, b: &Built) {
+    record_runs(
+        db,
+        "east",
+        "web",
+        &[format!("{host}/base/debian@{}", b.base.digest)],
+    );
+    record_runs(
+        db,
+        "west",
+        "shop",
+        &[
+            format!("{host}/team/multi@{}", b.amd.digest),
+            format!("{host}/team/app@{}", b.app.digest),
+        ],
+    );
+}
+
 #[rstest]
 fn packages_are_read_from_layers_once_and_answer_where_and_packages(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
@@ -453,21 +472,7 @@ fn packages_are_read_from_layers_once_and_answer_where_and_packages(
     );
 
     // Runs in two clusters.
-    record_runs(
-        &db,
-        "east",
-        "web",
-        &[format!("{host}/base/debian@{}", b.base.digest)],
-    );
-    record_runs(
-        &db,
-        "west",
-        "shop",
-        &[
-            format!("{host}/team/multi@{}", b.amd.digest),
-            format!("{host}/team/app@{}", b.app.digest),
-        ],
-    );
+    two_clusters(&db, &host, &b);
 
     // The Heartbleed question, by source package: which images have it older than the fix.
     let w = run(&[
@@ -620,7 +625,14 @@ fn a_layer_the_registry_does_not_serve_leaves_its_image_unknown_and_is_read_agai
     // A policy that does not approve the registry: nothing is downloaded, and the image is
     // left for a run that may read it.
     let before = blob_gets(&reg);
-    let refused = run(&["catalog", "inventory", "--catalog", &db.url, "--format", "json"]);
+    let refused = run(&[
+        "catalog",
+        "inventory",
+        "--catalog",
+        &db.url,
+        "--format",
+        "json",
+    ]);
     assert_eq!(refused.code, 2, "{}", refused.stdout);
     let r = json_of(&refused);
     assert_eq!(r["inventoried"], 0, "{r}");
@@ -631,7 +643,11 @@ fn a_layer_the_registry_does_not_serve_leaves_its_image_unknown_and_is_read_agai
             .contains("not approved by the policy"),
         "{r}"
     );
-    assert_eq!(blob_gets(&reg), before, "no request to an unapproved registry");
+    assert_eq!(
+        blob_gets(&reg),
+        before,
+        "no request to an unapproved registry"
+    );
 
     // The registry loses one layer: the image gets no inventory, exit 2, and the layer that
     // could be read is kept.
@@ -789,21 +805,7 @@ fn the_security_report_names_the_base_to_rebuild_first_and_where_its_images_run(
         "--packages",
     ]);
     assert_eq!(s.code, 0, "{}\n{}", s.stdout, s.stderr);
-    record_runs(
-        &db,
-        "east",
-        "web",
-        &[format!("{host}/base/debian@{}", b.base.digest)],
-    );
-    record_runs(
-        &db,
-        "west",
-        "shop",
-        &[
-            format!("{host}/team/multi@{}", b.amd.digest),
-            format!("{host}/team/app@{}", b.app.digest),
-        ],
-    );
+    two_clusters(&db, &host, &b);
 
     // Before any import: nothing is judged fine.
     let before = run(&[
