@@ -12,7 +12,7 @@ use sqlx::Row as _;
 
 use super::error::{CatalogError, query};
 use super::query::{RunFilter, parse_digest, placeholders};
-use super::runs::Run;
+use super::runs::{RUN_COLUMNS, Run, run};
 use super::store::Catalog;
 use crate::packages::security::urgency_rank;
 use crate::packages::{Advisories, DebVersion, Fix, Verdict, judge};
@@ -516,7 +516,13 @@ impl Catalog {
         let mut by_layer: BTreeMap<Digest, Pending> = BTreeMap::new();
         let mut no_fix: BTreeMap<(String, String, String), (NoFix, BTreeSet<Digest>)> =
             BTreeMap::new();
-        let mut running_cache: HashMap<Digest, (Vec<Digest>, Vec<Run>)> = HashMap::new();
+        let images: Vec<Digest> = rows
+            .iter()
+            .map(|r| r.image.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let places = self.places(&images, &filter.runs).await?;
         for row in rows {
             let Some(release) = release_of.get(&row.image) else {
                 continue;
@@ -529,15 +535,10 @@ impl Catalog {
             let Some((fixes, open)) = judged.get(&key) else {
                 continue;
             };
-            if filter.running || !filter.runs.is_empty() {
-                if !running_cache.contains_key(&row.image) {
-                    let related = self.related(&row.image).await?;
-                    let runs = self.runs_of(&related, &filter.runs, true).await?;
-                    running_cache.insert(row.image.clone(), (related, runs));
-                }
-                if running_cache[&row.image].1.is_empty() {
-                    continue;
-                }
+            if (filter.running || !filter.runs.is_empty())
+                && places.get(&row.image).is_none_or(|(_, runs)| runs.is_empty())
+            {
+                continue;
             }
             if !open.is_empty() {
                 let e = no_fix.entry(key.clone()).or_insert_with(|| {
@@ -618,16 +619,11 @@ impl Catalog {
             let mut pods = 0u64;
             for d in &images {
                 needing.insert(d.clone());
-                if !running_cache.contains_key(d) {
-                    let related = self.related(d).await?;
-                    let runs = self.runs_of(&related, &filter.runs, true).await?;
-                    running_cache.insert(d.clone(), (related, runs));
-                }
-                let runs = running_cache[d].1.clone();
+                let (names, runs) = places.get(d).cloned().unwrap_or_default();
                 pods += runs.iter().map(|r| u64::from(r.pods)).sum::<u64>();
                 affected.push(AffectedImage {
                     digest: d.clone(),
-                    names: self.display_names(d).await?,
+                    names,
                     running: runs,
                 });
             }
@@ -668,6 +664,120 @@ impl Catalog {
                 .collect(),
             not_checked,
         })
+    }
+
+    /// For each of `images`: its names (tags pointing at it or an index of it now, else the
+    /// repositories holding it) and where it or an index of it runs now (kept to `filter`).
+    /// A few queries for all of them, not a few per image: a report over 500 images on one
+    /// base would otherwise be thousands of round trips.
+    async fn places(
+        &self,
+        images: &[Digest],
+        filter: &RunFilter,
+    ) -> Result<HashMap<Digest, (Vec<String>, Vec<Run>)>, CatalogError> {
+        let doing = || "finding where the images run".to_owned();
+        let texts: Vec<String> = images.iter().map(ToString::to_string).collect();
+        // child -> indexes holding it
+        let mut holders: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in texts.chunks(PER_QUERY) {
+            let sql = format!(
+                "SELECT DISTINCT child_digest, index_digest FROM index_children WHERE child_digest IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d.as_str());
+            }
+            for (child, index) in q.fetch_all(&self.pool).await.map_err(query(doing()))? {
+                holders.entry(child).or_default().push(index);
+            }
+        }
+        let all: Vec<String> = texts
+            .iter()
+            .cloned()
+            .chain(holders.values().flatten().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut tags: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut repos: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+        for chunk in all.chunks(PER_QUERY) {
+            let list = placeholders(1, chunk.len());
+            let bind = |sql: String| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for d in chunk {
+                    q = q.bind(d.as_str());
+                }
+                q
+            };
+            let tagged = bind(format!(
+                "SELECT h.digest, r.registry, r.name, t.name FROM tag_history h \
+                 JOIN tags t ON t.id = h.tag_id JOIN repositories r ON r.id = t.repository_id \
+                 WHERE h.moved_at IS NULL AND h.digest IN ({list})"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query(doing()))?;
+            for r in tagged {
+                let s = |i: usize| r.try_get::<String, _>(i).map_err(query(doing()));
+                tags.entry(s(0)?)
+                    .or_default()
+                    .insert(format!("{}/{}:{}", s(1)?, s(2)?, s(3)?));
+            }
+            let held = bind(format!(
+                "SELECT rm.digest, r.registry, r.name FROM repository_manifests rm \
+                 JOIN repositories r ON r.id = rm.repository_id WHERE rm.digest IN ({list})"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query(doing()))?;
+            for r in held {
+                let s = |i: usize| r.try_get::<String, _>(i).map_err(query(doing()));
+                repos
+                    .entry(s(0)?)
+                    .or_default()
+                    .insert(format!("{}/{}", s(1)?, s(2)?));
+            }
+            let open = bind(format!(
+                "SELECT {RUN_COLUMNS} FROM runs r JOIN clusters c ON c.id = r.cluster_id \
+                 WHERE r.closed_at IS NULL AND r.digest IN ({list})"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query(doing()))?;
+            for row in open {
+                let r = run(&row)?;
+                if filter.keeps(&r) {
+                    runs.entry(r.digest.to_string()).or_default().push(r);
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for (image, text) in images.iter().zip(&texts) {
+            let related: Vec<&String> = std::iter::once(text)
+                .chain(holders.get(text).into_iter().flatten())
+                .collect();
+            let mut t = BTreeSet::new();
+            let mut rp = BTreeSet::new();
+            let mut rs: Vec<Run> = Vec::new();
+            for d in &related {
+                t.extend(tags.get(*d).into_iter().flatten().cloned());
+                rp.extend(repos.get(*d).into_iter().flatten().cloned());
+                rs.extend(runs.get(*d).into_iter().flatten().cloned());
+            }
+            rs.sort_by(|a, b| {
+                (a.first_seen, &a.cluster, &a.namespace, &a.controller_name).cmp(&(
+                    b.first_seen,
+                    &b.cluster,
+                    &b.namespace,
+                    &b.controller_name,
+                ))
+            });
+            let names = if t.is_empty() { rp } else { t };
+            out.insert(image.clone(), (names.into_iter().collect(), rs));
+        }
+        Ok(out)
     }
 
     /// Tags pointing at `digest` (or an index of it) now, else the repositories holding it.
