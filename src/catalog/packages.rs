@@ -370,7 +370,8 @@ impl Catalog {
     }
 
     /// Keep the inventory of image `digest`, whose layers are `layers` (bottom first), in one
-    /// transaction: a previous one (an older scanner's) is replaced.
+    /// transaction: a previous one (an older scanner's) is replaced. Its packages go into the
+    /// package set of the same rows, written only when no image had that set before.
     pub async fn record_inventory(
         &self,
         digest: &Digest,
@@ -383,12 +384,62 @@ impl Catalog {
         let what = || format!("recording the packages of {digest}");
         let os = inventory.os_release.as_deref().map(parse_os_release);
         let problems_json = serde_json::to_string(problems).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<[String; 7]> = inventory
+            .packages
+            .iter()
+            .map(|p| {
+                [
+                    p.package.name.clone(),
+                    p.package.architecture.clone(),
+                    p.package.version.to_string(),
+                    p.package.source.clone(),
+                    p.package.source_version.to_string(),
+                    p.layer.to_string(),
+                    layers
+                        .get(p.layer)
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let key = set_key(&rows);
         let mut tx = self.pool.begin().await.map_err(query(what()))?;
-        sqlx::query("DELETE FROM image_packages WHERE manifest_digest = $1")
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(query(what()))?;
+        let new_set = sqlx::query(
+            "INSERT INTO package_sets (set_key, package_count) VALUES ($1, $2) \
+             ON CONFLICT (set_key) DO NOTHING",
+        )
+        .bind(key.as_str())
+        .bind(rows.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(query(what()))?
+        .rows_affected()
+            == 1;
+        if new_set {
+            for chunk in rows.chunks(PACKAGES_PER_INSERT) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("({})", placeholders(1 + i * 8, 8)))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO package_set_entries (set_key, name, architecture, version, source, \
+                     source_version, layer_position, layer_digest) VALUES {}",
+                    values.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for [name, arch, version, source, source_version, position, layer] in chunk {
+                    q = q
+                        .bind(key.as_str())
+                        .bind(name.as_str())
+                        .bind(arch.as_str())
+                        .bind(version.as_str())
+                        .bind(source.as_str())
+                        .bind(source_version.as_str())
+                        .bind(position.parse::<i64>().unwrap_or(0))
+                        .bind(layer.as_str());
+                }
+                q.execute(&mut *tx).await.map_err(query(what()))?;
+            }
+        }
         sqlx::query("DELETE FROM image_inventories WHERE manifest_digest = $1")
             .bind(digest.to_string())
             .execute(&mut *tx)
@@ -396,7 +447,7 @@ impl Catalog {
             .map_err(query(what()))?;
         sqlx::query(
             "INSERT INTO image_inventories (manifest_digest, scanner, computed_at, has_dpkg, complete, \
-             os_id, os_version, os_codename, os_pretty_name, package_count, problems) \
+             os_id, os_version, os_codename, os_pretty_name, set_key, problems) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(digest.to_string())
@@ -408,38 +459,11 @@ impl Catalog {
         .bind(os.as_ref().and_then(|o| o.version_id.clone()))
         .bind(os.as_ref().and_then(|o| o.version_codename.clone()))
         .bind(os.as_ref().and_then(|o| o.pretty_name.clone()))
-        .bind(inventory.packages.len() as i64)
+        .bind(key.as_str())
         .bind(problems_json)
         .execute(&mut *tx)
         .await
         .map_err(query(what()))?;
-        for chunk in inventory.packages.chunks(PACKAGES_PER_INSERT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(1 + i * 8, 8)))
-                .collect();
-            let sql = format!(
-                "INSERT INTO image_packages (manifest_digest, name, architecture, version, source, \
-                 source_version, layer_position, layer_digest) VALUES {}",
-                rows.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                let layer = layers
-                    .get(p.layer)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                q = q
-                    .bind(digest.to_string())
-                    .bind(p.package.name.clone())
-                    .bind(p.package.architecture.clone())
-                    .bind(p.package.version.to_string())
-                    .bind(p.package.source.clone())
-                    .bind(p.package.source_version.to_string())
-                    .bind(p.layer as i64)
-                    .bind(layer);
-            }
-            q.execute(&mut *tx).await.map_err(query(what()))?;
-        }
         tx.commit().await.map_err(query(what()))?;
         Ok(())
     }
@@ -570,8 +594,9 @@ impl Catalog {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Package rows matching `condition` (on `image_packages`, binding `binds` from `$1`), with
-    /// their image's digest, by image then name.
+    /// Package rows matching `condition` (on `package_set_entries e` joined to the inventories
+    /// `i` that have the set, binding `binds` from `$1`), with each image's digest, by image
+    /// then name.
     async fn package_rows(
         &self,
         condition: &str,
@@ -579,9 +604,10 @@ impl Catalog {
     ) -> Result<Vec<(Digest, InstalledRow)>, CatalogError> {
         let doing = || "reading installed packages".to_owned();
         let sql = format!(
-            "SELECT manifest_digest, name, architecture, version, source, source_version, \
-             layer_position, layer_digest FROM image_packages WHERE {condition} \
-             ORDER BY manifest_digest, name, architecture"
+            "SELECT i.manifest_digest, e.name, e.architecture, e.version, e.source, e.source_version, \
+             e.layer_position, e.layer_digest FROM package_set_entries e \
+             JOIN image_inventories i ON i.set_key = e.set_key WHERE {condition} \
+             ORDER BY i.manifest_digest, e.name, e.architecture"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
@@ -596,15 +622,15 @@ impl Catalog {
                     .map_err(|e| corrupt(column, text.clone(), e))
             };
             out.push((
-                parse_digest("image_packages.manifest_digest", s(0)?)?,
+                parse_digest("image_inventories.manifest_digest", s(0)?)?,
                 InstalledRow {
                     name: s(1)?,
                     architecture: s(2)?,
-                    version: version("image_packages.version", s(3)?)?,
+                    version: version("package_set_entries.version", s(3)?)?,
                     source: s(4)?,
-                    source_version: version("image_packages.source_version", s(5)?)?,
+                    source_version: version("package_set_entries.source_version", s(5)?)?,
                     layer_position: r.try_get(6).map_err(query(doing()))?,
-                    layer_digest: parse_digest("image_packages.layer_digest", s(7)?)?,
+                    layer_digest: parse_digest("package_set_entries.layer_digest", s(7)?)?,
                 },
             ));
         }
@@ -623,7 +649,7 @@ impl Catalog {
         running: bool,
     ) -> Result<WhereAnswer, CatalogError> {
         let rows = self
-            .package_rows("name = $1 OR source = $1", &[name.to_owned()])
+            .package_rows("(e.name = $1 OR e.source = $1)", &[name.to_owned()])
             .await?;
         let mut by_image: BTreeMap<Digest, Vec<InstalledRow>> = BTreeMap::new();
         for (digest, row) in rows {
@@ -670,6 +696,21 @@ impl Catalog {
             not_inventoried: self.not_inventoried().await?,
         })
     }
+}
+
+/// A package set's key: the sha256 of its rows, each field ended by a NUL (no field holds
+/// one: the status parser reads text lines) and each row by a newline.
+fn set_key(rows: &[[String; 7]]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for row in rows {
+        for field in row {
+            h.update(field.as_bytes());
+            h.update([0]);
+        }
+        h.update(b"\n");
+    }
+    format!("sha256:{}", crate::registry::resolve::hex(&h.finalize()))
 }
 
 /// `os/architecture[/variant]`.

@@ -203,9 +203,8 @@ fn version(column: &'static str, text: String) -> Result<DebVersion, CatalogErro
     })
 }
 
-/// One installed package row the report needs.
+/// One row of a package set.
 struct Row {
-    image: Digest,
     name: String,
     source: String,
     source_version: DebVersion,
@@ -332,8 +331,8 @@ impl Catalog {
         let min_rank = filter.min_urgency.as_deref().map(|u| urgency_rank(Some(u)));
 
         // Which images, and what the catalog cannot judge.
-        let inventories: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
-            "SELECT manifest_digest, os_codename, has_dpkg, complete FROM image_inventories \
+        let inventories: Vec<(String, Option<String>, i64, i64, String)> = sqlx::query_as(
+            "SELECT manifest_digest, os_codename, has_dpkg, complete, set_key FROM image_inventories \
              ORDER BY manifest_digest",
         )
         .fetch_all(&self.pool)
@@ -344,8 +343,9 @@ impl Catalog {
             .flat_map(|d| d.releases.iter().cloned())
             .collect();
         let mut not_checked = Vec::new();
-        let mut release_of: HashMap<Digest, String> = HashMap::new();
-        for (d, codename, has_dpkg, complete) in inventories {
+        // image -> (release, package set)
+        let mut judged_images: BTreeMap<Digest, (String, String)> = BTreeMap::new();
+        for (d, codename, has_dpkg, complete, set) in inventories {
             let digest = parse_digest("image_inventories.manifest_digest", d)?;
             if complete == 0 {
                 // Whether it has a dpkg database at all is not known.
@@ -369,7 +369,7 @@ impl Catalog {
             match (why, codename) {
                 (Some(why), _) => not_checked.push(NotChecked { digest, why }),
                 (None, Some(c)) => {
-                    release_of.insert(digest, c);
+                    judged_images.insert(digest, (c, set));
                 }
                 (None, None) => {}
             }
@@ -398,15 +398,67 @@ impl Catalog {
             }
         }
 
+        // The rows of each package set the judged images have: images with the same packages
+        // from the same layers share one set, so 500 images on one base are one set's rows.
+        let sets: Vec<&String> = judged_images
+            .values()
+            .map(|(_, set)| set)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut versions: HashMap<String, DebVersion> = HashMap::new();
+        let mut layers: HashMap<String, Digest> = HashMap::new();
+        let mut rows_of: HashMap<String, Vec<Row>> = HashMap::new();
+        for chunk in sets.chunks(PER_QUERY) {
+            let sql = format!(
+                "SELECT set_key, name, source, source_version, layer_position, layer_digest \
+                 FROM package_set_entries WHERE set_key IN ({}) ORDER BY set_key, source, name",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(query(doing()))? {
+                let s = |i: usize| r.try_get::<String, _>(i).map_err(query(doing()));
+                let v = s(3)?;
+                let source_version = match versions.get(&v) {
+                    Some(parsed) => parsed.clone(),
+                    None => {
+                        let parsed = version("package_set_entries.source_version", v.clone())?;
+                        versions.insert(v, parsed.clone());
+                        parsed
+                    }
+                };
+                let l = s(5)?;
+                let layer = match layers.get(&l) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = parse_digest("package_set_entries.layer_digest", l.clone())?;
+                        layers.insert(l, d.clone());
+                        d
+                    }
+                };
+                rows_of.entry(s(0)?).or_default().push(Row {
+                    name: s(1)?,
+                    source: s(2)?,
+                    source_version,
+                    layer_position: r.try_get(4).map_err(query(doing()))?,
+                    layer,
+                });
+            }
+        }
         // Each distinct (release, source, version) judged once.
-        let pairs: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT DISTINCT i.os_codename, p.source, p.source_version FROM image_packages p \
-             JOIN image_inventories i ON i.manifest_digest = p.manifest_digest \
-             WHERE i.os_codename IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query(doing()))?;
+        let mut pairs: BTreeSet<(String, String, DebVersion)> = BTreeSet::new();
+        for (release, set) in judged_images.values() {
+            for row in rows_of.get(set).into_iter().flatten() {
+                pairs.insert((
+                    release.clone(),
+                    row.source.clone(),
+                    row.source_version.clone(),
+                ));
+            }
+        }
         let mut sources_by_release: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (r, s, _) in &pairs {
             sources_by_release
@@ -461,12 +513,11 @@ impl Catalog {
         }
         // (release, source, version) -> (fixes, open issues)
         type Judged = (Vec<AdvisoryRef>, Vec<AdvisoryRef>);
-        let mut judged: HashMap<(String, String, String), Judged> = HashMap::new();
-        for (release, source, v) in pairs {
+        let mut judged: HashMap<(String, String, DebVersion), Judged> = HashMap::new();
+        for (release, source, installed) in pairs {
             let Some(advisories) = known.get(&(release.clone(), source.clone())) else {
                 continue;
             };
-            let installed = version("image_packages.source_version", v.clone())?;
             let mut fixes = Vec::new();
             let mut open = Vec::new();
             for (fix, a) in advisories {
@@ -477,34 +528,7 @@ impl Catalog {
                 }
             }
             if !fixes.is_empty() || !open.is_empty() {
-                judged.insert((release, source, v), (fixes, open));
-            }
-        }
-
-        // The rows of the packages that matter, by image.
-        let affected_sources: BTreeSet<&String> = judged.keys().map(|(_, s, _)| s).collect();
-        let affected_sources: Vec<&String> = affected_sources.into_iter().collect();
-        let mut rows: Vec<Row> = Vec::new();
-        for chunk in affected_sources.chunks(PER_QUERY) {
-            let sql = format!(
-                "SELECT manifest_digest, name, source, source_version, layer_position, layer_digest \
-                 FROM image_packages WHERE source IN ({}) ORDER BY manifest_digest, source, name",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(s.as_str());
-            }
-            for r in q.fetch_all(&self.pool).await.map_err(query(doing()))? {
-                let s = |i: usize| r.try_get::<String, _>(i).map_err(query(doing()));
-                rows.push(Row {
-                    image: parse_digest("image_packages.manifest_digest", s(0)?)?,
-                    name: s(1)?,
-                    source: s(2)?,
-                    source_version: version("image_packages.source_version", s(3)?)?,
-                    layer_position: r.try_get(4).map_err(query(doing()))?,
-                    layer: parse_digest("image_packages.layer_digest", s(5)?)?,
-                });
+                judged.insert((release, source, installed), (fixes, open));
             }
         }
 
@@ -514,85 +538,94 @@ impl Catalog {
             fixes: BTreeMap<(String, String), (Fixable, BTreeSet<Digest>)>,
         }
         let mut by_layer: BTreeMap<Digest, Pending> = BTreeMap::new();
-        let mut no_fix: BTreeMap<(String, String, String), (NoFix, BTreeSet<Digest>)> =
+        let mut no_fix: BTreeMap<(String, String, DebVersion), (NoFix, BTreeSet<Digest>)> =
             BTreeMap::new();
-        let images: Vec<Digest> = rows
+        // The images with something to report, and where they run.
+        let affected = |release: &String, set: &String| {
+            rows_of.get(set).into_iter().flatten().any(|row| {
+                judged.contains_key(&(
+                    release.clone(),
+                    row.source.clone(),
+                    row.source_version.clone(),
+                ))
+            })
+        };
+        let images: Vec<Digest> = judged_images
             .iter()
-            .map(|r| r.image.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .filter(|(_, (release, set))| affected(release, set))
+            .map(|(d, _)| d.clone())
             .collect();
         let places = self.places(&images, &filter.runs).await?;
-        for row in rows {
-            let Some(release) = release_of.get(&row.image) else {
-                continue;
-            };
-            let key = (
-                release.clone(),
-                row.source.clone(),
-                row.source_version.to_string(),
-            );
-            let Some((fixes, open)) = judged.get(&key) else {
-                continue;
-            };
+        for image in &images {
             if (filter.running || !filter.runs.is_empty())
-                && places.get(&row.image).is_none_or(|(_, runs)| runs.is_empty())
+                && places.get(image).is_none_or(|(_, runs)| runs.is_empty())
             {
                 continue;
             }
-            if !open.is_empty() {
-                let e = no_fix.entry(key.clone()).or_insert_with(|| {
-                    (
-                        NoFix {
-                            release: release.clone(),
-                            source: row.source.clone(),
-                            installed: row.source_version.clone(),
-                            advisories: open.clone(),
-                            images: 0,
-                        },
-                        BTreeSet::new(),
-                    )
-                });
-                e.1.insert(row.image.clone());
+            let (release, set) = &judged_images[image];
+            for row in rows_of.get(set).into_iter().flatten() {
+                let key = (
+                    release.clone(),
+                    row.source.clone(),
+                    row.source_version.clone(),
+                );
+                let Some((fixes, open)) = judged.get(&key) else {
+                    continue;
+                };
+                if !open.is_empty() {
+                    let e = no_fix.entry(key.clone()).or_insert_with(|| {
+                        (
+                            NoFix {
+                                release: release.clone(),
+                                source: row.source.clone(),
+                                installed: row.source_version.clone(),
+                                advisories: open.clone(),
+                                images: 0,
+                            },
+                            BTreeSet::new(),
+                        )
+                    });
+                    e.1.insert(image.clone());
+                }
+                if fixes.is_empty() {
+                    continue;
+                }
+                let pending = by_layer
+                    .entry(row.layer.clone())
+                    .or_insert_with(|| Pending {
+                        position: row.layer_position,
+                        fixes: BTreeMap::new(),
+                    });
+                let entry = pending
+                    .fixes
+                    .entry((row.source.clone(), row.source_version.to_string()))
+                    .or_insert_with(|| {
+                        let fixed = fixes
+                            .iter()
+                            .filter_map(|a| a.fixed_version.clone())
+                            .max()
+                            .unwrap_or_else(|| row.source_version.clone());
+                        let urgency = fixes
+                            .iter()
+                            .max_by_key(|a| urgency_rank(a.urgency.as_deref()))
+                            .and_then(|a| a.urgency.clone());
+                        (
+                            Fixable {
+                                source: row.source.clone(),
+                                installed: row.source_version.clone(),
+                                fixed,
+                                binaries: Vec::new(),
+                                advisories: fixes.clone(),
+                                urgency,
+                            },
+                            BTreeSet::new(),
+                        )
+                    });
+                if !entry.0.binaries.contains(&row.name) {
+                    entry.0.binaries.push(row.name.clone());
+                }
+                entry.1.insert(image.clone());
             }
-            if fixes.is_empty() {
-                continue;
-            }
-            let pending = by_layer
-                .entry(row.layer.clone())
-                .or_insert_with(|| Pending {
-                    position: row.layer_position,
-                    fixes: BTreeMap::new(),
-                });
-            let entry = pending
-                .fixes
-                .entry((row.source.clone(), row.source_version.to_string()))
-                .or_insert_with(|| {
-                    let fixed = fixes
-                        .iter()
-                        .filter_map(|a| a.fixed_version.clone())
-                        .max()
-                        .unwrap_or_else(|| row.source_version.clone());
-                    let urgency = fixes
-                        .iter()
-                        .max_by_key(|a| urgency_rank(a.urgency.as_deref()))
-                        .and_then(|a| a.urgency.clone());
-                    (
-                        Fixable {
-                            source: row.source.clone(),
-                            installed: row.source_version.clone(),
-                            fixed,
-                            binaries: Vec::new(),
-                            advisories: fixes.clone(),
-                            urgency,
-                        },
-                        BTreeSet::new(),
-                    )
-                });
-            if !entry.0.binaries.contains(&row.name) {
-                entry.0.binaries.push(row.name.clone());
-            }
-            entry.1.insert(row.image.clone());
         }
 
         let mut groups = Vec::new();

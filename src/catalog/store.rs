@@ -42,8 +42,9 @@ pub const TABLES: &[&str] = &[
     "runs",
     "registry_events",
     "layer_scans",
+    "package_sets",
+    "package_set_entries",
     "image_inventories",
-    "image_packages",
     "security_imports",
     "advisories",
 ];

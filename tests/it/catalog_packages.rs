@@ -720,7 +720,8 @@ fn a_version_1_catalog_is_brought_to_the_current_schema_with_its_rows_kept(
     // Back to the schema a binary of issue 15 left: migration 2 never applied.
     db.raw(
         "DROP TABLE advisories; DROP TABLE security_imports; \
-         DROP TABLE image_packages; DROP TABLE image_inventories; DROP TABLE layer_scans; \
+         DROP TABLE image_inventories; DROP TABLE package_set_entries; DROP TABLE package_sets; \
+         DROP TABLE layer_scans; \
          DELETE FROM schema_version WHERE version > 1; \
          INSERT INTO repositories (registry, name, first_seen) VALUES ('r.example.org', 'app', 1);",
     );
@@ -751,7 +752,7 @@ fn a_version_1_catalog_is_brought_to_the_current_schema_with_its_rows_kept(
         status.stdout
     );
     assert!(
-        rows.contains(&"image_packages 0".to_owned()),
+        rows.contains(&"package_set_entries 0".to_owned()),
         "{}",
         status.stdout
     );

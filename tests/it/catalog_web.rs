@@ -306,11 +306,12 @@ fn needs_update(db: &crate::catalog_read::Db) {
     let l3 = format!("sha256:{:064x}", 0x1000 + 3);
     let name = HOSTILE.replace('\'', "''");
     db.raw(&format!(
-        "INSERT INTO image_inventories (manifest_digest, scanner, computed_at, has_dpkg, complete, \
-         os_id, os_version, os_codename, os_pretty_name, package_count, problems) \
-         VALUES ('{a2}', 1, 1700000000, 1, 1, 'debian', '12', 'bookworm', 'Debian GNU/Linux 12 (bookworm)', 1, '[]');\n\
-         INSERT INTO image_packages (manifest_digest, name, architecture, version, source, source_version, layer_position, layer_digest) \
-         VALUES ('{a2}', '{name}', 'amd64', '1.0-1', 'libfoo', '1.0-1', 1, '{l3}');\n\
+        "INSERT INTO package_sets (set_key, package_count) VALUES ('s1', 1);\n\
+         INSERT INTO package_set_entries (set_key, name, architecture, version, source, source_version, layer_position, layer_digest) \
+         VALUES ('s1', '{name}', 'amd64', '1.0-1', 'libfoo', '1.0-1', 1, '{l3}');\n\
+         INSERT INTO image_inventories (manifest_digest, scanner, computed_at, has_dpkg, complete, \
+         os_id, os_version, os_codename, os_pretty_name, set_key, problems) \
+         VALUES ('{a2}', 1, 1700000000, 1, 1, 'debian', '12', 'bookworm', 'Debian GNU/Linux 12 (bookworm)', 's1', '[]');\n\
          INSERT INTO security_imports (origin, imported_at, location, releases, advisories, errors) \
          VALUES ('debian-tracker', 1700000000, 'tracker.json', '[\"bookworm\"]', 1, 0);\n\
          INSERT INTO advisories (origin, release, package, id, status, fixed_version, urgency) \

@@ -3,8 +3,9 @@
 -- A layer is read at most once across the whole catalog: its scan is kept by digest
 -- (`layer_scans`), so 500 images on one base read the base's layers once, and an image whose
 -- layers are all known costs no download. An image's inventory is computed from its layers'
--- scans in order and kept as rows (`image_packages`) for the questions `catalog packages` and
--- `catalog where` ask.
+-- scans in order and kept as rows for the questions `catalog packages` and `catalog where` ask.
+-- Images with the same packages from the same layers (500 service images on one base that
+-- install no package of their own) share one package set: its rows are stored once.
 
 -- One layer's part of the dpkg database. `scan` is the pure scanner's result as JSON
 -- (src/packages/layer.rs: status file, status.d entries, os-release, whiteouts), kept whole
@@ -23,6 +24,30 @@ CREATE TABLE layer_scans (
     CHECK ((scan IS NULL) <> (error IS NULL))
 );
 
+-- A set of installed packages, each with the layer that brought its version in: what one or
+-- more images have. `set_key` is the sha256 of its rows in order (src/catalog/packages.rs).
+CREATE TABLE package_sets (
+    set_key TEXT PRIMARY KEY,
+    package_count BIGINT NOT NULL
+);
+
+CREATE TABLE package_set_entries (
+    set_key TEXT NOT NULL REFERENCES package_sets (set_key),
+    name TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    version TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_version TEXT NOT NULL,
+    -- 0 = the bottom layer.
+    layer_position INTEGER NOT NULL,
+    layer_digest TEXT NOT NULL,
+    PRIMARY KEY (set_key, name, architecture)
+);
+-- "Which images have openssl": by binary package, and by source package (security data is
+-- keyed by source).
+CREATE INDEX package_set_entries_name ON package_set_entries (name);
+CREATE INDEX package_set_entries_source ON package_set_entries (source);
+
 -- An image manifest's inventory (each platform of an index has its own).
 CREATE TABLE image_inventories (
     manifest_digest TEXT PRIMARY KEY REFERENCES manifests (digest),
@@ -40,25 +65,9 @@ CREATE TABLE image_inventories (
     os_version TEXT,
     os_codename TEXT,
     os_pretty_name TEXT,
-    package_count BIGINT NOT NULL,
+    -- Its packages.
+    set_key TEXT NOT NULL REFERENCES package_sets (set_key),
     -- A JSON array of strings: stanzas that could not be read, layers that could not be.
     problems TEXT NOT NULL
 );
-
--- The installed packages of an image, and the layer that brought each version in.
-CREATE TABLE image_packages (
-    manifest_digest TEXT NOT NULL REFERENCES image_inventories (manifest_digest),
-    name TEXT NOT NULL,
-    architecture TEXT NOT NULL,
-    version TEXT NOT NULL,
-    source TEXT NOT NULL,
-    source_version TEXT NOT NULL,
-    -- 0 = the bottom layer.
-    layer_position INTEGER NOT NULL,
-    layer_digest TEXT NOT NULL,
-    PRIMARY KEY (manifest_digest, name, architecture)
-);
--- "Which images have openssl": by binary package, and by source package (security data is
--- keyed by source).
-CREATE INDEX image_packages_name ON image_packages (name);
-CREATE INDEX image_packages_source ON image_packages (source);
+CREATE INDEX image_inventories_set ON image_inventories (set_key);

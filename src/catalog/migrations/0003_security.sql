@@ -32,5 +32,3 @@ CREATE TABLE advisories (
 );
 -- "What is known about source S in release R": the report's one lookup.
 CREATE INDEX advisories_package ON advisories (release, package);
--- The report first asks which (release, source, version) pairs the images hold.
-CREATE INDEX image_packages_source_version ON image_packages (source, source_version);
