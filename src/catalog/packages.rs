@@ -22,7 +22,7 @@ pub const SCANNER_VERSION: i64 = 1;
 /// Digests per `IN (...)` list.
 const DIGESTS_PER_QUERY: usize = 500;
 /// Package rows per multi-row INSERT (eight binds each).
-const PACKAGES_PER_INSERT: usize = 500;
+const PACKAGES_PER_INSERT: usize = 100;
 
 /// A layer's stored scan.
 #[derive(Debug, Clone, PartialEq, Eq)]

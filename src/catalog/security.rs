@@ -18,9 +18,9 @@ use crate::packages::security::urgency_rank;
 use crate::packages::{Advisories, DebVersion, Fix, Verdict, judge};
 use crate::reference::Digest;
 
-/// Advisory rows per multi-row INSERT (nine binds each: 4,500, under SQLite's 32,766 and
-/// PostgreSQL's 65,535). Fewer statements is most of an import's time.
-const ADVISORIES_PER_INSERT: usize = 500;
+/// Advisory rows per multi-row INSERT (nine binds each). 500 was measured 3-4 times slower
+/// than 100 (docs/BENCHMARKS.md, section 15).
+const ADVISORIES_PER_INSERT: usize = 100;
 /// Values per `IN (...)` list.
 const PER_QUERY: usize = 500;
 
