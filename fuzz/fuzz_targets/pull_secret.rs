@@ -70,7 +70,14 @@ fuzz_target!(|data: &[u8]| {
                     {
                         continue;
                     }
-                    assert!(!why.contains(&s), "{why:?} quotes {s:?}");
+                    // Keys are printed on purpose, so a secret that only appears where the
+                    // message joins a key to its own words (`of =/ is` holds ` =`) is not
+                    // quoted: look for it with the keys taken out.
+                    let scrubbed = keys
+                        .iter()
+                        .filter(|k| !k.is_empty())
+                        .fold(why.clone(), |w, k| w.replace(k.as_str(), "\u{0}"));
+                    assert!(!scrubbed.contains(&s), "{why:?} quotes {s:?}");
                 }
             }
         }
