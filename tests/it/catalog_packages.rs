@@ -326,17 +326,46 @@ fn two_clusters(db: &Db, host: &str, b: &Built) {
     );
 }
 
-#[rstest]
-fn packages_are_read_from_layers_once_and_answer_where_and_packages(
-    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
-) {
+/// A logged registry holding the images of [`build`], a policy approving it, and an empty
+/// catalog.
+struct Setup {
+    reg: TestRegistry,
+    b: Built,
+    _policy_dir: tempfile::TempDir,
+    policy: String,
+    db: Db,
+    host: String,
+}
+
+fn setup(backend: Backend) -> Setup {
     let reg = TestRegistry::start_logged();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let b = rt.block_on(build(&reg));
     drop(rt);
-    let (_p, policy) = policy_file(&reg, "");
-    let db = db(backend);
+    let (_policy_dir, policy) = policy_file(&reg, "");
     let host = reg.host();
+    Setup {
+        reg,
+        b,
+        _policy_dir,
+        policy,
+        db: db(backend),
+        host,
+    }
+}
+
+#[rstest]
+fn packages_are_read_from_layers_once_and_answer_where_and_packages(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Setup {
+        reg,
+        b,
+        _policy_dir,
+        policy,
+        db,
+        host,
+    } = setup(backend);
     reg.requests(); // the pushes are not the sync's
 
     let before = blob_gets(&reg);
@@ -788,13 +817,14 @@ const OSV: &str = r#"{"schema_version": "1.6.0", "id": "DEBIAN-CVE-2024-0004", "
 fn the_security_report_names_the_base_to_rebuild_first_and_where_its_images_run(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let reg = TestRegistry::start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let b = rt.block_on(build(&reg));
-    drop(rt);
-    let (_p, policy) = policy_file(&reg, "");
-    let db = db(backend);
-    let host = reg.host();
+    let Setup {
+        reg: _reg,
+        b,
+        _policy_dir,
+        policy,
+        db,
+        host,
+    } = setup(backend);
     let s = run(&[
         "catalog",
         "sync",
