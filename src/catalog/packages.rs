@@ -384,22 +384,15 @@ impl Catalog {
         let what = || format!("recording the packages of {digest}");
         let os = inventory.os_release.as_deref().map(parse_os_release);
         let problems_json = serde_json::to_string(problems).unwrap_or_else(|_| "[]".into());
-        let rows: Vec<[String; 7]> = inventory
+        let rows: Vec<(&crate::packages::Package, i64, String)> = inventory
             .packages
             .iter()
             .map(|p| {
-                [
-                    p.package.name.clone(),
-                    p.package.architecture.clone(),
-                    p.package.version.to_string(),
-                    p.package.source.clone(),
-                    p.package.source_version.to_string(),
-                    p.layer.to_string(),
-                    layers
-                        .get(p.layer)
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                ]
+                let layer = layers
+                    .get(p.layer)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                (&p.package, p.layer as i64, layer)
             })
             .collect();
         let key = set_key(&rows);
@@ -426,15 +419,15 @@ impl Catalog {
                     values.join(", ")
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for [name, arch, version, source, source_version, position, layer] in chunk {
+                for (p, position, layer) in chunk {
                     q = q
                         .bind(key.as_str())
-                        .bind(name.as_str())
-                        .bind(arch.as_str())
-                        .bind(version.as_str())
-                        .bind(source.as_str())
-                        .bind(source_version.as_str())
-                        .bind(position.parse::<i64>().unwrap_or(0))
+                        .bind(p.name.as_str())
+                        .bind(p.architecture.as_str())
+                        .bind(p.version.to_string())
+                        .bind(p.source.as_str())
+                        .bind(p.source_version.to_string())
+                        .bind(*position)
                         .bind(layer.as_str());
                 }
                 q.execute(&mut *tx).await.map_err(query(what()))?;
@@ -567,7 +560,9 @@ impl Catalog {
                 images.push(parse_digest("index_children.child_digest", c)?);
             }
         }
-        images.dedup();
+        // Two indexes (or tags) may name the same child: each image once, in first-named order.
+        let mut seen = HashSet::new();
+        images.retain(|d| seen.insert(d.clone()));
         let found = self.inventories(&images).await?;
         let not_inventoried = images
             .into_iter()
@@ -698,13 +693,22 @@ impl Catalog {
     }
 }
 
-/// A package set's key: the sha256 of its rows, each field ended by a NUL (no field holds
-/// one: the status parser reads text lines) and each row by a newline.
-fn set_key(rows: &[[String; 7]]) -> String {
+/// A package set's key: the sha256 of its rows (name, architecture, version, source, source
+/// version, layer position, layer digest), each field ended by a NUL (no field holds one: the
+/// status parser reads text lines) and each row by a newline.
+fn set_key(rows: &[(&crate::packages::Package, i64, String)]) -> String {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
-    for row in rows {
-        for field in row {
+    for (p, position, layer) in rows {
+        for field in [
+            p.name.as_str(),
+            p.architecture.as_str(),
+            &p.version.to_string(),
+            p.source.as_str(),
+            &p.source_version.to_string(),
+            &position.to_string(),
+            layer.as_str(),
+        ] {
             h.update(field.as_bytes());
             h.update([0]);
         }

@@ -375,28 +375,19 @@ impl Catalog {
                 (None, None) => {}
             }
         }
-        let unknown: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM manifests m LEFT JOIN image_inventories i \
-             ON i.manifest_digest = m.digest WHERE m.kind = 'image' AND i.manifest_digest IS NULL",
+        let missing: Vec<String> = sqlx::query_scalar(
+            "SELECT m.digest FROM manifests m LEFT JOIN image_inventories i \
+             ON i.manifest_digest = m.digest WHERE m.kind = 'image' AND i.manifest_digest IS NULL \
+             ORDER BY m.digest",
         )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(query(doing()))?;
-        if unknown > 0 {
-            let missing: Vec<String> = sqlx::query_scalar(
-                "SELECT m.digest FROM manifests m LEFT JOIN image_inventories i \
-                 ON i.manifest_digest = m.digest WHERE m.kind = 'image' AND i.manifest_digest IS NULL \
-                 ORDER BY m.digest",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query(doing()))?;
-            for d in missing {
-                not_checked.push(NotChecked {
-                    digest: parse_digest("manifests.digest", d)?,
-                    why: "no inventory yet (run `tollgate catalog inventory`)".into(),
-                });
-            }
+        for d in missing {
+            not_checked.push(NotChecked {
+                digest: parse_digest("manifests.digest", d)?,
+                why: "no inventory yet (run `tollgate catalog inventory`)".into(),
+            });
         }
 
         // The rows of each package set the judged images have: images with the same packages

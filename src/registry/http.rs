@@ -736,20 +736,17 @@ impl RegistryClient {
         let content_length = header_u64(&headers, CONTENT_LENGTH.as_str());
         let mut body = Vec::new();
         let mut unread = None;
-        if method != Method::HEAD {
-            let limit = max_body.unwrap_or(u64::MAX);
-            if content_length.is_some_and(|n| n > limit) {
-                return Err(RegistryError::TooLarge {
-                    url: url.to_owned(),
-                    limit,
-                });
-            }
+        let limit = max_body.unwrap_or(u64::MAX);
+        if method != Method::HEAD && content_length.is_some_and(|n| n > limit) {
+            return Err(RegistryError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            });
         }
         let status = res.status();
         if stream && status.is_success() && method != Method::HEAD {
             unread = Some(res);
         } else if method != Method::HEAD {
-            let limit = max_body.unwrap_or(u64::MAX);
             while let Some(chunk) = res.chunk().await.map_err(transport)? {
                 body.extend_from_slice(&chunk);
                 if body.len() as u64 > limit {

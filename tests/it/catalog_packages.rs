@@ -101,7 +101,6 @@ struct Built {
     svc: Pushed,
     distroless: Pushed,
     amd: Pushed,
-    arm: Pushed,
     broken: Pushed,
     /// Every distinct layer blob pushed, by digest, with its size.
     layers: BTreeMap<String, usize>,
@@ -227,7 +226,6 @@ async fn build(reg: &TestRegistry) -> Built {
         svc,
         distroless,
         amd,
-        arm,
         broken,
         layers,
     }
@@ -618,7 +616,6 @@ fn packages_are_read_from_layers_once_and_answer_where_and_packages(
         "{}",
         text.stdout
     );
-    let _ = &b.arm;
 }
 
 #[rstest]
